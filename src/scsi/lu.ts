@@ -1,0 +1,170 @@
+/**
+ * A logical unit and its command pipeline. Every command — from an initiator, and later from
+ * XCOPY, the splitter or the replication engine — goes through submit(), which runs the gates
+ * in SAM/SPC order (STYLE.md habit 5):
+ *
+ *   lookup → unit attention → decode (CDB checks) → ALUA access state → reservations
+ *          → medium state → [splitter policy] → execute
+ *
+ * Handlers throw SenseError/StatusError; this file is where reasons become sense bytes.
+ */
+import { buildSense } from '../../protocol/scsi/sense.ts';
+import type { SenseReason, SenseDetail } from '../../protocol/scsi/sense.ts';
+import type { BackingStore } from '../store/store.ts';
+import type { CommandDef, CommandContext } from './command.ts';
+import { SERVICE_ACTION_OPCODES, serviceActionOf, tableKey } from './command.ts';
+import { COMMAND_TABLE } from './table.ts';
+import type { ScsiTarget } from './target.ts';
+import { SenseError, StatusError, ScsiStatus } from './types.ts';
+import type { Nexus, ScsiRequest, ScsiResponse } from './types.ts';
+import { UnitAttentions } from './ua.ts';
+import { Reservations } from './pr.ts';
+
+export interface LuOptions {
+  lun: number;
+  store: BackingStore;
+  readonly?: boolean;
+  removable?: boolean;
+  /** 16 hex digits: the NAA IEEE Registered (type 5) identifier body for VPD 0x83 and XCOPY. */
+  naa: string;
+  /** Unit serial number (VPD 0x80). */
+  serial: string;
+  vendor?: string;   // 8 chars
+  product?: string;  // 16 chars
+  revision?: string; // 4 chars
+}
+
+/** Mutable device settings that mode pages and START STOP UNIT change. */
+export interface LuSettings {
+  /** Control mode page D_SENSE: report descriptor-format sense (SPC-5 §7.5.8). */
+  dSense: boolean;
+  /** Caching mode page WCE (SBC-4 §6.5.5). */
+  wce: boolean;
+  /** Caching mode page RCD. */
+  rcd: boolean;
+  /** Control mode page SWP: software write protect. */
+  swp: boolean;
+  /** Control mode page TST/QErr/TAS etc. as the SPC module wants. */
+  tas: boolean;
+  /** Informational exceptions control page MRIE etc. kept opaque by the SPC module. */
+  [k: string]: unknown;
+}
+
+export class LogicalUnit {
+  readonly lun: number;
+  readonly store: BackingStore;
+  readonly readonly: boolean;
+  readonly removable: boolean;
+  readonly naa: string;
+  readonly serial: string;
+  readonly vendor: string;
+  readonly product: string;
+  readonly revision: string;
+  readonly ua: UnitAttentions;
+  readonly reservations: Reservations;
+  readonly settings: LuSettings = { dSense: false, wce: true, rcd: false, swp: false, tas: false };
+  /** START STOP UNIT state (SBC-4 §5.25): false after STOP, or medium ejected on a removable LU. */
+  started = true;
+  mediumPresent = true;
+  /** PREVENT ALLOW MEDIUM REMOVAL: nexus keys that hold a prevent. */
+  readonly preventers = new Set<string>();
+  /** Counters the admin API reports. */
+  readonly stats = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, errors: 0 };
+
+  constructor(readonly target: ScsiTarget, o: LuOptions) {
+    this.lun = o.lun;
+    this.store = o.store;
+    this.readonly = !!o.readonly;
+    this.removable = !!o.removable;
+    this.naa = o.naa;
+    this.serial = o.serial;
+    this.vendor = o.vendor ?? 'ARRAYSIM';
+    this.product = o.product ?? 'VIRTUAL-DISK';
+    this.revision = o.revision ?? '0001';
+    this.ua = new UnitAttentions();
+    this.reservations = new Reservations(this);
+  }
+
+  get blockSize(): number { return this.store.blockSize; }
+  get blockCount(): bigint { return this.store.blockCount; }
+
+  /** Write-protected either by configuration or by the Control mode page SWP bit. */
+  get writeProtected(): boolean { return this.readonly || this.settings.swp; }
+
+  lookup(cdb: Buffer): CommandDef | undefined {
+    const op = cdb[0];
+    if (SERVICE_ACTION_OPCODES.has(op)) {
+      const def = COMMAND_TABLE.get(tableKey(op, serviceActionOf(cdb)));
+      if (def) return def;
+    }
+    return COMMAND_TABLE.get(op);
+  }
+
+  /** Run one command through the pipeline. Synchronous when the store is (memory). */
+  submit(req: ScsiRequest): ScsiResponse | Promise<ScsiResponse> {
+    try {
+      const def = this.lookup(req.cdb);
+      // Unit attention first (SAM-5 §5.14): even an unsupported opcode reports a pending UA.
+      if (!def || def.ua === 'report') {
+        const ua = this.ua.take(req.nexus.key);
+        if (ua) return this.check(ua.reason, ua.detail);
+      }
+      if (!def) {
+        // SPC-5 §4.4: an opcode we do not implement; a service action we do not implement is
+        // also INVALID FIELD IN CDB on byte 1 where the opcode itself is known.
+        if (SERVICE_ACTION_OPCODES.has(req.cdb[0]) && hasOpcode(req.cdb[0])) {
+          throw new SenseError('InvalidFieldInCdb', { fieldPointer: { inCdb: true, byte: req.cdb[0] === 0x7f ? 8 : 1 } });
+        }
+        throw new SenseError('InvalidOpcode');
+      }
+      const cmd = def.decode(req.cdb, this, req);
+      this.target.alua?.gate(def, this, req.nexus);
+      this.reservations.gate(def, req, cmd);
+      if (def.needsMedium) this.mediumGate();
+      const ctx: CommandContext = { lu: this, target: this.target, req, nexus: req.nexus };
+      const r = def.execute(ctx, cmd);
+      if (r instanceof Promise) return r.catch((e) => this.fail(e));
+      return r;
+    } catch (e) {
+      return this.fail(e);
+    }
+  }
+
+  /** SBC-4 §4.19 / SPC-5: a stopped unit or an absent medium refuses media access. */
+  mediumGate(): void {
+    if (!this.mediumPresent) throw new SenseError('MediumNotPresent');
+    if (!this.started) throw new SenseError('NotReadyInitializingCommandRequired');
+  }
+
+  /** CHECK CONDITION with sense in the format the Control mode page asks for. */
+  check(reason: SenseReason, detail?: SenseDetail): ScsiResponse {
+    return { status: ScsiStatus.CheckCondition, data: null, sense: buildSense(reason, this.settings.dSense, detail) };
+  }
+
+  fail(e: unknown): ScsiResponse {
+    this.stats.errors++;
+    if (e instanceof SenseError) return this.check(e.reason, e.detail);
+    if (e instanceof StatusError) return { status: e.status, data: null, sense: null };
+    this.target.log?.error({ err: e, lun: this.lun }, 'internal error executing command');
+    return this.check('InternalTargetFailure');
+  }
+
+  /** Logical unit reset (SAM-5 §6.6): clear task set, RESERVE/RELEASE reservations, UA 29/03. */
+  reset(): void {
+    this.reservations.onLogicalUnitReset();
+    this.preventers.clear();
+    this.ua.establishAll(this.target.nexusKeys(), 'BusDeviceResetOccurred');
+  }
+
+  /** An I_T nexus went away (session closed): drop what SPC ties to it. */
+  nexusLost(nexus: Nexus): void {
+    this.reservations.onNexusLoss(nexus);
+    this.preventers.delete(nexus.key);
+    this.ua.forget(nexus.key);
+  }
+}
+
+function hasOpcode(op: number): boolean {
+  for (const def of COMMAND_TABLE.values()) if (def.opcode === op) return true;
+  return false;
+}

@@ -1,0 +1,2 @@
+import type { CommandDef } from "./command.ts";
+export const SBC_COMMANDS: CommandDef[] = [];

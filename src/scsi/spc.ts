@@ -1,0 +1,2 @@
+import type { CommandDef } from "./command.ts";
+export const SPC_COMMANDS: CommandDef[] = [];

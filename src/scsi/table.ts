@@ -1,0 +1,21 @@
+/**
+ * THE command table (STYLE.md habit 2): every implemented command, gathered from the module
+ * that owns it. Keyed by opcode, or by opcode<<16|service action for multiplexed opcodes.
+ */
+import type { CommandDef } from './command.ts';
+import { tableKey } from './command.ts';
+import { SPC_COMMANDS } from './spc.ts';
+import { SBC_COMMANDS } from './sbc.ts';
+import { PR_COMMANDS } from './pr.ts';
+
+export const ALL_COMMANDS: readonly CommandDef[] = [...SPC_COMMANDS, ...SBC_COMMANDS, ...PR_COMMANDS];
+
+export const COMMAND_TABLE: ReadonlyMap<number, CommandDef> = (() => {
+  const m = new Map<number, CommandDef>();
+  for (const d of ALL_COMMANDS) {
+    const k = tableKey(d.opcode, d.serviceAction);
+    if (m.has(k)) throw new Error(`command table: duplicate entry for ${d.name}`);
+    m.set(k, d);
+  }
+  return m;
+})();

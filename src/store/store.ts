@@ -1,0 +1,38 @@
+/**
+ * Backing store API. Block addressing is in logical blocks of `blockSize` bytes.
+ * Optional capabilities (unmap, flush, mapping queries) are optional members: the SCSI layer
+ * checks for them and answers with the defined sense when a store lacks one.
+ */
+export interface BackingStore {
+  readonly blockSize: number;
+  /** Number of logical blocks. */
+  readonly blockCount: bigint;
+  readonly kind: 'memory' | 'file';
+  /** thin stores read unmapped blocks as zero and report them deallocated. */
+  readonly thin: boolean;
+
+  /**
+   * Read `blocks` blocks at `lba`. Memory stores may return a view of their own storage (no copy):
+   * callers must not mutate it, and must hand it off (e.g. to socket.write) before yielding to
+   * other writers. When `into` is given, data is copied into it and `into` is returned.
+   */
+  read(lba: bigint, blocks: number, into?: Buffer): Buffer | Promise<Buffer>;
+  /** Write data (a whole number of blocks) at lba. `fua`: reach stable storage before completing. */
+  write(lba: bigint, data: Buffer, fua?: boolean): void | Promise<void>;
+  /** Make all written data durable (SYNCHRONIZE CACHE). */
+  flush?(): void | Promise<void>;
+  /** Deallocate blocks (thin); subsequent reads return zeros (LBPRZ=1). */
+  unmap?(lba: bigint, blocks: number): void | Promise<void>;
+  /** Write the same block pattern over a range; thin stores may deallocate when all zero. */
+  writeSame?(lba: bigint, blocks: number, block: Buffer, unmap: boolean): void | Promise<void>;
+  /**
+   * Provisioning status from `lba`: returns an extent run [lba, lba+blocks) that is uniformly
+   * mapped (true) or deallocated (false).
+   */
+  mapping?(lba: bigint): { mapped: boolean; blocks: bigint };
+  /** Resize (capacity changed). */
+  resize?(blockCount: bigint): void | Promise<void>;
+  /** Bytes of memory actually allocated (for thin memory stores). */
+  allocatedBytes?(): number;
+  close(): void | Promise<void>;
+}
