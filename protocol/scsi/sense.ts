@@ -85,6 +85,7 @@ export const SENSE_REASONS = {
   UnexpectedUnsolicitedData: [SenseKey.AbortedCommand, 0x0c, 0x0c],
   NotEnoughUnsolicitedData: [SenseKey.AbortedCommand, 0x0c, 0x0d],
   InitiatorDetectedErrorMessageReceived: [SenseKey.AbortedCommand, 0x48, 0x00],
+  ProtocolServiceCrcError: [SenseKey.AbortedCommand, 0x47, 0x05],
   // MISCOMPARE
   MiscompareDuringVerify: [SenseKey.Miscompare, 0x1d, 0x00],
   // COPY ABORTED (EXTENDED COPY, SPC-5 §6.6)

@@ -73,6 +73,12 @@ export interface ScsiResponse {
   data: Buffer | null;
   /** Complete sense data bytes when status is CHECK CONDITION. */
   sense: Buffer | null;
+  /**
+   * For commands with Data-Out: how many bytes of the Data-Out buffer the command actually
+   * needed (from its CDB). The transport reports EDTL minus this as a residual underflow
+   * (or the shortfall as overflow). Absent: the command used exactly what it was given.
+   */
+  dataOutLength?: number;
 }
 
 /**

@@ -1,0 +1,153 @@
+/**
+ * PDU framing as an explicit state machine over TCP chunks (STYLE.md habit 6). Knows nothing
+ * of sockets or sessions: push(chunk) hands out each complete PDU as views into the chunk when
+ * the PDU lies within it, and copies only what straddles chunk boundaries.
+ *
+ *   Bhs ──► AhsAndHeaderDigest ──► DataAndDataDigest ──► Bhs …
+ *   (48 B)   (TotalAHSLength*4 + 4 if HeaderDigest)   (DSL + pad + 4 if DataDigest and DSL>0)
+ *
+ * A data segment longer than the negotiated MaxRecvDataSegmentLength is not buffered: the
+ * framer skips it and reports 'oversize' with the header, so memory stays bounded.
+ */
+import { crc32c } from './digest.ts';
+import { BHS_LENGTH, dataSegmentLength, padLength } from './pdu.ts';
+
+export const enum FramerState {
+  Bhs,
+  AhsAndHeaderDigest,
+  DataAndDataDigest,
+  SkipData,
+}
+
+export interface FramedPdu {
+  bhs: Buffer;
+  ahs: Buffer | null;
+  /** Data segment without padding. */
+  data: Buffer;
+  /** false when DataDigest is on and the received digest does not match. */
+  dataDigestOk: boolean;
+}
+
+export type FrameEvent =
+  | { kind: 'pdu'; pdu: FramedPdu }
+  | { kind: 'header-digest-error'; bhs: Buffer }
+  | { kind: 'oversize'; bhs: Buffer; length: number };
+
+export interface FramerOptions {
+  headerDigest: boolean;
+  dataDigest: boolean;
+  /** Largest data segment accepted (our declared MaxRecvDataSegmentLength). */
+  maxDataSegmentLength: number;
+}
+
+export class Framer {
+  state = FramerState.Bhs;
+  private need = BHS_LENGTH;
+  private acc: Buffer | null = null;
+  private accFill = 0;
+  private bhs: Buffer = Buffer.alloc(0);
+  private ahs: Buffer | null = null;
+  private dsl = 0;
+  private skipLeft = 0;
+
+  constructor(public opts: FramerOptions) {}
+
+  /** True when no partial PDU is buffered. */
+  get idle(): boolean {
+    return this.state === FramerState.Bhs && this.acc === null;
+  }
+
+  push(chunk: Buffer, emit: (e: FrameEvent) => void): void {
+    let off = 0;
+    const len = chunk.length;
+    while (off < len || (this.need === 0 && this.state !== FramerState.SkipData)) {
+      if (this.state === FramerState.SkipData) {
+        const n = Math.min(this.skipLeft, len - off);
+        off += n;
+        this.skipLeft -= n;
+        if (this.skipLeft === 0) this.toBhs();
+        continue;
+      }
+      let seg: Buffer;
+      if (this.acc !== null) {
+        const n = Math.min(this.need - this.accFill, len - off);
+        chunk.copy(this.acc, this.accFill, off, off + n);
+        this.accFill += n;
+        off += n;
+        if (this.accFill < this.need) return;
+        seg = this.acc;
+        this.acc = null;
+      } else if (len - off >= this.need) {
+        seg = chunk.subarray(off, off + this.need);
+        off += this.need;
+      } else {
+        this.acc = Buffer.allocUnsafe(this.need);
+        this.accFill = len - off;
+        chunk.copy(this.acc, 0, off, len);
+        return;
+      }
+      this.step(seg, emit);
+    }
+  }
+
+  private step(seg: Buffer, emit: (e: FrameEvent) => void): void {
+    switch (this.state) {
+      case FramerState.Bhs: {
+        this.bhs = seg;
+        this.ahs = null;
+        this.dsl = dataSegmentLength(seg);
+        const ahsLen = seg[4] * 4;
+        this.state = FramerState.AhsAndHeaderDigest;
+        this.need = ahsLen + (this.opts.headerDigest ? 4 : 0);
+        return;
+      }
+      case FramerState.AhsAndHeaderDigest: {
+        const ahsLen = this.bhs[4] * 4;
+        if (ahsLen > 0) this.ahs = seg.subarray(0, ahsLen);
+        if (this.opts.headerDigest) {
+          let c = crc32c(this.bhs);
+          if (ahsLen > 0) c = crc32c(seg.subarray(0, ahsLen), c);
+          if (seg.readUInt32LE(ahsLen) !== c) {
+            // RFC 7143 §7.8: the header cannot be trusted, so neither can its lengths.
+            emit({ kind: 'header-digest-error', bhs: this.bhs });
+            this.toBhs();
+            return;
+          }
+        }
+        if (this.dsl > this.opts.maxDataSegmentLength) {
+          const skip = this.dsl + padLength(this.dsl) + (this.opts.dataDigest && this.dsl > 0 ? 4 : 0);
+          emit({ kind: 'oversize', bhs: this.bhs, length: this.dsl });
+          this.state = FramerState.SkipData;
+          this.skipLeft = skip;
+          this.need = 0;
+          if (skip === 0) this.toBhs();
+          return;
+        }
+        this.state = FramerState.DataAndDataDigest;
+        this.need = this.dsl === 0 ? 0 : this.dsl + padLength(this.dsl) + (this.opts.dataDigest ? 4 : 0);
+        return;
+      }
+      case FramerState.DataAndDataDigest: {
+        const data = this.dsl === 0 ? EMPTY : seg.subarray(0, this.dsl);
+        let ok = true;
+        if (this.dsl > 0 && this.opts.dataDigest) {
+          const padded = this.dsl + padLength(this.dsl);
+          ok = seg.readUInt32LE(padded) === crc32c(seg.subarray(0, padded));
+        }
+        const pdu: FramedPdu = { bhs: this.bhs, ahs: this.ahs, data, dataDigestOk: ok };
+        this.toBhs();
+        emit({ kind: 'pdu', pdu });
+        return;
+      }
+      case FramerState.SkipData:
+        return;
+    }
+  }
+
+  private toBhs(): void {
+    this.state = FramerState.Bhs;
+    this.need = BHS_LENGTH;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

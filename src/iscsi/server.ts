@@ -1,0 +1,122 @@
+/**
+ * The iSCSI portal server: listening sockets for every portal, the targets behind them, and
+ * the session registry (TSIH allocation, reinstatement by ISID).
+ */
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { DEFAULT_TARGET_LIMITS } from '../../protocol/iscsi/negotiation.ts';
+import type { ScsiTarget } from '../scsi/target.ts';
+import type { IscsiTargetConfig, IscsiTuning, PortalConfig } from './config.ts';
+import { DEFAULT_TUNING } from './config.ts';
+import { Connection } from './connection.ts';
+import type { Session } from './session.ts';
+
+export interface TargetEntry {
+  config: IscsiTargetConfig;
+  scsi: ScsiTarget;
+}
+
+export class IscsiServer {
+  readonly targets = new Map<string, TargetEntry>();
+  readonly sessions = new Set<Session>();
+  readonly connections = new Set<Connection>();
+  readonly tuning: IscsiTuning;
+  readonly limits: Record<string, string>;
+  private readonly servers: net.Server[] = [];
+  private tsihCounter = 0;
+
+  constructor(readonly portals: PortalConfig[], readonly log: Logger, tuning: Partial<IscsiTuning> = {}) {
+    this.tuning = { ...DEFAULT_TUNING, ...tuning };
+    this.limits = { ...DEFAULT_TARGET_LIMITS, ...this.tuning.keys };
+  }
+
+  addTarget(config: IscsiTargetConfig, scsi: ScsiTarget): void {
+    this.targets.set(config.name, { config, scsi });
+  }
+
+  findTargetConfig(name: string): IscsiTargetConfig | undefined {
+    return this.targets.get(name)?.config;
+  }
+
+  /** Listen on every portal; resolves with the bound addresses (port 0 picks a free port). */
+  async listen(): Promise<PortalConfig[]> {
+    for (const p of this.portals) {
+      const srv = net.createServer({ noDelay: true }, (sock) => {
+        const c = new Connection(sock, this, p);
+        this.connections.add(c);
+      });
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(p.port, p.host, () => {
+          srv.off('error', reject);
+          const a = srv.address();
+          if (a && typeof a === 'object') p.port = a.port;
+          resolve();
+        });
+      });
+      this.servers.push(srv);
+      this.log.info({ portal: `${p.host}:${p.port}`, tpgt: p.tpgt, targets: [...this.targets.keys()] }, 'portal listening');
+    }
+    return this.portals;
+  }
+
+  newTsih(): number {
+    // TSIH 0 is reserved for the leading login (RFC 7143 §11.12.6).
+    do {
+      this.tsihCounter = (this.tsihCounter % 0xffff) + 1;
+    } while ([...this.sessions].some((s) => s.tsih === this.tsihCounter));
+    return this.tsihCounter;
+  }
+
+  addSession(s: Session): void {
+    this.sessions.add(s);
+  }
+
+  sessionByTsih(tsih: number): Session | undefined {
+    for (const s of this.sessions) if (s.tsih === tsih) return s;
+    return undefined;
+  }
+
+  findSession(initiatorName: string, isid: string, targetName: string): Session | undefined {
+    for (const s of this.sessions) {
+      if (s.initiatorName === initiatorName && s.isid === isid && (s.targetConfig?.name ?? '') === targetName) return s;
+    }
+    return undefined;
+  }
+
+  /** End a session: drop its connections and tell the SCSI layer its I_T nexus is gone. */
+  closeSession(s: Session, why: string, except?: Connection): void {
+    if (s.closed) return;
+    s.closed = true;
+    this.sessions.delete(s);
+    for (const c of [...s.connections]) if (c !== except) c.drop(why);
+    if (s.nexus && s.scsi) s.scsi.nexusDown(s.nexus);
+    this.log.info({ tsih: s.tsih, initiator: s.initiatorName, why }, 'session closed');
+  }
+
+  connectionClosed(c: Connection, why: string): void {
+    this.connections.delete(c);
+    const s = c.session;
+    if (!s) return;
+    s.connections.delete(c);
+    // ErrorRecoveryLevel 0: losing the last connection ends the session (RFC 7143 §6.1.?).
+    if (s.connections.size === 0) this.closeSession(s, why);
+  }
+
+  *connectionsOf(targetName: string): IterableIterator<Connection> {
+    for (const s of this.sessions) {
+      if (s.targetConfig?.name === targetName) yield* s.connections;
+    }
+  }
+
+  dropTargetConnections(targetName: string, why: string): void {
+    for (const c of [...this.connectionsOf(targetName)]) c.drop(why);
+  }
+
+  /** Stop listening and end every connection. */
+  async close(): Promise<void> {
+    const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    for (const c of [...this.connections]) c.drop('shutdown');
+    await Promise.all(closing);
+  }
+}
