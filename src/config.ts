@@ -85,7 +85,9 @@ export function configFromFile(path: string): ArrayConfig {
     }
     return { name: t.name, alias: t.alias, acl: t.acl, chap: t.chap, luns };
   });
-  return { portals, targets, iscsi: doc.iscsi ?? {}, logLevel: doc.log?.level ?? 'info' };
+  const iscsi = { ...(doc.iscsi ?? {}) };
+  if (iscsi.keys) iscsi.keys = Object.fromEntries(Object.entries(iscsi.keys).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? 'Yes' : 'No') : String(v)]));
+  return { portals, targets, iscsi, logLevel: doc.log?.level ?? 'info' };
 }
 
 /**
