@@ -7,6 +7,21 @@ import { hideBin } from 'yargs/helpers';
 import { createLogger } from './log.ts';
 import { configFromFile, configFromFlags, portalsFrom } from './config.ts';
 import { StorageArray } from './array.ts';
+import { AdminApi } from './admin/api.ts';
+import { parseHostPort } from './config.ts';
+
+/** The admin API's default address: loopback, the first portal's port + 1000 (3260 → 4260). */
+export function defaultAdmin(firstPortalPort = 3260): string {
+  return `127.0.0.1:${firstPortalPort + 1000}`;
+}
+
+async function adminCall(base: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  const url = (base.startsWith('http') ? base : `http://${base}`) + path;
+  const res = await fetch(url, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const json = await res.json();
+  if (!res.ok) throw new Error((json as { error?: string }).error ?? `HTTP ${res.status}`);
+  return json;
+}
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -19,7 +34,8 @@ export async function main(argv: string[]): Promise<void> {
         .option('target', { type: 'string', describe: 'target IQN; default iqn.2026-11.dev.arraysim:default' })
         .option('lun', { type: 'string', array: true, describe: 'LUN SPEC (repeatable): SIZE[,opt...] or file:PATH[,size=SIZE][,opt...]; opts thick, removable, readonly, block=512|4096' })
         .option('config', { type: 'string', describe: 'YAML configuration file' })
-        .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error; default info' }),
+        .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error; default info' })
+        .option('admin', { type: 'string', describe: 'admin API HOST:PORT on loopback, or "none"; default first portal port + 1000' }),
       async (a) => {
         let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel });
         if (a.config) {
@@ -29,12 +45,21 @@ export async function main(argv: string[]): Promise<void> {
         const log = createLogger(config.logLevel);
         const array = await StorageArray.create(config, log);
         await array.start();
+        const adminAddr = a.admin ?? defaultAdmin(config.portals[0]?.port);
+        let admin: AdminApi | null = null;
+        if (adminAddr !== 'none') {
+          admin = new AdminApi(array, log);
+          const { host, port } = parseHostPort(adminAddr);
+          // The admin API is a convenience: a busy port must not stop the target.
+          await admin.listen(host, port).catch((err) => { log.warn({ err: err.message, admin: adminAddr }, 'admin API not started'); admin = null; });
+        }
         let stopping = false;
         const stop = async (sig: string) => {
           if (stopping) return;
           stopping = true;
           log.info({ signal: sig }, 'shutting down');
           try {
+            await admin?.close();
             await array.stop();
           } finally {
             log.flush?.();
@@ -45,7 +70,13 @@ export async function main(argv: string[]): Promise<void> {
         process.on('SIGTERM', () => void stop('SIGTERM'));
       },
     )
-    .demandCommand(1, 'give a command: serve')
+    .command(
+      'status',
+      'show targets, LUNs, sessions and per-portal counters of a running target',
+      (y) => y.option('admin', { type: 'string', default: defaultAdmin(), describe: 'admin API address' }),
+      async (a) => { console.log(JSON.stringify(await adminCall(a.admin, 'GET', '/v1/status'), null, 2)); },
+    )
+    .demandCommand(1, 'give a command: serve, status')
     .strict()
     .help()
     .parseAsync();

@@ -29,7 +29,7 @@ import type { LoginStatusName } from './login.ts';
 import type { PortalConfig } from './config.ts';
 import { Session, sessionParamsFrom } from './session.ts';
 import type { SessionParams } from './session.ts';
-import type { IscsiServer } from './server.ts';
+import type { IscsiServer, PortalStats } from './server.ts';
 import { snAdd, snGt, snLt } from './seq.ts';
 
 /** Target connection states (RFC 7143 §8.1.3, Figure 13). */
@@ -93,9 +93,11 @@ export class Connection {
   private closed = false;
   readonly log: Logger;
   readonly remote: string;
+  private readonly stats: PortalStats;
 
   constructor(readonly socket: Socket, readonly server: IscsiServer, readonly portal: PortalConfig) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.stats = server.portalStats.get(portal)!;
     this.log = server.log.child({ conn: this.remote, portal: `${portal.host}:${portal.port}` });
     this.framer = new Framer({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 65536 });
     this.login = new LoginNegotiation({
@@ -266,6 +268,7 @@ export class Connection {
     this.login = null;
     const s = this.session!;
     if (s.nexus && s.scsi && s.connections.size === 1) s.scsi.nexusUp(s.nexus);
+    this.stats.logins++;
     this.log.info({ initiator: s.initiatorName, isid: s.isid, tsih: s.tsih, type: s.type, target: s.targetConfig?.name,
       headerDigest: this.headerDigest, dataDigest: this.dataDigest }, 'login complete');
     this.armIdle();
@@ -486,6 +489,10 @@ export class Connection {
     this.tasks.delete(task.itt);
     if (!task.immediate) this.session?.taskDone();
     if (task.aborted || this.closed) return;
+    const st = this.stats;
+    st.commands++;
+    if (task.read) { st.reads++; if (r.data) st.readBytes += Math.min(r.data.length, task.edtl); }
+    if (task.write) { st.writes++; st.writeBytes += task.edtl; }
     const edtl = task.edtl;
     let overflow = 0;
     let underflow = 0;

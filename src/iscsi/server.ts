@@ -16,7 +16,18 @@ export interface TargetEntry {
   scsi: ScsiTarget;
 }
 
+/** Per-portal I/O counters (what the admin API reports; multipath tests read them). */
+export interface PortalStats {
+  commands: number;
+  reads: number;
+  writes: number;
+  readBytes: number;
+  writeBytes: number;
+  logins: number;
+}
+
 export class IscsiServer {
+  readonly portalStats = new Map<PortalConfig, PortalStats>();
   readonly targets = new Map<string, TargetEntry>();
   readonly sessions = new Set<Session>();
   readonly connections = new Set<Connection>();
@@ -28,6 +39,7 @@ export class IscsiServer {
   constructor(readonly portals: PortalConfig[], readonly log: Logger, tuning: Partial<IscsiTuning> = {}) {
     this.tuning = { ...DEFAULT_TUNING, ...tuning };
     this.limits = { ...DEFAULT_TARGET_LIMITS, ...this.tuning.keys };
+    for (const p of portals) this.portalStats.set(p, { commands: 0, reads: 0, writes: 0, readBytes: 0, writeBytes: 0, logins: 0 });
   }
 
   addTarget(config: IscsiTargetConfig, scsi: ScsiTarget): void {

@@ -54,6 +54,18 @@ export interface CommandDef<C = any> {
   readonly usage: readonly number[];
   readonly dataDirection: 'none' | 'in' | 'out';
   readonly reservation: ReservationClass;
+  /**
+   * Reservation class when it depends on the CDB (e.g. PREVENT ALLOW MEDIUM REMOVAL with
+   * PREVENT=00b never conflicts, SPC-5 §5.14.3): overrides `reservation` for one decoded command.
+   */
+  reservationOf?(cmd: C): ReservationClass;
+  /**
+   * SPC-2 RESERVE/RELEASE (SPC-2 §5.5.1): whether the command is accepted from an I_T nexus
+   * other than the RESERVE holder. Absent: accepted exactly when the (persistent) class is
+   * 'allowed'. Set 'conflict' on commands SPC-5 lets through persistent reservations but
+   * SPC-2 does not (TEST UNIT READY, READ CAPACITY …) if strict SPC-2 behaviour is wanted.
+   */
+  readonly legacyReservation?: 'allowed' | 'conflict';
   readonly alua: AluaClass;
   readonly ua: UaClass;
   readonly splitter: SplitterClass;

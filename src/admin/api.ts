@@ -1,0 +1,78 @@
+/**
+ * The admin API: HTTP/JSON on loopback, so operators, scenario labs and (later) the
+ * replication engine script the array with curl or fetch. Read-only status for now; the
+ * ALUA issue adds state changes through the same server.
+ *
+ *   GET /v1/status     targets, LUNs, sessions, per-portal I/O counters
+ */
+import http from 'node:http';
+import type { Logger } from 'pino';
+import type { StorageArray } from '../array.ts';
+
+export type Route = (req: http.IncomingMessage, body: unknown) => Promise<unknown> | unknown;
+
+export class AdminApi {
+  private server: http.Server | null = null;
+  readonly routes = new Map<string, Route>();
+
+  constructor(readonly array: StorageArray, readonly log: Logger) {
+    this.routes.set('GET /v1/status', () => this.status());
+  }
+
+  status(): unknown {
+    const a = this.array;
+    return {
+      portals: a.config.portals.map((p) => ({ listen: `${p.host}:${p.port}`, tpgt: p.tpgt, targetPortGroup: p.targetPortGroup, stats: a.server.portalStats.get(p) })),
+      targets: [...a.scsiTargets.values()].map((t) => ({
+        name: t.name,
+        luns: [...t.luns.values()].map((lu) => ({
+          lun: lu.lun, naa: lu.naa, serial: lu.serial, blockSize: lu.blockSize, blocks: String(lu.blockCount),
+          readonly: lu.readonly, removable: lu.removable, allocatedBytes: lu.store.allocatedBytes?.() ?? null, stats: lu.stats,
+        })),
+        sessions: [...a.server.sessions].filter((s) => s.targetConfig?.name === t.name).map((s) => ({
+          tsih: s.tsih, initiator: s.initiatorName, isid: s.isid, tpgt: s.portal.tpgt, connections: s.connections.size,
+        })),
+      })),
+    };
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    const srv = http.createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, host, () => { srv.off('error', reject); resolve(); });
+    });
+    this.server = srv;
+    const a = srv.address();
+    const bound = a && typeof a === 'object' ? a.port : port;
+    this.log.info({ admin: `http://${host}:${bound}` }, 'admin API listening');
+    return bound;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    const route = this.routes.get(`${req.method} ${path}`);
+    const send = (code: number, body: unknown) => {
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body, null, 2) + '\n');
+    };
+    if (!route) { send(404, { error: `no route ${req.method} ${path}` }); return; }
+    try {
+      let body: unknown = null;
+      if (req.method !== 'GET') {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const c of req) { size += (c as Buffer).length; if (size > 1 << 20) throw new Error('body too large'); chunks.push(c as Buffer); }
+        const text = Buffer.concat(chunks).toString('utf8');
+        body = text ? JSON.parse(text) : null;
+      }
+      send(200, await route(req, body));
+    } catch (err) {
+      send(400, { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  close(): Promise<void> {
+    return new Promise((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
