@@ -1,0 +1,149 @@
+/**
+ * What the SBC modules share: the device limits (one place for decode and the Block Limits VPD
+ * page), provisioning capabilities, the write-protect and durability rules, and the one write
+ * path every writing command goes through.
+ */
+import type { CommandContext } from './command.ts';
+import { dataOut, wholeBlocks } from './cdb.ts';
+import type { LogicalUnit } from './lu.ts';
+import { rangeLockOf } from './range-lock.ts';
+import { ScsiStatus, SenseError } from './types.ts';
+import type { ScsiResponse } from './types.ts';
+
+/**
+ * Device limits, in one place: SBC decode enforces them and the Block Limits VPD page (0xB0)
+ * reports them. Byte quantities are converted to logical blocks per LU by blockLimits().
+ */
+export const SBC_LIMITS = Object.freeze({
+  /** MAXIMUM TRANSFER LENGTH (bytes): READ/WRITE/VERIFY above this are INVALID FIELD IN CDB. */
+  maxTransferBytes: 8 << 20,
+  /** OPTIMAL TRANSFER LENGTH GRANULARITY (bytes). */
+  optimalTransferGranularityBytes: 4096,
+  /** OPTIMAL TRANSFER LENGTH (bytes): the memory store's chunk, inside which reads are zero-copy. */
+  optimalTransferBytes: 1 << 20,
+  /** MAXIMUM ATOMIC TRANSFER LENGTH (bytes) for WRITE ATOMIC(16). */
+  maxAtomicTransferBytes: 1 << 20,
+  /** ATOMIC ALIGNMENT and ATOMIC TRANSFER LENGTH GRANULARITY (logical blocks). */
+  atomicAlignmentBlocks: 1,
+  atomicGranularityBlocks: 1,
+  /** MAXIMUM ATOMIC TRANSFER LENGTH WITH ATOMIC BOUNDARY / MAXIMUM ATOMIC BOUNDARY SIZE: not supported. */
+  maxAtomicBoundaryBlocks: 0,
+  /** MAXIMUM UNMAP LBA COUNT (bytes) and MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT. */
+  maxUnmapBytes: 1 << 30,
+  maxUnmapDescriptors: 256,
+  /** OPTIMAL UNMAP GRANULARITY (logical blocks) and UNMAP GRANULARITY ALIGNMENT. */
+  unmapGranularityBlocks: 1,
+  unmapAlignmentBlocks: 0,
+  /** MAXIMUM WRITE SAME LENGTH (bytes). */
+  maxWriteSameBytes: 1 << 30,
+  /** WSNZ: a WRITE SAME with NUMBER OF LOGICAL BLOCKS 0 is rejected rather than meaning "to the end". */
+  writeSameNonZero: true,
+  /** MAXIMUM COMPARE AND WRITE LENGTH (logical blocks; a one-byte field). */
+  maxCompareAndWriteBlocks: 255,
+});
+
+export interface BlockLimits {
+  maxTransferLength: number;
+  optimalTransferLengthGranularity: number;
+  optimalTransferLength: number;
+  maxAtomicTransferLength: number;
+  atomicAlignment: number;
+  atomicTransferLengthGranularity: number;
+  maxAtomicBoundarySize: number;
+  maxUnmapLbaCount: number;
+  maxUnmapBlockDescriptorCount: number;
+  optimalUnmapGranularity: number;
+  unmapGranularityAlignment: number;
+  maxWriteSameLength: number;
+  writeSameNonZero: boolean;
+  maxCompareAndWriteLength: number;
+}
+
+const limitCache = new Map<number, BlockLimits>();
+
+/** SBC_LIMITS in logical blocks of `blockSize` (what the Block Limits VPD page carries). */
+export function blockLimits(blockSize: number): BlockLimits {
+  let l = limitCache.get(blockSize);
+  if (!l) {
+    const b = (bytes: number) => Math.max(1, Math.floor(bytes / blockSize));
+    l = Object.freeze({
+      maxTransferLength: b(SBC_LIMITS.maxTransferBytes),
+      optimalTransferLengthGranularity: b(SBC_LIMITS.optimalTransferGranularityBytes),
+      optimalTransferLength: b(SBC_LIMITS.optimalTransferBytes),
+      maxAtomicTransferLength: b(SBC_LIMITS.maxAtomicTransferBytes),
+      atomicAlignment: SBC_LIMITS.atomicAlignmentBlocks,
+      atomicTransferLengthGranularity: SBC_LIMITS.atomicGranularityBlocks,
+      maxAtomicBoundarySize: SBC_LIMITS.maxAtomicBoundaryBlocks,
+      maxUnmapLbaCount: b(SBC_LIMITS.maxUnmapBytes),
+      maxUnmapBlockDescriptorCount: SBC_LIMITS.maxUnmapDescriptors,
+      optimalUnmapGranularity: SBC_LIMITS.unmapGranularityBlocks,
+      unmapGranularityAlignment: SBC_LIMITS.unmapAlignmentBlocks,
+      maxWriteSameLength: b(SBC_LIMITS.maxWriteSameBytes),
+      writeSameNonZero: SBC_LIMITS.writeSameNonZero,
+      maxCompareAndWriteLength: SBC_LIMITS.maxCompareAndWriteBlocks,
+    });
+    limitCache.set(blockSize, l);
+  }
+  return l;
+}
+
+/** Logical block provisioning as READ CAPACITY(16) and the LBP VPD page report it (SBC-4 §4.7). */
+export function provisioning(lu: LogicalUnit): { lbpme: boolean; lbprz: boolean; unmap: boolean; writeSameUnmap: boolean } {
+  const thin = lu.store.thin && typeof lu.store.unmap === 'function';
+  return { lbpme: thin, lbprz: thin, unmap: thin, writeSameUnmap: thin && typeof lu.store.writeSame === 'function' };
+}
+
+// ---- shared pieces --------------------------------------------------------------------------
+
+/** Data-protect gate (SBC-4 §4.11): configured read-only, or the Control mode page SWP bit. */
+export function checkWritable(lu: LogicalUnit): void {
+  if (lu.writeProtected) throw new SenseError('WriteProtected');
+}
+
+/** A cached write is forced to the medium when asked (FUA) or when the write cache is off (WCE=0). */
+export function mustBeDurable(lu: LogicalUnit, fua: boolean): boolean {
+  return fua || !lu.settings.wce;
+}
+
+/** Write through the per-LU range lock when the store is asynchronous (see range-lock.ts). */
+export async function lockedWrite(lu: LogicalUnit, lba: bigint, blocks: number, body: () => Promise<void> | void): Promise<void> {
+  const release = await rangeLockOf(lu).acquire(lba, blocks);
+  try {
+    await body();
+  } finally {
+    release();
+  }
+}
+
+export function isSync(lu: LogicalUnit): boolean {
+  return lu.store.kind === 'memory';
+}
+
+/** Common fields of an SBC entry: media access, UAs reported, medium required. */
+export const MEDIA = { alua: 'media', ua: 'report', needsMedium: true } as const;
+
+/**
+ * Write `blocks` blocks of the Data-Out at `lba`. When the initiator sent less than the CDB asks
+ * for, only the whole blocks received are written (RFC 7143 §11.4.5.2 overflow; see cdb.dataOut).
+ */
+export function writeBlocks(ctx: CommandContext, lba: bigint, blocks: number, fua: boolean): ScsiResponse | Promise<ScsiResponse> {
+  const lu = ctx.lu;
+  checkWritable(lu);
+  const want = blocks * lu.blockSize;
+  const resp: ScsiResponse = { status: ScsiStatus.Good, data: null, sense: null, dataOutLength: want };
+  if (blocks === 0) return resp;
+  let data = dataOut(ctx.req, want);
+  const n = wholeBlocks(data, lu.blockSize);
+  if (n === 0) return resp;
+  if (n !== blocks || data.length !== n * lu.blockSize) data = data.subarray(0, n * lu.blockSize);
+  const st = lu.stats;
+  st.writes++;
+  st.writeBytes += data.length;
+  const durable = mustBeDurable(lu, fua);
+  if (isSync(lu)) {
+    lu.store.write(lba, data, durable);
+    return resp;
+  }
+  return lockedWrite(lu, lba, n, () => lu.store.write(lba, data, durable)).then(() => resp);
+}
+

@@ -1,0 +1,225 @@
+/**
+ * In-memory backing store. Thin by default: storage lives in fixed-size chunks allocated on
+ * first write, so a 1 TiB thin LUN costs only what has been written. Unwritten blocks read as
+ * zero from one shared, preallocated zero buffer (no allocation per read), which is also what
+ * lets READ CAPACITY(16) report LBPRZ=1 (SBC-4 §4.7.3.3).
+ *
+ * read() hands back a view of the chunk (no copy) when the range lies inside one chunk; a range
+ * that straddles chunks is copied into one buffer. Callers must not mutate what read() returns.
+ */
+import type { BackingStore } from './store.ts';
+
+export const DEFAULT_CHUNK_BYTES = 1 << 20;
+
+export interface MemoryStoreOptions {
+  blockSize?: number;
+  /** Allocate every chunk up front (thick provisioning; LBPME=0). */
+  thick?: boolean;
+  /** Chunk size in bytes: a power of two, a multiple of blockSize. Default 1 MiB. */
+  chunkBytes?: number;
+}
+
+/** Shared zero buffers, one per chunk size: the source of every read of unwritten blocks. */
+const zeroBuffers = new Map<number, Buffer>();
+function zeroBuffer(bytes: number): Buffer {
+  let z = zeroBuffers.get(bytes);
+  if (!z) zeroBuffers.set(bytes, (z = Buffer.alloc(bytes)));
+  return z;
+}
+
+export class MemoryStore implements BackingStore {
+  readonly kind = 'memory' as const;
+  readonly blockSize: number;
+  readonly thin: boolean;
+  readonly chunkBytes: number;
+  private readonly chunkShift: number;
+  private readonly zero: Buffer;
+  private bytes: number;
+  private count: bigint;
+  /** Allocated chunks by chunk index. Absent = deallocated, reads as zero. */
+  private readonly chunks = new Map<number, Buffer>();
+
+  constructor(blockCount: bigint, o: MemoryStoreOptions = {}) {
+    this.blockSize = o.blockSize ?? 512;
+    this.chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    if (!Number.isInteger(Math.log2(this.blockSize)) || this.blockSize < 512) throw new Error(`bad block size ${this.blockSize}`);
+    if (!Number.isInteger(Math.log2(this.chunkBytes)) || this.chunkBytes % this.blockSize !== 0) {
+      throw new Error(`chunk size ${this.chunkBytes} must be a power of two multiple of the block size`);
+    }
+    this.chunkShift = Math.log2(this.chunkBytes);
+    this.zero = zeroBuffer(this.chunkBytes);
+    this.thin = !o.thick;
+    this.count = blockCount;
+    this.bytes = Number(blockCount) * this.blockSize;
+    if (!Number.isSafeInteger(this.bytes)) throw new Error('store too large');
+    if (!this.thin) for (let c = 0; c < this.chunkCount(); c++) this.chunks.set(c, Buffer.alloc(this.chunkLen(c)));
+  }
+
+  get blockCount(): bigint { return this.count; }
+
+  private chunkCount(): number { return Math.ceil(this.bytes / this.chunkBytes); }
+  /** The last chunk may be shorter than chunkBytes when the size is not a multiple of it. */
+  private chunkLen(c: number): number { return Math.min(this.chunkBytes, this.bytes - c * this.chunkBytes); }
+
+  private offsetOf(lba: bigint, blocks: number): number {
+    const off = Number(lba) * this.blockSize;
+    if (lba < 0n || blocks < 0 || off + blocks * this.blockSize > this.bytes) {
+      throw new RangeError(`store access beyond end: lba ${lba} blocks ${blocks}`);
+    }
+    return off;
+  }
+
+  read(lba: bigint, blocks: number, into?: Buffer): Buffer {
+    const off = this.offsetOf(lba, blocks);
+    const len = blocks * this.blockSize;
+    const c = Math.floor(off / this.chunkBytes);
+    const inChunk = off - c * this.chunkBytes;
+    if (!into && inChunk + len <= this.chunkBytes) {
+      // Hot path: one chunk, a view of it (or of the shared zero buffer).
+      const chunk = this.chunks.get(c);
+      return chunk ? chunk.subarray(inChunk, inChunk + len) : this.zero.subarray(0, len);
+    }
+    const out = into ?? Buffer.allocUnsafe(len);
+    let pos = 0;
+    let o = off;
+    while (pos < len) {
+      const ci = Math.floor(o / this.chunkBytes);
+      const start = o - ci * this.chunkBytes;
+      const n = Math.min(this.chunkBytes - start, len - pos);
+      const chunk = this.chunks.get(ci);
+      if (chunk) chunk.copy(out, pos, start, start + n);
+      else out.fill(0, pos, pos + n);
+      pos += n;
+      o += n;
+    }
+    return out;
+  }
+
+  /** `fua` needs nothing here: memory is as durable as this store gets. */
+  write(lba: bigint, data: Buffer, _fua?: boolean): void {
+    const off = this.offsetOf(lba, data.length / this.blockSize);
+    let pos = 0;
+    let o = off;
+    while (pos < data.length) {
+      const ci = Math.floor(o / this.chunkBytes);
+      const start = o - ci * this.chunkBytes;
+      const n = Math.min(this.chunkBytes - start, data.length - pos);
+      const seg = data.subarray(pos, pos + n);
+      let chunk = this.chunks.get(ci);
+      if (this.thin && isZero(seg, this.zero)) {
+        // Zeros over a deallocated range change nothing; zeros over a whole chunk free it.
+        if (chunk) {
+          if (n === this.chunkLen(ci)) this.chunks.delete(ci);
+          else chunk.fill(0, start, start + n);
+        }
+      } else {
+        if (!chunk) this.chunks.set(ci, (chunk = Buffer.alloc(this.chunkLen(ci))));
+        seg.copy(chunk, start);
+      }
+      pos += n;
+      o += n;
+    }
+  }
+
+  flush(): void {}
+
+  /** Deallocate (thin) or zero (thick). Whole chunks are freed; partial ones zeroed. O(chunks touched). */
+  unmap(lba: bigint, blocks: number): void {
+    this.fillRange(lba, blocks, null);
+  }
+
+  writeSame(lba: bigint, blocks: number, block: Buffer, _unmap: boolean): void {
+    // Deallocated blocks read as zero (LBPRZ=1), so a zero pattern is the same as an unmap
+    // whether or not UNMAP was asked for (SBC-4 §4.7.3.4.2 permits either).
+    this.fillRange(lba, blocks, isZero(block, this.zero) ? null : block);
+  }
+
+  private fillRange(lba: bigint, blocks: number, pattern: Buffer | null): void {
+    const off = this.offsetOf(lba, blocks);
+    const end = off + blocks * this.blockSize;
+    let o = off;
+    while (o < end) {
+      const ci = Math.floor(o / this.chunkBytes);
+      const start = o - ci * this.chunkBytes;
+      const n = Math.min(this.chunkLen(ci) - start, end - o);
+      let chunk = this.chunks.get(ci);
+      if (pattern === null) {
+        if (chunk) {
+          if (this.thin && n === this.chunkLen(ci)) this.chunks.delete(ci);
+          else chunk.fill(0, start, start + n);
+        }
+      } else {
+        if (!chunk) this.chunks.set(ci, (chunk = Buffer.alloc(this.chunkLen(ci))));
+        // Chunk boundaries are block aligned, so the pattern repeats in phase.
+        chunk.fill(pattern, start, start + n);
+      }
+      o += n;
+    }
+  }
+
+  mapping(lba: bigint): { mapped: boolean; blocks: bigint } {
+    if (lba < 0n || lba >= this.count) throw new RangeError(`lba ${lba} beyond end`);
+    const bpc = this.chunkBytes / this.blockSize;
+    const c0 = Math.floor(Number(lba) / bpc);
+    const mapped = this.chunks.has(c0);
+    const n = this.chunkCount();
+    let c = c0 + 1;
+    if (mapped) {
+      while (c < n && this.chunks.has(c)) c++;
+    } else if (this.chunks.size > 0) {
+      // Deallocated run: find the next allocated chunk without walking a huge empty LU block by block.
+      let next = n;
+      for (const k of this.chunks.keys()) if (k > c0 && k < next) next = k;
+      c = next;
+    } else {
+      c = n;
+    }
+    const endLba = BigInt(Math.min(c * bpc, Number(this.count)));
+    return { mapped, blocks: endLba - lba };
+  }
+
+  resize(blockCount: bigint): void {
+    const bytes = Number(blockCount) * this.blockSize;
+    if (!Number.isSafeInteger(bytes)) throw new Error('store too large');
+    const oldBytes = this.bytes;
+    // Drop chunks past the new end; zero the tail of a kept partial chunk so a later grow reads zeros.
+    for (const [c, chunk] of this.chunks) {
+      const start = c * this.chunkBytes;
+      if (start >= bytes) this.chunks.delete(c);
+      else if (start + chunk.length > bytes) chunk.fill(0, bytes - start);
+    }
+    this.bytes = bytes;
+    this.count = blockCount;
+    // The last chunk may need to grow to its full length.
+    for (const [c, chunk] of this.chunks) {
+      const want = this.chunkLen(c);
+      if (chunk.length < want) {
+        const bigger = Buffer.alloc(want);
+        chunk.copy(bigger);
+        this.chunks.set(c, bigger);
+      }
+    }
+    if (!this.thin && bytes > oldBytes) {
+      for (let c = 0; c < this.chunkCount(); c++) if (!this.chunks.has(c)) this.chunks.set(c, Buffer.alloc(this.chunkLen(c)));
+    }
+  }
+
+  allocatedBytes(): number {
+    let n = 0;
+    for (const c of this.chunks.values()) n += c.length;
+    return n;
+  }
+
+  close(): void {
+    this.chunks.clear();
+  }
+}
+
+/** memcmp against the shared zero buffer. */
+function isZero(b: Buffer, zero: Buffer): boolean {
+  for (let o = 0; o < b.length; o += zero.length) {
+    const n = Math.min(zero.length, b.length - o);
+    if (!b.subarray(o, o + n).equals(zero.subarray(0, n))) return false;
+  }
+  return true;
+}
