@@ -82,6 +82,12 @@ export interface CommandDef<C = any> {
   writes?(cmd: C): Extent[];
   /** True when the command needs the medium to be present/started (SBC-4 §4.19 START STOP UNIT). */
   readonly needsMedium?: boolean;
+  /**
+   * Whether this LU offers the command (a capability of its store, e.g. UNMAP only on thin
+   * LUs). Absent: always. REPORT SUPPORTED OPERATION CODES should omit the command where this
+   * is false; decode() itself answers INVALID COMMAND OPERATION CODE for such an LU.
+   */
+  supported?(lu: LogicalUnit): boolean;
 }
 
 /** Table key: opcode, or opcode<<16 | serviceAction for service-action opcodes. */

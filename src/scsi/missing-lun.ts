@@ -1,22 +1,21 @@
-/** Answers for LUNs that do not exist, and the REPORT LUNS parameter data (SPC-5 §6.33). */
+/** Answers for LUNs that do not exist (SPC-5 §4.6.5). */
 import { buildFixedSense } from '../../protocol/scsi/sense.ts';
 import type { ScsiTarget } from './target.ts';
-import { ScsiStatus } from './types.ts';
+import { reportLuns } from './spc.ts';
+import { ScsiStatus, SenseError } from './types.ts';
 import type { ScsiRequest, ScsiResponse } from './types.ts';
 
-/** 8-byte LUN field, peripheral (0-255) or flat (256-16383) addressing (SAM-5 §4.7). */
-export function encodeLun(lun: number, out: Buffer, offset: number): void {
-  out.fill(0, offset, offset + 8);
-  if (lun < 256) out[offset + 1] = lun;
-  else out.writeUInt16BE(0x4000 | (lun & 0x3fff), offset);
-}
-
-export function reportLunsData(target: ScsiTarget, _req: ScsiRequest): ScsiResponse {
-  const luns = [...target.luns.keys()].sort((a, b) => a - b);
-  const data = Buffer.alloc(8 + 8 * luns.length);
-  data.writeUInt32BE(8 * luns.length, 0);
-  luns.forEach((l, i) => encodeLun(l, data, 8 + 8 * i));
-  return { status: ScsiStatus.Good, data, sense: null };
+/**
+ * REPORT LUNS addressed to a LUN that does not exist: the same decode and data as the command
+ * table's entry (spc.ts), with sense in fixed format (there is no Control mode page to ask).
+ */
+export function reportLunsData(target: ScsiTarget, req: ScsiRequest): ScsiResponse {
+  try {
+    return reportLuns(target, req.cdb, req.nexus.key);
+  } catch (e) {
+    if (!(e instanceof SenseError)) throw e;
+    return { status: ScsiStatus.CheckCondition, data: null, sense: buildFixedSense(e.reason, e.detail) };
+  }
 }
 
 export function inquiryForMissingLun(req: ScsiRequest): ScsiResponse {

@@ -1,0 +1,129 @@
+/**
+ * The vital product data pages this device server offers (SPC-5 §7.7, SBC-4 §6.6): one table,
+ * from which the Supported VPD Pages page (00h) is generated (STYLE.md habit 2). The byte
+ * layouts live in protocol/scsi/vpd.ts; this file decides the values for one LU and port.
+ */
+import {
+  Association, CodeSet, DesignatorType, NON_ROTATING, PROTOCOL_ISCSI, ProvisioningType, VpdPage,
+  blockDeviceCharacteristicsBody, blockLimitsBody, encodeDesignator, extendedInquiryBody,
+  logicalBlockProvisioningBody, naaRegisteredBytes, scsiNameString, u16Designator, vpdPage,
+} from '../../protocol/scsi/vpd.ts';
+import { PDT_DIRECT_ACCESS, asciiField } from '../../protocol/scsi/inquiry.ts';
+import type { LogicalUnit } from './lu.ts';
+import type { Nexus } from './types.ts';
+import { SBC_LIMITS, blockLimits, provisioning } from './sbc.ts';
+
+export interface VpdPageDef {
+  readonly page: number;
+  readonly name: string;
+  /** The page body (bytes 4..), for the LU and the port the command came in on. */
+  body(lu: LogicalUnit, nexus: Nexus): Buffer;
+}
+
+/** NAA IEEE Registered designator value of an LU (also what EXTENDED COPY target descriptors match). */
+export function lunNaaBytes(lu: LogicalUnit): Buffer {
+  return naaRegisteredBytes(lu.naa);
+}
+
+/**
+ * Device Identification (SPC-5 §7.7.6): the LU's NAA and T10 vendor designators, then the
+ * designators of the target port and target device the command arrived through. SPC-5 §7.7.6.1
+ * requires at least one LU designator of type 1, 2, 3 or 8; Linux and ESXi key on the NAA one,
+ * scsi_dh_alua on the relative target port and target port group designators.
+ */
+function deviceIdentification(lu: LogicalUnit, nexus: Nexus): Buffer {
+  const t10 = Buffer.concat([asciiField(lu.vendor, 8), Buffer.from(lu.serial, 'latin1')]);
+  return Buffer.concat([
+    encodeDesignator({ codeSet: CodeSet.Binary, association: Association.LogicalUnit, type: DesignatorType.Naa, value: lunNaaBytes(lu) }),
+    encodeDesignator({ codeSet: CodeSet.Ascii, association: Association.LogicalUnit, type: DesignatorType.T10VendorId, value: t10 }),
+    encodeDesignator({
+      protocol: PROTOCOL_ISCSI, codeSet: CodeSet.Binary, association: Association.TargetPort,
+      type: DesignatorType.RelativeTargetPort, value: u16Designator(nexus.relativeTargetPortId),
+    }),
+    encodeDesignator({
+      protocol: PROTOCOL_ISCSI, codeSet: CodeSet.Binary, association: Association.TargetPort,
+      type: DesignatorType.TargetPortGroup, value: u16Designator(nexus.targetPortGroupId),
+    }),
+    // iSCSI target port name "<target>,t,0x<tpgt>" (RFC 7143 §13.5.2, SPC-5 §7.7.6.11).
+    encodeDesignator({
+      protocol: PROTOCOL_ISCSI, codeSet: CodeSet.Utf8, association: Association.TargetPort,
+      type: DesignatorType.ScsiNameString, value: scsiNameString(nexus.targetPortName),
+    }),
+    encodeDesignator({
+      protocol: PROTOCOL_ISCSI, codeSet: CodeSet.Utf8, association: Association.TargetDevice,
+      type: DesignatorType.ScsiNameString, value: scsiNameString(nexus.targetName),
+    }),
+  ]);
+}
+
+/** Block Limits (SBC-4 §6.6.4) from the SBC module's limits; UNMAP fields only where UNMAP is offered. */
+function blockLimitsPage(lu: LogicalUnit): Buffer {
+  const l = blockLimits(lu.blockSize);
+  const p = provisioning(lu);
+  return blockLimitsBody({
+    wsnz: l.writeSameNonZero,
+    maxCompareAndWriteLength: l.maxCompareAndWriteLength,
+    optimalTransferLengthGranularity: Math.min(0xffff, l.optimalTransferLengthGranularity),
+    maxTransferLength: l.maxTransferLength,
+    optimalTransferLength: l.optimalTransferLength,
+    maxPrefetchLength: 0,
+    maxUnmapLbaCount: p.unmap ? l.maxUnmapLbaCount : 0,
+    maxUnmapBlockDescriptorCount: p.unmap ? l.maxUnmapBlockDescriptorCount : 0,
+    optimalUnmapGranularity: p.unmap ? l.optimalUnmapGranularity : 0,
+    ugavalid: p.unmap && SBC_LIMITS.unmapAlignmentBlocks > 0,
+    unmapGranularityAlignment: p.unmap ? l.unmapGranularityAlignment : 0,
+    maxWriteSameLength: BigInt(l.maxWriteSameLength),
+    maxAtomicTransferLength: l.maxAtomicTransferLength,
+    atomicAlignment: l.atomicAlignment,
+    atomicTransferLengthGranularity: l.atomicTransferLengthGranularity,
+    maxAtomicTransferLengthWithAtomicBoundary: l.maxAtomicBoundarySize > 0 ? l.maxAtomicTransferLength : 0,
+    maxAtomicBoundarySize: l.maxAtomicBoundarySize,
+  });
+}
+
+/** In page-code order: SPC-5 §7.7.4 wants the Supported VPD Pages list ascending. */
+export const VPD_PAGES: readonly VpdPageDef[] = [
+  { page: VpdPage.SupportedPages, name: 'Supported VPD Pages', body: () => Buffer.from(VPD_PAGES.map((p) => p.page)) },
+  { page: VpdPage.UnitSerialNumber, name: 'Unit Serial Number', body: (lu) => Buffer.from(lu.serial, 'latin1') },
+  { page: VpdPage.DeviceIdentification, name: 'Device Identification', body: deviceIdentification },
+  {
+    page: VpdPage.ExtendedInquiry, name: 'Extended INQUIRY Data',
+    // SIMPSUP only: the engine does not promise ORDERED/HEAD OF QUEUE semantics. LUICLR=1: unit
+    // attentions are kept and cleared per I_T nexus (SPC-5 §7.7.8, required since SPC-4).
+    // V_SUP: VERIFY with BYTCHK is implemented by the SBC module.
+    body: () => extendedInquiryBody({
+      headsup: false, ordsup: false, simpsup: true, wuSup: false, crdSup: false, nvSup: false, vSup: true,
+      luiclr: true, maxSenseLength: 252,
+    }),
+  },
+  { page: VpdPage.BlockLimits, name: 'Block Limits', body: blockLimitsPage },
+  {
+    page: VpdPage.BlockDeviceCharacteristics, name: 'Block Device Characteristics',
+    // Memory and file stores have no seek time: non-rotating (Linux then sets QUEUE_FLAG_NONROT).
+    // A virtual disk has no form factor: 0 "not reported".
+    body: () => blockDeviceCharacteristicsBody({ mediumRotationRate: NON_ROTATING, productType: 0, nominalFormFactor: 0, fuab: true, vbuls: false }),
+  },
+  {
+    page: VpdPage.LogicalBlockProvisioning, name: 'Logical Block Provisioning',
+    body: (lu) => {
+      const p = provisioning(lu);
+      return logicalBlockProvisioningBody({
+        thresholdExponent: 0,
+        lbpu: p.unmap, lbpws: p.writeSameUnmap, lbpws10: p.writeSameUnmap,
+        lbprz: p.lbprz ? 1 : 0,
+        ancSup: false, dp: false,
+        provisioningType: lu.store.thin ? ProvisioningType.Thin : ProvisioningType.Full,
+      });
+    },
+  },
+];
+
+const BY_CODE = new Map(VPD_PAGES.map((p) => [p.page, p]));
+
+export function findVpdPage(page: number): VpdPageDef | undefined {
+  return BY_CODE.get(page);
+}
+
+export function vpdPageData(def: VpdPageDef, lu: LogicalUnit, nexus: Nexus): Buffer {
+  return vpdPage(PDT_DIRECT_ACCESS, def.page, def.body(lu, nexus));
+}
