@@ -83,7 +83,8 @@ export type NegotiationOutcome =
   | { kind: 'not-understood' };
 
 function numeric(v: string): number | null {
-  if (!/^(0|[1-9][0-9]{0,9}|0x[0-9a-fA-F]{1,8})$/.test(v)) return null;
+  // RFC 7143 §6.1: decimal-constant, or hex-constant with a "0x" or "0X" prefix.
+  if (!/^(0|[1-9][0-9]{0,9}|0[xX][0-9a-fA-F]{1,8})$/.test(v)) return null;
   return Number(v);
 }
 

@@ -220,15 +220,17 @@ export type InitiatorPdu =
   | UnknownPdu;
 
 /** LUN field → LUN number, for peripheral (00b) and flat (01b) addressing (SAM-5 §4.7). */
-export function decodeLun(bhs: Buffer, o = Off.lun): number {
+export function decodeLun(bhs: Buffer, o: number = Off.lun): number {
   const b0 = bhs[o];
   const method = b0 >> 6;
+  // Bytes 2-7 non-zero address a second level (SAM-5 §4.7.3): a different LU, which we do not have.
+  if (bhs.readUInt16BE(o + 2) !== 0 || bhs.readUInt32BE(o + 4) !== 0) return 0xffff;
   if (method === 0) return b0 === 0 ? bhs[o + 1] : ((b0 & 0x3f) << 8) | bhs[o + 1];
   if (method === 1) return ((b0 & 0x3f) << 8) | bhs[o + 1];
   return 0xffff; // unsupported addressing: no such LUN
 }
 
-export function encodeLun(lun: number, out: Buffer, o = Off.lun): void {
+export function encodeLun(lun: number, out: Buffer, o: number = Off.lun): void {
   if (lun < 256) {
     out[o] = 0;
     out[o + 1] = lun;
