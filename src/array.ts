@@ -1,0 +1,52 @@
+/** The running array: stores, SCSI targets and the iSCSI server, built from an ArrayConfig. */
+import type { Logger } from 'pino';
+import type { ArrayConfig } from './config.ts';
+import { lunIdentity } from './config.ts';
+import { IscsiServer } from './iscsi/server.ts';
+import { ScsiTarget } from './scsi/target.ts';
+import type { BackingStore } from './store/store.ts';
+import { openStore, parseLunSpec } from './store/lun-spec.ts';
+
+export class StorageArray {
+  readonly server: IscsiServer;
+  readonly stores: BackingStore[] = [];
+  readonly scsiTargets = new Map<string, ScsiTarget>();
+
+  private constructor(readonly config: ArrayConfig, readonly log: Logger) {
+    this.server = new IscsiServer(config.portals, log, config.iscsi);
+  }
+
+  static async create(config: ArrayConfig, log: Logger): Promise<StorageArray> {
+    const a = new StorageArray(config, log);
+    for (const t of config.targets) {
+      const scsi = new ScsiTarget(t.name, log.child({ target: t.name }));
+      for (const [i, l] of t.luns.entries()) {
+        const spec = parseLunSpec(l.spec);
+        const store = await openStore(spec);
+        a.stores.push(store);
+        const id = lunIdentity(t.name, i, l.spec);
+        scsi.addLun({
+          lun: i, store, readonly: spec.readonly, removable: spec.removable,
+          naa: l.naa ?? id.naa, serial: l.serial ?? id.serial, vendor: l.vendor, product: l.product,
+        });
+        log.info({ target: t.name, lun: i, spec: l.spec, blocks: String(store.blockCount), blockSize: store.blockSize }, 'LUN ready');
+      }
+      a.scsiTargets.set(t.name, scsi);
+      a.server.addTarget({ name: t.name, alias: t.alias, acl: t.acl, chap: t.chap }, scsi);
+    }
+    return a;
+  }
+
+  async start(): Promise<void> {
+    await this.server.listen();
+  }
+
+  /** Clean shutdown: stop accepting, drop sessions, flush and close every store. */
+  async stop(): Promise<void> {
+    await this.server.close();
+    for (const s of this.stores) {
+      await s.flush?.();
+      await s.close();
+    }
+  }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The whole test suite, as `npm test` and .ci/run call it. On a fresh Debian machine with
+# Node 20 it installs what it needs (system packages via apt when run as root, npm packages
+# via npm ci), then runs: typecheck, unit + integration tests (vitest), libiscsi conformance
+# (three LUN configurations), and the real Linux kernel initiator in a QEMU guest.
+# Env: ARRAYSIM_SKIP_VM=1 / ARRAYSIM_SKIP_CONFORMANCE=1 to leave a stage out (local use only).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+results=$root/results
+mkdir -p "$results"
+say() { printf '\n== %s ==\n' "$*"; }
+
+need_pkgs=()
+command -v iscsi-test-cu >/dev/null || need_pkgs+=(libiscsi-bin)
+if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then
+  command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+  command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
+  command -v mkfs.ext4 >/dev/null || need_pkgs+=(e2fsprogs)
+fi
+if ((${#need_pkgs[@]})); then
+  say "installing system packages: ${need_pkgs[*]}"
+  if [[ $(id -u) != 0 ]]; then echo "need root to apt-get install ${need_pkgs[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null || { echo "apt-get install failed" >&2; exit 1; }
+fi
+
+if [[ ! -d node_modules || ${CI:-} == true ]]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error || exit 1
+fi
+
+passed=0; failed=0
+stage() { # name, command...
+  local name=$1; shift
+  say "$name"
+  if "$@"; then passed=$((passed + 1)); echo "stage $name: PASS"; else failed=$((failed + 1)); echo "stage $name: FAIL"; fi
+}
+
+stage typecheck npx tsc --noEmit
+stage vitest npx vitest run --reporter=default --reporter=json --outputFile="$results/vitest.json"
+[[ ${ARRAYSIM_SKIP_CONFORMANCE:-0} == 1 ]] || stage conformance bash tools/conformance/run.sh
+[[ ${ARRAYSIM_SKIP_VM:-0} == 1 ]] || stage kernel-initiator bash tools/vm/kernel-initiator-test.sh
+
+# One closing line counting every test that ran: vitest tests, conformance tests, VM checks.
+node -e '
+const fs = require("fs");
+let p = 0, f = 0, s = 0;
+try { const v = JSON.parse(fs.readFileSync(process.argv[1] + "/vitest.json", "utf8")); p += v.numPassedTests; f += v.numFailedTests; s += v.numPendingTests + (v.numTodoTests||0); } catch { f++; }
+try { const c = JSON.parse(fs.readFileSync(process.argv[1] + "/conformance/summary.json", "utf8")); p += c.totals.passed; f += c.totals.failed; s += c.totals.skipped; } catch {}
+try { const k = JSON.parse(fs.readFileSync(process.argv[1] + "/vm/summary.json", "utf8")); p += k.passed; f += k.failed; } catch {}
+f += Number(process.argv[2]);
+console.log(`${p} passed, ${f} failed, ${s} skipped`);
+' "$results" "$failed"
+((failed == 0))
