@@ -59,16 +59,27 @@ export interface Task {
   unsolicitedEnd: number;
   unsolicitedNext: number;
   unsolicitedDone: boolean;
+  /** DataSN expected on the next unsolicited Data-Out (the unsolicited burst is one sequence). */
+  unsolicitedDataSN: number;
   r2tNext: number;
   r2tSN: number;
   readonly r2ts: Map<number, { offset: number; length: number; next: number; dataSN: number }>;
   failure: SenseReason | null;
+  /** Passed the CmdSN gate (counts in Session.outstanding when non-immediate). */
+  started: boolean;
   state: 'collecting' | 'executing';
   aborted: boolean;
   done: Promise<void> | null;
 }
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * A Data-Out whose DataSN is not the next one in its sequence means an earlier PDU was lost to a
+ * digest error (RFC 7143 §7.9), handled as that digest error (§7.8): without recovery R2Ts
+ * (ErrorRecoveryLevel 0) the task ends, once all its data is in, in CHECK CONDITION with
+ * "protocol service CRC error" (§4.4.7.1), and the data is never written.
+ */
+const DATASN_ERROR: SenseReason = 'ProtocolServiceCrcError';
 const HIGH_WATER = 16 * 1024 * 1024;
 
 export class Connection {
@@ -352,8 +363,8 @@ export class Connection {
     const task: Task = {
       itt: pdu.itt, lun: pdu.lun, cmdSN: pdu.cmdSN, immediate: pdu.immediate, cdb: pdu.cdb, edtl: pdu.edtl,
       read: pdu.read, write: pdu.write, attr: pdu.attr, buf: null, received: 0, unsolicitedEnd: 0,
-      unsolicitedNext: 0, unsolicitedDone: true, r2tNext: 0, r2tSN: 0, r2ts: new Map(), failure: null,
-      state: 'collecting', aborted: false, done: null,
+      unsolicitedNext: 0, unsolicitedDone: true, unsolicitedDataSN: 0, r2tNext: 0, r2tSN: 0, r2ts: new Map(), failure: null,
+      started: false, state: 'collecting', aborted: false, done: null,
     };
     if (pdu.write && pdu.edtl > 0) {
       // Unsolicited window: immediate data plus, with InitialR2T=No, Data-Out up to FirstBurstLength.
@@ -376,7 +387,12 @@ export class Connection {
   }
 
   private startTask(task: Task): void {
-    if (task.aborted) return;
+    task.started = true;
+    if (task.aborted) {
+      // Aborted while held for an earlier CmdSN: it took a window slot just now, give it back.
+      if (!task.immediate) this.session?.taskDone();
+      return;
+    }
     if (task.write && task.edtl > 0 && task.received < task.edtl) {
       this.issueR2Ts(task);
       return;
@@ -416,6 +432,8 @@ export class Connection {
         this.reject(RejectReason.ProtocolError, bhs);
         return;
       }
+      if (pdu.dataSN !== task.unsolicitedDataSN) task.failure ??= DATASN_ERROR;
+      task.unsolicitedDataSN++;
       pdu.data.copy(task.buf, off);
       task.unsolicitedNext += len;
       task.received += len;
@@ -428,10 +446,11 @@ export class Connection {
       }
     } else {
       const r = task.r2ts.get(pdu.ttt);
-      if (!r || off !== r.next || off + len > r.offset + r.length || pdu.dataSN !== r.dataSN) {
+      if (!r || off !== r.next || off + len > r.offset + r.length) {
         this.reject(RejectReason.ProtocolError, bhs);
         return;
       }
+      if (pdu.dataSN !== r.dataSN) task.failure ??= DATASN_ERROR;
       pdu.data.copy(task.buf, off);
       r.next += len;
       r.dataSN++;
@@ -680,8 +699,15 @@ export class Connection {
           if (w) await w;
           return TmfResponse.FunctionComplete;
         }
-        // RFC 7143 §11.5.1 c/d: unknown task: complete if its CmdSN was already received.
-        if (snLt(pdu.refCmdSN, s.expCmdSN) && !snGt(pdu.refCmdSN, pdu.cmdSN)) return TmfResponse.FunctionComplete;
+        // RFC 7143 §11.5.1 b/c: a task we do not know. If its command has not arrived yet (RefCmdSN
+        // inside the CmdSN window and before this TMF), take that CmdSN as received so the late
+        // command is ignored, and report the abort done. Outside the window the command has
+        // already completed (or never existed): "Task does not exist", and the initiator keeps
+        // the status it may already have.
+        if (!snLt(pdu.refCmdSN, s.expCmdSN) && !snGt(pdu.refCmdSN, s.maxCmdSN) && snLt(pdu.refCmdSN, pdu.cmdSN)) {
+          s.consumeCmdSN(pdu.refCmdSN);
+          return TmfResponse.FunctionComplete;
+        }
         return TmfResponse.TaskDoesNotExist;
       }
       case TmfFunction.AbortTaskSet:
@@ -725,7 +751,9 @@ export class Connection {
     this.tasks.delete(t.itt);
     this.abortedItts.add(t.itt);
     if (this.abortedItts.size > 4096) this.abortedItts.delete(this.abortedItts.values().next().value!);
-    if (t.state === 'collecting' && !t.immediate) this.session?.taskDone();
+    // Still collecting Data-Out: no SCSI Response will come from finish(), so free its window slot
+    // here (one held for an earlier CmdSN has no slot yet; startTask gives it back).
+    if (t.started && t.state === 'collecting' && !t.immediate) this.session?.taskDone();
     return t.done;
   }
 

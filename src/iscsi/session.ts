@@ -123,6 +123,21 @@ export class Session {
     }
   }
 
+  /**
+   * RFC 7143 §11.5.1 b: ABORT TASK for a command not yet received makes the target treat its CmdSN
+   * as received. The command, should it arrive later, is outside the window or a duplicate and
+   * is ignored (order() answers 'drop').
+   */
+  consumeCmdSN(cmdSN: number): void {
+    if (cmdSN === this.expCmdSN) {
+      this.expCmdSN = snAdd(this.expCmdSN, 1);
+      this.drain();
+    } else if (!this.early.has(cmdSN)) {
+      // Held as a no-op: when the gap before it fills, drain() takes a slot and frees it at once.
+      this.early.set(cmdSN, () => this.taskDone());
+    }
+  }
+
   /** A non-immediate task finished: the window may open (MaxCmdSN never moves backwards). */
   taskDone(): void {
     if (this.outstanding > 0) this.outstanding--;
