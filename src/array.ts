@@ -4,6 +4,7 @@ import type { ArrayConfig } from './config.ts';
 import { lunIdentity } from './config.ts';
 import { IscsiServer } from './iscsi/server.ts';
 import { ScsiTarget } from './scsi/target.ts';
+import { AluaModel } from './scsi/alua.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
 
@@ -27,10 +28,13 @@ export class StorageArray {
         const id = lunIdentity(t.name, i, l.spec);
         scsi.addLun({
           lun: i, store, readonly: spec.readonly, removable: spec.removable,
-          naa: l.naa ?? id.naa, serial: l.serial ?? id.serial, vendor: l.vendor, product: l.product,
+          naa: l.naa ?? id.naa, serial: l.serial ?? id.serial, vendor: l.vendor, product: l.product, aluaMode: l.aluaMode,
         });
         log.info({ target: t.name, lun: i, spec: l.spec, blocks: String(store.blockCount), blockSize: store.blockSize }, 'LUN ready');
       }
+      // Every portal is a target port (relative port id = TPGT) in its target port group.
+      const ports = config.portals.map((p) => ({ relativeTargetPortId: p.tpgt, targetPortGroup: p.targetPortGroup }));
+      scsi.alua = AluaModel.build(scsi, ports, t.alua, log.child({ target: t.name, component: 'alua' }));
       a.scsiTargets.set(t.name, scsi);
       a.server.addTarget({ name: t.name, alias: t.alias, acl: t.acl, chap: t.chap }, scsi);
     }

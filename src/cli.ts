@@ -76,7 +76,33 @@ export async function main(argv: string[]): Promise<void> {
       (y) => y.option('admin', { type: 'string', default: defaultAdmin(), describe: 'admin API address' }),
       async (a) => { console.log(JSON.stringify(await adminCall(a.admin, 'GET', '/v1/status'), null, 2)); },
     )
-    .demandCommand(1, 'give a command: serve, status')
+    .command(
+      'alua <action>',
+      'show or change ALUA target port group states on a running target',
+      (y) => y
+        .positional('action', { choices: ['show', 'set'] as const, describe: 'show: print the groups; set: change one group' })
+        .option('admin', { type: 'string', default: defaultAdmin(), describe: 'admin API address' })
+        .option('tpg', { type: 'number', describe: 'target port group number (set)' })
+        .option('state', { type: 'string', describe: 'active/optimized (ao), active/non-optimized (ano), standby, unavailable, offline (set)' })
+        .option('host', { type: 'string', describe: 'initiator IQN: change only the state this host sees (host proximity)' })
+        .option('clear-host', { type: 'boolean', describe: 'remove the --host override instead of setting one' })
+        .option('preferred', { type: 'boolean', describe: 'set or clear the PREF bit' })
+        .option('transition-ms', { type: 'number', describe: 'time in transitioning first (default: the configured one)' })
+        .option('target', { type: 'string', describe: 'only this target (default: all targets)' })
+        .option('reason', { type: 'string', describe: 'logged with the change' })
+        .option('wait', { type: 'boolean', default: true, describe: 'return once the transition is complete' }),
+      async (a) => {
+        if (a.action === 'show') { console.log(JSON.stringify(await adminCall(a.admin, 'GET', '/v1/alua'), null, 2)); return; }
+        if (a.tpg === undefined) throw new Error('alua set needs --tpg');
+        if (a.state === undefined && !a.clearHost) throw new Error('alua set needs --state (or --host IQN --clear-host)');
+        const body = {
+          tpg: a.tpg, state: a.state, host: a.host, clearHost: a.clearHost, preferred: a.preferred,
+          transitionMs: a.transitionMs, target: a.target, reason: a.reason ?? 'arraysim alua set', wait: a.wait,
+        };
+        console.log(JSON.stringify(await adminCall(a.admin, 'POST', '/v1/alua', body), null, 2));
+      },
+    )
+    .demandCommand(1, 'give a command: serve, status, alua')
     .strict()
     .help()
     .parseAsync();

@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import YAML from 'yaml';
 import type { ChapConfig, IscsiTuning, PortalConfig } from './iscsi/config.ts';
+import { ALUA_MODES, parseAccessState } from './scsi/alua.ts';
+import type { AluaConfig, AluaMode } from './scsi/alua.ts';
 
 export interface LunConfig {
   /** LUN SPEC string: `SIZE[,OPTION...]` or `file:PATH[,size=SIZE][,OPTION...]`. */
@@ -15,6 +17,8 @@ export interface LunConfig {
   serial?: string;
   vendor?: string;
   product?: string;
+  /** ALUA kind this LU offers; default: the target's `alua.mode`. */
+  aluaMode?: AluaMode;
 }
 
 export interface TargetConfig {
@@ -23,6 +27,8 @@ export interface TargetConfig {
   acl?: string[];
   chap?: ChapConfig;
   luns: LunConfig[];
+  /** Target port groups' states for this target (merged over the file's top-level `alua:`). */
+  alua?: AluaConfig;
 }
 
 export interface ArrayConfig {
@@ -71,6 +77,36 @@ export function configFromFile(path: string): ArrayConfig {
     const tpgt = p.tpgt ?? i + 1;
     return { ...parseHostPort(p.listen), tpgt, targetPortGroup: p.targetPortGroup ?? tpgt };
   });
+  const aluaModeOf = (v: unknown, where: string): AluaMode | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || !(ALUA_MODES as readonly string[]).includes(v)) throw err(`${where} must be one of ${ALUA_MODES.join(', ')}`);
+    return v as AluaMode;
+  };
+  const aluaSection = (a: any, where: string): AluaConfig | undefined => {
+    if (a === undefined || a === null) return undefined;
+    if (typeof a !== 'object') throw err(`${where} must be a mapping`);
+    const out: AluaConfig = { mode: aluaModeOf(a.mode, `${where}.mode`) };
+    if (a.transitionMs !== undefined) {
+      if (typeof a.transitionMs !== 'number' || a.transitionMs < 0 || a.transitionMs > 255_000) throw err(`${where}.transitionMs must be 0..255000`);
+      out.transitionMs = a.transitionMs;
+    }
+    if (a.groups !== undefined) {
+      if (!Array.isArray(a.groups)) throw err(`${where}.groups must be a list`);
+      out.groups = a.groups.map((g: any, k: number) => {
+        const gw = `${where}.groups[${k}]`;
+        if (!Number.isInteger(g?.id) || g.id < 0 || g.id > 0xffff) throw err(`${gw}.id must be a target port group number 0..65535`);
+        const check = (st: unknown, w: string) => {
+          if (typeof st !== 'string') throw err(`${w} must be a state name`);
+          try { parseAccessState(st); } catch (e) { throw err(`${w}: ${(e as Error).message}`); }
+          return st;
+        };
+        const hosts: Record<string, string> = {};
+        for (const [h, st] of Object.entries(g.hosts ?? {})) hosts[h] = check(st, `${gw}.hosts["${h}"]`);
+        return { id: g.id, state: g.state === undefined ? undefined : check(g.state, `${gw}.state`), preferred: g.preferred === undefined ? undefined : !!g.preferred, hosts };
+      });
+    }
+    return out;
+  };
   const targetsIn: any[] = doc.targets ?? [{ name: DEFAULT_TARGET, luns: [DEFAULT_LUN] }];
   if (!Array.isArray(targetsIn) || targetsIn.length === 0) throw err('targets must be a non-empty list');
   const targets = targetsIn.map((t: any, i: number): TargetConfig => {
@@ -78,16 +114,26 @@ export function configFromFile(path: string): ArrayConfig {
     const luns = (t.luns ?? [DEFAULT_LUN]).map((l: any, j: number): LunConfig => {
       if (typeof l === 'string') return { spec: l };
       if (typeof l?.spec !== 'string') throw err(`targets[${i}].luns[${j}] needs a spec`);
-      return { spec: l.spec, naa: l.naa, serial: l.serial, vendor: l.vendor, product: l.product };
+      return { spec: l.spec, naa: l.naa, serial: l.serial, vendor: l.vendor, product: l.product, aluaMode: aluaModeOf(l.alua, `targets[${i}].luns[${j}].alua`) };
     });
     if (t.chap && (typeof t.chap.user !== 'string' || typeof t.chap.secret !== 'string')) {
       throw err(`targets[${i}].chap needs user and secret`);
     }
-    return { name: t.name, alias: t.alias, acl: t.acl, chap: t.chap, luns };
+    const alua = mergeAlua(aluaSection(doc.alua, 'alua'), aluaSection(t.alua, `targets[${i}].alua`));
+    return { name: t.name, alias: t.alias, acl: t.acl, chap: t.chap, luns, alua };
   });
   const iscsi = { ...(doc.iscsi ?? {}) };
   if (iscsi.keys) iscsi.keys = Object.fromEntries(Object.entries(iscsi.keys).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? 'Yes' : 'No') : String(v)]));
   return { portals, targets, iscsi, logLevel: doc.log?.level ?? 'info' };
+}
+
+/** A target's own `alua:` section over the file-wide one (groups merged by id). */
+function mergeAlua(base: AluaConfig | undefined, own: AluaConfig | undefined): AluaConfig | undefined {
+  if (!base) return own;
+  if (!own) return base;
+  const groups = new Map((base.groups ?? []).map((g) => [g.id, g]));
+  for (const g of own.groups ?? []) groups.set(g.id, { ...groups.get(g.id), ...g });
+  return { mode: own.mode ?? base.mode, transitionMs: own.transitionMs ?? base.transitionMs, groups: [...groups.values()] };
 }
 
 /**

@@ -1,13 +1,17 @@
 /**
  * The admin API: HTTP/JSON on loopback, so operators, scenario labs and (later) the
- * replication engine script the array with curl or fetch. Read-only status for now; the
- * ALUA issue adds state changes through the same server.
+ * replication engine script the array with curl or fetch.
  *
- *   GET /v1/status     targets, LUNs, sessions, per-portal I/O counters
+ *   GET  /v1/status     targets, LUNs, sessions, per-portal I/O counters
+ *   GET  /v1/alua       every target's port groups: mode, default state, preferred, per-host overrides
+ *   POST /v1/alua       {tpg, state, host?, clearHost?, preferred?, transitionMs?, target?, reason?, wait?}
+ *                       one state change, applied atomically through the ALUA model (which logs it
+ *                       with the reason and raises UA 2A/06); answers with the groups afterwards
  */
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { StorageArray } from '../array.ts';
+import { AluaModel, parseAccessState } from '../scsi/alua.ts';
 
 export type Route = (req: http.IncomingMessage, body: unknown) => Promise<unknown> | unknown;
 
@@ -17,6 +21,37 @@ export class AdminApi {
 
   constructor(readonly array: StorageArray, readonly log: Logger) {
     this.routes.set('GET /v1/status', () => this.status());
+    this.routes.set('GET /v1/alua', () => this.aluaShow());
+    this.routes.set('POST /v1/alua', (_req, body) => this.aluaSet(body));
+  }
+
+  private aluaModels(): [string, AluaModel][] {
+    return [...this.array.scsiTargets].flatMap(([name, t]) => (t.alua instanceof AluaModel ? [[name, t.alua] as [string, AluaModel]] : []));
+  }
+
+  aluaShow(): unknown {
+    return { targets: this.aluaModels().map(([name, m]) => ({ name, ...(m.toJSON() as object) })) };
+  }
+
+  /** One change; without `target` it applies to every target (they share the portals). */
+  async aluaSet(body: unknown): Promise<unknown> {
+    const b = (body ?? {}) as Record<string, unknown>;
+    if (!Number.isInteger(b.tpg)) throw new Error('tpg (target port group number) is required');
+    if (b.host !== undefined && typeof b.host !== 'string') throw new Error('host must be an initiator name');
+    if (!b.clearHost && typeof b.state !== 'string') throw new Error('state is required');
+    const state = b.clearHost ? 'active/optimized' : parseAccessState(b.state as string);
+    if (b.transitionMs !== undefined && (typeof b.transitionMs !== 'number' || b.transitionMs < 0)) throw new Error('transitionMs must be >= 0');
+    const models = this.aluaModels().filter(([name]) => b.target === undefined || name === b.target);
+    if (!models.length) throw new Error(`no target ${String(b.target)}`);
+    for (const [, m] of models) if (!m.groups.has(b.tpg as number)) throw new Error(`no target port group ${String(b.tpg)}`);
+    const reason = typeof b.reason === 'string' && b.reason ? b.reason : 'admin API';
+    const done = models.map(([, m]) => m.transition({
+      tpg: b.tpg as number, state, host: b.host as string | undefined, clearHost: !!b.clearHost,
+      preferred: typeof b.preferred === 'boolean' ? b.preferred : undefined,
+      transitionMs: b.transitionMs as number | undefined, reason,
+    }));
+    if (b.wait) await Promise.all(done);
+    return this.aluaShow();
   }
 
   status(): unknown {

@@ -247,8 +247,9 @@ export class Connection {
     const params: SessionParams = sessionParamsFrom(lg.agreed);
     this.cid = lg.cid;
     if (lg.tsih === 0) {
-      // Leading login: a new session, reinstating any session with the same ISID (RFC 7143 §6.3.5).
-      const old = this.server.findSession(lg.initiatorName, lg.isid, lg.target?.name ?? '');
+      // Leading login: a new session, reinstating any session with the same ISID through the
+      // same target portal group (the session identifier is initiator + ISID + TPGT, RFC 7143 §4.4.1, §6.3.5).
+      const old = this.server.findSession(lg.initiatorName, lg.isid, lg.target?.name ?? '', this.portal.tpgt);
       if (old) this.server.closeSession(old, 'session reinstatement');
       const entry = lg.target ? this.server.targets.get(lg.target.name) : undefined;
       const s = new Session(
@@ -510,8 +511,12 @@ export class Connection {
     if (task.aborted || this.closed) return;
     const st = this.stats;
     st.commands++;
-    if (task.read) { st.reads++; if (r.data) st.readBytes += Math.min(r.data.length, task.edtl); }
-    if (task.write) { st.writes++; st.writeBytes += task.edtl; }
+    // reads/writes count I/O the port actually served (GOOD), so the counters show which path
+    // carries the I/O; a command refused by the ALUA gate counts only in `commands`.
+    if (r.status === 0) {
+      if (task.read) { st.reads++; if (r.data) st.readBytes += Math.min(r.data.length, task.edtl); }
+      if (task.write) { st.writes++; st.writeBytes += task.edtl; }
+    }
     const edtl = task.edtl;
     let overflow = 0;
     let underflow = 0;

@@ -89,9 +89,9 @@ export class IscsiServer {
     return undefined;
   }
 
-  findSession(initiatorName: string, isid: string, targetName: string): Session | undefined {
+  findSession(initiatorName: string, isid: string, targetName: string, tpgt: number): Session | undefined {
     for (const s of this.sessions) {
-      if (s.initiatorName === initiatorName && s.isid === isid && (s.targetConfig?.name ?? '') === targetName) return s;
+      if (s.initiatorName === initiatorName && s.isid === isid && s.portal.tpgt === tpgt && (s.targetConfig?.name ?? '') === targetName) return s;
     }
     return undefined;
   }

@@ -22,11 +22,15 @@ export type ReservationClass = 'read' | 'write' | 'allowed' | 'conflict' | 'pr-o
 
 /**
  * ALUA class (SPC-5 §5.16.2.4): which target port asymmetric access states accept the command.
- *  - 'media':  only active/optimized and active/non-optimized (reads, writes, …).
- *  - 'always': accepted in every state that responds at all (INQUIRY, REPORT LUNS, REPORT/SET
- *              TARGET PORT GROUPS, REQUEST SENSE, TUR, MODE SENSE, PR IN, …: the standby allow-list).
+ * Each class accepts everything the one before it accepts:
+ *  - 'media':          only active/optimized and active/non-optimized (reads, writes, …).
+ *  - 'standby-ok':     also standby (§5.16.2.4.4: MODE SENSE/SELECT, LOG SENSE, PR IN/OUT, TUR …).
+ *  - 'unavailable-ok': also unavailable (§5.16.2.4.5: SET TARGET PORT GROUPS, REPORT SUPPORTED
+ *                      OPERATION CODES …).
+ *  - 'always':         also transitioning and offline (§5.16.2.4.6-7: INQUIRY, REPORT LUNS,
+ *                      REPORT TARGET PORT GROUPS, REQUEST SENSE).
  */
-export type AluaClass = 'media' | 'always' | 'standby-ok';
+export type AluaClass = 'media' | 'standby-ok' | 'unavailable-ok' | 'always';
 
 /** Whether a pending unit attention is reported for this command (SAM-5 §5.14, SPC-5 §6.x). */
 export type UaClass = 'report' | 'skip';

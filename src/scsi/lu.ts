@@ -32,6 +32,8 @@ export interface LuOptions {
   vendor?: string;   // 8 chars
   product?: string;  // 16 chars
   revision?: string; // 4 chars
+  /** ALUA kind this LU offers (INQUIRY TPGS; SET TARGET PORT GROUPS only with explicit). Default: the target's. */
+  aluaMode?: 'implicit' | 'explicit' | 'both';
 }
 
 /** Mutable device settings that mode pages and START STOP UNIT change. */
@@ -60,6 +62,7 @@ export class LogicalUnit {
   readonly vendor: string;
   readonly product: string;
   readonly revision: string;
+  readonly aluaMode?: 'implicit' | 'explicit' | 'both';
   readonly ua: UnitAttentions;
   readonly reservations: Reservations;
   readonly settings: LuSettings = { dSense: false, wce: true, rcd: false, swp: false, tas: false };
@@ -81,6 +84,7 @@ export class LogicalUnit {
     this.vendor = o.vendor ?? 'ARRAYSIM';
     this.product = o.product ?? 'VIRTUAL-DISK';
     this.revision = o.revision ?? '0001';
+    this.aluaMode = o.aluaMode;
     this.ua = new UnitAttentions();
     this.reservations = new Reservations(this);
   }

@@ -69,9 +69,9 @@ const TEST_UNIT_READY: CommandDef<null> = {
 
 // ---- INQUIRY (SPC-5 §6.7) -------------------------------------------------------------------
 
-/** TPGS the target advertises: from the ALUA model's mode when one is attached (01b implicit otherwise). */
-function tpgsOf(target: ScsiTarget): number {
-  const mode = (target.alua as { mode?: string } | undefined)?.mode;
+/** TPGS an LU advertises: its ALUA mode (the target model's default when it sets none); 01b without a model. */
+function tpgsOf(target: ScsiTarget, lu: LogicalUnit): number {
+  const mode = lu.aluaMode ?? (target.alua as { mode?: string } | undefined)?.mode;
   return mode === 'explicit' ? 0b10 : mode === 'both' ? 0b11 : TPGS_IMPLICIT;
 }
 
@@ -84,7 +84,7 @@ const INQUIRY: CommandDef<InquiryCmd> = {
     return decodeInquiry(cdb);
   },
   execute({ lu, nexus, target }, cmd) {
-    return dataIn(inquiryData(lu, nexus, cmd, tpgsOf(target)), cmd.allocationLength);
+    return dataIn(inquiryData(lu, nexus, cmd, tpgsOf(target, lu)), cmd.allocationLength);
   },
 };
 
