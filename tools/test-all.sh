@@ -40,7 +40,10 @@ stage() { # name, command...
 stage typecheck npx tsc --noEmit
 stage vitest npx vitest run --reporter=default --reporter=json --outputFile="$results/vitest.json"
 [[ ${ARRAYSIM_SKIP_CONFORMANCE:-0} == 1 ]] || stage conformance bash tools/conformance/run.sh
-[[ ${ARRAYSIM_SKIP_VM:-0} == 1 ]] || stage kernel-initiator bash tools/vm/kernel-initiator-test.sh
+if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then
+  rm -rf "$results/vm"
+  stage kernel-initiator bash tools/vm/kernel-initiator-test.sh "$results/vm"
+fi
 
 # One closing line counting every test that ran: vitest tests, conformance tests, VM checks.
 node -e '
@@ -48,7 +51,8 @@ const fs = require("fs");
 let p = 0, f = 0, s = 0;
 try { const v = JSON.parse(fs.readFileSync(process.argv[1] + "/vitest.json", "utf8")); p += v.numPassedTests; f += v.numFailedTests; s += v.numPendingTests + (v.numTodoTests||0); } catch { f++; }
 try { const c = JSON.parse(fs.readFileSync(process.argv[1] + "/conformance/summary.json", "utf8")); p += c.totals.passed; f += c.totals.failed; s += c.totals.skipped; } catch {}
-try { const k = JSON.parse(fs.readFileSync(process.argv[1] + "/vm/summary.json", "utf8")); p += k.passed; f += k.failed; } catch {}
+// The VM harness writes PASS/FAIL lines (target start/stop, each guest check) to vm/summary.txt.
+try { for (const l of fs.readFileSync(process.argv[1] + "/vm/summary.txt", "utf8").split("\n")) { const t = l.trim(); if (t.startsWith("PASS ")) p++; else if (t.startsWith("FAIL ")) f++; } } catch {}
 f += Number(process.argv[2]);
 console.log(`${p} passed, ${f} failed, ${s} skipped`);
 ' "$results" "$failed"

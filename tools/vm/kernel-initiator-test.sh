@@ -7,7 +7,11 @@
 #      fio verify, logout/login re-verify)
 #   3. stop the target with SIGTERM (to its process group), start it again, same file
 #   4. guest-tests/verify-persist.sh in a fresh VM: the 64 MiB file must be intact
-#   5. stop the target; print the summary. Exit 0 only if both guest runs PASSed.
+#   5. stop the target
+#   6. (arraysim only; ARRAYSIM_VM_ARRAY=0 skips) start arraysim with targets/array.yaml (two
+#      portals PORT and PORT+1 in two ALUA groups, two LUNs, admin API on PORT+1000) and run
+#      guest-tests/array.sh: ALUA commands, VAAI with sg3_utils, dm-multipath with state flips
+#   7. print the summary. Exit 0 only if every guest run PASSed.
 #
 # Usage:  kernel-initiator-test.sh [--tgtd] [RESULT_DIR]
 #   RESULT_DIR default: ./vm-results/kit-YYYYmmdd-HHMMSS (smoke/, persist/, target-*.log,
@@ -31,8 +35,10 @@ set -euo pipefail
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$VM_DIR/../.." && pwd)
 
+array_phase=${ARRAYSIM_VM_ARRAY:-1}
 if [[ ${1:-} == --tgtd ]]; then
   shift
+  array_phase=0
   export ARRAYSIM_CMD=${ARRAYSIM_CMD:-$VM_DIR/targets/tgtd.sh}
   export ARRAYSIM_READY_PATTERN=${ARRAYSIM_READY_PATTERN:-'^tgtd.sh: ready:'}
   export ARRAYSIM_PORT=${ARRAYSIM_PORT:-3301}
@@ -162,11 +168,26 @@ else
   note "FAIL persistence: smoke.sh did not write /ref.dat, nothing to verify after a restart"
 fi
 
+array_ok=true
+if [[ $array_phase == 1 ]]; then
+  array_ok=false
+  cfg=$tmp/array.yaml
+  sed -e "s/@PORT1@/$ARRAYSIM_PORT/; s/@PORT2@/$((ARRAYSIM_PORT + 1))/" "$VM_DIR/targets/array.yaml" >"$cfg"
+  CMD="node bin/arraysim.js serve --config $cfg --admin 127.0.0.1:$((ARRAYSIM_PORT + 1000))"
+  if start_target 3; then
+    export TARGET_PORT2=$((ARRAYSIM_PORT + 1)) TARGET_ADMIN_PORT=$((ARRAYSIM_PORT + 1000)) TARGET_IQN=iqn.2026-11.dev.arraysim:vm-array
+    unset TARGET_EXPECT_SHA TARGET_EXPECT_DEVID
+    guest array "$VM_DIR/guest-tests/array.sh" && array_ok=true
+    stop_target 3
+  fi
+fi
+
 verdict=FAIL
-$smoke_ok && $persist_ok && verdict=PASS
+$smoke_ok && $persist_ok && $array_ok && verdict=PASS
 {
   echo "---- smoke (guest) ----"; cat "$OUT/smoke/summary.txt" 2>/dev/null || echo "(none)"
   echo "---- persist after target restart (guest) ----"; cat "$OUT/persist/summary.txt" 2>/dev/null || echo "(none)"
+  if [[ $array_phase == 1 ]]; then echo "---- array: ALUA, VAAI, multipath (guest) ----"; cat "$OUT/array/summary.txt" 2>/dev/null || echo "(none)"; fi
   echo "KERNEL-INITIATOR-TEST: $verdict in $(since "$t_all") s (target: $CMD)"
 } >>"$SUMMARY"
 echo
