@@ -31,6 +31,7 @@ import { Session, sessionParamsFrom } from './session.ts';
 import type { SessionParams } from './session.ts';
 import type { IscsiServer, PortalStats } from './server.ts';
 import { snAdd, snGt, snLt } from './seq.ts';
+import { SBC_LIMITS } from '../scsi/sbc-common.ts';
 
 /** Target connection states (RFC 7143 §8.1.3, Figure 13). */
 export const enum ConnState {
@@ -81,6 +82,12 @@ const EMPTY = Buffer.alloc(0);
  */
 const DATASN_ERROR: SenseReason = 'ProtocolServiceCrcError';
 const HIGH_WATER = 16 * 1024 * 1024;
+/**
+ * The most Data-Out any command of this target can use: the Block Limits MAXIMUM TRANSFER LENGTH
+ * (SBC-4 §6.6.4); parameter lists are far smaller. A WRITE claiming more is refused before a
+ * buffer exists, so a 48-byte PDU cannot make the target reserve up to 4 GiB (EDTL is 32 bits).
+ */
+const MAX_DATA_OUT = SBC_LIMITS.maxTransferBytes;
 
 export class Connection {
   state: ConnState = ConnState.Free;
@@ -132,11 +139,18 @@ export class Connection {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.armIdle();
+    // Everything answered while this chunk is parsed (R2Ts, statuses of commands the memory store
+    // completes synchronously) leaves in one writev: a chunk often holds many PDUs, and one
+    // send per response cost more than the responses themselves.
+    const sock = this.socket;
+    sock.cork();
     try {
       this.framer.push(chunk, this.onFrame);
     } catch (err) {
       this.log.error({ err }, 'internal error handling PDU');
       this.drop('internal error');
+    } finally {
+      sock.uncork();
     }
   }
 
@@ -367,7 +381,11 @@ export class Connection {
       unsolicitedNext: 0, unsolicitedDone: true, unsolicitedDataSN: 0, r2tNext: 0, r2tSN: 0, r2ts: new Map(), failure: null,
       started: false, state: 'collecting', aborted: false, done: null,
     };
-    if (pdu.write && pdu.edtl > 0) {
+    if (pdu.write && pdu.edtl > MAX_DATA_OUT) {
+      // No buffer and no R2T: the task ends with CHECK CONDITION once its CmdSN comes up (SPC-5
+      // INVALID FIELD IN COMMAND INFORMATION UNIT: the EDTL field of the command PDU).
+      task.failure = 'InvalidFieldInCommandIu';
+    } else if (pdu.write && pdu.edtl > 0) {
       // Unsolicited window: immediate data plus, with InitialR2T=No, Data-Out up to FirstBurstLength.
       const unsolicited = s.params.initialR2T ? imm : Math.min(s.params.firstBurstLength, pdu.edtl);
       task.unsolicitedEnd = Math.max(unsolicited, imm);
@@ -394,7 +412,7 @@ export class Connection {
       if (!task.immediate) this.session?.taskDone();
       return;
     }
-    if (task.write && task.edtl > 0 && task.received < task.edtl) {
+    if (task.write && task.buf !== null && task.received < task.edtl) {
       this.issueR2Ts(task);
       return;
     }
@@ -759,6 +777,9 @@ export class Connection {
     // Still collecting Data-Out: no SCSI Response will come from finish(), so free its window slot
     // here (one held for an earlier CmdSN has no slot yet; startTask gives it back).
     if (t.started && t.state === 'collecting' && !t.immediate) this.session?.taskDone();
+    // Executing: tell the LU, so a command whose work outlives its task (SANITIZE) settles now.
+    const s = this.session;
+    if (t.state === 'executing' && s?.nexus) s.scsi?.luns.get(t.lun)?.abortTask(s.nexus.key, t.itt);
     return t.done;
   }
 
