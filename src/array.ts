@@ -4,6 +4,7 @@ import type { ArrayConfig } from './config.ts';
 import { lunIdentity } from './config.ts';
 import { IscsiServer } from './iscsi/server.ts';
 import { ScsiTarget } from './scsi/target.ts';
+import { joinCopyDomain } from './scsi/xcopy.ts';
 import { AluaModel } from './scsi/alua.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
@@ -38,6 +39,8 @@ export class StorageArray {
       a.scsiTargets.set(t.name, scsi);
       a.server.addTarget({ name: t.name, alias: t.alias, acl: t.acl, chap: t.chap }, scsi);
     }
+    // One copy manager for the array: EXTENDED COPY may name any LU of any target.
+    joinCopyDomain([...a.scsiTargets.values()]);
     return a;
   }
 

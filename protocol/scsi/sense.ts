@@ -37,6 +37,7 @@ export const SENSE_REASONS = {
   UnsupportedTargetDescriptorType: [SenseKey.IllegalRequest, 0x26, 0x07],
   TooManySegmentDescriptors: [SenseKey.IllegalRequest, 0x26, 0x08],
   UnsupportedSegmentDescriptorType: [SenseKey.IllegalRequest, 0x26, 0x09],
+  OperationInProgress: [SenseKey.IllegalRequest, 0x00, 0x16],
   InsufficientRegistrationResources: [SenseKey.IllegalRequest, 0x55, 0x04],
   SavingParametersNotSupported: [SenseKey.IllegalRequest, 0x39, 0x00],
   MediumRemovalPrevented: [SenseKey.IllegalRequest, 0x53, 0x02],

@@ -12,6 +12,7 @@ export const enum VpdPage {
   UnitSerialNumber = 0x80,
   DeviceIdentification = 0x83,
   ExtendedInquiry = 0x86,
+  ThirdPartyCopy = 0x8f,
   BlockLimits = 0xb0,
   BlockDeviceCharacteristics = 0xb1,
   LogicalBlockProvisioning = 0xb2,

@@ -50,8 +50,8 @@ export function standardInquiry(lu: LogicalUnit, tpgs: number = TPGS_IMPLICIT): 
     sccs: false,
     acc: false,
     tpgs,
-    // 3PC=0 until EXTENDED COPY is implemented (VAAI issue).
-    threePc: false,
+    // 3PC=1: EXTENDED COPY(LID1) and RECEIVE COPY RESULTS are offered (xcopy.ts, VPD 0x8F).
+    threePc: true,
     protect: false,
     encserv: false,
     multip: false,

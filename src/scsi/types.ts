@@ -5,6 +5,7 @@
  * computing residuals). It never looks inside the CDB.
  */
 import type { SenseReason, SenseDetail } from '../../protocol/scsi/sense.ts';
+import type { LogicalUnit } from './lu.ts';
 
 export const enum ScsiStatus {
   Good = 0x00,
@@ -103,6 +104,11 @@ export const GOOD: ScsiResponse = Object.freeze({ status: ScsiStatus.Good, data:
 
 /** An extent of logical blocks. Writes declare theirs so the splitter/replication can see them. */
 export interface Extent {
+  /**
+   * The LU written, when it is not the one the command was addressed to (EXTENDED COPY writes
+   * any LU of the array). Absent: the addressed LU.
+   */
+  lu?: LogicalUnit;
   lba: bigint;
   blocks: number;
 }

@@ -11,6 +11,7 @@ import {
 import { PDT_DIRECT_ACCESS, asciiField } from '../../protocol/scsi/inquiry.ts';
 import type { LogicalUnit } from './lu.ts';
 import type { Nexus } from './types.ts';
+import { thirdPartyCopyVpdBody } from './xcopy.ts';
 import { SBC_LIMITS, blockLimits, provisioning } from './sbc.ts';
 
 export interface VpdPageDef {
@@ -96,6 +97,8 @@ export const VPD_PAGES: readonly VpdPageDef[] = [
       luiclr: true, maxSenseLength: 252,
     }),
   },
+  // EXTENDED COPY limits and supported commands (SPC-4 §7.8.17), from the copy manager itself.
+  { page: VpdPage.ThirdPartyCopy, name: 'Third-party Copy', body: thirdPartyCopyVpdBody },
   { page: VpdPage.BlockLimits, name: 'Block Limits', body: blockLimitsPage },
   {
     page: VpdPage.BlockDeviceCharacteristics, name: 'Block Device Characteristics',

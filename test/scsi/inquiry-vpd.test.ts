@@ -8,8 +8,8 @@ describe('VPD 00h Supported VPD Pages', () => {
   it('lists every page ascending, including itself', async () => {
     const f = setup();
     const d = good(await submit(f, inquiry(1, 0x00)));
-    expect(d.subarray(0, 4).toString('hex')).toBe('00000007');
-    expect([...d.subarray(4)]).toEqual([0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2]);
+    expect(d.subarray(0, 4).toString('hex')).toBe('00000008');
+    expect([...d.subarray(4)]).toEqual([0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2]);
   });
 
   it('every listed page answers with its own page code and a consistent PAGE LENGTH', async () => {
