@@ -76,7 +76,7 @@ function rtpgStates(d: Buffer): Record<number, number> {
 
 async function post(body: unknown): Promise<any> {
   const r = await fetch(`http://127.0.0.1:${adminPort}/v1/alua`, { method: 'POST', body: JSON.stringify(body) });
-  const j = await r.json();
+  const j = (await r.json()) as any;
   if (!r.ok) throw new Error(j.error);
   return j;
 }
@@ -123,13 +123,13 @@ describe('ALUA over iSCSI with the admin API', () => {
   });
 
   it('an admin change is atomic, announced by UA 2A/06, gates media access, and shows in GET /v1/alua', async () => {
-    const before = (await (await fetch(`http://127.0.0.1:${adminPort}/v1/status`)).json()).portals.map((p: any) => p.stats.reads);
+    const before = ((await (await fetch(`http://127.0.0.1:${adminPort}/v1/status`)).json()) as any).portals.map((p: any) => p.stats.reads);
     const r = await post({ tpg: 1, state: 'standby', reason: 'maintenance on controller A', wait: true });
     expect(r.targets[0].groups[0]).toMatchObject({ id: 1, state: 'standby', statusCode: 2, hosts: {} });
     for (const s of Object.values(sessions)) expect(senseKcq(await s.scsi(0, TUR))).toEqual([0x6, 0x2a, 0x06]);
     expect(senseKcq(await sessions.a1.scsi(0, READ10, { read: 512 }))).toEqual([0x2, 0x04, 0x0b]);
     expect((await sessions.a2.scsi(0, READ10, { read: 512 })).status).toBe(0);
-    const after = (await (await fetch(`http://127.0.0.1:${adminPort}/v1/status`)).json()).portals.map((p: any) => p.stats.reads);
+    const after = ((await (await fetch(`http://127.0.0.1:${adminPort}/v1/status`)).json()) as any).portals.map((p: any) => p.stats.reads);
     expect(after[0]).toBe(before[0]);
     expect(after[1]).toBeGreaterThan(before[1]);
     await post({ tpg: 1, state: 'unavailable', wait: true });
