@@ -38,6 +38,12 @@ export interface FramerOptions {
   dataDigest: boolean;
   /** Largest data segment accepted (our declared MaxRecvDataSegmentLength). */
   maxDataSegmentLength: number;
+  /**
+   * Where a data segment that straddles chunks is gathered (size = data + padding + digest).
+   * Lets the transport hand out recycled buffers for payloads whose lifetime it controls;
+   * default Buffer.allocUnsafe. Headers are never gathered through it.
+   */
+  allocData?: (size: number, bhs: Buffer) => Buffer;
 }
 
 export class Framer {
@@ -81,7 +87,8 @@ export class Framer {
         seg = chunk.subarray(off, off + this.need);
         off += this.need;
       } else {
-        this.acc = Buffer.allocUnsafe(this.need);
+        const alloc = this.state === FramerState.DataAndDataDigest ? this.opts.allocData : undefined;
+        this.acc = alloc ? alloc(this.need, this.bhs) : Buffer.allocUnsafe(this.need);
         this.accFill = len - off;
         chunk.copy(this.acc, 0, off, len);
         return;

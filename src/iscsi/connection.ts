@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { Framer } from '../../protocol/iscsi/framer.ts';
 import type { FrameEvent, FramedPdu } from '../../protocol/iscsi/framer.ts';
 import {
-  InitiatorOp, LoginStage, RejectReason, TmfFunction, TmfResponse, RESERVED_TAG, PAD, padLength, BHS_LENGTH,
+  InitiatorOp, LoginStage, RejectReason, TmfFunction, TmfResponse, RESERVED_TAG, PAD, padLength, BHS_LENGTH, dataSegmentLength,
   decodePdu, encodeDataIn, encodeLoginResponse, encodeLogoutResponse, encodeNopIn, encodeR2T, encodeReject,
   encodeScsiResponse, encodeTaskMgmtResponse, encodeTextResponse, encodeAsyncMessage,
 } from '../../protocol/iscsi/pdu.ts';
@@ -31,6 +31,7 @@ import { Session, sessionParamsFrom } from './session.ts';
 import type { SessionParams } from './session.ts';
 import type { IscsiServer, PortalStats } from './server.ts';
 import { snAdd, snGt, snLt } from './seq.ts';
+import { BufferPool } from './buffer-pool.ts';
 import { SBC_LIMITS } from '../scsi/sbc-common.ts';
 
 /** Target connection states (RFC 7143 §8.1.3, Figure 13). */
@@ -66,6 +67,8 @@ export interface Task {
   r2tSN: number;
   readonly r2ts: Map<number, { offset: number; length: number; next: number; dataSN: number }>;
   failure: SenseReason | null;
+  /** buf came from the connection's BufferPool: give it back once the response is produced. */
+  pooled: Buffer | null;
   /** Passed the CmdSN gate (counts in Session.outstanding when non-immediate). */
   started: boolean;
   state: 'collecting' | 'executing';
@@ -82,6 +85,10 @@ const EMPTY = Buffer.alloc(0);
  */
 const DATASN_ERROR: SenseReason = 'ProtocolServiceCrcError';
 const HIGH_WATER = 16 * 1024 * 1024;
+/** Idle receive buffers kept per connection: QD32 of 128 KiB writes in flight, twice over. */
+const POOL_BYTES = 8 * 1024 * 1024;
+/** Smaller segments come from Node's shared 8 KiB pool or are cheap enough to allocate. */
+const POOL_MIN_SIZE = 16 * 1024;
 /**
  * The most Data-Out any command of this target can use: the Block Limits MAXIMUM TRANSFER LENGTH
  * (SBC-4 §6.6.4); parameter lists are far smaller. A WRITE claiming more is refused before a
@@ -109,6 +116,9 @@ export class Connection {
   private pingTimer: NodeJS.Timeout | null = null;
   private loginTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly pool = new BufferPool(POOL_BYTES, POOL_MIN_SIZE);
+  /** The last data segment the framer gathered into a pooled buffer (see allocData). */
+  private pooledSegment: Buffer | null = null;
   readonly log: Logger;
   readonly remote: string;
   private readonly stats: PortalStats;
@@ -172,16 +182,37 @@ export class Connection {
     }
   };
 
+  /**
+   * Pooled buffers only for payloads whose end of use is known here (see buffer-pool.ts): a
+   * Data-Out segment, and a WRITE whose data all arrives as immediate data.
+   */
+  private readonly allocData = (size: number, bhs: Buffer): Buffer => {
+    const op = bhs[0] & 0x3f;
+    const whole = op === InitiatorOp.ScsiCommand && (bhs[1] & 0x20) !== 0 && bhs.readUInt32BE(20) === dataSegmentLength(bhs);
+    if (size < POOL_MIN_SIZE || (op !== InitiatorOp.DataOut && !whole)) return Buffer.allocUnsafe(size);
+    return (this.pooledSegment = this.pool.take(size));
+  };
+
   private onPdu(f: FramedPdu): void {
+    const seg = this.pooledSegment;
+    if (seg === null) { this.dispatch(f, null); return; }
+    this.pooledSegment = null;
+    const pooled = f.data.buffer === seg.buffer ? seg : null;
+    // Whatever the handler did not adopt (a WRITE's immediate data as its task buffer) is free again.
+    if (!this.dispatch(f, pooled) && pooled !== null) this.pool.release(pooled);
+  }
+
+  /** Returns true when the PDU's pooled data segment now belongs to a task. */
+  private dispatch(f: FramedPdu, pooled: Buffer | null): boolean {
     const pdu = decodePdu(f.bhs, f.ahs, f.data);
     if (this.state === ConnState.InLogin) {
       if (pdu.op !== InitiatorOp.LoginRequest) {
         // RFC 7143 §6.3: only Login Requests during login.
         this.loginFail('InvalidDuringLogin', `opcode ${pdu.op} during login`);
-        return;
+        return false;
       }
       this.onLogin(pdu);
-      return;
+      return false;
     }
     if (!f.dataDigestOk) {
       // RFC 7143 §7.8.? data digest error: Reject; the task it belonged to cannot complete normally.
@@ -189,29 +220,29 @@ export class Connection {
       if (pdu.op === InitiatorOp.DataOut || pdu.op === InitiatorOp.ScsiCommand) {
         const t = this.tasks.get(pdu.itt);
         if (t) t.failure = 'ProtocolServiceCrcError';
-        if (pdu.op === InitiatorOp.ScsiCommand) return;
+        if (pdu.op === InitiatorOp.ScsiCommand) return false;
       } else {
-        return;
+        return false;
       }
     }
     switch (pdu.op) {
-      case InitiatorOp.ScsiCommand: return this.onScsiCommand(pdu, f.bhs);
-      case InitiatorOp.DataOut: return this.onDataOut(pdu, f.bhs);
-      case InitiatorOp.NopOut: return this.onNopOut(pdu, f.bhs);
-      case InitiatorOp.TaskMgmtRequest: return this.onTaskMgmt(pdu, f.bhs);
-      case InitiatorOp.TextRequest: return this.onText(pdu, f.bhs);
-      case InitiatorOp.LogoutRequest: return this.onLogout(pdu, f.bhs);
+      case InitiatorOp.ScsiCommand: return this.onScsiCommand(pdu, f.bhs, pooled);
+      case InitiatorOp.DataOut: this.onDataOut(pdu, f.bhs); return false;
+      case InitiatorOp.NopOut: this.onNopOut(pdu, f.bhs); return false;
+      case InitiatorOp.TaskMgmtRequest: this.onTaskMgmt(pdu, f.bhs); return false;
+      case InitiatorOp.TextRequest: this.onText(pdu, f.bhs); return false;
+      case InitiatorOp.LogoutRequest: this.onLogout(pdu, f.bhs); return false;
       case InitiatorOp.LoginRequest:
         // A login on a connection in full feature phase is a protocol error (RFC 7143 §6.3).
         this.reject(RejectReason.ProtocolError, f.bhs);
-        return;
+        return false;
       case InitiatorOp.SnackRequest:
         // ErrorRecoveryLevel 0: SNACK is not supported (RFC 7143 §11.16).
         this.reject(RejectReason.CommandNotSupported, f.bhs);
-        return;
+        return false;
       default:
         this.reject(RejectReason.CommandNotSupported, f.bhs);
-        return;
+        return false;
     }
   }
 
@@ -289,7 +320,9 @@ export class Connection {
     this.dataDigest = a.get('DataDigest') === 'CRC32C';
     this.sendLimit = Number(a.get('MaxRecvDataSegmentLength') ?? 8192);
     const ours = Number(a.get('TargetMaxRecvDataSegmentLength') ?? 8192);
-    this.framer.opts = { headerDigest: this.headerDigest, dataDigest: this.dataDigest, maxDataSegmentLength: ours };
+    this.framer.opts = {
+      headerDigest: this.headerDigest, dataDigest: this.dataDigest, maxDataSegmentLength: ours, allocData: this.allocData,
+    };
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.login = null;
     const s = this.session!;
@@ -361,24 +394,25 @@ export class Connection {
     return true;
   }
 
-  private onScsiCommand(pdu: ScsiCommandPdu, bhs: Buffer): void {
+  /** Returns true when `pooled` (the PDU's data segment) became the task's buffer. */
+  private onScsiCommand(pdu: ScsiCommandPdu, bhs: Buffer, pooled: Buffer | null): boolean {
     const s = this.session!;
     if (s.type === 'Discovery' || !s.scsi) {
       // RFC 7143 §4.3: discovery sessions carry only Text, NOP and Logout.
       this.reject(RejectReason.ProtocolError, bhs);
-      return;
+      return false;
     }
-    if (this.tasks.has(pdu.itt)) { this.reject(RejectReason.TaskInProgress, bhs); return; }
+    if (this.tasks.has(pdu.itt)) { this.reject(RejectReason.TaskInProgress, bhs); return false; }
     const imm = pdu.data.length;
     if (imm > 0 && (!pdu.write || !s.params.immediateData || imm > s.params.firstBurstLength || imm > pdu.edtl)) {
       // Immediate data not negotiated, beyond FirstBurstLength or beyond EDTL (RFC 7143 §4.2.5.1).
       this.reject(RejectReason.ProtocolError, bhs);
-      return;
+      return false;
     }
     const task: Task = {
       itt: pdu.itt, lun: pdu.lun, cmdSN: pdu.cmdSN, immediate: pdu.immediate, cdb: pdu.cdb, edtl: pdu.edtl,
       read: pdu.read, write: pdu.write, attr: pdu.attr, buf: null, received: 0, unsolicitedEnd: 0,
-      unsolicitedNext: 0, unsolicitedDone: true, unsolicitedDataSN: 0, r2tNext: 0, r2tSN: 0, r2ts: new Map(), failure: null,
+      unsolicitedNext: 0, unsolicitedDone: true, unsolicitedDataSN: 0, r2tNext: 0, r2tSN: 0, r2ts: new Map(), failure: null, pooled: null,
       started: false, state: 'collecting', aborted: false, done: null,
     };
     if (pdu.write && pdu.edtl > MAX_DATA_OUT) {
@@ -397,12 +431,17 @@ export class Connection {
       task.received = imm;
       if (task.unsolicitedDone && task.unsolicitedNext < task.unsolicitedEnd) task.r2tNext = task.unsolicitedNext;
     }
+    // Adopted: from here on the task gives the buffer back (finish), maybe before sequenced() returns.
+    const adopted = pooled !== null && task.buf === pdu.data;
+    if (adopted) task.pooled = pooled;
     this.tasks.set(task.itt, task);
     const ok = this.sequenced(pdu.immediate, pdu.cmdSN, () => this.startTask(task));
     if (!ok) {
       this.tasks.delete(task.itt);
       this.abortedItts.add(task.itt);
+      return false;
     }
+    return adopted;
   }
 
   private startTask(task: Task): void {
@@ -525,6 +564,8 @@ export class Connection {
   /** Send the outcome: Data-In (status in the last one when possible) or a SCSI Response. */
   private finish(task: Task, r: ScsiResponse): void {
     this.tasks.delete(task.itt);
+    // The SCSI layer is done with the Data-Out once it has answered (buffer-pool.ts).
+    if (task.pooled !== null) { this.pool.release(task.pooled); task.pooled = null; }
     if (!task.immediate) this.session?.taskDone();
     if (task.aborted || this.closed) return;
     const st = this.stats;
