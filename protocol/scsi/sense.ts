@@ -27,6 +27,7 @@ export const SENSE_REASONS = {
   InvalidOpcode: [SenseKey.IllegalRequest, 0x20, 0x00],
   LbaOutOfRange: [SenseKey.IllegalRequest, 0x21, 0x00],
   InvalidFieldInCdb: [SenseKey.IllegalRequest, 0x24, 0x00],
+  InvalidFieldInCommandIu: [SenseKey.IllegalRequest, 0x0e, 0x03],
   LuNotSupported: [SenseKey.IllegalRequest, 0x25, 0x00],
   ParameterListLengthError: [SenseKey.IllegalRequest, 0x1a, 0x00],
   InvalidFieldInParameterList: [SenseKey.IllegalRequest, 0x26, 0x00],

@@ -121,6 +121,11 @@ export class LogicalUnit {
         }
         throw new SenseError('InvalidOpcode');
       }
+      // SAM-5 §5.2: NACA=1 asks for ACA, which this device server does not support (standard
+      // INQUIRY NORMACA=0), so every command answers INVALID FIELD IN CDB on the CONTROL byte.
+      if (req.cdb[def.cdbLength - 1] & 0x04) {
+        throw new SenseError('InvalidFieldInCdb', { fieldPointer: { inCdb: true, byte: def.cdbLength - 1, bit: 2 } });
+      }
       const cmd = def.decode(req.cdb, this, req);
       this.target.alua?.gate(def, this, req.nexus);
       this.reservations.gate(def, req, cmd);
