@@ -1,43 +1,96 @@
 /**
- * Per-LU LBA range lock for asynchronous stores. With the synchronous memory store a command
- * runs start to finish inside one turn of the event loop, so COMPARE AND WRITE is atomic for
- * free; with the file store its read, compare and write are separate awaits, and SBC-4 §5.3
- * requires the compare and the write to be indivisible with respect to other writes to the
- * same LBAs. Writers take the range exclusively; non-overlapping ranges never wait.
+ * Per-LU LBA range lock: what makes COMPARE AND WRITE (SBC-4 §5.3) atomic with respect to every
+ * other command touching the same LBAs, from any I_T nexus, without a global mutex.
+ *
+ * Every command that writes the medium (WRITE 6-16, WRITE AND VERIFY, ORWRITE, WRITE SAME,
+ * UNMAP, WRITE ATOMIC, COMPARE AND WRITE, and anything issued through the LU front door such
+ * as XCOPY) runs its store access inside `run(…, 'exclusive')`; commands that only read the
+ * medium (READ, VERIFY) run inside `run(…, 'shared')`. Non-overlapping ranges never wait.
+ *
+ * Why both stores need it: the memory store is synchronous, so a command whose body does not
+ * await runs start to finish inside one turn of the event loop and cannot interleave with
+ * another; the file store's read, compare and write are separate awaits, and without the lock
+ * a WRITE from another session could land between COMPARE AND WRITE's read and its write.
+ * The lock makes both the same: `run` executes the body synchronously (no promise, no
+ * allocation) when nothing conflicting is held or queued, and otherwise queues it.
+ *
+ * Grants are FIFO among overlapping requests: a queued writer blocks later overlapping
+ * arrivals (also synchronous ones), so a stream of readers cannot starve an ATS.
+ * A body must not take a second range of the same LU while it holds one (no nesting): an
+ * XCOPY-style command copies through the front door one segment at a time instead.
  */
 import type { LogicalUnit } from './lu.ts';
 
-interface Held {
+export type LockMode = 'shared' | 'exclusive';
+
+interface Entry {
   start: bigint;
   end: bigint;
-  done: Promise<void>;
-  release: () => void;
+  mode: LockMode;
+  granted: boolean;
+  grant?: () => void;
 }
 
+const conflicts = (a: Entry | { start: bigint; end: bigint; mode: LockMode }, b: Entry): boolean =>
+  a.start < b.end && b.start < a.end && (a.mode === 'exclusive' || b.mode === 'exclusive');
+
 export class RangeLock {
-  private readonly held = new Set<Held>();
+  /** Held and queued requests, in arrival order. */
+  private readonly entries: Entry[] = [];
 
-  get size(): number { return this.held.size; }
+  /** Requests held or waiting (for tests and the admin API). */
+  get size(): number { return this.entries.length; }
 
-  /** Wait until [lba, lba+blocks) overlaps no held range, then hold it. Resolves to the release function. */
-  async acquire(lba: bigint, blocks: number | bigint): Promise<() => void> {
-    const start = lba;
-    const end = lba + BigInt(blocks);
-    for (;;) {
-      let blocker: Held | undefined;
-      for (const h of this.held) {
-        if (h.start < end && start < h.end) { blocker = h; break; }
-      }
-      if (!blocker) break;
-      await blocker.done;
+  /**
+   * Run `body` while holding [lba, lba+blocks) in `mode`. Synchronous when the range is free and
+   * the body is; a body that returns a promise keeps the range until the promise settles.
+   */
+  run<T>(lba: bigint, blocks: number | bigint, mode: LockMode, body: () => T | Promise<T>): T | Promise<T> {
+    const probe = { start: lba, end: lba + BigInt(blocks), mode };
+    if (!this.entries.some((e) => conflicts(probe, e))) {
+      const r = body();
+      if (!(r instanceof Promise)) return r;
+      const e: Entry = { ...probe, granted: true };
+      this.entries.push(e);
+      return r.finally(() => this.release(e));
     }
-    let release!: () => void;
-    const done = new Promise<void>((r) => { release = r; });
-    const h: Held = { start, end, done, release };
-    this.held.add(h);
-    return () => {
-      if (this.held.delete(h)) h.release();
-    };
+    return this.acquire(lba, blocks, mode).then(async (release) => {
+      try {
+        return await body();
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** Wait for [lba, lba+blocks) in `mode`, then hold it. Resolves to the release function. */
+  acquire(lba: bigint, blocks: number | bigint, mode: LockMode = 'exclusive'): Promise<() => void> {
+    const e: Entry = { start: lba, end: lba + BigInt(blocks), mode, granted: false };
+    const before = this.entries.length;
+    this.entries.push(e);
+    const release = () => this.release(e);
+    if (!this.entries.slice(0, before).some((o) => conflicts(e, o))) {
+      e.granted = true;
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve) => { e.grant = () => resolve(release); });
+  }
+
+  private release(e: Entry): void {
+    const i = this.entries.indexOf(e);
+    if (i < 0) return;
+    this.entries.splice(i, 1);
+    // Grant every waiter that no earlier request (held or queued) conflicts with.
+    for (let k = 0; k < this.entries.length; k++) {
+      const w = this.entries[k];
+      if (w.granted) continue;
+      let blocked = false;
+      for (let j = 0; j < k && !blocked; j++) blocked = conflicts(w, this.entries[j]);
+      if (!blocked) {
+        w.granted = true;
+        w.grant!();
+      }
+    }
   }
 }
 
@@ -47,4 +100,14 @@ export function rangeLockOf(lu: LogicalUnit): RangeLock {
   let l = locks.get(lu);
   if (!l) locks.set(lu, (l = new RangeLock()));
   return l;
+}
+
+/** Run a medium write of [lba, lba+blocks) under the LU's range lock (exclusive). */
+export function exclusive<T>(lu: LogicalUnit, lba: bigint, blocks: number | bigint, body: () => T | Promise<T>): T | Promise<T> {
+  return rangeLockOf(lu).run(lba, blocks, 'exclusive', body);
+}
+
+/** Run a medium read of [lba, lba+blocks) under the LU's range lock (shared). */
+export function shared<T>(lu: LogicalUnit, lba: bigint, blocks: number | bigint, body: () => T | Promise<T>): T | Promise<T> {
+  return rangeLockOf(lu).run(lba, blocks, 'shared', body);
 }

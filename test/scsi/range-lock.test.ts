@@ -1,0 +1,68 @@
+/** The per-LU LBA range lock (range-lock.ts): synchronous fast path, overlap, modes, FIFO. */
+import { describe, expect, it } from 'vitest';
+import { RangeLock } from '../../src/scsi/range-lock.ts';
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+describe('RangeLock', () => {
+  it('runs a synchronous body synchronously when the range is free, holding nothing after', () => {
+    const l = new RangeLock();
+    expect(l.run(0n, 8, 'exclusive', () => 42)).toBe(42);
+    expect(l.size).toBe(0);
+  });
+
+  it('an asynchronous body holds its range until it settles, even when it rejects', async () => {
+    const l = new RangeLock();
+    let finish!: () => void;
+    const p = l.run(0n, 8, 'exclusive', () => new Promise<void>((r) => { finish = r; }));
+    expect(l.size).toBe(1);
+    const order: string[] = [];
+    const q = l.run(4n, 1, 'exclusive', () => { order.push('overlap'); });
+    expect(q).toBeInstanceOf(Promise);
+    expect(l.run(8n, 8, 'exclusive', () => 'disjoint')).toBe('disjoint'); // adjacent, not overlapping
+    await tick();
+    expect(order).toEqual([]);
+    finish();
+    await p; await q;
+    expect(order).toEqual(['overlap']);
+    await expect(l.run(0n, 1, 'exclusive', async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    expect(l.size).toBe(0);
+  });
+
+  it('shared holders overlap each other but not an exclusive one', async () => {
+    const l = new RangeLock();
+    const r1 = await l.acquire(0n, 10, 'shared');
+    const r2 = await l.acquire(5n, 10, 'shared');
+    expect(l.run(3n, 1, 'shared', () => 'read')).toBe('read');
+    let wrote = false;
+    const w = l.run(9n, 1, 'exclusive', () => { wrote = true; });
+    await tick();
+    expect(wrote).toBe(false);
+    r1(); await tick();
+    expect(wrote).toBe(false);
+    r2(); await w;
+    expect(wrote).toBe(true);
+  });
+
+  it('grants overlapping requests in arrival order: a queued writer blocks later readers', async () => {
+    const l = new RangeLock();
+    const order: string[] = [];
+    const r = await l.acquire(0n, 4, 'shared');
+    const w = l.run(0n, 4, 'exclusive', () => { order.push('write'); });
+    const later = l.run(2n, 1, 'shared', () => { order.push('read'); });
+    expect(later).toBeInstanceOf(Promise); // not the synchronous fast path: a writer is queued
+    r();
+    await Promise.all([w, later]);
+    expect(order).toEqual(['write', 'read']);
+  });
+
+  it('a release wakes every waiter it no longer blocks, not only the first', async () => {
+    const l = new RangeLock();
+    const big = await l.acquire(0n, 100);
+    const woke: number[] = [];
+    const ps = [10, 20, 30].map((lba) => l.run(BigInt(lba), 1, 'exclusive', () => { woke.push(lba); }));
+    big();
+    await Promise.all(ps);
+    expect(woke.sort((a, b) => a - b)).toEqual([10, 20, 30]);
+  });
+});
