@@ -156,7 +156,11 @@ export class FileStore implements BackingStore {
 
   async writeSame(lba: bigint, blocks: number, block: Buffer, unmap: boolean): Promise<void> {
     this.check(lba, blocks);
-    if (block.equals(ZEROS.subarray(0, block.length)) && unmap && this.thin) return this.unmap(lba, blocks);
+    // Zeros on a thin file: the unmap path, which writes zeros only over extents not already
+    // known to be deallocated and records the range (LBPRZ=1 keeps reads identical), whether or
+    // not UNMAP was asked for — the same rule as the memory store.
+    void unmap;
+    if (this.thin && block.equals(ZEROS.subarray(0, block.length))) return this.unmap(lba, blocks);
     const per = Math.max(1, Math.floor(FILL_BYTES / this.blockSize));
     const pattern = Buffer.allocUnsafe(Math.min(per, blocks) * this.blockSize);
     pattern.fill(block);

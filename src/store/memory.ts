@@ -38,6 +38,8 @@ export class MemoryStore implements BackingStore {
   private count: bigint;
   /** Allocated chunks by chunk index. Absent = deallocated, reads as zero. */
   private readonly chunks = new Map<number, Buffer>();
+  /** Bytes held by `chunks`, kept as they change (allocatedBytes() is O(1)). */
+  private allocated = 0;
 
   constructor(blockCount: bigint, o: MemoryStoreOptions = {}) {
     this.blockSize = o.blockSize ?? 512;
@@ -52,7 +54,21 @@ export class MemoryStore implements BackingStore {
     this.count = blockCount;
     this.bytes = Number(blockCount) * this.blockSize;
     if (!Number.isSafeInteger(this.bytes)) throw new Error('store too large');
-    if (!this.thin) for (let c = 0; c < this.chunkCount(); c++) this.chunks.set(c, Buffer.alloc(this.chunkLen(c)));
+    if (!this.thin) for (let c = 0; c < this.chunkCount(); c++) this.allocChunk(c);
+  }
+
+  private allocChunk(c: number): Buffer {
+    const b = Buffer.alloc(this.chunkLen(c));
+    this.chunks.set(c, b);
+    this.allocated += b.length;
+    return b;
+  }
+
+  private freeChunk(c: number): void {
+    const b = this.chunks.get(c);
+    if (!b) return;
+    this.chunks.delete(c);
+    this.allocated -= b.length;
   }
 
   get blockCount(): bigint { return this.count; }
@@ -109,11 +125,11 @@ export class MemoryStore implements BackingStore {
       if (this.thin && isZero(seg, this.zero)) {
         // Zeros over a deallocated range change nothing; zeros over a whole chunk free it.
         if (chunk) {
-          if (n === this.chunkLen(ci)) this.chunks.delete(ci);
+          if (n === this.chunkLen(ci)) this.freeChunk(ci);
           else chunk.fill(0, start, start + n);
         }
       } else {
-        if (!chunk) this.chunks.set(ci, (chunk = Buffer.alloc(this.chunkLen(ci))));
+        if (!chunk) chunk = this.allocChunk(ci);
         seg.copy(chunk, start);
       }
       pos += n;
@@ -137,6 +153,7 @@ export class MemoryStore implements BackingStore {
   private fillRange(lba: bigint, blocks: number, pattern: Buffer | null): void {
     const off = this.offsetOf(lba, blocks);
     const end = off + blocks * this.blockSize;
+    if (pattern === null && this.thin) return this.deallocate(off, end);
     let o = off;
     while (o < end) {
       const ci = Math.floor(o / this.chunkBytes);
@@ -144,16 +161,40 @@ export class MemoryStore implements BackingStore {
       const n = Math.min(this.chunkLen(ci) - start, end - o);
       let chunk = this.chunks.get(ci);
       if (pattern === null) {
-        if (chunk) {
-          if (this.thin && n === this.chunkLen(ci)) this.chunks.delete(ci);
-          else chunk.fill(0, start, start + n);
-        }
+        chunk?.fill(0, start, start + n);
       } else {
-        if (!chunk) this.chunks.set(ci, (chunk = Buffer.alloc(this.chunkLen(ci))));
+        if (!chunk) chunk = this.allocChunk(ci);
         // Chunk boundaries are block aligned, so the pattern repeats in phase.
         chunk.fill(pattern, start, start + n);
       }
       o += n;
+    }
+  }
+
+  /**
+   * Thin: bytes [off, end) read as zero afterwards. Whole chunks are freed, the partial chunks at
+   * either end zeroed. The work is bounded by the allocated chunks, not by the range: zeroing a
+   * whole 1 TiB LU visits what was written, never the 2^20 empty chunk slots.
+   */
+  private deallocate(off: number, end: number): void {
+    const first = Math.floor(off / this.chunkBytes);
+    const last = Math.floor((end - 1) / this.chunkBytes);
+    const edge = (ci: number) => {
+      const chunk = this.chunks.get(ci);
+      if (!chunk) return;
+      const base = ci * this.chunkBytes;
+      const start = Math.max(off, base) - base;
+      const stop = Math.min(end, base + chunk.length) - base;
+      if (start === 0 && stop === chunk.length) this.freeChunk(ci);
+      else chunk.fill(0, start, stop);
+    };
+    edge(first);
+    if (last !== first) edge(last);
+    if (last - first < 2) return;
+    if (last - first - 1 <= this.chunks.size) {
+      for (let ci = first + 1; ci < last; ci++) this.freeChunk(ci);
+    } else {
+      for (const ci of [...this.chunks.keys()]) if (ci > first && ci < last) this.freeChunk(ci);
     }
   }
 
@@ -185,7 +226,7 @@ export class MemoryStore implements BackingStore {
     // Drop chunks past the new end; zero the tail of a kept partial chunk so a later grow reads zeros.
     for (const [c, chunk] of this.chunks) {
       const start = c * this.chunkBytes;
-      if (start >= bytes) this.chunks.delete(c);
+      if (start >= bytes) this.freeChunk(c);
       else if (start + chunk.length > bytes) chunk.fill(0, bytes - start);
     }
     this.bytes = bytes;
@@ -197,21 +238,21 @@ export class MemoryStore implements BackingStore {
         const bigger = Buffer.alloc(want);
         chunk.copy(bigger);
         this.chunks.set(c, bigger);
+        this.allocated += want - chunk.length;
       }
     }
     if (!this.thin && bytes > oldBytes) {
-      for (let c = 0; c < this.chunkCount(); c++) if (!this.chunks.has(c)) this.chunks.set(c, Buffer.alloc(this.chunkLen(c)));
+      for (let c = 0; c < this.chunkCount(); c++) if (!this.chunks.has(c)) this.allocChunk(c);
     }
   }
 
   allocatedBytes(): number {
-    let n = 0;
-    for (const c of this.chunks.values()) n += c.length;
-    return n;
+    return this.allocated;
   }
 
   close(): void {
     this.chunks.clear();
+    this.allocated = 0;
   }
 }
 
