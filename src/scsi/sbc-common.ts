@@ -6,7 +6,7 @@
 import type { CommandContext } from './command.ts';
 import { dataOut, wholeBlocks } from './cdb.ts';
 import type { LogicalUnit } from './lu.ts';
-import { rangeLockOf } from './range-lock.ts';
+import { exclusive } from './range-lock.ts';
 import { ScsiStatus, SenseError } from './types.ts';
 import type { ScsiResponse } from './types.ts';
 
@@ -15,9 +15,19 @@ import type { ScsiResponse } from './types.ts';
  * reports them. Byte quantities are converted to logical blocks per LU by blockLimits().
  */
 export const SBC_LIMITS = Object.freeze({
-  /** MAXIMUM TRANSFER LENGTH (bytes): READ/WRITE/VERIFY above this are INVALID FIELD IN CDB. */
-  maxTransferBytes: 8 << 20,
-  /** OPTIMAL TRANSFER LENGTH GRANULARITY (bytes). */
+  /**
+   * MAXIMUM TRANSFER LENGTH (bytes): READ/WRITE/VERIFY above this are INVALID FIELD IN CDB.
+   * 32 MiB = 65536 blocks of 512 bytes: libiscsi WriteSame16.Unmap writes and reads 65536 blocks
+   * with single WRITE(16)/READ(16) commands whenever MAXIMUM WRITE SAME LENGTH allows that many.
+   */
+  maxTransferBytes: 32 << 20,
+  /**
+   * Physical block size (bytes): READ CAPACITY(16) reports LOGICAL BLOCKS PER PHYSICAL BLOCK
+   * EXPONENT = log2(physical / logical) (SBC-4 §5.21.2), so a 512-byte LU reports 4096-byte
+   * physical blocks (exponent 3); a 4096-byte LU reports exponent 0.
+   */
+  physicalBlockBytes: 4096,
+  /** OPTIMAL TRANSFER LENGTH GRANULARITY (bytes): one physical block. */
   optimalTransferGranularityBytes: 4096,
   /** OPTIMAL TRANSFER LENGTH (bytes): the memory store's chunk, inside which reads are zero-copy. */
   optimalTransferBytes: 1 << 20,
@@ -28,22 +38,33 @@ export const SBC_LIMITS = Object.freeze({
   atomicGranularityBlocks: 1,
   /** MAXIMUM ATOMIC TRANSFER LENGTH WITH ATOMIC BOUNDARY / MAXIMUM ATOMIC BOUNDARY SIZE: not supported. */
   maxAtomicBoundaryBlocks: 0,
-  /** MAXIMUM UNMAP LBA COUNT (bytes) and MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT. */
-  maxUnmapBytes: 1 << 30,
+  /**
+   * MAXIMUM UNMAP LBA COUNT (bytes) and MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT. 512 MiB is 2^20
+   * blocks of 512 bytes: libiscsi Inquiry.BlockLimits holds anything above 1024*1024 insane.
+   */
+  maxUnmapBytes: 512 << 20,
   maxUnmapDescriptors: 256,
-  /** OPTIMAL UNMAP GRANULARITY (logical blocks) and UNMAP GRANULARITY ALIGNMENT. */
-  unmapGranularityBlocks: 1,
+  /**
+   * OPTIMAL UNMAP GRANULARITY: one physical block, with UGAVALID=1 and UNMAP GRANULARITY
+   * ALIGNMENT 0 (LOWEST ALIGNED LOGICAL BLOCK ADDRESS is 0 too), SBC-4 §6.6.4.
+   */
   unmapAlignmentBlocks: 0,
-  /** MAXIMUM WRITE SAME LENGTH (bytes). */
-  maxWriteSameBytes: 1 << 30,
-  /** WSNZ: a WRITE SAME with NUMBER OF LOGICAL BLOCKS 0 is rejected rather than meaning "to the end". */
-  writeSameNonZero: true,
+  /**
+   * MAXIMUM WRITE SAME LENGTH: 0, "no limit reported" (SBC-4 §6.6.4). Zeroing or unmapping
+   * costs metadata only on thin stores, and NUMBER OF LOGICAL BLOCKS 0 ("through the last LBA",
+   * legal because WSNZ=0) must not exceed the limit on any capacity.
+   */
+  maxWriteSameBlocks: 0,
+  /** WSNZ=0: WRITE SAME with NUMBER OF LOGICAL BLOCKS 0 writes through the last LBA (SBC-4 §5.50). */
+  writeSameNonZero: false,
   /** MAXIMUM COMPARE AND WRITE LENGTH (logical blocks; a one-byte field). */
   maxCompareAndWriteBlocks: 255,
 });
 
 export interface BlockLimits {
   maxTransferLength: number;
+  /** LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (READ CAPACITY(16) byte 13). */
+  physicalBlockExponent: number;
   optimalTransferLengthGranularity: number;
   optimalTransferLength: number;
   maxAtomicTransferLength: number;
@@ -54,6 +75,9 @@ export interface BlockLimits {
   maxUnmapBlockDescriptorCount: number;
   optimalUnmapGranularity: number;
   unmapGranularityAlignment: number;
+  /** UGAVALID: UNMAP GRANULARITY ALIGNMENT is meaningful. */
+  unmapGranularityAlignmentValid: boolean;
+  /** 0: no limit. */
   maxWriteSameLength: number;
   writeSameNonZero: boolean;
   maxCompareAndWriteLength: number;
@@ -66,8 +90,10 @@ export function blockLimits(blockSize: number): BlockLimits {
   let l = limitCache.get(blockSize);
   if (!l) {
     const b = (bytes: number) => Math.max(1, Math.floor(bytes / blockSize));
+    const perPhysical = b(SBC_LIMITS.physicalBlockBytes);
     l = Object.freeze({
       maxTransferLength: b(SBC_LIMITS.maxTransferBytes),
+      physicalBlockExponent: Math.log2(perPhysical),
       optimalTransferLengthGranularity: b(SBC_LIMITS.optimalTransferGranularityBytes),
       optimalTransferLength: b(SBC_LIMITS.optimalTransferBytes),
       maxAtomicTransferLength: b(SBC_LIMITS.maxAtomicTransferBytes),
@@ -76,9 +102,10 @@ export function blockLimits(blockSize: number): BlockLimits {
       maxAtomicBoundarySize: SBC_LIMITS.maxAtomicBoundaryBlocks,
       maxUnmapLbaCount: b(SBC_LIMITS.maxUnmapBytes),
       maxUnmapBlockDescriptorCount: SBC_LIMITS.maxUnmapDescriptors,
-      optimalUnmapGranularity: SBC_LIMITS.unmapGranularityBlocks,
+      optimalUnmapGranularity: perPhysical,
       unmapGranularityAlignment: SBC_LIMITS.unmapAlignmentBlocks,
-      maxWriteSameLength: b(SBC_LIMITS.maxWriteSameBytes),
+      unmapGranularityAlignmentValid: true,
+      maxWriteSameLength: SBC_LIMITS.maxWriteSameBlocks,
       writeSameNonZero: SBC_LIMITS.writeSameNonZero,
       maxCompareAndWriteLength: SBC_LIMITS.maxCompareAndWriteBlocks,
     });
@@ -105,18 +132,22 @@ export function mustBeDurable(lu: LogicalUnit, fua: boolean): boolean {
   return fua || !lu.settings.wce;
 }
 
-/** Write through the per-LU range lock when the store is asynchronous (see range-lock.ts). */
+/**
+ * @deprecated Use exclusive() from range-lock.ts, which runs synchronous bodies without a
+ * promise. Kept for callers that always await.
+ */
 export async function lockedWrite(lu: LogicalUnit, lba: bigint, blocks: number, body: () => Promise<void> | void): Promise<void> {
-  const release = await rangeLockOf(lu).acquire(lba, blocks);
-  try {
-    await body();
-  } finally {
-    release();
-  }
+  await exclusive(lu, lba, blocks, body);
 }
 
+/** Whether the LU's store answers synchronously (memory). Locking never depends on it: see range-lock.ts. */
 export function isSync(lu: LogicalUnit): boolean {
   return lu.store.kind === 'memory';
+}
+
+/** `resp` once `r` (a store operation's result) has settled; synchronously when it is not a promise. */
+export function respondAfter(r: unknown, resp: ScsiResponse): ScsiResponse | Promise<ScsiResponse> {
+  return r instanceof Promise ? r.then(() => resp) : resp;
 }
 
 /** Common fields of an SBC entry: media access, UAs reported, medium required. */
@@ -140,10 +171,7 @@ export function writeBlocks(ctx: CommandContext, lba: bigint, blocks: number, fu
   st.writes++;
   st.writeBytes += data.length;
   const durable = mustBeDurable(lu, fua);
-  if (isSync(lu)) {
-    lu.store.write(lba, data, durable);
-    return resp;
-  }
-  return lockedWrite(lu, lba, n, () => lu.store.write(lba, data, durable)).then(() => resp);
+  const src = data;
+  return respondAfter(exclusive(lu, lba, n, () => lu.store.write(lba, src, durable)), resp);
 }
 

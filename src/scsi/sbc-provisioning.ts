@@ -6,8 +6,9 @@
 import type { CommandContext, CommandDef } from './command.ts';
 import { checkRange, invalidField, invalidParam, reserved } from './cdb.ts';
 import type { LogicalUnit } from './lu.ts';
-import { blockLimits, checkWritable, isSync, lockedWrite, MEDIA, provisioning } from './sbc-common.ts';
-import { GOOD, ScsiStatus, SenseError } from './types.ts';
+import { blockLimits, checkWritable, MEDIA, provisioning, respondAfter } from './sbc-common.ts';
+import { exclusive } from './range-lock.ts';
+import { ScsiStatus, SenseError } from './types.ts';
 import type { ScsiResponse } from './types.ts';
 
 // ---- WRITE SAME(10/16) -----------------------------------------------------------------------
@@ -28,44 +29,48 @@ const writeSameDef = (opcode: number, len: 10 | 16): CommandDef<WriteSameCmd> =>
   dataDirection: 'out', reservation: 'write', splitter: 'offload', ...MEDIA,
   decode: (cdb, lu, req) => {
     if (cdb[1] & 0xe0) throw invalidField(1, 7); // WRPROTECT
-    // ANCHOR: anchored LBAs are not supported (ANC_SUP=0 in the LBP VPD page, SBC-4 §5.50).
+    // ANCHOR: ANCHOR=1 with UNMAP=0 is always invalid, and anchoring at all needs ANC_SUP=1 in
+    // the LBP VPD page, which this device server reports as 0 (SBC-4 §5.50, §4.7.3.4.3).
     if (cdb[1] & 0x10) throw invalidField(1, 4);
     // Bits 2-1 are the obsolete PBDATA/LBDATA: set, they ask for protection/LBA data we lack.
     if (cdb[1] & 0x06) throw invalidField(1, cdb[1] & 0x04 ? 2 : 1);
     const ndob = len === 16 && (cdb[1] & 0x01) !== 0;
     if (len === 10) reserved(cdb, 1, 0x01);
     const lba = len === 10 ? BigInt(cdb.readUInt32BE(2)) : cdb.readBigUInt64BE(2);
-    const blocks = len === 10 ? cdb.readUInt16BE(7) : cdb.readUInt32BE(10);
+    const count = len === 10 ? cdb.readUInt16BE(7) : cdb.readUInt32BE(10);
     const lim = blockLimits(lu.blockSize);
     const lenByte = len === 10 ? 7 : 10;
-    // WSNZ=1: zero blocks does not mean "to the end of the medium" here.
-    if (blocks === 0 && lim.writeSameNonZero) throw invalidField(lenByte);
-    if (blocks > lim.maxWriteSameLength) throw invalidField(lenByte);
-    checkRange(lu, lba, blocks);
-    // Exactly one logical block of Data-Out unless NDOB (libiscsi writesame*_invalid_dataout_size).
+    if (count === 0 && lim.writeSameNonZero) throw invalidField(lenByte);
+    checkRange(lu, lba, count);
+    // NUMBER OF LOGICAL BLOCKS 0 with WSNZ=0: from LBA through the last LBA (SBC-4 §5.50.1).
+    const blocks = count === 0 ? Number(lu.blockCount - lba) : count;
+    if (lim.maxWriteSameLength > 0 && blocks > lim.maxWriteSameLength) throw invalidField(lenByte);
+    // Write protection before the Data-Out size (libiscsi ReadOnly.ReadOnlySBC sends WRITE
+    // SAME(10) UNMAP with no Data-Out to a protected LU and wants DATA PROTECT).
+    checkWritable(lu);
+    // Exactly one logical block of Data-Out, none with NDOB (libiscsi *.InvalidDataOutSize).
     const got = req.dataOut?.length ?? 0;
-    if (!ndob && got !== lu.blockSize) throw invalidField(lenByte);
+    if (got !== (ndob ? 0 : lu.blockSize)) throw invalidField(lenByte);
     return { lba, blocks, unmap: (cdb[1] & 0x08) !== 0, ndob };
   },
   execute: (ctx, c) => {
     const lu = ctx.lu;
     checkWritable(lu);
     const s = lu.store;
-    const block = c.ndob ? zeroBlock(lu.blockSize) : ctx.req.dataOut!.subarray(0, lu.blockSize);
     const resp: ScsiResponse = { status: ScsiStatus.Good, data: null, sense: null, dataOutLength: c.ndob ? 0 : lu.blockSize };
-    // UNMAP=1 with a zero block on a thin LU deallocates (reads stay zero: LBPRZ=1); otherwise
-    // the pattern is written (SBC-4 §5.50: the device server may choose to write instead).
-    const run = (): void | Promise<void> => {
-      if (!s.writeSame) return fallbackWriteSame(lu, c.lba, c.blocks, block);
-      return s.writeSame(c.lba, c.blocks, block, c.unmap && provisioning(lu).writeSameUnmap);
-    };
-    if (isSync(lu)) {
-      const r = run();
-      return r instanceof Promise ? r.then(() => resp) : resp;
-    }
-    return lockedWrite(lu, c.lba, c.blocks, run).then(() => resp);
+    if (c.blocks === 0) return resp;
+    const block = c.ndob ? zeroBlock(lu.blockSize) : ctx.req.dataOut!.subarray(0, lu.blockSize);
+    // UNMAP=1 on a thin LU (LBPWS/LBPWS10=1) is an unmap request (SBC-4 §5.50, §4.7.3.4): the
+    // range is deallocated and reads back as zeros (LBPRZ=1) whatever the Data-Out block holds,
+    // as Linux LIO does and libiscsi WriteSame10.UnmapUntilEnd (0xFF block, UNMAP=1) checks.
+    // UNMAP=0 writes the block; thin stores keep zeros deallocated anyway, so zeroing is
+    // metadata work either way.
+    const { lba, blocks } = c;
+    if (c.unmap && provisioning(lu).writeSameUnmap) return respondAfter(exclusive(lu, lba, blocks, () => s.unmap!(lba, blocks)), resp);
+    return respondAfter(exclusive(lu, lba, blocks, () =>
+      s.writeSame ? s.writeSame(lba, blocks, block, false) : fallbackWriteSame(lu, lba, blocks, block)), resp);
   },
-  writes: (c) => [{ lba: c.lba, blocks: c.blocks }],
+  writes: (c) => (c.blocks ? [{ lba: c.lba, blocks: c.blocks }] : []),
 });
 
 const zeroBlocks = new Map<number, Buffer>();
@@ -104,6 +109,7 @@ const UNMAP: CommandDef<UnmapCmd> = {
     // ANCHOR: not supported (ANC_SUP=0).
     if (cdb[1] & 0x01) throw invalidField(1, 0);
     reserved(cdb, 1, 0xfe);
+    checkWritable(lu);
     const paramLength = cdb.readUInt16BE(7);
     const descriptors: UnmapCmd['descriptors'] = [];
     if (paramLength === 0) return { paramLength, descriptors };
@@ -134,18 +140,22 @@ const UNMAP: CommandDef<UnmapCmd> = {
     const lu = ctx.lu;
     checkWritable(lu);
     const resp: ScsiResponse = { status: ScsiStatus.Good, data: null, sense: null, dataOutLength: c.paramLength };
-    const unmap = lu.store.unmap!.bind(lu.store);
-    if (isSync(lu)) {
-      for (const d of c.descriptors) unmap(d.lba, d.blocks);
-      return resp;
-    }
-    return (async () => {
-      for (const d of c.descriptors) await lockedWrite(lu, d.lba, d.blocks, () => unmap(d.lba, d.blocks));
-      return resp;
-    })();
+    return respondAfter(unmapEach(lu, c.descriptors, 0), resp);
   },
   writes: (c) => c.descriptors.map((d) => ({ lba: d.lba, blocks: d.blocks })),
 };
+
+/**
+ * Deallocate descriptors[from..] in order, each under its own exclusive range (UNMAP is not
+ * atomic across descriptors, SBC-4 §5.32): synchronous as long as the store and the lock are.
+ */
+function unmapEach(lu: LogicalUnit, descriptors: UnmapCmd['descriptors'], from: number): void | Promise<void> {
+  for (let i = from; i < descriptors.length; i++) {
+    const { lba, blocks } = descriptors[i];
+    const r = exclusive(lu, lba, blocks, () => lu.store.unmap!(lba, blocks));
+    if (r instanceof Promise) return r.then(() => unmapEach(lu, descriptors, i + 1));
+  }
+}
 
 // ---- GET LBA STATUS — SBC-4 §5.8 -------------------------------------------------------------
 

@@ -1,16 +1,17 @@
 /**
  * Commands that compare or combine Data-Out with the medium (SBC-4): VERIFY (§5.37–§5.39),
- * WRITE AND VERIFY (§5.47–§5.49), ORWRITE(16) (§5.10), COMPARE AND WRITE (§5.3) and
- * WRITE ATOMIC(16) (§5.48).
+ * WRITE AND VERIFY (§5.47–§5.49), ORWRITE(16) (§5.10) and WRITE ATOMIC(16) (§5.48).
+ * COMPARE AND WRITE (§5.3) has its own module, sbc-ats.ts.
  *
- * Read-modify-write commands run under the per-LU range lock when the store is asynchronous
- * (range-lock.ts); with the memory store each runs inside one event-loop turn.
+ * Every medium access runs under the per-LU range lock (range-lock.ts): VERIFY shared, the
+ * read-modify-write of ORWRITE exclusive, so neither interleaves with a COMPARE AND WRITE.
  */
 import type { CommandDef } from './command.ts';
 import { checkMaxTransfer, checkRange, dataOut, invalidField, lengthFieldByte, reserved, rw10, rw12, rw16 } from './cdb.ts';
 import type { LbaRange } from './cdb.ts';
 import type { LogicalUnit } from './lu.ts';
-import { blockLimits, checkWritable, isSync, lockedWrite, MEDIA, mustBeDurable, writeBlocks } from './sbc-common.ts';
+import { blockLimits, checkWritable, MEDIA, mustBeDurable, respondAfter, writeBlocks } from './sbc-common.ts';
+import { exclusive, shared } from './range-lock.ts';
 import { GOOD, ScsiStatus, SenseError } from './types.ts';
 import type { ScsiResponse } from './types.ts';
 
@@ -29,7 +30,8 @@ export function firstDifference(a: Buffer, b: Buffer): number {
   return n;
 }
 
-const miscompare = (offset: number) => new SenseError('MiscompareDuringVerify', { information: offset });
+/** MISCOMPARE DURING VERIFY OPERATION with INFORMATION = byte offset (SBC-4 §5.3.1, §5.37). */
+export const miscompare = (offset: number) => new SenseError('MiscompareDuringVerify', { information: offset });
 
 /** Run `body` with the store data of [lba, lba+blocks) — synchronously when the store is. */
 function withData<T>(lu: LogicalUnit, lba: bigint, blocks: number, body: (d: Buffer) => T): T | Promise<T> {
@@ -71,7 +73,7 @@ const verifyDef = (opcode: number, len: 10 | 12 | 16, range: (c: Buffer) => LbaR
     const want = c.bytchk === 1 ? c.blocks * bs : bs;
     const d = dataOut(ctx.req, want);
     if (d.length < want) throw invalidField(lengthFieldByte(len));
-    return withData(lu, c.lba, c.blocks, (medium) => {
+    return shared(lu, c.lba, c.blocks, () => withData(lu, c.lba, c.blocks, (medium) => {
       if (c.bytchk === 1) {
         const off = firstDifference(medium, d);
         if (off >= 0) throw miscompare(off);
@@ -82,7 +84,7 @@ const verifyDef = (opcode: number, len: 10 | 12 | 16, range: (c: Buffer) => LbaR
         }
       }
       return { status: ScsiStatus.Good, data: null, sense: null, dataOutLength: want };
-    });
+    }));
   },
 });
 
@@ -142,56 +144,7 @@ const ORWRITE_16: CommandDef<OrWriteCmd> = {
       for (let i = 0; i < src.length; i++) out[i] = old[i] | src[i];
       return lu.store.write(c.lba, out, durable);
     });
-    if (isSync(lu)) { rmw(); return resp; }
-    return lockedWrite(lu, c.lba, n, async () => { await rmw(); }).then(() => resp);
-  },
-  writes: (c) => (c.blocks ? [{ lba: c.lba, blocks: c.blocks }] : []),
-};
-
-// ---- COMPARE AND WRITE — SBC-4 §5.3 ----------------------------------------------------------
-
-interface CompareAndWriteCmd extends LbaRange {
-  fua: boolean;
-}
-
-const COMPARE_AND_WRITE: CommandDef<CompareAndWriteCmd> = {
-  opcode: 0x89, name: 'COMPARE AND WRITE', cdbLength: 16,
-  usage: [0x89, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0x3f, 0x00],
-  dataDirection: 'out', reservation: 'write', splitter: 'write', ...MEDIA,
-  decode: (cdb, lu, req) => {
-    if (cdb[1] & 0xe0) throw invalidField(1, 7); // WRPROTECT
-    reserved(cdb, 10, 0xff);
-    reserved(cdb, 11, 0xff);
-    reserved(cdb, 12, 0xff);
-    const lba = cdb.readBigUInt64BE(2);
-    const blocks = cdb[13];
-    if (blocks > blockLimits(lu.blockSize).maxCompareAndWriteLength) throw invalidField(13);
-    checkRange(lu, lba, blocks);
-    // The Data-Out is exactly the verify instance then the write instance (SBC-4 §5.3.1);
-    // anything else is an error (libiscsi test_compareandwrite_invalid_dataout_size).
-    if (blocks > 0 && (req.dataOut?.length ?? 0) !== 2 * blocks * lu.blockSize) throw invalidField(13);
-    return { lba, blocks, fua: (cdb[1] & 0x08) !== 0 };
-  },
-  execute: (ctx, c) => {
-    const lu = ctx.lu;
-    checkWritable(lu);
-    if (c.blocks === 0) return GOOD;
-    const len = c.blocks * lu.blockSize;
-    const d = ctx.req.dataOut!;
-    const verify = d.subarray(0, len);
-    const data = d.subarray(len, 2 * len);
-    const durable = mustBeDurable(lu, c.fua);
-    const resp: ScsiResponse = { status: ScsiStatus.Good, data: null, sense: null, dataOutLength: 2 * len };
-    // Nothing is written on a miscompare; INFORMATION is the offset of the first differing byte.
-    const caw = () => withData(lu, c.lba, c.blocks, (medium) => {
-      const off = firstDifference(medium, verify);
-      if (off >= 0) throw miscompare(off);
-      lu.stats.writes++;
-      lu.stats.writeBytes += len;
-      return lu.store.write(c.lba, data, durable);
-    });
-    if (isSync(lu)) { caw(); return resp; }
-    return lockedWrite(lu, c.lba, c.blocks, async () => { await caw(); }).then(() => resp);
+    return respondAfter(exclusive(lu, c.lba, n, rmw), resp);
   },
   writes: (c) => (c.blocks ? [{ lba: c.lba, blocks: c.blocks }] : []),
 };
@@ -245,6 +198,5 @@ export const SBC_VERIFY_COMMANDS: CommandDef[] = [
   writeVerifyDef(0xae, 12, rw12),
   writeVerifyDef(0x8e, 16, rw16),
   ORWRITE_16,
-  COMPARE_AND_WRITE,
   WRITE_ATOMIC_16,
 ];

@@ -4,7 +4,8 @@
  *
  * This file holds the data path (READ/WRITE 6/10/12/16, READ CAPACITY, SYNCHRONIZE CACHE) and
  * gathers the other SBC modules:
- *   sbc-verify.ts        VERIFY, WRITE AND VERIFY, ORWRITE, COMPARE AND WRITE, WRITE ATOMIC
+ *   sbc-verify.ts        VERIFY, WRITE AND VERIFY, ORWRITE, WRITE ATOMIC
+ *   sbc-ats.ts           COMPARE AND WRITE (VAAI "atomic test and set")
  *   sbc-medium.ts        START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL, PRE-FETCH, READ DEFECT
  *                        DATA, FORMAT UNIT, SANITIZE
  *   sbc-provisioning.ts  WRITE SAME, UNMAP, GET LBA STATUS (logical block provisioning, §4.7)
@@ -17,6 +18,8 @@ import { GOOD, ScsiStatus } from './types.ts';
 import type { ScsiResponse } from './types.ts';
 import { blockLimits, MEDIA, provisioning, writeBlocks } from './sbc-common.ts';
 import { SBC_VERIFY_COMMANDS } from './sbc-verify.ts';
+import { SBC_ATS_COMMANDS } from './sbc-ats.ts';
+import { shared } from './range-lock.ts';
 import { SBC_MEDIUM_COMMANDS } from './sbc-medium.ts';
 import { SBC_PROVISIONING_COMMANDS } from './sbc-provisioning.ts';
 
@@ -57,7 +60,10 @@ function executeRead(ctx: CommandContext, cmd: ReadCmd): ScsiResponse | Promise<
   const st = lu.stats;
   st.reads++;
   st.readBytes += blocks * lu.blockSize;
-  const d = lu.store.read(cmd.lba, blocks);
+  // Shared range lock: a read never sees half of a COMPARE AND WRITE or of a write in flight
+  // on an asynchronous store. `cmd` is the decode scratch: copy the LBA before anything waits.
+  const lba = cmd.lba;
+  const d = shared(lu, lba, blocks, () => lu.store.read(lba, blocks));
   if (d instanceof Promise) return d.then((data) => ({ status: ScsiStatus.Good, data, sense: null }));
   return { status: ScsiStatus.Good, data: d, sense: null };
 }
@@ -137,8 +143,10 @@ const READ_CAPACITY_16: CommandDef<ReadCapacity16Cmd> = {
     const data = Buffer.alloc(32);
     data.writeBigUInt64BE(lu.blockCount - 1n, 0);
     data.writeUInt32BE(lu.blockSize, 8);
-    // Byte 12: P_TYPE/PROT_EN 0 (no protection information). Byte 13: P_I_EXPONENT 0,
-    // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT 0. Bytes 14-15: LBPME, LBPRZ, LOWEST ALIGNED LBA 0.
+    // Byte 12: P_TYPE/PROT_EN 0 (no protection information). Byte 13: P_I_EXPONENT 0 and the
+    // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (SBC-4 §5.21.2). Bytes 14-15: LBPME, LBPRZ,
+    // LOWEST ALIGNED LOGICAL BLOCK ADDRESS 0 (LBA 0 starts a physical block).
+    data[13] = blockLimits(lu.blockSize).physicalBlockExponent & 0x0f;
     const p = provisioning(lu);
     data[14] = (p.lbpme ? 0x80 : 0) | (p.lbprz ? 0x40 : 0);
     return { status: ScsiStatus.Good, data: c.allocationLength < 32 ? data.subarray(0, c.allocationLength) : data, sense: null };
@@ -186,6 +194,7 @@ export const SBC_COMMANDS: CommandDef[] = [
   syncCacheDef(0x35, 10),
   syncCacheDef(0x91, 16),
   ...SBC_VERIFY_COMMANDS,
+  ...SBC_ATS_COMMANDS,
   ...SBC_MEDIUM_COMMANDS,
   ...SBC_PROVISIONING_COMMANDS,
 ];

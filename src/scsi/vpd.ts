@@ -12,7 +12,7 @@ import { PDT_DIRECT_ACCESS, asciiField } from '../../protocol/scsi/inquiry.ts';
 import type { LogicalUnit } from './lu.ts';
 import type { Nexus } from './types.ts';
 import { thirdPartyCopyVpdBody } from './xcopy.ts';
-import { SBC_LIMITS, blockLimits, provisioning } from './sbc.ts';
+import { blockLimits, provisioning } from './sbc.ts';
 
 export interface VpdPageDef {
   readonly page: number;
@@ -71,7 +71,7 @@ function blockLimitsPage(lu: LogicalUnit): Buffer {
     maxUnmapLbaCount: p.unmap ? l.maxUnmapLbaCount : 0,
     maxUnmapBlockDescriptorCount: p.unmap ? l.maxUnmapBlockDescriptorCount : 0,
     optimalUnmapGranularity: p.unmap ? l.optimalUnmapGranularity : 0,
-    ugavalid: p.unmap && SBC_LIMITS.unmapAlignmentBlocks > 0,
+    ugavalid: p.unmap && l.unmapGranularityAlignmentValid,
     unmapGranularityAlignment: p.unmap ? l.unmapGranularityAlignment : 0,
     maxWriteSameLength: BigInt(l.maxWriteSameLength),
     maxAtomicTransferLength: l.maxAtomicTransferLength,

@@ -1,11 +1,6 @@
-/** VERIFY, WRITE AND VERIFY, ORWRITE, COMPARE AND WRITE, WRITE ATOMIC (SBC-4 §5.3, §5.10, §5.37–§5.49). */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+/** VERIFY, WRITE AND VERIFY, ORWRITE, WRITE ATOMIC (SBC-4 §5.10, §5.37–§5.49). COMPARE AND WRITE: sbc-ats.test.ts. */
 import { describe, expect, it } from 'vitest';
 import { blockLimits } from '../../src/scsi/sbc.ts';
-import { ScsiStatus } from '../../src/scsi/types.ts';
-import { FileStore } from '../../src/store/file.ts';
 import {
   cdb10, cdb12, cdb16, DATA_PROTECT, expectGood, ILLEGAL_REQUEST, MISCOMPARE, pattern, senseInformation, senseOf, setupLun, submit,
 } from './sbc-fixture.ts';
@@ -75,61 +70,6 @@ describe('ORWRITE(16)', () => {
     await submit(l, cdb10(0x2a, 5, 1), { dataOut: Buffer.alloc(BS, 0x0f) });
     expectGood(await submit(l, cdb16(0x8b, 5, 1), { dataOut: Buffer.alloc(BS, 0xa0) }));
     expect((await submit(l, cdb10(0x28, 5, 1))).data!.every((b) => b === 0xaf)).toBe(true);
-  });
-});
-
-describe('COMPARE AND WRITE', () => {
-  const caw = (lba: number, n: number) => { const c = Buffer.alloc(16); c[0] = 0x89; c.writeBigUInt64BE(BigInt(lba), 2); c[13] = n; return c; };
-
-  it('writes when the verify data matches', async () => {
-    const l = setupLun();
-    const old = pattern(BS, 1), neu = pattern(BS, 2);
-    await submit(l, cdb10(0x2a, 7, 1), { dataOut: old });
-    const r = await submit(l, caw(7, 1), { dataOut: Buffer.concat([old, neu]) });
-    expectGood(r);
-    expect(r.dataOutLength).toBe(2 * BS);
-    expect((await submit(l, cdb10(0x28, 7, 1))).data!.equals(neu)).toBe(true);
-  });
-
-  it('on a miscompare writes nothing and reports the offset of the first differing byte', async () => {
-    const l = setupLun();
-    const old = pattern(2 * BS, 1);
-    await submit(l, cdb10(0x2a, 7, 2), { dataOut: old });
-    const verify = Buffer.from(old);
-    verify[BS + 100] ^= 0xff;
-    const r = await submit(l, caw(7, 2), { dataOut: Buffer.concat([verify, pattern(2 * BS, 9)]) });
-    expect(senseOf(r)).toEqual([MISCOMPARE, 0x1d, 0x00]);
-    expect(senseInformation(r)).toBe(BS + 100);
-    expect((await submit(l, cdb10(0x28, 7, 2))).data!.equals(old)).toBe(true);
-  });
-
-  it('rejects too many blocks, a Data-Out of the wrong size, and LBAs past the end', async () => {
-    const l = setupLun({ blocks: 1024 });
-    expect(blockLimits(BS).maxCompareAndWriteLength).toBeLessThanOrEqual(255);
-    expect(senseOf(await submit(l, caw(0, 1), { dataOut: Buffer.alloc(4 * BS) }))).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);
-    expect(senseOf(await submit(l, caw(1024, 1), { dataOut: Buffer.alloc(2 * BS) }))).toEqual([ILLEGAL_REQUEST, 0x21, 0x00]);
-    expect(senseOf(await submit(setupLun({ readonly: true }), caw(0, 1), { dataOut: Buffer.alloc(2 * BS) }))).toEqual([DATA_PROTECT, 0x27, 0x00]);
-  });
-
-  it('is atomic against concurrent writes on the asynchronous file store', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'arraysim-caw-'));
-    try {
-      const store = await FileStore.open(join(dir, 'lun.img'), { sizeBytes: 1 << 20 });
-      const l = setupLun({ store });
-      const a = Buffer.alloc(BS, 0xaa), b = Buffer.alloc(BS, 0xbb);
-      await submit(l, cdb10(0x2a, 0, 1), { dataOut: a });
-      // Many racing ATS "lock acquisitions" a→b and b→a: exactly alternating successes, never torn.
-      const results = await Promise.all(Array.from({ length: 40 }, (_, i) =>
-        submit(l, caw(0, 1), { dataOut: i % 2 ? Buffer.concat([b, a]) : Buffer.concat([a, b]) })));
-      const ok = results.filter((r) => r.status === ScsiStatus.Good).length;
-      expect(ok).toBeGreaterThan(0);
-      for (const r of results) if (r.status !== ScsiStatus.Good) expect(senseOf(r)).toEqual([MISCOMPARE, 0x1d, 0x00]);
-      const final = (await submit(l, cdb10(0x28, 0, 1))).data!;
-      expect(final.equals(a) || final.equals(b)).toBe(true);
-      await store.close();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
 
