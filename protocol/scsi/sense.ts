@@ -23,6 +23,12 @@ export const enum SenseKey {
 /** One row per reason: [sense key, ASC, ASCQ]. Names follow SPC-5 Annex F (ASC/ASCQ assignments). */
 export const SENSE_REASONS = {
   NoSense: [SenseKey.NoSense, 0x00, 0x00],
+  // NO SENSE: LOW POWER CONDITION ON, how it was entered (SPC-5 §6.39.2, REQUEST SENSE only).
+  LowPowerIdleByCommand: [SenseKey.NoSense, 0x5e, 0x03],
+  LowPowerStandbyByCommand: [SenseKey.NoSense, 0x5e, 0x04],
+  LowPowerIdleBByCommand: [SenseKey.NoSense, 0x5e, 0x06],
+  LowPowerIdleCByCommand: [SenseKey.NoSense, 0x5e, 0x08],
+  LowPowerStandbyYByCommand: [SenseKey.NoSense, 0x5e, 0x0a],
   // ILLEGAL REQUEST
   InvalidOpcode: [SenseKey.IllegalRequest, 0x20, 0x00],
   LbaOutOfRange: [SenseKey.IllegalRequest, 0x21, 0x00],
@@ -111,6 +117,12 @@ export interface SenseDetail {
   /** INFORMATION field (e.g. first bad LBA, or the miscompare offset for COMPARE AND WRITE). */
   information?: bigint | number;
   fieldPointer?: FieldPointer;
+  /**
+   * PROGRESS INDICATION (SPC-5 §4.4.2.4.3), 0..65535 = fraction done of 65536: the sense-key
+   * specific field of NOT READY sense for an operation in progress (SANITIZE, FORMAT UNIT).
+   * Ignored when fieldPointer is set.
+   */
+  progress?: number;
   /** command-specific information (e.g. EXTENDED COPY). */
   commandSpecific?: number;
   /** Filemark/EOM/ILI bits are not used by block devices; ILI kept for completeness. */
@@ -136,6 +148,7 @@ export function buildFixedSense(reason: SenseReason, d: SenseDetail = {}): Buffe
   b[12] = asc;
   b[13] = ascq;
   if (d.fieldPointer) writeFieldPointer(b, 15, d.fieldPointer);
+  else if (d.progress !== undefined) writeProgress(b, 15, d.progress);
   return b;
 }
 
@@ -144,7 +157,7 @@ export function buildDescriptorSense(reason: SenseReason, d: SenseDetail = {}): 
   const [key, asc, ascq] = SENSE_REASONS[reason];
   const hasInfo = d.information !== undefined;
   const hasCsi = d.commandSpecific !== undefined;
-  const hasSks = d.fieldPointer !== undefined;
+  const hasSks = d.fieldPointer !== undefined || d.progress !== undefined;
   const len = 8 + (hasInfo ? 12 : 0) + (hasCsi ? 12 : 0) + (hasSks ? 8 : 0);
   const b = Buffer.alloc(len);
   b[0] = 0x72;
@@ -168,7 +181,8 @@ export function buildDescriptorSense(reason: SenseReason, d: SenseDetail = {}): 
   if (hasSks) {
     // Sense key specific descriptor (type 0x02).
     b[o] = 0x02; b[o + 1] = 0x06;
-    writeFieldPointer(b, o + 4, d.fieldPointer!);
+    if (d.fieldPointer) writeFieldPointer(b, o + 4, d.fieldPointer);
+    else writeProgress(b, o + 4, d.progress!);
     o += 8;
   }
   return b;
@@ -178,6 +192,12 @@ function writeFieldPointer(b: Buffer, o: number, fp: FieldPointer): void {
   // SKSV=1, C/D, BPV, BIT POINTER, then a 2-byte FIELD POINTER.
   b[o] = 0x80 | (fp.inCdb ? 0x40 : 0) | (fp.bit !== undefined ? 0x08 | (fp.bit & 7) : 0);
   b.writeUInt16BE(fp.byte, o + 1);
+}
+
+function writeProgress(b: Buffer, o: number, progress: number): void {
+  // SKSV=1, then the 2-byte PROGRESS INDICATION.
+  b[o] = 0x80;
+  b.writeUInt16BE(Math.max(0, Math.min(0xffff, Math.floor(progress))), o + 1);
 }
 
 export function buildSense(reason: SenseReason, descriptor: boolean, d?: SenseDetail): Buffer {

@@ -246,17 +246,27 @@ export interface BlockDeviceCharacteristics {
   productType: number;
   /** NOMINAL FORM FACTOR: 0 not reported, 1 5.25", 2 3.5", 3 2.5", 4 1.8", 5 less than 1.8". */
   nominalFormFactor: number;
+  /**
+   * WABEREQ / WACEREQ (SBC-4 §6.6.2 tables 265, 266): what a read of an LBA not written since a
+   * sanitize BLOCK ERASE / CRYPTOGRAPHIC ERASE returns. 0 not specified (the method is not
+   * supported), 1 GOOD with indeterminate data, 2 MEDIUM ERROR, 3 MEDIUM ERROR / WRITE AFTER
+   * SANITIZE REQUIRED. Absent: 0.
+   */
+  wabereq?: number;
+  wacereq?: number;
   /** FUAB: SYNCHRONIZE CACHE makes FUA-equivalent what it covers durable (SBC-4 §6.6.2). */
   fuab: boolean;
   vbuls: boolean;
 }
 
+const bdc7 = BL.bits(BL.u8(), true, 'byte7');
+bdc7.addField(2, 'wabereq'); bdc7.addField(2, 'wacereq'); bdc7.addField(4, 'nominalFormFactor');
 const bdc8 = BL.bits(BL.u8(), true, 'byte8');
 bdc8.addField(2, 'r'); bdc8.addField(2, 'zoned'); bdc8.addField(2, 'r2'); bdc8.addBoolean('fuab'); bdc8.addBoolean('vbuls');
 const BDC = BL.struct([
   BL.u16be('mediumRotationRate'), // 4-5
   BL.u8('productType'),           // 6
-  BL.u8('byte7'),                 // 7 WABEREQ WACEREQ NOMINAL FORM FACTOR
+  bdc7,                           // 7
   bdc8,                           // 8
   BL.blob(55, 'reserved'),        // 9-63
 ]);
@@ -264,7 +274,8 @@ const BDC = BL.struct([
 export function blockDeviceCharacteristicsBody(p: BlockDeviceCharacteristics): Buffer {
   const b = Buffer.alloc(BDC.span);
   BDC.encode({
-    mediumRotationRate: p.mediumRotationRate, productType: p.productType, byte7: p.nominalFormFactor & 0x0f,
+    mediumRotationRate: p.mediumRotationRate, productType: p.productType,
+    byte7: { wabereq: (p.wabereq ?? 0) & 3, wacereq: (p.wacereq ?? 0) & 3, nominalFormFactor: p.nominalFormFactor & 0x0f },
     byte8: { r: 0, zoned: 0, r2: 0, fuab: p.fuab, vbuls: p.vbuls },
   }, b);
   return b;

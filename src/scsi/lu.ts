@@ -36,6 +36,31 @@ export interface LuOptions {
   aluaMode?: 'implicit' | 'explicit' | 'both';
 }
 
+/**
+ * A long-running operation of the LU that outlives the command that started it (SANITIZE,
+ * SBC-4 §4.11): while it runs the LU refuses every command outside `allows` with `reason`
+ * (NOT READY) and the progress indication, and REQUEST SENSE reports the same.
+ */
+export interface BackgroundOperation {
+  readonly reason: SenseReason;
+  allows(def: CommandDef): boolean;
+  /** PROGRESS INDICATION (SPC-5 §4.4.2.4.3): 0..65535, the fraction done of 65536. */
+  progress(): number;
+}
+
+/** Power conditions (SPC-5 §5.11) that START STOP UNIT selects (SBC-4 §5.25 table 108). */
+export type PowerCondition = 'active' | 'idle_a' | 'idle_b' | 'idle_c' | 'standby_y' | 'standby_z';
+
+/** REQUEST SENSE in a low power condition entered by command: NO SENSE, LOW POWER CONDITION ON (SPC-5 §6.39.2). */
+const LOW_POWER_SENSE: Record<PowerCondition, SenseReason> = {
+  active: 'NoSense',
+  idle_a: 'LowPowerIdleByCommand',
+  idle_b: 'LowPowerIdleBByCommand',
+  idle_c: 'LowPowerIdleCByCommand',
+  standby_y: 'LowPowerStandbyYByCommand',
+  standby_z: 'LowPowerStandbyByCommand',
+};
+
 /** Mutable device settings that mode pages and START STOP UNIT change. */
 export interface LuSettings {
   /** Control mode page D_SENSE: report descriptor-format sense (SPC-5 §7.5.8). */
@@ -69,6 +94,15 @@ export class LogicalUnit {
   /** START STOP UNIT state (SBC-4 §5.25): false after STOP, or medium ejected on a removable LU. */
   started = true;
   mediumPresent = true;
+  /**
+   * Power condition set by START STOP UNIT. Nothing here spins down, so every command is served
+   * in any condition; REQUEST SENSE reports it.
+   */
+  powerCondition: PowerCondition = 'active';
+  /** SANITIZE in progress (sbc-medium.ts). Survives resets and nexus loss (SBC-4 §4.11). */
+  operation: BackgroundOperation | null = null;
+  /** Commands whose task ends before their work when aborted (SANITIZE with IMMED=0): by nexus and task tag. */
+  private readonly abortHooks = new Map<string, () => void>();
   /** PREVENT ALLOW MEDIUM REMOVAL: nexus keys that hold a prevent. */
   readonly preventers = new Set<string>();
   /** Counters the admin API reports. */
@@ -126,6 +160,9 @@ export class LogicalUnit {
       if (req.cdb[def.cdbLength - 1] & 0x04) {
         throw new SenseError('InvalidFieldInCdb', { fieldPointer: { inCdb: true, byte: def.cdbLength - 1, bit: 2 } });
       }
+      // SBC-4 §4.11: while a sanitize operation runs, only a few commands are processed.
+      const op = this.operation;
+      if (op && !op.allows(def)) throw new SenseError(op.reason, { progress: op.progress() });
       const cmd = def.decode(req.cdb, this, req);
       this.target.alua?.gate(def, this, req.nexus);
       this.reservations.gate(def, req, cmd);
@@ -143,6 +180,32 @@ export class LogicalUnit {
   mediumGate(): void {
     if (!this.mediumPresent) throw new SenseError('MediumNotPresent');
     if (!this.started) throw new SenseError('NotReadyInitializingCommandRequired');
+  }
+
+  /** The sense REQUEST SENSE returns when no unit attention is pending (SPC-5 §6.39.2): the LU's condition. */
+  readiness(): { reason: SenseReason; detail?: SenseDetail } {
+    const op = this.operation;
+    if (op) return { reason: op.reason, detail: { progress: op.progress() } };
+    if (!this.mediumPresent) return { reason: 'MediumNotPresent' };
+    if (!this.started) return { reason: 'NotReadyInitializingCommandRequired' };
+    return { reason: LOW_POWER_SENSE[this.powerCondition] };
+  }
+
+  /** Let `onAbort` end the task of `req` early when the transport aborts it; returns the unregister function. */
+  whenAborted(req: ScsiRequest, onAbort: () => void): () => void {
+    const key = `${req.nexus.key}#${req.taskTag}`;
+    this.abortHooks.set(key, onAbort);
+    return () => { if (this.abortHooks.get(key) === onAbort) this.abortHooks.delete(key); };
+  }
+
+  /**
+   * The transport aborted a task (ABORT TASK, ABORT TASK SET, LU or target reset, SAM-5 §7). Most
+   * commands just finish and their status is dropped; those registered with whenAborted() end now.
+   */
+  abortTask(nexusKey: string, taskTag: number): void {
+    const key = `${nexusKey}#${taskTag}`;
+    const f = this.abortHooks.get(key);
+    if (f) { this.abortHooks.delete(key); f(); }
   }
 
   /** CHECK CONDITION with sense in the format the Control mode page asks for. */

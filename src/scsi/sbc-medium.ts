@@ -4,10 +4,11 @@
  * SANITIZE (§5.26).
  */
 import type { CommandContext, CommandDef } from './command.ts';
-import { checkRange, invalidField, reserved, rw10, rw16 } from './cdb.ts';
+import { checkRange, invalidField, invalidParam, reserved, rw10, rw16 } from './cdb.ts';
 import type { LbaRange } from './cdb.ts';
-import type { LogicalUnit } from './lu.ts';
-import { checkWritable, isSync, lockedWrite, MEDIA, provisioning } from './sbc-common.ts';
+import type { BackgroundOperation, LogicalUnit, PowerCondition } from './lu.ts';
+import { exclusive } from './range-lock.ts';
+import { checkWritable, MEDIA, provisioning } from './sbc-common.ts';
 import { GOOD, ScsiStatus, SenseError } from './types.ts';
 import type { ScsiResponse } from './types.ts';
 
@@ -21,10 +22,24 @@ interface StartStopCmd {
   loej: boolean;
   /** POWER CONDITION field; non-zero means START and LOEJ are ignored. */
   powerCondition: number;
+  /** The condition it selects (POWER CONDITION with its MODIFIER); undefined: no change. */
+  target?: PowerCondition;
 }
 
-/** POWER CONDITION values SBC-4 table 108 defines: START_VALID, ACTIVE, IDLE, STANDBY, LU_CONTROL, FORCE_*. */
-const POWER_CONDITIONS = new Set([0x0, 0x1, 0x2, 0x3, 0x7, 0xa, 0xb]);
+/**
+ * POWER CONDITION (SBC-4 §5.25 table 108) → the condition entered, indexed by POWER CONDITION
+ * MODIFIER. ACTIVE and LU_CONTROL (power condition timers in control: none are modelled, so the
+ * LU stays active) take modifier 0; IDLE and FORCE_IDLE_0 select idle_a/b/c; STANDBY and
+ * FORCE_STANDBY_0 select standby_z/y.
+ */
+const POWER_CONDITION_TARGETS: ReadonlyMap<number, readonly PowerCondition[]> = new Map<number, readonly PowerCondition[]>([
+  [0x1, ['active']],
+  [0x2, ['idle_a', 'idle_b', 'idle_c']],
+  [0x3, ['standby_z', 'standby_y']],
+  [0x7, ['active']],
+  [0xa, ['idle_a', 'idle_b', 'idle_c']],
+  [0xb, ['standby_z', 'standby_y']],
+]);
 
 const START_STOP_UNIT: CommandDef<StartStopCmd> = {
   opcode: 0x1b, name: 'START STOP UNIT', cdbLength: 6,
@@ -34,16 +49,35 @@ const START_STOP_UNIT: CommandDef<StartStopCmd> = {
   reservationOf: (c) => (c.start && !c.loej && c.powerCondition === 0 ? 'allowed' : 'write'),
   decode: (cdb, lu) => {
     reserved(cdb, 1, 0xfe);
+    reserved(cdb, 2, 0xff);
+    reserved(cdb, 3, 0xf0);
+    reserved(cdb, 4, 0x08);
     const powerCondition = cdb[4] >> 4;
-    if (!POWER_CONDITIONS.has(powerCondition)) throw invalidField(4, 7);
+    const modifier = cdb[3] & 0x0f;
+    const targets = POWER_CONDITION_TARGETS.get(powerCondition);
+    let target: PowerCondition | undefined;
+    if (targets) {
+      target = targets[modifier];
+      if (!target) throw invalidField(3, 3);
+    } else if (modifier !== 0) {
+      throw invalidField(3, 3);
+    }
+    // The reserved and obsolete POWER CONDITION values (4h-6h, 8h, 9h, Ch-Fh) are accepted and
+    // change nothing, as libiscsi test_startstopunit_pwrcnd requires GOOD for every non-zero
+    // value (and tgt behaves so); START and LOEJ are ignored with them all the same.
     const loej = (cdb[4] & 0x02) !== 0;
     // LOEJ on a unit without removable medium: there is nothing to load or eject.
     if (loej && powerCondition === 0 && !lu.removable) throw invalidField(4, 1);
-    return { start: (cdb[4] & 0x01) !== 0, loej, powerCondition };
+    return { start: (cdb[4] & 0x01) !== 0, loej, powerCondition, target };
   },
   execute: (ctx, c) => {
     const lu = ctx.lu;
-    if (c.powerCondition !== 0) return GOOD; // power conditions are not modelled; START/LOEJ ignored
+    if (c.powerCondition !== 0) {
+      // An emulated unit enters the condition at once; it serves commands in every condition
+      // (nothing spins down), and REQUEST SENSE reports it (LogicalUnit.readiness).
+      if (c.target) lu.powerCondition = c.target;
+      return GOOD;
+    }
     if (c.loej) {
       // SBC-4 §5.25: loading or ejecting while a PREVENT is in force fails.
       if (lu.preventers.size > 0) throw new SenseError('MediumRemovalPrevented');
@@ -53,6 +87,7 @@ const START_STOP_UNIT: CommandDef<StartStopCmd> = {
     }
     if (c.start) {
       lu.started = true;
+      lu.powerCondition = 'active';
     } else if (!lu.removable) {
       // A fixed disk enters the stopped state: media access reports NOT READY, INITIALIZING
       // COMMAND REQUIRED until the next START. A removable unit stays ready while its medium
@@ -160,39 +195,13 @@ interface FormatCmd {
   blocks: number;
 }
 
-/** Erase the whole medium: deallocate on a thin store, zeros otherwise. */
-async function eraseAll(lu: LogicalUnit): Promise<void> {
-  const s = lu.store;
-  const total = s.blockCount;
-  // Stores take a block count as a number: walk the LU in ≤ 2^30-block pieces.
-  const STEP = 1n << 30n;
-  for (let lba = 0n; lba < total; lba += STEP) {
-    const n = Number(total - lba < STEP ? total - lba : STEP);
-    if (s.unmap) await s.unmap(lba, n);
-    else if (s.writeSame) await s.writeSame(lba, n, Buffer.alloc(s.blockSize), false);
-    else throw new SenseError('InvalidOpcode');
-  }
-}
-
-function eraseAllResponse(lu: LogicalUnit, pattern?: Buffer): ScsiResponse | Promise<ScsiResponse> {
+/** FORMAT UNIT clears the whole medium: deallocate on a thin store, zeros otherwise. */
+function formatResponse(lu: LogicalUnit): Promise<ScsiResponse> {
   const run = async () => {
-    if (pattern) await fillAll(lu, pattern);
-    else await eraseAll(lu);
+    await eraseWork(lu)();
     await lu.store.flush?.();
-    return GOOD;
   };
-  if (isSync(lu)) return run();
-  return lockedWrite(lu, 0n, Number(lu.blockCount), async () => { await run(); }).then(good);
-}
-
-async function fillAll(lu: LogicalUnit, block: Buffer): Promise<void> {
-  const s = lu.store;
-  if (!s.writeSame) throw new SenseError('InvalidOpcode');
-  const STEP = 1n << 30n;
-  for (let lba = 0n; lba < s.blockCount; lba += STEP) {
-    const n = Number(s.blockCount - lba < STEP ? s.blockCount - lba : STEP);
-    await s.writeSame(lba, n, block, false);
-  }
+  return Promise.resolve(exclusive(lu, 0n, lu.blockCount, run)).then(good);
 }
 
 const FORMAT_UNIT: CommandDef<FormatCmd> = {
@@ -222,14 +231,12 @@ const FORMAT_UNIT: CommandDef<FormatCmd> = {
       const defectLen = c.longList ? hdr.readUInt32BE(4) : hdr.readUInt16BE(2);
       if (defectLen !== 0) throw new SenseError('InvalidFieldInParameterList', { fieldPointer: { inCdb: false, byte: c.longList ? 4 : 2 } });
     }
-    const r = eraseAllResponse(ctx.lu);
-    const withLen = (x: ScsiResponse): ScsiResponse => ({ ...x, dataOutLength: used });
-    return r instanceof Promise ? r.then(withLen) : withLen(r);
+    return formatResponse(ctx.lu).then((x): ScsiResponse => ({ ...x, dataOutLength: used }));
   },
   writes: (c) => [{ lba: 0n, blocks: c.blocks }],
 };
 
-// ---- SANITIZE — SBC-4 §5.26 ------------------------------------------------------------------
+// ---- SANITIZE — SBC-4 §5.26; sanitize operations §4.11 ---------------------------------------
 
 const enum SanitizeAction {
   Overwrite = 0x01,
@@ -238,7 +245,139 @@ const enum SanitizeAction {
   ExitFailureMode = 0x1f,
 }
 
+/**
+ * How long each sanitize method takes here (ms). A sanitize is a state of the LU that lasts, not
+ * an instant wipe: initiators poll it with REQUEST SENSE and libiscsi's Sanitize.Reset looks for
+ * it seconds later, across task aborts, resets and a new login. Environment ARRAYSIM_SANITIZE_MS
+ * sets every method (per pass for OVERWRITE); tests call configureSanitize().
+ */
+export interface SanitizeTiming {
+  overwritePassMs: number;
+  blockEraseMs: number;
+  cryptoEraseMs: number;
+}
+
+const timing: SanitizeTiming = { overwritePassMs: 6000, blockEraseMs: 2000, cryptoEraseMs: 500 };
+{
+  const env = Number(process.env.ARRAYSIM_SANITIZE_MS);
+  if (process.env.ARRAYSIM_SANITIZE_MS && Number.isFinite(env) && env >= 0) {
+    timing.overwritePassMs = timing.blockEraseMs = timing.cryptoEraseMs = env;
+  }
+}
+
+export function configureSanitize(t: Partial<SanitizeTiming>): SanitizeTiming {
+  Object.assign(timing, t);
+  return { ...timing };
+}
+
+/**
+ * Which sanitize methods an LU offers, and what reads return after them (Block Device
+ * Characteristics VPD WABEREQ/WACEREQ, SBC-4 §6.6.2). BLOCK ERASE deallocates every LBA, so it
+ * is offered only with logical block provisioning (libiscsi test_sanitize_block_erase requires
+ * LBPME=1 and no mapped LBA afterwards). CRYPTOGRAPHIC ERASE has no keys to change here: it
+ * deallocates (thin) or zeroes (thick) too. After either, reads complete with GOOD status and
+ * the data is indeterminate to the initiator (zeros, in fact): 01b.
+ */
+export function sanitizeCharacteristics(lu: LogicalUnit): { blockErase: boolean; wabereq: number; wacereq: number } {
+  const blockErase = provisioning(lu).lbpme;
+  return { blockErase, wabereq: blockErase ? 1 : 0, wacereq: 1 };
+}
+
+/**
+ * SBC-4 §4.11: while a sanitize operation is in progress the device server processes INQUIRY,
+ * LOG SENSE, REPORT LUNS and REQUEST SENSE, and terminates every other command with NOT READY,
+ * LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS.
+ */
+const ALLOWED_DURING_SANITIZE: ReadonlySet<number> = new Set([0x12, 0x4d, 0xa0, 0x03]);
+
+/** Blocks per store call while sanitizing: the event loop gets a turn between pieces. */
+const SANITIZE_STEP_BYTES = 64 << 20;
+
+/**
+ * One sanitize operation: a state of the LU from the moment the command is accepted until the
+ * work is done and the emulated duration has passed. It does not belong to the command that
+ * started it: aborting that command, a logical unit reset (suspend and resume, SBC-4 §4.11.2)
+ * and I_T nexus loss all leave it running.
+ */
+class SanitizeOperation implements BackgroundOperation {
+  readonly reason = 'NotReadySanitizeInProgress' as const;
+  private readonly started = performance.now();
+  /** Settles when the operation ends; null on success. */
+  readonly finished: Promise<unknown>;
+
+  constructor(private readonly lu: LogicalUnit, private readonly durationMs: number, work: () => Promise<void>) {
+    const elapsed = new Promise<void>((resolve) => { setTimeout(resolve, durationMs).unref?.(); });
+    this.finished = Promise.all([work(), elapsed]).then(() => null, (err: unknown) => err).then((err) => {
+      if (lu.operation === this) lu.operation = null;
+      return err;
+    });
+  }
+
+  allows(def: CommandDef): boolean {
+    return ALLOWED_DURING_SANITIZE.has(def.opcode);
+  }
+
+  progress(): number {
+    const f = (performance.now() - this.started) / Math.max(1, this.durationMs);
+    return Math.min(0xffff, Math.floor(f * 0x10000));
+  }
+}
+
+/** Apply `writeOne(lba, blocks)` to the whole LU in pieces, yielding between them. */
+async function wholeLu(lu: LogicalUnit, writeOne: (lba: bigint, blocks: number) => void | Promise<void>): Promise<void> {
+  const total = lu.blockCount;
+  const step = BigInt(Math.max(1, Math.floor(SANITIZE_STEP_BYTES / lu.blockSize)));
+  for (let lba = 0n; lba < total; lba += step) {
+    await writeOne(lba, Number(total - lba < step ? total - lba : step));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Deallocate (thin) or zero (thick) every block. */
+function eraseWork(lu: LogicalUnit): () => Promise<void> {
+  const s = lu.store;
+  if (s.unmap) return () => wholeLu(lu, (lba, n) => s.unmap!(lba, n));
+  if (s.writeSame) { const zero = Buffer.alloc(s.blockSize); return () => wholeLu(lu, (lba, n) => s.writeSame!(lba, n, zero, false)); }
+  throw new SenseError('InvalidOpcode');
+}
+
+function fillWork(lu: LogicalUnit, block: Buffer): () => Promise<void> {
+  const s = lu.store;
+  if (!s.writeSame) throw new SenseError('InvalidOpcode');
+  return () => wholeLu(lu, (lba, n) => s.writeSame!(lba, n, block, false));
+}
+
+const TASK_ABORTED: ScsiResponse = Object.freeze({ status: ScsiStatus.TaskAborted, data: null, sense: null }) as ScsiResponse;
+
+/**
+ * Start a sanitize operation and answer the command: at once with IMMED=1 (SBC-4 §5.26.1,
+ * progress by REQUEST SENSE), else when it ends. An aborted IMMED=0 command ends its task at once
+ * (the transport drops the status) while the operation goes on.
+ */
+function startSanitize(ctx: CommandContext, c: SanitizeCmd, durationMs: number, work: () => Promise<void>, resp: ScsiResponse): ScsiResponse | Promise<ScsiResponse> {
+  const lu = ctx.lu;
+  const body = async () => {
+    await exclusive(lu, 0n, lu.blockCount, work);
+    await lu.store.flush?.();
+  };
+  const op = new SanitizeOperation(lu, durationMs, body);
+  lu.operation = op;
+  if (c.immed) {
+    void op.finished.then((err) => { if (err) lu.target.log?.error({ err, lun: lu.lun }, 'sanitize failed'); });
+    return resp;
+  }
+  return new Promise<ScsiResponse>((resolve, reject) => {
+    const off = lu.whenAborted(ctx.req, () => resolve(TASK_ABORTED));
+    void op.finished.then((err) => {
+      off();
+      if (err) reject(err);
+      else resolve(resp);
+    });
+  });
+}
+
 interface SanitizeCmd {
+  immed: boolean;
   paramLength: number;
   /** The whole LU is rewritten: its block count, for writes(). */
   blocks: number;
@@ -255,12 +394,14 @@ function sanitizeDef(sa: SanitizeAction, name: string, run: (ctx: CommandContext
     supported,
     decode: (cdb, lu) => {
       if (supported && !supported(lu)) throw new SenseError('InvalidOpcode');
+      // Byte 1 bit 6 is ZNR, for zoned devices only: reserved on this one. Bytes 2-6 are reserved.
       reserved(cdb, 1, 0x40);
+      for (let b = 2; b <= 6; b++) reserved(cdb, b, 0xff);
       const paramLength = cdb.readUInt16BE(7);
-      // Only OVERWRITE takes a parameter list (SBC-4 §5.26.1).
+      // Only OVERWRITE takes a parameter list (SBC-4 §5.26.2 table 112).
       if (sa !== SanitizeAction.Overwrite && paramLength !== 0) throw invalidField(7);
       if (sa === SanitizeAction.Overwrite && (paramLength < 5 || paramLength > lu.blockSize + 4)) throw invalidField(7);
-      return { paramLength, blocks: sa === SanitizeAction.ExitFailureMode ? 0 : Number(lu.blockCount) };
+      return { immed: (cdb[1] & 0x80) !== 0, paramLength, blocks: sa === SanitizeAction.ExitFailureMode ? 0 : Number(lu.blockCount) };
     },
     execute: (ctx, c) => {
       checkWritable(ctx.lu);
@@ -283,24 +424,27 @@ function overwrite(ctx: CommandContext, c: SanitizeCmd): ScsiResponse | Promise<
   const patLen = p.readUInt16BE(2);
   if (count === 0) throw invalidField(7);
   if (patLen === 0 || patLen > lu.blockSize || patLen + 4 > c.paramLength) throw invalidField(7);
+  // TEST (vendor specific) and the reserved byte 1: none defined here.
+  if (p[0] & 0x60) throw invalidParam(0, 6);
+  if (p[1]) throw invalidParam(1, 31 - Math.clz32(p[1]));
   const block = Buffer.alloc(lu.blockSize);
   block.fill(p.subarray(4, 4 + patLen));
   // INVERT alternates the pattern between passes; only the last pass is visible. With an even
   // number of passes and INVERT set, the last pass wrote the inverted pattern.
   if (p[0] & 0x80 && count % 2 === 0) for (let i = 0; i < block.length; i++) block[i] ^= 0xff;
-  const r = eraseAllResponse(lu, block);
-  const withLen = (x: ScsiResponse): ScsiResponse => ({ ...x, dataOutLength: c.paramLength });
-  return r instanceof Promise ? r.then(withLen) : withLen(r);
+  const resp: ScsiResponse = { status: ScsiStatus.Good, data: null, sense: null, dataOutLength: c.paramLength };
+  return startSanitize(ctx, c, count * timing.overwritePassMs, fillWork(lu, block), resp);
 }
 
 const SANITIZE_COMMANDS: CommandDef[] = [
   sanitizeDef(SanitizeAction.Overwrite, 'OVERWRITE', overwrite),
-  // BLOCK ERASE deallocates every block: offered only where logical block provisioning is
-  // (libiscsi test_sanitize_block_erase requires LBPME=1 and a fully deallocated LU after).
-  sanitizeDef(SanitizeAction.BlockErase, 'BLOCK ERASE', (ctx) => eraseAllResponse(ctx.lu), (lu) => provisioning(lu).lbpme),
-  // No media encryption keys exist: "changing the key" is erasing the data.
-  sanitizeDef(SanitizeAction.CryptoErase, 'CRYPTOGRAPHIC ERASE', (ctx) => eraseAllResponse(ctx.lu)),
-  // A sanitize here never fails part way, so there is no failure mode to leave.
+  sanitizeDef(SanitizeAction.BlockErase, 'BLOCK ERASE',
+    (ctx, c) => startSanitize(ctx, c, timing.blockEraseMs, eraseWork(ctx.lu), GOOD),
+    (lu) => sanitizeCharacteristics(lu).blockErase),
+  sanitizeDef(SanitizeAction.CryptoErase, 'CRYPTOGRAPHIC ERASE',
+    (ctx, c) => startSanitize(ctx, c, timing.cryptoEraseMs, eraseWork(ctx.lu), GOOD)),
+  // A sanitize here never fails part way (a store error is reported to an IMMED=0 command and
+  // logged), so there is no failure mode to leave.
   sanitizeDef(SanitizeAction.ExitFailureMode, 'EXIT FAILURE MODE', () => GOOD),
 ];
 

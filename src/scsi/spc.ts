@@ -157,13 +157,6 @@ function senseBytes(desc: boolean, reason: SenseReason, detail?: SenseDetail): B
   return desc ? buildDescriptorSense(reason, detail) : buildFixedSense(reason, detail);
 }
 
-/** What REQUEST SENSE reports when no unit attention is pending: the LU's readiness. */
-function readinessReason(lu: LogicalUnit): SenseReason {
-  if (!lu.mediumPresent) return 'MediumNotPresent';
-  if (!lu.started) return 'NotReadyInitializingCommandRequired';
-  return 'NoSense';
-}
-
 const REQUEST_SENSE: CommandDef<RequestSenseCmd> = {
   opcode: 0x03, name: 'REQUEST SENSE', cdbLength: 6,
   usage: [0x03, 0x01, 0x00, 0x00, 0xff, 0x04],
@@ -175,9 +168,10 @@ const REQUEST_SENSE: CommandDef<RequestSenseCmd> = {
   },
   execute({ lu, nexus }, cmd) {
     // SPC-5 §6.39.2: a pending unit attention is returned as the parameter data and cleared
-    // (SAM-5 §5.14); otherwise the sense that describes the LU's current state.
-    const ua = lu.ua.take(nexus.key);
-    const data = ua ? senseBytes(cmd.desc, ua.reason, ua.detail) : senseBytes(cmd.desc, readinessReason(lu));
+    // (SAM-5 §5.14); otherwise the sense that describes the LU's current state (sanitize
+    // progress, no medium, stopped, low power: LogicalUnit.readiness).
+    const now = lu.ua.take(nexus.key) ?? lu.readiness();
+    const data = senseBytes(cmd.desc, now.reason, now.detail);
     return dataIn(data, cmd.allocationLength);
   },
 };

@@ -12,6 +12,7 @@ import { PDT_DIRECT_ACCESS, asciiField } from '../../protocol/scsi/inquiry.ts';
 import type { LogicalUnit } from './lu.ts';
 import type { Nexus } from './types.ts';
 import { thirdPartyCopyVpdBody } from './xcopy.ts';
+import { sanitizeCharacteristics } from './sbc-medium.ts';
 import { blockLimits, provisioning } from './sbc.ts';
 
 export interface VpdPageDef {
@@ -103,8 +104,15 @@ export const VPD_PAGES: readonly VpdPageDef[] = [
   {
     page: VpdPage.BlockDeviceCharacteristics, name: 'Block Device Characteristics',
     // Memory and file stores have no seek time: non-rotating (Linux then sets QUEUE_FLAG_NONROT).
-    // A virtual disk has no form factor: 0 "not reported".
-    body: () => blockDeviceCharacteristicsBody({ mediumRotationRate: NON_ROTATING, productType: 0, nominalFormFactor: 0, fuab: true, vbuls: false }),
+    // A virtual disk has no form factor: 0 "not reported". WABEREQ/WACEREQ follow the sanitize
+    // methods the LU offers (sbc-medium.ts).
+    body: (lu) => {
+      const s = sanitizeCharacteristics(lu);
+      return blockDeviceCharacteristicsBody({
+        mediumRotationRate: NON_ROTATING, productType: 0, nominalFormFactor: 0, fuab: true, vbuls: false,
+        wabereq: s.wabereq, wacereq: s.wacereq,
+      });
+    },
   },
   {
     page: VpdPage.LogicalBlockProvisioning, name: 'Logical Block Provisioning',

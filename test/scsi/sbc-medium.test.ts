@@ -1,5 +1,7 @@
 /** START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL, PRE-FETCH, READ DEFECT DATA, FORMAT UNIT, SANITIZE. */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configureSanitize } from '../../src/scsi/sbc-medium.ts';
+import type { SanitizeTiming } from '../../src/scsi/sbc-medium.ts';
 import { ScsiStatus } from '../../src/scsi/types.ts';
 import {
   cdb10, cdb16, DATA_PROTECT, expectGood, fieldPointer, ILLEGAL_REQUEST, makeNexus, NOT_READY, senseOf, setupLun, submit,
@@ -45,11 +47,13 @@ describe('START STOP UNIT', () => {
     }
   });
 
-  it('a non-zero POWER CONDITION ignores START and LOEJ; a reserved one is INVALID FIELD', async () => {
+  it('a non-zero POWER CONDITION ignores START and LOEJ, reserved values included (libiscsi startstopunit_pwrcnd)', async () => {
     const l = setupLun({ removable: true });
-    expectGood(await submit(l, ssu(0x20 | LOEJ)));
-    expect(l.lu.mediumPresent).toBe(true);
-    expect(senseOf(await submit(l, ssu(0x40)))).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);
+    for (let pc = 1; pc < 16; pc++) {
+      expectGood(await submit(l, ssu((pc << 4) | LOEJ, true)));
+      expect(l.lu.mediumPresent).toBe(true);
+      expectGood(await submit(l, [0x00, 0, 0, 0, 0, 0]));
+    }
   });
 });
 
@@ -142,6 +146,10 @@ describe('FORMAT UNIT', () => {
 });
 
 describe('SANITIZE', () => {
+  // The emulated duration is covered in sbc-medium-sanitize.test.ts; here the work alone.
+  let saved: SanitizeTiming;
+  beforeAll(() => { saved = configureSanitize({ overwritePassMs: 0, blockEraseMs: 0, cryptoEraseMs: 0 }); });
+  afterAll(() => { configureSanitize(saved); });
   const sanitize = (sa: number, paramLen = 0) => { const c = Buffer.alloc(10); c[0] = 0x48; c[1] = sa; c.writeUInt16BE(paramLen, 7); return c; };
 
   it('BLOCK ERASE deallocates the whole LU', async () => {
