@@ -132,19 +132,6 @@ export function mustBeDurable(lu: LogicalUnit, fua: boolean): boolean {
   return fua || !lu.settings.wce;
 }
 
-/**
- * @deprecated Use exclusive() from range-lock.ts, which runs synchronous bodies without a
- * promise. Kept for callers that always await.
- */
-export async function lockedWrite(lu: LogicalUnit, lba: bigint, blocks: number, body: () => Promise<void> | void): Promise<void> {
-  await exclusive(lu, lba, blocks, body);
-}
-
-/** Whether the LU's store answers synchronously (memory). Locking never depends on it: see range-lock.ts. */
-export function isSync(lu: LogicalUnit): boolean {
-  return lu.store.kind === 'memory';
-}
-
 /** `resp` once `r` (a store operation's result) has settled; synchronously when it is not a promise. */
 export function respondAfter(r: unknown, resp: ScsiResponse): ScsiResponse | Promise<ScsiResponse> {
   return r instanceof Promise ? r.then(() => resp) : resp;
