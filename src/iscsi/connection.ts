@@ -426,8 +426,13 @@ export class Connection {
       task.unsolicitedDone = pdu.final || task.unsolicitedEnd <= imm;
       task.unsolicitedNext = imm;
       task.r2tNext = task.unsolicitedEnd;
-      task.buf = imm === pdu.edtl ? pdu.data : Buffer.allocUnsafe(pdu.edtl);
-      if (imm > 0 && task.buf !== pdu.data) pdu.data.copy(task.buf, 0);
+      if (imm === pdu.edtl) {
+        task.buf = pdu.data;
+      } else {
+        // Data-Out is gathered here: a pooled buffer, given back in finish() like adopted ones.
+        task.buf = pdu.edtl >= POOL_MIN_SIZE ? (task.pooled = this.pool.take(pdu.edtl)) : Buffer.allocUnsafe(pdu.edtl);
+        if (imm > 0) pdu.data.copy(task.buf, 0);
+      }
       task.received = imm;
       if (task.unsolicitedDone && task.unsolicitedNext < task.unsolicitedEnd) task.r2tNext = task.unsolicitedNext;
     }

@@ -42,11 +42,15 @@ describe('recycled receive buffers', () => {
     await i.login(TARGET, { MaxBurstLength: '262144', ...keys });
     await i.scsi(0, [0, 0, 0, 0, 0, 0]);
     const blocks = IO / BLOCK;
-    const writes = Array.from({ length: IOS }, (_, k) => {
+    // Staggered by less than the store's copy delay: later commands take buffers while earlier
+    // writes are still waiting to be copied.
+    const writes: Promise<{ status: number }>[] = [];
+    for (let k = 0; k < IOS; k++) {
       const lba = k * blocks;
       const cdb = [0x2a, 0, (lba >> 24) & 0xff, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, 0, blocks >> 8, blocks & 0xff, 0];
-      return i.scsi(0, cdb, { write: pattern(k) });
-    });
+      writes.push(i.scsi(0, cdb, { write: pattern(k) }));
+      if (k % 3 === 2) await new Promise((r) => setTimeout(r, 1));
+    }
     for (const w of await Promise.all(writes)) expect(w.status).toBe(0);
     for (let k = 0; k < IOS; k++) {
       const lba = k * blocks;
