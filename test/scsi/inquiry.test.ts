@@ -14,7 +14,7 @@ describe('INQUIRY standard data', () => {
     expect(d[2]).toBe(0x06);          // VERSION: SPC-4
     expect(d[3]).toBe(0x12);          // NORMACA=0 HISUP=1 RESPONSE DATA FORMAT=2
     expect(d[4]).toBe(96 - 5);        // ADDITIONAL LENGTH
-    expect(d[5]).toBe(0x10);          // TPGS=01b (implicit ALUA), 3PC=0, PROTECT=0
+    expect(d[5]).toBe(0x18);          // TPGS=01b (implicit ALUA), 3PC=1 (EXTENDED COPY), PROTECT=0
     expect(d[6]).toBe(0x00);
     expect(d[7]).toBe(0x02);          // CMDQUE=1
     expect(d.subarray(8, 16).toString('latin1')).toBe('ARRAYSIM');
