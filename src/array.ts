@@ -28,7 +28,7 @@ export class StorageArray {
         a.stores.push(store);
         const id = lunIdentity(t.name, i, l.spec);
         scsi.addLun({
-          lun: i, store, readonly: spec.readonly, removable: spec.removable,
+          lun: i, store, readonly: spec.readonly, removable: spec.removable, physicalBlockSize: spec.physicalBlockSize || undefined,
           naa: l.naa ?? id.naa, serial: l.serial ?? id.serial, vendor: l.vendor, product: l.product, aluaMode: l.aluaMode,
         });
         log.info({ target: t.name, lun: i, spec: l.spec, blocks: String(store.blockCount), blockSize: store.blockSize }, 'LUN ready');

@@ -32,6 +32,8 @@ export interface LuOptions {
   vendor?: string;   // 8 chars
   product?: string;  // 16 chars
   revision?: string; // 4 chars
+  /** Physical block size in bytes (READ CAPACITY(16) exponent, unmap granularity). Default: the logical block size. */
+  physicalBlockSize?: number;
   /** ALUA kind this LU offers (INQUIRY TPGS; SET TARGET PORT GROUPS only with explicit). Default: the target's. */
   aluaMode?: 'implicit' | 'explicit' | 'both';
 }
@@ -88,6 +90,7 @@ export class LogicalUnit {
   readonly product: string;
   readonly revision: string;
   readonly aluaMode?: 'implicit' | 'explicit' | 'both';
+  readonly physicalBlockSize: number;
   readonly ua: UnitAttentions;
   readonly reservations: Reservations;
   readonly settings: LuSettings = { dSense: false, wce: true, rcd: false, swp: false, tas: false };
@@ -119,6 +122,7 @@ export class LogicalUnit {
     this.product = o.product ?? 'VIRTUAL-DISK';
     this.revision = o.revision ?? '0001';
     this.aluaMode = o.aluaMode;
+    this.physicalBlockSize = Math.max(o.physicalBlockSize ?? o.store.blockSize, o.store.blockSize);
     this.ua = new UnitAttentions();
     this.reservations = new Reservations(this);
   }

@@ -61,7 +61,7 @@ export const COMPARE_AND_WRITE: CommandDef<CompareAndWriteCmd> = {
     const lba = cdb.readBigUInt64BE(2);
     const blocks = cdb[BLOCKS_BYTE];
     // Above MAXIMUM COMPARE AND WRITE LENGTH (Block Limits VPD): INVALID FIELD IN CDB (§5.3.2).
-    if (blocks > blockLimits(lu.blockSize).maxCompareAndWriteLength) throw invalidField(BLOCKS_BYTE);
+    if (blocks > blockLimits(lu).maxCompareAndWriteLength) throw invalidField(BLOCKS_BYTE);
     checkRange(lu, lba, blocks);
     // Write protection (SBC-4 §4.11) before the Data-Out size: a protected LU reports DATA
     // PROTECT whatever the initiator sent.

@@ -21,12 +21,6 @@ export const SBC_LIMITS = Object.freeze({
    * with single WRITE(16)/READ(16) commands whenever MAXIMUM WRITE SAME LENGTH allows that many.
    */
   maxTransferBytes: 32 << 20,
-  /**
-   * Physical block size (bytes): READ CAPACITY(16) reports LOGICAL BLOCKS PER PHYSICAL BLOCK
-   * EXPONENT = log2(physical / logical) (SBC-4 §5.21.2), so a 512-byte LU reports 4096-byte
-   * physical blocks (exponent 3); a 4096-byte LU reports exponent 0.
-   */
-  physicalBlockBytes: 4096,
   /** OPTIMAL TRANSFER LENGTH GRANULARITY (bytes): one physical block. */
   optimalTransferGranularityBytes: 4096,
   /** OPTIMAL TRANSFER LENGTH (bytes): the memory store's chunk, inside which reads are zero-copy. */
@@ -83,14 +77,22 @@ export interface BlockLimits {
   maxCompareAndWriteLength: number;
 }
 
-const limitCache = new Map<number, BlockLimits>();
+const limitCache = new Map<string, BlockLimits>();
 
-/** SBC_LIMITS in logical blocks of `blockSize` (what the Block Limits VPD page carries). */
-export function blockLimits(blockSize: number): BlockLimits {
-  let l = limitCache.get(blockSize);
+/**
+ * SBC_LIMITS in logical blocks of the LU (what the Block Limits VPD page carries). The LU's
+ * physical block size (LUN spec `physical=`, default the logical size) gives READ CAPACITY(16)'s
+ * LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT = log2(physical / logical) (SBC-4 §5.21.2) and the
+ * optimal unmap granularity.
+ */
+export function blockLimits(lu: { blockSize: number; physicalBlockSize?: number }): BlockLimits {
+  const blockSize = lu.blockSize;
+  const physical = Math.max(lu.physicalBlockSize ?? blockSize, blockSize);
+  const key = `${blockSize}/${physical}`;
+  let l = limitCache.get(key);
   if (!l) {
     const b = (bytes: number) => Math.max(1, Math.floor(bytes / blockSize));
-    const perPhysical = b(SBC_LIMITS.physicalBlockBytes);
+    const perPhysical = b(physical);
     l = Object.freeze({
       maxTransferLength: b(SBC_LIMITS.maxTransferBytes),
       physicalBlockExponent: Math.log2(perPhysical),
@@ -109,7 +111,7 @@ export function blockLimits(blockSize: number): BlockLimits {
       writeSameNonZero: SBC_LIMITS.writeSameNonZero,
       maxCompareAndWriteLength: SBC_LIMITS.maxCompareAndWriteBlocks,
     });
-    limitCache.set(blockSize, l);
+    limitCache.set(key, l);
   }
   return l;
 }

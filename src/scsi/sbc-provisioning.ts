@@ -38,7 +38,7 @@ const writeSameDef = (opcode: number, len: 10 | 16): CommandDef<WriteSameCmd> =>
     if (len === 10) reserved(cdb, 1, 0x01);
     const lba = len === 10 ? BigInt(cdb.readUInt32BE(2)) : cdb.readBigUInt64BE(2);
     const count = len === 10 ? cdb.readUInt16BE(7) : cdb.readUInt32BE(10);
-    const lim = blockLimits(lu.blockSize);
+    const lim = blockLimits(lu);
     const lenByte = len === 10 ? 7 : 10;
     if (count === 0 && lim.writeSameNonZero) throw invalidField(lenByte);
     checkRange(lu, lba, count);
@@ -123,7 +123,7 @@ const UNMAP: CommandDef<UnmapCmd> = {
     if (bdLength + 8 > paramLength) throw invalidParam(2);
     // A BLOCK DESCRIPTOR DATA LENGTH that is not a multiple of 16 is truncated (SBC-4 §5.32.2).
     const count = Math.floor(bdLength / 16);
-    const lim = blockLimits(lu.blockSize);
+    const lim = blockLimits(lu);
     if (count > lim.maxUnmapBlockDescriptorCount) throw invalidParam(2);
     for (let i = 0; i < count; i++) {
       const o = 8 + 16 * i;

@@ -60,7 +60,7 @@ const verifyDef = (opcode: number, len: 10 | 12 | 16, range: (c: Buffer) => LbaR
     if (cdb[1] & 0xe0) throw invalidField(1, 7); // VRPROTECT: no protection information
     const bytchk = decodeBytchk(cdb, true);
     const r = range(cdb); // VERIFICATION LENGTH sits where TRANSFER LENGTH does
-    if (bytchk !== 0) checkMaxTransfer(r.blocks, blockLimits(lu.blockSize).maxTransferLength, len);
+    if (bytchk !== 0) checkMaxTransfer(r.blocks, blockLimits(lu).maxTransferLength, len);
     checkRange(lu, r.lba, r.blocks);
     return { lba: r.lba, blocks: r.blocks, bytchk };
   },
@@ -102,7 +102,7 @@ const writeVerifyDef = (opcode: number, len: 10 | 12 | 16, range: (c: Buffer) =>
     if (cdb[1] & 0xe0) throw invalidField(1, 7); // WRPROTECT
     const bytchk = decodeBytchk(cdb, false);
     const r = range(cdb);
-    checkMaxTransfer(r.blocks, blockLimits(lu.blockSize).maxTransferLength, len);
+    checkMaxTransfer(r.blocks, blockLimits(lu).maxTransferLength, len);
     checkRange(lu, r.lba, r.blocks);
     return { ...r, bytchk };
   },
@@ -125,7 +125,7 @@ const ORWRITE_16: CommandDef<OrWriteCmd> = {
   decode: (cdb, lu) => {
     if (cdb[1] & 0xe0) throw invalidField(1, 7); // ORPROTECT
     const r = rw16(cdb);
-    checkMaxTransfer(r.blocks, blockLimits(lu.blockSize).maxTransferLength, 16);
+    checkMaxTransfer(r.blocks, blockLimits(lu).maxTransferLength, 16);
     checkRange(lu, r.lba, r.blocks);
     return { ...r, fua: (cdb[1] & 0x08) !== 0 };
   },
@@ -162,7 +162,7 @@ const WRITE_ATOMIC_16: CommandDef<WriteAtomicCmd> = {
   decode: (cdb, lu) => {
     if (cdb[1] & 0xe0) throw invalidField(1, 7); // WRPROTECT
     reserved(cdb, 1, 0x07);
-    const lim = blockLimits(lu.blockSize);
+    const lim = blockLimits(lu);
     const lba = cdb.readBigUInt64BE(2);
     const boundary = cdb.readUInt16BE(10);
     const blocks = cdb.readUInt16BE(12);

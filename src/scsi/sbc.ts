@@ -45,7 +45,7 @@ function decodeRead(cdb: Buffer, lu: LogicalUnit, r: LbaRange, len: number): Rea
     // RDPROTECT: no protection information on this LU (SBC-4 §5.16, table 75).
     if (cdb[1] & 0xe0) throw invalidField(1, 7);
   }
-  checkMaxTransfer(r.blocks, blockLimits(lu.blockSize).maxTransferLength, len);
+  checkMaxTransfer(r.blocks, blockLimits(lu).maxTransferLength, len);
   checkRange(lu, r.lba, r.blocks);
   readScratch.lba = r.lba;
   readScratch.blocks = r.blocks;
@@ -87,7 +87,7 @@ export interface WriteCmd extends LbaRange {
 
 function decodeWrite(cdb: Buffer, lu: LogicalUnit, r: LbaRange, len: number): WriteCmd {
   if (len !== 6 && cdb[1] & 0xe0) throw invalidField(1, 7); // WRPROTECT without protection information
-  checkMaxTransfer(r.blocks, blockLimits(lu.blockSize).maxTransferLength, len);
+  checkMaxTransfer(r.blocks, blockLimits(lu).maxTransferLength, len);
   checkRange(lu, r.lba, r.blocks);
   return { lba: r.lba, blocks: r.blocks, fua: len !== 6 && (cdb[1] & 0x08) !== 0 };
 }
@@ -146,7 +146,7 @@ const READ_CAPACITY_16: CommandDef<ReadCapacity16Cmd> = {
     // Byte 12: P_TYPE/PROT_EN 0 (no protection information). Byte 13: P_I_EXPONENT 0 and the
     // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (SBC-4 §5.21.2). Bytes 14-15: LBPME, LBPRZ,
     // LOWEST ALIGNED LOGICAL BLOCK ADDRESS 0 (LBA 0 starts a physical block).
-    data[13] = blockLimits(lu.blockSize).physicalBlockExponent & 0x0f;
+    data[13] = blockLimits(lu).physicalBlockExponent & 0x0f;
     const p = provisioning(lu);
     data[14] = (p.lbpme ? 0x80 : 0) | (p.lbprz ? 0x40 : 0);
     return { status: ScsiStatus.Good, data: c.allocationLength < 32 ? data.subarray(0, c.allocationLength) : data, sense: null };

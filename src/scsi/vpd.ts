@@ -60,7 +60,7 @@ function deviceIdentification(lu: LogicalUnit, nexus: Nexus): Buffer {
 
 /** Block Limits (SBC-4 §6.6.4) from the SBC module's limits; UNMAP fields only where UNMAP is offered. */
 function blockLimitsPage(lu: LogicalUnit): Buffer {
-  const l = blockLimits(lu.blockSize);
+  const l = blockLimits(lu);
   const p = provisioning(lu);
   return blockLimitsBody({
     wsnz: l.writeSameNonZero,

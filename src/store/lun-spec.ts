@@ -4,7 +4,9 @@
  *   SIZE[,OPTION...]                         memory LUN, e.g. `256MiB`, `1TiB`, `1GiB,thick`
  *   file:PATH[,size=SIZE][,OPTION...]        file LUN; size= is needed only to create the file
  *
- * OPTIONs: thick, removable, readonly, block=512|4096, writethrough (file only).
+ * OPTIONs: thick, removable, readonly, block=512|4096, physical=BYTES (physical block size
+ * reported in READ CAPACITY(16): a power of two, at least block=, default equal to it),
+ * writethrough (file only).
  * SIZE: an integer or decimal with an optional unit B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB
  * (all binary multiples: disk people mean 1024 here), rounded down to whole blocks.
  */
@@ -21,6 +23,8 @@ export interface LunSpec {
   removable: boolean;
   readonly: boolean;
   blockSize: 512 | 4096;
+  /** Physical block size in bytes (LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT); 0 = the logical size. */
+  physicalBlockSize: number;
   writeThrough: boolean;
 }
 
@@ -45,11 +49,11 @@ export function parseSize(s: string): number {
 
 export function parseLunSpec(spec: string): LunSpec {
   const fail = (why: string): never => {
-    throw new Error(`bad LUN spec "${spec}": ${why} (want SIZE[,opt...] or file:PATH[,size=SIZE][,opt...]; opts thick, removable, readonly, block=512|4096)`);
+    throw new Error(`bad LUN spec "${spec}": ${why} (want SIZE[,opt...] or file:PATH[,size=SIZE][,opt...]; opts thick, removable, readonly, block=512|4096, physical=4096, writethrough)`);
   };
   const parts = spec.split(',').map((p) => p.trim());
   const head = parts.shift() ?? '';
-  const out: LunSpec = { kind: 'memory', sizeBytes: 0, thick: false, removable: false, readonly: false, blockSize: 512, writeThrough: false };
+  const out: LunSpec = { kind: 'memory', sizeBytes: 0, thick: false, removable: false, readonly: false, blockSize: 512, physicalBlockSize: 0, writeThrough: false };
   if (head.startsWith('file:')) {
     out.kind = 'file';
     out.path = head.slice(5);
@@ -84,10 +88,18 @@ export function parseLunSpec(spec: string): LunSpec {
         if (v !== '512' && v !== '4096') fail(`block=${v}: only 512 and 4096 are supported`);
         out.blockSize = Number(v) as 512 | 4096;
         break;
+      case 'physical': {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 512 || n > 1 << 20 || (n & (n - 1)) !== 0) fail(`physical=${v}: want a power of two from 512 to 1MiB`);
+        out.physicalBlockSize = n;
+        break;
+      }
       default:
         fail(`unknown option "${p}"`);
     }
   }
+  if (out.physicalBlockSize && out.physicalBlockSize < out.blockSize) fail(`physical=${out.physicalBlockSize} is smaller than block=${out.blockSize}`);
+  if (out.physicalBlockSize / out.blockSize > 1 << 15) fail('physical= may be at most 2^15 logical blocks');
   if (out.kind === 'memory') {
     if (out.sizeBytes < out.blockSize) fail(`size must be at least one ${out.blockSize}-byte block`);
     if (out.writeThrough) fail('writethrough is only for file: LUNs');

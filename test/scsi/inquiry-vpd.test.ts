@@ -65,7 +65,7 @@ describe('VPD B0h Block Limits', () => {
     const d = good(await submit(thin, inquiry(1, 0xb0)));
     expect(d.subarray(0, 4).toString('hex')).toBe('00b0003c');
     const p = decodeBlockLimits(d.subarray(4));
-    const l = blockLimits(512);
+    const l = blockLimits({ blockSize: 512 });
     expect(p.wsnz).toBe(l.writeSameNonZero);
     expect(p.maxCompareAndWriteLength).toBe(l.maxCompareAndWriteLength);
     expect(p.maxTransferLength).toBe(l.maxTransferLength);

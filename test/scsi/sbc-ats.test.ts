@@ -52,7 +52,7 @@ describe('COMPARE AND WRITE', () => {
   });
 
   it('handles up to MAXIMUM COMPARE AND WRITE LENGTH blocks, at the end of the LU too, with FUA and DPO', async () => {
-    const max = blockLimits(BS).maxCompareAndWriteLength;
+    const max = blockLimits({ blockSize: BS }).maxCompareAndWriteLength;
     expect(max).toBe(255);
     const l = setupLun({ blocks: 4096 });
     const old = pattern(max * BS, 3), neu = pattern(max * BS, 4);

@@ -39,12 +39,13 @@ export interface LunOptions {
   removable?: boolean;
   thick?: boolean;
   store?: BackingStore;
+  physicalBlockSize?: number;
 }
 
 export function setupLun(o: LunOptions = {}): Lun {
   const store = o.store ?? new MemoryStore(BigInt(o.blocks ?? 2048), { blockSize: o.blockSize ?? 512, thick: o.thick });
   const target = new ScsiTarget(TARGET);
-  const lu = target.addLun({ lun: 0, store, naa: '6001405000000002', serial: 'SBC0001', readonly: o.readonly, removable: o.removable });
+  const lu = target.addLun({ lun: 0, store, naa: '6001405000000002', serial: 'SBC0001', readonly: o.readonly, removable: o.removable, physicalBlockSize: o.physicalBlockSize });
   const nexus = makeNexus();
   target.nexusUp(nexus);
   lu.ua.forget(nexus.key);

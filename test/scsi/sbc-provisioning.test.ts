@@ -83,7 +83,7 @@ describe('UNMAP', () => {
   });
 
   it('too many descriptors or blocks is INVALID FIELD IN PARAMETER LIST', async () => {
-    const lim = blockLimits(BS);
+    const lim = blockLimits({ blockSize: BS });
     const l = setupLun({ blocks: lim.maxUnmapLbaCount * 2 });
     const many = unmapList(Array.from({ length: lim.maxUnmapBlockDescriptorCount + 1 }, (_, i) => [i, 1] as [number, number]));
     expect(senseOf(await submit(l, unmapCdb(many.length), { dataOut: many }))).toEqual([ILLEGAL_REQUEST, 0x26, 0x00]);

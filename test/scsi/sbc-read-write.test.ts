@@ -122,7 +122,7 @@ describe('READ/WRITE errors', () => {
   });
 
   it('a transfer above the maximum transfer length is INVALID FIELD IN CDB', async () => {
-    const max = blockLimits(BS).maxTransferLength;
+    const max = blockLimits({ blockSize: BS }).maxTransferLength;
     const l = setupLun({ blocks: max * 2 });
     const r = await submit(l, cdb16(0x88, 0, max + 1));
     expect(senseOf(r)).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);

@@ -86,7 +86,7 @@ describe('WRITE ATOMIC(16)', () => {
   });
 
   it('rejects lengths above the maximum atomic transfer length and any atomic boundary', async () => {
-    const max = blockLimits(BS).maxAtomicTransferLength;
+    const max = blockLimits({ blockSize: BS }).maxAtomicTransferLength;
     const l = setupLun({ blocks: max * 4 });
     expect(senseOf(await submit(l, wa(0, max + 1), { dataOut: Buffer.alloc((max + 1) * BS) }))).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);
     expect(senseOf(await submit(l, wa(0, 1, 1), { dataOut: Buffer.alloc(BS) }))).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);

@@ -26,8 +26,8 @@ async function lbaStatus(l: Lun, lba: number | bigint) {
 
 describe('WRITE SAME: NUMBER OF LOGICAL BLOCKS 0 (WSNZ=0)', () => {
   it('Block Limits says WSNZ=0 and no MAXIMUM WRITE SAME LENGTH', () => {
-    expect(blockLimits(BS).writeSameNonZero).toBe(false);
-    expect(blockLimits(BS).maxWriteSameLength).toBe(0);
+    expect(blockLimits({ blockSize: BS }).writeSameNonZero).toBe(false);
+    expect(blockLimits({ blockSize: BS }).maxWriteSameLength).toBe(0);
   });
 
   it('writes from the LBA through the last LBA, for (10) and (16)', async () => {

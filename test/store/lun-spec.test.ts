@@ -17,8 +17,11 @@ describe('parseSize', () => {
 describe('parseLunSpec', () => {
   it('memory LUN with defaults', () => {
     expect(parseLunSpec('256MiB')).toEqual({
-      kind: 'memory', sizeBytes: 256 * 2 ** 20, thick: false, removable: false, readonly: false, blockSize: 512, writeThrough: false,
+      kind: 'memory', sizeBytes: 256 * 2 ** 20, thick: false, removable: false, readonly: false, blockSize: 512, physicalBlockSize: 0, writeThrough: false,
     });
+    expect(parseLunSpec('1GiB,physical=4096').physicalBlockSize).toBe(4096);
+    expect(() => parseLunSpec('1GiB,block=4096,physical=512')).toThrow(/smaller than block/);
+    expect(() => parseLunSpec('1GiB,physical=3000')).toThrow(/power of two/);
   });
 
   it('memory LUN with options', () => {
