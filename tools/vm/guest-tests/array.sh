@@ -122,7 +122,7 @@ sg_rtpg -d "$L1" >"$OUT/rtpg-after-stpg.txt" 2>&1
 awk '/target port group id : 0x2/ {f=1} f && /asymmetric access state/ {print; exit}' "$OUT/rtpg-after-stpg.txt" | grep -qi 'standby' \
   && pass "sg_rtpg after STPG: group 2 standby, status 'altered by SET TARGET PORT GROUPS'" \
   || fail "sg_rtpg after STPG: $(grep -i 'access state' "$OUT/rtpg-after-stpg.txt" | paste -sd';')"
-grep -qi 'altered by SET TARGET PORT GROUPS' "$OUT/rtpg-after-stpg.txt" || fail "RTPG status code is not 'altered by STPG'"
+grep -qi 'status code : 0x01' "$OUT/rtpg-after-stpg.txt" || fail "RTPG status code is not 01h (altered by SET TARGET PORT GROUPS)"
 check "sg_stpg on LUN 1: group 2 back to active/non-optimized" sg_stpg --tp=2 --active "$L1"
 sg_turs "$L0" >/dev/null 2>&1; sg_turs "$L1" >/dev/null 2>&1   # consume UAs
 
@@ -185,10 +185,14 @@ cat >/etc/multipath.conf <<'CONF'
 defaults {
   user_friendly_names yes
   find_multipaths no
-  polling_interval 2
+  polling_interval 1
+  max_polling_interval 2
 }
 blacklist {
-  device { vendor "ARRAYSIM" product "EXPLICIT-DISK" }
+  device {
+    vendor "ARRAYSIM"
+    product "EXPLICIT-DISK"
+  }
 }
 devices {
   device {
@@ -214,19 +218,35 @@ if [[ -b $MP ]] && grep -q 'prio=50' "$OUT/multipath-ll.txt" && grep -q 'prio=10
 else abort "multipath map with ALUA priorities not found"; fi
 mkfs.ext4 -F -q "$MP" >/dev/null 2>&1 || abort "mkfs on $MP"
 mkdir -p /mnt/mp && mount "$MP" /mnt/mp || abort "mount $MP"
-fio --name=mp --filename=/mnt/mp/fio.dat --size=64M --rw=randrw --bs=4k --ioengine=libaio --iodepth=8 \
-    --direct=1 --runtime=100 --time_based --verify=crc32c --verify_backlog=256 --verify_fatal=1 \
-    --do_verify=1 --eta=never --output="$OUT/fio-mp.txt" &
+# fio with crc32c verification in 10 s rounds until the state flips are done (a round that
+# fails stops the loop and is reported).
+rm -f /tmp/fio-stop /tmp/fio-failed
+(
+  n=0
+  while [[ ! -e /tmp/fio-stop ]]; do
+    n=$((n + 1))
+    fio --name=mp --filename=/mnt/mp/fio.dat --size=64M --rw=randrw --bs=4k --ioengine=libaio --iodepth=8 \
+        --direct=1 --runtime=10 --time_based --verify=crc32c --verify_backlog=256 --verify_fatal=1 \
+        --do_verify=1 --eta=never --output="$OUT/fio-mp-$n.txt" \
+      && grep -q 'err= 0' "$OUT/fio-mp-$n.txt" || { echo "$n" >/tmp/fio-failed; break; }
+  done
+  echo "$n" >/tmp/fio-rounds
+) &
 FIO_PID=$!
-measure() {    # measure LABEL OPT_PORTAL(1|2): I/O over 4 s after a settle time goes to the optimized portal
-  local label=$1 want=$2 a b d1 d2
-  sleep 8
-  a=($(portal_writes)); sleep 4; b=($(portal_writes))
-  d1=$((b[0] - a[0])); d2=$((b[1] - a[1]))
-  local on=$d1 off=$d2; ((want == 2)) && on=$d2 off=$d1
+measure() {    # measure LABEL OPT_PORTAL(1|2): within 45 s, a 2 s window where the optimized portal carries the I/O
+  local label=$1 want=$2 a b d1 d2 on off t0=$SECONDS
+  while ((SECONDS - t0 < 45)); do
+    a=($(portal_writes)); sleep 2; b=($(portal_writes))
+    d1=$((b[0] - a[0])); d2=$((b[1] - a[1]))
+    on=$d1 off=$d2; ((want == 2)) && on=$d2 off=$d1
+    if ((on > 0 && on >= 9 * off)); then
+      pass "$label: I/O moved to portal $want within $((SECONDS - t0)) s ($d1 / $d2 I/Os on portal 1 / 2 in 2 s)"
+      multipath -ll >>"$OUT/multipath-steps.txt" 2>&1
+      return 0
+    fi
+  done
   multipath -ll >>"$OUT/multipath-steps.txt" 2>&1
-  if ((on > 0 && on >= 9 * off)); then pass "$label: I/O on portal $want ($d1 / $d2 I/Os on portal 1 / 2 in 4 s)"
-  else fail "$label: I/O not on portal $want ($d1 / $d2 I/Os on portal 1 / 2 in 4 s)"; fi
+  fail "$label: I/O not on portal $want after 45 s (last 2 s: $d1 / $d2 I/Os on portal 1 / 2)"
 }
 measure "initial (group 1 optimized)" 1
 set_state 1 active/non-optimized && set_state 2 active/optimized && measure "swap: group 2 optimized" 2
@@ -234,10 +254,15 @@ set_state 2 active/non-optimized && set_state 1 active/optimized && measure "swa
 set_state 2 active/optimized && set_state 1 standby && measure "group 1 standby" 2
 set_state 1 unavailable && measure "group 1 unavailable" 2
 set_state 1 active/optimized && set_state 2 active/non-optimized && measure "back: group 1 optimized" 1
-wait "$FIO_PID"; rc=$?; FIO_PID=
-cat "$OUT/fio-mp.txt"
-if ((rc == 0)) && grep -q 'err= 0' "$OUT/fio-mp.txt"; then pass "fio verify over multipath through all state changes: no I/O or verify error"
-else fail "fio over multipath (exit $rc): $(grep -iE 'err=|verify' "$OUT/fio-mp.txt" | head -n2 | paste -sd' ')"; fi
+touch /tmp/fio-stop
+wait "$FIO_PID"; FIO_PID=
+rounds=$(cat /tmp/fio-rounds 2>/dev/null || echo 0)
+if [[ -e /tmp/fio-failed ]]; then
+  r=$(cat /tmp/fio-failed); cat "$OUT/fio-mp-$r.txt"
+  fail "fio over multipath: round $r of $rounds failed: $(grep -iE 'err=|verify' "$OUT/fio-mp-$r.txt" | head -n2 | paste -sd' ')"
+elif ((rounds > 0)); then
+  pass "fio verify over multipath through all state changes: $rounds rounds of 10 s, no I/O or verify error"
+else fail "fio over multipath did not run"; fi
 dmesg | grep -iE 'alua|I/O error|blk_update_request' | tail -n 20 >"$OUT/dmesg-alua.txt"
 grep -qi 'I/O error' "$OUT/dmesg-alua.txt" && warn "kernel logged I/O errors on a path (see dmesg-alua.txt)"
 umount /mnt/mp
