@@ -44,6 +44,11 @@ export interface FramerOptions {
    * default Buffer.allocUnsafe. Headers are never gathered through it.
    */
   allocData?: (size: number, bhs: Buffer) => Buffer;
+  /**
+   * The caller reuses its chunk buffers after push() returns: everything handed out (header, AHS,
+   * data) is then copied out of the chunk, the data through allocData.
+   */
+  reusedChunks?: boolean;
 }
 
 export class Framer {
@@ -86,15 +91,48 @@ export class Framer {
       } else if (len - off >= this.need) {
         seg = chunk.subarray(off, off + this.need);
         off += this.need;
+        if (this.opts.reusedChunks && seg.length > 0) {
+          const own = this.allocSegment();
+          seg.copy(own);
+          seg = own;
+        }
       } else {
-        const alloc = this.state === FramerState.DataAndDataDigest ? this.opts.allocData : undefined;
-        this.acc = alloc ? alloc(this.need, this.bhs) : Buffer.allocUnsafe(this.need);
+        this.acc = this.allocSegment();
         this.accFill = len - off;
         chunk.copy(this.acc, 0, off, len);
         return;
       }
       this.step(seg, emit);
     }
+  }
+
+  private allocSegment(): Buffer {
+    const alloc = this.state === FramerState.DataAndDataDigest ? this.opts.allocData : undefined;
+    return alloc ? alloc(this.need, this.bhs) : Buffer.allocUnsafe(this.need);
+  }
+
+  /**
+   * Zero-copy receive: when a data segment of at least `min` bytes is being gathered, the part of
+   * its buffer still to fill, for the caller to read the socket straight into (then pushDirect);
+   * else null. SPDK reads payloads the same way, header first, data into its final buffer.
+   */
+  directTarget(min: number): Buffer | null {
+    if (this.state !== FramerState.DataAndDataDigest) return null;
+    if (this.acc === null) {
+      if (this.need < min) return null;
+      this.acc = this.allocSegment();
+      this.accFill = 0;
+    }
+    return this.acc.subarray(this.accFill, this.need);
+  }
+
+  /** `n` bytes were read into the buffer directTarget() returned. */
+  pushDirect(n: number, emit: (e: FrameEvent) => void): void {
+    this.accFill += n;
+    if (this.accFill < this.need) return;
+    const seg = this.acc!;
+    this.acc = null;
+    this.step(seg, emit);
   }
 
   private step(seg: Buffer, emit: (e: FrameEvent) => void): void {

@@ -89,6 +89,8 @@ const HIGH_WATER = 16 * 1024 * 1024;
 const POOL_BYTES = 8 * 1024 * 1024;
 /** Smaller segments come from Node's shared 8 KiB pool or are cheap enough to allocate. */
 const POOL_MIN_SIZE = 16 * 1024;
+/** Data segments at least this long are read from the socket straight into their buffer. */
+const DIRECT_MIN = 16 * 1024;
 /**
  * The most Data-Out any command of this target can use: the Block Limits MAXIMUM TRANSFER LENGTH
  * (SBC-4 §6.6.4); parameter lists are far smaller. A WRITE claiming more is refused before a
@@ -123,11 +125,15 @@ export class Connection {
   readonly remote: string;
   private readonly stats: PortalStats;
 
-  constructor(readonly socket: Socket, readonly server: IscsiServer, readonly portal: PortalConfig) {
+  /**
+   * `staging`: given when the socket reads into buffers we supply (socket-read.ts): the reused
+   * buffer for reads that are not straight into a data segment. Absent: ordinary 'data' chunks.
+   */
+  constructor(readonly socket: Socket, readonly server: IscsiServer, readonly portal: PortalConfig, private readonly staging?: Buffer) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.stats = server.portalStats.get(portal)!;
     this.log = server.log.child({ conn: this.remote, portal: `${portal.host}:${portal.port}` });
-    this.framer = new Framer({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 65536 });
+    this.framer = new Framer({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 65536, reusedChunks: !!staging });
     this.login = new LoginNegotiation({
       findTarget: (n) => server.findTargetConfig(n),
       portal,
@@ -135,7 +141,7 @@ export class Connection {
     });
     this.state = ConnState.InLogin;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (!staging) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
     socket.on('close', () => this.cleanup('socket closed'));
     socket.on('drain', () => { if (!this.closed) socket.resume(); });
@@ -146,16 +152,52 @@ export class Connection {
   // ---------------------------------------------------------------------------------------
   // Receive path
 
+  /**
+   * Where the socket reads next (user-buffer mode): straight into the data segment being
+   * gathered when it is large, else the staging buffer. After a large segment only one BHS is
+   * read, so that the next segment, probably large too, lands in its own buffer as well.
+   */
+  readBuffer(): Buffer {
+    const direct = this.framer.directTarget(DIRECT_MIN);
+    if (direct !== null) return direct;
+    return this.lastDirect ? this.staging!.subarray(0, BHS_LENGTH) : this.staging!;
+  }
+
+  /** `n` bytes arrived in the buffer readBuffer() gave out. */
+  onRead(n: number, buf: Uint8Array): void {
+    if (this.closed) return;
+    if (buf.buffer === this.staging!.buffer) {
+      this.lastDirect = false;
+      this.onData(this.staging!.subarray(0, n));
+      return;
+    }
+    this.lastDirect = true;
+    this.armIdle();
+    this.withCork(() => this.framer.pushDirect(n, this.onFrame));
+  }
+
+  /** True when the socket reads into our buffers (socket-read.ts), not Node's chunks. */
+  get userBufferReads(): boolean {
+    return this.staging !== undefined;
+  }
+
+  /** The previous read went straight into a data segment. */
+  private lastDirect = false;
+
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.armIdle();
     // Everything answered while this chunk is parsed (R2Ts, statuses of commands the memory store
     // completes synchronously) leaves in one writev: a chunk often holds many PDUs, and one
     // send per response cost more than the responses themselves.
+    this.withCork(() => this.framer.push(chunk, this.onFrame));
+  }
+
+  private withCork(fn: () => void): void {
     const sock = this.socket;
     sock.cork();
     try {
-      this.framer.push(chunk, this.onFrame);
+      fn();
     } catch (err) {
       this.log.error({ err }, 'internal error handling PDU');
       this.drop('internal error');
@@ -322,6 +364,7 @@ export class Connection {
     const ours = Number(a.get('TargetMaxRecvDataSegmentLength') ?? 8192);
     this.framer.opts = {
       headerDigest: this.headerDigest, dataDigest: this.dataDigest, maxDataSegmentLength: ours, allocData: this.allocData,
+      reusedChunks: !!this.staging,
     };
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.login = null;

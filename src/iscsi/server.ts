@@ -10,6 +10,10 @@ import type { IscsiTargetConfig, IscsiTuning, PortalConfig } from './config.ts';
 import { DEFAULT_TUNING } from './config.ts';
 import { Connection } from './connection.ts';
 import type { Session } from './session.ts';
+import { adoptSocket } from './socket-read.ts';
+
+/** Per-connection buffer that reads land in when not straight into a data segment. */
+const STAGING_BYTES = 64 * 1024;
 
 export interface TargetEntry {
   config: IscsiTargetConfig;
@@ -53,9 +57,16 @@ export class IscsiServer {
   /** Listen on every portal; resolves with the bound addresses (port 0 picks a free port). */
   async listen(): Promise<PortalConfig[]> {
     for (const p of this.portals) {
-      const srv = net.createServer({ noDelay: true }, (sock) => {
-        const c = new Connection(sock, this, p);
-        this.connections.add(c);
+      // Paused on accept: the connection's socket is first moved to one reading into our buffers.
+      const srv = net.createServer({ noDelay: true, pauseOnConnect: true }, (raw) => {
+        const staging = Buffer.allocUnsafeSlow(STAGING_BYTES);
+        let conn: Connection | null = null;
+        const { socket, userBuffers } = adoptSocket(raw, {
+          buffer: () => (conn ? conn.readBuffer() : staging),
+          callback: (n, buf) => conn?.onRead(n, buf),
+        });
+        conn = new Connection(socket, this, p, userBuffers ? staging : undefined);
+        this.connections.add(conn);
       });
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);

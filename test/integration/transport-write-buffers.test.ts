@@ -1,8 +1,8 @@
 /**
- * Large writes are gathered into recycled receive buffers (src/iscsi/buffer-pool.ts). A buffer
- * may only be reused once the store has taken the data: this runs pipelined 128 KiB writes,
- * whole in their command PDU and split over Data-Out, against a store that copies the data
- * only some milliseconds after write() is called, and reads every block back.
+ * Large writes are read straight into recycled receive buffers (src/iscsi/socket-read.ts,
+ * buffer-pool.ts). A buffer may only be reused once the store has taken the data: this runs
+ * pipelined 128 KiB writes, whole in their command PDU and split over Data-Out, against a store
+ * that copies the data only some milliseconds after write() is called, and reads every block back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestInitiator } from '../helpers/initiator.ts';
@@ -52,6 +52,8 @@ describe('recycled receive buffers', () => {
       if (k % 3 === 2) await new Promise((r) => setTimeout(r, 1));
     }
     for (const w of await Promise.all(writes)) expect(w.status).toBe(0);
+    // The target read this connection into its own buffers (src/iscsi/socket-read.ts).
+    expect([...h.server.connections].every((c) => c.userBufferReads)).toBe(true);
     for (let k = 0; k < IOS; k++) {
       const lba = k * blocks;
       const r = await i.scsi(0, [0x28, 0, (lba >> 24) & 0xff, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, 0, blocks >> 8, blocks & 0xff, 0], { read: IO });
