@@ -8,6 +8,10 @@
  *
  * A data segment longer than the negotiated MaxRecvDataSegmentLength is not buffered: the
  * framer skips it and reports 'oversize' with the header, so memory stays bounded.
+ *
+ * A caller that reuses its chunk buffers sets reusedChunks (everything handed out is then copied
+ * out of the chunk), and can read large data segments straight into place with
+ * directTarget()/pushDirect() instead of pushing chunks.
  */
 import { crc32c } from './digest.ts';
 import { BHS_LENGTH, dataSegmentLength, padLength } from './pdu.ts';

@@ -52,3 +52,45 @@ describe('Framer allocData', () => {
     expect(calls).toHaveLength(0);
   });
 });
+
+describe('Framer with reused chunks and direct reads', () => {
+  const data = Buffer.alloc(20000, 3);
+  const pdu = B.wire(B.dataOut({ final: true, dsl: data.length, itt: 7, ttt: 2, expStatSN: 1, dataSN: 0, bufferOffset: 0 }), { data });
+  const small = B.wire(B.nopOut({ immediate: true, itt: 8, ttt: 0xffffffff, cmdSN: 1, expStatSN: 1 }));
+
+  it('copies everything out of a chunk the caller will overwrite', () => {
+    const f = new Framer({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 1 << 20, reusedChunks: true });
+    const got: FramedPdu[] = [];
+    const chunk = Buffer.concat([pdu, small]);
+    f.push(chunk, (e) => { if (e.kind === 'pdu') got.push(e.pdu); });
+    chunk.fill(0xee); // the caller reuses its buffer
+    expect(got).toHaveLength(2);
+    expect(got[0].bhs.readUInt32BE(16)).toBe(7);
+    expect(got[0].data.equals(data)).toBe(true);
+    expect(got[1].bhs.readUInt32BE(16)).toBe(8);
+  });
+
+  it('reads a large data segment in place after its header, in several reads', () => {
+    const calls: { size: number; op: number; buf: Buffer }[] = [];
+    const f = framer(false, calls);
+    const got: FramedPdu[] = [];
+    const emit = (e: { kind: string; pdu?: FramedPdu }) => { if (e.kind === 'pdu') got.push(e.pdu!); };
+    expect(f.directTarget(16384)).toBeNull(); // waiting for a header
+    f.push(pdu.subarray(0, 48), emit);
+    let off = 48;
+    for (const n of [5000, 9000, 6000]) {
+      const target = f.directTarget(16384)!;
+      expect(target.length).toBe(pdu.length - off);
+      pdu.copy(target, 0, off, off + n);
+      f.pushDirect(n, emit);
+      off += n;
+    }
+    expect(got).toHaveLength(1);
+    expect(got[0].data.equals(data)).toBe(true);
+    expect(calls).toHaveLength(1);
+    expect(f.directTarget(16384)).toBeNull();
+    // A segment under the threshold is not read in place.
+    f.push(B.wire(B.dataOut({ final: true, dsl: 0, itt: 9, ttt: 2, expStatSN: 1, dataSN: 0, bufferOffset: 0 })).subarray(0, 48), emit);
+    expect(f.directTarget(16384)).toBeNull();
+  });
+});
