@@ -51,8 +51,14 @@ export class Reservations {
   gate(def: CommandDef, req: ScsiRequest, cmd: unknown): void {
     if (this.legacyHolder === null && this.pr.reservation === null) return;
     const cls = def.reservationOf ? def.reservationOf(cmd) : def.reservation;
-    if (this.legacyHolder !== null) this.legacyGate(def, cls, req.nexus);
-    if (this.pr.reservation !== null) this.persistentGate(cls, req.nexus);
+    try {
+      if (this.legacyHolder !== null) this.legacyGate(def, cls, req.nexus);
+      if (this.pr.reservation !== null) this.persistentGate(cls, req.nexus);
+    } catch (e) {
+      // Conflicts are rare and puzzling from the host side: say who holds what (debug level).
+      this.lu.target.log?.debug({ lun: this.lu.lun, command: def.name, from: req.nexus.key, legacyHolder: this.legacyHolder, persistent: this.pr.reservation }, 'reservation conflict');
+      throw e;
+    }
   }
 
   /** SPC-2 §5.5.1: a RESERVE keeps every other I_T nexus out, but for a short allow-list. */

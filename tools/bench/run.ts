@@ -313,7 +313,9 @@ async function readRun(t: Target, w: Workload, seconds: number): Promise<Outcome
 }
 
 async function qemuBench(t: Target, ioBytes: number, count: number, timeoutS: number): Promise<Outcome> {
-  const args = ['bench', '-w', '-d', String(QD), '-s', String(ioBytes), '-c', String(count), '-t', 'none', '-f', 'raw', t.url];
+  // --pattern=165: non-zero data (0xa5). qemu-img writes zeros by default, which a thin store can
+  // recognise without copying: that would measure zero detection, not writes.
+  const args = ['bench', '-w', '--pattern=165', '-d', String(QD), '-s', String(ioBytes), '-c', String(count), '-t', 'none', '-f', 'raw', t.url];
   const cmd = cmdline('qemu-img', args);
   const r = await run('qemu-img', args, timeoutS * 1000);
   const m = /Run completed in ([\d.]+) seconds/.exec(r.stdout);

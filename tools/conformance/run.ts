@@ -16,7 +16,12 @@ import { mergeRuns, parseLog, selectTests, suiteCounts, type MergedTest, type Te
 
 const DEFAULT_IQN = 'iqn.2026-11.dev.arraysim:default';
 
-interface ConfigSpec { name: string; lun: string; portals: number; /** '*' = the -t pattern as given */ tests: string }
+interface ConfigSpec {
+  name: string; lun: string; portals: number;
+  /** '*' = the -t pattern as given */ tests: string;
+  /** tests left out of this configuration (a selectTests pattern), each for a stated reason */
+  exclude?: string;
+}
 interface ConfigRun {
   name: string;
   /** the -t given to iscsi-test-cu */
@@ -56,6 +61,11 @@ const argv = yargs(hideBin(process.argv))
     type: 'string',
     default: 'ALL.CompareAndWrite,ALL.WriteSame10,ALL.WriteSame16,ALL.Unmap,ALL.ReadCapacity16,ALL.Inquiry',
     describe: 'tests for the physical4k configuration (512-byte blocks in 4096-byte physical blocks): the suites that skip when LBPPB < 2. GetLBAStatus is left out: its UnmapSingle test queries LBA i+1 and expects the first descriptor at i+LBPPB, which only holds for LBPPB = 1',
+  })
+  .option('default-exclude', {
+    type: 'string',
+    default: 'ALL.Sanitize.Reset',
+    describe: 'tests the two-portal default configuration does not run. Sanitize.Reset: with a second portal, libiscsi 1.19 Sanitize.Reservations takes a RESERVE(6) on the shared multipath session and never releases it, so the next test (Reset) meets a reservation conflict on any correct target; it runs in the single-portal removable configuration',
   })
   .option('readonly-tests', { type: 'string', default: 'ALL.ReadOnly', describe: 'tests for the readonly configuration, intersected with -t ("*" = all of -t; libiscsi\'s write tests fail by design on a write-protected LUN)' })
   .option('lun-number', { type: 'number', default: 0, describe: 'LUN number in the URL (tgt keeps LUN 0 for its controller: use 1)' })
@@ -300,7 +310,7 @@ async function main(): Promise<number> {
       runs.push(run);
     } else {
       const all: ConfigSpec[] = [
-        { name: 'default', lun: argv['lun-size'], portals: 2, tests: '*' },
+        { name: 'default', lun: argv['lun-size'], portals: 2, tests: '*', exclude: argv['default-exclude'] },
         { name: 'removable', lun: `${argv['lun-size']},removable`, portals: 1, tests: argv['removable-tests'] },
         { name: 'readonly', lun: `${argv['readonly-size']},readonly`, portals: 1, tests: argv['readonly-tests'] },
         { name: 'physical4k', lun: `${argv['lun-size']},physical=4096`, portals: 1, tests: argv['physical4k-tests'] },
@@ -316,6 +326,13 @@ async function main(): Promise<number> {
           const own = new Set(selectTests(listing, cfg.tests));
           mine = expected.filter((n) => own.has(n));
           toolPattern = mine.join(',');
+        }
+        if (cfg.exclude) {
+          const out = new Set(selectTests(listing, cfg.exclude));
+          if (mine.some((n) => out.has(n))) {
+            mine = mine.filter((n) => !out.has(n));
+            toolPattern = mine.join(',');
+          }
         }
         if (!mine.length) { say(`${cfg.name}: no test of -t ${pattern} applies (its selection is ${cfg.tests}); not run`); continue; }
         const run: ConfigRun = { name: cfg.name, lun: cfg.lun, pattern: toolPattern, urls: [], started: false, warnings: [], tests: [] };
