@@ -87,8 +87,13 @@ const DATASN_ERROR: SenseReason = 'ProtocolServiceCrcError';
 const HIGH_WATER = 16 * 1024 * 1024;
 /** Idle receive buffers kept per connection: QD32 of 128 KiB writes in flight, twice over. */
 const POOL_BYTES = 8 * 1024 * 1024;
-/** Smaller segments come from Node's shared 8 KiB pool or are cheap enough to allocate. */
-const POOL_MIN_SIZE = 16 * 1024;
+/**
+ * Smaller segments come from Node's shared 8 KiB pool. A 4 KiB one is too big for that pool, so
+ * it was a fresh ArrayBuffer per write: with them pooled, a 4 KiB write run used ~13 % less
+ * target CPU, and with the store's slabs a first pass of 4 KiB writes over a fresh LUN ran 5
+ * mark-compacts instead of ~50.
+ */
+const POOL_MIN_SIZE = 4 * 1024;
 /** Data segments at least this long are read from the socket straight into their buffer. */
 const DIRECT_MIN = 16 * 1024;
 /**

@@ -68,8 +68,8 @@ HZ=$(getconf CLK_TCK)
 WORKLOADS=(
   "4 KiB random read QD32 (5 s)|iscsi-perf -m 32 -b 8 -r -t 5|iops"
   "128 KiB read QD32 (5 s)|iscsi-perf -m 32 -b 256 -t 5|iops"
-  "4 KiB write QD32 (65536)|qemu-img bench -w -d 32 -s 4096 -c 65536 -t none -f raw|65536"
-  "128 KiB write QD32 (8192)|qemu-img bench -w -d 32 -s 131072 -c 8192 -t none -f raw|8192"
+  "4 KiB write QD32 (65536)|qemu-img bench -w --pattern=165 -d 32 -s 4096 -c 65536 -t none -f raw|65536"
+  "128 KiB write QD32 (8192)|qemu-img bench -w --pattern=165 -d 32 -s 131072 -c 8192 -t none -f raw|8192"
 )
 
 echo "| Workload | round | tgt CPU ms / 1000 I/Os | arraysim CPU ms / 1000 I/Os | ratio (tgt/arraysim) |"
