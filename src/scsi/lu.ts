@@ -11,6 +11,7 @@
 import { buildSense } from '../../protocol/scsi/sense.ts';
 import type { SenseReason, SenseDetail } from '../../protocol/scsi/sense.ts';
 import type { BackingStore } from '../store/store.ts';
+import { SpaceExhaustedError } from '../store/store.ts';
 import type { CommandDef, CommandContext } from './command.ts';
 import { SERVICE_ACTION_OPCODES, serviceActionOf, tableKey } from './command.ts';
 import { COMMAND_TABLE } from './table.ts';
@@ -221,6 +222,10 @@ export class LogicalUnit {
     this.stats.errors++;
     if (e instanceof SenseError) return this.check(e.reason, e.detail);
     if (e instanceof StatusError) return { status: e.status, data: null, sense: null };
+    if (e instanceof SpaceExhaustedError) {
+      this.target.log?.warn({ lun: this.lun, err: e.message }, 'write refused: thin pool exhausted');
+      return this.check('SpaceAllocationFailedWriteProtect');
+    }
     this.target.log?.error({ err: e, lun: this.lun }, 'internal error executing command');
     return this.check('InternalTargetFailure');
   }

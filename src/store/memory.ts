@@ -11,7 +11,20 @@
  * read() hands back a view of the chunk (no copy) when the range lies inside one chunk; a range
  * that straddles chunks is copied into one buffer. Callers must not mutate what read() returns.
  */
+import { totalmem } from 'node:os';
 import type { BackingStore } from './store.ts';
+import { SpaceExhaustedError } from './store.ts';
+
+/**
+ * The pool every memory store allocates from: by default three quarters of the machine's memory
+ * (ARRAYSIM_MEMORY_LIMIT in bytes overrides). A write that would take more fails with 27/07
+ * instead of the process dying: a 1 TiB thin LUN on a laptop behaves like a thin array whose
+ * pool ran out.
+ */
+export const memoryPool = {
+  used: 0,
+  limit: Number(process.env.ARRAYSIM_MEMORY_LIMIT) > 0 ? Number(process.env.ARRAYSIM_MEMORY_LIMIT) : Math.floor(totalmem() * 0.75),
+};
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
 /**
@@ -87,6 +100,8 @@ export class MemoryStore implements BackingStore {
 
   private allocChunk(c: number): Buffer {
     const len = this.chunkLen(c);
+    if (memoryPool.used + len > memoryPool.limit) throw new SpaceExhaustedError(len, memoryPool.limit);
+    memoryPool.used += len;
     const b = (len === this.chunkBytes ? this.slabChunk(c) : null) ?? Buffer.alloc(len);
     this.chunks.set(c, b);
     this.allocated += b.length;
@@ -119,6 +134,7 @@ export class MemoryStore implements BackingStore {
     if (!b) return;
     this.chunks.delete(c);
     this.allocated -= b.length;
+    memoryPool.used -= b.length;
     const k = Math.floor(c / this.slabChunks);
     const slab = this.slabs.get(k);
     if (slab && b.buffer === slab.buf.buffer && --slab.live === 0) this.slabs.delete(k);
@@ -306,6 +322,7 @@ export class MemoryStore implements BackingStore {
   close(): void {
     this.chunks.clear();
     this.slabs.clear();
+    memoryPool.used -= this.allocated;
     this.allocated = 0;
   }
 }

@@ -36,3 +36,14 @@ export interface BackingStore {
   allocatedBytes?(): number;
   close(): void | Promise<void>;
 }
+
+/**
+ * A thin store could not allocate space for a write (its pool is exhausted). The LU answers
+ * DATA PROTECT, SPACE ALLOCATION FAILED WRITE PROTECT (27/07, SBC-4 §4.7.3.7), as a thin array
+ * does when its pool runs out, instead of the process running out of memory.
+ */
+export class SpaceExhaustedError extends Error {
+  constructor(readonly wanted: number, readonly limit: number) {
+    super(`thin pool exhausted: ${wanted} bytes more would exceed the limit of ${limit}`);
+  }
+}
