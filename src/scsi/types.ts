@@ -64,7 +64,11 @@ export interface ScsiRequest {
   readonly expectedLength: number;
   readonly isRead: boolean;
   readonly isWrite: boolean;
-  /** All Data-Out received (exactly expectedLength bytes for writes, else null). */
+  /**
+   * All Data-Out received (exactly expectedLength bytes for writes, else null). The transport
+   * lends this buffer from a per-connection pool and reuses it once the response is returned:
+   * anything that keeps the data past the response (a splitter, replication, a queue) must copy it.
+   */
   readonly dataOut: Buffer | null;
 }
 
