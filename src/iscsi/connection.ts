@@ -541,18 +541,26 @@ export class Connection {
       if (task.unsolicitedDone || off !== task.unsolicitedNext || off + len > task.unsolicitedEnd) {
         task.failure ??= 'UnexpectedUnsolicitedData';
         this.reject(RejectReason.ProtocolError, bhs);
-        return;
-      }
-      if (pdu.dataSN !== task.unsolicitedDataSN) task.failure ??= DATASN_ERROR;
-      task.unsolicitedDataSN++;
-      pdu.data.copy(task.buf, off);
-      task.unsolicitedNext += len;
-      task.received += len;
-      if (pdu.final) {
+        if (!pdu.final || task.unsolicitedDone) return;
+        // The rejected PDU ended the initiator's unsolicited burst, so nothing more of it will come:
+        // count the burst as settled (the task has failed and writes nothing) and let the task end
+        // with CHECK CONDITION once any solicited data is in (RFC 7143 §11.17.1), instead of
+        // waiting for data that will never arrive.
         task.unsolicitedDone = true;
-        if (task.unsolicitedNext < task.unsolicitedEnd) {
-          // The initiator ended its unsolicited burst early: solicit the gap.
-          task.r2tNext = task.unsolicitedNext;
+        task.received += task.unsolicitedEnd - task.unsolicitedNext;
+        task.unsolicitedNext = task.unsolicitedEnd;
+      } else {
+        if (pdu.dataSN !== task.unsolicitedDataSN) task.failure ??= DATASN_ERROR;
+        task.unsolicitedDataSN++;
+        pdu.data.copy(task.buf, off);
+        task.unsolicitedNext += len;
+        task.received += len;
+        if (pdu.final) {
+          task.unsolicitedDone = true;
+          if (task.unsolicitedNext < task.unsolicitedEnd) {
+            // The initiator ended its unsolicited burst early: solicit the gap.
+            task.r2tNext = task.unsolicitedNext;
+          }
         }
       }
     } else {

@@ -161,14 +161,11 @@ describe('invalid CDBs', () => {
   });
 
   /**
-   * KNOWN BUG (left to the owner of the Data-Out path, which is being reworked): an unsolicited
-   * Data-Out past FirstBurstLength is rejected and the task is marked failed, but the rejected
-   * PDU's F bit is discarded with it, so the task waits forever for unsolicited data the
-   * initiator will never resend; no SCSI Response comes and the ITT stays busy. RFC 7143
-   * §11.17.1 wants the terminated task answered with CHECK CONDITION. Remove `.fails` once the
-   * task ends after the rejected burst.
+   * An unsolicited Data-Out past FirstBurstLength is rejected and fails the task; its F bit still
+   * ends the unsolicited burst, so the task ends with CHECK CONDITION (RFC 7143 §11.17.1) once any
+   * solicited data is in, instead of waiting for data the initiator will never resend.
    */
-  it.fails('ends the task with CHECK CONDITION after rejecting unsolicited Data-Out past FirstBurstLength, writing nothing', async () => {
+  it('ends the task with CHECK CONDITION after rejecting unsolicited Data-Out past FirstBurstLength, writing nothing', async () => {
     const u = await openSession(h.port, { InitialR2T: 'No', ImmediateData: 'No', FirstBurstLength: '4096', MaxBurstLength: '262144' });
     try {
       const itt = u.itt++;
