@@ -11,16 +11,10 @@
  *    TestInitiator, in this process), the way a host without offload copies.
  * Both copies are verified by reading back a sample. Prints both times and the ratio.
  */
-import { spawn } from 'node:child_process';
-import net from 'node:net';
-import { TestInitiator } from '../../test/helpers/initiator.ts';
+import type { TestInitiator } from '../../test/helpers/initiator.ts';
 import { xcopyCdb, xcopyList } from '../../test/scsi/xcopy-params.ts';
+import { check, numOpt as opt, rw16, session as benchSession, startTarget, waitPort } from './target.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: number): number => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const PORT = opt('port', 3415);
 const GIB = opt('gib', 1);
 const SEGMENT = opt('segment-mib', 4) << 20;
@@ -31,34 +25,7 @@ const IQN = 'iqn.2026-11.dev.arraysim:bench-xcopy';
 const BS = 512;
 const TOTAL = GIB * (1 << 30);
 
-function rw16(op: number, lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(16);
-  c[0] = op;
-  c.writeBigUInt64BE(BigInt(lba), 2);
-  c.writeUInt32BE(blocks, 10);
-  return c;
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); r(true); });
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`target did not listen on ${port}`);
-}
-
-let isid = 0;
-async function session(): Promise<TestInitiator> {
-  const ini = await TestInitiator.connect(PORT);
-  ini.isid = Buffer.from([0x80, 0, 0, 0, 0x42, isid++]);
-  await ini.login(IQN, { MaxRecvDataSegmentLength: '262144', FirstBurstLength: '262144', MaxBurstLength: '16776192', ImmediateData: 'Yes', InitialR2T: 'No' });
-  for (const lun of [0, 1]) await ini.scsi(lun, [0x00, 0, 0, 0, 0, 0]);
-  return ini;
-}
+const session = (): Promise<TestInitiator> => benchSession(PORT, IQN, [0, 1]);
 
 /** The NAA designator of a LUN from VPD 0x83 (what an initiator puts in the CSCD descriptor). */
 async function naaOf(ini: TestInitiator, lun: number): Promise<string> {
@@ -80,13 +47,8 @@ async function pool(count: number, qd: number, job: (i: number) => Promise<void>
   await Promise.all(Array.from({ length: Math.min(qd, count) }, worker));
 }
 
-function check(r: { status: number; sense: Buffer | null }, what: string): void {
-  if (r.status !== 0) throw new Error(`${what}: status ${r.status} sense ${r.sense?.toString('hex')}`);
-}
-
 async function main(): Promise<void> {
-  const child = spawn('node', ['bin/arraysim.js', 'serve', '--listen', `127.0.0.1:${PORT}`, '--target', IQN,
-    '--lun', `${GIB}GiB,thick`, '--lun', `${GIB}GiB,thick`, '--admin', 'none', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+  const { stop } = startTarget(['--listen', `127.0.0.1:${PORT}`, '--target', IQN, '--lun', `${GIB}GiB,thick`, '--lun', `${GIB}GiB,thick`, '--admin', 'none']);
   try {
     await waitPort(PORT);
     const ini = await session();
@@ -127,7 +89,7 @@ async function main(): Promise<void> {
     console.log(`host:    READ(16)+WRITE(16) of ${IO >> 10} KiB, QD${HQD}:   ${host.toFixed(3)} s (${(mib / host).toFixed(0)} MiB/s)`);
     console.log(`ratio (host / offload): ${(host / offload).toFixed(1)}x`);
   } finally {
-    if (child.pid) process.kill(-child.pid, 'SIGTERM');
+    stop();
   }
 }
 
