@@ -11,7 +11,8 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { StorageArray } from '../array.ts';
-import { AluaModel, parseAccessState } from '../scsi/alua.ts';
+import { parseAccessState } from '../scsi/alua.ts';
+import type { AluaModel } from '../scsi/alua.ts';
 
 export type Route = (req: http.IncomingMessage, body: unknown) => Promise<unknown> | unknown;
 
@@ -26,7 +27,7 @@ export class AdminApi {
   }
 
   private aluaModels(): [string, AluaModel][] {
-    return [...this.array.scsiTargets].flatMap(([name, t]) => (t.alua instanceof AluaModel ? [[name, t.alua] as [string, AluaModel]] : []));
+    return [...this.array.scsiTargets].map(([name, t]) => [name, t.alua] as [string, AluaModel]);
   }
 
   aluaShow(): unknown {

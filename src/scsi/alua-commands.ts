@@ -7,7 +7,7 @@
  */
 import { invalidField, reserved } from './cdb.ts';
 import type { CommandDef } from './command.ts';
-import { AluaModel, stateFromCode } from './alua.ts';
+import { stateFromCode } from './alua.ts';
 import type { AccessState } from './alua.ts';
 import type { LogicalUnit } from './lu.ts';
 import { GOOD, SenseError } from './types.ts';
@@ -19,8 +19,7 @@ export interface StpgCmd {
 }
 
 function explicitAllowed(lu: LogicalUnit): boolean {
-  const model = lu.target.alua;
-  return model instanceof AluaModel && model.modeOf(lu) !== 'implicit';
+  return lu.target.alua.modeOf(lu) !== 'implicit';
 }
 
 export const SET_TARGET_PORT_GROUPS: CommandDef<StpgCmd> = {
@@ -57,7 +56,7 @@ export const SET_TARGET_PORT_GROUPS: CommandDef<StpgCmd> = {
       if (!state) throw new SenseError('InvalidFieldInParameterList', { fieldPointer: { inCdb: false, byte: o, bit: 3 } });
       descriptors.push({ tpg: data.readUInt16BE(o + 2), state, offset: o });
     }
-    return (lu.target.alua as AluaModel).setFromHost(nexus, descriptors).then(() => GOOD);
+    return lu.target.alua.setFromHost(nexus, descriptors).then(() => GOOD);
   },
 };
 

@@ -12,7 +12,7 @@
 import type { Logger } from 'pino';
 import type { AluaClass, CommandDef } from './command.ts';
 import type { LogicalUnit } from './lu.ts';
-import type { ScsiTarget, AluaGate } from './target.ts';
+import type { ScsiTarget } from './target.ts';
 import { SenseError } from './types.ts';
 import type { Nexus } from './types.ts';
 
@@ -121,7 +121,7 @@ export interface AluaConfig {
   groups?: { id: number; state?: string; preferred?: boolean; hosts?: Record<string, string> }[];
 }
 
-export class AluaModel implements AluaGate {
+export class AluaModel {
   readonly groups = new Map<number, TargetPortGroup>();
   /** Default for LUs that do not set their own mode. */
   mode: AluaMode = 'both';

@@ -169,7 +169,7 @@ export class LogicalUnit {
       const op = this.operation;
       if (op && !op.allows(def)) throw new SenseError(op.reason, { progress: op.progress() });
       const cmd = def.decode(req.cdb, this, req);
-      this.target.alua?.gate(def, this, req.nexus);
+      this.target.alua.gate(def, this, req.nexus);
       this.reservations.gate(def, req, cmd);
       if (def.needsMedium) this.mediumGate();
       const ctx: CommandContext = { lu: this, target: this.target, req, nexus: req.nexus };

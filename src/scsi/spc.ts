@@ -12,7 +12,8 @@ import { buildDescriptorSense, buildFixedSense } from '../../protocol/scsi/sense
 import type { SenseDetail, SenseReason } from '../../protocol/scsi/sense.ts';
 import { invalidField, reserved } from './cdb.ts';
 import type { CommandDef } from './command.ts';
-import { decodeInquiry, inquiryData, TPGS_IMPLICIT } from './inquiry.ts';
+import { decodeInquiry, inquiryData } from './inquiry.ts';
+import { tpgsBits } from './alua.ts';
 import type { InquiryCmd } from './inquiry.ts';
 import type { LogicalUnit } from './lu.ts';
 import {
@@ -69,10 +70,9 @@ const TEST_UNIT_READY: CommandDef<null> = {
 
 // ---- INQUIRY (SPC-5 §6.7) -------------------------------------------------------------------
 
-/** TPGS an LU advertises: its ALUA mode (the target model's default when it sets none); 01b without a model. */
+/** TPGS an LU advertises: its ALUA mode, or the target's default. */
 function tpgsOf(target: ScsiTarget, lu: LogicalUnit): number {
-  const mode = lu.aluaMode ?? (target.alua as { mode?: string } | undefined)?.mode;
-  return mode === 'explicit' ? 0b10 : mode === 'both' ? 0b11 : TPGS_IMPLICIT;
+  return tpgsBits(target.alua.modeOf(lu));
 }
 
 const INQUIRY: CommandDef<InquiryCmd> = {
@@ -250,43 +250,6 @@ export interface RtpgCmd {
   allocationLength: number;
 }
 
-/** What an ALUA model attached to the target can answer (src/scsi/alua.ts AluaModel). */
-interface RtpgSource {
-  reportTargetPortGroups(nexus: Nexus, extended: boolean): Buffer;
-}
-
-/**
- * RTPG without an ALUA model: one target port group per distinct targetPortGroupId among the
- * logged-in nexuses, each listing its relative target ports, all active/optimized (the only
- * state supported: AO_SUP alone).
- */
-export function basicTargetPortGroups(target: ScsiTarget, self: Nexus, extended: boolean): Buffer {
-  const groups = new Map<number, Set<number>>();
-  for (const n of [self, ...target.nexuses.values()]) {
-    let ports = groups.get(n.targetPortGroupId);
-    if (!ports) groups.set(n.targetPortGroupId, (ports = new Set()));
-    ports.add(n.relativeTargetPortId);
-  }
-  const ids = [...groups.keys()].sort((a, b) => a - b);
-  const header = extended ? 8 : 4;
-  const length = ids.reduce((n, id) => n + 8 + 4 * groups.get(id)!.size, 0);
-  const b = Buffer.alloc(header + length);
-  // RETURN DATA LENGTH: the bytes after the field itself (SPC-5 §6.37.2).
-  b.writeUInt32BE(header - 4 + length, 0);
-  if (extended) b[4] = 0x10; // FORMAT TYPE 001b; IMPLICIT TRANSITION TIME 0
-  let o = header;
-  for (const id of ids) {
-    const ports = [...groups.get(id)!].sort((x, y) => x - y);
-    b[o] = 0x00;      // PREF=0, ASYMMETRIC ACCESS STATE 0h active/optimized
-    b[o + 1] = 0x01;  // AO_SUP
-    b.writeUInt16BE(id, o + 2);
-    b[o + 7] = ports.length;
-    o += 8;
-    for (const p of ports) { b.writeUInt16BE(p, o + 2); o += 4; }
-  }
-  return b;
-}
-
 const REPORT_TARGET_PORT_GROUPS: CommandDef<RtpgCmd> = {
   opcode: MAINTENANCE_IN, serviceAction: 0x0a, name: 'REPORT TARGET PORT GROUPS', cdbLength: 12,
   usage: [MAINTENANCE_IN, 0xe0 | 0x0a, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x04],
@@ -301,11 +264,7 @@ const REPORT_TARGET_PORT_GROUPS: CommandDef<RtpgCmd> = {
     return { extended: format === 1, allocationLength: cdb.readUInt32BE(6) };
   },
   execute({ target, nexus }, cmd) {
-    const model = target.alua as (Partial<RtpgSource> & object) | undefined;
-    const data = typeof model?.reportTargetPortGroups === 'function'
-      ? model.reportTargetPortGroups(nexus, cmd.extended)
-      : basicTargetPortGroups(target, nexus, cmd.extended);
-    return dataIn(data, cmd.allocationLength);
+    return dataIn(target.alua.reportTargetPortGroups(nexus, cmd.extended), cmd.allocationLength);
   },
 };
 

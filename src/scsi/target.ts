@@ -5,24 +5,26 @@
  */
 import type { Logger } from 'pino';
 import { buildFixedSense } from '../../protocol/scsi/sense.ts';
-import type { CommandDef } from './command.ts';
+import { AluaModel } from './alua.ts';
 import { LogicalUnit } from './lu.ts';
 import type { LuOptions } from './lu.ts';
 import { ScsiStatus } from './types.ts';
 import type { Nexus, ScsiRequest, ScsiResponse } from './types.ts';
 import { reportLunsData, inquiryForMissingLun, requestSenseForMissingLun } from './missing-lun.ts';
 
-/** ALUA hook: throws SenseError when the port's access state refuses the command. */
-export interface AluaGate {
-  gate(def: CommandDef, lu: LogicalUnit, nexus: Nexus): void;
-}
-
 export class ScsiTarget {
   readonly luns = new Map<number, LogicalUnit>();
   readonly nexuses = new Map<string, Nexus>();
-  alua?: AluaGate;
+  /**
+   * Target port groups and their access states. Every target has one: without configuration each
+   * target port a session arrives on is its own group, active/optimized (StorageArray replaces it
+   * with one built from the portals and the YAML `alua:` section).
+   */
+  alua: AluaModel;
 
-  constructor(readonly name: string, readonly log?: Logger) {}
+  constructor(readonly name: string, readonly log?: Logger) {
+    this.alua = new AluaModel(this, log);
+  }
 
   addLun(o: Omit<LuOptions, 'lun'> & { lun?: number }): LogicalUnit {
     const lun = o.lun ?? this.luns.size;
@@ -40,6 +42,7 @@ export class ScsiTarget {
   /** A session logged in: a new I_T nexus. SAM-5 §6.3.x: it starts with a power-on/reset UA. */
   nexusUp(nexus: Nexus): void {
     this.nexuses.set(nexus.key, nexus);
+    this.alua.addGroup(nexus.targetPortGroupId, [nexus.relativeTargetPortId]);
     for (const lu of this.luns.values()) lu.ua.establish(nexus.key, 'PowerOnResetOccurred');
   }
 

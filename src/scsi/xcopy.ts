@@ -266,7 +266,7 @@ function accessGate(lu: LogicalUnit, req: ScsiRequest, write: boolean): void {
   const def = lu.lookup(write ? WRITE16_CDB : READ16_CDB);
   if (!def) throw new SegmentAbort('CopyTargetDeviceNotReachable');
   try {
-    lu.target.alua?.gate(def, lu, req.nexus);
+    lu.target.alua.gate(def, lu, req.nexus);
     if (!lu.mediumPresent || !lu.started) throw new SenseError('MediumNotPresent');
   } catch (e) {
     if (e instanceof SenseError) throw new SegmentAbort('CopyTargetDeviceNotReachable');

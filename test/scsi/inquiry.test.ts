@@ -14,7 +14,7 @@ describe('INQUIRY standard data', () => {
     expect(d[2]).toBe(0x06);          // VERSION: SPC-4
     expect(d[3]).toBe(0x12);          // NORMACA=0 HISUP=1 RESPONSE DATA FORMAT=2
     expect(d[4]).toBe(96 - 5);        // ADDITIONAL LENGTH
-    expect(d[5]).toBe(0x18);          // TPGS=01b (implicit ALUA), 3PC=1 (EXTENDED COPY), PROTECT=0
+    expect(d[5]).toBe(0x38);          // TPGS=11b (implicit and explicit ALUA, the default), 3PC=1 (EXTENDED COPY), PROTECT=0
     expect(d[6]).toBe(0x00);
     expect(d[7]).toBe(0x02);          // CMDQUE=1
     expect(d.subarray(8, 16).toString('latin1')).toBe('ARRAYSIM');
@@ -24,7 +24,7 @@ describe('INQUIRY standard data', () => {
     expect(d.subarray(58, 66).toString('hex')).toBe('00a00960046004c0');
     expect(d.subarray(66, 96).every((b) => b === 0)).toBe(true);
     const s = decodeStandardInquiry(d);
-    expect(s).toMatchObject({ peripheralDeviceType: 0, version: 6, hisup: true, responseDataFormat: 2, tpgs: 1, cmdque: true });
+    expect(s).toMatchObject({ peripheralDeviceType: 0, version: 6, hisup: true, responseDataFormat: 2, tpgs: 3, cmdque: true });
   });
 
   it('sets RMB for a removable LU', async () => {

@@ -20,28 +20,23 @@ describe('REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS', () => {
   });
 });
 
-describe('REPORT TARGET PORT GROUPS (without an ALUA model)', () => {
-  it('one group per targetPortGroupId, its ports, all active/optimized', async () => {
+describe('REPORT TARGET PORT GROUPS (target without ALUA configuration)', () => {
+  it('one group per targetPortGroupId seen, its ports, all active/optimized, every state supported', async () => {
     const f = setup();
     f.target.nexusUp(makeNexus({ isid: '23d000000002', tpgt: 2, tpg: 1 }));
     f.target.nexusUp(makeNexus({ isid: '23d000000003', tpgt: 3, tpg: 5 }));
     const d = good(await submit(f, mi(0x0a)));
     expect(d.toString('hex')).toBe(
       '0000001c' +
-      '00' + '01' + '0001' + '00' + '00' + '00' + '02' + '00000001' + '00000002' +
-      '00' + '01' + '0005' + '00' + '00' + '00' + '01' + '00000003');
+      '00' + 'cf' + '0001' + '00' + '00' + '00' + '02' + '00000001' + '00000002' +
+      '00' + 'cf' + '0005' + '00' + '00' + '00' + '01' + '00000003');
   });
   it('extended header: FORMAT TYPE 001b', async () => {
     const d = good(await submit(setup(), mi(0x0a, 0x20)));
-    expect(d.toString('hex')).toBe('00000010' + '10000000' + '00010001000000010000' + '0001');
+    expect(d.toString('hex')).toBe('00000010' + '10000000' + '00cf0001' + '00000001' + '00000001');
   });
   it('other PARAMETER DATA FORMAT values: INVALID FIELD IN CDB', async () => {
     expect(senseOf(await submit(setup(), mi(0x0a, 0x40)))).toEqual(INVALID_FIELD_IN_CDB);
-  });
-  it('defers to an attached ALUA model', async () => {
-    const f = setup();
-    f.target.alua = { gate: () => undefined, reportTargetPortGroups: () => Buffer.from('0000000000', 'hex') } as never;
-    expect(good(await submit(f, mi(0x0a))).toString('hex')).toBe('0000000000');
   });
 });
 
