@@ -10,6 +10,7 @@ import { ScsiTarget } from '../../src/scsi/target.ts';
 import { ScsiStatus, StatusError, TaskAttribute } from '../../src/scsi/types.ts';
 import type { Nexus, ScsiRequest, ScsiResponse } from '../../src/scsi/types.ts';
 import type { BackingStore } from '../../src/store/store.ts';
+import { testNexus } from '../helpers/nexus.ts';
 
 export const TARGET = 'iqn.2026-01.test.arraysim:pr';
 
@@ -27,17 +28,9 @@ export function fakeStore(blocks = 64, blockSize = 512): BackingStore {
   };
 }
 
-let sessionIds = 1;
-
 /** An I_T nexus as src/iscsi/session.ts builds it. */
 export function makeNexus(initiatorName: string, isid = '23d000000001', tpgt = 1): Nexus {
-  const initiatorPortName = `${initiatorName},i,0x${isid}`;
-  const targetPortName = `${TARGET},t,0x${tpgt.toString(16).padStart(4, '0')}`;
-  return Object.freeze({
-    key: `${initiatorPortName}|${targetPortName}`,
-    initiatorName, initiatorPortName, isid, targetName: TARGET, targetPortName, tpgt,
-    relativeTargetPortId: tpgt, targetPortGroupId: tpgt, sessionId: sessionIds++,
-  });
+  return testNexus(TARGET, { initiator: initiatorName, isid, tpgt });
 }
 
 export interface Fixture {

@@ -10,19 +10,12 @@ import { ScsiStatus, TaskAttribute } from '../../src/scsi/types.ts';
 import type { Nexus, ScsiRequest, ScsiResponse } from '../../src/scsi/types.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import type { BackingStore } from '../../src/store/store.ts';
+import { testNexus } from '../helpers/nexus.ts';
 
 export const TARGET = 'iqn.2026-01.test.arraysim:sbc';
 
-let sessionIds = 1000;
-
 export function makeNexus(initiatorName = 'iqn.2026-01.test:init', isid = '23d000000001', tpgt = 1): Nexus {
-  const initiatorPortName = `${initiatorName},i,0x${isid}`;
-  const targetPortName = `${TARGET},t,0x${tpgt.toString(16).padStart(4, '0')}`;
-  return Object.freeze({
-    key: `${initiatorPortName}|${targetPortName}`,
-    initiatorName, initiatorPortName, isid, targetName: TARGET, targetPortName, tpgt,
-    relativeTargetPortId: tpgt, targetPortGroupId: tpgt, sessionId: sessionIds++,
-  });
+  return testNexus(TARGET, { initiator: initiatorName, isid, tpgt });
 }
 
 export interface Lun {

@@ -10,24 +10,14 @@ import { ScsiStatus, TaskAttribute } from '../../src/scsi/types.ts';
 import type { Nexus, ScsiRequest, ScsiResponse } from '../../src/scsi/types.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import type { BackingStore } from '../../src/store/store.ts';
+import { testNexus } from '../helpers/nexus.ts';
 
 export const TARGET = 'iqn.2026-01.test.arraysim:spc';
 export const NAA = '5001405abcdef012';
 export const SERIAL = 'SPC0000001';
 
-let sessionIds = 2000;
-
 export function makeNexus(o: { initiator?: string; isid?: string; tpgt?: number; tpg?: number } = {}): Nexus {
-  const initiatorName = o.initiator ?? 'iqn.2026-01.test:init';
-  const isid = o.isid ?? '23d000000001';
-  const tpgt = o.tpgt ?? 1;
-  const initiatorPortName = `${initiatorName},i,0x${isid}`;
-  const targetPortName = `${TARGET},t,0x${tpgt.toString(16).padStart(4, '0')}`;
-  return Object.freeze({
-    key: `${initiatorPortName}|${targetPortName}`,
-    initiatorName, initiatorPortName, isid, targetName: TARGET, targetPortName, tpgt,
-    relativeTargetPortId: tpgt, targetPortGroupId: o.tpg ?? tpgt, sessionId: sessionIds++,
-  });
+  return testNexus(TARGET, { ...o, initiator: o.initiator ?? 'iqn.2026-01.test:init' });
 }
 
 /** The smallest BackingStore: no optional capabilities (thick, no unmap). */
