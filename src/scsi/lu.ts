@@ -174,10 +174,10 @@ export class LogicalUnit {
       if (def.needsMedium) this.mediumGate();
       const ctx: CommandContext = { lu: this, target: this.target, req, nexus: req.nexus };
       const r = def.execute(ctx, cmd);
-      if (r instanceof Promise) return r.catch((e) => this.fail(e));
+      if (r instanceof Promise) return r.catch((e) => this.fail(e, req));
       return r;
     } catch (e) {
-      return this.fail(e);
+      return this.fail(e, req);
     }
   }
 
@@ -218,8 +218,13 @@ export class LogicalUnit {
     return { status: ScsiStatus.CheckCondition, data: null, sense: buildSense(reason, this.settings.dSense, detail) };
   }
 
-  fail(e: unknown): ScsiResponse {
+  /** The response for a command that threw `e`; at log level debug, one line saying why (`req` names the CDB). */
+  fail(e: unknown, req?: ScsiRequest): ScsiResponse {
     this.stats.errors++;
+    const log = this.target.log;
+    if (req && log?.isLevelEnabled('debug') && (e instanceof SenseError || e instanceof StatusError)) {
+      log.debug({ lun: this.lun, cdb: req.cdb.toString('hex'), why: e instanceof SenseError ? e.reason : `status ${e.status}` }, 'command refused');
+    }
     if (e instanceof SenseError) return this.check(e.reason, e.detail);
     if (e instanceof StatusError) return { status: e.status, data: null, sense: null };
     if (e instanceof SpaceExhaustedError) {

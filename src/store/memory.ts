@@ -95,7 +95,12 @@ export class MemoryStore implements BackingStore {
     this.count = blockCount;
     this.bytes = Number(blockCount) * this.blockSize;
     if (!Number.isSafeInteger(this.bytes)) throw new Error('store too large');
-    if (!this.thin) for (let c = 0; c < this.chunkCount(); c++) this.allocChunk(c);
+    if (!this.thin) {
+      for (let c = 0; c < this.chunkCount(); c++) this.allocChunk(c);
+      // Thick means the memory is really there: touch every page now, so the first write to a
+      // block costs a copy, not a page fault (calloc'd pages are only mapped when written).
+      for (const b of this.chunks.values()) for (let i = 0; i < b.length; i += 4096) b[i] = 0;
+    }
   }
 
   private allocChunk(c: number): Buffer {

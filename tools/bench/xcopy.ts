@@ -1,18 +1,27 @@
 /**
- * EXTENDED COPY offload versus a host copy, on one arraysim with two memory LUNs.
+ * EXTENDED COPY offload versus a host copy, on one arraysim with memory LUNs.
  *
- *   npx tsx tools/bench/xcopy.ts [--port 3415] [--gib 1] [--segment-mib 4] [--xcopy-qd 8] [--host-qd 32] [--io-kib 1024]
+ *   npx tsx tools/bench/xcopy.ts [--port 3415] [--gib 1] [--segment-mib 4] [--xcopy-qd 8] [--host-qd 32] [--io-kib 1024] [--thin 1] [--qemu 0]
  *
- * Starts `node bin/arraysim.js serve` (its own process, as in production) with two thick memory
- * LUNs, fills the source from the initiator, then copies it to the destination twice:
+ * Starts `node bin/arraysim.js serve` (its own process, as in production) with three memory LUNs
+ * of --gib GiB (thick unless --thin 1): a source, filled from the initiator, and one fresh
+ * destination for each way of copying, so neither copy lands on memory the other one already
+ * touched:
  *  - offload: EXTENDED COPY commands of one block->block segment each (ESXi's shape: 4 MiB
- *    segments by default), --xcopy-qd in flight;
+ *    segments by default), --xcopy-qd in flight, source -> LUN 1;
  *  - host: READ(16) then WRITE(16) of --io-kib pieces, --host-qd in flight over iSCSI (the
- *    TestInitiator, in this process), the way a host without offload copies.
- * Both copies are verified by reading back a sample. Prints both times and the ratio.
+ *    TestInitiator, in this process), the way a host without offload copies, source -> LUN 2.
+ * Both copies are verified by reading back samples. Prints both times and the ratio.
+ *
+ * With qemu-img on the machine (and --qemu 1, the default), a third-party client does the same
+ * pair on the same LUNs afterwards: `qemu-img convert -C -m 1` (qemu's iscsi driver turns the
+ * copy into EXTENDED COPY commands; one at a time, because qemu gives every one LIST IDENTIFIER
+ * 1 with LIST ID USAGE 10b, which SPC-4 lets only one running copy per I_T nexus use) against
+ * `qemu-img convert -m 16 -W` (READ and WRITE, 16 in flight, qemu's maximum).
  */
 import type { TestInitiator } from '../../test/helpers/initiator.ts';
 import { xcopyCdb, xcopyList } from '../../test/scsi/xcopy-params.ts';
+import { spawnSync } from 'node:child_process';
 import { check, numOpt as opt, rw16, session as benchSession, startTarget, waitPort } from './target.ts';
 
 const PORT = opt('port', 3415);
@@ -21,11 +30,13 @@ const SEGMENT = opt('segment-mib', 4) << 20;
 const XQD = opt('xcopy-qd', 8);
 const HQD = opt('host-qd', 32);
 const IO = opt('io-kib', 1024) << 10;
+const THIN = opt('thin', 0) === 1;
+const QEMU = opt('qemu', 1) === 1;
 const IQN = 'iqn.2026-11.dev.arraysim:bench-xcopy';
 const BS = 512;
 const TOTAL = GIB * (1 << 30);
 
-const session = (): Promise<TestInitiator> => benchSession(PORT, IQN, [0, 1]);
+const session = (): Promise<TestInitiator> => benchSession(PORT, IQN, [0, 1, 2]);
 
 /** The NAA designator of a LUN from VPD 0x83 (what an initiator puts in the CSCD descriptor). */
 async function naaOf(ini: TestInitiator, lun: number): Promise<string> {
@@ -47,8 +58,18 @@ async function pool(count: number, qd: number, job: (i: number) => Promise<void>
   await Promise.all(Array.from({ length: Math.min(qd, count) }, worker));
 }
 
+/** Wall time of a qemu-img command in seconds, or the reason it could not run. */
+function qemuImg(args: string[]): number | string {
+  const t0 = performance.now();
+  const r = spawnSync('qemu-img', args, { encoding: 'utf8' });
+  if (r.error) return (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'qemu-img not installed' : r.error.message;
+  if (r.status !== 0) return `qemu-img exit ${r.status}: ${r.stderr.trim().split('\n').pop()}`;
+  return (performance.now() - t0) / 1000;
+}
+
 async function main(): Promise<void> {
-  const { stop } = startTarget(['--listen', `127.0.0.1:${PORT}`, '--target', IQN, '--lun', `${GIB}GiB,thick`, '--lun', `${GIB}GiB,thick`, '--admin', 'none']);
+  const lun = `${GIB}GiB${THIN ? '' : ',thick'}`;
+  const { stop } = startTarget(['--listen', `127.0.0.1:${PORT}`, '--target', IQN, '--lun', lun, '--lun', lun, '--lun', lun, '--admin', 'none']);
   try {
     await waitPort(PORT);
     const ini = await session();
@@ -57,6 +78,12 @@ async function main(): Promise<void> {
     const fill = Buffer.alloc(4 << 20);
     for (let i = 0; i < fill.length; i += 4) fill.writeUInt32BE((i * 2654435761) >>> 0, i);
     await pool(TOTAL / fill.length, 8, async (i) => check(await ini.scsi(0, rw16(0x8a, (i * fill.length) / BS, fill.length / BS), { write: fill }), 'fill'));
+    const verify = async (lu: number, what: string): Promise<void> => {
+      for (const lba of [0, TOTAL / BS / 2, TOTAL / BS - 8192]) {
+        const r = await ini.scsi(lu, rw16(0x88, lba, 8192), { read: 4 << 20 });
+        if (!r.data.equals(fill)) throw new Error(`${what}: data differs at LBA ${lba}`);
+      }
+    };
 
     // Offload: one EXTENDED COPY per segment, from a fresh session (as a host would have).
     const xi = await session();
@@ -67,27 +94,37 @@ async function main(): Promise<void> {
       check(await xi.scsi(0, xcopyCdb(list.length), { write: list }), 'xcopy');
     });
     const offload = (performance.now() - t0) / 1000;
-    const a = await ini.scsi(1, rw16(0x88, TOTAL / BS - 8192, 8192), { read: 4 << 20 });
-    if (!a.data.equals(fill)) throw new Error('offload copy: data differs');
+    xi.close();
+    await verify(1, 'offload copy');
 
-    // Host copy back from LUN 1 into LUN 0's second half is not needed: copy 0 -> 1 again, over the wire.
+    // Host copy: READ from LUN 0, WRITE to LUN 2, over the wire.
     const ioBlocks = IO / BS;
     t0 = performance.now();
     await pool(TOTAL / IO, HQD, async (i) => {
       const r = await ini.scsi(0, rw16(0x88, i * ioBlocks, ioBlocks), { read: IO });
       check(r, 'read');
-      check(await ini.scsi(1, rw16(0x8a, i * ioBlocks, ioBlocks), { write: r.data }), 'write');
+      check(await ini.scsi(2, rw16(0x8a, i * ioBlocks, ioBlocks), { write: r.data }), 'write');
     });
     const host = (performance.now() - t0) / 1000;
-    const b = await ini.scsi(1, rw16(0x88, 0, 8192), { read: 4 << 20 });
-    if (!b.data.equals(fill)) throw new Error('host copy: data differs');
+    await verify(2, 'host copy');
     ini.close();
 
     const mib = TOTAL / (1 << 20);
-    console.log(`copy of ${mib} MiB between two memory LUNs on 127.0.0.1:${PORT}`);
+    console.log(`copy of ${mib} MiB between ${THIN ? 'thin' : 'thick'} memory LUNs on 127.0.0.1:${PORT}, each copy to its own fresh LUN`);
     console.log(`offload: EXTENDED COPY, ${SEGMENT >> 20} MiB segments, QD${XQD}: ${offload.toFixed(3)} s (${(mib / offload).toFixed(0)} MiB/s)`);
     console.log(`host:    READ(16)+WRITE(16) of ${IO >> 10} KiB, QD${HQD}:   ${host.toFixed(3)} s (${(mib / host).toFixed(0)} MiB/s)`);
     console.log(`ratio (host / offload): ${(host / offload).toFixed(1)}x`);
+
+    if (QEMU) {
+      // Third-party client, same LUNs (now written, so no first-touch cost on either side).
+      const url = (l: number): string => `iscsi://127.0.0.1:${PORT}/${IQN}/${l}`;
+      const qo = qemuImg(['convert', '-n', '-C', '-m', '1', '-f', 'raw', '-O', 'raw', url(0), url(1)]);
+      const qh = qemuImg(['convert', '-n', '-m', '16', '-W', '-f', 'raw', '-O', 'raw', url(0), url(2)]);
+      const show = (x: number | string): string => (typeof x === 'number' ? `${x.toFixed(3)} s (${(mib / x).toFixed(0)} MiB/s)` : `n/a (${x})`);
+      console.log(`qemu-img convert -C -m 1 (EXTENDED COPY): ${show(qo)}`);
+      console.log(`qemu-img convert -m 16 -W (READ+WRITE):  ${show(qh)}`);
+      if (typeof qo === 'number' && typeof qh === 'number') console.log(`qemu-img ratio (host / offload): ${(qh / qo).toFixed(1)}x`);
+    }
   } finally {
     stop();
   }
