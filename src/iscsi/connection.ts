@@ -195,9 +195,9 @@ export class Connection {
     // Everything answered during this event-loop turn (R2Ts, statuses of commands the memory
     // store completes synchronously, from every read libuv makes before it returns to the loop)
     // leaves in one writev when the turn's I/O is done (withCork): one send per response cost
-    // more than the responses, and each send wakes the initiator. A/B on 2026-11-23, two
-    // runs each of qemu-img bench and iscsi-perf at QD32: 128 KiB writes 1.56-2.00 -> 1.85-2.39 GB/s, 128 KiB
-    // reads 3.26-3.56 -> 3.76-3.87 GB/s, 4 KiB random reads 128-130K -> 136-141K IOPS.
+    // more than the responses, and each send wakes the initiator. A/B on 2026-11-23, two runs
+    // each of qemu-img bench and iscsi-perf at QD32: 128 KiB writes 1.56-2.00 -> 1.85-2.39 GB/s,
+    // 128 KiB reads 3.26-3.56 -> 3.76-3.87 GB/s, 4 KiB random reads 128-130K -> 136-141K IOPS.
     this.withCork(() => this.framer.push(chunk, this.onFrame));
   }
 

@@ -24,6 +24,7 @@ const root = path.resolve(here, '../..');
 const argv = yargs(hideBin(process.argv))
   .scriptName('tools/bench/run.sh')
   .option('duration', { type: 'number', default: 10, describe: 'seconds per iscsi-perf read run (1..30)' })
+  .option('rounds', { type: 'number', default: 3, describe: 'rounds per workload (1..9); each target runs once per round, alternating which goes first, and the table shows the median' })
   .option('write-seconds', { type: 'number', default: 4, describe: 'target seconds per qemu-img bench write run (1..15); count is calibrated then capped' })
   .option('tib', { type: 'boolean', default: true, describe: 'also start arraysim with a 1 TiB thin LUN for the RSS row (--no-tib to skip)' })
   .option('loopback', { type: 'boolean', default: true, describe: 'measure the single-stream loopback TCP ceiling (--no-loopback to skip)' })
@@ -36,6 +37,7 @@ const argv = yargs(hideBin(process.argv))
 
 const DURATION = Math.min(30, Math.max(1, Math.round(argv.duration)));
 const WRITE_SECONDS = Math.min(15, Math.max(1, argv['write-seconds']));
+const ROUNDS = Math.min(9, Math.max(1, Math.round(argv.rounds)));
 const QD = 32;
 const HOST = '127.0.0.1';
 const TGT_PORT = 3321;
@@ -343,6 +345,21 @@ function cell(o: Outcome | undefined, w: Workload): string {
   if ('error' in o) return `n/a (${o.error.replace(/\|/g, '/')})`;
   return w.metric === 'iops' ? `${int(o.iops)} IOPS (${gbs(o.bytesPerSec)})` : `${gbs(o.bytesPerSec)} (${int(o.iops)} IOPS)`;
 }
+/** The median round by IOPS (the lower middle one for an even count); an error if any round failed. */
+function medianOf(os: Outcome[] | undefined): Outcome | undefined {
+  if (!os || os.length === 0) return undefined;
+  const failed = os.find((o) => 'error' in o);
+  if (failed) return failed;
+  const sorted = [...(os as Measure[])].sort((a, b) => a.iops - b.iops);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+/** The median cell, with every round's figure after it when there was more than one. */
+function cellOf(os: Outcome[] | undefined, w: Workload): string {
+  const m = medianOf(os);
+  if (!m || 'error' in m || os!.length < 2) return cell(m, w);
+  const each = (os as Measure[]).map((o) => (w.metric === 'iops' ? int(o.iops) : gbs(o.bytesPerSec).replace(/ ?[GM]B\/s/, ''))).join(' / ');
+  return `${cell(m, w)}<br>rounds: ${each}`;
+}
 function ratio(a: Outcome | undefined, b: Outcome | undefined): string {
   if (!a || !b || 'error' in a || 'error' in b || b.iops === 0) return 'n/a';
   return `${(a.iops / b.iops).toFixed(2)}×`;
@@ -354,7 +371,8 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   if (pidFile) fs.writeFileSync(pidFile, '');
   const notes: string[] = [];
-  const results: Record<'tgt' | 'arraysim', Record<string, Outcome>> = { tgt: {}, arraysim: {} };
+  // Every round's outcome per target and workload; the table shows the median (medianOf).
+  const results: Record<'tgt' | 'arraysim', Record<string, Outcome[]>> = { tgt: {}, arraysim: {} };
 
   // Loopback ceiling: best of two 3 s single-stream runs (the machine is shared; one run can be unlucky).
   let loop: number | null = null;
@@ -383,13 +401,17 @@ async function main(): Promise<void> {
     if (typeof a === 'string') { asState = `n/a: ${a}`; log(asState); } else { targets.push(a); asState = `${a.url} (block ${a.blockSize})`; }
   }
 
+  // Rounds alternate which target goes first, so neither always runs on a machine the other has
+  // just warmed (or loaded).
   for (const id of EXEC_ORDER) {
     const w = WORKLOADS.find((x) => x.id === id)!;
-    for (const t of targets) {
-      log(`${w.label} on ${t.name}`);
-      const o = w.kind === 'read' ? await readRun(t, w, DURATION) : await writeRun(t, w);
-      results[t.name][w.id] = o;
-      log(`  -> ${cell(o, w)}`);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of round % 2 === 0 ? targets : [...targets].reverse()) {
+        log(`${w.label} on ${t.name} (round ${round + 1}/${ROUNDS})`);
+        const o = w.kind === 'read' ? await readRun(t, w, DURATION) : await writeRun(t, w);
+        (results[t.name][w.id] ??= []).push(o);
+        log(`  -> ${cell(o, w)}`);
+      }
     }
   }
   const tgtT = targets.find((t) => t.name === 'tgt');
@@ -431,14 +453,15 @@ async function main(): Promise<void> {
   L.push(`- arraysim tree: ${git}; tgt package ${tgtVer}`);
   L.push(`- tgt: ${tgtState}; 1 GiB backing file on /dev/shm; iSCSI keys: ${TGT_PARAMS.length ? TGT_PARAMS.map(([k, v]) => `${k}=${v}`).join(', ') + " (arraysim's offer)" : 'tgt stock defaults (--tgt-stock)'}`);
   L.push(`- arraysim: ${asState}; \`${AS_CMD.replaceAll('{listen}', `${HOST}:${AS_PORT}`).replaceAll('{lun}', '1GiB')}\``);
-  L.push(`- reads: iscsi-perf, ${DURATION} s each; writes: qemu-img bench, count calibrated for ~${WRITE_SECONDS} s (bounded), IOPS = count / reported run time`, '');
+  L.push(`- reads: iscsi-perf, ${DURATION} s each; writes: qemu-img bench, count calibrated for ~${WRITE_SECONDS} s (bounded), IOPS = count / reported run time`);
+  L.push(`- ${ROUNDS} round(s) per workload, alternating which target goes first; each cell is the median round (by IOPS), the ratio is median / median`, '');
   L.push('| Workload | tgt | arraysim | ratio (arraysim/tgt) |', '|---|---|---|---|');
-  for (const w of WORKLOADS) L.push(`| ${w.label} | ${cell(results.tgt[w.id], w)} | ${cell(results.arraysim[w.id], w)} | ${ratio(results.arraysim[w.id], results.tgt[w.id])} |`);
+  for (const w of WORKLOADS) L.push(`| ${w.label} | ${cellOf(results.tgt[w.id], w)} | ${cellOf(results.arraysim[w.id], w)} | ${ratio(medianOf(results.arraysim[w.id]), medianOf(results.tgt[w.id]))} |`);
   L.push('');
   if (loop !== null) {
     L.push(`Loopback TCP reference (one stream, two node processes, 4 MiB writes, best of ${loopRuns.map(gbs).join(' / ')}): **${gbs(loop)}**`);
     for (const name of ['tgt', 'arraysim'] as const) {
-      const o = results[name].r128k;
+      const o = medianOf(results[name].r128k);
       if (o && !('error' in o)) L.push(`- ${name}: 128 KiB reads at ${((o.bytesPerSec / loop) * 100).toFixed(0)}% of loopback TCP`);
     }
     L.push('');
@@ -455,7 +478,7 @@ async function main(): Promise<void> {
   L.push('Client commands:', '');
   L.push('```');
   for (const name of ['tgt', 'arraysim'] as const) {
-    for (const w of WORKLOADS) { const o = results[name][w.id]; if (o) L.push(o.cmd); }
+    for (const w of WORKLOADS) { const o = medianOf(results[name][w.id]); if (o) L.push(o.cmd); }
   }
   if (tib && typeof tib !== 'string') for (const o of tib.reads) L.push(o.cmd);
   L.push('```', '');
