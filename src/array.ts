@@ -23,8 +23,13 @@ export class StorageArray {
     for (const t of config.targets) {
       const scsi = new ScsiTarget(t.name, log.child({ target: t.name }));
       for (const [i, l] of t.luns.entries()) {
+        let store;
         const spec = parseLunSpec(l.spec);
-        const store = await openStore(spec);
+        try {
+          store = await openStore(spec);
+        } catch (e) {
+          throw new Error(`target ${t.name} LUN ${i} (${l.spec}): ${e instanceof Error ? e.message : String(e)}`);
+        }
         a.stores.push(store);
         const id = lunIdentity(t.name, i, l.spec);
         scsi.addLun({

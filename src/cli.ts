@@ -103,6 +103,13 @@ export async function main(argv: string[]): Promise<void> {
       },
     )
     .demandCommand(1, 'give a command: serve, status, alua')
+    // A usage mistake gets the help text; an error from a command (a LUN that cannot be
+    // created, an admin call that failed) is one line from main's caller, not help plus a stack.
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      y.showHelp((s: string) => process.stderr.write(`${s}\n\n${msg}\n`));
+      process.exit(1);
+    })
     .strict()
     .help()
     .parseAsync();

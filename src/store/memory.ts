@@ -96,6 +96,10 @@ export class MemoryStore implements BackingStore {
     this.bytes = Number(blockCount) * this.blockSize;
     if (!Number.isSafeInteger(this.bytes)) throw new Error('store too large');
     if (!this.thin) {
+      const left = memoryPool.limit - memoryPool.used;
+      if (this.bytes > left) {
+        throw new Error(`a thick LUN of ${this.bytes} bytes needs that much memory, and the memory pool has ${left} of ${memoryPool.limit} bytes left (ARRAYSIM_MEMORY_LIMIT sets the pool)`);
+      }
       for (let c = 0; c < this.chunkCount(); c++) this.allocChunk(c);
       // Thick means the memory is really there: touch every page now, so the first write to a
       // block costs a copy, not a page fault (calloc'd pages are only mapped when written).
