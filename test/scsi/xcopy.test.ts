@@ -204,6 +204,27 @@ describe('EXTENDED COPY execution', () => {
     expect(fsd.data!.subarray(60, 60 + senseLen).equals(res.sense!)).toBe(true);
   });
 
+  // What libiscsi's ExtendedCopy.ValidTgtDescr checks; libiscsi 1.19 skips its NUL-bit half on
+  // any target that reports SPC-4, so it is checked here.
+  it('a CSCD with the NUL bit names no LU: COPY ABORTED at the segment that uses it, nothing written', async () => {
+    const r = rig();
+    fill(r.lu0, 0, pattern(512 * 8, 4));
+    const res = await xcopy(r, xcopyList({ cscds: [{ naa: NAA0, nul: true }, { naa: NAA1 }], segments: [{ src: 0, dst: 1, blocks: 8, srcLba: 0, dstLba: 0 }] }));
+    expect(senseOf(res)).toEqual([0xa, 0x0d, 0x02]);
+    expect(copySense(res)).toMatchObject({ csi: 0, pointer: 16 + 64 });
+    expect(r.lu1.stats.writes).toBe(0);
+    expect(read(r.lu1, 0, 8).equals(Buffer.alloc(512 * 8))).toBe(true);
+  });
+
+  it('LU ID TYPE is ignored in an identification CSCD (SPC-4 §6.4.5.5): the reserved value 11b still copies', async () => {
+    const r = rig();
+    const data = pattern(512 * 8, 5);
+    fill(r.lu0, 0, data);
+    const res = await xcopy(r, xcopyList({ cscds: [{ naa: NAA0, luIdType: 3 }, { naa: NAA1, luIdType: 3 }], segments: [{ src: 0, dst: 1, blocks: 8, srcLba: 0, dstLba: 0 }] }));
+    expect(res.status).toBe(ScsiStatus.Good);
+    expect(read(r.lu1, 0, 8).equals(data)).toBe(true);
+  });
+
   it('a segment beyond the end of the destination is COPY ABORTED with the LBA, and writes nothing', async () => {
     const r = rig(2048);
     const res = await xcopy(r, xcopyList({ cscds: [{ naa: NAA0 }, { naa: NAA1 }], segments: [{ src: 0, dst: 1, blocks: 16, srcLba: 0, dstLba: 2040 }] }));
