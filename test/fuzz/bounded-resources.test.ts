@@ -10,7 +10,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestInitiator } from '../helpers/initiator.ts';
-import { eventually, expectAlive, maybeNext, openSession, serverCounts } from '../helpers/fuzz.ts';
+import { eventually, expectAlive, maybeNext, openSession, serverCounts, runs } from '../helpers/fuzz.ts';
 import { startTarget } from '../integration/harness.ts';
 import type { Harness } from '../integration/harness.ts';
 
@@ -78,8 +78,8 @@ describe('bounded resources under bad input', () => {
       }
       await maybeNext(i, (p) => p.opcode === 0x3f && p.bhs[2] === 0x09, 500);
       i.close();
-    }), { numRuns: 1000 });
-    expect(n).toBe(1000);
+    }), { numRuns: runs(1000) });
+    expect(n).toBe(runs(1000));
     await eventually(() => {
       const c = serverCounts(h);
       return c.connections === baseline.connections && c.sessions === baseline.sessions && c.nexuses === baseline.nexuses;

@@ -12,7 +12,7 @@ import type { CommandDef } from '../../src/scsi/command.ts';
 import { SBC_LIMITS } from '../../src/scsi/sbc-common.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 import type { ScsiResult } from '../helpers/initiator.ts';
-import { eventually, expectAlive, expectIllegalRequest, openSession, parseSense, serverCounts, storeImage } from '../helpers/fuzz.ts';
+import { eventually, expectAlive, expectIllegalRequest, openSession, parseSense, serverCounts, storeImage, runs } from '../helpers/fuzz.ts';
 import { simpleStore, startTarget } from '../integration/harness.ts';
 import type { Harness } from '../integration/harness.ts';
 
@@ -80,7 +80,7 @@ describe('invalid CDBs', () => {
         const r = await i.scsi(0, cdb, dir === 'in' ? { read: 512 } : dir === 'out' ? { write: Buffer.alloc(512, 0xee) } : {});
         expectIllegalRequest(r, [INVALID_OPCODE], 16);
         unchanged();
-      }), { numRuns: 80 });
+      }), { numRuns: runs(80) });
   });
 
   it('answers an unknown service action of a known opcode with INVALID FIELD IN CDB pointing at it', async () => {
@@ -93,7 +93,7 @@ describe('invalid CDBs', () => {
         const s = expectIllegalRequest(r, [INVALID_FIELD, INVALID_OPCODE], 16);
         if (s.asc === 0x24 && s.field) expect(s.field).toMatchObject({ inCdb: true, byte: 1 });
         unchanged();
-      }), { numRuns: 40 });
+      }), { numRuns: runs(40) });
   });
 
   it('refuses RDPROTECT/WRPROTECT without protection information (SBC-4 §5) and writes nothing', async () => {
@@ -106,7 +106,7 @@ describe('invalid CDBs', () => {
         const s = expectIllegalRequest(r, [INVALID_FIELD], 16);
         if (s.field) expect(s.field).toMatchObject({ inCdb: true, byte: 1 });
         unchanged();
-      }), { numRuns: 40 });
+      }), { numRuns: runs(40) });
   });
 
   it('refuses an LBA range past the last block with LBA OUT OF RANGE and writes none of it', async () => {
@@ -123,7 +123,7 @@ describe('invalid CDBs', () => {
         const r = await i.scsi(0, cdb, dataOut ? { write: Buffer.alloc(blocks * 512, 0xee) } : op === 0x2f || op === 0x34 || op === 0x35 ? {} : { read: blocks * 512 });
         expectIllegalRequest(r, [LBA_OUT_OF_RANGE], 16);
         unchanged();
-      }), { numRuns: 60 });
+      }), { numRuns: runs(60) });
   });
 
   it('refuses a TRANSFER LENGTH above the Block Limits maximum with INVALID FIELD IN CDB and writes nothing', async () => {
@@ -135,7 +135,7 @@ describe('invalid CDBs', () => {
         const s = expectIllegalRequest(r, [INVALID_FIELD, LBA_OUT_OF_RANGE], 16);
         if (s.asc === 0x24 && s.field) expect(s.field).toMatchObject({ inCdb: true, byte: op === 0xa8 || op === 0xaa ? 6 : 10 });
         unchanged();
-      }), { numRuns: 30 });
+      }), { numRuns: runs(30) });
   });
 
   it('refuses over-length Data-Out without writing: immediate data past EDTL, EDTL past any command', async () => {
@@ -152,7 +152,7 @@ describe('invalid CDBs', () => {
         const rej = await i.next((p) => p.opcode === 0x3f && p.data.readUInt32BE(16) === itt);
         expect(rej.bhs[2]).toBe(0x04);
         unchanged();
-      }), { numRuns: 15 });
+      }), { numRuns: runs(15) });
     // An EDTL no command can use (above the Block Limits maximum): refused before any data is solicited.
     const r = await i.scsi(0, rw(0x2a, 0n, 1), { write: Buffer.alloc(512, 0xee), edtl: 0xfffffe00 });
     expect(r.r2ts).toBe(0);
@@ -225,7 +225,7 @@ describe('invalid CDBs', () => {
             if (s.field?.inCdb) expect(s.field.byte).toBeLessThan(d.cdbLength);
           }
           expect(r.data.length).toBeLessThanOrEqual(d.dataDirection === 'in' ? edtl : 0);
-        }), { numRuns: 300 });
+        }), { numRuns: runs(300) });
       await expectAlive(j);
     } finally {
       j.close();

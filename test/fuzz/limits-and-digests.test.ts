@@ -14,7 +14,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestInitiator } from '../helpers/initiator.ts';
-import { eventually, expectAlive, maybeNext, openSession, parseSense, serverCounts, startWithContent, write10, writeCommand } from '../helpers/fuzz.ts';
+import { eventually, expectAlive, maybeNext, openSession, parseSense, serverCounts, startWithContent, write10, writeCommand, runs } from '../helpers/fuzz.ts';
 import type { Harness } from '../integration/harness.ts';
 
 const MRDSL = 8192;
@@ -65,7 +65,7 @@ describe('data segment limits and digest errors', () => {
         } else {
           expect(i.closed, 'no Reject means the target closed the connection').toBe(true);
         }
-      }), { numRuns: 30 });
+      }), { numRuns: runs(30) });
     expect(image().equals(before)).toBe(true);
     i.close();
   });
@@ -93,7 +93,7 @@ describe('data segment limits and digest errors', () => {
       b[1] = 0x80; b.writeUInt32BE(i.itt++, 16); b.writeUInt32BE(i.cmdSN, 24);
       i.send(b, undefined, { corruptHeader: true });
       expect(await i.waitClosed(2000)).toBe(true);
-    }), { numRuns: 10 });
+    }), { numRuns: runs(10) });
     await expectAlive(other);
     other.close();
   });
@@ -136,7 +136,7 @@ describe('data segment limits and digest errors', () => {
         expect(after.subarray(lba * 512, (lba + blocks) * 512).equals(data)).toBe(true);
         before.fill(0, lba * 512, (lba + blocks) * 512); after.fill(0, lba * 512, (lba + blocks) * 512);
         expect(after.equals(before)).toBe(true);
-      }), { numRuns: 15 });
+      }), { numRuns: runs(15) });
     await expectAlive(i);
     i.close();
   });
@@ -169,7 +169,7 @@ describe('data segment limits and digest errors', () => {
         const s = parseSense(rsp.data.subarray(2, 2 + rsp.data.readUInt16BE(0)));
         expect([s.key, s.asc, s.ascq]).toEqual([0x0b, 0x47, 0x05]);
         expect(image().equals(before), 'failed task wrote nothing').toBe(true);
-      }), { numRuns: 15 });
+      }), { numRuns: runs(15) });
     await expectAlive(i);
     i.close();
   });

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScsiTarget } from '../../src/scsi/target.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 import * as B from '../helpers/pdu-builder.ts';
-import { eventually, expectAlive, maybeNext, openSession, serverCounts, storeImage } from '../helpers/fuzz.ts';
+import { eventually, expectAlive, maybeNext, openSession, serverCounts, storeImage, runs } from '../helpers/fuzz.ts';
 import { simpleStore, startTarget, TARGET } from '../integration/harness.ts';
 import type { Harness } from '../integration/harness.ts';
 
@@ -74,7 +74,7 @@ describe('malformed PDUs', () => {
         expect(rej.bhs[2]).toBe(0x05);
         expect(rej.data.subarray(0, 48).equals(b)).toBe(true);
         expect(rej.itt).toBe(0xffffffff);
-      }), { numRuns: 60 });
+      }), { numRuns: runs(60) });
     await expectAlive(i);
     i.close();
   });
@@ -101,7 +101,7 @@ describe('malformed PDUs', () => {
         i.send(cmd);
         const sr = await i.next((p) => p.itt === citt);
         expect([sr.opcode, sr.bhs[2], sr.bhs[3]]).toEqual([0x21, 0, 0]);
-      }), { numRuns: 40 });
+      }), { numRuns: runs(40) });
     i.close();
   });
 
@@ -123,7 +123,7 @@ describe('malformed PDUs', () => {
           if (p!.opcode === 0x3f) expect([0x04, 0x09]).toContain(p!.bhs[2]); // a malformed AHS may be refused
           else expect(p!.data.equals(Buffer.from(data))).toBe(true);
           await expectAlive(i); // framing stayed in step
-        }), { numRuns: 25 });
+        }), { numRuns: runs(25) });
       i.close();
     }
   });
@@ -151,7 +151,7 @@ describe('malformed PDUs', () => {
         if (p.opcode === 0x3f) expect([0x02, 0x04, 0x05, 0x06, 0x07, 0x09, 0x0a]).toContain(p.bhs[2]);
       }
       i.close();
-    }), { numRuns: 80 });
+    }), { numRuns: runs(80) });
     await expectAlive(bystander);
     await eventually(() => serverCounts(h).connections === 1 && serverCounts(h).sessions === 1);
   });
@@ -165,7 +165,7 @@ describe('malformed PDUs', () => {
       if (rsp && rsp.bhs[36] !== 0) expect(await i.waitClosed(2000)).toBe(true);
       for (const p of i.unsolicited) expect(p.opcode).toBe(0x23); // only Login Responses before FFP
       i.close();
-    }), { numRuns: 80 });
+    }), { numRuns: runs(80) });
     await expectAlive(bystander);
     await eventually(() => serverCounts(h).connections === 1 && serverCounts(h).sessions === 1);
   });

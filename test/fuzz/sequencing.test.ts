@@ -9,7 +9,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectAlive, maybeNext, openSession, eventually, serverCounts, startWithContent, write10, writeCommand } from '../helpers/fuzz.ts';
+import { expectAlive, maybeNext, openSession, eventually, serverCounts, startWithContent, write10, writeCommand, runs } from '../helpers/fuzz.ts';
 import type { Harness } from '../integration/harness.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 
@@ -38,7 +38,7 @@ describe('Data-Out for unknown tasks and CmdSN outside the window', () => {
         i.sendDataOut(itt, ttt, 0, dataSN, offset, Buffer.from(data), final);
         const rej = await i.next((p) => p.opcode === 0x3f && p.data.readUInt32BE(16) === itt);
         expect(rej.bhs[2]).toBe(0x09);
-      }), { numRuns: 60 });
+      }), { numRuns: runs(60) });
     expect(image().equals(before)).toBe(true);
     await expectAlive(i);
     i.close();
@@ -61,7 +61,7 @@ describe('Data-Out for unknown tasks and CmdSN outside the window', () => {
         i.expStatSN = (rsp.statSN + 1) >>> 0;
         expect(rsp.bhs[3]).toBe(0);
         expect(image().subarray(lba * 512, (lba + blocks) * 512).equals(good)).toBe(true);
-      }), { numRuns: 30 });
+      }), { numRuns: runs(30) });
     i.close();
   });
 
@@ -89,7 +89,7 @@ describe('Data-Out for unknown tasks and CmdSN outside the window', () => {
         expect(image().equals(before), 'not executed').toBe(true);
         const after = await i.nop();
         expect(after.expCmdSN, 'the window did not move').toBe(exp);
-      }), { numRuns: 30 });
+      }), { numRuns: runs(30) });
     // The session still runs ordinary commands at the expected CmdSN.
     const r = await i.scsi(0, write10(0, 1), { write: Buffer.alloc(512, 0x42) });
     expect(r.status).toBe(0);

@@ -10,6 +10,15 @@ import type { Harness } from '../integration/harness.ts';
 import type { BackingStore } from '../../src/store/store.ts';
 import { simpleStore, startTarget, TARGET } from '../integration/harness.ts';
 
+/**
+ * fast-check runs for a property: `n` as written in the test, times ARRAYSIM_FUZZ_SCALE (default
+ * 1) for a longer campaign, e.g. `ARRAYSIM_FUZZ_SCALE=20 npx vitest run test/fuzz`.
+ */
+export function runs(n: number): number {
+  const scale = Number(process.env.ARRAYSIM_FUZZ_SCALE ?? '1');
+  return Math.max(1, Math.round(n * (Number.isFinite(scale) && scale > 0 ? scale : 1)));
+}
+
 let isidCounter = 0;
 
 /** A session on its own ISID (so sessions never reinstate each other), past the power-on UA. */
