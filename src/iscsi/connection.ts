@@ -613,6 +613,7 @@ export class Connection {
     const req: ScsiRequest = {
       lun: task.lun, cdb: task.cdb, nexus: s.nexus!, taskTag: task.itt, attr: task.attr,
       expectedLength: task.edtl, isRead: task.read, isWrite: task.write, dataOut: task.write ? task.buf : null,
+      holdData: true,
     };
     let r: ScsiResponse | Promise<ScsiResponse>;
     try {
@@ -640,7 +641,9 @@ export class Connection {
     // The SCSI layer is done with the Data-Out once it has answered (buffer-pool.ts).
     if (task.pooled !== null) { this.pool.release(task.pooled); task.pooled = null; }
     if (!task.immediate) this.session?.taskDone();
-    if (task.aborted || this.closed) return;
+    // A READ's view of the store stays locked until its Data-In is in the kernel (holdData).
+    const release = r.release;
+    if (task.aborted || this.closed) { release?.(); return; }
     const st = this.stats;
     st.commands++;
     // reads/writes count I/O the port actually served (GOOD), so the counters show which path
@@ -682,10 +685,11 @@ export class Connection {
           itt: task.itt, lun: task.lun, final: last, status: withStatus ? r.status : undefined, dataSN: dataSN++,
           bufferOffset: off, length: n, overflow: withStatus ? overflow : 0, underflow: withStatus ? underflow : 0,
         }, withStatus ? this.seqAdvance() : this.seq());
-        this.writePdu(bhs, data.subarray(off, off + n));
+        this.writePdu(bhs, data.subarray(off, off + n), last ? release : undefined);
       }
       if (!statusInData) this.sendScsiResponse(task, r, overflow, underflow, dataSN);
     } else {
+      release?.();
       this.sendScsiResponse(task, r, overflow, underflow, 0);
     }
     this.socket.uncork();
@@ -907,18 +911,23 @@ export class Connection {
     this.writePdu(out, Buffer.from(bhs.subarray(0, BHS_LENGTH)));
   }
 
-  /** Write one PDU (digests as negotiated). Callers batch with cork/uncork. */
-  writePdu(bhs: Buffer, data: Buffer | null): void {
-    this.writeRaw(bhs, data, this.headerDigest, this.dataDigest);
+  /**
+   * Write one PDU (digests as negotiated). Callers batch with cork/uncork. `sent`: called once
+   * the data segment has left for the kernel, or will never be sent (closed socket; Node also
+   * calls write callbacks, with an error, for writes a destroyed socket drops).
+   */
+  writePdu(bhs: Buffer, data: Buffer | null, sent?: () => void): void {
+    this.writeRaw(bhs, data, this.headerDigest, this.dataDigest, sent);
   }
 
-  private writeRaw(bhs: Buffer, data: Buffer | null, hd: boolean, dd: boolean): void {
-    if (this.closed || !this.socket.writable) return;
+  private writeRaw(bhs: Buffer, data: Buffer | null, hd: boolean, dd: boolean, sent?: () => void): void {
+    if (this.closed || !this.socket.writable) { sent?.(); return; }
     const sock = this.socket;
     sock.write(bhs);
     if (hd) sock.write(u32le(crc32c(bhs)));
+    if (!data || data.length === 0) sent?.();
     if (data && data.length > 0) {
-      sock.write(data);
+      sock.write(data, sent);
       const pad = padLength(data.length);
       if (pad) sock.write(PAD[pad]);
       if (dd) {

@@ -31,8 +31,9 @@ interface Entry {
   grant?: () => void;
 }
 
+// Mode first: two shared entries never conflict, and the mode test is cheaper than BigInts.
 const conflicts = (a: Entry | { start: bigint; end: bigint; mode: LockMode }, b: Entry): boolean =>
-  a.start < b.end && b.start < a.end && (a.mode === 'exclusive' || b.mode === 'exclusive');
+  (a.mode === 'exclusive' || b.mode === 'exclusive') && a.start < b.end && b.start < a.end;
 
 export class RangeLock {
   /** Held and queued requests, in arrival order. */
@@ -61,6 +62,19 @@ export class RangeLock {
         release();
       }
     });
+  }
+
+  /**
+   * Keep [lba, lba+blocks) shared after the current body returns, until the returned function is
+   * called (it may be called more than once). Only from inside a body that holds that range
+   * shared or exclusive: the new entry goes ahead of every waiter, as the grant it extends did,
+   * so a write queued meanwhile still waits for it. The transport uses this to keep a READ's
+   * blocks unchanged while its Data-In, a view of a memory store, is still in the socket.
+   */
+  hold(lba: bigint, blocks: number | bigint): () => void {
+    const e: Entry = { start: lba, end: lba + BigInt(blocks), mode: 'shared', granted: true };
+    this.entries.unshift(e);
+    return () => this.release(e);
   }
 
   /** Wait for [lba, lba+blocks) in `mode`, then hold it. Resolves to the release function. */

@@ -19,7 +19,7 @@ import type { ScsiResponse } from './types.ts';
 import { blockLimits, MEDIA, provisioning, writeBlocks } from './sbc-common.ts';
 import { SBC_VERIFY_COMMANDS } from './sbc-verify.ts';
 import { SBC_ATS_COMMANDS } from './sbc-ats.ts';
-import { shared } from './range-lock.ts';
+import { rangeLockOf, shared } from './range-lock.ts';
 import { SBC_MEDIUM_COMMANDS } from './sbc-medium.ts';
 import { SBC_PROVISIONING_COMMANDS } from './sbc-provisioning.ts';
 
@@ -63,6 +63,18 @@ function executeRead(ctx: CommandContext, cmd: ReadCmd): ScsiResponse | Promise<
   // Shared range lock: a read never sees half of a COMPARE AND WRITE or of a write in flight
   // on an asynchronous store. `cmd` is the decode scratch: copy the LBA before anything waits.
   const lba = cmd.lba;
+  if (ctx.req.holdData && lu.store.kind === 'memory') {
+    // The data is a view of the store and leaves later: keep the range until the transport
+    // has handed it to the kernel (ScsiRequest.holdData), so no write changes it in flight.
+    let release: (() => void) | undefined;
+    const v = shared(lu, lba, blocks, () => {
+      const r = lu.store.read(lba, blocks);
+      if (!(r instanceof Promise)) release = rangeLockOf(lu).hold(lba, blocks);
+      return r;
+    });
+    if (v instanceof Promise) return v.then((data) => ({ status: ScsiStatus.Good, data, sense: null, release }));
+    return { status: ScsiStatus.Good, data: v, sense: null, release };
+  }
   const d = shared(lu, lba, blocks, () => lu.store.read(lba, blocks));
   if (d instanceof Promise) return d.then((data) => ({ status: ScsiStatus.Good, data, sense: null }));
   return { status: ScsiStatus.Good, data: d, sense: null };

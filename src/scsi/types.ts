@@ -70,6 +70,12 @@ export interface ScsiRequest {
    * anything that keeps the data past the response (a splitter, replication, a queue) must copy it.
    */
   readonly dataOut: Buffer | null;
+  /**
+   * The caller sends Data-In asynchronously (a socket): a READ that answers with a view of a
+   * memory store keeps its LBA range locked (shared) until the caller calls the response's
+   * `release`, so no write can change the blocks under a transfer still in flight.
+   */
+  readonly holdData?: boolean;
 }
 
 export interface ScsiResponse {
@@ -84,6 +90,11 @@ export interface ScsiResponse {
    * (or the shortfall as overflow). Absent: the command used exactly what it was given.
    */
   dataOutLength?: number;
+  /**
+   * Set when the request asked for `holdData` and `data` is a view of the store: the caller
+   * calls it exactly once, when the data has been handed to the kernel or dropped.
+   */
+  release?: () => void;
 }
 
 /**

@@ -13,8 +13,10 @@ export interface BackingStore {
 
   /**
    * Read `blocks` blocks at `lba`. Memory stores may return a view of their own storage (no copy):
-   * callers must not mutate it, and must hand it off (e.g. to socket.write) before yielding to
-   * other writers. When `into` is given, data is copied into it and `into` is returned.
+   * callers must not mutate it, and must be done with it before a write to those blocks can run
+   * (the READ command keeps its range locked until the transport has handed the view to the
+   * kernel: ScsiRequest.holdData). When `into` is given, data is copied into it and `into` is
+   * returned.
    */
   read(lba: bigint, blocks: number, into?: Buffer): Buffer | Promise<Buffer>;
   /** Write data (a whole number of blocks) at lba. `fua`: reach stable storage before completing. */

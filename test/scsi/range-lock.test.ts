@@ -56,6 +56,43 @@ describe('RangeLock', () => {
     expect(order).toEqual(['write', 'read']);
   });
 
+  it('hold() keeps a range shared past its body, ahead of writers queued meanwhile, until released', async () => {
+    const l = new RangeLock();
+    let release!: () => void;
+    expect(l.run(0n, 8, 'shared', () => { release = l.hold(0n, 8); return 'read'; })).toBe('read');
+    expect(l.size).toBe(1);
+    const order: string[] = [];
+    const w = l.run(4n, 2, 'exclusive', () => { order.push('write'); });
+    expect(w).toBeInstanceOf(Promise);
+    expect(l.run(5n, 1, 'shared', () => 'reader')).toBeInstanceOf(Promise); // FIFO behind the overlapping writer
+    expect(l.run(2n, 1, 'shared', () => 'beside')).toBe('beside'); // overlaps only the hold
+    expect(l.run(8n, 4, 'exclusive', () => 'disjoint')).toBe('disjoint');
+    await tick();
+    expect(order).toEqual([]);
+    release();
+    release(); // a second call changes nothing
+    await w;
+    expect(order).toEqual(['write']);
+    await tick();
+    expect(l.size).toBe(0);
+  });
+
+  it('hold() from inside a body that waited for its grant still blocks the writer queued behind it', async () => {
+    const l = new RangeLock();
+    const first = await l.acquire(0n, 4, 'exclusive');
+    let release!: () => void;
+    const read = l.run(0n, 4, 'shared', () => { release = l.hold(0n, 4); return 'read'; });
+    let wrote = false;
+    const w = l.run(0n, 4, 'exclusive', () => { wrote = true; });
+    first();
+    expect(await read).toBe('read');
+    await tick();
+    expect(wrote).toBe(false);
+    release();
+    await w;
+    expect(wrote).toBe(true);
+  });
+
   it('a release wakes every waiter it no longer blocks, not only the first', async () => {
     const l = new RangeLock();
     const big = await l.acquire(0n, 100);

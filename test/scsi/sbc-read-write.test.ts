@@ -1,7 +1,8 @@
 /** READ/WRITE 6/10/12/16 through LogicalUnit.submit() (SBC-4 §5.14–§5.17, §5.42–§5.45). */
 import { describe, expect, it } from 'vitest';
 import { blockLimits } from '../../src/scsi/sbc.ts';
-import { ScsiStatus } from '../../src/scsi/types.ts';
+import { ScsiStatus, TaskAttribute } from '../../src/scsi/types.ts';
+import type { ScsiRequest } from '../../src/scsi/types.ts';
 import {
   cdb10, cdb12, cdb16, cdb6, DATA_PROTECT, expectGood, fieldPointer, ILLEGAL_REQUEST, pattern, senseOf, setupLun, submit,
 } from './sbc-fixture.ts';
@@ -62,6 +63,31 @@ describe('READ/WRITE round trips', () => {
     const b = await submit(l, cdb10(0x28, 8, 2));
     expect(a.data!.buffer).toBe(b.data!.buffer); // same backing chunk
     expect(a.data!.byteOffset).toBe(8 * BS);
+  });
+
+  it('holdData: a READ view keeps its blocks until released; an overlapping WRITE waits, a disjoint one does not', async () => {
+    const l = setupLun();
+    const old = pattern(4 * BS, 1);
+    expectGood(await submit(l, cdb10(0x2a, 8, 4), { dataOut: old }));
+    const req: ScsiRequest = {
+      lun: 0, cdb: cdb10(0x28, 8, 4), nexus: l.nexus, taskTag: 9, attr: TaskAttribute.Simple,
+      expectedLength: 4 * BS, isRead: true, isWrite: false, dataOut: null, holdData: true,
+    };
+    const r = await l.lu.submit(req);
+    expectGood(r);
+    expect(r.release).toBeTypeOf('function');
+    let done = false;
+    const w = submit(l, cdb10(0x2a, 10, 1), { dataOut: pattern(BS, 2) }).then((x) => { done = true; return x; });
+    expectGood(await submit(l, cdb10(0x2a, 12, 1), { dataOut: pattern(BS, 3) }));
+    await new Promise((res) => setImmediate(res));
+    expect(done).toBe(false);
+    expect(r.data!.equals(old)).toBe(true); // the view still shows what the READ read
+    r.release!();
+    expectGood(await w);
+    expect((await submit(l, cdb10(0x28, 10, 1))).data!.equals(pattern(BS, 2))).toBe(true);
+    // Without holdData (any other caller) nothing is held.
+    const plain = await submit(l, cdb10(0x28, 8, 4));
+    expect(plain.release).toBeUndefined();
   });
 
   it('FUA and DPO are accepted on READ(10) and WRITE(10); FUA_NV too', async () => {

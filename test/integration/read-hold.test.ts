@@ -1,0 +1,81 @@
+/**
+ * A READ from a memory LUN goes out as a view of the store. When the initiator reads its socket
+ * slowly, part of that data waits in the target's user space after the READ has executed. A
+ * WRITE to the same blocks from another session must not change it there: the READ returns
+ * exactly the blocks as they were when it executed, never a mix (ScsiRequest.holdData). The
+ * WRITE waits until the data has left, or until the reading connection is gone.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../src/store/memory.ts';
+import { TestInitiator } from '../helpers/initiator.ts';
+import type { ScsiResult } from '../helpers/initiator.ts';
+import { startTarget, TARGET } from './harness.ts';
+import type { Harness } from './harness.ts';
+
+const BS = 512;
+const PIECE = 1 << 20;
+/** 32 MiB of READs: far more than the socket buffers of a reader that has stopped reading. */
+const PIECES = 32;
+const BLOCKS = PIECE / BS;
+
+const cdb16 = (op: number, lba: number, blocks: number) => {
+  const c = Buffer.alloc(16); c[0] = op; c.writeBigUInt64BE(BigInt(lba), 2); c.writeUInt32BE(blocks, 10); return c;
+};
+const fill = (v: number) => Buffer.alloc(PIECE, v);
+const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let h: Harness | undefined;
+const open: TestInitiator[] = [];
+afterEach(async () => {
+  for (const i of open.splice(0)) i.close();
+  await h?.close();
+  h = undefined;
+});
+
+async function session(n: number): Promise<TestInitiator> {
+  const i = await TestInitiator.connect(h!.ports[0]);
+  i.isid = Buffer.from([0x80, 0, 0, 0, 0x7e, n]);
+  await i.login(TARGET);
+  await i.scsi(0, Buffer.alloc(6)); // the power-on unit attention
+  open.push(i);
+  return i;
+}
+
+/** Session A's READs of every piece are executed by the target, then A stops reading; B overwrites. */
+async function stalledReader(): Promise<{ reader: TestInitiator; reads: Promise<ScsiResult>[]; writes: Promise<ScsiResult>[]; writesDone: () => number }> {
+  h = await startTarget({ store: new MemoryStore(BigInt((2 * PIECES * PIECE) / BS)) });
+  const writer = await session(2);
+  for (let p = 0; p < PIECES; p++) expect((await writer.scsi(0, cdb16(0x8a, p * BLOCKS, BLOCKS), { write: fill(0xa1) })).status).toBe(0);
+  const reader = await session(1);
+  reader.sock.pause();
+  const reads = Array.from({ length: PIECES }, (_, p) => reader.scsi(0, cdb16(0x88, p * BLOCKS, BLOCKS), { read: PIECE }));
+  await settle(300); // the target executes them all; most of their data cannot leave yet
+  let done = 0;
+  const writes = Array.from({ length: PIECES }, (_, p) => writer.scsi(0, cdb16(0x8a, p * BLOCKS, BLOCKS), { write: fill(0xb2) }).then((r) => { done++; return r; }));
+  await settle(300);
+  return { reader, reads, writes, writesDone: () => done };
+}
+
+describe('READ data in flight is not changed by a later WRITE', () => {
+  it('a stalled reader gets the blocks as they were; the overlapping writes finish once it has read them', async () => {
+    const { reader, reads, writes, writesDone } = await stalledReader();
+    expect(writesDone()).toBeLessThan(PIECES); // some write is waiting for data still in flight
+    reader.sock.resume();
+    const got = await Promise.all(reads);
+    got.forEach((r, p) => {
+      expect(r.status, `read ${p}`).toBe(0);
+      expect(r.data.equals(fill(0xa1)), `read ${p} returned only the old data`).toBe(true);
+    });
+    for (const w of await Promise.all(writes)) expect(w.status).toBe(0);
+    const after = await reader.scsi(0, cdb16(0x88, (PIECES - 1) * BLOCKS, BLOCKS), { read: PIECE });
+    expect(after.data.equals(fill(0xb2))).toBe(true);
+  }, 30_000);
+
+  it('the writes also finish when the stalled reader disconnects instead', async () => {
+    const { reader, reads, writes } = await stalledReader();
+    const outcome = Promise.allSettled(reads);
+    reader.sock.destroy();
+    for (const w of await Promise.all(writes)) expect(w.status).toBe(0);
+    expect((await outcome).every((o) => o.status === 'rejected')).toBe(true); // none was answered
+  }, 30_000);
+});
