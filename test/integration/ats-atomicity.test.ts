@@ -10,13 +10,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import type { BackingStore } from '../../src/store/store.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
-import { startTarget, TARGET } from './harness.ts';
-import type { Harness } from './harness.ts';
+import { cdb16, perTestRig, startTarget, TARGET } from './harness.ts';
 
 const BS = 512;
 const SESSIONS = 8;
@@ -24,23 +23,15 @@ const COUNTER = 100;
 /** Each session owns one neighbour on each side band: COUNTER-8..-1 and COUNTER+1..+8. */
 const neighbours = (s: number) => [COUNTER - 1 - s, COUNTER + 1 + s];
 
-const cdb16 = (op: number, lba: number, blocks: number) => {
-  const c = Buffer.alloc(16); c[0] = op; c.writeBigUInt64BE(BigInt(lba), 2); c.writeUInt32BE(blocks, 10); return c;
-};
 const caw = (lba: number) => { const c = Buffer.alloc(16); c[0] = 0x89; c.writeBigUInt64BE(BigInt(lba), 2); c[13] = 1; return c; };
 const counterBlock = (v: number) => { const b = Buffer.alloc(BS); b.writeBigUInt64BE(BigInt(v)); b.write('arraysim-ats', 16); return b; };
 const stamp = (s: number, i: number) => { const b = Buffer.alloc(BS, 0x5a); b.writeUInt32BE(s, 0); b.writeUInt32BE(i, 4); return b; };
 
-let h: Harness | undefined;
-const sessions: TestInitiator[] = [];
-afterEach(async () => {
-  for (const i of sessions.splice(0)) i.close();
-  await h?.close();
-  h = undefined;
-});
+const rig = perTestRig();
+const sessions = rig.sessions;
 
 async function run(store: BackingStore, perSession: number): Promise<{ misses: number }> {
-  h = await startTarget({ portals: 2, store });
+  const h = (rig.h = await startTarget({ portals: 2, store }));
   for (let s = 0; s < SESSIONS; s++) {
     const i = await TestInitiator.connect(h.ports[s % 2]);
     i.isid = Buffer.from([0x80, 0x00, 0x00, 0x00, 0xa7, s]);

@@ -1,9 +1,11 @@
 /** Starts an in-process target on an ephemeral loopback port for integration tests. */
 import pino from 'pino';
+import { afterEach } from 'vitest';
 import { IscsiServer } from '../../src/iscsi/server.ts';
 import type { IscsiTargetConfig, IscsiTuning } from '../../src/iscsi/config.ts';
 import { ScsiTarget } from '../../src/scsi/target.ts';
 import type { BackingStore } from '../../src/store/store.ts';
+import type { TestInitiator } from '../helpers/initiator.ts';
 
 export const TARGET = 'iqn.2026-11.dev.arraysim:test';
 
@@ -41,4 +43,29 @@ export async function startTarget(o: {
   server.addTarget({ name: TARGET, ...o.target }, scsi);
   await server.listen();
   return { server, scsi, port: portals[0].port, ports: portals.map((p) => p.port), close: () => server.close() };
+}
+
+/** READ(16)/WRITE(16)-style CDB: opcode, 8-byte LBA, 4-byte block count. */
+export function cdb16(op: number, lba: number, blocks: number): Buffer {
+  const c = Buffer.alloc(16);
+  c[0] = op;
+  c.writeBigUInt64BE(BigInt(lba), 2);
+  c.writeUInt32BE(blocks, 10);
+  return c;
+}
+
+/** One test's target and sessions, closed after each test of the file that calls perTestRig(). */
+export interface TestRig {
+  h: Harness | undefined;
+  readonly sessions: TestInitiator[];
+}
+
+export function perTestRig(): TestRig {
+  const rig: TestRig = { h: undefined, sessions: [] };
+  afterEach(async () => {
+    for (const i of rig.sessions.splice(0)) i.close();
+    await rig.h?.close();
+    rig.h = undefined;
+  });
+  return rig;
 }

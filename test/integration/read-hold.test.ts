@@ -5,12 +5,11 @@
  * exactly the blocks as they were when it executed, never a mix (ScsiRequest.holdData). The
  * WRITE waits until the data has left, or until the reading connection is gone.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 import type { ScsiResult } from '../helpers/initiator.ts';
-import { startTarget, TARGET } from './harness.ts';
-import type { Harness } from './harness.ts';
+import { cdb16, perTestRig, startTarget, TARGET } from './harness.ts';
 
 const BS = 512;
 const PIECE = 1 << 20;
@@ -18,32 +17,23 @@ const PIECE = 1 << 20;
 const PIECES = 32;
 const BLOCKS = PIECE / BS;
 
-const cdb16 = (op: number, lba: number, blocks: number) => {
-  const c = Buffer.alloc(16); c[0] = op; c.writeBigUInt64BE(BigInt(lba), 2); c.writeUInt32BE(blocks, 10); return c;
-};
 const fill = (v: number) => Buffer.alloc(PIECE, v);
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let h: Harness | undefined;
-const open: TestInitiator[] = [];
-afterEach(async () => {
-  for (const i of open.splice(0)) i.close();
-  await h?.close();
-  h = undefined;
-});
+const rig = perTestRig();
 
 async function session(n: number): Promise<TestInitiator> {
-  const i = await TestInitiator.connect(h!.ports[0]);
+  const i = await TestInitiator.connect(rig.h!.ports[0]);
   i.isid = Buffer.from([0x80, 0, 0, 0, 0x7e, n]);
   await i.login(TARGET);
   await i.scsi(0, Buffer.alloc(6)); // the power-on unit attention
-  open.push(i);
+  rig.sessions.push(i);
   return i;
 }
 
 /** Session A's READs of every piece are executed by the target, then A stops reading; B overwrites. */
 async function stalledReader(): Promise<{ reader: TestInitiator; reads: Promise<ScsiResult>[]; writes: Promise<ScsiResult>[]; writesDone: () => number }> {
-  h = await startTarget({ store: new MemoryStore(BigInt((2 * PIECES * PIECE) / BS)) });
+  rig.h = await startTarget({ store: new MemoryStore(BigInt((2 * PIECES * PIECE) / BS)) });
   const writer = await session(2);
   for (let p = 0; p < PIECES; p++) expect((await writer.scsi(0, cdb16(0x8a, p * BLOCKS, BLOCKS), { write: fill(0xa1) })).status).toBe(0);
   const reader = await session(1);
