@@ -63,6 +63,8 @@ export class TestInitiator {
   /** Negotiated values after login. */
   negotiated: Record<string, string> = {};
   closed = false;
+  /** Answer the target's NOP-In pings (TTT other than 0xffffffff) with a NOP-Out, as RFC 7143 §11.18 asks of an initiator. Off by default. */
+  answerPings = false;
 
   private constructor(sock: net.Socket) {
     this.sock = sock;
@@ -84,6 +86,16 @@ export class TestInitiator {
       opcode: b[0] & 0x3f, flags: b[1], bhs: Buffer.from(b), data: Buffer.from(f.data), itt: b.readUInt32BE(16),
       ttt: b.readUInt32BE(20), statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32),
     };
+    if (this.answerPings && p.opcode === 0x20 && p.ttt !== 0xffffffff) {
+      const o = this.bhs(0x00, true);
+      o[1] = 0x80;
+      o.writeUInt32BE(0xffffffff, 16);
+      o.writeUInt32BE(p.ttt, 20);
+      o.writeUInt32BE(this.cmdSN, 24);
+      o.writeUInt32BE(this.expStatSN, 28);
+      this.send(o);
+      return;
+    }
     const i = this.waiters.findIndex((w) => w.match(p));
     if (i >= 0) { const [w] = this.waiters.splice(i, 1); w.resolve(p); } else this.unsolicited.push(p);
   }

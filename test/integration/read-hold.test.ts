@@ -3,7 +3,8 @@
  * slowly, part of that data waits in the target's user space after the READ has executed. A
  * WRITE to the same blocks from another session must not change it there: the READ returns
  * exactly the blocks as they were when it executed, never a mix (ScsiRequest.holdData). The
- * WRITE waits until the data has left, or until the reading connection is gone.
+ * WRITE waits until the data has left, or until the reading connection is gone: closed by the
+ * initiator, or dropped by the target when its NOP-In ping goes unanswered.
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory.ts';
@@ -32,9 +33,10 @@ async function session(n: number): Promise<TestInitiator> {
 }
 
 /** Session A's READs of every piece are executed by the target, then A stops reading; B overwrites. */
-async function stalledReader(): Promise<{ reader: TestInitiator; reads: Promise<ScsiResult>[]; writes: Promise<ScsiResult>[]; writesDone: () => number }> {
-  rig.h = await startTarget({ store: new MemoryStore(BigInt((2 * PIECES * PIECE) / BS)) });
+async function stalledReader(tuning: { nopInterval?: number; nopTimeout?: number } = {}): Promise<{ reader: TestInitiator; reads: Promise<ScsiResult>[]; writes: Promise<ScsiResult>[]; writesDone: () => number }> {
+  rig.h = await startTarget({ store: new MemoryStore(BigInt((2 * PIECES * PIECE) / BS)), tuning });
   const writer = await session(2);
+  writer.answerPings = true;
   for (let p = 0; p < PIECES; p++) expect((await writer.scsi(0, cdb16(0x8a, p * BLOCKS, BLOCKS), { write: fill(0xa1) })).status).toBe(0);
   const reader = await session(1);
   reader.sock.pause();
@@ -67,5 +69,16 @@ describe('READ data in flight is not changed by a later WRITE', () => {
     reader.sock.destroy();
     for (const w of await Promise.all(writes)) expect(w.status).toBe(0);
     expect((await outcome).every((o) => o.status === 'rejected')).toBe(true); // none was answered
+  }, 30_000);
+
+  it('a reader that goes silent is dropped by the NOP-In ping, which frees the writes', async () => {
+    const { reader, reads, writes } = await stalledReader({ nopInterval: 1, nopTimeout: 1 });
+    const t0 = Date.now();
+    for (const w of await Promise.all(writes)) expect(w.status).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(6000); // ~1 s idle + 1 s for the answer, then the drop
+    reader.sock.resume(); // let the helper see what arrived before the drop, and the close
+    const got = await Promise.allSettled(reads);
+    expect(got.some((o) => o.status === 'rejected')).toBe(true);
+    for (const o of got) if (o.status === 'fulfilled') expect(o.value.data.equals(fill(0xa1))).toBe(true);
   }, 30_000);
 });
