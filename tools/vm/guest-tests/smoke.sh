@@ -141,12 +141,14 @@ if [[ -n $SG ]]; then
   if sg_inq "$SG" >"$OUT/sg_inq_sgnode.txt" 2>&1; then pass "sg_inq via the sg node $SG"
   else fail "sg_inq $SG: $(first_line "$OUT/sg_inq_sgnode.txt")"; fi
 fi
-if sg_vpd -p sp "$DEV" >"$OUT/sg_vpd_sp.txt" 2>&1; then
-  cat "$OUT/sg_vpd_sp.txt"
-  pass "sg_vpd -p sp (0x00): supported VPD pages" \
-       "$(grep -o '\[[a-z0-9]*\]' "$OUT/sg_vpd_sp.txt" | tr -d '[]' | paste -sd' ')"
+# sg_vpd's abbreviation for Supported VPD Pages (0x00) is "sv"; "sp" is SCSI Ports (0x88).
+# Page 0x00 is mandatory (SPC-5 §7.7.17), so a failure fails the smoke test.
+if sg_vpd -p sv "$DEV" >"$OUT/sg_vpd_sv.txt" 2>&1; then
+  cat "$OUT/sg_vpd_sv.txt"
+  pass "sg_vpd -p sv (0x00): supported VPD pages" \
+       "$(grep -o '\[[a-z0-9]*\]' "$OUT/sg_vpd_sv.txt" | tr -d '[]' | paste -sd' ')"
 else
-  warn "sg_vpd -p sp (0x00, Supported VPD Pages) failed (exit $?): $(first_line "$OUT/sg_vpd_sp.txt")"
+  fail "sg_vpd -p sv (0x00, Supported VPD Pages) failed (exit $?): $(first_line "$OUT/sg_vpd_sv.txt")"
 fi
 
 # Device Identification (0x83) is mandatory (SPC-3+); the others are optional.
