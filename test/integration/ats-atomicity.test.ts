@@ -15,7 +15,8 @@ import { FileStore } from '../../src/store/file.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import type { BackingStore } from '../../src/store/store.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
-import { cdb16, perTestRig, startTarget, TARGET } from './harness.ts';
+import { cdb16 } from '../helpers/cdb.ts';
+import { perTestRig, startTarget, TARGET } from './harness.ts';
 
 const BS = 512;
 const SESSIONS = 8;

@@ -45,15 +45,6 @@ export async function startTarget(o: {
   return { server, scsi, port: portals[0].port, ports: portals.map((p) => p.port), close: () => server.close() };
 }
 
-/** READ(16)/WRITE(16)-style CDB: opcode, 8-byte LBA, 4-byte block count. */
-export function cdb16(op: number, lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(16);
-  c[0] = op;
-  c.writeBigUInt64BE(BigInt(lba), 2);
-  c.writeUInt32BE(blocks, 10);
-  return c;
-}
-
 /** One test's target and sessions, closed after each test of the file that calls perTestRig(). */
 export interface TestRig {
   h: Harness | undefined;

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 import type { ScsiResult } from '../helpers/initiator.ts';
-import { cdb16, perTestRig, startTarget, TARGET } from './harness.ts';
+import { cdb16 } from '../helpers/cdb.ts';
+import { perTestRig, startTarget, TARGET } from './harness.ts';
 
 const BS = 512;
 const PIECE = 1 << 20;

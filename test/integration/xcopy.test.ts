@@ -10,6 +10,7 @@ import { ScsiTarget } from '../../src/scsi/target.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 import { rcrCdb, xcopyCdb, xcopyList } from '../scsi/xcopy-params.ts';
+import { cdb16 } from '../helpers/cdb.ts';
 
 const TARGET = 'iqn.2026-11.dev.arraysim:xcopy';
 const NAA0 = '6001405000000c00';
@@ -45,14 +46,6 @@ async function login(): Promise<TestInitiator> {
   return ini;
 }
 
-function rw16(op: number, lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(16);
-  c[0] = op;
-  c.writeBigUInt64BE(BigInt(lba), 2);
-  c.writeUInt32BE(blocks, 10);
-  return c;
-}
-
 function fillPattern(bytes: number, seed: number): Buffer {
   const b = Buffer.alloc(bytes);
   for (let i = 0; i < bytes; i += 4) b.writeUInt32BE(((i / 4) * 2654435761 + seed) >>> 0, i);
@@ -63,14 +56,14 @@ describe('EXTENDED COPY over iSCSI', () => {
   it('copies between two LUNs of one target; the data reads back; COPY STATUS reports it', async () => {
     const ini = await login();
     const data = fillPattern(4 << 20, 7); // 4 MiB, ESXi's default segment
-    expect((await ini.scsi(0, rw16(0x8a, 1000, 8192), { write: data })).status).toBe(0);
+    expect((await ini.scsi(0, cdb16(0x8a, 1000, 8192), { write: data })).status).toBe(0);
     const list = xcopyList({
       listId: 3, cscds: [{ naa: NAA0 }, { naa: NAA1 }],
       segments: [{ src: 0, dst: 1, blocks: 8192, srcLba: 1000, dstLba: 5000 }],
     });
     const r = await ini.scsi(0, xcopyCdb(list.length), { write: list });
     expect(r.status).toBe(0);
-    const back = await ini.scsi(1, rw16(0x88, 5000, 8192), { read: 4 << 20 });
+    const back = await ini.scsi(1, cdb16(0x88, 5000, 8192), { read: 4 << 20 });
     expect(back.status).toBe(0);
     expect(back.data.equals(data)).toBe(true);
     const st = await ini.scsi(0, rcrCdb(0x00, 3, 12), { read: 12 });
@@ -100,7 +93,7 @@ describe('EXTENDED COPY over iSCSI', () => {
     const copy = copier.scsi(0, xcopyCdb(big.length), { write: big }).then((r) => { copyDone = performance.now(); return r; });
     // Let the copy start, then read.
     await new Promise((r) => setTimeout(r, 2));
-    const readDone = await reader.scsi(1, rw16(0x88, 0, 8), { read: 4096 }).then((r) => { expect(r.status).toBe(0); return performance.now(); });
+    const readDone = await reader.scsi(1, cdb16(0x88, 0, 8), { read: 4096 }).then((r) => { expect(r.status).toBe(0); return performance.now(); });
     const r = await copy;
     expect(r.status).toBe(0);
     expect(readDone).toBeLessThan(copyDone);

@@ -16,7 +16,8 @@
  * made on it.
  */
 import type { TestInitiator } from '../../test/helpers/initiator.ts';
-import { check, cpuSeconds, numOpt, rw16, senseOf, session, startTarget, waitPort } from './target.ts';
+import { cdb16 } from '../../test/helpers/cdb.ts';
+import { check, cpuSeconds, numOpt, senseOf, session, startTarget, waitPort } from './target.ts';
 
 const PORT = numOpt('port', 3472);
 const SECONDS = numOpt('seconds', 5);
@@ -32,7 +33,7 @@ function counterBlock(n: bigint): Buffer {
 }
 
 function compareAndWrite(lba: number): Buffer {
-  const c = rw16(0x89, lba, 0);
+  const c = cdb16(0x89, lba, 0);
   c[13] = 1; // NUMBER OF LOGICAL BLOCKS
   return c;
 }
@@ -46,7 +47,7 @@ function write10(lba: number): Buffer {
 }
 
 async function readCounter(ini: TestInitiator, lba: number): Promise<bigint> {
-  const r = await ini.scsi(0, rw16(0x88, lba, 1), { read: BS });
+  const r = await ini.scsi(0, cdb16(0x88, lba, 1), { read: BS });
   check(r, 'READ(16)');
   return r.data.readBigUInt64BE(0);
 }
@@ -105,7 +106,7 @@ async function main(): Promise<void> {
     const problems: string[] = [];
     for (const c of cases) {
       if (c.kind === 'ats') {
-        for (let i = 0; i < SESSIONS; i++) check(await setup.scsi(0, rw16(0x8a, c.lba(i), 1), { write: counterBlock(0n) }), 'reset counter');
+        for (let i = 0; i < SESSIONS; i++) check(await setup.scsi(0, cdb16(0x8a, c.lba(i), 1), { write: counterBlock(0n) }), 'reset counter');
       }
       const cpu0 = cpuSeconds(child.pid!);
       const self0 = process.cpuUsage();

@@ -1,7 +1,7 @@
 /**
  * Pieces the single-target benches (xcopy.ts, write-same.ts, ats.ts) share: start
  * `node bin/arraysim.js serve` as a child process, wait for its portal, log sessions in with the
- * project's test initiator, and small CDB / status helpers.
+ * project's test initiator, and small status and /proc helpers (CDBs: test/helpers/cdb.ts).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -46,15 +46,6 @@ export async function session(port: number, iqn: string, luns: number[] = [0]): 
   await ini.login(iqn, BENCH_KEYS);
   for (const lun of luns) await ini.scsi(lun, [0x00, 0, 0, 0, 0, 0]);
   return ini;
-}
-
-/** READ(16) / WRITE(16) style CDB: opcode, 8-byte LBA, 4-byte count. */
-export function rw16(op: number, lba: number | bigint, blocks: number): Buffer {
-  const c = Buffer.alloc(16);
-  c[0] = op;
-  c.writeBigUInt64BE(BigInt(lba), 2);
-  c.writeUInt32BE(blocks, 10);
-  return c;
 }
 
 export function check(r: { status: number; sense: Buffer | null }, what: string): void {

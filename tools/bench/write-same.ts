@@ -11,7 +11,8 @@
  * reports its wall time, the child's VmRSS and the LUN's allocatedBytes (GET /v1/status) before
  * and after, GET LBA STATUS at a few LBAs afterwards, and checks that a written place reads zeros.
  */
-import { check, numOpt, rssKiB, rw16, session, startTarget, waitPort } from './target.ts';
+import { cdb16 } from '../../test/helpers/cdb.ts';
+import { check, numOpt, rssKiB, session, startTarget, waitPort } from './target.ts';
 
 const PORT = numOpt('port', 3470);
 const ADMIN = numOpt('admin-port', 3471);
@@ -28,7 +29,7 @@ async function allocatedBytes(): Promise<number> {
 
 /** WRITE SAME(16) over [0, end): NUMBER OF LOGICAL BLOCKS 0. */
 function writeSame16(unmap: boolean, ndob: boolean): Buffer {
-  const c = rw16(0x93, 0, 0);
+  const c = cdb16(0x93, 0, 0);
   c[1] = (unmap ? 0x08 : 0) | (ndob ? 0x01 : 0);
   return c;
 }
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
     ];
     const zero = Buffer.alloc(bs);
     for (const v of variants) {
-      for (let i = 0; i < PLACES; i++) check(await ini.scsi(0, rw16(0x8a, placeLba(i), pieceBlocks), { write: piece }), 'fill');
+      for (let i = 0; i < PLACES; i++) check(await ini.scsi(0, cdb16(0x8a, placeLba(i), pieceBlocks), { write: piece }), 'fill');
       await new Promise((r) => setTimeout(r, 500));
       const rss0 = rssKiB(child.pid!);
       const alloc0 = await allocatedBytes();
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
       const alloc1 = await allocatedBytes();
       await new Promise((r) => setTimeout(r, 1000));
       const rss2 = rssKiB(child.pid!);
-      const back = await ini.scsi(0, rw16(0x88, placeLba(PLACES - 1), pieceBlocks), { read: piece.length });
+      const back = await ini.scsi(0, cdb16(0x88, placeLba(PLACES - 1), pieceBlocks), { read: piece.length });
       check(back, 'read back');
       const zeros = back.data.every((b) => b === 0);
       console.log(`\nWRITE SAME(16) ${v.name}, NUMBER OF LOGICAL BLOCKS 0 from LBA 0 (${MIB} MiB written at ${PLACES} places first):`);
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
       console.log(`  allocatedBytes ${alloc0} before, ${alloc1} after`);
       console.log(`  last written place reads back ${zeros ? 'zeros' : 'NON-ZERO DATA'}`);
       for (const lba of [0n, placeLba(PLACES / 2), blocks / 2n + 12345n, blocks - 1n]) {
-        const g = await ini.scsi(0, [0x9e, 0x12, ...rw16(0, lba, 0).subarray(2, 10), 0, 0, 0, 64, 0, 0], { read: 64 });
+        const g = await ini.scsi(0, [0x9e, 0x12, ...cdb16(0, lba, 0).subarray(2, 10), 0, 0, 0, 64, 0, 0], { read: 64 });
         check(g, 'GET LBA STATUS');
         const n = (g.data.readUInt32BE(0) - 4) / 16;
         const d = g.data.subarray(8, 24);

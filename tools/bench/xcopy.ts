@@ -22,7 +22,8 @@
 import type { TestInitiator } from '../../test/helpers/initiator.ts';
 import { xcopyCdb, xcopyList } from '../../test/scsi/xcopy-params.ts';
 import { spawnSync } from 'node:child_process';
-import { check, numOpt as opt, rw16, session as benchSession, startTarget, waitPort } from './target.ts';
+import { cdb16 } from '../../test/helpers/cdb.ts';
+import { check, numOpt as opt, session as benchSession, startTarget, waitPort } from './target.ts';
 
 const PORT = opt('port', 3415);
 const GIB = opt('gib', 1);
@@ -77,10 +78,10 @@ async function main(): Promise<void> {
     // Fill the source with non-zero data (4 MiB writes, QD8).
     const fill = Buffer.alloc(4 << 20);
     for (let i = 0; i < fill.length; i += 4) fill.writeUInt32BE((i * 2654435761) >>> 0, i);
-    await pool(TOTAL / fill.length, 8, async (i) => check(await ini.scsi(0, rw16(0x8a, (i * fill.length) / BS, fill.length / BS), { write: fill }), 'fill'));
+    await pool(TOTAL / fill.length, 8, async (i) => check(await ini.scsi(0, cdb16(0x8a, (i * fill.length) / BS, fill.length / BS), { write: fill }), 'fill'));
     const verify = async (lu: number, what: string): Promise<void> => {
       for (const lba of [0, TOTAL / BS / 2, TOTAL / BS - 8192]) {
-        const r = await ini.scsi(lu, rw16(0x88, lba, 8192), { read: 4 << 20 });
+        const r = await ini.scsi(lu, cdb16(0x88, lba, 8192), { read: 4 << 20 });
         if (!r.data.equals(fill)) throw new Error(`${what}: data differs at LBA ${lba}`);
       }
     };
@@ -101,9 +102,9 @@ async function main(): Promise<void> {
     const ioBlocks = IO / BS;
     t0 = performance.now();
     await pool(TOTAL / IO, HQD, async (i) => {
-      const r = await ini.scsi(0, rw16(0x88, i * ioBlocks, ioBlocks), { read: IO });
+      const r = await ini.scsi(0, cdb16(0x88, i * ioBlocks, ioBlocks), { read: IO });
       check(r, 'read');
-      check(await ini.scsi(2, rw16(0x8a, i * ioBlocks, ioBlocks), { write: r.data }), 'write');
+      check(await ini.scsi(2, cdb16(0x8a, i * ioBlocks, ioBlocks), { write: r.data }), 'write');
     });
     const host = (performance.now() - t0) / 1000;
     await verify(2, 'host copy');
