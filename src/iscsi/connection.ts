@@ -925,8 +925,9 @@ export class Connection {
     const sock = this.socket;
     sock.write(bhs);
     if (hd) sock.write(u32le(crc32c(bhs)));
-    if (!data || data.length === 0) sent?.();
-    if (data && data.length > 0) {
+    if (!data || data.length === 0) {
+      sent?.();
+    } else {
       sock.write(data, sent);
       const pad = padLength(data.length);
       if (pad) sock.write(PAD[pad]);

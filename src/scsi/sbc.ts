@@ -63,21 +63,18 @@ function executeRead(ctx: CommandContext, cmd: ReadCmd): ScsiResponse | Promise<
   // Shared range lock: a read never sees half of a COMPARE AND WRITE or of a write in flight
   // on an asynchronous store. `cmd` is the decode scratch: copy the LBA before anything waits.
   const lba = cmd.lba;
-  if (ctx.req.holdData && lu.store.kind === 'memory') {
-    // The data is a view of the store and leaves later: keep the range until the transport
-    // has handed it to the kernel (ScsiRequest.holdData), so no write changes it in flight.
-    let release: (() => void) | undefined;
-    const v = shared(lu, lba, blocks, () => {
-      const r = lu.store.read(lba, blocks);
-      if (!(r instanceof Promise)) release = rangeLockOf(lu).hold(lba, blocks);
-      return r;
-    });
-    if (v instanceof Promise) return v.then((data) => ({ status: ScsiStatus.Good, data, sense: null, release }));
-    return { status: ScsiStatus.Good, data: v, sense: null, release };
-  }
-  const d = shared(lu, lba, blocks, () => lu.store.read(lba, blocks));
-  if (d instanceof Promise) return d.then((data) => ({ status: ScsiStatus.Good, data, sense: null }));
-  return { status: ScsiStatus.Good, data: d, sense: null };
+  // A memory store answers with a view of itself, which leaves later: when the transport asks
+  // (ScsiRequest.holdData), keep the range until it has handed the data to the kernel, so no
+  // write changes it in flight. Other stores fill a buffer of their own.
+  const hold = ctx.req.holdData === true && lu.store.kind === 'memory';
+  let release: (() => void) | undefined;
+  const d = shared(lu, lba, blocks, () => {
+    const r = lu.store.read(lba, blocks);
+    if (hold && !(r instanceof Promise)) release = rangeLockOf(lu).hold(lba, blocks);
+    return r;
+  });
+  if (d instanceof Promise) return d.then((data) => ({ status: ScsiStatus.Good, data, sense: null, release }));
+  return { status: ScsiStatus.Good, data: d, sense: null, release };
 }
 
 function readDef(opcode: number, name: string, len: number, range: (cdb: Buffer) => LbaRange, usage: number[]): CommandDef<ReadCmd> {

@@ -75,9 +75,9 @@ export class MemoryStore implements BackingStore {
   private allocated = 0;
   /**
    * Slabs by slab index: slab k holds the full-size chunks k*slabChunks … (k+1)*slabChunks-1, each
-   * always at the same place, so a chunk's memory only ever holds its own LBAs (a Data-In still
-   * queued with a view of a chunk that is freed and written again sees that range's new data,
-   * as with any overwrite, never another range's). A slab goes when its last chunk is freed.
+   * always at the same place, so a chunk's memory only ever holds its own LBAs: a view handed out
+   * by read() can only ever show its own range (the READ command also keeps that range locked
+   * until its Data-In has left: ScsiRequest.holdData). A slab goes when its last chunk is freed.
    */
   private readonly slabs = new Map<number, Slab>();
   private readonly slabChunks: number;
