@@ -12,6 +12,7 @@ export const enum VpdPage {
   UnitSerialNumber = 0x80,
   DeviceIdentification = 0x83,
   ExtendedInquiry = 0x86,
+  ScsiPorts = 0x88,
   ThirdPartyCopy = 0x8f,
   BlockLimits = 0xb0,
   BlockDeviceCharacteristics = 0xb1,
@@ -127,6 +128,49 @@ export function u16Designator(id: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt16BE(id & 0xffff, 2);
   return b;
+}
+
+// ---- SCSI Ports (SPC-5 §7.7.17) -------------------------------------------------------------
+
+/** One SCSI port of the page: a target port, described by its designation descriptors. */
+export interface ScsiPortDescriptor {
+  relativePortId: number;
+  /** Encoded designation descriptors (encodeDesignator), ASSOCIATION 01b: the target port. */
+  targetPortDescriptors: Buffer[];
+}
+
+/**
+ * SCSI Ports page body: per port, RELATIVE PORT IDENTIFIER (bytes 2-3), an empty INITIATOR PORT
+ * TRANSPORTID (length 0 at bytes 6-7: these ports are not initiator ports), then the TARGET
+ * PORT DESCRIPTORS LENGTH (2 reserved bytes, 2 length bytes) and the descriptors.
+ */
+export function scsiPortsBody(ports: readonly ScsiPortDescriptor[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const p of ports) {
+    const tpd = Buffer.concat(p.targetPortDescriptors);
+    const head = Buffer.alloc(12);
+    head.writeUInt16BE(p.relativePortId & 0xffff, 2);
+    head.writeUInt16BE(tpd.length, 10);
+    parts.push(head, tpd);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Parses a SCSI Ports page body (tests, tools). */
+export function decodeScsiPorts(body: Buffer): { relativePortId: number; initiatorTransportId: Buffer; targetPorts: Designator[] }[] {
+  const out: { relativePortId: number; initiatorTransportId: Buffer; targetPorts: Designator[] }[] = [];
+  let o = 0;
+  while (o + 8 <= body.length) {
+    const relativePortId = body.readUInt16BE(o + 2);
+    const tidLen = body.readUInt16BE(o + 6);
+    const initiatorTransportId = body.subarray(o + 8, o + 8 + tidLen);
+    o += 8 + tidLen;
+    if (o + 4 > body.length) break;
+    const tpdLen = body.readUInt16BE(o + 2);
+    out.push({ relativePortId, initiatorTransportId, targetPorts: decodeDesignators(body.subarray(o + 4, o + 4 + tpdLen)) });
+    o += 4 + tpdLen;
+  }
+  return out;
 }
 
 // ---- Extended INQUIRY Data (SPC-5 §7.7.8) ----------------------------------------------------

@@ -8,6 +8,7 @@ import type { ScsiTarget } from '../scsi/target.ts';
 import type { IscsiTargetConfig, PortalConfig } from './config.ts';
 import type { Connection } from './connection.ts';
 import { snAdd, snGt, snLt } from './seq.ts';
+import { initiatorPortName, targetPortName } from '../../protocol/iscsi/names.ts';
 
 /** Session-wide operational parameters agreed at the leading login (RFC 7143 §13). */
 export interface SessionParams {
@@ -75,15 +76,15 @@ export class Session {
     this.expCmdSN = firstCmdSN >>> 0;
     this.maxCmdSN = snAdd(this.expCmdSN, queueDepth - 1);
     if (type === 'Normal' && targetConfig) {
-      const initiatorPortName = `${initiatorName},i,0x${isid}`;
-      const targetPortName = `${targetConfig.name},t,0x${portal.tpgt.toString(16).padStart(4, '0')}`;
+      const iPort = initiatorPortName(initiatorName, isid);
+      const tPort = targetPortName(targetConfig.name, portal.tpgt);
       this.nexus = Object.freeze({
-        key: `${initiatorPortName}|${targetPortName}`,
+        key: `${iPort}|${tPort}`,
         initiatorName,
-        initiatorPortName,
+        initiatorPortName: iPort,
         isid,
         targetName: targetConfig.name,
-        targetPortName,
+        targetPortName: tPort,
         tpgt: portal.tpgt,
         relativeTargetPortId: portal.tpgt,
         targetPortGroupId: portal.targetPortGroup,

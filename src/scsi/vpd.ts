@@ -6,8 +6,9 @@
 import {
   Association, CodeSet, DesignatorType, NON_ROTATING, PROTOCOL_ISCSI, ProvisioningType, VpdPage,
   blockDeviceCharacteristicsBody, blockLimitsBody, encodeDesignator, extendedInquiryBody,
-  logicalBlockProvisioningBody, naaRegisteredBytes, scsiNameString, u16Designator, vpdPage,
+  logicalBlockProvisioningBody, naaRegisteredBytes, scsiNameString, scsiPortsBody, u16Designator, vpdPage,
 } from '../../protocol/scsi/vpd.ts';
+import { targetPortName } from '../../protocol/iscsi/names.ts';
 import { PDT_DIRECT_ACCESS, asciiField } from '../../protocol/scsi/inquiry.ts';
 import type { LogicalUnit } from './lu.ts';
 import type { Nexus } from './types.ts';
@@ -46,7 +47,7 @@ function deviceIdentification(lu: LogicalUnit, nexus: Nexus): Buffer {
       protocol: PROTOCOL_ISCSI, codeSet: CodeSet.Binary, association: Association.TargetPort,
       type: DesignatorType.TargetPortGroup, value: u16Designator(nexus.targetPortGroupId),
     }),
-    // iSCSI target port name "<target>,t,0x<tpgt>" (RFC 7143 §13.5.2, SPC-5 §7.7.6.11).
+    // iSCSI target port name "<target>,t,0x<tpgt>" (protocol/iscsi/names.ts, SPC-5 §7.7.6.11).
     encodeDesignator({
       protocol: PROTOCOL_ISCSI, codeSet: CodeSet.Utf8, association: Association.TargetPort,
       type: DesignatorType.ScsiNameString, value: scsiNameString(nexus.targetPortName),
@@ -56,6 +57,24 @@ function deviceIdentification(lu: LogicalUnit, nexus: Nexus): Buffer {
       type: DesignatorType.ScsiNameString, value: scsiNameString(nexus.targetName),
     }),
   ]);
+}
+
+/**
+ * SCSI Ports (SPC-5 §7.7.17): every target port through which the LU can be reached, i.e. every
+ * port of the target's port groups (one per portal TPGT; the relative target port identifier is
+ * the TPGT), each named by its iSCSI target port name. A multipath host can read from one path
+ * which other ports lead to the same LU.
+ */
+function scsiPorts(lu: LogicalUnit, nexus: Nexus): Buffer {
+  const ids = new Set<number>([nexus.relativeTargetPortId]);
+  for (const g of lu.target.alua.groups.values()) for (const p of g.ports) ids.add(p);
+  return scsiPortsBody([...ids].sort((a, b) => a - b).map((id) => ({
+    relativePortId: id,
+    targetPortDescriptors: [encodeDesignator({
+      protocol: PROTOCOL_ISCSI, codeSet: CodeSet.Utf8, association: Association.TargetPort,
+      type: DesignatorType.ScsiNameString, value: scsiNameString(targetPortName(nexus.targetName, id)),
+    })],
+  })));
 }
 
 /** Block Limits (SBC-4 §6.6.4) from the SBC module's limits; UNMAP fields only where UNMAP is offered. */
@@ -98,6 +117,7 @@ export const VPD_PAGES: readonly VpdPageDef[] = [
       luiclr: true, maxSenseLength: 252,
     }),
   },
+  { page: VpdPage.ScsiPorts, name: 'SCSI Ports', body: scsiPorts },
   // EXTENDED COPY limits and supported commands (SPC-4 §7.8.17), from the copy manager itself.
   { page: VpdPage.ThirdPartyCopy, name: 'Third-party Copy', body: thirdPartyCopyVpdBody },
   { page: VpdPage.BlockLimits, name: 'Block Limits', body: blockLimitsPage },

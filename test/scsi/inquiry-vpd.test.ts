@@ -1,6 +1,6 @@
 /** INQUIRY vital product data pages (SPC-5 §7.7, SBC-4 §6.6). */
 import { describe, expect, it } from 'vitest';
-import { decodeBlockLimits, decodeDesignators, decodeLogicalBlockProvisioning, decodeVpdHeader } from '../../protocol/scsi/vpd.ts';
+import { decodeBlockLimits, decodeDesignators, decodeLogicalBlockProvisioning, decodeScsiPorts, decodeVpdHeader } from '../../protocol/scsi/vpd.ts';
 import { blockLimits } from '../../src/scsi/sbc.ts';
 import { TARGET, fakeStore, good, inquiry, makeNexus, setup, submit } from './spc-fixture.ts';
 
@@ -8,8 +8,8 @@ describe('VPD 00h Supported VPD Pages', () => {
   it('lists every page ascending, including itself', async () => {
     const f = setup();
     const d = good(await submit(f, inquiry(1, 0x00)));
-    expect(d.subarray(0, 4).toString('hex')).toBe('00000008');
-    expect([...d.subarray(4)]).toEqual([0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2]);
+    expect(d.subarray(0, 4).toString('hex')).toBe('00000009');
+    expect([...d.subarray(4)]).toEqual([0x00, 0x80, 0x83, 0x86, 0x88, 0x8f, 0xb0, 0xb1, 0xb2]);
   });
 
   it('every listed page answers with its own page code and a consistent PAGE LENGTH', async () => {
@@ -56,6 +56,31 @@ describe('VPD 83h Device Identification', () => {
     expect(ds[4].value.toString('utf8').replace(/\0+$/, '')).toBe(`${TARGET},t,0x0003`);
     expect(ds[5].value.toString('utf8').replace(/\0+$/, '')).toBe(TARGET);
     expect(ds[5].protocol).toBe(5);
+  });
+});
+
+describe('VPD 88h SCSI Ports', () => {
+  /** One port descriptor, byte by byte (SPC-5 §7.7.17 tables 521-522), independent of the encoder. */
+  const portBytes = (rel: number, name: string): string => {
+    const nameLen = (Buffer.byteLength(name) + 1 + 3) & ~3;
+    const desig = '5398' + '00' + nameLen.toString(16).padStart(2, '0') + Buffer.from(name).toString('hex').padEnd(nameLen * 2, '0');
+    return '0000' + rel.toString(16).padStart(4, '0') + '0000' + '0000' + '0000' + (desig.length / 2).toString(16).padStart(4, '0') + desig;
+  };
+
+  it('lists every target port of the target, the one in use included, by its iSCSI port name', async () => {
+    const f = setup();
+    // Two portals in two groups (as StorageArray builds them); the command arrives on TPGT 2.
+    f.target.alua.addGroup(1, [1]);
+    f.target.alua.addGroup(2, [2]);
+    const n = makeNexus({ tpgt: 2, tpg: 2 });
+    f.target.nexusUp(n);
+    const d = good(await submit(f, inquiry(1, 0x88), { nexus: n }));
+    const body = portBytes(1, `${TARGET},t,0x0001`) + portBytes(2, `${TARGET},t,0x0002`);
+    expect(d.toString('hex')).toBe('0088' + (body.length / 2).toString(16).padStart(4, '0') + body);
+    const ports = decodeScsiPorts(d.subarray(4));
+    expect(ports.map((p) => p.relativePortId)).toEqual([1, 2]);
+    expect(ports[1].initiatorTransportId.length).toBe(0);
+    expect(ports[1].targetPorts[0].value.toString('utf8').replace(/\0+$/, '')).toBe(`${TARGET},t,0x0002`);
   });
 });
 

@@ -7,7 +7,7 @@
 # product EXPLICIT-DISK, kept out of multipath), and the admin API on TARGET_ADMIN_PORT.
 #
 #  1. discovery; both portals logged in; 2 LUNs x 2 paths
-#  2. ALUA commands: sg_inq TPGS, sg_vpd -p di (relative port + port group designators),
+#  2. ALUA commands: sg_inq TPGS, sg_vpd -p di (relative port + port group designators), sg_vpd -p sp,
 #     sg_rtpg (both formats), sg_stpg on LUN 1
 #  3. VAAI: sg_vpd -p 0x8f / bl / lbpv, sg_compare_and_write (match; miscompare with the
 #     INFORMATION offset), sg_write_same (data; --unmap), sg_unmap, sg_get_lba_status,
@@ -115,6 +115,10 @@ sg_vpd -p di "$L1B" >"$OUT/di.txt" 2>&1; cat "$OUT/di.txt"
 if grep -qi 'Relative target port: 0x2' "$OUT/di.txt" && grep -qi 'Target port group: 0x2' "$OUT/di.txt"; then
   pass "sg_vpd -p di via portal 2: relative target port 0x2, target port group 0x2"
 else fail "sg_vpd -p di via portal 2 lacks relative port / port group 2 designators"; fi
+sg_vpd -p sp "$L1B" >"$OUT/sp.txt" 2>&1; cat "$OUT/sp.txt"
+if grep -q 'Relative port=1' "$OUT/sp.txt" && grep -q 'Relative port=2' "$OUT/sp.txt"; then
+  pass "sg_vpd -p sp (SCSI Ports, 0x88): relative ports 1 and 2"
+else fail "sg_vpd -p sp: want relative ports 1 and 2: $(grep -i 'relative port' "$OUT/sp.txt" | paste -sd';')"; fi
 check "sg_rtpg (length-only header)" sg_rtpg "$L0"
 check "sg_rtpg -e (extended header)" sg_rtpg -e -d "$L0"
 check "sg_stpg on LUN 1: group 2 to standby" sg_stpg --tp=2 --standby "$L1"
