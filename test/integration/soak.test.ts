@@ -1,7 +1,7 @@
 /**
- * Soak: six sessions over two portals run a mix of commands against one thin memory LU for
- * SECONDS, while connections are cut in the middle of commands and the sessions come back by
- * reinstatement (same ISID). What must hold throughout:
+ * Soak: six sessions over two portals (three with CRC32C header and data digests) run a mix of
+ * commands against one thin memory LU for SECONDS, while connections are cut in the middle of
+ * commands and the sessions come back by reinstatement (same ISID). What must hold throughout:
  *
  * - no acknowledged write is lost: every block of every session's region equals a model that
  *   took each GOOD write (WRITE 10/16 with immediate data or R2T, WRITE SAME, UNMAP, COMPARE AND
@@ -95,8 +95,13 @@ function unmapParams(lba: number, blocks: number): Buffer {
 async function connect(w: Worker): Promise<void> {
   const ini = await TestInitiator.connect(w.port);
   ini.isid = w.isid;
-  // FirstBurstLength 64 KiB: writes above 128 blocks take the R2T path.
-  await ini.login(TARGET, { InitialR2T: 'No', FirstBurstLength: '65536', MaxBurstLength: '262144' }, `iqn.2026-11.dev.arraysim:soak-${w.id}`);
+  // FirstBurstLength 64 KiB: writes above 128 blocks take the R2T path. Odd sessions use
+  // header and data digests.
+  const digest = w.id % 2 === 1 ? 'CRC32C' : 'None';
+  await ini.login(TARGET, {
+    InitialR2T: 'No', FirstBurstLength: '65536', MaxBurstLength: '262144', HeaderDigest: digest, DataDigest: digest,
+  }, `iqn.2026-11.dev.arraysim:soak-${w.id}`);
+  expect(ini.dataDigest).toBe(digest === 'CRC32C');
   w.ini = ini;
   rig.sessions.push(ini);
   // A new I_T nexus starts with a power-on/reset unit attention.
