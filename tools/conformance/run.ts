@@ -21,6 +21,12 @@ interface ConfigSpec {
   /** '*' = the -t pattern as given */ tests: string;
   /** tests left out of this configuration (a selectTests pattern), each for a stated reason */
   exclude?: string;
+  /**
+   * The target's side of some iSCSI keys (arraysim's YAML `iscsi.keys`): the target is started
+   * with a generated --config file holding them, the target and the LUN. Every login of the run
+   * must then show them in the target's "login complete" log lines (see checkKeys).
+   */
+  keys?: { HeaderDigest?: 'CRC32C' };
 }
 interface ConfigRun {
   /** tests the tool runs here whose outcomes are not counted (ConfigSpec.exclude) */
@@ -52,7 +58,7 @@ const argv = yargs(hideBin(process.argv))
   .option('target-cmd', { type: 'string', describe: 'command that starts the target; default $ARRAYSIM_CMD or "node bin/arraysim.js". "{args}" is replaced by the serve arguments, else "serve ARGS" is appended' })
   .option('url', { type: 'string', array: true, describe: 'target already running: its iSCSI URL(s) (second = multipath portal); no target is started' })
   .option('config-name', { type: 'string', default: 'external', describe: 'name of the configuration in --url mode' })
-  .option('configs', { type: 'string', default: 'default,removable,readonly,physical4k', describe: 'configurations to run (comma-separated subset)' })
+  .option('configs', { type: 'string', default: 'default,removable,readonly,physical4k,digest', describe: 'configurations to run (comma-separated subset)' })
   .option('ports', { type: 'string', default: '3310-3319', describe: 'port range for the portals (loopback only)' })
   .option('host', { type: 'string', default: '127.0.0.1', describe: 'portal address; must be loopback' })
   .option('iqn', { type: 'string', default: DEFAULT_IQN, describe: 'target IQN' })
@@ -69,6 +75,7 @@ const argv = yargs(hideBin(process.argv))
     default: 'ALL.Sanitize.Reset',
     describe: 'tests the two-portal default configuration does not run. Sanitize.Reset: with a second portal, libiscsi 1.19 Sanitize.Reservations takes a RESERVE(6) on the shared multipath session and never releases it, so the next test (Reset) meets a reservation conflict on any correct target; it runs in the single-portal removable configuration',
   })
+  .option('digest-tests', { type: 'string', default: '*', describe: 'tests for the digest configuration (the target only accepts HeaderDigest=CRC32C, so libiscsi, which offers "None,CRC32C", runs with header digests), intersected with -t' })
   .option('readonly-tests', { type: 'string', default: 'ALL.ReadOnly', describe: 'tests for the readonly configuration, intersected with -t ("*" = all of -t; libiscsi\'s write tests fail by design on a write-protected LUN)' })
   .option('lun-number', { type: 'number', default: 0, describe: 'LUN number in the URL (tgt keeps LUN 0 for its controller: use 1)' })
   .option('timeout', { type: 'number', default: 15, describe: 'minutes allowed for one iscsi-test-cu run' })
@@ -143,7 +150,14 @@ function buildShim(): string | undefined {
 /** Start the target for one configuration; resolves when every portal accepts TCP connections. */
 async function startTarget(cfg: ConfigSpec, ports: number[], run: ConfigRun): Promise<ChildProcess | undefined> {
   const listen = ports.flatMap((p) => ['--listen', `${argv.host}:${p}`]);
-  const args = [...listen, '--target', argv.iqn, '--lun', cfg.lun, '--admin', 'none'].map(shq).join(' ');
+  const argList = [...listen, '--target', argv.iqn, '--lun', cfg.lun, '--admin', 'none'];
+  if (cfg.keys) {
+    // JSON is YAML: the whole configuration in one generated file (--listen still overrides portals).
+    const file = path.join(resultsDir, `${cfg.name}.config.yaml`);
+    fs.writeFileSync(file, JSON.stringify({ iscsi: { keys: cfg.keys }, targets: [{ name: argv.iqn, luns: [cfg.lun] }] }, null, 2) + '\n');
+    argList.push('--config', file);
+  }
+  const args = argList.map(shq).join(' ');
   const template = argv['target-cmd'] ?? process.env.ARRAYSIM_CMD ?? 'node bin/arraysim.js';
   const cmd = template.includes('{args}') ? template.replaceAll('{args}', args) : `${template} serve ${args}`;
   run.targetLog = path.join(resultsDir, `${cfg.name}.target.log`);
@@ -170,6 +184,20 @@ async function startTarget(cfg: ConfigSpec, ports: number[], run: ConfigRun): Pr
     : `target did not accept connections on ${ports.filter((p) => !ready.has(p)).join(',')} within ${argv['start-timeout']} s`;
   await stopTarget(child);
   return undefined;
+}
+
+/**
+ * A configuration with target-side keys proves something only if the logins used them: every
+ * "login complete" line of arraysim's log for a Normal session must show the header digest on.
+ * A target that does not log in arraysim's format (tgt.sh) gets a warning instead.
+ */
+function checkKeys(cfg: ConfigSpec, run: ConfigRun): void {
+  if (!cfg.keys?.HeaderDigest || !run.targetLog) return;
+  const logins = fs.readFileSync(run.targetLog, 'utf8').split('\n').filter((l) => l.includes('"msg":"login complete"') && l.includes('"type":"Normal"'));
+  const without = logins.filter((l) => !l.includes('"headerDigest":true')).length;
+  if (logins.length === 0) run.warnings.push('no arraysim login lines in the target log: could not check that the header digest was used');
+  else if (without > 0) run.error = `${without} of ${logins.length} logins without the header digest the configuration requires`;
+  else say(`${cfg.name}: all ${logins.length} logins used CRC32C header digests`);
 }
 
 /** SIGTERM the target's process group, SIGKILL it after 15 s. */
@@ -316,6 +344,9 @@ async function main(): Promise<number> {
         { name: 'removable', lun: `${argv['lun-size']},removable`, portals: 1, tests: argv['removable-tests'] },
         { name: 'readonly', lun: `${argv['readonly-size']},readonly`, portals: 1, tests: argv['readonly-tests'] },
         { name: 'physical4k', lun: `${argv['lun-size']},physical=4096`, portals: 1, tests: argv['physical4k-tests'] },
+        // Two portals like the default configuration (MultipathIO then runs over digests too, and
+        // a single-portal run of ALL waits ~80 s longer in libiscsi), so the same exclusion.
+        { name: 'digest', lun: argv['lun-size'], portals: 2, tests: argv['digest-tests'], exclude: argv['default-exclude'], keys: { HeaderDigest: 'CRC32C' } },
       ];
       const wanted = argv.configs.split(',').map((s) => s.trim()).filter(Boolean);
       for (const w of wanted) if (!all.some((c) => c.name === w)) { say(`unknown configuration ${w}`); return 2; }
@@ -355,6 +386,7 @@ async function main(): Promise<number> {
           run.urls = ports.map((p) => `iscsi://${argv.host}:${p}/${argv.iqn}/${argv['lun-number']}`);
           await runTool(cfg.name, run.urls, shim, run);
           await stopTarget(child);
+          if (cfg.keys) checkKeys(cfg, run);
         }
         if (run.error) say(`${cfg.name}: ${run.error}`);
         parseRun(run, mine);

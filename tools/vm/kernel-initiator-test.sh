@@ -42,6 +42,8 @@ if [[ ${1:-} == --tgtd ]]; then
   export ARRAYSIM_CMD=${ARRAYSIM_CMD:-$VM_DIR/targets/tgtd.sh}
   export ARRAYSIM_READY_PATTERN=${ARRAYSIM_READY_PATTERN:-'^tgtd.sh: ready:'}
   export ARRAYSIM_PORT=${ARRAYSIM_PORT:-3301}
+  # The reference run records what tgtd negotiates; arraysim must do CRC32C.
+  export TARGET_DIGESTS_OPTIONAL=${TARGET_DIGESTS_OPTIONAL:-1}
 fi
 if [[ $# -gt 1 || ${1:-} == -* ]]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2

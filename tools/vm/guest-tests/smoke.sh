@@ -6,12 +6,14 @@
 # for the disk, SCSI pass-through checks with sg3_utils (INQUIRY, VPD pages, READ
 # CAPACITY(16), REPORT TARGET PORT GROUPS), mkfs.ext4 + 64 MiB known-content file
 # verified after umount / drop_caches / remount, a 10 s fio randrw job with crc32c
-# verification, logout, login again and re-verify the file, logout.
+# verification, logout, login again (offering CRC32C header and data digests) and re-verify
+# the file, logout.
 #
 # Env (from the host via run.sh):
 #   TARGET_PORT  (3260)     TARGET_IQN   (default: first target discovered)
 #   TARGET_LUN   (default: lowest LUN that is a disk)
 #   TARGET_FIO_SECONDS (10) TARGET_FIO_SIZE (64M)
+#   TARGET_DIGESTS_OPTIONAL (0): 1 makes a second login without CRC32C digests a WARN, not a FAIL
 # Output in /results: summary.txt (PASS/WARN/FAIL lines, last line RESULT: ...),
 #   ref.sha256 (sha256 of /ref.dat on the LUN), devid.txt (VPD 0x83 designators),
 #   plus the raw output of every tool. Exit status 0 only if nothing FAILed.
@@ -250,8 +252,23 @@ else
 fi
 for _ in $(seq 20); do [[ -b $old_dev ]] || break; sleep 0.5; done
 [[ -b $old_dev ]] && warn "$old_dev still present after logout"
+# The second session offers CRC32C header and data digests ("CRC32C,None": a target without
+# them may still answer None), so the re-read of the file below runs through both digests.
+for key in HeaderDigest DataDigest; do
+  iscsiadm -m node -T "$IQN" -p "$PORTAL" -o update -n "node.conn[0].iscsi.$key" -v CRC32C,None >/dev/null 2>&1 \
+    || warn "iscsiadm could not set node.conn[0].iscsi.$key"
+done
 login >"$OUT/login2.txt" 2>&1 || { cat "$OUT/login2.txt"; abort "second login: $(first_line "$OUT/login2.txt")"; }
 wait_disk || abort "no disk after the second login"
+iscsiadm -m session -P2 >"$OUT/session2-P2.txt" 2>&1
+digests=$(awk '/HeaderDigest:|DataDigest:/ {printf "%s%s %s", sep, $1, $2; sep=", "}' "$OUT/session2-P2.txt")
+if grep -q 'HeaderDigest: CRC32C' "$OUT/session2-P2.txt" && grep -q 'DataDigest: CRC32C' "$OUT/session2-P2.txt"; then
+  pass "second login negotiated $digests"
+elif [[ ${TARGET_DIGESTS_OPTIONAL:-0} == 1 ]]; then
+  warn "second login: the target chose $digests (digests optional for this target)"
+else
+  fail "second login: CRC32C digests offered, negotiated $digests"
+fi
 if [[ -s $OUT/devid.txt ]]; then
   if [[ $(devid "$DEV") == "$(cat "$OUT/devid.txt")" ]]; then
     pass "second login: $DEV has the same VPD 0x83 identifiers"
