@@ -35,7 +35,9 @@ export async function main(argv: string[]): Promise<void> {
         .option('lun', { type: 'string', array: true, describe: 'LUN SPEC (repeatable): SIZE[,opt...] or file:PATH[,size=SIZE][,opt...]; opts thick, removable, readonly, block=512|4096' })
         .option('config', { type: 'string', describe: 'YAML configuration file' })
         .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error; default info' })
-        .option('admin', { type: 'string', describe: 'admin API HOST:PORT on loopback, or "none"; default first portal port + 1000' }),
+        .option('admin', { type: 'string', describe: 'admin API HOST:PORT on loopback, or "none"; default first portal port + 1000' })
+        // The file describes the targets and LUNs; flags for them beside it would be ignored.
+        .conflicts('config', ['target', 'lun']),
       async (a) => {
         let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel });
         if (a.config) {

@@ -29,6 +29,16 @@ describe('arraysim serve: startup failures', () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
+  it('--lun or --target beside --config: exit 1, the help text and the reason (the file describes targets and LUNs)', async () => {
+    const r = await serve(['--config', 'examples/minimal.yaml', '--lun', '64MiB']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Options:');
+    expect(r.stderr).toMatch(/Arguments config and lun are mutually exclusive/);
+    const t = await serve(['--config', 'examples/minimal.yaml', '--target', 'iqn.2026-11.dev.arraysim:x']);
+    expect(t.code).toBe(1);
+    expect(t.stderr).toMatch(/Arguments config and target are mutually exclusive/);
+  });
+
   it('an unknown flag: exit 1, the help text and the reason', async () => {
     const r = await serve(['--bogus-flag', '1']);
     expect(r.code).toBe(1);

@@ -73,7 +73,7 @@ const argv = yargs(hideBin(process.argv))
   .option('default-exclude', {
     type: 'string',
     default: 'ALL.Sanitize.Reset',
-    describe: 'tests the two-portal default configuration does not run. Sanitize.Reset: with a second portal, libiscsi 1.19 Sanitize.Reservations takes a RESERVE(6) on the shared multipath session and never releases it, so the next test (Reset) meets a reservation conflict on any correct target; it runs in the single-portal removable configuration',
+    describe: 'tests the two-portal configurations (default, digest) do not count. Sanitize.Reset: with a second portal, libiscsi 1.19 Sanitize.Reservations takes a RESERVE(6) on the shared multipath session and never releases it, so the next test (Reset) meets a reservation conflict on any correct target; it runs in the single-portal removable configuration',
   })
   .option('digest-tests', { type: 'string', default: '*', describe: 'tests for the digest configuration (the target only accepts HeaderDigest=CRC32C, so libiscsi, which offers "None,CRC32C", runs with header digests), intersected with -t' })
   .option('readonly-tests', { type: 'string', default: 'ALL.ReadOnly', describe: 'tests for the readonly configuration, intersected with -t ("*" = all of -t; libiscsi\'s write tests fail by design on a write-protected LUN)' })
@@ -150,12 +150,15 @@ function buildShim(): string | undefined {
 /** Start the target for one configuration; resolves when every portal accepts TCP connections. */
 async function startTarget(cfg: ConfigSpec, ports: number[], run: ConfigRun): Promise<ChildProcess | undefined> {
   const listen = ports.flatMap((p) => ['--listen', `${argv.host}:${p}`]);
-  const argList = [...listen, '--target', argv.iqn, '--lun', cfg.lun, '--admin', 'none'];
+  const argList = [...listen, '--admin', 'none'];
   if (cfg.keys) {
-    // JSON is YAML: the whole configuration in one generated file (--listen still overrides portals).
+    // JSON is YAML: the target, its LUN and the keys in one generated file (--listen still
+    // gives the portals; serve refuses --target/--lun beside --config).
     const file = path.join(resultsDir, `${cfg.name}.config.yaml`);
     fs.writeFileSync(file, JSON.stringify({ iscsi: { keys: cfg.keys }, targets: [{ name: argv.iqn, luns: [cfg.lun] }] }, null, 2) + '\n');
     argList.push('--config', file);
+  } else {
+    argList.push('--target', argv.iqn, '--lun', cfg.lun);
   }
   const args = argList.map(shq).join(' ');
   const template = argv['target-cmd'] ?? process.env.ARRAYSIM_CMD ?? 'node bin/arraysim.js';
