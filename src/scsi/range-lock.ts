@@ -29,7 +29,19 @@ interface Entry {
   mode: LockMode;
   granted: boolean;
   grant?: () => void;
+  /** A hold that can be broken (hold()'s `detach`); after a break, what its release must still free. */
+  detach?: () => (() => void) | null;
+  afterBreak?: () => void;
+  /** A writer queued behind a breakable hold: the timer that breaks it. */
+  breakTimer?: ReturnType<typeof setTimeout>;
 }
+
+/**
+ * How long a writer waits behind a READ's hold before the hold is broken by copy-on-write
+ * (hold()). A hold normally ends within the event-loop turn that sent the data; one that lasts
+ * this long belongs to a reader that is not reading its socket.
+ */
+export const holdBreak = { ms: 1000 };
 
 // Mode first: two shared entries never conflict, and the mode test is cheaper than BigInts.
 const conflicts = (a: Entry | { start: bigint; end: bigint; mode: LockMode }, b: Entry): boolean =>
@@ -70,11 +82,40 @@ export class RangeLock {
    * shared or exclusive: the new entry goes ahead of every waiter, as the grant it extends did,
    * so a write queued meanwhile still waits for it. The transport uses this to keep a READ's
    * blocks unchanged while its Data-In, a view of a memory store, is still in the socket.
+   * `detach`: how to break the hold when a writer has waited holdBreak.ms behind it (the store
+   * moves the blocks' memory aside, leaving the old memory to the view); it returns what frees
+   * that memory once the view is done (called by the returned release), or null if it cannot.
    */
-  hold(lba: bigint, blocks: number | bigint): () => void {
-    const e: Entry = { start: lba, end: lba + BigInt(blocks), mode: 'shared', granted: true };
+  hold(lba: bigint, blocks: number | bigint, detach?: () => (() => void) | null): () => void {
+    const e: Entry = { start: lba, end: lba + BigInt(blocks), mode: 'shared', granted: true, detach };
     this.entries.unshift(e);
-    return () => this.release(e);
+    return () => {
+      const free = e.afterBreak;
+      e.afterBreak = undefined;
+      if (free) free(); else this.release(e);
+    };
+  }
+
+  /**
+   * A writer has waited holdBreak.ms behind breakable holds: each conflicting one that can be
+   * detached (the store copies the blocks' memory aside for the view that still needs it) stops
+   * blocking; its release later frees the old memory instead.
+   */
+  private breakHolds(w: Entry): void {
+    w.breakTimer = undefined;
+    const i = this.entries.indexOf(w);
+    if (i < 0 || w.granted) return;
+    let broke = false;
+    for (const o of this.entries.slice(0, i)) {
+      if (!o.detach || !conflicts(w, o)) continue;
+      const free = o.detach();
+      if (free === null) continue;
+      o.detach = undefined;
+      o.afterBreak = free;
+      this.entries.splice(this.entries.indexOf(o), 1);
+      broke = true;
+    }
+    if (broke) this.grantWaiters();
   }
 
   /** Wait for [lba, lba+blocks) in `mode`, then hold it. Resolves to the release function. */
@@ -83,9 +124,14 @@ export class RangeLock {
     const before = this.entries.length;
     this.entries.push(e);
     const release = () => this.release(e);
-    if (!this.entries.slice(0, before).some((o) => conflicts(e, o))) {
+    const ahead = this.entries.slice(0, before);
+    if (!ahead.some((o) => conflicts(e, o))) {
       e.granted = true;
       return Promise.resolve(release);
+    }
+    if (mode === 'exclusive' && ahead.some((o) => o.detach && conflicts(e, o))) {
+      e.breakTimer = setTimeout(() => this.breakHolds(e), holdBreak.ms);
+      e.breakTimer.unref?.();
     }
     return new Promise((resolve) => { e.grant = () => resolve(release); });
   }
@@ -94,7 +140,11 @@ export class RangeLock {
     const i = this.entries.indexOf(e);
     if (i < 0) return;
     this.entries.splice(i, 1);
-    // Grant every waiter that no earlier request (held or queued) conflicts with.
+    this.grantWaiters();
+  }
+
+  /** Grant every waiter that no earlier request (held or queued) conflicts with. */
+  private grantWaiters(): void {
     for (let k = 0; k < this.entries.length; k++) {
       const w = this.entries[k];
       if (w.granted) continue;
@@ -102,6 +152,7 @@ export class RangeLock {
       for (let j = 0; j < k && !blocked; j++) blocked = conflicts(w, this.entries[j]);
       if (!blocked) {
         w.granted = true;
+        if (w.breakTimer) { clearTimeout(w.breakTimer); w.breakTimer = undefined; }
         w.grant!();
       }
     }

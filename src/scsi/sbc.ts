@@ -65,12 +65,18 @@ function executeRead(ctx: CommandContext, cmd: ReadCmd): ScsiResponse | Promise<
   const lba = cmd.lba;
   // A memory store answers with a view of itself, which leaves later: when the transport asks
   // (ScsiRequest.holdData), keep the range until it has handed the data to the kernel, so no
-  // write changes it in flight. Other stores fill a buffer of their own.
+  // write changes it in flight (or, after holdBreak.ms, until the store has copied it aside).
+  // Other stores fill a buffer of their own.
   const hold = ctx.req.holdData === true && lu.store.kind === 'memory';
   let release: (() => void) | undefined;
   const d = shared(lu, lba, blocks, () => {
     const r = lu.store.read(lba, blocks);
-    if (hold && !(r instanceof Promise)) release = rangeLockOf(lu).hold(lba, blocks);
+    if (hold && !(r instanceof Promise)) {
+      // A writer kept waiting behind this hold (a reader not reading its socket) breaks it after
+      // holdBreak.ms: the store moves the blocks aside and this view keeps the old memory.
+      const store = lu.store;
+      release = rangeLockOf(lu).hold(lba, blocks, store.detach ? () => store.detach!(lba, blocks) : undefined);
+    }
     return r;
   });
   if (d instanceof Promise) return d.then((data) => ({ status: ScsiStatus.Good, data, sense: null, release }));

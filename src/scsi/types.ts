@@ -73,7 +73,9 @@ export interface ScsiRequest {
   /**
    * The caller sends Data-In asynchronously (a socket): a READ that answers with a view of a
    * memory store keeps its LBA range locked (shared) until the caller calls the response's
-   * `release`, so no write can change the blocks under a transfer still in flight.
+   * `release`, so no write can change the blocks under a transfer still in flight. A write kept
+   * waiting holdBreak.ms (range-lock.ts) by such a hold breaks it: the store moves the blocks'
+   * memory aside (copy-on-write) and the transfer keeps the old memory until `release`.
    */
   readonly holdData?: boolean;
 }

@@ -46,10 +46,12 @@ export interface MemoryStoreOptions {
 
 interface Slab {
   buf: Buffer;
-  /** Chunks of this slab in `chunks`. */
+  /** Chunks of this slab in `chunks`, plus retired slots (detach) not yet given back. */
   live: number;
   /** Slots written before (zeroed again when reused). */
   used: Uint8Array;
+  /** Slots whose chunk moved out (detach) while a view of them is still in use: not reused. */
+  retired: Uint8Array;
 }
 
 /** Shared zero buffers, one per chunk size: the source of every read of unwritten blocks. */
@@ -77,7 +79,9 @@ export class MemoryStore implements BackingStore {
    * Slabs by slab index: slab k holds the full-size chunks k*slabChunks … (k+1)*slabChunks-1, each
    * always at the same place, so a chunk's memory only ever holds its own LBAs: a view handed out
    * by read() can only ever show its own range (the READ command also keeps that range locked
-   * until its Data-In has left: ScsiRequest.holdData). A slab goes when its last chunk is freed.
+   * until its Data-In has left: ScsiRequest.holdData; or, past holdBreak.ms, detach() moves the
+   * chunk to new memory and retires the slot until the view is done). A slab goes when its last
+   * chunk is freed.
    */
   private readonly slabs = new Map<number, Slab>();
   private readonly slabChunks: number;
@@ -127,10 +131,10 @@ export class MemoryStore implements BackingStore {
       const full = Math.floor(this.bytes / this.chunkBytes);
       const n = Math.min(this.slabChunks, full - k * this.slabChunks);
       if (n <= slot) return null;
-      slab = { buf: Buffer.alloc(n * this.chunkBytes), live: 0, used: new Uint8Array(n) };
+      slab = { buf: Buffer.alloc(n * this.chunkBytes), live: 0, used: new Uint8Array(n), retired: new Uint8Array(n) };
       this.slabs.set(k, slab);
     }
-    if (slot >= slab.used.length) return null;
+    if (slot >= slab.used.length || slab.retired[slot]) return null;
     const b = slab.buf.subarray(slot * this.chunkBytes, (slot + 1) * this.chunkBytes);
     if (slab.used[slot]) b.fill(0);
     slab.used[slot] = 1;
@@ -216,6 +220,51 @@ export class MemoryStore implements BackingStore {
   }
 
   flush(): void {}
+
+  /**
+   * Copy-on-write for views still in use: every allocated chunk under [lba, lba+blocks) moves to
+   * new memory with the same content, so later writes change the copy while the old memory keeps
+   * what a view of it (a READ's Data-In still queued behind a reader that stopped reading) shows.
+   * The old memory stays charged to the pool, and a slab slot stays out of use, until the returned
+   * function says the view is gone. Unallocated chunks need nothing: their views are of the shared
+   * zero buffer. Returns null, copying nothing, when the pool has no room for the copies.
+   */
+  detach(lba: bigint, blocks: number): (() => void) | null {
+    const off = this.offsetOf(lba, blocks);
+    if (blocks === 0) return () => {};
+    const first = Math.floor(off / this.chunkBytes);
+    const last = Math.floor((off + blocks * this.blockSize - 1) / this.chunkBytes);
+    let need = 0;
+    for (let c = first; c <= last; c++) need += this.chunks.get(c)?.length ?? 0;
+    if (memoryPool.used + need > memoryPool.limit) return null;
+    const frees: (() => void)[] = [];
+    for (let c = first; c <= last; c++) {
+      const old = this.chunks.get(c);
+      if (!old) continue;
+      const copy = Buffer.allocUnsafeSlow(old.length);
+      old.copy(copy);
+      this.chunks.set(c, copy);
+      memoryPool.used += old.length;
+      const k = Math.floor(c / this.slabChunks);
+      const slot = c - k * this.slabChunks;
+      const slab = this.slabs.get(k);
+      // The slot keeps counting in slab.live until freed, so the slab stays while its view lives.
+      const inSlab = slab !== undefined && old.buffer === slab.buf.buffer;
+      if (inSlab) slab.retired[slot] = 1;
+      frees.push(() => {
+        memoryPool.used -= old.length;
+        if (!inSlab) return;
+        slab.retired[slot] = 0;
+        if (--slab.live === 0 && this.slabs.get(k) === slab) this.slabs.delete(k);
+      });
+    }
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      for (const f of frees) f();
+    };
+  }
 
   /** Deallocate (thin) or zero (thick). Whole chunks are freed; partial ones zeroed. O(chunks touched). */
   unmap(lba: bigint, blocks: number): void {

@@ -3,10 +3,14 @@
  * slowly, part of that data waits in the target's user space after the READ has executed. A
  * WRITE to the same blocks from another session must not change it there: the READ returns
  * exactly the blocks as they were when it executed, never a mix (ScsiRequest.holdData). The
- * WRITE waits until the data has left, or until the reading connection is gone: closed by the
- * initiator, or dropped by the target when its NOP-In ping goes unanswered.
+ * WRITE waits until the data has left, or until the reading connection is gone (closed by the
+ * initiator, or dropped by the target when its NOP-In ping goes unanswered), or until it has
+ * waited holdBreak.ms: then the store copies the blocks aside for the READ (copy-on-write) and
+ * the WRITE goes ahead.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { holdBreak } from '../../src/scsi/range-lock.ts';
+import { memoryPool } from '../../src/store/memory.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 import type { ScsiResult } from '../helpers/initiator.ts';
@@ -23,6 +27,8 @@ const fill = (v: number) => Buffer.alloc(PIECE, v);
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const rig = perTestRig();
+const BREAK_MS = holdBreak.ms;
+afterEach(() => { holdBreak.ms = BREAK_MS; });
 
 async function session(n: number): Promise<TestInitiator> {
   const i = await TestInitiator.connect(rig.h!.ports[0]);
@@ -72,7 +78,29 @@ describe('READ data in flight is not changed by a later WRITE', () => {
     expect((await outcome).every((o) => o.status === 'rejected')).toBe(true); // none was answered
   }, 30_000);
 
+  it('a stalled reader does not hold writers past holdBreak.ms: they finish, and it still reads the old blocks', async () => {
+    holdBreak.ms = 200;
+    const poolBefore = memoryPool.used;
+    const { reader, reads, writes } = await stalledReader();
+    const t0 = Date.now();
+    for (const w of await Promise.all(writes)) expect(w.status).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    // The old memory of the blocks still queued for the reader is kept aside, on top of the LU's.
+    const store = rig.h!.scsi.luns.get(0)!.store;
+    const kept = memoryPool.used - poolBefore - store.allocatedBytes!();
+    expect(kept).toBeGreaterThan(0);
+    // The reader has not read a byte since; what it gets now is what the READs saw.
+    reader.sock.resume();
+    const got = await Promise.all(reads);
+    got.forEach((r, p) => expect(r.data.equals(fill(0xa1)), `read ${p} returned only the old data`).toBe(true));
+    const after = await reader.scsi(0, cdb16(0x88, (PIECES - 1) * BLOCKS, BLOCKS), { read: PIECE });
+    expect(after.data.equals(fill(0xb2))).toBe(true);
+    // Once the old data has left, that memory is given back.
+    expect(memoryPool.used - poolBefore).toBe(store.allocatedBytes!());
+  }, 30_000);
+
   it('a reader that goes silent is dropped by the NOP-In ping, which frees the writes', async () => {
+    holdBreak.ms = 60_000; // this test is about the drop, not the copy-on-write
     const { reader, reads, writes } = await stalledReader({ nopInterval: 1, nopTimeout: 1 });
     const t0 = Date.now();
     for (const w of await Promise.all(writes)) expect(w.status).toBe(0);

@@ -1,6 +1,6 @@
 /** The per-LU LBA range lock (range-lock.ts): synchronous fast path, overlap, modes, FIFO. */
 import { describe, expect, it } from 'vitest';
-import { RangeLock } from '../../src/scsi/range-lock.ts';
+import { RangeLock, holdBreak } from '../../src/scsi/range-lock.ts';
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
@@ -91,6 +91,40 @@ describe('RangeLock', () => {
     release();
     await w;
     expect(wrote).toBe(true);
+  });
+
+  it('a writer kept waiting holdBreak.ms behind a breakable hold breaks it; the release then frees what detach kept', async () => {
+    const saved = holdBreak.ms;
+    holdBreak.ms = 30;
+    try {
+      const l = new RangeLock();
+      const calls: string[] = [];
+      let release!: () => void;
+      l.run(0n, 8, 'shared', () => { release = l.hold(0n, 8, () => { calls.push('detach'); return () => calls.push('free'); }); });
+      let wrote = false;
+      const w = l.run(4n, 1, 'exclusive', () => { wrote = true; });
+      await tick();
+      expect(wrote).toBe(false); // still behind the hold
+      await w; // granted once the hold was broken
+      expect(wrote).toBe(true);
+      expect(calls).toEqual(['detach']);
+      release();
+      release();
+      expect(calls).toEqual(['detach', 'free']);
+      expect(l.size).toBe(0);
+      // A hold that cannot be detached (null) keeps the writer waiting until it is released.
+      let keep!: () => void;
+      l.run(0n, 8, 'shared', () => { keep = l.hold(0n, 8, () => null); });
+      let second = false;
+      const w2 = l.run(0n, 1, 'exclusive', () => { second = true; });
+      await new Promise((r) => setTimeout(r, 80));
+      expect(second).toBe(false);
+      keep();
+      await w2;
+      expect(second).toBe(true);
+    } finally {
+      holdBreak.ms = saved;
+    }
   });
 
   it('a release wakes every waiter it no longer blocks, not only the first', async () => {

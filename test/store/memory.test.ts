@@ -1,6 +1,6 @@
-/** MemoryStore: thin chunks, zero-copy views, deallocation, WRITE SAME, mapping, resize. */
+/** MemoryStore: thin chunks, zero-copy views, deallocation, WRITE SAME, mapping, resize, detach. */
 import { describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory.ts';
+import { MemoryStore, memoryPool } from '../../src/store/memory.ts';
 
 const MiB = 1 << 20;
 const TiB = 2 ** 40;
@@ -121,6 +121,44 @@ describe('MemoryStore', () => {
     const s = new MemoryStore(10n);
     expect(() => s.read(9n, 2)).toThrow(RangeError);
     expect(() => s.write(10n, Buffer.alloc(512))).toThrow(RangeError);
+  });
+
+  it('detach moves written chunks aside: an old view keeps its data, its slab slot is not reused until freed', () => {
+    const s = new MemoryStore(BigInt((4 * MiB) / 512));
+    s.write(0n, Buffer.alloc(2 * MiB, 0x11));
+    const view = s.read(8n, 8); // a view of chunk 0, as a READ's Data-In would hold
+    const pool = memoryPool.used;
+    const free = s.detach(0n, 2 * (MiB / 512))!;
+    expect(memoryPool.used - pool).toBe(2 * MiB); // the old memory stays charged while in use
+    s.write(8n, Buffer.alloc(4096, 0x22));
+    expect(view.every((b) => b === 0x11)).toBe(true);
+    expect(s.read(8n, 8).every((b) => b === 0x22)).toBe(true);
+    // Chunk 0 freed and written again must not land in the retired slot under the view.
+    s.unmap(0n, MiB / 512);
+    s.write(0n, Buffer.alloc(MiB, 0x33));
+    expect(view.every((b) => b === 0x11)).toBe(true);
+    expect(s.read(0n, 1)[0]).toBe(0x33);
+    expect(s.allocatedBytes()).toBe(2 * MiB);
+    free();
+    free(); // idempotent
+    expect(memoryPool.used).toBe(pool);
+    // Unwritten chunks need nothing (their views are of the shared zero buffer).
+    expect(s.detach(BigInt((3 * MiB) / 512), 8)).not.toBeNull();
+    expect(memoryPool.used).toBe(pool);
+    s.close();
+  });
+
+  it('detach copies nothing and answers null when the pool has no room for the copies', () => {
+    const s = new MemoryStore(BigInt((2 * MiB) / 512));
+    s.write(0n, Buffer.alloc(MiB, 0x44));
+    const limit = memoryPool.limit;
+    memoryPool.limit = memoryPool.used; // full
+    try {
+      expect(s.detach(0n, 8)).toBeNull();
+    } finally {
+      memoryPool.limit = limit;
+    }
+    s.close();
   });
 
   it('supports a size that is not a multiple of the chunk', () => {
