@@ -75,7 +75,7 @@ function executeRead(ctx: CommandContext, cmd: ReadCmd): ScsiResponse | Promise<
       // A writer kept waiting behind this hold (a reader not reading its socket) breaks it after
       // holdBreak.ms: the store moves the blocks aside and this view keeps the old memory.
       const store = lu.store;
-      release = rangeLockOf(lu).hold(lba, blocks, store.detach ? () => store.detach!(lba, blocks) : undefined);
+      release = rangeLockOf(lu).hold(lba, blocks, store.detach ? () => store.detach!(lba, blocks, r) : undefined);
     }
     return r;
   });

@@ -222,48 +222,66 @@ export class MemoryStore implements BackingStore {
   flush(): void {}
 
   /**
-   * Copy-on-write for views still in use: every allocated chunk under [lba, lba+blocks) moves to
-   * new memory with the same content, so later writes change the copy while the old memory keeps
-   * what a view of it (a READ's Data-In still queued behind a reader that stopped reading) shows.
-   * The old memory stays charged to the pool, and a slab slot stays out of use, until the returned
-   * function says the view is gone. Unallocated chunks need nothing: their views are of the shared
-   * zero buffer. Returns null, copying nothing, when the pool has no room for the copies.
+   * Copy-on-write for a view still in use: `view`, a read() result for [lba, lba+blocks) (a READ's
+   * Data-In still queued behind a reader that stopped reading), keeps showing the blocks as they
+   * were, while later writes go to new memory. If the view's chunk memory is still the chunk's,
+   * the chunk moves to a copy and the old memory is retired: it stays charged to the pool, and a
+   * slab slot stays out of use, until every view that was given away on it has been let go (the
+   * returned function, once per view). If the chunk moved before (another view's detach), the
+   * view just joins that retirement. A view of the zero buffer, or a copy (a read across
+   * chunks), needs nothing. Returns null, copying nothing, when the pool has no room.
    */
-  detach(lba: bigint, blocks: number): (() => void) | null {
+  detach(lba: bigint, blocks: number, view: Buffer): (() => void) | null {
     const off = this.offsetOf(lba, blocks);
-    if (blocks === 0) return () => {};
-    const first = Math.floor(off / this.chunkBytes);
-    const last = Math.floor((off + blocks * this.blockSize - 1) / this.chunkBytes);
-    let need = 0;
-    for (let c = first; c <= last; c++) need += this.chunks.get(c)?.length ?? 0;
-    if (memoryPool.used + need > memoryPool.limit) return null;
-    const frees: (() => void)[] = [];
-    for (let c = first; c <= last; c++) {
-      const old = this.chunks.get(c);
-      if (!old) continue;
-      const copy = Buffer.allocUnsafeSlow(old.length);
-      old.copy(copy);
-      this.chunks.set(c, copy);
-      memoryPool.used += old.length;
-      const k = Math.floor(c / this.slabChunks);
-      const slot = c - k * this.slabChunks;
-      const slab = this.slabs.get(k);
-      // The slot keeps counting in slab.live until freed, so the slab stays while its view lives.
-      const inSlab = slab !== undefined && old.buffer === slab.buf.buffer;
-      if (inSlab) slab.retired[slot] = 1;
-      frees.push(() => {
-        memoryPool.used -= old.length;
-        if (!inSlab) return;
-        slab.retired[slot] = 0;
-        if (--slab.live === 0 && this.slabs.get(k) === slab) this.slabs.delete(k);
-      });
+    const c = Math.floor(off / this.chunkBytes);
+    const base = view.byteOffset - (off - c * this.chunkBytes);
+    let r = this.retired.get(view.buffer)?.get(base);
+    if (!r) {
+      const cur = this.chunks.get(c);
+      if (!cur || cur.buffer !== view.buffer || cur.byteOffset !== base) return () => {};
+      if (memoryPool.used + cur.length > memoryPool.limit) return null;
+      r = this.retire(c, cur);
     }
+    const retirement = r;
+    retirement.views++;
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      for (const f of frees) f();
+      if (--retirement.views === 0) retirement.free();
     };
+  }
+
+  /** Views of retired chunk memory, by ArrayBuffer and the chunk's byte offset in it. */
+  private readonly retired = new Map<ArrayBufferLike, Map<number, { views: number; free: () => void }>>();
+
+  /** Moves chunk c to a copy of `old`; `old` is kept (charged, its slab slot unused) until freed. */
+  private retire(c: number, old: Buffer): { views: number; free: () => void } {
+    const copy = Buffer.allocUnsafeSlow(old.length);
+    old.copy(copy);
+    this.chunks.set(c, copy);
+    memoryPool.used += old.length;
+    const k = Math.floor(c / this.slabChunks);
+    const slot = c - k * this.slabChunks;
+    const slab = this.slabs.get(k);
+    // The slot keeps counting in slab.live until freed, so the slab stays while the view lives.
+    const inSlab = slab !== undefined && old.buffer === slab.buf.buffer;
+    if (inSlab) slab.retired[slot] = 1;
+    let byOffset = this.retired.get(old.buffer);
+    if (!byOffset) this.retired.set(old.buffer, (byOffset = new Map()));
+    const r = {
+      views: 0,
+      free: () => {
+        byOffset.delete(old.byteOffset);
+        if (byOffset.size === 0 && this.retired.get(old.buffer) === byOffset) this.retired.delete(old.buffer);
+        memoryPool.used -= old.length;
+        if (!inSlab) return;
+        slab.retired[slot] = 0;
+        if (--slab.live === 0 && this.slabs.get(k) === slab) this.slabs.delete(k);
+      },
+    };
+    byOffset.set(old.byteOffset, r);
+    return r;
   }
 
   /** Deallocate (thin) or zero (thick). Whole chunks are freed; partial ones zeroed. O(chunks touched). */

@@ -20,11 +20,11 @@ export interface BackingStore {
    */
   read(lba: bigint, blocks: number, into?: Buffer): Buffer | Promise<Buffer>;
   /**
-   * Stores whose read() returns views: move the blocks' memory aside so that later writes do not
-   * show through a view still in use; the returned function frees the old memory when that view
-   * is done. null when it cannot (no room). See MemoryStore.detach.
+   * Stores whose read() returns views: keep `view` (what read(lba, blocks) returned) showing the
+   * blocks as they are now, while later writes go to other memory; the returned function says the
+   * view is done. null when it cannot (no room). See MemoryStore.detach.
    */
-  detach?(lba: bigint, blocks: number): (() => void) | null;
+  detach?(lba: bigint, blocks: number, view: Buffer): (() => void) | null;
   /** Write data (a whole number of blocks) at lba. `fua`: reach stable storage before completing. */
   write(lba: bigint, data: Buffer, fua?: boolean): void | Promise<void>;
   /** Make all written data durable (SYNCHRONIZE CACHE). */

@@ -123,38 +123,49 @@ describe('MemoryStore', () => {
     expect(() => s.write(10n, Buffer.alloc(512))).toThrow(RangeError);
   });
 
-  it('detach moves written chunks aside: an old view keeps its data, its slab slot is not reused until freed', () => {
+  it('detach moves a viewed chunk aside: the view keeps its data, the slab slot is not reused until every view is let go', () => {
     const s = new MemoryStore(BigInt((4 * MiB) / 512));
     s.write(0n, Buffer.alloc(2 * MiB, 0x11));
     const view = s.read(8n, 8); // a view of chunk 0, as a READ's Data-In would hold
+    const other = s.read(100n, 4); // a second READ's view of the same chunk
     const pool = memoryPool.used;
-    const free = s.detach(0n, 2 * (MiB / 512))!;
-    expect(memoryPool.used - pool).toBe(2 * MiB); // the old memory stays charged while in use
+    const free = s.detach(8n, 8, view)!;
+    expect(memoryPool.used - pool).toBe(MiB); // the old memory stays charged while in use
     s.write(8n, Buffer.alloc(4096, 0x22));
     expect(view.every((b) => b === 0x11)).toBe(true);
     expect(s.read(8n, 8).every((b) => b === 0x22)).toBe(true);
-    // Chunk 0 freed and written again must not land in the retired slot under the view.
+    // The second view's chunk has moved already: it joins the same retirement, no second copy.
+    const freeOther = s.detach(100n, 4, other)!;
+    expect(memoryPool.used - pool).toBe(MiB);
+    // Chunk 0 freed and written again must not land in the retired slot under the views.
     s.unmap(0n, MiB / 512);
     s.write(0n, Buffer.alloc(MiB, 0x33));
-    expect(view.every((b) => b === 0x11)).toBe(true);
     expect(s.read(0n, 1)[0]).toBe(0x33);
-    expect(s.allocatedBytes()).toBe(2 * MiB);
     free();
     free(); // idempotent
+    expect(memoryPool.used - pool).toBe(MiB); // `other` still uses the old memory
+    s.write(100n, Buffer.alloc(2048, 0x44));
+    expect(view.every((b) => b === 0x11) && other.every((b) => b === 0x11)).toBe(true);
+    freeOther();
     expect(memoryPool.used).toBe(pool);
-    // Unwritten chunks need nothing (their views are of the shared zero buffer).
-    expect(s.detach(BigInt((3 * MiB) / 512), 8)).not.toBeNull();
+    expect(s.allocatedBytes()).toBe(2 * MiB);
+    // A view of the zero buffer (unwritten chunk) or a copy (across chunks) needs nothing.
+    const zero = s.read(BigInt((3 * MiB) / 512), 8);
+    expect(s.detach(BigInt((3 * MiB) / 512), 8, zero)).not.toBeNull();
+    const across = s.read(BigInt(MiB / 512) - 1n, 2);
+    expect(s.detach(BigInt(MiB / 512) - 1n, 2, across)).not.toBeNull();
     expect(memoryPool.used).toBe(pool);
     s.close();
   });
 
-  it('detach copies nothing and answers null when the pool has no room for the copies', () => {
+  it('detach copies nothing and answers null when the pool has no room for the copy', () => {
     const s = new MemoryStore(BigInt((2 * MiB) / 512));
     s.write(0n, Buffer.alloc(MiB, 0x44));
+    const view = s.read(0n, 8);
     const limit = memoryPool.limit;
     memoryPool.limit = memoryPool.used; // full
     try {
-      expect(s.detach(0n, 8)).toBeNull();
+      expect(s.detach(0n, 8, view)).toBeNull();
     } finally {
       memoryPool.limit = limit;
     }
