@@ -100,8 +100,11 @@ export class TestInitiator {
     if (i >= 0) { const [w] = this.waiters.splice(i, 1); w.resolve(p); } else this.unsolicited.push(p);
   }
 
-  /** Wait for the next PDU matching `match` (checks already-received unsolicited ones first). */
-  next(match: (p: TargetPdu) => boolean, timeoutMs = 5000): Promise<TargetPdu> {
+  /**
+   * Wait for the next PDU matching `match` (checks already-received unsolicited ones first).
+   * `cancel`, if given, gets a function that ends the wait at once with null.
+   */
+  next(match: (p: TargetPdu) => boolean, timeoutMs = 5000, cancel?: { cancel?: () => void }): Promise<TargetPdu> {
     const j = this.unsolicited.findIndex(match);
     if (j >= 0) return Promise.resolve(this.unsolicited.splice(j, 1)[0]);
     if (this.closed) return Promise.resolve(null as unknown as TargetPdu);
@@ -109,7 +112,21 @@ export class TestInitiator {
       const w = { match, resolve: (p: TargetPdu) => { clearTimeout(t); resolve(p); } };
       const t = setTimeout(() => { this.waiters = this.waiters.filter((x) => x !== w); reject(new Error('timeout waiting for PDU')); }, timeoutMs);
       this.waiters.push(w);
+      if (cancel) cancel.cancel = () => { this.waiters = this.waiters.filter((x) => x !== w); w.resolve(null as unknown as TargetPdu); };
     });
+  }
+
+  /** Waits of scsi() commands by ITT, for abandon(). */
+  private readonly pending = new Map<number, { cancel?: () => void }>();
+  private readonly abandoned = new Set<number>();
+
+  /**
+   * Stop waiting for the task `itt` (after an ABORT TASK answered Function complete, the target
+   * sends nothing more for it): its scsi() call throws "task aborted".
+   */
+  abandon(itt: number): void {
+    this.abandoned.add(itt);
+    this.pending.get(itt)?.cancel?.();
   }
 
   /** Send a BHS (48 bytes) plus data, with digests if negotiated. */
@@ -178,7 +195,7 @@ export class TestInitiator {
    * Run a SCSI command. `read`: expected Data-In length; `write`: data to send (immediate data
    * up to FirstBurstLength when negotiated, the rest on R2T).
    */
-  async scsi(lun: number, cdb: Buffer | number[], o: { read?: number; write?: Buffer; edtl?: number; immediate?: boolean; attr?: number } = {}): Promise<ScsiResult> {
+  async scsi(lun: number, cdb: Buffer | number[], o: { read?: number; write?: Buffer; edtl?: number; immediate?: boolean; attr?: number; onTask?: (itt: number, cmdSN: number) => void } = {}): Promise<ScsiResult> {
     const b = this.bhs(0x01, !!o.immediate);
     const write = o.write;
     const edtl = o.edtl ?? (write ? write.length : o.read ?? 0);
@@ -198,7 +215,21 @@ export class TestInitiator {
     b.writeUInt32BE(this.expStatSN, 28);
     Buffer.from(cdb).copy(b, 32, 0, 16);
     if (imm) TestInitiator.setDsl(b, imm.length);
-    this.send(b, imm);
+    const waiting: { cancel?: () => void } = {};
+    this.pending.set(itt, waiting);
+    try {
+      this.send(b, imm);
+      o.onTask?.(itt, cmdSN);
+      return await this.scsiRest(lun, itt, edtl, write, imm, unsolicited, fb, mrdsl, waiting);
+    } finally {
+      this.pending.delete(itt);
+    }
+  }
+
+  private async scsiRest(
+    lun: number, itt: number, edtl: number, write: Buffer | undefined, imm: Buffer | undefined, unsolicited: boolean | undefined,
+    fb: number, mrdsl: number, waiting: { cancel?: () => void },
+  ): Promise<ScsiResult> {
     let sentUnsol = imm?.length ?? 0;
     if (unsolicited && write && sentUnsol < Math.min(fb, edtl)) {
       const end = Math.min(fb, edtl, write.length);
@@ -213,8 +244,9 @@ export class TestInitiator {
     let r2ts = 0;
     let dataIns = 0;
     for (;;) {
-      const p = await this.next((q) => q.itt === itt || (q.opcode === 0x3f && q.data.length >= 20 && q.data.readUInt32BE(16) === itt), 10000);
-      if (!p) throw new Error('connection closed');
+      if (this.abandoned.has(itt)) throw new Error('task aborted');
+      const p = await this.next((q) => q.itt === itt || (q.opcode === 0x3f && q.data.length >= 20 && q.data.readUInt32BE(16) === itt), 10000, waiting);
+      if (!p) throw new Error(this.abandoned.has(itt) ? 'task aborted' : 'connection closed');
       if (p.opcode === 0x31) { // R2T
         r2ts++;
         const off = p.bhs.readUInt32BE(40);

@@ -11,6 +11,8 @@
  *   apply it in one step);
  * - the shared COMPARE AND WRITE counter, incremented by every session, ends between the count
  *   of acknowledged increments and that count plus the increments whose answer was lost;
+ * - a WRITE that ABORT TASK answered "Function complete" for gets no answer, and ran whole or
+ *   not at all; one it answered "Task does not exist" for completes normally;
  * - nothing hangs (every command is answered within the test initiator's 10 s), and once every
  *   session has logged out the LU holds no range lock entries, and neither the server nor the
  *   SCSI target keeps a session or I_T nexus.
@@ -112,12 +114,13 @@ async function connect(w: Worker): Promise<void> {
 /** One command chosen at random on a range that overlaps nothing in flight. */
 async function oneOp(w: Worker): Promise<void> {
   if (w.cutting || w.ini.closed) return;
-  const kind = ['write', 'write', 'read', 'read', 'writesame', 'unmap', 'caw', 'ats'][rnd(8)];
-  const max = kind === 'write' ? 300 : kind === 'caw' ? 1 : 200;
+  const kind = ['write', 'write', 'read', 'read', 'writesame', 'unmap', 'caw', 'ats', 'abort'][rnd(9)];
+  const max = kind === 'write' || kind === 'abort' ? 300 : kind === 'caw' ? 1 : 200;
   let blocks = 1 + rnd(max);
   let lba = rnd(REGION - blocks);
   const clash = (o: Op) => lba < o.lba + o.blocks && o.lba < lba + blocks;
-  for (let tries = 0; [...w.inflight].some(clash); tries++) {
+  // Ranges of commands whose outcome is not settled yet (cut off, aborted) stay off limits too.
+  for (let tries = 0; [...w.inflight, ...w.uncertain].some(clash); tries++) {
     if (tries > 20) return;
     blocks = 1 + rnd(Math.min(max, 16));
     lba = rnd(REGION - blocks);
@@ -135,6 +138,25 @@ async function oneOp(w: Worker): Promise<void> {
         op.after = data;
         const cdb = rnd(2) ? cdb10(0x2a, abs, blocks) : cdb16(0x8a, abs, blocks);
         expect((await ini.scsi(0, cdb, { write: data })).status).toBe(0);
+        data.copy(w.model, lba * BS);
+        break;
+      }
+      case 'abort': {
+        // A WRITE (often one that takes R2Ts) and, a moment later, ABORT TASK for it. Function
+        // complete: no answer may follow and the write ran whole or not at all (settled later);
+        // Task does not exist: it completed, and its answer comes as usual.
+        const data = randomFillSync(Buffer.allocUnsafe(blocks * BS));
+        op.after = data;
+        let task: [number, number] | undefined;
+        const wp = ini.scsi(0, cdb16(0x8a, abs, blocks), { write: data, onTask: (itt, sn) => { task = [itt, sn]; } });
+        wp.catch(() => {}); // handled below
+        await new Promise((r) => setTimeout(r, rnd(3)));
+        const t = await ini.tmf(1, 0, task![0], task![1]);
+        if (t) {
+          expect([0, 1], 'ABORT TASK response').toContain(t.bhs[2]);
+          if (t.bhs[2] === 0) { ini.abandon(task![0]); w.counts.aborted = (w.counts.aborted ?? 0) + 1; }
+        }
+        expect((await wp).status).toBe(0);
         data.copy(w.model, lba * BS);
         break;
       }
@@ -194,6 +216,7 @@ async function oneOp(w: Worker): Promise<void> {
     }
     w.counts[kind] = (w.counts[kind] ?? 0) + 1;
   } catch (e) {
+    if ((e as Error).message === 'task aborted' && op.after) { w.uncertain.push(op); return; }
     if (!isClosed(e) || !w.ini.closed) throw e;
     // The connection was cut under this command: it ran whole or not at all.
     if (op.ats) w.atsUncertain++;
@@ -227,8 +250,9 @@ async function runWorker(w: Worker, until: number): Promise<void> {
       w.cutting = false;
       w.counts.reconnects = (w.counts.reconnects ?? 0) + 1;
       await connect(w);
-      await settle(w);
     }
+    await settle(w); // cut-off and aborted commands
+
   }
 }
 
@@ -266,8 +290,9 @@ async function soak(store: BackingStore, seconds: number): Promise<void> {
 
   // Every kind of command ran, and connections were cut under commands in flight.
   const total = (k: string) => workers.reduce((n, w) => n + (w.counts[k] ?? 0), 0);
-  for (const k of ['write', 'read', 'writesame', 'unmap', 'caw', 'ats', 'reconnects']) expect(total(k), k).toBeGreaterThan(0);
-  console.log(`soak ${store.kind} ${seconds} s: ${['write', 'read', 'writesame', 'unmap', 'caw', 'ats', 'reconnects', 'cutOff'].map((k) => `${k} ${total(k)}`).join(', ')}; counter ${counter} (acked ${acked}, answers lost ${lost})`);
+  for (const k of ['write', 'read', 'writesame', 'unmap', 'caw', 'ats', 'abort', 'aborted', 'reconnects']) expect(total(k), k).toBeGreaterThan(0);
+  const label: Record<string, string> = { abort: 'abort after completion', aborted: 'aborted' };
+  console.log(`soak ${store.kind} ${seconds} s: ${['write', 'read', 'writesame', 'unmap', 'caw', 'ats', 'abort', 'aborted', 'reconnects', 'cutOff'].map((k) => `${label[k] ?? k} ${total(k)}`).join(', ')}; counter ${counter} (acked ${acked}, answers lost ${lost})`);
 
   for (const w of workers) await w.ini.logout();
   for (let k = 0; k < 50 && h.server.sessions.size > 0; k++) await new Promise((r) => setTimeout(r, 20));
