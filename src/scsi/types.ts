@@ -93,8 +93,9 @@ export interface ScsiResponse {
    */
   dataOutLength?: number;
   /**
-   * Set when the request asked for `holdData` and `data` is a view of the store: the caller
-   * calls it exactly once, when the data has been handed to the kernel or dropped.
+   * Set when the request asked for `holdData` and a memory store answered the READ (`data` may
+   * be a view of it): the caller calls it once the data has been handed to the kernel or
+   * dropped (further calls do nothing).
    */
   release?: () => void;
 }

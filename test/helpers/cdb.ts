@@ -30,3 +30,27 @@ export function cdb16(op: number, lba: bigint | number, blocks: number, byte1 = 
 export function cdb6(op: number, lba: number, blocks: number): Buffer {
   return Buffer.from([op, (lba >> 16) & 0x1f, (lba >> 8) & 0xff, lba & 0xff, blocks & 0xff, 0]);
 }
+
+/** COMPARE AND WRITE (SBC-4 §5.3): NUMBER OF LOGICAL BLOCKS in byte 13; the Data-Out is verify then write data. */
+export function caw16(lba: bigint | number, blocks: number, byte1 = 0): Buffer {
+  const c = cdb16(0x89, lba, 0, byte1);
+  c[13] = blocks;
+  return c;
+}
+
+/** UNMAP (SBC-4 §5.32): PARAMETER LIST LENGTH in bytes 7-8. */
+export function unmapCdb(parameterListLength: number): Buffer {
+  const c = Buffer.alloc(10);
+  c[0] = 0x42;
+  c.writeUInt16BE(parameterListLength, 7);
+  return c;
+}
+
+/** UNMAP parameter list: 8-byte header, then one 16-byte block descriptor (LBA, NUMBER OF LOGICAL BLOCKS) per range. */
+export function unmapParameterList(ranges: Array<[bigint | number, number]>): Buffer {
+  const p = Buffer.alloc(8 + 16 * ranges.length);
+  p.writeUInt16BE(p.length - 2, 0);
+  p.writeUInt16BE(16 * ranges.length, 2);
+  ranges.forEach(([lba, n], i) => { p.writeBigUInt64BE(BigInt(lba), 8 + 16 * i); p.writeUInt32BE(n, 16 + 16 * i); });
+  return p;
+}

@@ -15,7 +15,7 @@ import { FileStore } from '../../src/store/file.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import type { BackingStore } from '../../src/store/store.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
-import { cdb16 } from '../helpers/cdb.ts';
+import { caw16, cdb16 } from '../helpers/cdb.ts';
 import { perTestRig, startTarget, TARGET } from './harness.ts';
 
 const BS = 512;
@@ -24,7 +24,6 @@ const COUNTER = 100;
 /** Each session owns one neighbour on each side band: COUNTER-8..-1 and COUNTER+1..+8. */
 const neighbours = (s: number) => [COUNTER - 1 - s, COUNTER + 1 + s];
 
-const caw = (lba: number) => { const c = Buffer.alloc(16); c[0] = 0x89; c.writeBigUInt64BE(BigInt(lba), 2); c[13] = 1; return c; };
 const counterBlock = (v: number) => { const b = Buffer.alloc(BS); b.writeBigUInt64BE(BigInt(v)); b.write('arraysim-ats', 16); return b; };
 const stamp = (s: number, i: number) => { const b = Buffer.alloc(BS, 0x5a); b.writeUInt32BE(s, 0); b.writeUInt32BE(i, 4); return b; };
 
@@ -58,7 +57,7 @@ async function run(store: BackingStore, perSession: number): Promise<{ misses: n
         expect((await ini.scsi(0, cdb16(0x8a, nb, 1), { write: data })).status).toBe(0);
         last.set(nb, data);
         const next = counterBlock(Number(cur.readBigUInt64BE(0)) + 1);
-        const c = await ini.scsi(0, caw(COUNTER), { write: Buffer.concat([cur, next]) });
+        const c = await ini.scsi(0, caw16(COUNTER, 1), { write: Buffer.concat([cur, next]) });
         if (c.status === 0) break;
         // CHECK CONDITION, MISCOMPARE / MISCOMPARE DURING VERIFY OPERATION: someone got there first.
         expect(c.status).toBe(0x02);

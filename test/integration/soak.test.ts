@@ -33,7 +33,7 @@ import type { BackingStore } from '../../src/store/store.ts';
 import { rangeLockOf } from '../../src/scsi/range-lock.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 import type { ScsiResult } from '../helpers/initiator.ts';
-import { cdb10, cdb16 } from '../helpers/cdb.ts';
+import { caw16, cdb10, cdb16, unmapCdb, unmapParameterList } from '../helpers/cdb.ts';
 import { perTestRig, startTarget, TARGET } from './harness.ts';
 
 const SECONDS = Number(process.env.ARRAYSIM_SOAK_SECONDS ?? 12);
@@ -76,23 +76,6 @@ interface Worker {
 const rnd = (n: number): number => Math.floor(Math.random() * n);
 const isClosed = (e: unknown): boolean => /connection closed/.test((e as Error).message);
 const senseKeyAsc = (r: ScsiResult): [number, number] => [r.sense![2] & 0x0f, r.sense![12]];
-
-function caw(lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(16);
-  c[0] = 0x89;
-  c.writeBigUInt64BE(BigInt(lba), 2);
-  c[13] = blocks;
-  return c;
-}
-
-function unmapParams(lba: number, blocks: number): Buffer {
-  const p = Buffer.alloc(24);
-  p.writeUInt16BE(22, 0);
-  p.writeUInt16BE(16, 2);
-  p.writeBigUInt64BE(BigInt(lba), 8);
-  p.writeUInt32BE(blocks, 16);
-  return p;
-}
 
 async function connect(w: Worker): Promise<void> {
   const ini = await TestInitiator.connect(w.port);
@@ -178,11 +161,8 @@ async function oneOp(w: Worker): Promise<void> {
       case 'unmap': {
         // Thin memory LU: LBPRZ=1, unmapped blocks read as zeros.
         op.after = Buffer.alloc(blocks * BS);
-        const p = unmapParams(abs, blocks);
-        const c = Buffer.alloc(10);
-        c[0] = 0x42;
-        c.writeUInt16BE(p.length, 7);
-        expect((await ini.scsi(0, c, { write: p })).status).toBe(0);
+        const p = unmapParameterList([[abs, blocks]]);
+        expect((await ini.scsi(0, unmapCdb(p.length), { write: p })).status).toBe(0);
         op.after.copy(w.model, lba * BS);
         break;
       }
@@ -193,7 +173,7 @@ async function oneOp(w: Worker): Promise<void> {
         if (wrong) verify[rnd(BS)] ^= 0xff;
         const data = randomFillSync(Buffer.allocUnsafe(BS));
         op.after = wrong ? op.before : data;
-        const r = await ini.scsi(0, caw(abs, 1), { write: Buffer.concat([verify, data]) });
+        const r = await ini.scsi(0, caw16(abs, 1), { write: Buffer.concat([verify, data]) });
         if (wrong) {
           expect(r.status).toBe(2);
           expect(senseKeyAsc(r)).toEqual([0x0e, 0x1d]);
@@ -208,7 +188,7 @@ async function oneOp(w: Worker): Promise<void> {
         expect(cur.status).toBe(0);
         const next = Buffer.alloc(BS);
         next.writeBigUInt64BE(cur.data.readBigUInt64BE(0) + 1n);
-        const r = await ini.scsi(0, caw(COUNTER, 1), { write: Buffer.concat([cur.data, next]) });
+        const r = await ini.scsi(0, caw16(COUNTER, 1), { write: Buffer.concat([cur.data, next]) });
         if (r.status === 0) w.atsAcked++;
         else expect(senseKeyAsc(r)).toEqual([0x0e, 0x1d]);
         break;

@@ -13,11 +13,9 @@ import {
   setupLun, submit,
 } from './sbc-fixture.ts';
 import type { Lun } from './sbc-fixture.ts';
+import { caw16 } from '../helpers/cdb.ts';
 
 const BS = 512;
-const caw = (lba: number | bigint, n: number, byte1 = 0) => {
-  const c = Buffer.alloc(16); c[0] = 0x89; c[1] = byte1; c.writeBigUInt64BE(BigInt(lba), 2); c[13] = n; return c;
-};
 const read = async (l: Lun, lba: number, n = 1) => (await submit(l, cdb10(0x28, lba, n))).data!;
 
 async function withFileLun<T>(body: (l: Lun) => Promise<T>): Promise<T> {
@@ -45,7 +43,7 @@ describe('COMPARE AND WRITE', () => {
     const l = setupLun();
     const old = pattern(BS, 1), neu = pattern(BS, 2);
     await submit(l, cdb10(0x2a, 7, 1), { dataOut: old });
-    const r = await submit(l, caw(7, 1), { dataOut: Buffer.concat([old, neu]) });
+    const r = await submit(l, caw16(7, 1), { dataOut: Buffer.concat([old, neu]) });
     expectGood(r);
     expect(r.dataOutLength).toBe(2 * BS);
     expect((await read(l, 7)).equals(neu)).toBe(true);
@@ -58,7 +56,7 @@ describe('COMPARE AND WRITE', () => {
     const old = pattern(max * BS, 3), neu = pattern(max * BS, 4);
     const lba = 4096 - max;
     await submit(l, cdb10(0x2a, lba, max), { dataOut: old });
-    expectGood(await submit(l, caw(lba, max, 0x18), { dataOut: Buffer.concat([old, neu]) }));
+    expectGood(await submit(l, caw16(lba, max, 0x18), { dataOut: Buffer.concat([old, neu]) }));
     expect((await read(l, lba, max)).equals(neu)).toBe(true);
   });
 
@@ -69,7 +67,7 @@ describe('COMPARE AND WRITE', () => {
     for (const at of [0, 1, BS - 1, BS, BS + 100, 2 * BS - 27]) {
       const verify = Buffer.from(old);
       verify[at] ^= 0xff;
-      const r = await submit(l, caw(7, 2), { dataOut: Buffer.concat([verify, pattern(2 * BS, 9)]) });
+      const r = await submit(l, caw16(7, 2), { dataOut: Buffer.concat([verify, pattern(2 * BS, 9)]) });
       expect(senseOf(r)).toEqual([MISCOMPARE, 0x1d, 0x00]);
       expect(r.sense![0] & 0x80).toBe(0x80); // VALID
       expect(senseInformation(r)).toBe(at);
@@ -82,7 +80,7 @@ describe('COMPARE AND WRITE', () => {
     l.lu.settings.dSense = true;
     const verify = Buffer.alloc(BS);
     verify[300] = 1;
-    const r = await submit(l, caw(0, 1), { dataOut: Buffer.concat([verify, Buffer.alloc(BS, 1)]) });
+    const r = await submit(l, caw16(0, 1), { dataOut: Buffer.concat([verify, Buffer.alloc(BS, 1)]) });
     expect(senseOf(r)).toEqual([MISCOMPARE, 0x1d, 0x00]);
     const s = r.sense!;
     expect([s[8], s[10] & 0x80]).toEqual([0x00, 0x80]); // information descriptor, VALID
@@ -91,9 +89,9 @@ describe('COMPARE AND WRITE', () => {
 
   it('NUMBER OF LOGICAL BLOCKS 0 transfers and changes nothing; with Data-Out it is INVALID FIELD IN CDB', async () => {
     const l = setupLun();
-    expectGood(await submit(l, caw(0, 0), { edtl: 0 }));
+    expectGood(await submit(l, caw16(0, 0), { edtl: 0 }));
     // libiscsi asks for 256 blocks, which wraps the one-byte field to 0: must not succeed.
-    const r = await submit(l, caw(0, 0), { dataOut: Buffer.alloc(2 * 256 * BS) });
+    const r = await submit(l, caw16(0, 0), { dataOut: Buffer.alloc(2 * 256 * BS) });
     expect(senseOf(r)).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);
     expect(fieldPointer(r)).toEqual({ inCdb: true, byte: 13, bit: undefined });
   });
@@ -101,7 +99,7 @@ describe('COMPARE AND WRITE', () => {
   it('rejects a Data-Out other than 2 × NUMBER OF LOGICAL BLOCKS blocks (too small, too large)', async () => {
     const l = setupLun();
     for (const [n, bytes] of [[1, 4 * BS], [3, 4 * BS], [1, BS], [2, 2 * BS + 1]] as const) {
-      expect(senseOf(await submit(l, caw(0, n), { dataOut: Buffer.alloc(bytes) }))).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);
+      expect(senseOf(await submit(l, caw16(0, n), { dataOut: Buffer.alloc(bytes) }))).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);
     }
     expect((await read(l, 0, 4)).every((b) => b === 0)).toBe(true);
   });
@@ -109,25 +107,25 @@ describe('COMPARE AND WRITE', () => {
   it('rejects WRPROTECT, reserved bytes and LBAs past the end', async () => {
     const l = setupLun({ blocks: 1024 });
     const two = Buffer.alloc(2 * BS);
-    expect(senseOf(await submit(l, caw(0, 1, 0x20), { dataOut: two }))).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);
-    const c = caw(0, 1); c[11] = 1;
+    expect(senseOf(await submit(l, caw16(0, 1, 0x20), { dataOut: two }))).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);
+    const c = caw16(0, 1); c[11] = 1;
     expect(senseOf(await submit(l, c, { dataOut: two }))).toEqual([ILLEGAL_REQUEST, 0x24, 0x00]);
-    expect(senseOf(await submit(l, caw(1024, 1), { dataOut: two }))).toEqual([ILLEGAL_REQUEST, 0x21, 0x00]);
-    expect(senseOf(await submit(l, caw(1023, 2), { dataOut: Buffer.alloc(4 * BS) }))).toEqual([ILLEGAL_REQUEST, 0x21, 0x00]);
+    expect(senseOf(await submit(l, caw16(1024, 1), { dataOut: two }))).toEqual([ILLEGAL_REQUEST, 0x21, 0x00]);
+    expect(senseOf(await submit(l, caw16(1023, 2), { dataOut: Buffer.alloc(4 * BS) }))).toEqual([ILLEGAL_REQUEST, 0x21, 0x00]);
   });
 
   it('is DATA PROTECT on a write-protected LU, whatever the Data-Out size', async () => {
     const l = setupLun({ readonly: true });
-    expect(senseOf(await submit(l, caw(0, 1), { dataOut: Buffer.alloc(2 * BS) }))).toEqual([DATA_PROTECT, 0x27, 0x00]);
-    expect(senseOf(await submit(l, caw(0, 1), { dataOut: Buffer.alloc(BS) }))).toEqual([DATA_PROTECT, 0x27, 0x00]);
+    expect(senseOf(await submit(l, caw16(0, 1), { dataOut: Buffer.alloc(2 * BS) }))).toEqual([DATA_PROTECT, 0x27, 0x00]);
+    expect(senseOf(await submit(l, caw16(0, 1), { dataOut: Buffer.alloc(BS) }))).toEqual([DATA_PROTECT, 0x27, 0x00]);
   });
 
   it('works the same on the file store, FUA included', async () => {
     await withFileLun(async (l) => {
       const old = pattern(2 * BS, 5), neu = pattern(2 * BS, 6);
       await submit(l, cdb10(0x2a, 3, 2), { dataOut: old });
-      expect(senseOf(await submit(l, caw(3, 2), { dataOut: Buffer.concat([neu, old]) }))).toEqual([MISCOMPARE, 0x1d, 0x00]);
-      expectGood(await submit(l, caw(3, 2, 0x08), { dataOut: Buffer.concat([old, neu]) }));
+      expect(senseOf(await submit(l, caw16(3, 2), { dataOut: Buffer.concat([neu, old]) }))).toEqual([MISCOMPARE, 0x1d, 0x00]);
+      expectGood(await submit(l, caw16(3, 2, 0x08), { dataOut: Buffer.concat([old, neu]) }));
       expect((await read(l, 3, 2)).equals(neu)).toBe(true);
     });
   });
@@ -155,7 +153,7 @@ async function incrementRace(l: Lun, workers: number, perWorker: number): Promis
         const next = block(Number(cur.readBigUInt64BE(0)) + 1);
         // A plain write to this worker's own neighbour block, between the read and the ATS.
         expectGood(await submit(l, cdb10(0x2a, COUNTER + 1 + w, 1), { dataOut: neighbour(w, i), nexus }));
-        const r: ScsiResponse = await submit(l, caw(COUNTER, 1), { dataOut: Buffer.concat([cur, next]), nexus });
+        const r: ScsiResponse = await submit(l, caw16(COUNTER, 1), { dataOut: Buffer.concat([cur, next]), nexus });
         if (r.status === ScsiStatus.Good) break;
         expect(senseOf(r)).toEqual([MISCOMPARE, 0x1d, 0x00]);
         retries++;
@@ -182,7 +180,7 @@ describe('COMPARE AND WRITE atomicity (several nexuses, one block)', () => {
       const a = Buffer.alloc(BS, 0xaa), b = Buffer.alloc(BS, 0xbb);
       await submit(l, cdb10(0x2a, 0, 1), { dataOut: a });
       const results = await Promise.all(Array.from({ length: 40 }, (_, i) =>
-        submit(l, caw(0, 1), { dataOut: i % 2 ? Buffer.concat([b, a]) : Buffer.concat([a, b]) })));
+        submit(l, caw16(0, 1), { dataOut: i % 2 ? Buffer.concat([b, a]) : Buffer.concat([a, b]) })));
       expect(results.filter((r) => r.status === ScsiStatus.Good).length).toBeGreaterThan(0);
       for (const r of results) if (r.status !== ScsiStatus.Good) expect(senseOf(r)).toEqual([MISCOMPARE, 0x1d, 0x00]);
       const final = await read(l, 0);

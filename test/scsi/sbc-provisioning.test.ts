@@ -2,19 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import { blockLimits } from '../../src/scsi/sbc.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
+import { unmapCdb, unmapParameterList } from '../helpers/cdb.ts';
 import { cdb10, cdb16, DATA_PROTECT, expectGood, ILLEGAL_REQUEST, pattern, senseOf, setupLun, submit } from './sbc-fixture.ts';
 import type { Lun } from './sbc-fixture.ts';
 
 const BS = 512;
 
-function unmapList(descs: Array<[number | bigint, number]>): Buffer {
-  const p = Buffer.alloc(8 + 16 * descs.length);
-  p.writeUInt16BE(p.length - 2, 0);
-  p.writeUInt16BE(16 * descs.length, 2);
-  descs.forEach(([lba, n], i) => { p.writeBigUInt64BE(BigInt(lba), 8 + 16 * i); p.writeUInt32BE(n, 16 + 16 * i); });
-  return p;
-}
-const unmapCdb = (len: number) => { const c = Buffer.alloc(10); c[0] = 0x42; c.writeUInt16BE(len, 7); return c; };
 const gls = (lba: number | bigint, alloc = 1024) => { const c = cdb16(0x9e, lba, alloc); c[1] = 0x12; return c; };
 
 async function lbaStatus(l: Lun, lba: number | bigint) {
@@ -60,7 +53,7 @@ describe('UNMAP', () => {
   it('deallocates several descriptors; the blocks read back as zero', async () => {
     const l = setupLun({ blocks: 8192 });
     await submit(l, cdb10(0x2a, 0, 4096), { dataOut: Buffer.alloc(4096 * BS, 0x41) });
-    const p = unmapList([[0, 2048], [3000, 10]]);
+    const p = unmapParameterList([[0, 2048], [3000, 10]]);
     expectGood(await submit(l, unmapCdb(p.length), { dataOut: p }));
     expect((await submit(l, cdb10(0x28, 0, 1))).data!.every((b) => b === 0)).toBe(true);
     expect((await submit(l, cdb10(0x28, 3005, 1))).data!.every((b) => b === 0)).toBe(true);
@@ -77,7 +70,7 @@ describe('UNMAP', () => {
   it('a descriptor past the end is LBA OUT OF RANGE and nothing is unmapped', async () => {
     const l = setupLun({ blocks: 1024 });
     await submit(l, cdb10(0x2a, 0, 1), { dataOut: Buffer.alloc(BS, 5) });
-    const p = unmapList([[0, 1], [1000, 100]]);
+    const p = unmapParameterList([[0, 1], [1000, 100]]);
     expect(senseOf(await submit(l, unmapCdb(p.length), { dataOut: p }))).toEqual([ILLEGAL_REQUEST, 0x21, 0x00]);
     expect((await submit(l, cdb10(0x28, 0, 1))).data!.every((b) => b === 5)).toBe(true);
   });
@@ -85,14 +78,14 @@ describe('UNMAP', () => {
   it('too many descriptors or blocks is INVALID FIELD IN PARAMETER LIST', async () => {
     const lim = blockLimits({ blockSize: BS });
     const l = setupLun({ blocks: lim.maxUnmapLbaCount * 2 });
-    const many = unmapList(Array.from({ length: lim.maxUnmapBlockDescriptorCount + 1 }, (_, i) => [i, 1] as [number, number]));
+    const many = unmapParameterList(Array.from({ length: lim.maxUnmapBlockDescriptorCount + 1 }, (_, i) => [i, 1] as [number, number]));
     expect(senseOf(await submit(l, unmapCdb(many.length), { dataOut: many }))).toEqual([ILLEGAL_REQUEST, 0x26, 0x00]);
-    const big = unmapList([[0, lim.maxUnmapLbaCount + 1]]);
+    const big = unmapParameterList([[0, lim.maxUnmapLbaCount + 1]]);
     expect(senseOf(await submit(l, unmapCdb(big.length), { dataOut: big }))).toEqual([ILLEGAL_REQUEST, 0x26, 0x00]);
   });
 
   it('is an unsupported opcode on a thick LU, and WRITE PROTECTED on a readonly one', async () => {
-    const p = unmapList([[0, 1]]);
+    const p = unmapParameterList([[0, 1]]);
     expect(senseOf(await submit(setupLun({ thick: true, blocks: 64 }), unmapCdb(p.length), { dataOut: p }))).toEqual([ILLEGAL_REQUEST, 0x20, 0x00]);
     expect(senseOf(await submit(setupLun({ readonly: true }), unmapCdb(p.length), { dataOut: p }))).toEqual([DATA_PROTECT, 0x27, 0x00]);
   });

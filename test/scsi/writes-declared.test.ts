@@ -19,7 +19,7 @@ import { ScsiTarget } from '../../src/scsi/target.ts';
 import { ScsiStatus, TaskAttribute } from '../../src/scsi/types.ts';
 import type { Extent, Nexus, ScsiRequest, ScsiResponse } from '../../src/scsi/types.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
-import { cdb6, cdb10, cdb12, cdb16 } from '../helpers/cdb.ts';
+import { caw16, cdb6, cdb10, cdb12, cdb16, unmapCdb, unmapParameterList } from '../helpers/cdb.ts';
 import { makeNexus } from './sbc-fixture.ts';
 import { xcopyCdb, xcopyList } from './xcopy-params.ts';
 
@@ -75,14 +75,6 @@ function writeSame16(lba: number, blocks: number, unmap: boolean): Buffer {
   return cdb16(0x93, lba, blocks, unmap ? 0x08 : 0);
 }
 
-function unmapList(ranges: [number, number][]): Buffer {
-  const p = Buffer.alloc(8 + 16 * ranges.length);
-  p.writeUInt16BE(6 + 16 * ranges.length, 0);
-  p.writeUInt16BE(16 * ranges.length, 2);
-  ranges.forEach(([lba, n], i) => { p.writeBigUInt64BE(BigInt(lba), 8 + 16 * i); p.writeUInt32BE(n, 16 + 16 * i); });
-  return p;
-}
-
 const sanitizeCdb = (sa: number, paramLen = 0): Buffer => { const c = Buffer.alloc(10); c[0] = 0x48; c[1] = sa; c.writeUInt16BE(paramLen, 7); return c; };
 
 /** One case per command of the table that declares writes: [opcode, service action, name, make]. */
@@ -112,20 +104,15 @@ const CASES: Case[] = [
       const n = 1 + rnd(8);
       const lba = rnd(BLOCKS - n);
       const current = Buffer.from(r.lus[0].store.read(BigInt(lba), n) as Buffer);
-      const c = cdb16(0x89, lba, 0);
-      c[13] = n;
-      return { cdb: c, dataOut: Buffer.concat([current, data(n)]) };
+      return { cdb: caw16(lba, n), dataOut: Buffer.concat([current, data(n)]) };
     },
   },
   { op: 0x41, name: 'WRITE SAME(10)', make: () => { const n = 1 + rnd(300); return { cdb: cdb10(0x41, rnd(BLOCKS - n), n), dataOut: data(1) }; } },
   { op: 0x93, name: 'WRITE SAME(16)', make: () => { const n = 1 + rnd(300); return { cdb: writeSame16(rnd(BLOCKS - n), n, rnd(2) === 0), dataOut: rnd(2) ? data(1) : Buffer.alloc(BS) }; } },
   {
     op: 0x42, name: 'UNMAP', make: () => {
-      const p = unmapList([[rnd(BLOCKS / 2 - 200), 1 + rnd(200)], [BLOCKS / 2 + rnd(BLOCKS / 2 - 200), 1 + rnd(200)]]);
-      const c = Buffer.alloc(10);
-      c[0] = 0x42;
-      c.writeUInt16BE(p.length, 7);
-      return { cdb: c, dataOut: p };
+      const p = unmapParameterList([[rnd(BLOCKS / 2 - 200), 1 + rnd(200)], [BLOCKS / 2 + rnd(BLOCKS / 2 - 200), 1 + rnd(200)]]);
+      return { cdb: unmapCdb(p.length), dataOut: p };
     },
   },
   { op: 0x04, name: 'FORMAT UNIT', make: () => ({ cdb: Buffer.from([0x04, 0, 0, 0, 0, 0]), dataOut: null }) },

@@ -16,7 +16,7 @@
  * made on it.
  */
 import type { TestInitiator } from '../../test/helpers/initiator.ts';
-import { cdb16 } from '../../test/helpers/cdb.ts';
+import { caw16, cdb16 } from '../../test/helpers/cdb.ts';
 import { check, cpuSeconds, numOpt, senseOf, session, startTarget, waitPort } from './target.ts';
 
 const PORT = numOpt('port', 3472);
@@ -30,12 +30,6 @@ function counterBlock(n: bigint): Buffer {
   const b = Buffer.alloc(BS, 0xa5);
   b.writeBigUInt64BE(n, 0);
   return b;
-}
-
-function compareAndWrite(lba: number): Buffer {
-  const c = cdb16(0x89, lba, 0);
-  c[13] = 1; // NUMBER OF LOGICAL BLOCKS
-  return c;
 }
 
 function write10(lba: number): Buffer {
@@ -60,7 +54,7 @@ async function atsLoop(ini: TestInitiator, lba: number, deadline: number): Promi
   const t: Tally = { ok: 0, miscompares: 0, commands: 0 };
   let known = await readCounter(ini, lba);
   while (performance.now() < deadline) {
-    const r = await ini.scsi(0, compareAndWrite(lba), { write: Buffer.concat([counterBlock(known), counterBlock(known + 1n)]) });
+    const r = await ini.scsi(0, caw16(lba, 1), { write: Buffer.concat([counterBlock(known), counterBlock(known + 1n)]) });
     t.commands++;
     if (r.status === 0) {
       t.ok++;
