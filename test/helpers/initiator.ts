@@ -220,58 +220,51 @@ export class TestInitiator {
     try {
       this.send(b, imm);
       o.onTask?.(itt, cmdSN);
-      return await this.scsiRest(lun, itt, edtl, write, imm, unsolicited, fb, mrdsl, waiting);
+      let sentUnsol = imm?.length ?? 0;
+      if (unsolicited && write && sentUnsol < Math.min(fb, edtl)) {
+        const end = Math.min(fb, edtl, write.length);
+        let dataSN = 0;
+        while (sentUnsol < end) {
+          const n = Math.min(mrdsl, end - sentUnsol);
+          this.sendDataOut(itt, 0xffffffff, lun, dataSN++, sentUnsol, write.subarray(sentUnsol, sentUnsol + n), sentUnsol + n >= end);
+          sentUnsol += n;
+        }
+      }
+      const chunks: Buffer[] = [];
+      let r2ts = 0;
+      let dataIns = 0;
+      for (;;) {
+        if (this.abandoned.has(itt)) throw new Error('task aborted');
+        const p = await this.next((q) => q.itt === itt || (q.opcode === 0x3f && q.data.length >= 20 && q.data.readUInt32BE(16) === itt), 10000, waiting);
+        if (!p) throw new Error(this.abandoned.has(itt) ? 'task aborted' : 'connection closed');
+        if (p.opcode === 0x31) { // R2T
+          r2ts++;
+          const off = p.bhs.readUInt32BE(40);
+          const len = p.bhs.readUInt32BE(44);
+          let sent = 0;
+          let dataSN = 0;
+          while (sent < len) {
+            const n = Math.min(mrdsl, len - sent);
+            this.sendDataOut(itt, p.ttt, lun, dataSN++, off + sent, write!.subarray(off + sent, off + sent + n), sent + n >= len);
+            sent += n;
+          }
+        } else if (p.opcode === 0x25) { // Data-In
+          dataIns++;
+          chunks.push(p.data);
+          if (p.flags & 0x01) {
+            this.expStatSN = (p.statSN + 1) >>> 0;
+            return { status: p.bhs[3], response: 0, data: Buffer.concat(chunks), sense: null, residual: p.bhs.readUInt32BE(44), underflow: !!(p.flags & 0x02), overflow: !!(p.flags & 0x04), r2ts, dataIns };
+          }
+        } else if (p.opcode === 0x21) { // SCSI Response
+          this.expStatSN = (p.statSN + 1) >>> 0;
+          const sense = p.data.length >= 2 ? p.data.subarray(2, 2 + p.data.readUInt16BE(0)) : null;
+          return { status: p.bhs[3], response: p.bhs[2], data: Buffer.concat(chunks), sense, residual: p.bhs.readUInt32BE(44), underflow: !!(p.flags & 0x02), overflow: !!(p.flags & 0x04), r2ts, dataIns };
+        } else if (p.opcode === 0x3f) {
+          throw Object.assign(new Error(`rejected: reason ${p.bhs[2]}`), { reject: p.bhs[2] });
+        }
+      }
     } finally {
       this.pending.delete(itt);
-    }
-  }
-
-  private async scsiRest(
-    lun: number, itt: number, edtl: number, write: Buffer | undefined, imm: Buffer | undefined, unsolicited: boolean | undefined,
-    fb: number, mrdsl: number, waiting: { cancel?: () => void },
-  ): Promise<ScsiResult> {
-    let sentUnsol = imm?.length ?? 0;
-    if (unsolicited && write && sentUnsol < Math.min(fb, edtl)) {
-      const end = Math.min(fb, edtl, write.length);
-      let dataSN = 0;
-      while (sentUnsol < end) {
-        const n = Math.min(mrdsl, end - sentUnsol);
-        this.sendDataOut(itt, 0xffffffff, lun, dataSN++, sentUnsol, write.subarray(sentUnsol, sentUnsol + n), sentUnsol + n >= end);
-        sentUnsol += n;
-      }
-    }
-    const chunks: Buffer[] = [];
-    let r2ts = 0;
-    let dataIns = 0;
-    for (;;) {
-      if (this.abandoned.has(itt)) throw new Error('task aborted');
-      const p = await this.next((q) => q.itt === itt || (q.opcode === 0x3f && q.data.length >= 20 && q.data.readUInt32BE(16) === itt), 10000, waiting);
-      if (!p) throw new Error(this.abandoned.has(itt) ? 'task aborted' : 'connection closed');
-      if (p.opcode === 0x31) { // R2T
-        r2ts++;
-        const off = p.bhs.readUInt32BE(40);
-        const len = p.bhs.readUInt32BE(44);
-        let sent = 0;
-        let dataSN = 0;
-        while (sent < len) {
-          const n = Math.min(mrdsl, len - sent);
-          this.sendDataOut(itt, p.ttt, lun, dataSN++, off + sent, write!.subarray(off + sent, off + sent + n), sent + n >= len);
-          sent += n;
-        }
-      } else if (p.opcode === 0x25) { // Data-In
-        dataIns++;
-        chunks.push(p.data);
-        if (p.flags & 0x01) {
-          this.expStatSN = (p.statSN + 1) >>> 0;
-          return { status: p.bhs[3], response: 0, data: Buffer.concat(chunks), sense: null, residual: p.bhs.readUInt32BE(44), underflow: !!(p.flags & 0x02), overflow: !!(p.flags & 0x04), r2ts, dataIns };
-        }
-      } else if (p.opcode === 0x21) { // SCSI Response
-        this.expStatSN = (p.statSN + 1) >>> 0;
-        const sense = p.data.length >= 2 ? p.data.subarray(2, 2 + p.data.readUInt16BE(0)) : null;
-        return { status: p.bhs[3], response: p.bhs[2], data: Buffer.concat(chunks), sense, residual: p.bhs.readUInt32BE(44), underflow: !!(p.flags & 0x02), overflow: !!(p.flags & 0x04), r2ts, dataIns };
-      } else if (p.opcode === 0x3f) {
-        throw Object.assign(new Error(`rejected: reason ${p.bhs[2]}`), { reject: p.bhs[2] });
-      }
     }
   }
 
