@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as `npm test` and .ci/run call it. On a fresh Debian machine with
 # Node 20 it installs what it needs (system packages via apt when run as root, npm packages
-# via npm ci), then runs: typecheck, unit + integration tests (vitest), libiscsi conformance
+# via npm ci), then runs: the dist/ build, typecheck, unit + integration tests (vitest), libiscsi conformance
 # (three LUN configurations), and the real Linux kernel initiator in a QEMU guest.
 # Env: ARRAYSIM_SKIP_VM=1 / ARRAYSIM_SKIP_CONFORMANCE=1 to leave a stage out (local use only).
 set -uo pipefail
@@ -37,6 +37,10 @@ stage() { # name, command...
   if "$@"; then passed=$((passed + 1)); echo "stage $name: PASS"; else failed=$((failed + 1)); echo "stage $name: FAIL"; fi
 }
 
+# bin/arraysim.js runs dist/, and the vitest, conformance and VM stages all start it: build dist/
+# first when a source is newer than it (npm ci builds it through `prepare`, but a checkout with
+# node_modules skips npm ci). On a stale dist/ the bin refuses to start rather than run old code.
+stage build node tools/build.mjs --if-stale
 stage typecheck npx tsc --noEmit
 stage vitest npx vitest run --reporter=default --reporter=json --outputFile="$results/vitest.json"
 [[ ${ARRAYSIM_SKIP_CONFORMANCE:-0} == 1 ]] || stage conformance bash tools/conformance/run.sh
