@@ -64,7 +64,7 @@ export function specOptions(section: string): string[] {
 /** The README names that `help` lacks. */
 export function missingFromHelp(help: string, names: string[]): string[] {
   // A name stands alone (`--target` is not found in `--target-port`); `physical=` is followed by its value.
-  const re = (n: string) => new RegExp(`(^|[\\s,(])${n.replace(/[-=]/g, '\\$&')}${n.endsWith('=') ? '' : '($|[\\s,)=|\\]])'}`, 'm');
+  const re = (n: string) => new RegExp(`(^|[\\s,(])${n.replace(/[-=]/g, '\\$&')}${n.endsWith('=') ? '' : '($|[\\s,)=|:\\]])'}`, 'm');
   return names.filter((n) => !re(n).test(help));
 }
 
