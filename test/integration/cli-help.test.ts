@@ -1,8 +1,9 @@
 /**
- * Every verb's `--help` names every option the README's "Command line" section documents: the
- * `--flags` on the verb's usage line, and for `serve` every LUN SPEC option of the `SPEC` bullet.
- * The verbs are read from the README (each `npx arraysim VERB ...` usage line), so a verb added
- * there is checked without touching this file. Runs the built bin, as a user would.
+ * Every verb's `--help` names every option the README documents: every `--flag` of an
+ * `npx arraysim VERB ...` line in the README's code blocks (the "Command line" synopsis and the
+ * examples), and for `serve` every LUN SPEC option of the "Command line" `SPEC` bullet. The verbs
+ * are read from the README, so a verb documented there is checked without touching this file.
+ * Runs the built bin, as a user would.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,18 +25,25 @@ function commandLineSection(readme: string): string {
   return readme.slice(start, end < 0 ? undefined : end);
 }
 
-/** Each `npx arraysim ...` line of the section's code block: the verb words, then the `--flags` named. */
-export function usageLines(section: string): UsageLine[] {
-  const lines: UsageLine[] = [];
-  for (const line of section.split('\n')) {
-    const m = /^npx arraysim (.*)$/.exec(line.trim());
+/**
+ * Every `npx arraysim ...` command in the README's code blocks (the "Command line" synopsis and
+ * the examples elsewhere), by verb: the verb words, then every `--flag` any of its lines names.
+ */
+export function usageLines(readme: string): UsageLine[] {
+  const byVerb = new Map<string, UsageLine>();
+  const blocks = readme.split('```').filter((_, i) => i % 2 === 1);
+  for (const line of blocks.flatMap((b) => b.split('\n'))) {
+    const m = /(?:^|&&\s*)npx arraysim ([^#]*)/.exec(line.trim());
     if (!m) continue;
-    const words = m[1].split(/\s+/);
+    const words = m[1].trim().split(/\s+/);
     const verb: string[] = [];
     for (const w of words) { if (/^[a-z][a-z-]*$/.test(w)) verb.push(w); else break; }
-    lines.push({ verb, options: [...new Set(m[1].match(/--[a-z][a-z-]*/g) ?? [])] });
+    const key = verb.join(' ');
+    const entry = byVerb.get(key) ?? { verb, options: [] };
+    for (const o of m[1].match(/--[a-z][a-z-]*/g) ?? []) if (!entry.options.includes(o)) entry.options.push(o);
+    byVerb.set(key, entry);
   }
-  return lines;
+  return [...byVerb.values()];
 }
 
 /**
@@ -73,12 +81,15 @@ async function help(verb: string[]): Promise<string> {
   return r.stdout;
 }
 
-const section = commandLineSection(readFileSync(path.join(root, 'README.md'), 'utf8'));
-const lines = usageLines(section);
+const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+const section = commandLineSection(readme);
+const lines = usageLines(readme);
 
 describe('--help lists every option the README documents', () => {
-  it('the README section parses into usage lines and LUN SPEC options', () => {
+  it('the README parses into usage lines and LUN SPEC options', () => {
     expect(lines.map((l) => l.verb.join(' '))).toEqual(expect.arrayContaining(['serve', 'status', 'alua show', 'alua set']));
+    // Every verb of the "Command line" synopsis is among them.
+    for (const l of usageLines('```\n' + section + '\n```')) expect(lines.map((x) => x.verb.join(' '))).toContain(l.verb.join(' '));
     expect(lines.find((l) => l.verb.join(' ') === 'serve')!.options).toEqual(expect.arrayContaining(['--listen', '--lun', '--admin']));
     expect(specOptions(section)).toEqual(expect.arrayContaining(['size=', 'thick', 'removable', 'readonly', 'block=', 'physical=', 'writethrough']));
   });
