@@ -22,7 +22,7 @@ import {
   decodeCapacity16, decodeReadKeys, decodeReadReservation, decodeReportLuns, decodeSupportedOperations, decodeTargetPortGroups,
 } from './decode.ts';
 import type { Capacity, SupportedOperation, TargetPortGroup } from './decode.ts';
-import { toResult } from './result.ts';
+import { ScsiCommandError, toResult } from './result.ts';
 import type { ScsiResult } from './result.ts';
 import { Session } from './session.ts';
 import type { ScsiRequest, SessionOptions } from './session.ts';
@@ -75,7 +75,7 @@ export interface XcopySegment {
 export class ScsiDevice {
   /** NAA designator cached from VPD 0x83 (for EXTENDED COPY identification descriptors). */
   private naaCache: Buffer | null = null;
-  private blockSizeCache: number | null = null;
+  private blockSizeCache: Promise<number> | null = null;
 
   constructor(readonly session: Session, readonly lun: number, readonly url?: IscsiUrl) {}
 
@@ -190,17 +190,21 @@ export class ScsiDevice {
 
   async readCapacity16(): Promise<ScsiResult<Capacity>> {
     const r = await this.run({ cdb: C.readCapacity16(32), dataIn: 32 }, decodeCapacity16);
-    if (r.kind === 'good') this.blockSizeCache = r.value.blockSize;
+    if (r.kind === 'good') this.blockSizeCache = Promise.resolve(r.value.blockSize);
     return r;
   }
 
-  /** The logical block size (READ CAPACITY(16) once, then cached). */
-  async blockSize(): Promise<number> {
-    if (this.blockSizeCache === null) {
-      const r = await this.readCapacity16();
-      if (r.kind !== 'good') throw new RangeError('READ CAPACITY(16) failed: cannot size a transfer');
+  /** The logical block size: READ CAPACITY(16) once (shared by concurrent callers), then cached. */
+  blockSize(): Promise<number> {
+    if (!this.blockSizeCache) {
+      const p = this.readCapacity16().then((r) => {
+        if (r.kind !== 'good') throw new ScsiCommandError(r, 'READ CAPACITY(16), to size a transfer');
+        return r.value.blockSize;
+      });
+      this.blockSizeCache = p;
+      p.catch(() => { if (this.blockSizeCache === p) this.blockSizeCache = null; });
     }
-    return this.blockSizeCache!;
+    return this.blockSizeCache;
   }
 
   /**

@@ -105,7 +105,7 @@ export class Session {
   private closedError: InitiatorError | null = null;
   private tsih = 0;
   /** PDUs counted, for tests and benches. */
-  readonly counters = { commands: 0, dataOut: 0, r2t: 0, dataIn: 0, nopInAnswered: 0, windowWaits: 0 };
+  readonly counters = { commands: 0, dataOut: 0, r2t: 0, dataIn: 0, nopInAnswered: 0, windowWaits: 0, peakInFlight: 0 };
   params!: SessionParams;
   readonly initiatorName: string;
   readonly isid: string;
@@ -114,8 +114,8 @@ export class Session {
 
   private constructor(readonly conn: InitiatorConnection, readonly options: SessionOptions) {
     this.initiatorName = options.initiatorName ?? DEFAULT_INITIATOR_NAME;
-    // ISID type 10b "random" (RFC 7143 §11.12.5): 0x80 | 6 random bits, then 5 random bytes... kept
-    // stable per session object so that a reinstatement can reuse it.
+    // ISID type 10b "random" (RFC 7143 §11.12.5): 0x80 | 6 random bits, then 5 random bytes, so that
+    // two sessions from this initiator name never reinstate (and close) each other by accident.
     this.isid = options.isid ?? Buffer.concat([Buffer.from([0x80 | (randomBytes(1)[0] & 0x3f)]), randomBytes(5)]).toString('hex');
   }
 
@@ -217,6 +217,7 @@ export class Session {
         resolve, reject,
       };
       this.tasks.set(t.itt, t);
+      if (this.tasks.size > this.counters.peakInFlight) this.counters.peakInFlight = this.tasks.size;
       const ms = req.timeoutMs ?? this.options.commandTimeoutMs ?? 30_000;
       t.timer = setTimeout(() => this.timeOut(t, ms), ms);
       if (this.queued.length === 0 && snLte(this.cmdSN, this.maxCmdSN)) this.issue(t);

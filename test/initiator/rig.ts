@@ -13,7 +13,7 @@ import { ScsiDevice } from '../../src/initiator/index.ts';
 import type { OpenOptions } from '../../src/initiator/index.ts';
 
 export const TARGET = 'iqn.2026-11.dev.arraysim:initiator-test';
-export const BLOCKS = 65536; // 32 MiB of 512-byte blocks per LU
+export const BLOCKS = 262144; // 128 MiB of 512-byte blocks per LU (thin: only what is written takes memory)
 
 export interface Rig {
   port: number;
@@ -27,7 +27,7 @@ export async function startRig(o: { luns?: number; chap?: ChapConfig; tuning?: P
   const server = new IscsiServer(portals, log, { nopInterval: 0, ...o.tuning });
   const scsi = new ScsiTarget(TARGET, log);
   for (let i = 0; i < (o.luns ?? 2); i++) {
-    scsi.addLun({ lun: i, store: new MemoryStore(BigInt(BLOCKS)), naa: `600140500000ab0${i}`, serial: `INI${i}` });
+    scsi.addLun({ lun: i, store: new MemoryStore(BigInt(BLOCKS)), naa: `500140500000ab0${i}`, serial: `INI${i}` });
   }
   server.addTarget({ name: TARGET, ...(o.chap ? { chap: o.chap } : {}) }, scsi);
   await server.listen();
