@@ -37,7 +37,7 @@ describe('connection loss', () => {
   it('32 commands pending when the connection is cut: all fail promptly with connection-lost', async () => {
     const d = await viaProxy();
     proxy!.hold();
-    const pending = Array.from({ length: 32 }, (_, i) => settle(i % 2 ? d.write(BigInt(i * 8), pattern(4096, i)) : d.read(BigInt(i * 8), 8)));
+    const pending = Array.from({ length: 32 }, (_, i) => settle<unknown>(i % 2 ? d.write(BigInt(i * 8), pattern(4096, i)) : d.read(BigInt(i * 8), 8)));
     await new Promise((r) => setTimeout(r, 50));
     expect(d.session.inFlight).toBe(32);
     const cutAt = performance.now();
