@@ -17,6 +17,7 @@ import type { DataInIn, LoginResponseIn, R2TIn, ScsiResponseIn, TargetPdu } from
 import { encodeText, parseText } from '../../protocol/iscsi/text.ts';
 import type { TextPair } from '../../protocol/iscsi/text.ts';
 import { InitiatorConnection } from './connection.ts';
+import { dataOutPieces, planWrite } from './data-out.ts';
 import { InitiatorError, RejectedError } from './errors.ts';
 import { LoginExchange } from './login.ts';
 import type { LoginRequestSpec, SessionParams } from './login.ts';
@@ -233,12 +234,10 @@ export class Session {
     const out = t.req.dataOut;
     t.cmdSN = this.cmdSN;
     this.cmdSN = (this.cmdSN + 1) >>> 0;
-    // RFC 7143 §13.13-14: immediate data and unsolicited Data-Out together stay within FirstBurstLength.
-    const immediate = out && p.immediateData ? Math.min(out.length, p.firstBurstLength, p.maxSendDataSegmentLength) : 0;
-    const unsolicitedEnd = out ? (p.initialR2T ? immediate : Math.min(out.length, p.firstBurstLength)) : 0;
+    const { immediate, unsolicitedEnd, final } = out ? planWrite(p, out.length) : { immediate: 0, unsolicitedEnd: 0, final: true };
     this.counters.commands++;
     this.conn.send(encodeScsiCommand({
-      final: unsolicitedEnd <= immediate, read: t.buf !== null, write: !!out, attr: t.req.attr ?? TaskAttr.Simple,
+      final, read: t.buf !== null, write: !!out, attr: t.req.attr ?? TaskAttr.Simple,
       lun: t.req.lun, itt: t.itt, edtl: t.edtl, cmdSN: t.cmdSN, expStatSN: this.expStatSN, cdb: t.req.cdb, dataLength: immediate,
     }), immediate ? out!.subarray(0, immediate) : undefined);
     if (out && unsolicitedEnd > immediate) this.sendData(t, RESERVED_TAG, immediate, unsolicitedEnd - immediate);
@@ -247,14 +246,11 @@ export class Session {
   /** Data-Out PDUs for [offset, offset+length), each ≤ the target's MaxRecvDataSegmentLength; DataSN from 0 per sequence (§11.7.5). */
   private sendData(t: Task, ttt: number, offset: number, length: number): void {
     const out = t.req.dataOut!;
-    const max = this.params.maxSendDataSegmentLength;
-    let dataSN = 0;
-    for (let o = offset, end = offset + length; o < end; o += max) {
-      const n = Math.min(max, end - o);
+    for (const d of dataOutPieces(offset, length, this.params.maxSendDataSegmentLength)) {
       this.counters.dataOut++;
       this.conn.send(encodeDataOut({
-        final: o + n >= end, lun: t.req.lun, itt: t.itt, ttt, expStatSN: this.expStatSN, dataSN: dataSN++, bufferOffset: o, dataLength: n,
-      }), out.subarray(o, o + n));
+        final: d.final, lun: t.req.lun, itt: t.itt, ttt, expStatSN: this.expStatSN, dataSN: d.dataSN, bufferOffset: d.offset, dataLength: d.length,
+      }), out.subarray(d.offset, d.offset + d.length));
     }
   }
 
