@@ -5,6 +5,8 @@
  * style, via ScsiDevice.on), which EXTENDED COPY between two LUs of one target needs.
  */
 import { decodeStandardInquiry } from '../../protocol/scsi/inquiry.ts';
+import { SenseKey } from '../../protocol/scsi/sense.ts';
+import type { DecodedSense } from '../../protocol/scsi/sense.ts';
 import type { StandardInquiry } from '../../protocol/scsi/inquiry.ts';
 import {
   decodeBlockLimits, decodeDesignators, decodeLogicalBlockProvisioning, decodeVpdHeader, DesignatorType, Association, VpdPage,
@@ -107,6 +109,20 @@ export class ScsiDevice {
 
   testUnitReady(): Promise<ScsiResult<void>> {
     return this.run({ cdb: C.testUnitReady() }, () => undefined);
+  }
+
+  /**
+   * TEST UNIT READY until it answers something other than UNIT ATTENTION (SAM-5 §5.14: each
+   * pending unit attention is reported once, then cleared), at most `max` times, as a host does
+   * after login. Returns the unit attentions consumed and the last result.
+   */
+  async clearUnitAttentions(max = 8): Promise<{ unitAttentions: DecodedSense[]; last: ScsiResult<void> }> {
+    const unitAttentions: DecodedSense[] = [];
+    for (;;) {
+      const last = await this.testUnitReady();
+      if (last.kind !== 'check-condition' || last.sense?.key !== SenseKey.UnitAttention || unitAttentions.length >= max) return { unitAttentions, last };
+      unitAttentions.push(last.sense);
+    }
   }
 
   inquiry(): Promise<ScsiResult<StandardInquiry>> {

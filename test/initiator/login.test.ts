@@ -121,6 +121,14 @@ describe('CHAP', () => {
     expect((e as Error).message).toMatch(/wrong target secret/);
   });
 
+  it('credentials offered to a target without CHAP: it picks AuthMethod None and the login goes on', async () => {
+    rig = await startRig();
+    const d = await openReady(rig.url(0, 'esx01%whatever'));
+    devices.push(d);
+    expect(d.session.params.targetKeys.AuthMethod).toBe('None');
+    await roundTrip(d);
+  });
+
   it('mutual CHAP asked of a target without CHAP: authentication-failed (it never authenticates)', async () => {
     rig = await startRig();
     const e = await failure(ScsiDevice.open(`${rig.url(0, 'u%p')}?target_user=t&target_password=s`));

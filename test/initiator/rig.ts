@@ -39,10 +39,11 @@ export async function startRig(o: { luns?: number; chap?: ChapConfig; tuning?: P
   };
 }
 
-/** Open a device and consume the power-on UNIT ATTENTION (SAM-5 §5.14) with TEST UNIT READY. */
+/** Open a device and consume the power-on UNIT ATTENTION (SAM-5 §5.14), as a host does after login. */
 export async function openReady(url: string, o?: OpenOptions): Promise<ScsiDevice> {
   const d = await ScsiDevice.open(url, o);
-  for (let i = 0; i < 4; i++) if ((await d.testUnitReady()).kind === 'good') break;
+  const { last } = await d.clearUnitAttentions();
+  if (last.kind !== 'good') throw new Error(`TEST UNIT READY after the unit attentions: ${JSON.stringify(last)}`);
   return d;
 }
 

@@ -27,6 +27,18 @@ async function open(lun = 0): Promise<ScsiDevice> {
   return d;
 }
 
+describe('unit attention', () => {
+  it('a fresh session meets the power-on UNIT ATTENTION once; clearUnitAttentions consumes it and returns it decoded', async () => {
+    rig ??= await startRig({ luns: 2 });
+    const d = await ScsiDevice.open(rig.url(1));
+    devices.push(d);
+    const { unitAttentions, last } = await d.clearUnitAttentions();
+    expect(unitAttentions.map((u) => u.reason)).toEqual(['PowerOnResetOccurred']);
+    expect(last.kind).toBe('good');
+    expect((await d.clearUnitAttentions()).unitAttentions).toEqual([]);
+  });
+});
+
 describe('inquiry and VPD', () => {
   it('standard INQUIRY: a direct-access device that says 3PC and ALUA', async () => {
     const d = await open();
