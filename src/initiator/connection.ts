@@ -26,8 +26,17 @@ export class InitiatorConnection {
   headerDigest = false;
   dataDigest = false;
 
+  /**
+   * Where a data segment that straddles TCP chunks is gathered (the framer's allocData): the
+   * session points it at the caller's buffer for Data-In, so such a segment is copied once.
+   */
+  gatherInto: ((size: number, bhs: Buffer) => Buffer | null) | null = null;
+
   private constructor(readonly socket: net.Socket, readonly address: string, maxRecvDataSegmentLength: number) {
-    this.framer = new Framer({ headerDigest: false, dataDigest: false, maxDataSegmentLength: maxRecvDataSegmentLength });
+    this.framer = new Framer({
+      headerDigest: false, dataDigest: false, maxDataSegmentLength: maxRecvDataSegmentLength,
+      allocData: (size, bhs) => this.gatherInto?.(size, bhs) ?? Buffer.allocUnsafe(size),
+    });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e) => this.end(new InitiatorError('connection-lost', `connection to ${address} lost: ${e.message}`, { cause: e })));
@@ -52,7 +61,7 @@ export class InitiatorConnection {
     return this.ended !== null;
   }
 
-  /** Who receives PDUs and the close; PDUs that arrive before are held by the socket's pause. */
+  /** Who receives PDUs and the close. */
   attach(h: ConnectionEvents): void {
     this.handlers = h;
     if (this.ended) h.closed(this.ended);

@@ -225,7 +225,8 @@ export class ScsiDevice {
 
   /**
    * READ `blocks` blocks at `lba`. With `into`, the data lands in the caller's buffer (which must
-   * hold blocks × block size); the value is the part the target filled.
+   * hold blocks × block size); the value is the part the target filled. After a timeout the rest
+   * of one Data-In segment already under way may still land in `into`: do not reuse it at once.
    */
   async read(lba: bigint, blocks: number, o: IoOptions & { into?: Buffer } = {}): Promise<ScsiResult<Buffer>> {
     const bs = await this.blockSize();

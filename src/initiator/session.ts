@@ -106,7 +106,7 @@ export class Session {
   private closedError: InitiatorError | null = null;
   private tsih = 0;
   /** PDUs counted, for tests and benches. */
-  readonly counters = { commands: 0, dataOut: 0, r2t: 0, dataIn: 0, nopInAnswered: 0, windowWaits: 0, peakInFlight: 0 };
+  readonly counters = { commands: 0, dataOut: 0, r2t: 0, dataIn: 0, dataInGathered: 0, nopInAnswered: 0, windowWaits: 0, peakInFlight: 0 };
   params!: SessionParams;
   readonly initiatorName: string;
   readonly isid: string;
@@ -134,6 +134,7 @@ export class Session {
     const conn = await InitiatorConnection.connect(o.host, o.port, { maxRecvDataSegmentLength: maxRecv, timeoutMs: o.loginTimeoutMs });
     const s = new Session(conn, o);
     conn.attach({ pdu: (p) => s.onPdu(p), closed: (e) => s.onConnectionClosed(e) });
+    conn.gatherInto = (size, bhs) => s.dataInTarget(size, bhs);
     try {
       await s.runLogin();
     } catch (e) {
@@ -405,6 +406,21 @@ export class Session {
     if (this.queued.length) this.drainQueue();
   }
 
+  /**
+   * A Data-In segment that straddles TCP chunks is gathered straight into the caller's buffer at
+   * its Buffer Offset (SPDK reads payloads into their final buffer the same way), when the segment
+   * is exactly the data: no pad and no data digest would then spill past it.
+   */
+  private dataInTarget(size: number, bhs: Buffer): Buffer | null {
+    if ((bhs[0] & 0x3f) !== TargetOp.DataIn || this.conn.dataDigest) return null;
+    const dsl = (bhs[5] << 16) | (bhs[6] << 8) | bhs[7];
+    if (size !== dsl) return null;
+    const t = this.tasks.get(bhs.readUInt32BE(16));
+    const off = bhs.readUInt32BE(40);
+    if (!t?.buf || t.abandoned || off + size > t.buf.length) return null;
+    return t.buf.subarray(off, off + size);
+  }
+
   private onDataIn(p: DataInIn): void {
     const t = this.tasks.get(p.itt);
     if (!t) return;
@@ -415,7 +431,8 @@ export class Session {
         this.failTask(t, new InitiatorError('protocol-error', `Data-In beyond the expected ${t.edtl} bytes`));
         return;
       }
-      p.data.copy(t.buf, p.bufferOffset);
+      if (p.data.buffer === t.buf.buffer && p.data.byteOffset === t.buf.byteOffset + p.bufferOffset) this.counters.dataInGathered++;
+      else p.data.copy(t.buf, p.bufferOffset);
       t.received = Math.max(t.received, p.bufferOffset + p.data.length);
     }
     if (p.statusPresent) {

@@ -122,6 +122,25 @@ describe('reads', () => {
     expect(r.kind === 'good' && r.value.buffer === into.buffer).toBe(true);
   });
 
+  it('Data-In segments that straddle TCP chunks are gathered in the caller\'s buffer, not copied twice; with data digests they are copied', async () => {
+    const d = await open();
+    const data = pattern(4 << 20, 11);
+    for (let o = 0; o < 4; o++) await d.write(BigInt(o * 2048), data.subarray(o << 20, (o + 1) << 20));
+    const before = d.session.counters.dataInGathered;
+    for (let o = 0; o < 4; o++) {
+      const r = await d.read(BigInt(o * 2048), 2048);
+      expect(r.kind === 'good' && r.value.equals(data.subarray(o << 20, (o + 1) << 20))).toBe(true);
+    }
+    // 16 segments of 256 KiB arrive in 64 KiB socket reads: most straddle chunks.
+    expect(d.session.counters.dataInGathered - before).toBeGreaterThan(0);
+
+    const dd = await openReady(rig!.url(0), { offer: { dataDigest: 'CRC32C' } });
+    devices.push(dd);
+    const r = await dd.read(0n, 2048);
+    expect(r.kind === 'good' && r.value.equals(data.subarray(0, 1 << 20))).toBe(true);
+    expect(dd.session.counters.dataInGathered).toBe(0);
+  });
+
   it('a short allocation length is an underflow residual (INQUIRY asked for 255, given 96)', async () => {
     const d = await open();
     const r = await d.inquiry();
