@@ -88,6 +88,23 @@ describe('command timeout', () => {
     expect(took).toBeLessThan(2000);
   });
 
+  it('timeouts are per command: a short one issued after a long one fires on time, the long one is still pending', async () => {
+    const d = await viaProxy();
+    proxy!.hold();
+    let longDone = false;
+    const long = settle(d.read(0n, 1, { timeoutMs: 5000 })).finally(() => { longDone = true; });
+    const t0 = performance.now();
+    const short = await settle(d.read(8n, 1, { timeoutMs: 150 }));
+    const took = performance.now() - t0;
+    expect(!short.ok && (short.error as InitiatorError).code).toBe('timeout');
+    expect(took).toBeGreaterThanOrEqual(140);
+    expect(took).toBeLessThan(1500);
+    expect(longDone).toBe(false);
+    proxy!.cut();
+    const l = await long;
+    expect(!l.ok && (l.error as InitiatorError).code).toBe('connection-lost');
+  });
+
   it('a timed-out command on a live target: ABORT TASK goes out and the session carries on', async () => {
     rig = await startRig();
     const d = await openReady(rig.url(0), { commandTimeoutMs: 5000 });
