@@ -129,6 +129,22 @@ describe('WRITE SAME and UNMAP', () => {
     expect((await readBack(d, 8192n, 64)).equals(Buffer.alloc(64 * 512))).toBe(true);
   });
 
+  it('WRITE SAME(16) with ANCHOR: GOOD when the device says ANC_SUP, else ILLEGAL REQUEST INVALID FIELD IN CDB', async () => {
+    const d = await open();
+    const lbp = await d.logicalBlockProvisioning();
+    expect(lbp.kind).toBe('good');
+    const r = await d.writeSame(9000n, 16, Buffer.alloc(512), { unmap: true, anchor: true });
+    if (lbp.kind === 'good' && lbp.value.ancSup) expect(r.kind).toBe('good');
+    else expect(r.kind === 'check-condition' && r.sense).toMatchObject({ key: 5, asc: 0x24, reason: 'InvalidFieldInCdb', fieldPointer: { inCdb: true, byte: 1 } });
+  });
+
+  it('WRITE SAME without a pattern block needs NDOB: refused before anything is sent', async () => {
+    const d = await open();
+    const before = d.session.counters.commands;
+    await expect(d.writeSame(0n, 1, null)).rejects.toThrow(RangeError);
+    expect(d.session.counters.commands).toBe(before);
+  });
+
   it('UNMAP of two ranges: they read zeros (LBPRZ), the block between keeps its data', async () => {
     const d = await open();
     const data = pattern(4096 * 512, 8);
