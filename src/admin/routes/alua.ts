@@ -13,6 +13,7 @@ const STATE = { type: 'string', enum: Object.keys(ACCESS_STATES) } as const;
 
 export const ALUA_REPLY = {
   type: 'object',
+  description: 'every target\'s target port groups',
   properties: {
     targets: {
       type: 'array',

@@ -20,6 +20,7 @@ export const LU_STATS = counters(['reads', 'writes', 'readBytes', 'writeBytes', 
 
 export const STATUS_REPLY = {
   type: 'object',
+  description: 'portals with their counters; targets with their LUNs and sessions',
   properties: {
     portals: {
       type: 'array',
