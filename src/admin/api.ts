@@ -40,7 +40,7 @@ export interface AdminDeps {
   array: StorageArray;
   events: ArrayEvents;
   log: Logger;
-  /** Seconds between SSE keep-alive comments, in ms (tests shorten it). */
+  /** Time between SSE keep-alive comments, ms (default 15 s; tests shorten it). */
   keepAliveMs?: number;
 }
 

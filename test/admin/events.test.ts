@@ -4,9 +4,10 @@
  * each valid against its published schema. Keep-alive comments flow; subscribers are let go when
  * the client goes and streams end when the API closes.
  */
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileValidator } from '../../src/admin/validation.ts';
-import { ARRAY_EVENT, EVENT_SCHEMAS } from '../../src/admin/routes/events.ts';
+import { ARRAY_EVENT, EVENT_SCHEMAS, MAX_BACKLOG } from '../../src/admin/routes/events.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 import { SseClient, startAdmin } from './rig.ts';
 import type { AdminRig } from './rig.ts';
@@ -123,6 +124,25 @@ describe('GET /v1/events', () => {
     a.close();
     b.close();
     await subscribersSettleAt(0);
+  });
+
+  it('a client that does not read is cut off once its backlog passes MAX_BACKLOG, not held in memory', async () => {
+    await subscribersSettleAt(0);
+    const sock = net.connect(rig.port, '127.0.0.1');
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write('GET /v1/events HTTP/1.1\r\nHost: arraysim\r\n\r\n');
+    sock.pause(); // and never read
+    await subscribersSettleAt(1);
+    const reason = 'x'.repeat(64 * 1024);
+    // Far more than the kernel's socket buffers and MAX_BACKLOG together.
+    for (let k = 0; k < 400 && rig.array.events.subscribers === 1; k++) {
+      rig.array.events.emit({ type: 'alua.state', target: IQN, tpg: 1, host: null, state: 'active/optimized', preferred: false, hosts: {}, phase: 'done', reason });
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(rig.array.events.subscribers).toBe(0);
+    expect(rig.logText()).toContain('events client not reading: stream ended');
+    expect(MAX_BACKLOG).toBe(1 << 20);
+    sock.destroy();
   });
 
   it('closing the API ends open streams (close does not wait on them)', async () => {
