@@ -7,7 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { createLogger } from './log.ts';
 import { configFromFile, configFromFlags, portalsFrom } from './config.ts';
 import { StorageArray } from './array.ts';
-import { AdminApi } from './admin/api.ts';
+import type { AdminApi } from './admin/api.ts';
 import { adminAccess } from './admin/auth.ts';
 import { adminCall, defaultAdmin } from './admin/client.ts';
 import { ALUA_SET_BODY } from './admin/routes/alua.ts';
@@ -43,6 +43,8 @@ export async function main(argv: string[]): Promise<void> {
         await array.start();
         let admin: AdminApi | null = null;
         if (adminAt && access) {
+          // Loaded once the portals listen: the HTTP framework is not on the way to serving iSCSI.
+          const { AdminApi } = await import('./admin/api.ts');
           admin = new AdminApi(array, log, { access });
           const { host, port } = adminAt;
           // The admin API is a convenience: a busy port must not stop the target.

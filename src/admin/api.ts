@@ -11,7 +11,7 @@
  * To add a route:
  *   1. Write src/admin/routes/<concern>.ts exporting its schemas as constants (body, querystring,
  *      params, and a `response` with at least the 200 reply) and `register(app, deps)`, which
- *      declares the routes with `{ schema }`. Throw AdminError (./validation.ts) for a request the
+ *      declares the routes with `{ schema }`. Throw AdminError (./errors.ts) for a request the
  *      schema cannot refuse, with the field it is about.
  *   2. Add the module to ROUTES below.
  *   3. A route without a response schema is refused at start-up. The schemas are what validates
@@ -28,8 +28,9 @@ import type { StorageArray } from '../array.ts';
 import type { ArrayEvents } from '../events.ts';
 import type { AdminAccess } from './auth.ts';
 import { bearerMatches } from './auth.ts';
-import { AdminError, ERROR_REPLY, compileValidator, describeValidation } from './validation.ts';
-import type { AdminErrorReply } from './validation.ts';
+import { AdminError, ERROR_REPLY } from './errors.ts';
+import type { AdminErrorReply } from './errors.ts';
+import { compileValidator, describeValidation } from './validation.ts';
 import * as status from './routes/status.ts';
 import * as alua from './routes/alua.ts';
 import * as events from './routes/events.ts';

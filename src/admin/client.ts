@@ -3,7 +3,6 @@
  * set, and a body checked against the route's own schema before it is sent, so a bad field is
  * refused locally with the words the server would use.
  */
-import { checkBody } from './validation.ts';
 
 /** The admin API's default address: loopback, the first portal's port + 1000 (3260 → 4260). */
 export function defaultAdmin(firstPortalPort = 3260): string {
@@ -25,6 +24,8 @@ export async function adminCall(
     const text = JSON.stringify(o.body);
     body = JSON.parse(text);
     if (o.schema) {
+      // Loaded here: only a verb that sends a body needs the validator.
+      const { checkBody } = await import('./validation.ts');
       const bad = checkBody(o.schema, JSON.parse(text));
       if (bad) throw new AdminCallError(bad.error, null, bad.field);
     }

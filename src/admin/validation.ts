@@ -1,45 +1,11 @@
 /**
  * How the admin API checks requests, shared by the server (fastify's validator compiler) and the
  * CLI (which checks the body it is about to send with the same route schema), so both reject a
- * bad field with the same words.
- *
- * The error reply, for every 4xx the API gives:
- *   { "error": "body/tpg must be integer", "field": "tpg", "in": "body" }
- * `error` is one line for a person; `field` names the offending field (dotted path, null when the
- * whole request is at fault); `in` says where it was (body, querystring, params, headers), absent
- * for errors that are not about a field's shape (401, 404).
+ * bad field with the same words (the reply shape is in ./errors.ts).
  */
 import { Ajv } from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-
-export interface AdminErrorReply {
-  error: string;
-  field: string | null;
-  in?: string;
-}
-
-/** The JSON schema of AdminErrorReply: every route's 400/401/404 reply. */
-export const ERROR_REPLY = {
-  type: 'object',
-  description: 'An error: a sentence, the offending field and where it was',
-  properties: {
-    error: { type: 'string' },
-    field: { type: ['string', 'null'], description: 'dotted path of the offending field, or null' },
-    in: { type: 'string', enum: ['body', 'querystring', 'params', 'headers'] },
-  },
-  required: ['error', 'field'],
-} as const;
-
-/** A request refused for a reason the schema cannot see (no such group, no such target). */
-export class AdminError extends Error {
-  constructor(readonly statusCode: number, message: string, readonly field: string | null = null, readonly part?: string) {
-    super(message);
-  }
-
-  reply(): AdminErrorReply {
-    return this.part ? { error: this.message, field: this.field, in: this.part } : { error: this.message, field: this.field };
-  }
-}
+import type { AdminErrorReply } from './errors.ts';
 
 // Bodies are checked strictly: "2" is not an integer and an unknown field is an error, not dropped
 // (a misspelt "prefered" must not be silently ignored). Query strings and path parameters are

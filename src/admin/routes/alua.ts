@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { AdminDeps } from '../api.ts';
-import { AdminError } from '../validation.ts';
+import { AdminError } from '../errors.ts';
 import { ACCESS_STATES, ACCESS_STATE_NAMES, ALUA_MODES, parseAccessState } from '../../scsi/alua.ts';
 import type { AluaModel } from '../../scsi/alua.ts';
 
