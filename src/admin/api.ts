@@ -14,9 +14,13 @@
  *      declares the routes with `{ schema }`. Throw AdminError (./errors.ts) for a request the
  *      schema cannot refuse, with the field it is about.
  *   2. Add the module to ROUTES below.
- *   3. A route without a response schema is refused at start-up. The schemas are what validates
- *      requests (400 naming the field), what serializes replies, and what GET /v1/openapi.json
- *      publishes; a CLI verb that sends a body checks it with `checkBody(SCHEMA, body)` first.
+ *   3. A route without a response schema is refused when it is added, unless it has
+ *      `schema: { hide: true }` (not API, e.g. a console's static files; left out of the
+ *      document). The schemas validate requests (400 naming the field), serialize replies and
+ *      are what GET /v1/openapi.json publishes; a CLI verb that sends a body checks it with
+ *      `checkBody(SCHEMA, body)` (./validation.ts) first.
+ *   4. State changes a route or its engine makes go on the event bus (src/events.ts says how to
+ *      add an event type), so GET /v1/events carries them.
  * Every route gets the 400 (and 401) error reply schema added, and the bearer-token check when
  * the API is bound off loopback (./auth.ts).
  */
@@ -130,6 +134,8 @@ export class AdminApi {
 
     // Every route declares its reply; each gets the error replies it can give.
     app.addHook('onRoute', (r) => {
+      // Hidden routes (static files of a console, say) are not API: not documented, not checked.
+      if ((r.schema as { hide?: boolean } | undefined)?.hide) return;
       const response = (r.schema?.response ?? undefined) as Record<string, unknown> | undefined;
       if (!response || !Object.keys(response).some((k) => k.startsWith('2'))) {
         throw new Error(`admin route ${String(r.method)} ${r.url} has no response schema (src/admin/api.ts: to add a route)`);

@@ -134,6 +134,8 @@ describe('the route contract', () => {
     const api = new AdminApi(rig.array, pino({ level: 'silent' }));
     expect(() => api.app.get('/v1/forgetful', async () => ({}))).toThrow(/admin route GET \/v1\/forgetful has no response schema/);
     expect(() => api.app.get('/v1/mindful', { schema: { response: { 200: { type: 'object' } } } }, async () => ({}))).not.toThrow();
+    // Not API (static files, say): hidden from the document, and exempt.
+    expect(() => api.app.get('/console/*', { schema: { hide: true } }, async () => 'page')).not.toThrow();
     await api.app.close();
   });
 });
