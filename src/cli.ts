@@ -9,6 +9,7 @@ import { configFromFile, configFromFlags, portalsFrom } from './config.ts';
 import { StorageArray } from './array.ts';
 import { AdminApi } from './admin/api.ts';
 import { parseHostPort } from './config.ts';
+import { splitterCommands } from './splitter/cli.ts';
 
 /** The admin API's default address: loopback, the first portal's port + 1000 (3260 → 4260). */
 export function defaultAdmin(firstPortalPort = 3260): string {
@@ -36,10 +37,11 @@ export async function main(argv: string[]): Promise<void> {
         .option('config', { type: 'string', describe: 'YAML configuration file' })
         .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error; default info' })
         .option('admin', { type: 'string', describe: 'admin API HOST:PORT on loopback, or "none"; default first portal port + 1000' })
+        .option('splitter', { type: 'string', describe: 'protect every LUN in group "default" (local copy "local"): a preset (arraysim splitter presets) or ats=P,xcopy=P,writesame=P,unmap=P, P support|reject|ignore' })
         // The file describes the targets and LUNs; flags for them beside it would be ignored.
-        .conflicts('config', ['target', 'lun']),
+        .conflicts('config', ['target', 'lun', 'splitter']),
       async (a) => {
-        let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel });
+        let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel, splitter: a.splitter });
         if (a.config) {
           if (a.listen?.length) config = { ...config, portals: portalsFrom(a.listen) };
           if (a.logLevel) config = { ...config, logLevel: a.logLevel };
@@ -104,7 +106,8 @@ export async function main(argv: string[]): Promise<void> {
         console.log(JSON.stringify(await adminCall(a.admin, 'POST', '/v1/alua', body), null, 2));
       },
     )
-    .demandCommand(1, 'give a command: serve, status, alua')
+    .command(splitterCommands(defaultAdmin()))
+    .demandCommand(1, 'give a command: serve, status, alua, verify, splitter')
     // A usage mistake gets the help text; an error from a command (a LUN that cannot be
     // created, an admin call that failed) is one line from main's caller, not help plus a stack.
     .fail((msg, err, y) => {

@@ -7,23 +7,37 @@
  *   POST /v1/alua       {tpg, state, host?, clearHost?, preferred?, transitionMs?, target?, reason?, wait?}
  *                       one state change, applied atomically through the ALUA model (which logs it
  *                       with the reason and raises UA 2A/06); answers with the groups afterwards
+ *   GET  /v1/groups                   consistency groups (src/splitter/admin.ts)
+ *   GET  /v1/groups/:group            one group: state, transfer, journal, window, lag, ignored counts
+ *   POST /v1/groups/:group/verify     {copy?}: drain, compare production with the copy, attribute
+ *   POST /v1/groups/:group/bookmarks  {name}
  */
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { StorageArray } from '../array.ts';
 import { parseAccessState } from '../scsi/alua.ts';
 import type { AluaModel } from '../scsi/alua.ts';
+import { SplitterNotFound, bookmark, listGroups, showGroup, verify } from '../splitter/admin.ts';
 
 export type Route = (req: http.IncomingMessage, body: unknown) => Promise<unknown> | unknown;
 
 export class AdminApi {
   private server: http.Server | null = null;
   readonly routes = new Map<string, Route>();
+  /** Routes with a path parameter: method, pattern (its groups are the parameters), handler. */
+  readonly paramRoutes: Array<{ method: string; pattern: RegExp; fn: (params: string[], body: unknown) => unknown }> = [];
 
   constructor(readonly array: StorageArray, readonly log: Logger) {
     this.routes.set('GET /v1/status', () => this.status());
     this.routes.set('GET /v1/alua', () => this.aluaShow());
     this.routes.set('POST /v1/alua', (_req, body) => this.aluaSet(body));
+    this.routes.set('GET /v1/groups', () => listGroups(this.array));
+    const bodyOf = (b: unknown) => (b && typeof b === 'object' ? b as Record<string, unknown> : {});
+    this.paramRoutes.push(
+      { method: 'GET', pattern: /^\/v1\/groups\/([^/]+)$/, fn: ([group]) => showGroup(this.array, { group }) },
+      { method: 'POST', pattern: /^\/v1\/groups\/([^/]+)\/verify$/, fn: ([group], b) => verify(this.array, { group, copy: bodyOf(b).copy }) },
+      { method: 'POST', pattern: /^\/v1\/groups\/([^/]+)\/bookmarks$/, fn: ([group], b) => bookmark(this.array, { group, name: bodyOf(b).name }) },
+    );
   }
 
   private aluaModels(): [string, AluaModel][] {
@@ -69,6 +83,7 @@ export class AdminApi {
           tsih: s.tsih, initiator: s.initiatorName, isid: s.isid, tpgt: s.portal.tpgt, connections: s.connections.size,
         })),
       })),
+      groups: listGroups(a).groups,
     };
   }
 
@@ -87,7 +102,11 @@ export class AdminApi {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
-    const route = this.routes.get(`${req.method} ${path}`);
+    let route = this.routes.get(`${req.method} ${path}`);
+    for (const r of route ? [] : this.paramRoutes) {
+      const m = req.method === r.method ? r.pattern.exec(path) : null;
+      if (m) { const params = m.slice(1).map(decodeURIComponent); route = (_q, b) => r.fn(params, b); break; }
+    }
     const send = (code: number, body: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body, null, 2) + '\n');
@@ -104,7 +123,7 @@ export class AdminApi {
       }
       send(200, await route(req, body));
     } catch (err) {
-      send(400, { error: err instanceof Error ? err.message : String(err) });
+      send(err instanceof SplitterNotFound ? 404 : 400, { error: err instanceof Error ? err.message : String(err) });
     }
   }
 

@@ -112,6 +112,7 @@ export class ConsistencyGroup {
   /** The first initialization sweep: bytes read from production and sent to the copies. */
   init = { regions: 0, bytesSent: 0, volumeBytes: 0, done: false };
   private scheduled = false;
+  private initializing: Promise<void> = Promise.resolve();
   private readonly log?: Logger;
 
   constructor(o: GroupOptions) {
@@ -153,11 +154,14 @@ export class ConsistencyGroup {
     if (this.transfer === 'active' || this.transfer === 'init') return Promise.resolve();
     if (this.init.done) { this.transition(this.transfer, 'active', reason); return Promise.resolve(); }
     this.transition(this.transfer, 'init', reason);
-    return this.initialize().then(
+    return this.initializing = this.initialize().then(
       () => { if (this.transfer === 'init') this.transition('init', 'active', 'initialization complete'); },
       (err: unknown) => { if (this.transfer === 'init') this.transition('init', 'error', `initialization failed: ${(err as Error).message}`); },
     );
   }
+
+  /** Settles once a running first initialization has ended (at once when none runs). */
+  ready(): Promise<void> { return this.initializing; }
 
   pauseTransfer(reason: string): void {
     if (this.transfer === 'paused') return;
