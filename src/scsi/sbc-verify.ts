@@ -142,7 +142,7 @@ const ORWRITE_16: CommandDef<OrWriteCmd> = {
     const rmw = () => withData(lu, c.lba, n, (old) => {
       const out = Buffer.allocUnsafe(src.length);
       for (let i = 0; i < src.length; i++) out[i] = old[i] | src[i];
-      return afterStore(lu.store.write(c.lba, out, durable), () => ctx.split?.data(lu, c.lba, out));
+      return afterStore(lu.store.write(c.lba, out, durable), () => ctx.split?.data(lu, c.lba, out, true));
     });
     return respondAfter(exclusive(lu, c.lba, n, rmw), resp);
   },

@@ -52,8 +52,11 @@ export interface LuProtection {
   /** Whether INQUIRY/VPD/RSOC of this LU stop advertising the primitive. */
   hides(p: SplitPrimitive): boolean;
   ignored(c: IgnoredCommand): void;
-  /** `data` is lent (a Data-Out or a store view): keep a copy, not the buffer. */
-  data(lba: bigint, data: Buffer, cls: SplitterClass): void;
+  /**
+   * `data` is lent (a Data-Out or a store view): keep a copy, not the buffer, unless `owned` says
+   * the caller made it for this record and will not touch it again.
+   */
+  data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): void;
   same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): void;
   unmap(lba: bigint, blocks: number, cls: SplitterClass): void;
 }
@@ -66,9 +69,9 @@ export class SplitRecorder {
     return this.lus.includes(lu) ? lu.protection : null;
   }
 
-  /** Blocks written with this data (the copy is the recorder's business). */
-  data(lu: LogicalUnit, lba: bigint, data: Buffer): void {
-    this.to(lu)?.data(lba, data, this.cls);
+  /** Blocks written with this data (copied by the recorder unless `owned`: a buffer made for it). */
+  data(lu: LogicalUnit, lba: bigint, data: Buffer, owned = false): void {
+    this.to(lu)?.data(lba, data, this.cls, owned);
   }
 
   /** One block repeated over a range; `unmap`: the range was deallocated instead (reads zeros). */

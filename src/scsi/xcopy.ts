@@ -299,8 +299,14 @@ async function copyPiece(src: LogicalUnit, srcByte: number, dst: LogicalUnit, ds
     if (aligned) {
       // No await between read and write when the store is synchronous: the view must be
       // consumed before any other command can run (store.ts read contract).
-      // The splitter records the destination blocks as copied, before the view can change.
-      const put = (b: Buffer) => afterStore(dst.store.write(BigInt(dFirst), b, durable), () => split?.data(dst, BigInt(dFirst), b));
+      // The splitter records the destination blocks as copied. A memory store's read is a view of
+      // itself: when source and destination overlap, the write changes what the view shows, so
+      // the record is copied from it first (the soak in test/splitter caught the aliasing).
+      const put = (b: Buffer) => {
+        if (split === null) return dst.store.write(BigInt(dFirst), b, durable);
+        const rec = Buffer.from(b);
+        return afterStore(dst.store.write(BigInt(dFirst), b, durable), () => split.data(dst, BigInt(dFirst), rec, true));
+      };
       const d = src.store.read(BigInt(sFirst), sBlocks);
       const w = d instanceof Promise ? d.then(put) : put(d);
       if (w instanceof Promise) await w;
@@ -312,7 +318,7 @@ async function copyPiece(src: LogicalUnit, srcByte: number, dst: LogicalUnit, ds
       const s = r2 instanceof Promise ? await r2 : r2;
       const from = srcByte - sFirst * sbs;
       s.copy(out, dstByte - dFirst * dbs, from, from + n);
-      const w = afterStore(dst.store.write(BigInt(dFirst), out, durable), () => split?.data(dst, BigInt(dFirst), out));
+      const w = afterStore(dst.store.write(BigInt(dFirst), out, durable), () => split?.data(dst, BigInt(dFirst), out, true));
       if (w instanceof Promise) await w;
     }
   } finally {

@@ -224,7 +224,14 @@ export class ConsistencyGroup {
     if (this.transfer !== 'active') return;
     let more = false;
     for (const c of this.copies) {
-      for (const r of this.journal.after(c.appliedSeq, max)) c.apply(r);
+      try {
+        for (const r of this.journal.after(c.appliedSeq, max)) c.apply(r);
+      } catch (err) {
+        // A replica that cannot take a record (its thin pool is exhausted): the copy stops where
+        // it is, production goes on, and the transfer says so.
+        this.transition('active', 'error', `copy ${c.name} could not apply record ${c.appliedSeq + 1}: ${(err as Error).message}`);
+        return;
+      }
       if (c.appliedSeq < this.journal.nextSeq - 1) more = true;
     }
     this.journal.trim(Math.min(...this.copies.map((c) => c.appliedSeq)));
@@ -315,9 +322,9 @@ export class ReplicationSet implements LuProtection {
     }
   }
 
-  data(lba: bigint, data: Buffer, cls: SplitterClass): void {
+  data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): void {
     this.arrived(cls);
-    this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: data.length / this.lu.blockSize, data: Buffer.from(data), unmap: false });
+    this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: data.length / this.lu.blockSize, data: owned ? data : Buffer.from(data), unmap: false });
   }
 
   same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): void {

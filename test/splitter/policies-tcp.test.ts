@@ -151,4 +151,14 @@ describe('each policy for each primitive, over TCP', () => {
     expect(kcq(res)).toEqual([0x0a, 0x0d, 0x02]);
     expect(region(rig, c, 'production').equals(before)).toBe(true);
   });
+
+  it('EXTENDED COPY within one LU, source and destination overlapping: the copy gets the blocks as copied', async () => {
+    rig = await startSplitterArray('xcopy=support');
+    const ini = await rig.session(HOST);
+    await write(ini, 0, 3000, pattern(64 * BS, 8));
+    const list = xcopyList({ cscds: [{ naa: rig.lus[0].naa }], segments: [{ src: 0, dst: 0, blocks: 32, srcLba: 3000, dstLba: 3010 }] });
+    expect((await ini.scsi(0, xcopyCdb(list.length), { write: list })).status).toBe(0);
+    const v = await adminCall(rig.adminAddr, 'POST', '/v1/groups/default/verify', {});
+    expect(v.json.diverged).toEqual([]);
+  });
 });
