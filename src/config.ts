@@ -66,8 +66,8 @@ export interface ArrayConfig {
   groups?: GroupConfig[];
 }
 
-/** Journal size limit when none is given: 1 GiB of history per group. */
-export const DEFAULT_JOURNAL_BYTES = 1 << 30;
+/** Journal size limit when none is given: 256 MiB of history per group (memory journal). */
+export const DEFAULT_JOURNAL_BYTES = 256 << 20;
 
 export const DEFAULT_TARGET = 'iqn.2026-11.dev.arraysim:default';
 export const DEFAULT_LISTEN = '127.0.0.1:3260';

@@ -324,12 +324,12 @@ export class ReplicationSet implements LuProtection {
 
   data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): void {
     this.arrived(cls);
-    this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: data.length / this.lu.blockSize, data: owned ? data : Buffer.from(data), unmap: false });
+    this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: data.length / this.lu.blockSize, data: owned ? data : this.group.journal.copyIn(data), unmap: false });
   }
 
   same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): void {
     this.arrived(cls);
-    this.group.append({ time: Date.now(), set: this.index, kind: 'same', lba, blocks, data: unmap ? null : Buffer.from(block), unmap });
+    this.group.append({ time: Date.now(), set: this.index, kind: 'same', lba, blocks, data: unmap ? null : this.group.journal.copyIn(block), unmap });
   }
 
   unmap(lba: bigint, blocks: number, cls: SplitterClass): void {
