@@ -3,7 +3,7 @@
  * its negative control, the group routes, the YAML sections, the journal's size limit and
  * protection window, and the FLARE 30 pre-509 initialization failure.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +105,34 @@ describe('arraysim verify', () => {
     const r = await cli(['verify', '--admin', rig.adminAddr]);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/LUN 1 LBA 0-2047, caused by 1 EXTENDED COPY\(LID1\) \(ignored\) from iqn\.2026-11\.dev\.arraysim:host-a at \d\d:\d\d:\d\d/);
+  }, 60_000);
+});
+
+describe('arraysim serve --splitter', () => {
+  it('a bad SPEC: exit 1 with the token; beside --config: a usage error; a good one: group default on every LUN', async () => {
+    const bad = await cli(['serve', '--admin', 'none', '--listen', '127.0.0.1:0', '--splitter', 'xcopy=maybe']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^arraysim: --splitter: "xcopy=maybe": "maybe" is not one of support, reject, ignore$/m);
+    const both = await cli(['serve', '--admin', 'none', '--config', 'examples/minimal.yaml', '--splitter', 'rp-cx-2010']);
+    expect(both.code).toBe(1);
+    expect(both.err).toMatch(/Arguments config and splitter are mutually exclusive/);
+    // A good one: the process keeps running; its log says which LUNs are protected.
+    const child = spawn(process.execPath, ['bin/arraysim.js', 'serve', '--listen', '127.0.0.1:0', '--admin', 'none', '--lun', '16MiB', '--lun', '16MiB',
+      '--splitter', 'rp-cx-2010', '--log-level', 'info'], { cwd: join(__dirname, '../..') });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let buf = '';
+        const t = setTimeout(() => reject(new Error(`no group line in: ${buf}`)), 20_000);
+        child.stderr.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const m = buf.split('\n').find((l) => l.includes('consistency group ready'));
+          if (m) { clearTimeout(t); resolve(m); }
+        });
+      });
+      expect(JSON.parse(line)).toMatchObject({ group: 'default', splitter: 'cli', luns: [0, 1], copies: ['local'] });
+    } finally {
+      child.kill('SIGTERM');
+    }
   }, 60_000);
 });
 
