@@ -6,6 +6,7 @@ import { IscsiServer } from './iscsi/server.ts';
 import { ScsiTarget } from './scsi/target.ts';
 import { joinCopyDomain } from './scsi/xcopy.ts';
 import { AluaModel } from './scsi/alua.ts';
+import { ArrayEvents } from './events.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
 import { ConsistencyGroup } from './splitter/group.ts';
@@ -16,9 +17,12 @@ export class StorageArray {
   readonly scsiTargets = new Map<string, ScsiTarget>();
   /** Consistency groups by name (the write splitter, src/splitter). */
   readonly groups = new Map<string, ConsistencyGroup>();
+  /** State changes (ALUA, sessions, …) as they happen: the admin API's GET /v1/events. */
+  readonly events: ArrayEvents;
 
   private constructor(readonly config: ArrayConfig, readonly log: Logger) {
-    this.server = new IscsiServer(config.portals, log, config.iscsi);
+    this.events = new ArrayEvents((err, e) => log.error({ err, event: e.type }, 'event subscriber failed'));
+    this.server = new IscsiServer(config.portals, log, config.iscsi, this.events);
   }
 
   static async create(config: ArrayConfig, log: Logger): Promise<StorageArray> {
@@ -43,7 +47,7 @@ export class StorageArray {
       }
       // Every portal is a target port (relative port id = TPGT) in its target port group.
       const ports = config.portals.map((p) => ({ relativeTargetPortId: p.tpgt, targetPortGroup: p.targetPortGroup }));
-      scsi.alua = AluaModel.build(scsi, ports, t.alua, log.child({ target: t.name, component: 'alua' }));
+      scsi.alua = AluaModel.build(scsi, ports, t.alua, log.child({ target: t.name, component: 'alua' }), a.events);
       a.scsiTargets.set(t.name, scsi);
       a.server.addTarget({ name: t.name, alias: t.alias, acl: t.acl, chap: t.chap }, scsi);
     }
@@ -71,6 +75,7 @@ export class StorageArray {
         log: this.log.child({ component: 'splitter', group: g.name }),
       });
       this.groups.set(g.name, group);
+      group.listeners.add((e) => this.events.emit({ type: 'group.transfer', group: e.group, from: e.from, to: e.to, reason: e.reason }));
       this.log.info({ group: g.name, splitter: g.splitter, target: t.name, luns: luns.map((l) => l.lun), copies: g.copies }, 'consistency group ready');
     }
   }

@@ -5,17 +5,11 @@
  *   arraysim splitter presets [--json]
  */
 import type { CommandModule } from 'yargs';
+import { adminCall } from '../admin/client.ts';
+import { VERIFY_BODY } from '../admin/routes/splitter.ts';
 import { PRESETS, PRIMITIVES } from './policy.ts';
 import { formatVerify } from './verify.ts';
 import type { VerifyResult } from './verify.ts';
-
-async function call(admin: string, method: string, path: string, body?: unknown): Promise<unknown> {
-  const url = (admin.startsWith('http') ? admin : `http://${admin}`) + path;
-  const res = await fetch(url, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const json = await res.json().catch(() => ({})) as { error?: string; message?: string };
-  if (!res.ok) throw new Error(json.error ?? json.message ?? `HTTP ${res.status}`);
-  return json;
-}
 
 /** The presets as a text table, then their sources. */
 export function presetsTable(): string {
@@ -39,7 +33,7 @@ export function splitterCommands(defaultAdmin: string): CommandModule<object, an
       .option('json', { type: 'boolean', describe: 'print the result as JSON' }) as never,
     handler: async (a) => {
       try {
-        const r = await call(a.admin, 'POST', `/v1/groups/${encodeURIComponent(a.group)}/verify`, a.copy ? { copy: a.copy } : {}) as VerifyResult;
+        const r = await adminCall(a.admin, 'POST', `/v1/groups/${encodeURIComponent(a.group)}/verify`, { body: a.copy ? { copy: a.copy } : {}, schema: VERIFY_BODY }) as VerifyResult;
         console.log(a.json ? JSON.stringify(r, null, 2) : formatVerify(r));
         process.exitCode = r.consistent ? 0 : 1;
       } catch (e) {

@@ -144,10 +144,14 @@ describe('group routes and status', () => {
     const b = await adminCall(rig.adminAddr, 'POST', '/v1/groups/default/bookmarks', { name: 'before-clone' });
     expect(b.status).toBe(200);
     expect(b.json).toMatchObject({ name: 'before-clone', seq: 1 });
-    expect((await adminCall(rig.adminAddr, 'POST', '/v1/groups/default/bookmarks', { name: 'before-clone' })).json.error).toMatch(/^name: .*exists/);
-    expect((await adminCall(rig.adminAddr, 'POST', '/v1/groups/default/bookmarks', {})).json.error).toMatch(/^name: /);
-    expect((await adminCall(rig.adminAddr, 'POST', '/v1/groups/default/verify', { copy: 7 })).json.error).toMatch(/^copy: /);
+    const dup = await adminCall(rig.adminAddr, 'POST', '/v1/groups/default/bookmarks', { name: 'before-clone' });
+    expect(dup).toMatchObject({ status: 400, json: { field: 'name', error: expect.stringMatching(/^name: .*exists/) } });
+    expect(await adminCall(rig.adminAddr, 'POST', '/v1/groups/default/bookmarks', {})).toMatchObject({ status: 400, json: { field: 'name' } });
+    expect(await adminCall(rig.adminAddr, 'POST', '/v1/groups/default/bookmarks', { name: 'a b' })).toMatchObject({ status: 400, json: { field: 'name' } });
+    expect(await adminCall(rig.adminAddr, 'POST', '/v1/groups/default/verify', { copy: 7 })).toMatchObject({ status: 400, json: { field: 'copy' } });
+    expect(await adminCall(rig.adminAddr, 'POST', '/v1/groups/default/verify', { copy: 'dr' })).toMatchObject({ status: 404, json: { error: expect.stringMatching(/no copy "dr"/) } });
     expect((await adminCall(rig.adminAddr, 'GET', '/v1/groups/nope')).status).toBe(404);
+    expect((await adminCall(rig.adminAddr, 'POST', '/v1/groups/nope/verify', {})).status).toBe(404);
     const g = await adminCall(rig.adminAddr, 'GET', '/v1/groups/default');
     expect(g.json).toMatchObject({
       name: 'default', state: 'enabled', transfer: 'active',
@@ -156,6 +160,16 @@ describe('group routes and status', () => {
       ignored: { ats: 0, xcopy: 0, writesame: 0, unmap: 0 },
     });
     expect(g.json.journal).toMatchObject({ kind: 'memory', records: 1, lastSeq: 1 });
+    // Transfer state changes are events on the array's bus (GET /v1/events).
+    const seen: unknown[] = [];
+    const off = rig.array.events.subscribe((e) => seen.push(e));
+    rig.group.pauseTransfer('operator: maintenance');
+    await rig.group.startTransfer('operator: done');
+    off();
+    expect(seen).toEqual([
+      expect.objectContaining({ type: 'group.transfer', group: 'default', from: 'active', to: 'paused', reason: 'operator: maintenance' }),
+      expect.objectContaining({ type: 'group.transfer', group: 'default', from: 'paused', to: 'active', reason: 'operator: done' }),
+    ]);
     const st = await adminCall(rig.adminAddr, 'GET', '/v1/status');
     expect(st.json.groups.map((x: { name: string }) => x.name)).toEqual(['default']);
     expect((await adminCall(rig.adminAddr, 'GET', '/v1/groups')).json.groups).toHaveLength(1);
