@@ -111,7 +111,11 @@ export class LogicalUnit {
   private readonly abortHooks = new Map<string, () => void>();
   /** PREVENT ALLOW MEDIUM REMOVAL: nexus keys that hold a prevent. */
   readonly preventers = new Set<string>();
-  /** The replication set protecting this LU (src/splitter), or null: then the splitter gate costs one check. */
+  /**
+   * The replication set protecting this LU (src/splitter), or null: then the splitter gate costs a
+   * null check and a look at the command's splitter class (only EXTENDED COPY, which may write a
+   * protected LU, goes on to the gate).
+   */
   protection: LuProtection | null = null;
   /** Counters the admin API reports. */
   readonly stats = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, errors: 0 };
