@@ -180,10 +180,12 @@ export class ConsistencyGroup {
         if (m && !m.mapped) { lba += m.blocks; continue; }
         const n = Number(lu.blockCount - lba < per ? lu.blockCount - lba : per);
         const at = lba;
-        // Shared: no write is half applied while the region is read; its record is in the journal.
+        // Shared: no write is half applied while the region is read, and none can change it (a
+        // memory store's read is a view) until the replicas have copied it; a write waiting for
+        // the region is journaled after it, and applied on top.
         await shared(lu, at, n, async () => {
           const d = await lu.store.read(at, n);
-          for (const c of this.copies) await c.replicas[s.index].write(at, Buffer.from(d));
+          for (const c of this.copies) await c.replicas[s.index].write(at, d);
         });
         this.init.regions++;
         this.init.bytesSent += n * lu.blockSize;

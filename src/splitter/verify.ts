@@ -1,14 +1,14 @@
 /**
  * verify: is a copy of a consistency group the same as production? It drains the journal into the
  * copy, then compares production with the replica region by region (1 MiB): regions unallocated
- * on both sides are skipped by the stores' mapping; the others are hashed on both sides, and only
- * where the hashes differ are the blocks compared to find the diverged extents. Between regions
- * the event loop runs, so the array keeps serving I/O while a verify runs.
+ * on both sides are skipped by the stores' mapping; the others are digested on both sides (CRC32C
+ * per 64 KiB), and only where the digests differ are the blocks compared to find the diverged
+ * extents. Between regions the event loop runs, so the array keeps serving I/O while a verify runs.
  *
  * Each diverged extent is attributed to the ignored commands (the group's "ignored" log) that
  * wrote into it: the reason a replica drifts when a splitter ignores a VAAI primitive.
  */
-import { createHash } from 'node:crypto';
+import { crc32c } from '../../protocol/iscsi/digest.ts';
 import { shared } from '../scsi/range-lock.ts';
 import type { BackingStore } from '../store/store.ts';
 import type { ConsistencyGroup, IgnoredEntry } from './group.ts';
@@ -35,7 +35,18 @@ export interface VerifyResult {
   ms: number;
 }
 
-const digest = (b: Buffer): Buffer => createHash('sha1').update(b).digest();
+/**
+ * A region's digest: the CRC32C of each 64 KiB piece (DRBD's online verify offers crc32c as its
+ * verify-alg too). Native CRC32C runs at several GB/s where SHA-1 managed 0.4 GB/s on this VM,
+ * and sixteen independent CRCs per 1 MiB region make an accidental match of a diverged region
+ * far less likely than one CRC would.
+ */
+const PIECE = 64 << 10;
+function digest(b: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(4 * Math.ceil(b.length / PIECE));
+  for (let o = 0, k = 0; o < b.length; o += PIECE, k += 4) out.writeUInt32BE(crc32c(b.subarray(o, Math.min(o + PIECE, b.length))), k);
+  return out;
+}
 
 /** Runs of blocks that differ between `a` and `b` (same length), as [first, end) block indexes. */
 function differingRuns(a: Buffer, b: Buffer, bs: number): Array<[number, number]> {
