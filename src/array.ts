@@ -8,11 +8,14 @@ import { joinCopyDomain } from './scsi/xcopy.ts';
 import { AluaModel } from './scsi/alua.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
+import { ArrayMetrics } from './metrics/registry.ts';
 
 export class StorageArray {
   readonly server: IscsiServer;
   readonly stores: BackingStore[] = [];
   readonly scsiTargets = new Map<string, ScsiTarget>();
+  /** Prometheus metrics; null when the configuration turns them off (`metrics: false`, --no-metrics). */
+  metrics: ArrayMetrics | null = null;
 
   private constructor(readonly config: ArrayConfig, readonly log: Logger) {
     this.server = new IscsiServer(config.portals, log, config.iscsi);
@@ -46,6 +49,7 @@ export class StorageArray {
     }
     // One copy manager for the array: EXTENDED COPY may name any LU of any target.
     joinCopyDomain([...a.scsiTargets.values()]);
+    if (config.metrics !== false) a.metrics = new ArrayMetrics(a.server, a.scsiTargets);
     return a;
   }
 

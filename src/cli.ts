@@ -1,6 +1,6 @@
 /**
  * The arraysim command line. The `serve` flags are a contract scripts depend on:
- *   arraysim serve [--listen HOST:PORT]... [--target IQN] [--lun SPEC]... [--config FILE] [--log-level L]
+ *   arraysim serve [--listen HOST:PORT]... [--target IQN] [--lun SPEC]... [--config FILE] [--log-level L] [--no-metrics]
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -36,13 +36,15 @@ export async function main(argv: string[]): Promise<void> {
         .option('config', { type: 'string', describe: 'YAML configuration file' })
         .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error; default info' })
         .option('admin', { type: 'string', describe: 'admin API HOST:PORT on loopback, or "none"; default first portal port + 1000' })
+        .option('metrics', { type: 'boolean', describe: 'Prometheus metrics at GET /metrics on the admin API; --no-metrics turns them off (no per-command timestamps); default on' })
         // The file describes the targets and LUNs; flags for them beside it would be ignored.
         .conflicts('config', ['target', 'lun']),
       async (a) => {
-        let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel });
+        let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel, metrics: a.metrics });
         if (a.config) {
           if (a.listen?.length) config = { ...config, portals: portalsFrom(a.listen) };
           if (a.logLevel) config = { ...config, logLevel: a.logLevel };
+          if (a.metrics !== undefined) config = { ...config, metrics: a.metrics };
         }
         const log = createLogger(config.logLevel);
         const array = await StorageArray.create(config, log);

@@ -36,6 +36,8 @@ export interface ArrayConfig {
   targets: TargetConfig[];
   iscsi: Partial<IscsiTuning>;
   logLevel: string;
+  /** Prometheus metrics (src/metrics, GET /metrics); false: none, and no latency timestamps per command. Default true. */
+  metrics?: boolean;
 }
 
 export const DEFAULT_TARGET = 'iqn.2026-11.dev.arraysim:default';
@@ -55,7 +57,7 @@ export function portalsFrom(listen: string[]): PortalConfig[] {
 }
 
 /** From CLI flags (no --config). */
-export function configFromFlags(o: { listen?: string[]; target?: string; lun?: string[]; logLevel?: string }): ArrayConfig {
+export function configFromFlags(o: { listen?: string[]; target?: string; lun?: string[]; logLevel?: string; metrics?: boolean }): ArrayConfig {
   const listen = o.listen && o.listen.length ? o.listen : [DEFAULT_LISTEN];
   const luns = (o.lun && o.lun.length ? o.lun : [DEFAULT_LUN]).map((spec) => ({ spec }));
   return {
@@ -63,6 +65,7 @@ export function configFromFlags(o: { listen?: string[]; target?: string; lun?: s
     targets: [{ name: o.target ?? DEFAULT_TARGET, luns }],
     iscsi: {},
     logLevel: o.logLevel ?? 'info',
+    metrics: o.metrics ?? true,
   };
 }
 
@@ -124,7 +127,8 @@ export function configFromFile(path: string): ArrayConfig {
   });
   const iscsi = { ...(doc.iscsi ?? {}) };
   if (iscsi.keys) iscsi.keys = Object.fromEntries(Object.entries(iscsi.keys).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? 'Yes' : 'No') : String(v)]));
-  return { portals, targets, iscsi, logLevel: doc.log?.level ?? 'info' };
+  if (doc.metrics !== undefined && typeof doc.metrics !== 'boolean') throw err('metrics must be true or false');
+  return { portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', metrics: doc.metrics ?? true };
 }
 
 /** A target's own `alua:` section over the file-wide one (groups merged by id). */

@@ -7,12 +7,14 @@
  *   POST /v1/alua       {tpg, state, host?, clearHost?, preferred?, transitionMs?, target?, reason?, wait?}
  *                       one state change, applied atomically through the ALUA model (which logs it
  *                       with the reason and raises UA 2A/06); answers with the groups afterwards
+ *   GET  /metrics       Prometheus text format (src/metrics); 404 when metrics are off
  */
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { StorageArray } from '../array.ts';
 import { parseAccessState } from '../scsi/alua.ts';
 import type { AluaModel } from '../scsi/alua.ts';
+import { METRICS_CONTENT_TYPE } from '../metrics/registry.ts';
 
 export type Route = (req: http.IncomingMessage, body: unknown) => Promise<unknown> | unknown;
 
@@ -92,6 +94,7 @@ export class AdminApi {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body, null, 2) + '\n');
     };
+    if (req.method === 'GET' && path === '/metrics') { await this.metrics(res); return; }
     if (!route) { send(404, { error: `no route ${req.method} ${path}` }); return; }
     try {
       let body: unknown = null;
@@ -105,6 +108,25 @@ export class AdminApi {
       send(200, await route(req, body));
     } catch (err) {
       send(400, { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  /** GET /metrics: text, not JSON, so it is answered apart from the JSON routes. */
+  private async metrics(res: http.ServerResponse): Promise<void> {
+    const m = this.array.metrics;
+    if (!m) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'metrics are off (serve --no-metrics, or metrics: false in the configuration)' }) + '\n');
+      return;
+    }
+    try {
+      const text = await m.metricsText();
+      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE });
+      res.end(text);
+    } catch (err) {
+      this.log.error({ err }, 'metrics collection failed');
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }) + '\n');
     }
   }
 
