@@ -5,6 +5,12 @@
  * looks up a map or creates an object per command; /metrics turns the arrays into a Prometheus
  * histogram when it is scraped (latencyFamily below).
  *
+ * The clock is read per socket read and per event-loop turn, not per command: a command starts
+ * when the read that brought its PDU returned (one read carries several commands at depth), and
+ * one that completes within a turn ends when the turn's responses leave in one writev
+ * (TurnLatencies); only a command completing outside a turn (an asynchronous store) reads the
+ * clock for itself.
+ *
  * Why not prom-client's Histogram#labels(cls).observe(): its observe builds a label object and a
  * hash string and looks the series up by that string on every call.
  */
@@ -74,12 +80,51 @@ export class CommandLatency {
 }
 
 /**
+ * Completions that wait for the end of their event-loop turn. A connection holds its responses
+ * corked until then and they leave in one writev (connection.ts withCork/flush), so that is when
+ * they are answered; recordAll() then reads the clock once for all of them. The arrays grow by
+ * doubling when a turn completes more commands than ever before, never per command.
+ */
+export class TurnLatencies {
+  private cls = new Uint8Array(64);
+  private start = new Int32Array(64);
+  private n = 0;
+
+  constructor(readonly latency: CommandLatency) {}
+
+  add(cls: ClassIndex, startUs: number): void {
+    if (this.n === this.cls.length) this.grow();
+    this.cls[this.n] = cls;
+    this.start[this.n] = startUs;
+    this.n++;
+  }
+
+  /** Record every completion added since the last call, all as of now. */
+  recordAll(): void {
+    const n = this.n;
+    if (n === 0) return;
+    const now = nowUs();
+    for (let i = 0; i < n; i++) this.latency.observeUs(this.cls[i] as ClassIndex, (now - this.start[i]) | 0);
+    this.n = 0;
+  }
+
+  private grow(): void {
+    const cls = new Uint8Array(this.cls.length * 2);
+    cls.set(this.cls);
+    const start = new Int32Array(this.start.length * 2);
+    start.set(this.start);
+    this.cls = cls;
+    this.start = start;
+  }
+}
+
+/**
  * A prom-client Histogram whose series are read from a CommandLatency when scraped. It is
  * registered like any other metric (type, help, the text format from prom-client); only where
  * the numbers come from differs, so get() is the one method that changes.
  */
 const NAME = 'arraysim_command_duration_seconds';
-const HELP = 'SCSI command latency by class (read, write, vaai, other): from the arrival of the SCSI Command PDU to its status being queued for the socket';
+const HELP = 'SCSI command latency by class (read, write, vaai, other): from the socket read that brought the SCSI Command PDU to the send of its response';
 
 class CommandLatencyHistogram extends Histogram<'class'> {
   constructor(private readonly source: CommandLatency, registry: Registry) {

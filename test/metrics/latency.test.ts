@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ClassIndex } from '../../src/metrics/command-class.ts';
-import { CommandLatency, LATENCY_BUCKETS_SECONDS, latencyFamily, nowUs } from '../../src/metrics/latency.ts';
+import { CommandLatency, LATENCY_BUCKETS_SECONDS, TurnLatencies, latencyFamily, nowUs } from '../../src/metrics/latency.ts';
 
 describe('CommandLatency', () => {
   it('puts a value in the first bucket whose bound is >= it, and +Inf past the last', () => {
@@ -38,6 +38,20 @@ describe('CommandLatency', () => {
     const w = new CommandLatency([0.001]);
     w.observeUs(ClassIndex.Read, ((-2147483648 + 5) - 2147483640) | 0);
     expect(w.sumsUs[ClassIndex.Read]).toBe(13);
+  });
+
+  it('TurnLatencies records every completion of a turn against one clock read, and starts empty again', async () => {
+    const l = new CommandLatency([0.001, 0.1]); // 1 ms, 100 ms
+    const turn = new TurnLatencies(l);
+    const t0 = nowUs();
+    for (let i = 0; i < 200; i++) turn.add(ClassIndex.Write, t0); // past the initial 64 slots
+    turn.add(ClassIndex.Read, t0 - 50_000); // read 50 ms earlier
+    await sleep(5);
+    turn.recordAll();
+    expect(l.cumulative(ClassIndex.Write)).toEqual([0, 200, 200]); // all 200 waited >= 5 ms
+    expect(l.cumulative(ClassIndex.Read)).toEqual([0, 1, 1]);
+    turn.recordAll(); // nothing added since: nothing recorded twice
+    expect(l.cumulative(ClassIndex.Write).at(-1)).toBe(200);
   });
 
   it('is exposed by prom-client as a histogram with cumulative buckets, _sum in seconds and _count', async () => {
@@ -81,6 +95,21 @@ describe('recording allocates nothing', () => {
     for (let i = 0; i < 200_000; i++) l.record((i & 3) as ClassIndex, start); // warm up (optimise) first
     const gcs = await gcsDuring(() => { for (let i = 0; i < N; i++) l.record((i & 3) as ClassIndex, start); });
     expect(l.cumulative(ClassIndex.Read).at(-1)).toBe(200_000 / 4 + N / 4);
+    expect(gcs).toBe(0);
+  });
+
+  it(`${N.toLocaleString('en-US')} completions through TurnLatencies, 32 per turn, run without a garbage collection`, async () => {
+    const l = new CommandLatency();
+    const turn = new TurnLatencies(l);
+    const run = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        turn.add((i & 3) as ClassIndex, nowUs());
+        if ((i & 31) === 31) turn.recordAll();
+      }
+    };
+    run(200_000);
+    const gcs = await gcsDuring(() => run(N));
+    expect(l.cumulative(ClassIndex.Other).at(-1)).toBe(200_000 / 4 + N / 4);
     expect(gcs).toBe(0);
   });
 
