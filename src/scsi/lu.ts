@@ -109,7 +109,6 @@ export class LogicalUnit {
   private readonly abortHooks = new Map<string, () => void>();
   /** PREVENT ALLOW MEDIUM REMOVAL: nexus keys that hold a prevent. */
   readonly preventers = new Set<string>();
-  /** Counters the admin API reports. */
   /**
    * Counters the admin API and /metrics report. `commands`: every command submitted to this LU;
    * reads/writes and bytes: media transfers done (XCOPY's included); `errors`: commands that
