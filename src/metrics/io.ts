@@ -63,7 +63,7 @@ export function portalFamilies(registry: Registry, src: MetricsSource): void {
     collect() { readCounter(this, portals().map(({ labels, st }) => [labels, st.commands])); },
   });
   new Counter({
-    name: 'arraysim_portal_io_total', help: 'Reads and writes served through the portal with GOOD status', labelNames: [...labelNames, 'direction'], registers: [registry],
+    name: 'arraysim_portal_io_total', help: 'Commands with Data-In (read) or Data-Out (write) answered GOOD through the portal', labelNames: [...labelNames, 'direction'], registers: [registry],
     collect() {
       readCounter(this, portals().flatMap(({ labels, st }) => [
         [{ ...labels, direction: 'read' }, st.reads] as const, [{ ...labels, direction: 'write' }, st.writes] as const,
@@ -71,7 +71,7 @@ export function portalFamilies(registry: Registry, src: MetricsSource): void {
     },
   });
   new Counter({
-    name: 'arraysim_portal_bytes_total', help: 'Data bytes of reads and writes served through the portal with GOOD status', labelNames: [...labelNames, 'direction'], registers: [registry],
+    name: 'arraysim_portal_bytes_total', help: 'Data-In and Data-Out bytes of the commands answered GOOD through the portal', labelNames: [...labelNames, 'direction'], registers: [registry],
     collect() {
       readCounter(this, portals().flatMap(({ labels, st }) => [
         [{ ...labels, direction: 'read' }, st.readBytes] as const, [{ ...labels, direction: 'write' }, st.writeBytes] as const,
