@@ -6,6 +6,7 @@ import { IscsiServer } from './iscsi/server.ts';
 import { ScsiTarget } from './scsi/target.ts';
 import { joinCopyDomain } from './scsi/xcopy.ts';
 import { AluaModel } from './scsi/alua.ts';
+import { ArrayEvents } from './events.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
 import { ArrayMetrics } from './metrics/registry.ts';
@@ -14,11 +15,14 @@ export class StorageArray {
   readonly server: IscsiServer;
   readonly stores: BackingStore[] = [];
   readonly scsiTargets = new Map<string, ScsiTarget>();
+  /** State changes (ALUA, sessions, …) as they happen: the admin API's GET /v1/events. */
+  readonly events: ArrayEvents;
   /** Prometheus metrics; null when the configuration turns them off (`metrics: false`, --no-metrics). */
   metrics: ArrayMetrics | null = null;
 
   private constructor(readonly config: ArrayConfig, readonly log: Logger) {
-    this.server = new IscsiServer(config.portals, log, config.iscsi);
+    this.events = new ArrayEvents((err, e) => log.error({ err, event: e.type }, 'event subscriber failed'));
+    this.server = new IscsiServer(config.portals, log, config.iscsi, this.events);
   }
 
   static async create(config: ArrayConfig, log: Logger): Promise<StorageArray> {
@@ -43,7 +47,7 @@ export class StorageArray {
       }
       // Every portal is a target port (relative port id = TPGT) in its target port group.
       const ports = config.portals.map((p) => ({ relativeTargetPortId: p.tpgt, targetPortGroup: p.targetPortGroup }));
-      scsi.alua = AluaModel.build(scsi, ports, t.alua, log.child({ target: t.name, component: 'alua' }));
+      scsi.alua = AluaModel.build(scsi, ports, t.alua, log.child({ target: t.name, component: 'alua' }), a.events);
       a.scsiTargets.set(t.name, scsi);
       a.server.addTarget({ name: t.name, alias: t.alias, acl: t.acl, chap: t.chap }, scsi);
     }

@@ -7,21 +7,11 @@ import { hideBin } from 'yargs/helpers';
 import { createLogger } from './log.ts';
 import { configFromFile, configFromFlags, portalsFrom } from './config.ts';
 import { StorageArray } from './array.ts';
-import { AdminApi } from './admin/api.ts';
+import type { AdminApi } from './admin/api.ts';
+import { adminAccess } from './admin/auth.ts';
+import { adminCall, defaultAdmin } from './admin/client.ts';
+import { ALUA_SET_BODY } from './admin/routes/alua.ts';
 import { parseHostPort } from './config.ts';
-
-/** The admin API's default address: loopback, the first portal's port + 1000 (3260 → 4260). */
-export function defaultAdmin(firstPortalPort = 3260): string {
-  return `127.0.0.1:${firstPortalPort + 1000}`;
-}
-
-async function adminCall(base: string, method: string, path: string, body?: unknown): Promise<unknown> {
-  const url = (base.startsWith('http') ? base : `http://${base}`) + path;
-  const res = await fetch(url, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const json = await res.json();
-  if (!res.ok) throw new Error((json as { error?: string }).error ?? `HTTP ${res.status}`);
-  return json;
-}
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -35,7 +25,7 @@ export async function main(argv: string[]): Promise<void> {
         .option('lun', { type: 'string', array: true, describe: 'LUN SPEC (repeatable): SIZE[,opt...] or file:PATH[,size=SIZE][,opt...]; opts thick, removable, readonly, block=512|4096' })
         .option('config', { type: 'string', describe: 'YAML configuration file' })
         .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error; default info' })
-        .option('admin', { type: 'string', describe: 'admin API HOST:PORT on loopback, or "none"; default first portal port + 1000' })
+        .option('admin', { type: 'string', describe: 'admin API HOST:PORT, or "none"; default admin.listen of the config, else 127.0.0.1:(first portal port + 1000). Off loopback it needs a bearer token (ARRAYSIM_ADMIN_TOKEN or admin.tokenFile)' })
         .option('metrics', { type: 'boolean', describe: 'Prometheus metrics at GET /metrics on the admin API; --no-metrics turns them off (no per-command timestamps); default on' })
         // The file describes the targets and LUNs; flags for them beside it would be ignored.
         .conflicts('config', ['target', 'lun']),
@@ -46,14 +36,19 @@ export async function main(argv: string[]): Promise<void> {
           if (a.logLevel) config = { ...config, logLevel: a.logLevel };
           if (a.metrics !== undefined) config = { ...config, metrics: a.metrics };
         }
+        const adminAddr = a.admin ?? config.admin?.listen ?? defaultAdmin(config.portals[0]?.port);
+        const adminAt = adminAddr === 'none' ? null : parseHostPort(adminAddr);
+        // Decided before anything starts: an admin API off loopback without a token is refused outright.
+        const access = adminAt && adminAccess(adminAt.host, { envToken: process.env.ARRAYSIM_ADMIN_TOKEN, tokenFile: config.admin?.tokenFile });
         const log = createLogger(config.logLevel);
         const array = await StorageArray.create(config, log);
         await array.start();
-        const adminAddr = a.admin ?? defaultAdmin(config.portals[0]?.port);
         let admin: AdminApi | null = null;
-        if (adminAddr !== 'none') {
-          admin = new AdminApi(array, log);
-          const { host, port } = parseHostPort(adminAddr);
+        if (adminAt && access) {
+          // Loaded once the portals listen: the HTTP framework is not on the way to serving iSCSI.
+          const { AdminApi } = await import('./admin/api.ts');
+          admin = new AdminApi(array, log, { access });
+          const { host, port } = adminAt;
           // The admin API is a convenience: a busy port must not stop the target.
           await admin.listen(host, port).catch((err) => { log.warn({ err: err.message, admin: adminAddr }, 'admin API not started'); admin = null; });
         }
@@ -97,13 +92,12 @@ export async function main(argv: string[]): Promise<void> {
         .option('wait', { type: 'boolean', default: true, describe: 'return once the transition is complete' }),
       async (a) => {
         if (a.action === 'show') { console.log(JSON.stringify(await adminCall(a.admin, 'GET', '/v1/alua'), null, 2)); return; }
-        if (a.tpg === undefined) throw new Error('alua set needs --tpg');
-        if (a.state === undefined && !a.clearHost) throw new Error('alua set needs --state (or --host IQN --clear-host)');
+        // Checked against POST /v1/alua's own schema before sending: a bad --tpg or --state is refused here.
         const body = {
-          tpg: a.tpg, state: a.state, host: a.host, clearHost: a.clearHost, preferred: a.preferred,
+          tpg: a.tpg, state: a.state?.trim().toLowerCase(), host: a.host, clearHost: a.clearHost, preferred: a.preferred,
           transitionMs: a.transitionMs, target: a.target, reason: a.reason ?? 'arraysim alua set', wait: a.wait,
         };
-        console.log(JSON.stringify(await adminCall(a.admin, 'POST', '/v1/alua', body), null, 2));
+        console.log(JSON.stringify(await adminCall(a.admin, 'POST', '/v1/alua', { body, schema: ALUA_SET_BODY }), null, 2));
       },
     )
     .demandCommand(1, 'give a command: serve, status, alua')

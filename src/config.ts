@@ -3,6 +3,7 @@
  * src/array.ts turns into running objects. Documented in README.md ("Configuration").
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { createHash } from 'node:crypto';
 import YAML from 'yaml';
 import type { ChapConfig, IscsiTuning, PortalConfig } from './iscsi/config.ts';
@@ -31,11 +32,20 @@ export interface TargetConfig {
   alua?: AluaConfig;
 }
 
+/** The YAML `admin:` section (README "Admin API"). */
+export interface AdminConfig {
+  /** HOST:PORT, or "none"; the `--admin` flag overrides it. */
+  listen?: string;
+  /** A file holding the bearer token (absolute, or resolved against the config file's folder). */
+  tokenFile?: string;
+}
+
 export interface ArrayConfig {
   portals: PortalConfig[];
   targets: TargetConfig[];
   iscsi: Partial<IscsiTuning>;
   logLevel: string;
+  admin?: AdminConfig;
   /** Prometheus metrics (src/metrics, GET /metrics); false: none, and no latency timestamps per command. Default true. */
   metrics?: boolean;
 }
@@ -128,7 +138,26 @@ export function configFromFile(path: string): ArrayConfig {
   const iscsi = { ...(doc.iscsi ?? {}) };
   if (iscsi.keys) iscsi.keys = Object.fromEntries(Object.entries(iscsi.keys).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? 'Yes' : 'No') : String(v)]));
   if (doc.metrics !== undefined && typeof doc.metrics !== 'boolean') throw err('metrics must be true or false');
-  return { portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', metrics: doc.metrics ?? true };
+  return { portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', admin: adminSection(doc.admin, path, err), metrics: doc.metrics ?? true };
+}
+
+function adminSection(a: any, file: string, err: (m: string) => Error): AdminConfig | undefined {
+  if (a === undefined || a === null) return undefined;
+  if (typeof a !== 'object' || Array.isArray(a)) throw err('admin must be a mapping');
+  for (const k of Object.keys(a)) if (k !== 'listen' && k !== 'tokenFile') throw err(`admin.${k} is not a known key (want listen, tokenFile)`);
+  const out: AdminConfig = {};
+  if (a.listen !== undefined) {
+    if (typeof a.listen !== 'string') throw err('admin.listen must be "HOST:PORT" or "none"');
+    if (a.listen !== 'none') {
+      try { parseHostPort(a.listen); } catch (e) { throw err(`admin.listen: ${(e as Error).message}`); }
+    }
+    out.listen = a.listen;
+  }
+  if (a.tokenFile !== undefined) {
+    if (typeof a.tokenFile !== 'string' || !a.tokenFile) throw err('admin.tokenFile must be a file name');
+    out.tokenFile = path.resolve(path.dirname(file), a.tokenFile);
+  }
+  return out;
 }
 
 /** A target's own `alua:` section over the file-wide one (groups merged by id). */

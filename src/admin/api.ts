@@ -1,136 +1,180 @@
 /**
- * The admin API: HTTP/JSON on loopback, so operators, scenario labs and (later) the
- * replication engine script the array with curl or fetch.
+ * The admin API: HTTP/JSON (fastify) so operators, scripts, the console and the scenario labs
+ * drive a running array. Routes, one file per concern under ./routes/:
  *
- *   GET  /v1/status     targets, LUNs, sessions, per-portal I/O counters
- *   GET  /v1/alua       every target's port groups: mode, default state, preferred, per-host overrides
- *   POST /v1/alua       {tpg, state, host?, clearHost?, preferred?, transitionMs?, target?, reason?, wait?}
- *                       one state change, applied atomically through the ALUA model (which logs it
- *                       with the reason and raises UA 2A/06); answers with the groups afterwards
- *   GET  /metrics       Prometheus text format (src/metrics); 404 when metrics are off
+ *   status.ts    GET  /v1/status        targets, LUNs, sessions, per-portal I/O counters
+ *   alua.ts      GET  /v1/alua          every target's port groups
+ *                POST /v1/alua          one ALUA state change
+ *   events.ts    GET  /v1/events        state changes as server-sent events
+ *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
+ *   metrics.ts   GET  /metrics          Prometheus text format (src/metrics)
+ *
+ * To add a route:
+ *   1. Write src/admin/routes/<concern>.ts exporting its schemas as constants (body, querystring,
+ *      params, and a `response` with at least the 200 reply) and `register(app, deps)`, which
+ *      declares the routes with `{ schema }`. Throw AdminError (./errors.ts) for a request the
+ *      schema cannot refuse, with the field it is about.
+ *   2. Add the module to ROUTES below.
+ *   3. A route without a response schema is refused when it is added, unless it has
+ *      `schema: { hide: true }` (not API, e.g. a console's static files; left out of the
+ *      document). The schemas validate requests (400 naming the field), serialize replies and
+ *      are what GET /v1/openapi.json publishes; a CLI verb that sends a body checks it with
+ *      `checkBody(SCHEMA, body)` (./validation.ts) first.
+ *   4. State changes a route or its engine makes go on the event bus (src/events.ts says how to
+ *      add an event type), so GET /v1/events carries them.
+ * Every route gets the 400 (and 401) error reply schema added, and the bearer-token check when
+ * the API is bound off loopback (./auth.ts).
  */
-import http from 'node:http';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
+import Fastify, { LogController } from 'fastify';
+import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import type { StorageArray } from '../array.ts';
-import { parseAccessState } from '../scsi/alua.ts';
-import type { AluaModel } from '../scsi/alua.ts';
-import { METRICS_CONTENT_TYPE } from '../metrics/registry.ts';
+import type { ArrayEvents } from '../events.ts';
+import type { AdminAccess } from './auth.ts';
+import { bearerMatches } from './auth.ts';
+import { AdminError, ERROR_REPLY } from './errors.ts';
+import type { AdminErrorReply } from './errors.ts';
+import { compileValidator, describeValidation } from './validation.ts';
+import * as status from './routes/status.ts';
+import * as alua from './routes/alua.ts';
+import * as events from './routes/events.ts';
+import * as openapi from './routes/openapi.ts';
+import * as metrics from './routes/metrics.ts';
 
-export type Route = (req: http.IncomingMessage, body: unknown) => Promise<unknown> | unknown;
+/** What a route module gets: the array, its event bus, a logger. */
+export interface AdminDeps {
+  array: StorageArray;
+  events: ArrayEvents;
+  log: Logger;
+  /** Time between SSE keep-alive comments, ms (default 15 s; tests shorten it). */
+  keepAliveMs?: number;
+}
+
+export interface AdminRouteModule {
+  register(app: FastifyInstance, deps: AdminDeps): void;
+}
+
+/** Every route module, in the order the OpenAPI document lists them. */
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, events, openapi, metrics];
+
+export interface AdminOptions {
+  /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */
+  access?: AdminAccess;
+  keepAliveMs?: number;
+}
+
+const BODY_LIMIT = 1 << 20;
 
 export class AdminApi {
-  private server: http.Server | null = null;
-  readonly routes = new Map<string, Route>();
+  readonly app: FastifyInstance;
+  readonly access: AdminAccess;
+  private readonly log: Logger;
 
-  constructor(readonly array: StorageArray, readonly log: Logger) {
-    this.routes.set('GET /v1/status', () => this.status());
-    this.routes.set('GET /v1/alua', () => this.aluaShow());
-    this.routes.set('POST /v1/alua', (_req, body) => this.aluaSet(body));
-  }
-
-  private aluaModels(): [string, AluaModel][] {
-    return [...this.array.scsiTargets].map(([name, t]) => [name, t.alua] as [string, AluaModel]);
-  }
-
-  aluaShow(): unknown {
-    return { targets: this.aluaModels().map(([name, m]) => ({ name, ...(m.toJSON() as object) })) };
-  }
-
-  /** One change; without `target` it applies to every target (they share the portals). */
-  async aluaSet(body: unknown): Promise<unknown> {
-    const b = (body ?? {}) as Record<string, unknown>;
-    if (!Number.isInteger(b.tpg)) throw new Error('tpg (target port group number) is required');
-    if (b.host !== undefined && typeof b.host !== 'string') throw new Error('host must be an initiator name');
-    if (!b.clearHost && typeof b.state !== 'string') throw new Error('state is required');
-    const state = b.clearHost ? 'active/optimized' : parseAccessState(b.state as string);
-    if (b.transitionMs !== undefined && (typeof b.transitionMs !== 'number' || b.transitionMs < 0)) throw new Error('transitionMs must be >= 0');
-    const models = this.aluaModels().filter(([name]) => b.target === undefined || name === b.target);
-    if (!models.length) throw new Error(`no target ${String(b.target)}`);
-    for (const [, m] of models) if (!m.groups.has(b.tpg as number)) throw new Error(`no target port group ${String(b.tpg)}`);
-    const reason = typeof b.reason === 'string' && b.reason ? b.reason : 'admin API';
-    const done = models.map(([, m]) => m.transition({
-      tpg: b.tpg as number, state, host: b.host as string | undefined, clearHost: !!b.clearHost,
-      preferred: typeof b.preferred === 'boolean' ? b.preferred : undefined,
-      transitionMs: b.transitionMs as number | undefined, reason,
-    }));
-    if (b.wait) await Promise.all(done);
-    return this.aluaShow();
-  }
-
-  status(): unknown {
-    const a = this.array;
-    return {
-      portals: a.config.portals.map((p) => ({ listen: `${p.host}:${p.port}`, tpgt: p.tpgt, targetPortGroup: p.targetPortGroup, stats: a.server.portalStats.get(p) })),
-      targets: [...a.scsiTargets.values()].map((t) => ({
-        name: t.name,
-        luns: [...t.luns.values()].map((lu) => ({
-          lun: lu.lun, naa: lu.naa, serial: lu.serial, blockSize: lu.blockSize, blocks: String(lu.blockCount),
-          readonly: lu.readonly, removable: lu.removable, allocatedBytes: lu.store.allocatedBytes?.() ?? null, stats: lu.stats,
-        })),
-        sessions: [...a.server.sessions].filter((s) => s.targetConfig?.name === t.name).map((s) => ({
-          tsih: s.tsih, initiator: s.initiatorName, isid: s.isid, tpgt: s.portal.tpgt, connections: s.connections.size,
-        })),
-      })),
-    };
-  }
-
-  async listen(host: string, port: number): Promise<number> {
-    const srv = http.createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(port, host, () => { srv.off('error', reject); resolve(); });
+  constructor(readonly array: StorageArray, log: Logger, opts: AdminOptions = {}) {
+    this.log = log.child({ component: 'admin' });
+    this.access = opts.access ?? { mode: 'open' };
+    const app = Fastify({
+      loggerInstance: this.log as FastifyBaseLogger,
+      // Requests are not logged one by one (scripts poll); refusals and failures are.
+      logController: new LogController({ disableRequestLogging: true }),
+      exposeHeadRoutes: false,
+      bodyLimit: BODY_LIMIT,
     });
-    this.server = srv;
-    const a = srv.address();
+    this.app = app;
+
+    // Bodies are JSON whatever the Content-Type says: `curl -d` sends form-urlencoded, fetch with
+    // a string body text/plain, and both have always worked.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', { parseAs: 'string' }, (_req, text, done) => {
+      if (text === '') { done(null, undefined); return; }
+      try {
+        done(null, JSON.parse(text as string));
+      } catch (e) {
+        done(new AdminError(400, `body is not JSON: ${(e as Error).message}`, null, 'body'), undefined);
+      }
+    });
+    app.setValidatorCompiler(({ schema, httpPart }) => compileValidator(schema, httpPart));
+    app.setSchemaErrorFormatter((errors, part) => new Error(describeValidation(errors, part).error));
+
+    app.setErrorHandler((err: FastifyError | AdminError, req, reply) => {
+      let code: number;
+      let body: AdminErrorReply;
+      if ('validation' in err && err.validation) {
+        code = 400;
+        body = describeValidation(err.validation, err.validationContext);
+      } else if (err instanceof AdminError) {
+        code = err.statusCode;
+        body = err.reply();
+      } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+        code = err.statusCode; // fastify's own: 413 body too large, 415 …
+        body = { error: err.message, field: null };
+      } else {
+        code = 500;
+        body = { error: 'internal error (see the array log)', field: null };
+        this.log.error({ err, method: req.method, url: pathOf(req.url) }, 'admin API request failed');
+      }
+      void reply.code(code).send(body);
+    });
+    app.setNotFoundHandler((req, reply) => {
+      void reply.code(404).send({ error: `no route ${req.method} ${pathOf(req.url)} (see GET /v1/openapi.json)`, field: null });
+    });
+
+    const access = this.access;
+    if (access.mode === 'token') {
+      app.addHook('onRequest', async (req, reply) => {
+        const verdict = bearerMatches(req.headers.authorization, access.token);
+        if (verdict === 'ok') return;
+        // Logged without the header: neither a wrong token nor a near miss of the right one goes to the log.
+        this.log.warn({ remote: req.ip, method: req.method, url: pathOf(req.url), why: verdict === 'missing' ? 'no bearer token' : 'wrong token' }, 'admin API request refused');
+        void reply.code(401)
+          .header('www-authenticate', verdict === 'missing' ? 'Bearer realm="arraysim"' : 'Bearer realm="arraysim", error="invalid_token"')
+          .send({ error: verdict === 'missing' ? 'this admin API needs Authorization: Bearer <token> (ARRAYSIM_ADMIN_TOKEN)' : 'the bearer token is not valid', field: null });
+        return reply;
+      });
+    }
+
+    // Every route declares its reply; each gets the error replies it can give.
+    app.addHook('onRoute', (r) => {
+      // Hidden routes (static files of a console, say) are not API: not documented, not checked.
+      if ((r.schema as { hide?: boolean } | undefined)?.hide) return;
+      const response = (r.schema?.response ?? undefined) as Record<string, unknown> | undefined;
+      if (!response || !Object.keys(response).some((k) => k.startsWith('2'))) {
+        throw new Error(`admin route ${String(r.method)} ${r.url} has no response schema (src/admin/api.ts: to add a route)`);
+      }
+      const errors: Record<string, unknown> = { 400: { ...ERROR_REPLY, description: 'a field of the request is not valid (field names it)' } };
+      if (access.mode === 'token') errors[401] = { ...ERROR_REPLY, description: 'no bearer token, or not the right one' };
+      r.schema = { ...r.schema, response: { ...errors, ...response } };
+    });
+
+    void app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: { title: 'arraysim admin API', version: '1', description: 'Drive a running arraysim: status, ALUA, state change events' },
+        components: access.mode === 'token' ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } : undefined,
+        security: access.mode === 'token' ? [{ bearer: [] }] : undefined,
+      },
+    });
+    const deps: AdminDeps = { array, events: array.events, log: this.log, keepAliveMs: opts.keepAliveMs };
+    void app.register(async (scope) => {
+      for (const m of ROUTES) m.register(scope, deps);
+    });
+  }
+
+  /** Listen on host:port (0: any free port); resolves with the bound port. */
+  async listen(host: string, port: number): Promise<number> {
+    await this.app.listen({ host, port, listenTextResolver: (address) => `admin API bound to ${address}` });
+    const a = this.app.server.address();
     const bound = a && typeof a === 'object' ? a.port : port;
-    this.log.info({ admin: `http://${host}:${bound}` }, 'admin API listening');
+    this.log.info({ admin: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`, access: this.access.mode === 'token' ? 'bearer token' : 'open (loopback)' }, 'admin API listening');
     return bound;
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    const route = this.routes.get(`${req.method} ${path}`);
-    const send = (code: number, body: unknown) => {
-      res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body, null, 2) + '\n');
-    };
-    if (req.method === 'GET' && path === '/metrics') { await this.metrics(res); return; }
-    if (!route) { send(404, { error: `no route ${req.method} ${path}` }); return; }
-    try {
-      let body: unknown = null;
-      if (req.method !== 'GET') {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        for await (const c of req) { size += (c as Buffer).length; if (size > 1 << 20) throw new Error('body too large'); chunks.push(c as Buffer); }
-        const text = Buffer.concat(chunks).toString('utf8');
-        body = text ? JSON.parse(text) : null;
-      }
-      send(200, await route(req, body));
-    } catch (err) {
-      send(400, { error: err instanceof Error ? err.message : String(err) });
-    }
-  }
-
-  /** GET /metrics: text, not JSON, so it is answered apart from the JSON routes. */
-  private async metrics(res: http.ServerResponse): Promise<void> {
-    const m = this.array.metrics;
-    if (!m) {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'metrics are off (serve --no-metrics, or metrics: false in the configuration)' }) + '\n');
-      return;
-    }
-    try {
-      const text = await m.metricsText();
-      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE });
-      res.end(text);
-    } catch (err) {
-      this.log.error({ err }, 'metrics collection failed');
-      res.writeHead(500, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }) + '\n');
-    }
-  }
-
   close(): Promise<void> {
-    return new Promise((r) => (this.server ? this.server.close(() => r()) : r()));
+    return this.app.close();
   }
+}
+
+function pathOf(url: string): string {
+  return url.split('?')[0];
 }

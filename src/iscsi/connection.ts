@@ -406,6 +406,7 @@ export class Connection {
     this.stats.logins++;
     this.log.info({ initiator: s.initiatorName, isid: s.isid, tsih: s.tsih, type: s.type, target: s.targetConfig?.name,
       headerDigest: this.headerDigest, dataDigest: this.dataDigest }, 'login complete');
+    if (lg.tsih === 0) this.server.sessionLoggedIn(s);
     this.armIdle();
   }
 

@@ -4,6 +4,8 @@
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { ArrayEvents } from '../events.ts';
+import type { SessionFields } from '../events.ts';
 import { DEFAULT_TARGET_LIMITS } from '../../protocol/iscsi/negotiation.ts';
 import type { ScsiTarget } from '../scsi/target.ts';
 import type { IscsiTargetConfig, IscsiTuning, PortalConfig } from './config.ts';
@@ -48,7 +50,11 @@ export class IscsiServer {
    */
   commandLatency: CommandLatency | null = null;
 
-  constructor(readonly portals: PortalConfig[], readonly log: Logger, tuning: Partial<IscsiTuning> = {}) {
+  /**
+   * @param events where session logins, logouts and drops are published (the array's bus; a
+   *   private one when the server runs alone, as in transport tests).
+   */
+  constructor(readonly portals: PortalConfig[], readonly log: Logger, tuning: Partial<IscsiTuning> = {}, readonly events = new ArrayEvents()) {
     this.tuning = { ...DEFAULT_TUNING, ...tuning };
     this.limits = { ...DEFAULT_TARGET_LIMITS, ...this.tuning.keys };
     for (const p of portals) this.portalStats.set(p, { commands: 0, reads: 0, writes: 0, readBytes: 0, writeBytes: 0, logins: 0, errors: 0 });
@@ -123,6 +129,13 @@ export class IscsiServer {
     for (const c of [...s.connections]) if (c !== except) c.drop(why);
     if (s.nexus && s.scsi) s.scsi.nexusDown(s.nexus);
     this.log.info({ tsih: s.tsih, initiator: s.initiatorName, why }, 'session closed');
+    if (why === 'logout') this.events.emit({ type: 'session.logout', ...sessionFields(s) });
+    else this.events.emit({ type: 'session.drop', why, ...sessionFields(s) });
+  }
+
+  /** A leading login reached full feature phase: the session exists for the initiator now. */
+  sessionLoggedIn(s: Session): void {
+    this.events.emit({ type: 'session.login', ...sessionFields(s) });
   }
 
   connectionClosed(c: Connection, why: string): void {
@@ -150,4 +163,11 @@ export class IscsiServer {
     for (const c of [...this.connections]) c.drop('shutdown');
     await Promise.all(closing);
   }
+}
+
+function sessionFields(s: Session): SessionFields {
+  return {
+    target: s.targetConfig?.name ?? null, initiator: s.initiatorName, isid: s.isid, tsih: s.tsih, tpgt: s.portal.tpgt,
+    portal: `${s.portal.host}:${s.portal.port}`, sessionType: s.type,
+  };
 }

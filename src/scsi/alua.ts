@@ -10,6 +10,7 @@
  * an LU offers implicit ALUA, explicit ALUA (SET TARGET PORT GROUPS) or both is per LU.
  */
 import type { Logger } from 'pino';
+import type { ArrayEvents } from '../events.ts';
 import type { AluaClass, CommandDef } from './command.ts';
 import type { LogicalUnit } from './lu.ts';
 import type { ScsiTarget } from './target.ts';
@@ -33,6 +34,9 @@ const STATE_ALIASES: Record<string, AccessState> = {
   ano: 'active/non-optimized', 'non-optimized': 'active/non-optimized', 'active-non-optimized': 'active/non-optimized',
   s: 'standby', u: 'unavailable', o: 'offline',
 };
+
+/** Every name parseAccessState accepts in lower case: the spec names and the short ones (the admin API's enum). */
+export const ACCESS_STATE_NAMES: readonly string[] = [...Object.keys(ACCESS_STATES), ...Object.keys(STATE_ALIASES)];
 
 export function parseAccessState(s: string): AccessState {
   const k = s.trim().toLowerCase();
@@ -130,11 +134,13 @@ export class AluaModel {
   /** Observers (admin log, replication engine, labs): called after each applied change. */
   readonly listeners = new Set<(tpg: TargetPortGroup, change: AluaChange) => void>();
 
-  constructor(readonly target: ScsiTarget, readonly log?: Logger) {}
+  constructor(readonly target: ScsiTarget, readonly log?: Logger, readonly events?: ArrayEvents) {}
 
   /** Build from the portals (relative port id → group) and the YAML section. */
-  static build(target: ScsiTarget, ports: { relativeTargetPortId: number; targetPortGroup: number }[], cfg: AluaConfig = {}, log?: Logger): AluaModel {
-    const m = new AluaModel(target, log);
+  static build(
+    target: ScsiTarget, ports: { relativeTargetPortId: number; targetPortGroup: number }[], cfg: AluaConfig = {}, log?: Logger, events?: ArrayEvents,
+  ): AluaModel {
+    const m = new AluaModel(target, log, events);
     if (cfg.mode) m.mode = cfg.mode;
     if (cfg.transitionMs !== undefined) m.transitionMs = cfg.transitionMs;
     for (const p of ports) m.addGroup(p.targetPortGroup, [p.relativeTargetPortId]);
@@ -205,6 +211,7 @@ export class AluaModel {
     if (ms <= 0) {
       apply();
       this.announce(before, c.source);
+      this.publish(g, c, 'done');
       for (const l of this.listeners) l(g, c);
       return Promise.resolve();
     }
@@ -212,6 +219,7 @@ export class AluaModel {
     else { g.state = 'transitioning'; if (!c.keepOverrides) g.hosts.clear(); }
     g.statusCode = status;
     this.announce(before, c.source);
+    this.publish(g, c, 'transitioning');
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         const mid = this.snapshot();
@@ -219,6 +227,7 @@ export class AluaModel {
         apply();
         this.announce(mid, c.source);
         this.log?.info({ tpg: c.tpg, state: c.state, host: c.host }, 'ALUA transition complete');
+        this.publish(g, c, 'done');
         for (const l of this.listeners) l(g, c);
         resolve();
       }, ms);
@@ -247,6 +256,14 @@ export class AluaModel {
       done.push(this.transition({ tpg: d.tpg, state: d.state, host: own ? nexus.initiatorName : undefined, keepOverrides: true, reason, source: nexus }));
     }
     return Promise.all(done).then(() => undefined);
+  }
+
+  /** The group as it is after this step, on the array's event bus (GET /v1/events). */
+  private publish(g: TargetPortGroup, c: AluaChange, phase: 'transitioning' | 'done'): void {
+    this.events?.emit({
+      type: 'alua.state', target: this.target.name, tpg: g.id, host: c.host ?? null, state: g.state, preferred: g.preferred,
+      hosts: Object.fromEntries(g.hosts), phase, reason: c.reason,
+    });
   }
 
   /** View of every nexus (all groups as its host sees them), to find which nexuses a change touched. */
