@@ -35,6 +35,7 @@ const argv = yargs(hideBin(process.argv))
   .option('tgt-stock', { type: 'boolean', default: false, describe: "keep tgt's stock iSCSI parameters (8 KiB data segments) instead of matching arraysim's" })
   .option('only', { type: 'string', choices: ['tgt', 'arraysim'], describe: 'run one side only' })
   .option('out', { type: 'string', default: 'results/bench', describe: 'output directory (relative to the repo root)' })
+  .option('scrape-ms', { type: 'number', default: 1000, describe: '--metrics-cost: scrape the metrics-on target every this many ms during its runs (0: never)' })
   .option('metrics-cost', { type: 'boolean', default: false, describe: 'instead: the cost of metrics, two arraysim processes alike but for --no-metrics, alternating 4 KiB random read runs (default 5 rounds); writes metrics-cost.md' })
   .strict()
   .help()
@@ -518,7 +519,7 @@ function cpuSecondsOf(pid: number): number {
 }
 
 /** Fetch /metrics every second until stopped: the scrape count and the mean time of one. */
-function scraper(adminPort: number): { stop: () => Promise<{ scrapes: number; failures: number; meanMs: number }> } {
+function scraper(adminPort: number, everyMs: number): { stop: () => Promise<{ scrapes: number; failures: number; meanMs: number }> } {
   let stopped = false;
   let scrapes = 0;
   let failures = 0;
@@ -531,7 +532,7 @@ function scraper(adminPort: number): { stop: () => Promise<{ scrapes: number; fa
         await r.text();
         if (r.ok) { scrapes++; totalMs += performance.now() - t; } else failures++;
       } catch { failures++; }
-      await sleep(Math.max(0, 1000 - (performance.now() - t)));
+      await sleep(Math.max(0, everyMs - (performance.now() - t)));
     }
   })();
   return { stop: async () => { stopped = true; await loop; return { scrapes, failures, meanMs: scrapes ? totalMs / scrapes : 0 }; } };
@@ -587,7 +588,7 @@ async function metricsCost(): Promise<void> {
   if (await status(MC_ON_ADMIN) !== 200 || await status(MC_OFF_ADMIN) !== 404) throw new Error('metrics on/off targets are not what they claim (GET /metrics should be 200 / 404)');
 
   const run1 = async (x: (typeof targets)[number], seconds: number): Promise<CostRun | string> => {
-    const sc = x.side.name === 'on' ? scraper(x.side.admin) : null;
+    const sc = x.side.name === 'on' && argv['scrape-ms'] > 0 ? scraper(x.side.admin, argv['scrape-ms']) : null;
     const cpu0 = cpuSecondsOf(x.t.pid);
     const o = await readRun(x.t, w, seconds);
     const cpu1 = cpuSecondsOf(x.t.pid);
@@ -638,7 +639,7 @@ async function metricsCost(): Promise<void> {
   const git = spawnSync('git', ['-C', root, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).stdout.trim() || 'unknown';
   L.push(`- arraysim tree: ${git}`);
   for (const x of targets) L.push(`- metrics ${x.side.name}: \`${x.cmd}\``);
-  L.push(`- client: \`${cmdline('iscsi-perf', ['-m', String(QD), '-b', '8', '-r', '-t', String(DURATION), 'URL'])}\` (-b counts 512-byte blocks), ${ROUNDS} rounds after a 3 s warm-up of each, alternating which target goes first; /metrics scraped every 1 s during the metrics-on runs`);
+  L.push(`- client: \`${cmdline('iscsi-perf', ['-m', String(QD), '-b', '8', '-r', '-t', String(DURATION), 'URL'])}\` (-b counts 512-byte blocks), ${ROUNDS} rounds after a 3 s warm-up of each, alternating which target goes first; ${argv['scrape-ms'] > 0 ? `/metrics scraped every ${argv['scrape-ms']} ms during the metrics-on runs` : 'no scraping (--scrape-ms 0)'}`);
   L.push(`- target CPU per I/O: utime+stime of the target process over the run / I/Os done`, '');
   L.push('| round | IOPS, metrics on | IOPS, metrics off | on/off | µs CPU per I/O, on | µs CPU per I/O, off | on/off | scrapes (mean time) |', '|---|---|---|---|---|---|---|---|');
   for (let i = 0; i < Math.max(results.on.length, results.off.length); i++) {
