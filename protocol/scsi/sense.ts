@@ -203,3 +203,81 @@ function writeProgress(b: Buffer, o: number, progress: number): void {
 export function buildSense(reason: SenseReason, descriptor: boolean, d?: SenseDetail): Buffer {
   return descriptor ? buildDescriptorSense(reason, d) : buildFixedSense(reason, d);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Decoding (the initiator's side): fixed or descriptor sense back into key, ASC/ASCQ, the reason
+// name when the triple is one of ours, INFORMATION and the sense-key specific field.
+
+export interface DecodedSense {
+  /** 0x70/0x71 fixed, 0x72/0x73 descriptor (SPC-5 §4.4.1). */
+  format: 'fixed' | 'descriptor';
+  /** Deferred error (response code 0x71 / 0x73). */
+  deferred: boolean;
+  key: SenseKey;
+  asc: number;
+  ascq: number;
+  /** The first SENSE_REASONS name with this key/ASC/ASCQ, if there is one. */
+  reason?: SenseReason;
+  /** INFORMATION, when VALID (fixed) or an information descriptor (descriptor format) says so. */
+  information?: bigint;
+  commandSpecific?: bigint;
+  fieldPointer?: FieldPointer;
+  progress?: number;
+}
+
+const REASON_BY_TRIPLE = new Map<string, SenseReason>();
+for (const [name, [k, asc, ascq]] of Object.entries(SENSE_REASONS) as [SenseReason, readonly [number, number, number]][]) {
+  const t = `${k}/${asc}/${ascq}`;
+  if (!REASON_BY_TRIPLE.has(t)) REASON_BY_TRIPLE.set(t, name);
+}
+
+/** The reason name for a key/ASC/ASCQ triple, if the table has one. */
+export function reasonOf(key: number, asc: number, ascq: number): SenseReason | undefined {
+  return REASON_BY_TRIPLE.get(`${key}/${asc}/${ascq}`);
+}
+
+function decodeSks(b: Buffer, o: number, key: number): { fieldPointer?: FieldPointer; progress?: number } {
+  if (o + 3 > b.length || !(b[o] & 0x80)) return {};
+  // SPC-5 §4.4.2.4: field pointer for ILLEGAL REQUEST, progress for NOT READY / NO SENSE.
+  if (key === SenseKey.IllegalRequest) {
+    return { fieldPointer: { inCdb: (b[o] & 0x40) !== 0, byte: b.readUInt16BE(o + 1), ...(b[o] & 0x08 ? { bit: b[o] & 7 } : {}) } };
+  }
+  if (key === SenseKey.NotReady || key === SenseKey.NoSense) return { progress: b.readUInt16BE(o + 1) };
+  return {};
+}
+
+/** Decode sense data; null when it is too short or not a sense format this module knows. */
+export function decodeSense(b: Buffer): DecodedSense | null {
+  if (b.length < 1) return null;
+  const code = b[0] & 0x7f;
+  if (code === 0x70 || code === 0x71) {
+    if (b.length < 14) return null;
+    const key = (b[2] & 0x0f) as SenseKey;
+    const asc = b[12];
+    const ascq = b[13];
+    const out: DecodedSense = { format: 'fixed', deferred: code === 0x71, key, asc, ascq, reason: reasonOf(key, asc, ascq) };
+    if (b[0] & 0x80) out.information = BigInt(b.readUInt32BE(3));
+    const csi = b.readUInt32BE(8);
+    if (csi) out.commandSpecific = BigInt(csi);
+    if (b.length >= 18) Object.assign(out, decodeSks(b, 15, key));
+    return out;
+  }
+  if (code === 0x72 || code === 0x73) {
+    if (b.length < 8) return null;
+    const key = (b[1] & 0x0f) as SenseKey;
+    const asc = b[2];
+    const ascq = b[3];
+    const out: DecodedSense = { format: 'descriptor', deferred: code === 0x73, key, asc, ascq, reason: reasonOf(key, asc, ascq) };
+    const end = Math.min(b.length, 8 + b[7]);
+    for (let o = 8; o + 2 <= end; o += 2 + b[o + 1]) {
+      const type = b[o];
+      const len = b[o + 1];
+      if (o + 2 + len > end) break;
+      if (type === 0x00 && len >= 10 && b[o + 2] & 0x80) out.information = b.readBigUInt64BE(o + 4);
+      else if (type === 0x01 && len >= 10) out.commandSpecific = b.readBigUInt64BE(o + 4);
+      else if (type === 0x02 && len >= 6) Object.assign(out, decodeSks(b, o + 4, key));
+    }
+    return out;
+  }
+  return null;
+}

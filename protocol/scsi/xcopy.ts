@@ -426,3 +426,79 @@ export function decodeTpcDescriptors(body: Buffer): { type: number; body: Buffer
   }
   return out;
 }
+
+// ---- The initiator's side: encode a LID1 parameter list, decode COPY STATUS ---------------------
+
+/** What an initiator puts in an Identification CSCD descriptor: one VPD 0x83 designator of the LU. */
+export interface IdentificationCscdFields {
+  codeSet: number;
+  association: number;
+  designatorType: number;
+  /** The designator bytes (at most 20 fit, SPC-4 §6.4.5.5). */
+  designator: Buffer;
+  peripheralDeviceType?: number;
+  diskBlockLength: number;
+}
+
+export interface BlockToBlockFields {
+  /** CSCD descriptor indexes (0-based, into the list's CSCD descriptors). */
+  source: number;
+  destination: number;
+  /** Blocks (source blocks, DC=0), at most 65535 per segment. */
+  blocks: number;
+  sourceLba: bigint;
+  destinationLba: bigint;
+}
+
+/**
+ * EXTENDED COPY(LID1) parameter list (SPC-4 §6.4.1 table 102): 16-byte header, Identification
+ * CSCD descriptors (§6.4.5.5, 32 bytes each with the block device parameters of §6.4.5.2) and
+ * block → block segment descriptors (§6.4.6.5, 28 bytes each). No inline data.
+ */
+export function encodeXcopyParameterList(p: {
+  listId: number; listIdUsage: number; priority?: number; cscds: readonly IdentificationCscdFields[]; segments: readonly BlockToBlockFields[];
+}): Buffer {
+  const cscdLen = p.cscds.length * CSCD_DESCRIPTOR_LENGTH;
+  const segLen = p.segments.length * 28;
+  const b = Buffer.alloc(XCOPY_HEADER_LENGTH + cscdLen + segLen);
+  b[0] = p.listId & 0xff;
+  b[1] = ((p.listIdUsage & 3) << 3) | ((p.priority ?? 0) & 7);
+  b.writeUInt16BE(cscdLen, 2);
+  b.writeUInt32BE(segLen, 8);
+  let o = XCOPY_HEADER_LENGTH;
+  for (const c of p.cscds) {
+    if (c.designator.length > 20) throw new RangeError('designator longer than 20 bytes');
+    b[o] = CSCD_IDENTIFICATION;
+    b[o + 1] = (c.peripheralDeviceType ?? 0) & 0x1f; // LU ID TYPE 00b, NUL 0
+    b[o + 4] = c.codeSet & 0x0f;
+    b[o + 5] = ((c.association & 3) << 4) | (c.designatorType & 0x0f);
+    b[o + 7] = c.designator.length;
+    c.designator.copy(b, o + 8);
+    b.writeUIntBE(c.diskBlockLength, o + 29, 3);
+    o += CSCD_DESCRIPTOR_LENGTH;
+  }
+  for (const s of p.segments) {
+    if (s.blocks > 0xffff) throw new RangeError('a block → block segment holds at most 65535 blocks');
+    b[o] = SEG_BLOCK_TO_BLOCK;
+    b.writeUInt16BE(24, o + 2);
+    b.writeUInt16BE(s.source, o + 4);
+    b.writeUInt16BE(s.destination, o + 6);
+    b.writeUInt16BE(s.blocks, o + 10);
+    b.writeBigUInt64BE(s.sourceLba, o + 12);
+    b.writeBigUInt64BE(s.destinationLba, o + 20);
+    o += 28;
+  }
+  return b;
+}
+
+/** RECEIVE COPY RESULTS, COPY STATUS parameter data (SPC-4 §6.18.3, table 228). */
+export function decodeCopyStatus(b: Buffer): CopyStatus {
+  if (b.length < 12) throw new RangeError('COPY STATUS data shorter than 12 bytes');
+  return {
+    hdd: (b[4] & 0x80) !== 0,
+    status: b[4] & 0x7f,
+    segmentsProcessed: b.readUInt16BE(5),
+    transferCountUnits: b[7],
+    transferCount: b.readUInt32BE(8),
+  } as CopyStatus;
+}

@@ -3,7 +3,8 @@
  * entry and from nothing else: a new command lands in the right class by declaring its splitter
  * class, data direction, reservation class and ALUA class, as every entry already must.
  *
- *   vaai   splitter 'offload': COMPARE AND WRITE, WRITE SAME, UNMAP, EXTENDED COPY
+ *   vaai   a splitter class that names a VAAI primitive ('ats', 'xcopy', 'writesame', 'unmap'):
+ *          COMPARE AND WRITE, EXTENDED COPY, WRITE SAME, UNMAP
  *   write  splitter 'write': every other command that writes host data (WRITE, WRITE AND VERIFY,
  *          ORWRITE, WRITE ATOMIC, FORMAT UNIT, SANITIZE)
  *   read   a media read that returns data: Data-In, reservation class 'read', ALUA class 'media'
@@ -22,8 +23,8 @@ export type CommandClass = (typeof COMMAND_CLASSES)[number];
 export const enum ClassIndex { Read = 0, Write = 1, Vaai = 2, Other = 3 }
 
 export function commandClass(def: CommandDef): CommandClass {
-  if (def.splitter === 'offload') return 'vaai';
   if (def.splitter === 'write') return 'write';
+  if (def.splitter !== 'none') return 'vaai';
   if (def.dataDirection === 'in' && def.reservation === 'read' && def.alua === 'media') return 'read';
   return 'other';
 }

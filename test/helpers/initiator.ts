@@ -2,11 +2,19 @@
  * A small iSCSI initiator for integration tests: it speaks to the target over real TCP,
  * with its own PDU construction (field offsets from RFC 7143 §11, independent of the
  * target's encoders), and exposes the raw responses so tests can assert on them.
+ *
+ * It is the raw-access tool: it sends whatever keys and fields a test asks for, even illegal
+ * ones. Real hosts (the splitter's remote copies, the ESXi-like host, benches) use the product's
+ * initiator, src/initiator/. What is the same logic is shared with it: key text goes through
+ * protocol/iscsi/text.ts, and a write's immediate/unsolicited/solicited split and its Data-Out
+ * pieces come from src/initiator/data-out.ts.
  */
 import net from 'node:net';
 import { Framer } from '../../protocol/iscsi/framer.ts';
 import type { FramedPdu } from '../../protocol/iscsi/framer.ts';
 import { crc32c } from '../../protocol/iscsi/digest.ts';
+import { encodeText, parseText } from '../../protocol/iscsi/text.ts';
+import { dataOutPieces, planWrite } from '../../src/initiator/data-out.ts';
 
 export interface TargetPdu {
   opcode: number;
@@ -32,18 +40,15 @@ export interface ScsiResult {
   dataIns: number;
 }
 
+/** The target's key=value text as a record (the project's text codec, RFC 7143 §6.1). */
 export function parseKeys(data: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of data.toString('utf8').split('\0')) {
-    if (!kv) continue;
-    const i = kv.indexOf('=');
-    out[kv.slice(0, i)] = kv.slice(i + 1);
-  }
-  return out;
+  const parsed = parseText(data);
+  if (parsed.kind === 'error') throw new Error(`malformed text from the target: ${parsed.reason}`);
+  return Object.fromEntries(parsed.pairs.map((p) => [p.key, p.value]));
 }
 
 function textData(keys: Record<string, string>): Buffer {
-  return Buffer.from(Object.entries(keys).map(([k, v]) => `${k}=${v}\0`).join(''));
+  return encodeText(Object.entries(keys).map(([key, value]) => ({ key, value })));
 }
 
 function pad4(n: number): number { return (4 - (n & 3)) & 3; }
@@ -199,12 +204,15 @@ export class TestInitiator {
     const b = this.bhs(0x01, !!o.immediate);
     const write = o.write;
     const edtl = o.edtl ?? (write ? write.length : o.read ?? 0);
-    const immAllowed = this.negotiated.ImmediateData !== 'No';
-    const fb = Number(this.negotiated.FirstBurstLength ?? 65536);
-    const mrdsl = Number(this.negotiated.MaxRecvDataSegmentLength ?? 8192);
-    const imm = write && immAllowed ? write.subarray(0, Math.min(write.length, fb, mrdsl, edtl)) : undefined;
-    const unsolicited = write && this.negotiated.InitialR2T === 'No';
-    b[1] = (unsolicited && imm && imm.length < Math.min(fb, edtl) ? 0 : 0x80) | (o.read !== undefined ? 0x40 : 0) | (write ? 0x20 : 0) | (o.attr ?? 1);
+    const rules = {
+      immediateData: this.negotiated.ImmediateData !== 'No',
+      initialR2T: this.negotiated.InitialR2T !== 'No',
+      firstBurstLength: Number(this.negotiated.FirstBurstLength ?? 65536),
+      maxSendDataSegmentLength: Number(this.negotiated.MaxRecvDataSegmentLength ?? 8192),
+    };
+    const plan = write ? planWrite(rules, write.length, edtl) : null;
+    const imm = write && plan!.immediate > 0 ? write.subarray(0, plan!.immediate) : undefined;
+    b[1] = (plan && !plan.final ? 0 : 0x80) | (o.read !== undefined ? 0x40 : 0) | (write ? 0x20 : 0) | (o.attr ?? 1);
     b[9] = lun; // peripheral addressing, LUN < 256
     const itt = this.itt++;
     b.writeUInt32BE(itt, 16);
@@ -220,14 +228,9 @@ export class TestInitiator {
     try {
       this.send(b, imm);
       o.onTask?.(itt, cmdSN);
-      let sentUnsol = imm?.length ?? 0;
-      if (unsolicited && write && sentUnsol < Math.min(fb, edtl)) {
-        const end = Math.min(fb, edtl, write.length);
-        let dataSN = 0;
-        while (sentUnsol < end) {
-          const n = Math.min(mrdsl, end - sentUnsol);
-          this.sendDataOut(itt, 0xffffffff, lun, dataSN++, sentUnsol, write.subarray(sentUnsol, sentUnsol + n), sentUnsol + n >= end);
-          sentUnsol += n;
+      if (write && plan!.unsolicitedEnd > plan!.immediate) {
+        for (const d of dataOutPieces(plan!.immediate, plan!.unsolicitedEnd - plan!.immediate, rules.maxSendDataSegmentLength)) {
+          this.sendDataOut(itt, 0xffffffff, lun, d.dataSN, d.offset, write.subarray(d.offset, d.offset + d.length), d.final);
         }
       }
       const chunks: Buffer[] = [];
@@ -239,14 +242,8 @@ export class TestInitiator {
         if (!p) throw new Error(this.abandoned.has(itt) ? 'task aborted' : 'connection closed');
         if (p.opcode === 0x31) { // R2T
           r2ts++;
-          const off = p.bhs.readUInt32BE(40);
-          const len = p.bhs.readUInt32BE(44);
-          let sent = 0;
-          let dataSN = 0;
-          while (sent < len) {
-            const n = Math.min(mrdsl, len - sent);
-            this.sendDataOut(itt, p.ttt, lun, dataSN++, off + sent, write!.subarray(off + sent, off + sent + n), sent + n >= len);
-            sent += n;
+          for (const d of dataOutPieces(p.bhs.readUInt32BE(40), p.bhs.readUInt32BE(44), rules.maxSendDataSegmentLength)) {
+            this.sendDataOut(itt, p.ttt, lun, d.dataSN, d.offset, write!.subarray(d.offset, d.offset + d.length), d.final);
           }
         } else if (p.opcode === 0x25) { // Data-In
           dataIns++;
