@@ -132,6 +132,8 @@ describe('npm pack: installs into an empty folder and serves', () => {
           // The default LUN: thin 1 GiB of 512-byte blocks, so the last LBA is 2^21 - 1.
           expect([cap.data.readUInt32BE(0), cap.data.readUInt32BE(4)]).toEqual([2 ** 21 - 1, 512]);
         } finally { i.close(); }
+        // serve loads the admin API (fastify) once the portals listen: wait for its line.
+        for (let i = 0; i < 200 && !/"msg":"admin API listening"/.test(t.log()); i++) await sleep(50);
         const status = await (await fetch(`http://127.0.0.1:${admin}/v1/status`)).json() as { portals: { listen: string }[] };
         expect(status.portals.map((p) => p.listen)).toEqual([`127.0.0.1:${portal}`]);
         await sleep(3000);
