@@ -98,6 +98,7 @@ export async function main(argv: string[]): Promise<void> {
         console.log(JSON.stringify(await adminCall(a.admin, 'POST', '/v1/alua', { body, schema: ALUA_SET_BODY }), null, 2));
       },
     )
+    .command((await import('./host/cli.ts')).hostCommand)
     .demandCommand(1, 'give a command: serve, status, alua')
     // A usage mistake gets the help text; an error from a command (a LUN that cannot be
     // created, an admin call that failed) is one line from main's caller, not help plus a stack.
