@@ -9,6 +9,7 @@ import { StorageArray } from '../array.ts';
 import { configFromFlags } from '../config.ts';
 import { ScsiDevice } from '../initiator/index.ts';
 import { EsxHost } from '../host/host.ts';
+import { lockRun } from '../host/lock.ts';
 import type { RunReport } from '../host/report.ts';
 import { settingsFrom } from '../host/settings.ts';
 import { verifyGroup } from '../splitter/verify.ts';
@@ -73,8 +74,12 @@ export async function runScenario(s: Scenario): Promise<LabRow> {
     const host = new EsxHost(settingsFrom(s.settings), 'lab-esx');
     const reports: RunReport[] = [];
     const N = OP_BLOCKS;
-    const at: Record<LabOp, bigint> = { clone: 0n, zero: BigInt(N), unmap: BigInt(2 * N) };
+    const at: Record<LabOp, bigint> = { clone: 0n, zero: BigInt(N), unmap: BigInt(2 * N), lock: BigInt(3 * N) };
     for (const op of s.ops) {
+      if (op === 'lock') {
+        reports.push(await lockRun(host, lu1, { lba: at.lock, holdMs: 40, heartbeatMs: 10, volume: 'lab-datastore', owner: 'lab-esx' }));
+        continue;
+      }
       // Plain WRITEs first (always split), so the copy holds the same data before the primitive.
       if (op === 'clone') await fill(dev, 0n, pattern(N * 512, 1));
       else await fill(lu1, at[op], pattern(N * 512, op === 'zero' ? 2 : 3));
@@ -82,7 +87,8 @@ export async function runScenario(s: Scenario): Promise<LabRow> {
       else reports.push(await host[op]({ to: lu1, lba: at[op], blocks: N }));
     }
     const v = await verifyGroup(group, 'local');
-    const offloaded = reports.some((r) => r.offloadedBlocks > 0);
+    // ATS counts as offloaded when the lock ran in ATS mode (its work is the array's compare-and-write).
+    const offloaded = reports.some((r) => r.offloadedBlocks > 0 || r.lock?.mode === 'ats');
     const fellBack = reports.some((r) => r.fallbacks.length > 0);
     const divergedBlocks = v.diverged.reduce((a, e) => a + e.blocks, 0);
     const attributed = v.diverged.length ? v.diverged.every((e) => e.causes.length > 0) : null;

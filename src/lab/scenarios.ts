@@ -4,7 +4,8 @@
  * in shared/seeds/ and the passage), so a row that does not match says which claim it tested.
  */
 
-export type LabOp = 'clone' | 'zero' | 'unmap';
+/** clone, zero and unmap cover 8 MiB each; lock mounts an ATS+SCSI volume, takes its lock, heartbeats and releases it. */
+export type LabOp = 'clone' | 'zero' | 'unmap' | 'lock';
 
 export interface Expected {
   /** The array did at least part of the work by the primitive. */
@@ -35,13 +36,13 @@ const IGNORED = `${P2010}: "ignored (not rejected)" -> "Replicas that are corrup
 const REJECTED = `${P2010}: rejected "as not implemented" -> the host "fall[s] back to pre-VAAI behavior"`;
 const SUPPORTED = `${TABLE2}: "Supported (FLARE 31 or later)"`;
 
-const PRIMITIVE: Record<LabOp, { policyKey: string; label: string }> = {
+const PRIMITIVE: Record<Exclude<LabOp, 'lock'>, { policyKey: string; label: string }> = {
   clone: { policyKey: 'xcopy', label: 'XCOPY clone' },
   zero: { policyKey: 'writesame', label: 'WRITE SAME zeroing' },
   unmap: { policyKey: 'unmap', label: 'UNMAP' },
 };
 
-function triple(op: LabOp): Scenario[] {
+function triple(op: Exclude<LabOp, 'lock'>): Scenario[] {
   const { policyKey, label } = PRIMITIVE[op];
   const name = policyKey;
   return [
@@ -61,7 +62,7 @@ function triple(op: LabOp): Scenario[] {
   ];
 }
 
-export const SCENARIOS: readonly Scenario[] = [
+const SCENARIOS_MUTABLE: Scenario[] = [
   ...triple('clone'),
   ...triple('zero'),
   ...triple('unmap'),
@@ -75,6 +76,30 @@ export const SCENARIOS: readonly Scenario[] = [
     expect: { offloaded: false, fellBack: true, consistent: true }, source: `${P2010}: the workaround, HardwareAcceleratedMove and HardwareAcceleratedInit set to 0`,
   },
 ];
+
+/** One scenario per column of Table 2, host at ESXi defaults: clone, zero and a VMFS lock. */
+function table2(preset: string, column: string, cells: string, expect: Expected): Scenario {
+  return {
+    name: preset, title: `Table 2 column "${column}": ${cells}`, splitter: preset, policy: preset, settings: [], ops: ['clone', 'zero', 'lock'],
+    expect, source: `${TABLE2}, column "${column}": ${cells}`,
+  };
+}
+
+SCENARIOS_MUTABLE.push(
+  {
+    name: 'rp-cx-2010', title: 'CX array splitter (2010): ATS locking replicated, clone and zero ignored', splitter: 'rp-cx-2010', policy: 'rp-cx-2010', settings: [], ops: ['lock', 'clone', 'zero'],
+    expect: { offloaded: true, fellBack: false, consistent: false }, source: `${P2010}: the CX splitter "will support" CAS; other VAAI commands "are ignored (not rejected)"`,
+  },
+  table2('rp-windows-host', 'Windows host-based write splitter', 'Unsupported, Unsupported, Unsupported', { offloaded: true, fellBack: false, consistent: false }),
+  table2('rp-brocade', 'Brocade write splitter', 'Rejected, Rejected, Rejected', { offloaded: false, fellBack: true, consistent: true }),
+  table2('rp-cisco-santap', 'Cisco-SANTap write splitter*', 'Rejected, Rejected, Rejected', { offloaded: false, fellBack: true, consistent: true }),
+  table2('rp-vnx-flare30', 'VNX-based write splitter', 'Rejected (FLARE 30) x2, locking Supported', { offloaded: true, fellBack: true, consistent: true }),
+  table2('rp-vnx-flare31', 'VNX-based write splitter', 'Supported (FLARE 31 or later) x2, locking Supported', { offloaded: true, fellBack: false, consistent: true }),
+  table2('rp-vmaxe', 'Symmetrix VMAXe write splitter', 'Rejected, Rejected, Supported', { offloaded: true, fellBack: true, consistent: true }),
+  table2('rp-clariion', 'CLRIION-based write splitter', 'Rejected, Rejected, Supported', { offloaded: true, fellBack: true, consistent: true }),
+);
+
+export const SCENARIOS: readonly Scenario[] = SCENARIOS_MUTABLE;
 
 export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);
