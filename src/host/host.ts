@@ -20,9 +20,8 @@
  * published source backs "never again until reboot": it is the simplest rule consistent with
  * S3/S4 (status learnt by trying, unknown again after boot), chosen here and said as such.
  */
-import type { ScsiDevice } from '../initiator/index.ts';
+import type { ScsiDevice, ScsiResult } from '../initiator/index.ts';
 import { withRetry } from './answers.ts';
-import type { Verdict } from './answers.ts';
 import type { Fallback, IoCounts, Outcome, RunReport, Verb } from './report.ts';
 import { zeroIo } from './report.ts';
 import { changedSettings, DEFAULT_SETTINGS } from './settings.ts';
@@ -99,33 +98,18 @@ export class EsxHost {
     const seg = this.segmentBlocks(bs);
     const ranges = split(lba, blocks, seg);
     const gate = this.gate('Clone', 'DataMover.HardwareAcceleratedMove', [src, dst]);
-    const done = new Array<boolean>(ranges.length).fill(false);
-    let refusal: Verdict | null = null;
-    let error: string | null = null;
+    let o: OffloadOutcome = { done: ranges.map(() => false), refusal: null, error: null };
     if (gate === null) {
-      const r = await runWindow(ranges.length, OFFLOAD_QUEUE_DEPTH, async (i) => {
-        const [at, n] = ranges[i];
-        run.io.extendedCopy++;
-        const { v } = await withRetry(() => from.extendedCopy([{ from, to, sourceLba: at, destinationLba: toLba + (at - lba), blocks: n }]), () => { run.io.extendedCopy++; run.retry(); });
-        if (v.kind === 'good') { done[i] = true; run.offloadedBlocks += n; return true; }
-        if (v.kind === 'refused') { refusal ??= v; return false; }
-        error ??= `EXTENDED COPY at LBA ${at}: ${v.why}`;
-        return false;
-      });
-      void r;
-      if (refusal) {
-        const why = (refusal as { why: string }).why;
-        for (const n of [src, dst]) this.vaai.observe(n, 'Clone', 'unsupported', why);
-      } else if (!error && ranges.length) {
-        for (const n of [src, dst]) this.vaai.observe(n, 'Clone', 'supported');
-      }
+      o = await offload(ranges, 'EXTENDED COPY', () => { run.io.extendedCopy++; }, run,
+        (at, n) => from.extendedCopy([{ from, to, sourceLba: at, destinationLba: toLba + (at - lba), blocks: n }]));
+      if (o.refusal) for (const n of [src, dst]) this.vaai.observe(n, 'Clone', 'unsupported', o.refusal);
+      else if (!o.error && ranges.length) for (const n of [src, dst]) this.vaai.observe(n, 'Clone', 'supported');
     }
-    if (error) return report('failed', error);
-    const rest = ranges.filter((_, i) => !done[i]);
+    if (o.error) return report('failed', o.error);
+    const rest = ranges.filter((_, i) => !o.done[i]);
     if (rest.length) {
-      const restBlocks = rest.reduce((a, [, n]) => a + n, 0);
-      const cause = gate ?? { cause: 'refused' as const, why: (refusal as unknown as { why: string }).why };
-      run.fallbacks.push({ primitive: 'Clone', ...cause, fromLba: rest[0][0].toString(), blocks: restBlocks, fallback: 'READ+WRITE (software data mover)' });
+      const cause = gate ?? { cause: 'refused' as const, why: o.refusal! };
+      run.fallbacks.push({ primitive: 'Clone', ...cause, fromLba: rest[0][0].toString(), blocks: sum(rest), fallback: 'READ+WRITE (software data mover)' });
       const err = await this.softwareCopy(run, from, to, lba, toLba, rest);
       if (err) return report('failed', err);
     }
@@ -147,28 +131,18 @@ export class EsxHost {
     const seg = maxWs > 0n && maxWs < BigInt(this.segmentBlocks(bs)) ? Number(maxWs) : this.segmentBlocks(bs);
     const ranges = split(lba, blocks, seg);
     const gate = this.gate('Zero', 'DataMover.HardwareAcceleratedInit', [name]);
-    const done = new Array<boolean>(ranges.length).fill(false);
-    let refusal: string | null = null;
-    let error: string | null = null;
     const zeroBlock = Buffer.alloc(bs);
+    let o: OffloadOutcome = { done: ranges.map(() => false), refusal: null, error: null };
     if (gate === null) {
-      await runWindow(ranges.length, OFFLOAD_QUEUE_DEPTH, async (i) => {
-        const [at, n] = ranges[i];
-        run.io.writeSame++;
-        const { v } = await withRetry(() => to.writeSame(at, n, zeroBlock), () => { run.io.writeSame++; run.retry(); });
-        if (v.kind === 'good') { done[i] = true; run.offloadedBlocks += n; return true; }
-        if (v.kind === 'refused') { refusal ??= v.why; return false; }
-        error ??= `WRITE SAME at LBA ${at}: ${v.why}`;
-        return false;
-      });
-      if (refusal) this.vaai.observe(name, 'Zero', 'unsupported', refusal);
-      else if (!error && ranges.length) this.vaai.observe(name, 'Zero', 'supported');
+      o = await offload(ranges, 'WRITE SAME', () => { run.io.writeSame++; }, run, (at, n) => to.writeSame(at, n, zeroBlock));
+      if (o.refusal) this.vaai.observe(name, 'Zero', 'unsupported', o.refusal);
+      else if (!o.error && ranges.length) this.vaai.observe(name, 'Zero', 'supported');
     }
-    if (error) return report('failed', error);
-    const rest = ranges.filter((_, i) => !done[i]);
+    if (o.error) return report('failed', o.error);
+    const rest = ranges.filter((_, i) => !o.done[i]);
     if (rest.length) {
-      const cause = gate ?? { cause: 'refused' as const, why: refusal! };
-      run.fallbacks.push({ primitive: 'Zero', ...cause, fromLba: rest[0][0].toString(), blocks: rest.reduce((a, [, n]) => a + n, 0), fallback: 'WRITE of zeros (software data mover)' });
+      const cause = gate ?? { cause: 'refused' as const, why: o.refusal! };
+      run.fallbacks.push({ primitive: 'Zero', ...cause, fromLba: rest[0][0].toString(), blocks: sum(rest), fallback: 'WRITE of zeros (software data mover)' });
       const err = await this.softwareZero(run, to, rest);
       if (err) return report('failed', err);
     }
@@ -191,28 +165,18 @@ export class EsxHost {
     const max = adv?.maxUnmapLbaCount && adv.maxUnmapLbaCount < 0xffffffff ? adv.maxUnmapLbaCount : this.segmentBlocks(bs);
     const ranges = split(lba, blocks, Math.min(max, this.segmentBlocks(bs)));
     const prior = this.vaai.get(name, 'Delete');
-    let refusal: string | null = null;
-    let error: string | null = null;
-    const done = new Array<boolean>(ranges.length).fill(false);
+    let o: OffloadOutcome = { done: ranges.map(() => false), refusal: null, error: null };
     if (prior.status !== 'unsupported') {
-      await runWindow(ranges.length, OFFLOAD_QUEUE_DEPTH, async (i) => {
-        const [at, n] = ranges[i];
-        run.io.unmap++;
-        const { v } = await withRetry(() => to.unmap([{ lba: at, blocks: n }]), () => { run.io.unmap++; run.retry(); });
-        if (v.kind === 'good') { done[i] = true; run.offloadedBlocks += n; return true; }
-        if (v.kind === 'refused') { refusal ??= v.why; return false; }
-        error ??= `UNMAP at LBA ${at}: ${v.why}`;
-        return false;
-      });
-      if (refusal) this.vaai.observe(name, 'Delete', 'unsupported', refusal);
-      else if (!error && ranges.length) this.vaai.observe(name, 'Delete', 'supported');
+      o = await offload(ranges, 'UNMAP', () => { run.io.unmap++; }, run, (at, n) => to.unmap([{ lba: at, blocks: n }]));
+      if (o.refusal) this.vaai.observe(name, 'Delete', 'unsupported', o.refusal);
+      else if (!o.error && ranges.length) this.vaai.observe(name, 'Delete', 'supported');
     }
     const report = (outcome: Outcome, message: string) => run.report({ outcome, message, devices: [to], lba, blocks, blockSize: bs });
-    if (error) return report('failed', error);
-    const rest = ranges.filter((_, i) => !done[i]);
+    if (o.error) return report('failed', o.error);
+    const rest = ranges.filter((_, i) => !o.done[i]);
     if (rest.length) {
-      const cause = prior.status === 'unsupported' ? { cause: 'unsupported' as const, why: prior.why ?? 'Delete Status: unsupported' } : { cause: 'refused' as const, why: refusal! };
-      run.fallbacks.push({ primitive: 'Delete', ...cause, fromLba: rest[0][0].toString(), blocks: rest.reduce((a, [, n]) => a + n, 0), fallback: 'nothing (UNMAP is advisory: the blocks stay allocated)' });
+      const cause = prior.status === 'unsupported' ? { cause: 'unsupported' as const, why: prior.why ?? 'Delete Status: unsupported' } : { cause: 'refused' as const, why: o.refusal! };
+      run.fallbacks.push({ primitive: 'Delete', ...cause, fromLba: rest[0][0].toString(), blocks: sum(rest), fallback: 'nothing (UNMAP is advisory: the blocks stay allocated)' });
     }
     return report('done', rest.length ? `${run.offloadedBlocks} of ${blocks} blocks unmapped; the rest left allocated` : `${blocks} blocks unmapped`);
   }
@@ -268,8 +232,37 @@ export class EsxHost {
   }
 }
 
+/** The outcome of sending one primitive over a list of ranges: which completed, the first refusal, the first error. */
+interface OffloadOutcome {
+  done: boolean[];
+  refusal: string | null;
+  error: string | null;
+}
+
+/**
+ * Send `send(range)` for each range, OFFLOAD_QUEUE_DEPTH in flight. The first refusal or error
+ * stops further issue; commands already in flight finish and their outcome is kept.
+ */
+async function offload(ranges: [bigint, number][], name: string, count: () => void, run: Run, send: (at: bigint, n: number) => Promise<ScsiResult<void>>): Promise<OffloadOutcome> {
+  const o: OffloadOutcome = { done: new Array<boolean>(ranges.length).fill(false), refusal: null, error: null };
+  await runWindow(ranges.length, OFFLOAD_QUEUE_DEPTH, async (i) => {
+    const [at, n] = ranges[i];
+    count();
+    const { v } = await withRetry(() => send(at, n), () => { count(); run.retry(); });
+    if (v.kind === 'good') { o.done[i] = true; run.offloadedBlocks += n; return true; }
+    if (v.kind === 'refused') { o.refusal ??= v.why; return false; }
+    o.error ??= `${name} at LBA ${at}: ${v.why}`;
+    return false;
+  });
+  return o;
+}
+
 function checkRange(blocks: number): void {
   if (!Number.isSafeInteger(blocks) || blocks < 0) throw new RangeError(`blocks must be a whole number, got ${blocks}`);
+}
+
+function sum(ranges: [bigint, number][]): number {
+  return ranges.reduce((a, [, n]) => a + n, 0);
 }
 
 /** [lba, blocks] pieces of at most `per` blocks. */
