@@ -17,6 +17,8 @@ need_norec=()
 command -v iscsi-test-cu >/dev/null || need_pkgs+=(libiscsi-bin)
 # test/integration/prometheus.test.ts runs its own Prometheus on a loopback port (Debian's package).
 command -v prometheus >/dev/null || need_norec+=(prometheus)
+# test/host/tgt.test.ts runs tgtd on loopback as a peer that refuses EXTENDED COPY (the host falls back).
+command -v tgtd >/dev/null || need_norec+=(tgt)
 if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then
   command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
   command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
