@@ -1,7 +1,10 @@
 /**
  * EXTENDED COPY offload versus a host copy, on one arraysim with memory LUNs.
  *
- *   npx tsx tools/bench/xcopy.ts [--port 3415] [--gib 1] [--segment-mib 4] [--xcopy-qd 8] [--host-qd 32] [--io-kib 1024] [--thin 1] [--qemu 0]
+ *   npx tsx tools/bench/xcopy.ts [--port 3415] [--gib 1] [--segment-mib 4] [--xcopy-qd 8] [--host-qd 32] [--io-kib 1024] [--thin 1] [--qemu 0] [--splitter SPEC]
+ *
+ * --splitter SPEC: serve with `--splitter SPEC` (every LUN in one protected group, local copy), so
+ * both copies are split: the EXTENDED COPY as its destination blocks under `support`.
  *
  * Starts `node bin/arraysim.js serve` (its own process, as in production) with three memory LUNs
  * of --gib GiB (thick unless --thin 1): a source, filled from the initiator, and one fresh
@@ -34,6 +37,7 @@ const IO = opt('io-kib', 1024) << 10;
 const THIN = opt('thin', 0) === 1;
 const QEMU = opt('qemu', 1) === 1;
 const IQN = 'iqn.2026-11.dev.arraysim:bench-xcopy';
+const SPLITTER = ((i) => (i >= 0 ? process.argv[i + 3] : undefined))(process.argv.slice(2).indexOf('--splitter'));
 const BS = 512;
 const TOTAL = GIB * (1 << 30);
 
@@ -70,7 +74,7 @@ function qemuImg(args: string[]): number | string {
 
 async function main(): Promise<void> {
   const lun = `${GIB}GiB${THIN ? '' : ',thick'}`;
-  const { stop } = startTarget(['--listen', `127.0.0.1:${PORT}`, '--target', IQN, '--lun', lun, '--lun', lun, '--lun', lun, '--admin', 'none']);
+  const { stop } = startTarget(['--listen', `127.0.0.1:${PORT}`, '--target', IQN, '--lun', lun, '--lun', lun, '--lun', lun, '--admin', 'none', ...(SPLITTER ? ['--splitter', SPLITTER] : [])]);
   try {
     await waitPort(PORT);
     const ini = await session();
