@@ -83,11 +83,15 @@ async function main(): Promise<void> {
     const fill = Buffer.alloc(4 << 20);
     for (let i = 0; i < fill.length; i += 4) fill.writeUInt32BE((i * 2654435761) >>> 0, i);
     await pool(TOTAL / fill.length, 8, async (i) => check(await ini.scsi(0, cdb16(0x8a, (i * fill.length) / BS, fill.length / BS), { write: fill }), 'fill'));
+    // A fresh session: the filling one sat idle through the copy, long enough under a splitter on
+    // a loaded VM for the target to drop it (a NOP-In the test initiator does not answer).
     const verify = async (lu: number, what: string): Promise<void> => {
+      const vi = await session();
       for (const lba of [0, TOTAL / BS / 2, TOTAL / BS - 8192]) {
-        const r = await ini.scsi(lu, cdb16(0x88, lba, 8192), { read: 4 << 20 });
+        const r = await vi.scsi(lu, cdb16(0x88, lba, 8192), { read: 4 << 20 });
         if (!r.data.equals(fill)) throw new Error(`${what}: data differs at LBA ${lba}`);
       }
+      vi.close();
     };
 
     // Offload: one EXTENDED COPY per segment, from a fresh session (as a host would have).
@@ -102,16 +106,18 @@ async function main(): Promise<void> {
     xi.close();
     await verify(1, 'offload copy');
 
-    // Host copy: READ from LUN 0, WRITE to LUN 2, over the wire.
+    // Host copy: READ from LUN 0, WRITE to LUN 2, over the wire (a fresh session, as above).
+    const hi = await session();
     const ioBlocks = IO / BS;
     t0 = performance.now();
     await pool(TOTAL / IO, HQD, async (i) => {
-      const r = await ini.scsi(0, cdb16(0x88, i * ioBlocks, ioBlocks), { read: IO });
+      const r = await hi.scsi(0, cdb16(0x88, i * ioBlocks, ioBlocks), { read: IO });
       check(r, 'read');
-      check(await ini.scsi(2, cdb16(0x8a, i * ioBlocks, ioBlocks), { write: r.data }), 'write');
+      check(await hi.scsi(2, cdb16(0x8a, i * ioBlocks, ioBlocks), { write: r.data }), 'write');
     });
     const host = (performance.now() - t0) / 1000;
     await verify(2, 'host copy');
+    hi.close();
     ini.close();
 
     const mib = TOTAL / (1 << 20);
