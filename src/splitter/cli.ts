@@ -3,10 +3,17 @@
  *   arraysim verify [--admin HOST:PORT] [--group G] [--copy C] [--json]
  *       exit 0: consistent, 1: diverged, 2: error (no such group, transfer not active, no array)
  *   arraysim splitter presets [--json]
+ *   arraysim rp VERB key=value... [--admin HOST:PORT] [--json]
+ *       RecoverPoint's CLI words and key=value form (field notes, "The Commands"):
+ *       enable_group group=G [start_transfer=yes|no], disable_group group=G, clear_markers group=G [copy=C],
+ *       start_transfer group=G, pause_transfer group=G, bookmark group=G name=N, get_group_state group=G;
+ *       enable_image_access, disable_image_access, set_image_access_mode: "not built yet" (exit 1).
+ *       exit 0 done, 1 refused by the array (the reason printed), 2 usage (unknown verb, key or value: named)
  */
 import type { CommandModule } from 'yargs';
 import { adminCall } from '../admin/client.ts';
-import { VERIFY_BODY } from '../admin/routes/splitter.ts';
+import { BOOKMARK_BODY, CLEAR_MARKERS_BODY, EMPTY_BODY, ENABLE_GROUP_BODY, IMAGE_ACCESS_BODY, VERIFY_BODY } from '../admin/routes/splitter.ts';
+import type { GroupStatus } from './group.ts';
 import { PRESETS, PRIMITIVES } from './policy.ts';
 import { formatVerify } from './verify.ts';
 import type { VerifyResult } from './verify.ts';
@@ -18,6 +25,79 @@ export function presetsTable(): string {
   const widths = head.map((h, i) => (i === head.length - 1 ? 0 : Math.max(h.length, ...rows.map((r) => r[i].length))));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   return [line(head), ...rows.map(line), '', 'Sources (shared/seeds/):', ...PRESETS.map((p) => `  ${p.name}: ${p.source}`)].join('\n');
+}
+
+/** A key of an rp verb: required or not, and the values it takes (any non-empty word when absent). */
+interface RpKey { required?: boolean; values?: readonly string[] }
+interface RpVerb { keys: Record<string, RpKey>; method: 'GET' | 'POST'; path: (group: string) => string; schema?: object }
+
+const YES_NO = ['yes', 'no'] as const;
+const G: RpKey = { required: true };
+const post = (verb: string) => (g: string) => `/v1/groups/${encodeURIComponent(g)}/${verb}`;
+
+/** The verbs, with the keys each takes: the one table `arraysim rp` checks its arguments against. */
+export const RP_VERBS: Record<string, RpVerb> = {
+  enable_group: { keys: { group: G, start_transfer: { values: YES_NO } }, method: 'POST', path: post('enable_group'), schema: ENABLE_GROUP_BODY },
+  disable_group: { keys: { group: G }, method: 'POST', path: post('disable_group'), schema: EMPTY_BODY },
+  clear_markers: { keys: { group: G, copy: {} }, method: 'POST', path: post('clear_markers'), schema: CLEAR_MARKERS_BODY },
+  start_transfer: { keys: { group: G }, method: 'POST', path: post('start_transfer'), schema: EMPTY_BODY },
+  pause_transfer: { keys: { group: G }, method: 'POST', path: post('pause_transfer'), schema: EMPTY_BODY },
+  bookmark: { keys: { group: G, name: { required: true } }, method: 'POST', path: post('bookmarks'), schema: BOOKMARK_BODY },
+  get_group_state: { keys: { group: G }, method: 'GET', path: (g) => `/v1/groups/${encodeURIComponent(g)}` },
+  enable_image_access: { keys: { group: G, copy: {}, image: {} }, method: 'POST', path: post('enable_image_access'), schema: IMAGE_ACCESS_BODY },
+  disable_image_access: { keys: { group: G, copy: {}, start_transfer: { values: YES_NO } }, method: 'POST', path: post('disable_image_access'), schema: IMAGE_ACCESS_BODY },
+  set_image_access_mode: { keys: { group: G, copy: {}, mode: { values: ['logged', 'direct'] } }, method: 'POST', path: post('set_image_access_mode'), schema: IMAGE_ACCESS_BODY },
+};
+
+/** A usage error of `arraysim rp`: names the verb, key or value. */
+export class RpUsageError extends Error {}
+
+/** `VERB key=value ...` checked against RP_VERBS: the group and the body to send. */
+export function parseRp(verb: string, args: readonly string[]): { verb: RpVerb; group: string; body: Record<string, string> } {
+  const v = Object.hasOwn(RP_VERBS, verb) ? RP_VERBS[verb] : undefined;
+  if (!v) throw new RpUsageError(`unknown verb "${verb}" (verbs: ${Object.keys(RP_VERBS).join(', ')})`);
+  const got: Record<string, string> = {};
+  for (const a of args) {
+    const eq = a.indexOf('=');
+    if (eq <= 0) throw new RpUsageError(`${verb}: "${a}" is not key=value`);
+    const [k, val] = [a.slice(0, eq), a.slice(eq + 1)];
+    const key = Object.hasOwn(v.keys, k) ? v.keys[k] : undefined;
+    if (!key) throw new RpUsageError(`${verb}: unknown key "${k}" (keys: ${Object.keys(v.keys).join(', ')})`);
+    if (Object.hasOwn(got, k)) throw new RpUsageError(`${verb}: key "${k}" given twice`);
+    if (!val) throw new RpUsageError(`${verb}: key "${k}" needs a value`);
+    if (key.values && !key.values.includes(val)) throw new RpUsageError(`${verb}: ${k}=${val}: ${k} is ${key.values.join(' or ')}`);
+    got[k] = val;
+  }
+  for (const [k, key] of Object.entries(v.keys)) if (key.required && got[k] === undefined) throw new RpUsageError(`${verb}: key "${k}" is required (${k}=...)`);
+  const { group, ...body } = got;
+  return { verb: v, group, body };
+}
+
+const size = (b: number): string => {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  for (; b >= 1024 && i < u.length - 1; i++) b /= 1024;
+  return `${i ? b.toFixed(1) : b} ${u[i]}`;
+};
+
+/** get_group_state as lines for a terminal; the synchronization as the field notes report it ("21GB (6.36%)"). */
+export function formatGroupState(g: GroupStatus): string {
+  const j = g.journal;
+  const lines = [
+    `group ${g.name}: ${g.state}, transfer ${g.transfer}; splitter ${g.splitter.spec}`,
+    `  journal: ${j.records} records, ${size(j.bytes)} of ${size(j.limitBytes)}; last seq ${j.lastSeq}`,
+  ];
+  for (const c of g.copies) {
+    const m = g.markers.find((x) => x.copy === c.name);
+    lines.push(`  copy ${c.name}: applied seq ${c.appliedSeq}, lag ${c.lag.records} records (${size(c.lag.bytes)}); `
+      + (m?.fullSweep ? 'full sweep due' : `markers: ${m?.regions ?? 0} regions (${size(m?.bytes ?? 0)})`));
+  }
+  const i = g.initialization;
+  if (i.kind !== 'none') {
+    lines.push(`  initialization (${i.kind}): ${size(i.bytesSent)} of ${size(i.volumeBytes)} sent (${i.percent.toFixed(2)}%), ${i.regions} regions`
+      + `${i.kind === 'full-sweep' ? ` of ${i.regionsCompared} compared` : ''}, ${i.done ? 'done' : 'running'}`);
+  }
+  return lines.join('\n');
 }
 
 interface VerifyArgs { admin: string; group: string; copy?: string; json?: boolean }
@@ -56,5 +136,35 @@ export function splitterCommands(defaultAdmin: string): CommandModule<object, an
     builder: (y) => y.command(presets).demandCommand(1) as never,
     handler: () => {},
   };
-  return [verify, splitter];
+  const rp: CommandModule<object, { verb: string; args?: string[]; admin: string; json?: boolean }> = {
+    command: 'rp <verb> [args..]',
+    describe: 'RecoverPoint operator verbs, key=value: enable_group, disable_group, clear_markers, start_transfer, pause_transfer, bookmark, get_group_state',
+    builder: (y) => y
+      .positional('verb', { type: 'string', describe: Object.keys(RP_VERBS).join(' | ') })
+      .positional('args', { type: 'string', array: true, describe: 'key=value (group=G, start_transfer=yes|no, copy=C, name=N)' })
+      .option('admin', { type: 'string', default: defaultAdmin, describe: 'admin API address' })
+      .option('json', { type: 'boolean', describe: 'print the reply as JSON' })
+      .parserConfiguration({ 'parse-positional-numbers': false }) as never,
+    handler: async (a) => {
+      let p: ReturnType<typeof parseRp>;
+      try {
+        p = parseRp(a.verb, (a.args ?? []).map(String));
+      } catch (e) {
+        process.stderr.write(`arraysim rp: ${(e as Error).message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      try {
+        const r = await adminCall(a.admin, p.verb.method, p.verb.path(p.group), p.verb.method === 'POST' ? { body: p.body, schema: p.verb.schema } : {});
+        if (a.json) console.log(JSON.stringify(r, null, 2));
+        else if (a.verb === 'get_group_state') console.log(formatGroupState(r as GroupStatus));
+        else if (a.verb === 'bookmark') { const b = r as { name: string; seq: number }; console.log(`bookmark ${b.name} at journal seq ${b.seq}`); }
+        else console.log(`${a.verb}: done\n${formatGroupState((r as { group: GroupStatus }).group)}`);
+      } catch (e) {
+        process.stderr.write(`arraysim rp ${a.verb}: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exitCode = 1;
+      }
+    },
+  };
+  return [verify, splitter, rp];
 }

@@ -7,9 +7,18 @@
  * command's path.
  *
  * States (names after RecoverPoint's; shared/reference/replication-anchors.md, FAPI TransferState):
- * the group is `enabled`; its transfer is `init` (first initialization sweep running), `active`
- * (distributing), `paused` (journaling, not distributing) or `error`. Every change goes through
- * transition(from, to, reason), which checks and logs it.
+ * the group is `enabled` or `disabled` (nothing is split or tracked; enabling it again needs a full
+ * sweep); its transfer is `init` (synchronizing: a full sweep or the marked regions), `active`
+ * (distributing), `paused` (not distributing: new writes only mark their regions) or `error`.
+ * Every change goes through transition(from, to, reason), which checks and logs it.
+ *
+ * Markers (RecoverPoint's word; DRBD's bitmap): while the transfer is paused, a production write
+ * is not journaled but marks its 1 MiB regions in each copy's bitmap, so the journal does not grow
+ * while nothing drains it. start_transfer then sends the marked regions only. A copy that was never
+ * synchronized (or whose group was disabled) needs a full sweep instead: every region allocated on
+ * either side is digested on both (CRC32C per 64 KiB, as verify does) and only regions that differ
+ * are sent. clear_markers declares a copy identical to production (the field notes' dd seeding):
+ * no sweep, no marked regions.
  */
 import type { Logger } from 'pino';
 import type { SenseReason } from '../../protocol/scsi/sense.ts';
@@ -18,13 +27,14 @@ import { shared } from '../scsi/range-lock.ts';
 import type { IgnoredCommand, LuProtection, SplitPrimitive, SplitterClass } from '../scsi/split.ts';
 import { MemoryStore } from '../store/memory.ts';
 import type { BackingStore } from '../store/store.ts';
+import { regionDigest, unmappedRun } from './digest.ts';
 import { MemoryJournal } from './journal.ts';
 import type { JournalRecord, ProtectionWindow } from './journal.ts';
 import { PRIMITIVES } from './policy.ts';
 import type { Primitive, SplitterSpec } from './policy.ts';
 import { formatSpec } from './policy.ts';
 
-export type GroupState = 'enabled';
+export type GroupState = 'enabled' | 'disabled';
 export type TransferState = 'init' | 'active' | 'paused' | 'error';
 
 /** Which transfer changes are legal, and nothing else. */
@@ -58,13 +68,75 @@ export const REGION_BYTES = 1 << 20;
 /** The distributor applies at most this many records per event-loop turn. */
 const DISTRIBUTE_BATCH = 4096;
 
+/**
+ * Regions of one volume written while the transfer was paused: one bit per REGION_BYTES region
+ * (1 TiB: 1,048,576 regions, a 128 KiB bitmap).
+ */
+export class RegionMarkers {
+  readonly regionBlocks: number;
+  readonly regions: number;
+  private readonly bits: Uint8Array;
+  /** How many regions are marked. */
+  count = 0;
+
+  constructor(readonly blockCount: bigint, readonly blockSize: number) {
+    this.regionBlocks = Math.max(1, Math.floor(REGION_BYTES / blockSize));
+    this.regions = Number((blockCount + BigInt(this.regionBlocks) - 1n) / BigInt(this.regionBlocks));
+    this.bits = new Uint8Array((this.regions + 7) >> 3);
+  }
+
+  /** Mark every region that blocks [lba, lba+blocks) touch. */
+  mark(lba: bigint, blocks: number): void {
+    if (blocks <= 0) return;
+    const first = Number(lba / BigInt(this.regionBlocks));
+    const last = Number((lba + BigInt(blocks) - 1n) / BigInt(this.regionBlocks));
+    for (let i = first; i <= last && i < this.regions; i++) {
+      const m = 1 << (i & 7);
+      if ((this.bits[i >> 3] & m) === 0) { this.bits[i >> 3] |= m; this.count++; }
+    }
+  }
+
+  has(i: number): boolean { return (this.bits[i >> 3] & (1 << (i & 7))) !== 0; }
+
+  unmark(i: number): void {
+    const m = 1 << (i & 7);
+    if (this.bits[i >> 3] & m) { this.bits[i >> 3] &= ~m; this.count--; }
+  }
+
+  clear(): void { this.bits.fill(0); this.count = 0; }
+
+  /** Marked region indexes, ascending (whole zero bytes skipped). */
+  *marked(): Generator<number> {
+    for (let b = 0; b < this.bits.length; b++) {
+      if (this.bits[b] === 0) continue;
+      for (let k = 0; k < 8; k++) if (this.bits[b] & (1 << k)) yield b * 8 + k;
+    }
+  }
+
+  /** [lba, blocks] of region `i`. */
+  region(i: number): [bigint, number] {
+    const lba = BigInt(i) * BigInt(this.regionBlocks);
+    const left = this.blockCount - lba;
+    return [lba, Number(left < BigInt(this.regionBlocks) ? left : BigInt(this.regionBlocks))];
+  }
+}
+
 /** A copy of the group (CDP: `local`, on this array): one replica volume per replication set. */
 export class LocalCopy {
   readonly kind = 'local' as const;
   /** Highest journal sequence applied to the replicas. */
   appliedSeq = 0;
   appliedRecords = 0;
-  constructor(readonly name: string, readonly replicas: BackingStore[]) {}
+  /** Per replication set: regions written while the transfer was paused. */
+  readonly markers: RegionMarkers[];
+  /** The replicas have never been synchronized with production (or the group was disabled): a full sweep is due. */
+  needsSweep = true;
+  constructor(readonly name: string, readonly replicas: BackingStore[]) {
+    this.markers = replicas.map((r) => new RegionMarkers(r.blockCount, r.blockSize));
+  }
+
+  /** Regions marked over all sets. */
+  get markedRegions(): number { return this.markers.reduce((n, m) => n + m.count, 0); }
 
   /** Apply one record to the replica of its set (memory replicas: synchronous). */
   apply(r: JournalRecord): void {
@@ -101,7 +173,7 @@ export class ConsistencyGroup {
   readonly sets: ReplicationSet[];
   readonly copies: LocalCopy[];
   readonly journal: MemoryJournal;
-  readonly state: GroupState = 'enabled';
+  state: GroupState = 'enabled';
   transfer: TransferState = 'paused';
   readonly bookmarks = new Map<string, { seq: number; time: string }>();
   readonly ignoredLog: IgnoredEntry[] = [];
@@ -109,8 +181,11 @@ export class ConsistencyGroup {
   /** State changes, newest last (bounded). */
   readonly history: GroupEvent[] = [];
   readonly listeners = new Set<(e: GroupEvent) => void>();
-  /** The first initialization sweep: bytes read from production and sent to the copies. */
-  init = { regions: 0, bytesSent: 0, volumeBytes: 0, done: false };
+  /**
+   * The last synchronization (start_transfer with a sweep or markers due): regions compared and
+   * sent, bytes sent to the copies (summed over copies) against the volumes' size.
+   */
+  init: InitProgress = { kind: 'none', regions: 0, regionsCompared: 0, bytesSent: 0, volumeBytes: 0, done: false };
   private scheduled = false;
   private initializing: Promise<void> = Promise.resolve();
   private readonly log?: Logger;
@@ -146,13 +221,15 @@ export class ConsistencyGroup {
   }
 
   /**
-   * start_transfer: the first time, an initialization sweep copies every allocated region of
-   * production to the copies while new writes are journaled, then the journal is distributed on
-   * top (last writer wins, in sequence order, so the result is production). Later: resume.
+   * start_transfer: when a copy needs synchronizing (never synchronized, or regions marked while
+   * paused) the transfer is `init` while the sweep or the marked regions are sent and new writes
+   * are journaled; then the journal is distributed on top (last writer wins, in sequence order, so
+   * the result is production) and the transfer is `active`. Otherwise it resumes at once.
    */
   startTransfer(reason: string): Promise<void> {
-    if (this.transfer === 'active' || this.transfer === 'init') return Promise.resolve();
-    if (this.init.done) { this.transition(this.transfer, 'active', reason); return Promise.resolve(); }
+    if (this.state === 'disabled') throw new Error(`group ${this.name} is disabled: enable_group first`);
+    if (this.transfer === 'active' || this.transfer === 'init') return this.initializing;
+    if (!this.copies.some((c) => c.needsSweep || c.markedRegions > 0)) { this.transition(this.transfer, 'active', reason); return Promise.resolve(); }
     this.transition(this.transfer, 'init', reason);
     return this.initializing = this.initialize().then(
       () => { if (this.transfer === 'init') this.transition('init', 'active', 'initialization complete'); },
@@ -160,43 +237,140 @@ export class ConsistencyGroup {
     );
   }
 
-  /** Settles once a running first initialization has ended (at once when none runs). */
+  /** Settles once a running initialization has ended (at once when none runs). */
   ready(): Promise<void> { return this.initializing; }
 
+  /** pause_transfer: distribution stops; from now on writes mark their regions instead of growing the journal. */
   pauseTransfer(reason: string): void {
     if (this.transfer === 'paused') return;
     this.transition(this.transfer, 'paused', reason);
   }
 
+  /** True while a write is tracked by markers instead of journaled. */
+  get marking(): boolean { return this.transfer === 'paused'; }
+
+  /**
+   * enable_group: split and track again. A group that was disabled missed writes it did not
+   * track, so its copies need a full sweep (or clear_markers) before the transfer starts.
+   */
+  enable(startTransfer: boolean, reason: string): Promise<void> {
+    if (this.state === 'enabled') {
+      // Already enabled (a group configured with startTransfer: false is enabled and paused):
+      // start_transfer=yes starts it; =no is only true of a paused transfer.
+      if (startTransfer) return this.startTransfer(reason);
+      if (this.transfer !== 'paused') throw new Error(`group ${this.name} is enabled with transfer ${this.transfer}; start_transfer=no needs pause_transfer first`);
+      return Promise.resolve();
+    }
+    this.state = 'enabled';
+    this.log?.info({ group: this.name, reason }, 'consistency group enabled');
+    return startTransfer ? this.startTransfer(reason) : Promise.resolve();
+  }
+
+  /** disable_group: the transfer stops and nothing is journaled or marked until enable_group. */
+  disable(reason: string): void {
+    if (this.state === 'disabled') throw new Error(`group ${this.name} is already disabled`);
+    this.pauseTransfer(reason);
+    this.state = 'disabled';
+    for (const c of this.copies) { c.needsSweep = true; for (const m of c.markers) m.clear(); }
+    this.log?.info({ group: this.name, reason }, 'consistency group disabled');
+  }
+
+  /**
+   * clear_markers: the operator declares the copy (default: every copy) identical to production,
+   * e.g. after seeding it with dd from a block-level image: no full sweep, no marked regions, and
+   * whatever the journal held for it is taken as already there. Only while the transfer is paused.
+   */
+  clearMarkers(copy?: string): LocalCopy[] {
+    if (this.state === 'disabled') throw new Error(`group ${this.name} is disabled: enable_group first`);
+    if (this.transfer !== 'paused') throw new Error(`group ${this.name}: transfer is ${this.transfer}; clear_markers needs it paused (pause_transfer, or enable_group start_transfer=no)`);
+    const cs = copy === undefined ? this.copies : [this.copy(copy)];
+    const last = this.journal.nextSeq - 1;
+    for (const c of cs) {
+      for (const m of c.markers) m.clear();
+      c.needsSweep = false;
+      c.appliedSeq = last;
+    }
+    this.journal.trim(Math.min(...this.copies.map((c) => c.appliedSeq)));
+    this.log?.info({ group: this.name, copies: cs.map((c) => c.name) }, 'markers cleared: copies declared identical to production');
+    return cs;
+  }
+
   private async initialize(): Promise<void> {
-    this.init = { regions: 0, bytesSent: 0, volumeBytes: 0, done: false };
+    const sweep = this.copies.some((c) => c.needsSweep);
+    this.init = { kind: sweep ? 'full-sweep' : 'markers', regions: 0, regionsCompared: 0, bytesSent: 0, volumeBytes: 0, done: false };
+    // Records journaled before the pause are older than anything marked since: applied first.
+    for (const c of this.copies) for (const r of this.journal.after(c.appliedSeq)) c.apply(r);
     for (const s of this.sets) {
-      const lu = s.lu;
-      this.init.volumeBytes += Number(lu.blockCount) * lu.blockSize;
-      const per = BigInt(Math.max(1, Math.floor(REGION_BYTES / lu.blockSize)));
-      for (let lba = 0n; lba < lu.blockCount;) {
+      this.init.volumeBytes += Number(s.lu.blockCount) * s.lu.blockSize;
+      for (const c of this.copies) {
+        if (c.needsSweep) await this.sweep(s, c);
+        else await this.sendMarked(s, c);
         if (this.transfer !== 'init') return;
-        const m = lu.store.mapping?.(lba);
-        if (m && !m.mapped) { lba += m.blocks; continue; }
-        const n = Number(lu.blockCount - lba < per ? lu.blockCount - lba : per);
-        const at = lba;
-        // Shared: no write is half applied while the region is read, and none can change it (a
-        // memory store's read is a view) until the replicas have copied it; a write waiting for
-        // the region is journaled after it, and applied on top.
-        await shared(lu, at, n, async () => {
-          const d = await lu.store.read(at, n);
-          for (const c of this.copies) await c.replicas[s.index].write(at, d);
-        });
-        this.init.regions++;
-        this.init.bytesSent += n * lu.blockSize;
-        lba += BigInt(n);
-        await new Promise<void>((r) => setImmediate(r));
       }
     }
+    for (const c of this.copies) c.needsSweep = false;
     this.init.done = true;
   }
 
+  /**
+   * Copy region [at, at+n) of set `s` from production to copy `c`'s replica, if `compare` only when
+   * their digests differ. Shared: no write is half applied while the region is read, and none can
+   * change it (a memory store's read is a view) until the replica has it; a write waiting for the
+   * region is journaled after it, and applied on top.
+   */
+  private async syncRegion(s: ReplicationSet, c: LocalCopy, at: bigint, n: number, compare: boolean): Promise<void> {
+    const lu = s.lu;
+    const replica = c.replicas[s.index];
+    await shared(lu, at, n, async () => {
+      const d = await lu.store.read(at, n);
+      if (compare) {
+        this.init.regionsCompared++;
+        const r = await replica.read(at, n);
+        if (regionDigest(d).equals(regionDigest(r))) return;
+      }
+      await replica.write(at, d);
+      this.init.regions++;
+      this.init.bytesSent += n * lu.blockSize;
+    });
+    await new Promise<void>((r) => setImmediate(r));
+  }
+
+  /** Full sweep: every region allocated on either side, compared by digest; only those that differ are sent. */
+  private async sweep(s: ReplicationSet, c: LocalCopy): Promise<void> {
+    const lu = s.lu;
+    const replica = c.replicas[s.index];
+    const per = BigInt(c.markers[s.index].regionBlocks);
+    for (let lba = 0n; lba < lu.blockCount;) {
+      if (this.transfer !== 'init') return;
+      const a = unmappedRun(lu.store, lba);
+      const b = unmappedRun(replica, lba);
+      const skip = ((a < b ? a : b) / per) * per;
+      if (skip > 0n) { lba += skip; continue; }
+      const n = Number(lu.blockCount - lba < per ? lu.blockCount - lba : per);
+      await this.syncRegion(s, c, lba, n, true);
+      lba += BigInt(n);
+    }
+    // Marks made before the sweep began are covered by it.
+    c.markers[s.index].clear();
+  }
+
+  /** The regions marked while paused, sent whole; a mark is cleared once its region is on the replica. */
+  private async sendMarked(s: ReplicationSet, c: LocalCopy): Promise<void> {
+    const m = c.markers[s.index];
+    for (const i of [...m.marked()]) {
+      if (this.transfer !== 'init') return;
+      const [at, n] = m.region(i);
+      await this.syncRegion(s, c, at, n, false);
+      m.unmark(i);
+    }
+  }
+
   // ---- the splitter side ---------------------------------------------------------------------
+
+  /** Track a write that is not journaled (transfer paused): its regions are marked in every copy. */
+  mark(set: number, lba: bigint, blocks: number): void {
+    for (const c of this.copies) c.markers[set].mark(lba, blocks);
+  }
 
   append(r: Omit<JournalRecord, 'seq' | 'bytes'>): void {
     this.journal.append(r);
@@ -277,12 +451,28 @@ export class ConsistencyGroup {
         name: c.name, kind: c.kind, appliedSeq: c.appliedSeq,
         lag: { records: last - c.appliedSeq, bytes: this.journal.bytesAfter(c.appliedSeq) },
       })),
-      initialization: { ...this.init },
+      markers: this.copies.map((c) => ({
+        copy: c.name, regions: c.markedRegions, bytes: c.markers.reduce((n, m, i) => n + m.count * m.regionBlocks * this.sets[i].lu.blockSize, 0),
+        fullSweep: c.needsSweep,
+      })),
+      initialization: { ...this.init, percent: this.init.volumeBytes ? Math.round((10000 * this.init.bytesSent) / this.init.volumeBytes) / 100 : 0 },
       bookmarks: [...this.bookmarks].map(([name, b]) => ({ name, ...b })),
       ignored: { ...this.ignoredCounts },
       history: this.history.slice(-10),
     };
   }
+}
+
+export interface InitProgress {
+  /** What the last synchronization sent: a full sweep (digest compare), the marked regions, or nothing yet. */
+  kind: 'none' | 'full-sweep' | 'markers';
+  /** Regions sent to the copies. */
+  regions: number;
+  /** Regions whose digests were compared (full sweep). */
+  regionsCompared: number;
+  bytesSent: number;
+  volumeBytes: number;
+  done: boolean;
 }
 
 export interface GroupStatus {
@@ -293,7 +483,9 @@ export interface GroupStatus {
   replicationSets: Array<{ lun: number; target: string; blocks: string; blockSize: number }>;
   journal: { kind: 'memory'; bytes: number; limitBytes: number; records: number; lastSeq: number; evictedRecords: number; protectionWindow: ProtectionWindow };
   copies: Array<{ name: string; kind: string; appliedSeq: number; lag: { records: number; bytes: number } }>;
-  initialization: { regions: number; bytesSent: number; volumeBytes: number; done: boolean };
+  /** Per copy: regions marked while paused (bytes: their size), and whether a full sweep is due. */
+  markers: Array<{ copy: string; regions: number; bytes: number; fullSweep: boolean }>;
+  initialization: InitProgress & { percent: number };
   bookmarks: Array<{ name: string; seq: number; time: string }>;
   ignored: Record<Primitive, number>;
   history: GroupEvent[];
@@ -324,18 +516,29 @@ export class ReplicationSet implements LuProtection {
     }
   }
 
+  /** Whether a write goes no further than production: disabled group, or paused transfer (markers instead). */
+  private untracked(lba: bigint, blocks: number): boolean {
+    const g = this.group;
+    if (g.state === 'disabled') return true;
+    if (g.marking) { g.mark(this.index, lba, blocks); return true; }
+    return false;
+  }
+
   data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): void {
     this.arrived(cls);
+    if (this.untracked(lba, data.length / this.lu.blockSize)) return;
     this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: data.length / this.lu.blockSize, data: owned ? data : this.group.journal.copyIn(data), unmap: false });
   }
 
   same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): void {
     this.arrived(cls);
+    if (this.untracked(lba, blocks)) return;
     this.group.append({ time: Date.now(), set: this.index, kind: 'same', lba, blocks, data: unmap ? null : this.group.journal.copyIn(block), unmap });
   }
 
   unmap(lba: bigint, blocks: number, cls: SplitterClass): void {
     this.arrived(cls);
+    if (this.untracked(lba, blocks)) return;
     this.group.append({ time: Date.now(), set: this.index, kind: 'unmap', lba, blocks, data: null, unmap: true });
   }
 }

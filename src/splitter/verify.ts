@@ -8,11 +8,10 @@
  * Each diverged extent is attributed to the ignored commands (the group's "ignored" log) that
  * wrote into it: the reason a replica drifts when a splitter ignores a VAAI primitive.
  */
-import { crc32c } from '../../protocol/iscsi/digest.ts';
 import { shared } from '../scsi/range-lock.ts';
-import type { BackingStore } from '../store/store.ts';
 import type { ConsistencyGroup, IgnoredEntry } from './group.ts';
 import { REGION_BYTES } from './group.ts';
+import { regionDigest as digest, unmappedRun } from './digest.ts';
 
 export interface DivergedExtent {
   lun: number;
@@ -35,19 +34,6 @@ export interface VerifyResult {
   ms: number;
 }
 
-/**
- * A region's digest: the CRC32C of each 64 KiB piece (DRBD's online verify offers crc32c as its
- * verify-alg too). Native CRC32C runs at several GB/s where SHA-1 managed 0.4 GB/s on this VM,
- * and sixteen independent CRCs per 1 MiB region make an accidental match of a diverged region
- * far less likely than one CRC would.
- */
-const PIECE = 64 << 10;
-function digest(b: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(4 * Math.ceil(b.length / PIECE));
-  for (let o = 0, k = 0; o < b.length; o += PIECE, k += 4) out.writeUInt32BE(crc32c(b.subarray(o, Math.min(o + PIECE, b.length))), k);
-  return out;
-}
-
 /** Runs of blocks that differ between `a` and `b` (same length), as [first, end) block indexes. */
 function differingRuns(a: Buffer, b: Buffer, bs: number): Array<[number, number]> {
   const out: Array<[number, number]> = [];
@@ -60,12 +46,6 @@ function differingRuns(a: Buffer, b: Buffer, bs: number): Array<[number, number]
   }
   if (start >= 0) out.push([start, n]);
   return out;
-}
-
-/** How far from `lba` a store is known to be deallocated (0 when mapped or unknown). */
-function unmappedRun(s: BackingStore, lba: bigint): bigint {
-  const m = s.mapping?.(lba);
-  return m && !m.mapped ? m.blocks : 0n;
 }
 
 export async function verifyGroup(g: ConsistencyGroup, copyName?: string): Promise<VerifyResult> {

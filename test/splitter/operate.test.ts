@@ -237,13 +237,19 @@ describe('journal and initialization', () => {
     expect(s.journal.evictedRecords).toBeGreaterThan(200);
     expect(s.journal.protectionWindow.oldestSeq).toBe(s.journal.evictedRecords + 1);
     expect(s.journal.protectionWindow.newestSeq).toBe(256);
-    // Paused: records stay undistributed (lag) and are never evicted, whatever the limit.
+    // Paused: writes mark their regions instead of growing the journal (the 64 writes fall in the
+    // first 1 MiB region); start_transfer sends that region and the copy equals production.
     g.pauseTransfer('test');
+    const before = g.status().journal;
     for (let i = 0; i < 64; i++) await submit(cdb16(0x8a, i * 8, 8), pattern(4096, 1000 + i));
     const p = g.status();
     expect(p.transfer).toBe('paused');
-    expect(p.copies[0].lag.records).toBe(64);
-    expect(p.copies[0].lag.bytes).toBeGreaterThan(64 * 4096);
+    expect(p.copies[0].lag.records).toBe(0);
+    expect(p.journal).toMatchObject({ lastSeq: before.lastSeq, bytes: before.bytes });
+    expect(p.markers).toEqual([{ copy: 'local', regions: 1, bytes: 1 << 20, fullSweep: false }]);
+    await g.startTransfer('test');
+    expect(g.status().initialization).toMatchObject({ kind: 'markers', regions: 1, bytesSent: 1 << 20, volumeBytes: 8192 * 512, done: true });
+    expect(Buffer.compare(g.copies[0].replicas[0].read(0n, 8192) as Buffer, lu.store.read(0n, 8192) as Buffer)).toBe(0);
   });
 
   for (const preset of ['rp-flare30-pre509', 'rp-flare30-509']) {

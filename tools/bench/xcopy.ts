@@ -1,7 +1,10 @@
 /**
  * EXTENDED COPY offload versus a host copy, on one arraysim with memory LUNs.
  *
- *   npx tsx tools/bench/xcopy.ts [--port 3415] [--gib 1] [--segment-mib 4] [--xcopy-qd 8] [--host-qd 32] [--io-kib 1024] [--thin 1] [--qemu 0]
+ *   npx tsx tools/bench/xcopy.ts [--port 3415] [--gib 1] [--segment-mib 4] [--xcopy-qd 8] [--host-qd 32] [--io-kib 1024] [--thin 1] [--qemu 0] [--splitter SPEC]
+ *
+ * --splitter SPEC: serve with `--splitter SPEC` (every LUN in one protected group, local copy), so
+ * both copies are split: the EXTENDED COPY as its destination blocks under `support`.
  *
  * Starts `node bin/arraysim.js serve` (its own process, as in production) with three memory LUNs
  * of --gib GiB (thick unless --thin 1): a source, filled from the initiator, and one fresh
@@ -34,6 +37,7 @@ const IO = opt('io-kib', 1024) << 10;
 const THIN = opt('thin', 0) === 1;
 const QEMU = opt('qemu', 1) === 1;
 const IQN = 'iqn.2026-11.dev.arraysim:bench-xcopy';
+const SPLITTER = ((i) => (i >= 0 ? process.argv[i + 3] : undefined))(process.argv.slice(2).indexOf('--splitter'));
 const BS = 512;
 const TOTAL = GIB * (1 << 30);
 
@@ -70,7 +74,7 @@ function qemuImg(args: string[]): number | string {
 
 async function main(): Promise<void> {
   const lun = `${GIB}GiB${THIN ? '' : ',thick'}`;
-  const { stop } = startTarget(['--listen', `127.0.0.1:${PORT}`, '--target', IQN, '--lun', lun, '--lun', lun, '--lun', lun, '--admin', 'none']);
+  const { stop } = startTarget(['--listen', `127.0.0.1:${PORT}`, '--target', IQN, '--lun', lun, '--lun', lun, '--lun', lun, '--admin', 'none', ...(SPLITTER ? ['--splitter', SPLITTER] : [])]);
   try {
     await waitPort(PORT);
     const ini = await session();
@@ -79,11 +83,15 @@ async function main(): Promise<void> {
     const fill = Buffer.alloc(4 << 20);
     for (let i = 0; i < fill.length; i += 4) fill.writeUInt32BE((i * 2654435761) >>> 0, i);
     await pool(TOTAL / fill.length, 8, async (i) => check(await ini.scsi(0, cdb16(0x8a, (i * fill.length) / BS, fill.length / BS), { write: fill }), 'fill'));
+    // A fresh session: the filling one sat idle through the copy, long enough under a splitter on
+    // a loaded VM for the target to drop it (a NOP-In the test initiator does not answer).
     const verify = async (lu: number, what: string): Promise<void> => {
+      const vi = await session();
       for (const lba of [0, TOTAL / BS / 2, TOTAL / BS - 8192]) {
-        const r = await ini.scsi(lu, cdb16(0x88, lba, 8192), { read: 4 << 20 });
+        const r = await vi.scsi(lu, cdb16(0x88, lba, 8192), { read: 4 << 20 });
         if (!r.data.equals(fill)) throw new Error(`${what}: data differs at LBA ${lba}`);
       }
+      vi.close();
     };
 
     // Offload: one EXTENDED COPY per segment, from a fresh session (as a host would have).
@@ -98,16 +106,18 @@ async function main(): Promise<void> {
     xi.close();
     await verify(1, 'offload copy');
 
-    // Host copy: READ from LUN 0, WRITE to LUN 2, over the wire.
+    // Host copy: READ from LUN 0, WRITE to LUN 2, over the wire (a fresh session, as above).
+    const hi = await session();
     const ioBlocks = IO / BS;
     t0 = performance.now();
     await pool(TOTAL / IO, HQD, async (i) => {
-      const r = await ini.scsi(0, cdb16(0x88, i * ioBlocks, ioBlocks), { read: IO });
+      const r = await hi.scsi(0, cdb16(0x88, i * ioBlocks, ioBlocks), { read: IO });
       check(r, 'read');
-      check(await ini.scsi(2, cdb16(0x8a, i * ioBlocks, ioBlocks), { write: r.data }), 'write');
+      check(await hi.scsi(2, cdb16(0x8a, i * ioBlocks, ioBlocks), { write: r.data }), 'write');
     });
     const host = (performance.now() - t0) / 1000;
     await verify(2, 'host copy');
+    hi.close();
     ini.close();
 
     const mib = TOTAL / (1 << 20);

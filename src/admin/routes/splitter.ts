@@ -4,13 +4,19 @@
  *   GET  /v1/groups/:group             one group
  *   POST /v1/groups/:group/verify      {copy?}: drain the journal, compare production with the copy
  *   POST /v1/groups/:group/bookmarks   {name}: name the current point in the group's write sequence
+ *   POST /v1/groups/:group/<verb>      RecoverPoint's operator verbs (enable_group, disable_group,
+ *                                      clear_markers, start_transfer, pause_transfer; the image-access
+ *                                      verbs answer 501 until image access exists)
  * The work is done by the plain functions of src/splitter/admin.ts; this file gives them schemas
  * and turns their errors into AdminError (400 naming the field, 404 for an unknown group or copy).
  */
 import type { FastifyInstance } from 'fastify';
 import type { AdminDeps } from '../api.ts';
 import { AdminError, ERROR_REPLY } from '../errors.ts';
-import { SplitterInputError, SplitterNotFound, bookmark, listGroups, showGroup, verify } from '../../splitter/admin.ts';
+import {
+  IMAGE_ACCESS_VERBS, SplitterInputError, SplitterNotBuilt, SplitterNotFound, SplitterStateError, bookmark, clearMarkers, disableGroup, enableGroup,
+  imageAccess, listGroups, pauseTransfer, showGroup, startTransfer, verify,
+} from '../../splitter/admin.ts';
 
 const POLICY = { type: 'string', enum: ['support', 'reject', 'ignore'] } as const;
 const TRANSFER = { type: 'string', enum: ['init', 'active', 'paused', 'error'] } as const;
@@ -30,7 +36,7 @@ export const GROUP_STATUS = {
   description: 'a consistency group: state, transfer, splitter, journal and protection window, copies and their lag',
   properties: {
     name: { type: 'string' },
-    state: { type: 'string', enum: ['enabled'] },
+    state: { type: 'string', enum: ['enabled', 'disabled'] },
     transfer: TRANSFER,
     splitter: {
       type: 'object',
@@ -73,11 +79,24 @@ export const GROUP_STATUS = {
         required: ['name', 'kind', 'appliedSeq', 'lag'],
       },
     },
+    markers: {
+      type: 'array',
+      description: 'per copy: regions (1 MiB) written while the transfer was paused, and whether a full sweep is due',
+      items: {
+        type: 'object',
+        properties: { copy: { type: 'string' }, regions: { type: 'integer' }, bytes: { type: 'integer' }, fullSweep: { type: 'boolean' } },
+        required: ['copy', 'regions', 'bytes', 'fullSweep'],
+      },
+    },
     initialization: {
       type: 'object',
-      description: 'the first initialization: regions and bytes sent to the copies, of the volumes\' size',
-      properties: { regions: { type: 'integer' }, bytesSent: { type: 'integer' }, volumeBytes: { type: 'integer' }, done: { type: 'boolean' } },
-      required: ['regions', 'bytesSent', 'volumeBytes', 'done'],
+      description: 'the last synchronization (full sweep comparing region digests, or the marked regions): regions and bytes sent to the copies, of the volumes\' size',
+      properties: {
+        kind: { type: 'string', enum: ['none', 'full-sweep', 'markers'] },
+        regions: { type: 'integer', description: 'regions sent' }, regionsCompared: { type: 'integer', description: 'regions digested on both sides (full sweep)' },
+        bytesSent: { type: 'integer' }, volumeBytes: { type: 'integer' }, percent: { type: 'number', description: 'bytesSent of volumeBytes, %' }, done: { type: 'boolean' },
+      },
+      required: ['kind', 'regions', 'regionsCompared', 'bytesSent', 'volumeBytes', 'percent', 'done'],
     },
     bookmarks: { type: 'array', items: BOOKMARK },
     ignored: PRIMITIVE_COUNTS,
@@ -91,7 +110,7 @@ export const GROUP_STATUS = {
       },
     },
   },
-  required: ['name', 'state', 'transfer', 'splitter', 'replicationSets', 'journal', 'copies', 'initialization', 'bookmarks', 'ignored', 'history'],
+  required: ['name', 'state', 'transfer', 'splitter', 'replicationSets', 'journal', 'copies', 'markers', 'initialization', 'bookmarks', 'ignored', 'history'],
 } as const;
 
 export const GROUPS_REPLY = { type: 'object', properties: { groups: { type: 'array', items: GROUP_STATUS } }, required: ['groups'] } as const;
@@ -145,6 +164,32 @@ export const BOOKMARK_BODY = {
   required: ['name'],
 } as const;
 const NOT_FOUND = { ...ERROR_REPLY, description: 'no such group or copy' };
+const CONFLICT = { ...ERROR_REPLY, description: 'the group\'s state does not allow the verb (transfer not paused, group disabled, already enabled)' };
+const NOT_BUILT = { ...ERROR_REPLY, description: 'a RecoverPoint verb arraysim does not have yet; the error names it' };
+
+/** RecoverPoint's yes|no, as its CLI writes it. */
+const YES_NO = { type: 'string', enum: ['yes', 'no'] } as const;
+export const ENABLE_GROUP_BODY = {
+  type: 'object', additionalProperties: false,
+  properties: { start_transfer: { ...YES_NO, description: 'start the transfer at once (default yes); no: leave it paused, e.g. to clear_markers' } },
+} as const;
+export const CLEAR_MARKERS_BODY = {
+  type: 'object', additionalProperties: false,
+  properties: { copy: { type: 'string', minLength: 1, maxLength: 64, description: 'the copy declared identical to production (default: every copy)' } },
+} as const;
+export const EMPTY_BODY = { type: 'object', additionalProperties: false, properties: {} } as const;
+export const IMAGE_ACCESS_BODY = {
+  type: 'object', additionalProperties: false,
+  properties: {
+    copy: { type: 'string', minLength: 1, maxLength: 64 }, image: { type: 'string', minLength: 1, maxLength: 64, description: 'latest, a bookmark or a time' },
+    mode: { type: 'string', enum: ['logged', 'direct'] }, start_transfer: YES_NO,
+  },
+} as const;
+const VERB_REPLY = {
+  type: 'object', description: 'the verb done, and the group after it',
+  properties: { verb: { type: 'string' }, copies: { type: 'array', items: { type: 'string' } }, group: GROUP_STATUS },
+  required: ['verb', 'group'],
+} as const;
 
 /** The splitter's errors as the admin API's: unknown group/copy 404, a bad field 400 naming it. */
 async function admin<T>(f: () => T | Promise<T>): Promise<T> {
@@ -153,6 +198,8 @@ async function admin<T>(f: () => T | Promise<T>): Promise<T> {
   } catch (e) {
     if (e instanceof SplitterNotFound) throw new AdminError(404, e.message);
     if (e instanceof SplitterInputError) throw new AdminError(400, e.message, e.field, 'body');
+    if (e instanceof SplitterStateError) throw new AdminError(409, e.message);
+    if (e instanceof SplitterNotBuilt) throw new AdminError(501, e.message);
     // A group whose transfer is not active cannot be drained: the request is refused, not failed.
     throw new AdminError(400, (e as Error).message);
   }
@@ -176,4 +223,28 @@ export function register(app: FastifyInstance, { array }: AdminDeps): void {
       response: { 200: BOOKMARK, 404: NOT_FOUND },
     },
   }, async (req) => admin(() => bookmark(array, { group: req.params.group, name: req.body.name })));
+
+  type Verb = { Params: { group: string }; Body: Record<string, string | undefined> | undefined };
+  const verb = (name: string, summary: string, body: object, f: (group: string, b: Record<string, string | undefined>) => unknown) =>
+    app.post<Verb>(`/v1/groups/:group/${name}`, {
+      schema: { summary, tags: ['splitter'], params: PARAMS, body, response: { 200: VERB_REPLY, 404: NOT_FOUND, 409: CONFLICT } },
+    }, async (req) => admin(() => f(req.params.group, req.body ?? {})));
+  verb('enable_group', 'RecoverPoint enable_group: split and track again; start_transfer=no leaves the transfer paused', ENABLE_GROUP_BODY,
+    (group, b) => enableGroup(array, { group, start_transfer: b.start_transfer }));
+  verb('disable_group', 'RecoverPoint disable_group: stop the transfer and track nothing (a full sweep is due on enable)', EMPTY_BODY,
+    (group) => disableGroup(array, { group }));
+  verb('clear_markers', 'RecoverPoint clear_markers: declare a copy (default every copy) identical to production; transfer must be paused', CLEAR_MARKERS_BODY,
+    (group, b) => clearMarkers(array, { group, copy: b.copy }));
+  verb('start_transfer', 'RecoverPoint start_transfer: send the full sweep or the marked regions, then distribute the journal', EMPTY_BODY,
+    (group) => startTransfer(array, { group }));
+  verb('pause_transfer', 'RecoverPoint pause_transfer: stop distributing; writes mark their regions', EMPTY_BODY,
+    (group) => pauseTransfer(array, { group }));
+  for (const name of IMAGE_ACCESS_VERBS) {
+    app.post<Verb>(`/v1/groups/:group/${name}`, {
+      schema: {
+        summary: `RecoverPoint ${name}: not built yet (501 naming the verb)`, tags: ['splitter'], params: PARAMS, body: IMAGE_ACCESS_BODY,
+        response: { 200: VERB_REPLY, 404: NOT_FOUND, 501: NOT_BUILT },
+      },
+    }, async (req) => admin(() => imageAccess(array, { group: req.params.group, verb: name })));
+  }
 }
