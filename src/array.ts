@@ -98,7 +98,9 @@ export class StorageArray {
       });
       if (journal) {
         this.log.info({ group: g.name, path: g.journalPath, ...journal.recovery }, 'file journal opened');
-        await group.recover(journal.recovery.unclean);
+        const skip = process.env.ARRAYSIM_TEST_JOURNAL_RECOVERY === 'skip';
+        if (skip) this.log.warn({ group: g.name }, 'TEST HOOK: file journal recovery skipped (copies not re-applied, not swept)');
+        await group.recover(journal.recovery.unclean, skip);
         if (g.startTransfer) void group.startTransfer('group created with start_transfer=yes');
       }
       this.groups.set(g.name, group);
