@@ -12,6 +12,7 @@ import { openStore, parseLunSpec } from './store/lun-spec.ts';
 import { ConsistencyGroup } from './splitter/group.ts';
 import { FileJournal } from './splitter/journal-file.ts';
 import { FileStore } from './store/file.ts';
+import { ArrayMetrics } from './metrics/registry.ts';
 
 export class StorageArray {
   readonly server: IscsiServer;
@@ -21,6 +22,8 @@ export class StorageArray {
   readonly groups = new Map<string, ConsistencyGroup>();
   /** State changes (ALUA, sessions, …) as they happen: the admin API's GET /v1/events. */
   readonly events: ArrayEvents;
+  /** Prometheus metrics; null when the configuration turns them off (`metrics: false`, --no-metrics). */
+  metrics: ArrayMetrics | null = null;
 
   private constructor(readonly config: ArrayConfig, readonly log: Logger) {
     this.events = new ArrayEvents((err, e) => log.error({ err, event: e.type }, 'event subscriber failed'));
@@ -56,6 +59,7 @@ export class StorageArray {
     // One copy manager for the array: EXTENDED COPY may name any LU of any target.
     joinCopyDomain([...a.scsiTargets.values()]);
     await a.createGroups();
+    if (config.metrics !== false) a.metrics = new ArrayMetrics(a.server, a.scsiTargets);
     return a;
   }
 
