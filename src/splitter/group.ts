@@ -360,7 +360,8 @@ export class ConsistencyGroup {
   /** Clean stop: let the distributor finish, make the journal durable and close the files. */
   async close(): Promise<void> {
     await this.durableRun;
-    for (const c of this.copies) await c.serial;
+    // The checkpoint says where each copy is, and whether its initialization completed.
+    for (const c of this.copies) await (this.journal.writeCheckpoint ? this.drainCopy(c, 0) : c.serial);
     await this.journal.close();
     if (this.journal.writeCheckpoint) {
       for (const c of this.copies) for (const s of c.replicas) { await s.flush?.(); await s.close(); }
