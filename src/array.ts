@@ -10,6 +10,8 @@ import { ArrayEvents } from './events.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
 import { ConsistencyGroup } from './splitter/group.ts';
+import { FileJournal } from './splitter/journal-file.ts';
+import { FileStore } from './store/file.ts';
 import { ArrayMetrics } from './metrics/registry.ts';
 
 export class StorageArray {
@@ -56,13 +58,13 @@ export class StorageArray {
     }
     // One copy manager for the array: EXTENDED COPY may name any LU of any target.
     joinCopyDomain([...a.scsiTargets.values()]);
-    a.createGroups();
+    await a.createGroups();
     if (config.metrics !== false) a.metrics = new ArrayMetrics(a.server, a.scsiTargets);
     return a;
   }
 
   /** Protect the configured LUNs: one ConsistencyGroup per `groups:` entry (or `--splitter`). */
-  private createGroups(): void {
+  private async createGroups(): Promise<void> {
     const cfg = this.config;
     for (const g of cfg.groups ?? []) {
       const sp = cfg.splitters?.find((s) => s.name === g.splitter);
@@ -74,10 +76,37 @@ export class StorageArray {
         if (!lu) throw new Error(`group ${g.name}: target ${t.name} has no LUN ${n}`);
         return lu;
       });
+      // A file journal keeps its copies' replicas as file stores in its folder, so that the copies
+      // survive a restart with it (README "Splitter and replicas", file journal).
+      let journal: FileJournal | undefined;
+      let replicas: FileStore[][] | undefined;
+      if (g.journalPath) {
+        journal = await FileJournal.open(g.journalPath, g.journalBytes, { ackEarly: process.env.ARRAYSIM_TEST_JOURNAL_ACK === 'early' });
+        if (process.env.ARRAYSIM_TEST_JOURNAL_ACK === 'early') this.log.warn({ group: g.name }, 'TEST HOOK: file journal acknowledges writes before their records are durable');
+        replicas = [];
+        for (const c of g.copies) {
+          const per: FileStore[] = [];
+          for (const [i, lu] of luns.entries()) {
+            const file = journal.replicaPath(c, i);
+            const st = await FileStore.open(file, { sizeBytes: Number(lu.blockCount) * lu.blockSize, blockSize: lu.blockSize });
+            if (st.blockCount !== lu.blockCount) throw new Error(`group ${g.name}: replica ${file} has ${st.blockCount} blocks, production LUN ${lu.lun} ${lu.blockCount}`);
+            per.push(st);
+          }
+          replicas.push(per);
+        }
+      }
       const group = new ConsistencyGroup({
-        name: g.name, spec: sp.spec, luns, copies: g.copies, journalBytes: g.journalBytes, startTransfer: g.startTransfer,
+        name: g.name, spec: sp.spec, luns, copies: g.copies, journalBytes: g.journalBytes, journal, replicas,
+        startTransfer: g.startTransfer && !journal,
         log: this.log.child({ component: 'splitter', group: g.name }),
       });
+      if (journal) {
+        this.log.info({ group: g.name, path: g.journalPath, ...journal.recovery }, 'file journal opened');
+        const skip = process.env.ARRAYSIM_TEST_JOURNAL_RECOVERY === 'skip';
+        if (skip) this.log.warn({ group: g.name }, 'TEST HOOK: file journal recovery skipped (copies not re-applied, not swept)');
+        await group.recover(journal.recovery.unclean, skip);
+        if (g.startTransfer) void group.startTransfer('group created with start_transfer=yes');
+      }
       this.groups.set(g.name, group);
       group.listeners.add((e) => this.events.emit({ type: 'group.transfer', group: e.group, from: e.from, to: e.to, reason: e.reason }));
       this.log.info({ group: g.name, splitter: g.splitter, target: t.name, luns: luns.map((l) => l.lun), copies: g.copies }, 'consistency group ready');
@@ -91,6 +120,7 @@ export class StorageArray {
   /** Clean shutdown: stop accepting, drop sessions, flush and close every store. */
   async stop(): Promise<void> {
     await this.server.close();
+    for (const g of this.groups.values()) await g.close();
     for (const s of this.stores) {
       await s.flush?.();
       await s.close();

@@ -3,7 +3,7 @@
  * src/array.ts turns into running objects. Documented in README.md ("Configuration").
  */
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
+import path, { dirname } from 'node:path';
 import { createHash } from 'node:crypto';
 import YAML from 'yaml';
 import type { ChapConfig, IscsiTuning, PortalConfig } from './iscsi/config.ts';
@@ -52,8 +52,13 @@ export interface GroupConfig {
   luns?: number[];
   /** Local copies (CDP) by name. */
   copies: string[];
-  /** Journal size limit in bytes (memory journal). */
+  /** Journal size limit in bytes. */
   journalBytes: number;
+  /**
+   * A file journal's folder (absolute): segments, the copies' checkpoints and their replica
+   * files (journal-file.ts). Absent: a memory journal with memory replicas.
+   */
+  journalPath?: string;
   /** Start the transfer at once (first initialization, then active); else paused. */
   startTransfer: boolean;
 }
@@ -131,7 +136,7 @@ export function splitterFlag(text: string): Pick<ArrayConfig, 'splitters' | 'gro
  * fields override. `groups:` a list of {name, splitter, target?, luns?, copies?, journal?,
  * startTransfer?}.
  */
-function splitterSections(doc: any, targets: TargetConfig[], err: (m: string) => Error): Pick<ArrayConfig, 'splitters' | 'groups'> {
+function splitterSections(doc: any, targets: TargetConfig[], err: (m: string) => Error, baseDir = process.cwd()): Pick<ArrayConfig, 'splitters' | 'groups'> {
   const out: Pick<ArrayConfig, 'splitters' | 'groups'> = {};
   if (doc.splitters !== undefined) {
     if (!Array.isArray(doc.splitters)) throw err('splitters must be a list');
@@ -174,15 +179,27 @@ function splitterSections(doc: any, targets: TargetConfig[], err: (m: string) =>
       }
       const copies = g.copies ?? ['local'];
       if (!Array.isArray(copies) || !copies.length || copies.some((c: unknown) => typeof c !== 'string' || !c)) throw err(`${w}.copies must be a non-empty list of copy names`);
+      // journal: SIZE (memory), or {type: memory|file, size?, path?} (file: path required).
       let journalBytes = DEFAULT_JOURNAL_BYTES;
-      if (g.journal !== undefined) {
-        try { journalBytes = typeof g.journal === 'number' ? g.journal : parseSize(String(g.journal)); } catch (e) { throw err(`${w}.journal: ${(e as Error).message}`); }
-        if (!(journalBytes > 0)) throw err(`${w}.journal must be a size > 0`);
+      let journalPath: string | undefined;
+      const j = g.journal !== null && typeof g.journal === 'object' ? g.journal : { size: g.journal };
+      if (g.journal !== null && typeof g.journal === 'object') {
+        for (const k of Object.keys(j)) if (!['type', 'size', 'path'].includes(k)) throw err(`${w}.journal.${k}: unknown field (want type, size, path)`);
+        if (j.type !== 'memory' && j.type !== 'file') throw err(`${w}.journal.type must be memory or file`);
+        if (j.type === 'file') {
+          if (typeof j.path !== 'string' || !j.path) throw err(`${w}.journal.path: a file journal needs the folder for its segments`);
+          journalPath = path.resolve(baseDir, j.path);
+        } else if (j.path !== undefined) throw err(`${w}.journal.path: only a file journal has a path`);
+      }
+      const sizeKey = g.journal !== null && typeof g.journal === 'object' ? `${w}.journal.size` : `${w}.journal`;
+      if (j.size !== undefined) {
+        try { journalBytes = typeof j.size === 'number' ? j.size : parseSize(String(j.size)); } catch (e) { throw err(`${sizeKey}: ${(e as Error).message}`); }
+        if (!(journalBytes > 0)) throw err(`${sizeKey} must be a size > 0`);
       }
       if (g.startTransfer !== undefined && typeof g.startTransfer !== 'boolean') throw err(`${w}.startTransfer must be true or false`);
       const known = new Set(['name', 'splitter', 'target', 'luns', 'copies', 'journal', 'startTransfer']);
       for (const k of Object.keys(g)) if (!known.has(k)) throw err(`${w}.${k}: unknown field`);
-      return { name: g.name, splitter: g.splitter, target: g.target, luns: g.luns, copies, journalBytes, startTransfer: g.startTransfer ?? true };
+      return { name: g.name, splitter: g.splitter, target: g.target, luns: g.luns, copies, journalBytes, journalPath, startTransfer: g.startTransfer ?? true };
     });
   }
   return out;
@@ -249,7 +266,7 @@ export function configFromFile(path: string): ArrayConfig {
   if (doc.metrics !== undefined && typeof doc.metrics !== 'boolean') throw err('metrics must be true or false');
   return {
     portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', admin: adminSection(doc.admin, path, err),
-    ...splitterSections(doc, targets, err), metrics: doc.metrics ?? true,
+    ...splitterSections(doc, targets, err, dirname(path)), metrics: doc.metrics ?? true,
   };
 }
 

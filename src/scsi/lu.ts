@@ -184,7 +184,9 @@ export class LogicalUnit {
       let split: SplitRecorder | null = null;
       if (def.splitter !== 'none' && (this.protection !== null || def.splitter === 'xcopy')) split = splitGate(def, cmd, this, req);
       const ctx: CommandContext = { lu: this, target: this.target, req, nexus: req.nexus, split };
-      const r = def.execute(ctx, cmd);
+      let r = def.execute(ctx, cmd);
+      // A file-journaled group: GOOD only once the command's journal records are durable.
+      if (split?.waits) r = split.acknowledge(r);
       if (r instanceof Promise) return r.catch((e) => this.fail(e, req));
       return r;
     } catch (e) {

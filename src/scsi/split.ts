@@ -56,14 +56,40 @@ export interface LuProtection {
    * `data` is lent (a Data-Out or a store view): keep a copy, not the buffer, unless `owned` says
    * the caller made it for this record and will not touch it again.
    */
-  data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): void;
-  same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): void;
-  unmap(lba: bigint, blocks: number, cls: SplitterClass): void;
+  data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): Promise<void> | null;
+  same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): Promise<void> | null;
+  unmap(lba: bigint, blocks: number, cls: SplitterClass): Promise<void> | null;
+  /**
+   * The records it makes become durable later (a file journal's group commit): the returned
+   * promises must settle before the command is acknowledged. False for a memory journal.
+   */
+  readonly waitsForDurability: boolean;
 }
 
 /** A command's effect on the protected LUs it writes with policy support; the write paths call it. */
 export class SplitRecorder {
-  constructor(private readonly cls: SplitterClass, private readonly lus: readonly LogicalUnit[]) {}
+  /** Whether any LU it records for has a journal whose records become durable later. */
+  readonly waits: boolean;
+  private durable: Array<Promise<void>> | null = null;
+
+  constructor(private readonly cls: SplitterClass, private readonly lus: readonly LogicalUnit[]) {
+    this.waits = lus.some((lu) => lu.protection?.waitsForDurability);
+  }
+
+  private track(p: Promise<void> | null | undefined): void {
+    if (p) (this.durable ??= []).push(p);
+  }
+
+  /**
+   * The command's response, held back until every journal record it made is durable: a write to
+   * a LU protected by a file journal is acknowledged only then (journal-file.ts, group commit).
+   * If a record cannot be made durable the command ends with the error instead of GOOD.
+   */
+  async acknowledge<R>(response: R | Promise<R>): Promise<R> {
+    const r = await response;
+    if (this.durable) await Promise.all(this.durable);
+    return r;
+  }
 
   private to(lu: LogicalUnit): LuProtection | null {
     return this.lus.includes(lu) ? lu.protection : null;
@@ -71,16 +97,16 @@ export class SplitRecorder {
 
   /** Blocks written with this data (copied by the recorder unless `owned`: a buffer made for it). */
   data(lu: LogicalUnit, lba: bigint, data: Buffer, owned = false): void {
-    this.to(lu)?.data(lba, data, this.cls, owned);
+    this.track(this.to(lu)?.data(lba, data, this.cls, owned));
   }
 
   /** One block repeated over a range; `unmap`: the range was deallocated instead (reads zeros). */
   same(lu: LogicalUnit, lba: bigint, blocks: number, block: Buffer, unmap: boolean): void {
-    this.to(lu)?.same(lba, blocks, block, unmap, this.cls);
+    this.track(this.to(lu)?.same(lba, blocks, block, unmap, this.cls));
   }
 
   unmap(lu: LogicalUnit, lba: bigint, blocks: number): void {
-    this.to(lu)?.unmap(lba, blocks, this.cls);
+    this.track(this.to(lu)?.unmap(lba, blocks, this.cls));
   }
 }
 

@@ -29,7 +29,7 @@ import { MemoryStore } from '../store/memory.ts';
 import type { BackingStore } from '../store/store.ts';
 import { regionDigest, unmappedRun } from './digest.ts';
 import { MemoryJournal } from './journal.ts';
-import type { JournalRecord, ProtectionWindow } from './journal.ts';
+import type { Journal, JournalRecord, ProtectionWindow } from './journal.ts';
 import { PRIMITIVES } from './policy.ts';
 import type { Primitive, SplitterSpec } from './policy.ts';
 import { formatSpec } from './policy.ts';
@@ -131,6 +131,11 @@ export class LocalCopy {
   readonly markers: RegionMarkers[];
   /** The replicas have never been synchronized with production (or the group was disabled): a full sweep is due. */
   needsSweep = true;
+  /** File journal: the sequence the copy's checkpoint names (replicas durable up to it). */
+  checkpointSeq = 0;
+  checkpointInitialized = false;
+  /** File journal: applications to this copy, one after the other (distributor, verify's drain). */
+  serial: Promise<void> = Promise.resolve();
   constructor(readonly name: string, readonly replicas: BackingStore[]) {
     this.markers = replicas.map((r) => new RegionMarkers(r.blockCount, r.blockSize));
   }
@@ -138,15 +143,17 @@ export class LocalCopy {
   /** Regions marked over all sets. */
   get markedRegions(): number { return this.markers.reduce((n, m) => n + m.count, 0); }
 
-  /** Apply one record to the replica of its set (memory replicas: synchronous). */
-  apply(r: JournalRecord): void {
+  /** Apply one record to the replica of its set (memory replicas: synchronous; file: settles when written). */
+  apply(r: JournalRecord): void | Promise<void> {
     const s = this.replicas[r.set];
-    if (r.kind === 'data') void s.write(r.lba, r.data!);
+    let p: void | Promise<void>;
+    if (r.kind === 'data') p = s.write(r.lba, r.data!);
     else if (r.kind === 'unmap') {
-      if (s.unmap) void s.unmap(r.lba, r.blocks); else void s.writeSame!(r.lba, r.blocks, Buffer.alloc(s.blockSize), false);
-    } else if (r.unmap && s.unmap) void s.unmap(r.lba, r.blocks);
+      p = s.unmap ? s.unmap(r.lba, r.blocks) : s.writeSame!(r.lba, r.blocks, Buffer.alloc(s.blockSize), false);
+    } else if (r.unmap && s.unmap) p = s.unmap(r.lba, r.blocks);
     // A deallocated range reads zeros (LBPRZ=1) whatever the WRITE SAME block held.
-    else void s.writeSame!(r.lba, r.blocks, r.unmap ? Buffer.alloc(s.blockSize) : r.data!, false);
+    else p = s.writeSame!(r.lba, r.blocks, r.unmap ? Buffer.alloc(s.blockSize) : r.data!, false);
+    if (p instanceof Promise) return p.then(() => { this.appliedSeq = r.seq; this.appliedRecords++; });
     this.appliedSeq = r.seq;
     this.appliedRecords++;
   }
@@ -159,6 +166,10 @@ export interface GroupOptions {
   luns: LogicalUnit[];
   copies: string[];
   journalBytes: number;
+  /** The journal, when not a memory journal of journalBytes (a FileJournal, journal-file.ts). */
+  journal?: Journal;
+  /** Replica volumes per copy (in `copies` order), when not thin memory stores. */
+  replicas?: BackingStore[][];
   /** Start the transfer (first initialization, then active) at once; else paused. */
   startTransfer: boolean;
   log?: Logger;
@@ -172,7 +183,7 @@ export class ConsistencyGroup {
   readonly spec: SplitterSpec;
   readonly sets: ReplicationSet[];
   readonly copies: LocalCopy[];
-  readonly journal: MemoryJournal;
+  readonly journal: Journal;
   state: GroupState = 'enabled';
   transfer: TransferState = 'paused';
   readonly bookmarks = new Map<string, { seq: number; time: string }>();
@@ -196,13 +207,13 @@ export class ConsistencyGroup {
     this.name = o.name;
     this.spec = o.spec;
     this.log = o.log;
-    this.journal = new MemoryJournal(o.journalBytes);
+    this.journal = o.journal ?? new MemoryJournal(o.journalBytes);
     this.sets = o.luns.map((lu, i) => {
       if (lu.protection) throw new Error(`group ${o.name}: LUN ${lu.lun} of ${lu.target.name} is already protected`);
       return new ReplicationSet(this, i, lu);
     });
     // Replica volumes: thin memory stores of the production LU's geometry.
-    this.copies = o.copies.map((c) => new LocalCopy(c, o.luns.map((lu) => new MemoryStore(lu.blockCount, { blockSize: lu.blockSize }))));
+    this.copies = o.copies.map((c, k) => new LocalCopy(c, o.replicas?.[k] ?? o.luns.map((lu) => new MemoryStore(lu.blockCount, { blockSize: lu.blockSize }))));
     for (const s of this.sets) s.lu.protection = s;
     if (o.startTransfer) this.startTransfer('group created with start_transfer=yes');
   }
@@ -298,8 +309,12 @@ export class ConsistencyGroup {
   private async initialize(): Promise<void> {
     const sweep = this.copies.some((c) => c.needsSweep);
     this.init = { kind: sweep ? 'full-sweep' : 'markers', regions: 0, regionsCompared: 0, bytesSent: 0, volumeBytes: 0, done: false };
-    // Records journaled before the pause are older than anything marked since: applied first.
-    for (const c of this.copies) for (const r of this.journal.after(c.appliedSeq)) c.apply(r);
+    // Records journaled before the pause are older than anything marked since: applied first
+    // (in order, and awaited: a file replica's writes settle later).
+    for (const c of this.copies) {
+      if (this.journal.writeCheckpoint) await this.drainCopy(c, Infinity);
+      else for (const r of this.journal.after(c.appliedSeq)) c.apply(r);
+    }
     for (const s of this.sets) {
       this.init.volumeBytes += Number(s.lu.blockCount) * s.lu.blockSize;
       for (const c of this.copies) {
@@ -372,9 +387,11 @@ export class ConsistencyGroup {
     for (const c of this.copies) c.markers[set].mark(lba, blocks);
   }
 
-  append(r: Omit<JournalRecord, 'seq' | 'bytes'>): void {
-    this.journal.append(r);
+  /** Journal a split write; a promise when the host must wait for the record to be durable. */
+  append(r: Omit<JournalRecord, 'seq' | 'bytes'>): Promise<void> | null {
+    const rec = this.journal.append(r);
     if (this.transfer === 'active') this.schedule();
+    return this.journal.whenDurable(rec.seq);
   }
 
   logIgnored(set: ReplicationSet, c: IgnoredCommand): void {
@@ -398,6 +415,7 @@ export class ConsistencyGroup {
   /** Apply up to `max` records per copy; reschedule when more are left. */
   distribute(max: number): void {
     if (this.transfer !== 'active') return;
+    if (this.journal.writeCheckpoint) { this.distributeDurable(max); return; }
     let more = false;
     for (const c of this.copies) {
       try {
@@ -415,9 +433,125 @@ export class ConsistencyGroup {
   }
 
   /** Apply everything journaled so far to `copy` now (verify's drain). Only with transfer active. */
-  catchUp(copy: LocalCopy): void {
+  catchUp(copy: LocalCopy): void | Promise<void> {
     if (this.transfer !== 'active') throw new Error(`group ${this.name}: transfer is ${this.transfer}; the copy cannot be drained (start the transfer first)`);
-    for (const r of this.journal.after(copy.appliedSeq)) copy.apply(r);
+    if (this.journal.writeCheckpoint) return this.drainCopy(copy, Infinity);
+    for (const r of this.journal.after(copy.appliedSeq)) void copy.apply(r);
+  }
+
+  // ---- file journal: durable copies, checkpoints, recovery (journal-file.ts) ----------------
+
+  private durableRun: Promise<void> | null = null;
+
+  /**
+   * The distributor of a file-journaled group: replicas are file stores, so each record is
+   * written in order (two writes to one block must not race in the thread pool), then the
+   * replicas are fdatasync'd and only then the copy's checkpoint moves; the journal drops no
+   * record past the lowest checkpoint, so a crash at any point leaves every record a copy may
+   * lack still in the journal, to be re-applied at start-up.
+   */
+  private distributeDurable(max: number): void {
+    if (this.durableRun) return;
+    this.durableRun = (async () => {
+      let more = false;
+      for (const c of this.copies) {
+        await this.drainCopy(c, max);
+        if (c.appliedSeq < this.journal.nextSeq - 1) more = true;
+      }
+      this.journal.trim(Math.min(...this.copies.map((c) => c.checkpointSeq)));
+      if (more) this.schedule();
+    })().catch((err: unknown) => {
+      if (this.transfer === 'active') this.transition('active', 'error', `copy could not apply a record: ${(err as Error).message}`);
+    }).finally(() => { this.durableRun = null; });
+  }
+
+  /** Apply up to `max` records to `copy`, sync its replicas, move its checkpoint. One at a time per copy. */
+  private drainCopy(c: LocalCopy, max: number): Promise<void> {
+    const run = c.serial.then(async () => {
+      // A snapshot of the records: the index may be compacted while the writes are awaited.
+      const batch = [...this.journal.after(c.appliedSeq, max)];
+      for (const r of batch) await c.apply(r);
+      if (c.checkpointSeq === c.appliedSeq && c.checkpointInitialized === this.init.done) return;
+      for (const s of c.replicas) await s.flush?.();
+      const cp = { appliedSeq: c.appliedSeq, initialized: this.init.done };
+      await this.journal.writeCheckpoint!(c.name, cp);
+      c.checkpointSeq = cp.appliedSeq;
+      c.checkpointInitialized = cp.initialized;
+    });
+    c.serial = run.catch(() => {});
+    return run;
+  }
+
+  /** What recover() found and did (status shows it). */
+  recovery: { reapplied: number; sweep: boolean; reason: string } | null = null;
+
+  /**
+   * Start-up of a file-journaled group, before the transfer starts: each copy re-applies the
+   * journal records after its checkpoint. After an unclean stop, production may hold writes whose
+   * journal records never became durable (never acknowledged, but on disk all the same), so the
+   * copies are swept again (the first initialization) once the re-application is done; without
+   * an activity log (DRBD's) the sweep cannot be narrowed to the regions that were in flight.
+   */
+  async recover(unclean: boolean, testSkip = false): Promise<void> {
+    const j = this.journal;
+    if (!j.readCheckpoint) return;
+    if (testSkip) {
+      // TEST HOOK (the crash test's negative control): pretend every copy is up to date.
+      for (const c of this.copies) { c.appliedSeq = c.checkpointSeq = j.nextSeq - 1; c.needsSweep = false; }
+      this.init.done = true;
+      this.recovery = { reapplied: 0, sweep: false, reason: 'TEST HOOK: recovery skipped' };
+      return;
+    }
+    let reapplied = 0;
+    let sweep = unclean;
+    let reason = unclean ? 'the last stop was not clean' : 'clean stop';
+    for (const c of this.copies) {
+      const cp = await j.readCheckpoint(c.name);
+      if (!cp || cp.appliedSeq + 1 < j.firstSeq) {
+        // No checkpoint (new copy), or the journal no longer holds what it lacks: sweep it.
+        sweep = true;
+        reason = cp ? `copy ${c.name} is behind the journal` : `copy ${c.name} was never initialized`;
+        c.appliedSeq = c.checkpointSeq = j.nextSeq - 1;
+        continue;
+      }
+      if (!cp.initialized) { sweep = true; reason = `copy ${c.name}: its initialization had not completed`; }
+      c.appliedSeq = c.checkpointSeq = cp.appliedSeq;
+      c.checkpointInitialized = cp.initialized;
+      const before = c.appliedSeq;
+      await this.drainCopy(c, Infinity);
+      reapplied += c.appliedSeq - before;
+    }
+    // Records older than a sweep must not be applied after it (production is newer): the sweep
+    // starts from the journal's end. Its start is durable first, so a crash during it sweeps again.
+    if (sweep) {
+      for (const c of this.copies) {
+        c.appliedSeq = j.nextSeq - 1;
+        await j.writeCheckpoint!(c.name, { appliedSeq: c.appliedSeq, initialized: false });
+        c.checkpointSeq = c.appliedSeq;
+        c.checkpointInitialized = false;
+        c.needsSweep = true;
+      }
+    } else {
+      // Every copy is where its checkpoint says, and was initialized: start_transfer needs no sweep.
+      this.init.done = true;
+      for (const c of this.copies) c.needsSweep = false;
+    }
+    this.recovery = { reapplied, sweep, reason };
+    this.log?.info({ group: this.name, ...this.recovery }, 'journal recovered');
+  }
+
+  /** Clean stop: let the distributor finish, make the journal durable and close the files. */
+  async close(): Promise<void> {
+    await this.durableRun;
+    // Markers (and a due sweep) live in memory only: a copy that has any is checkpointed as not
+    // initialized, so the next start sweeps it (by digest, sending only what differs).
+    if (this.copies.some((c) => c.needsSweep || c.markedRegions > 0)) this.init.done = false;
+    // The checkpoint says where each copy is, and whether its initialization completed.
+    for (const c of this.copies) await (this.journal.writeCheckpoint ? this.drainCopy(c, 0) : c.serial);
+    await this.journal.close();
+    if (this.journal.writeCheckpoint) {
+      for (const c of this.copies) for (const s of c.replicas) { await s.flush?.(); await s.close(); }
+    }
   }
 
   copy(name?: string): LocalCopy {
@@ -444,7 +578,7 @@ export class ConsistencyGroup {
       splitter: { spec: formatSpec(this.spec), kind: this.spec.kind },
       replicationSets: this.sets.map((s) => ({ lun: s.lu.lun, target: s.lu.target.name, blocks: String(s.lu.blockCount), blockSize: s.lu.blockSize })),
       journal: {
-        kind: 'memory', bytes: this.journal.bytes, limitBytes: this.journal.limitBytes, records: this.journal.length,
+        kind: this.journal.kind, bytes: this.journal.bytes, limitBytes: this.journal.limitBytes, records: this.journal.length,
         lastSeq: last, evictedRecords: this.journal.evicted, protectionWindow: this.journal.window(),
       },
       copies: this.copies.map((c) => ({
@@ -481,7 +615,7 @@ export interface GroupStatus {
   transfer: TransferState;
   splitter: { spec: string; kind: string };
   replicationSets: Array<{ lun: number; target: string; blocks: string; blockSize: number }>;
-  journal: { kind: 'memory'; bytes: number; limitBytes: number; records: number; lastSeq: number; evictedRecords: number; protectionWindow: ProtectionWindow };
+  journal: { kind: 'memory' | 'file'; bytes: number; limitBytes: number; records: number; lastSeq: number; evictedRecords: number; protectionWindow: ProtectionWindow };
   copies: Array<{ name: string; kind: string; appliedSeq: number; lag: { records: number; bytes: number } }>;
   /** Per copy: regions marked while paused (bytes: their size), and whether a full sweep is due. */
   markers: Array<{ copy: string; regions: number; bytes: number; fullSweep: boolean }>;
@@ -524,22 +658,25 @@ export class ReplicationSet implements LuProtection {
     return false;
   }
 
-  data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): void {
+  /** A file journal: the host's write waits for its record to be durable (split.ts acknowledge). */
+  get waitsForDurability(): boolean { return this.group.journal.kind === 'file'; }
+
+  data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): Promise<void> | null {
     this.arrived(cls);
-    if (this.untracked(lba, data.length / this.lu.blockSize)) return;
-    this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: data.length / this.lu.blockSize, data: owned ? data : this.group.journal.copyIn(data), unmap: false });
+    if (this.untracked(lba, data.length / this.lu.blockSize)) return null;
+    return this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: data.length / this.lu.blockSize, data: owned ? data : this.group.journal.copyIn(data), unmap: false });
   }
 
-  same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): void {
+  same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): Promise<void> | null {
     this.arrived(cls);
-    if (this.untracked(lba, blocks)) return;
-    this.group.append({ time: Date.now(), set: this.index, kind: 'same', lba, blocks, data: unmap ? null : this.group.journal.copyIn(block), unmap });
+    if (this.untracked(lba, blocks)) return null;
+    return this.group.append({ time: Date.now(), set: this.index, kind: 'same', lba, blocks, data: unmap ? null : this.group.journal.copyIn(block), unmap });
   }
 
-  unmap(lba: bigint, blocks: number, cls: SplitterClass): void {
+  unmap(lba: bigint, blocks: number, cls: SplitterClass): Promise<void> | null {
     this.arrived(cls);
-    if (this.untracked(lba, blocks)) return;
-    this.group.append({ time: Date.now(), set: this.index, kind: 'unmap', lba, blocks, data: null, unmap: true });
+    if (this.untracked(lba, blocks)) return null;
+    return this.group.append({ time: Date.now(), set: this.index, kind: 'unmap', lba, blocks, data: null, unmap: true });
   }
 }
 

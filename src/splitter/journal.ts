@@ -7,7 +7,12 @@
  * A record is what production did, compactly: the data written (plain writes, the write half of a
  * matching COMPARE AND WRITE, the destination blocks of an EXTENDED COPY), one block repeated over
  * a range (WRITE SAME, never expanded; `unmap` when the range was deallocated instead), or a range
- * deallocated (UNMAP). The file-backed journal (append-only checksummed segments) is not built yet.
+ * deallocated (UNMAP).
+ *
+ * Two implementations of one Journal interface, and the group does not care which: MemoryJournal
+ * (here) and FileJournal (journal-file.ts: append-only checksummed segments, group commit, and
+ * recovery after a crash). The file journal keeps the same in-memory index as this one and adds
+ * persistence; whenDurable() is where they differ.
  */
 
 export type RecordKind = 'data' | 'same' | 'unmap';
@@ -56,7 +61,51 @@ export interface ProtectionWindow {
   spanMs: number;
 }
 
-export class MemoryJournal {
+/** What a consistency group needs of its journal (MemoryJournal, FileJournal). */
+export interface Journal {
+  readonly kind: 'memory' | 'file';
+  readonly limitBytes: number;
+  /** Bytes charged (payload + RECORD_OVERHEAD_BYTES per record) and records held. */
+  readonly bytes: number;
+  readonly length: number;
+  readonly firstSeq: number;
+  /** The sequence the next record will get. */
+  readonly nextSeq: number;
+  readonly evicted: number;
+  readonly evictedBytes: number;
+  copyIn(data: Buffer): Buffer;
+  append(r: Omit<JournalRecord, 'seq' | 'bytes'>): JournalRecord;
+  /**
+   * null when record `seq` is as safe as it will get (memory: at once); else settles when it is
+   * durable (file: fdatasync'd), or rejects when it cannot be made so. The host's write is
+   * acknowledged only then (split.ts SplitRecorder.acknowledge).
+   */
+  whenDurable(seq: number): Promise<void> | null;
+  at(seq: number): JournalRecord | undefined;
+  after(after: number, max?: number): Generator<JournalRecord>;
+  bytesAfter(after: number): number;
+  /** Drop the oldest records while over the limit, never one with sequence > `applied`. */
+  trim(applied: number): void;
+  window(now?: number): ProtectionWindow;
+  /** Make everything appended durable and release files (clean shutdown). */
+  close(): Promise<void>;
+  /**
+   * Journals that survive a restart (file) keep each copy's checkpoint next to them: the sequence
+   * the copy's replicas hold durably, from which recovery re-applies. Absent on memory journals.
+   */
+  readCheckpoint?(copy: string): Promise<CopyCheckpoint | null>;
+  writeCheckpoint?(copy: string, c: CopyCheckpoint): Promise<void>;
+}
+
+export interface CopyCheckpoint {
+  /** Every record up to this sequence is in the copy's replicas, durably. */
+  appliedSeq: number;
+  /** The first initialization (or the sweep after an unclean stop) had completed. */
+  initialized: boolean;
+}
+
+export class MemoryJournal implements Journal {
+  readonly kind = 'memory' as const;
   private records: JournalRecord[] = [];
   /** Index of the first live record in `records` (evicted ones before it are dropped in batches). */
   private head = 0;
@@ -157,6 +206,10 @@ export class MemoryJournal {
       this.head = 0;
     }
   }
+
+  whenDurable(_seq: number): null { return null; }
+
+  close(): Promise<void> { return Promise.resolve(); }
 
   window(now = Date.now()): ProtectionWindow {
     if (!this.length) return { oldestSeq: 0, newestSeq: 0, oldestTime: null, spanMs: 0 };

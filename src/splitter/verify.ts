@@ -52,7 +52,7 @@ export async function verifyGroup(g: ConsistencyGroup, copyName?: string): Promi
   const t0 = performance.now();
   const copy = g.copy(copyName);
   // Fails at once (transfer not active) rather than comparing a copy that cannot catch up.
-  g.catchUp(copy);
+  await g.catchUp(copy);
   const res: VerifyResult = {
     group: g.name, copy: copy.name, consistent: true, seq: 0, regions: { compared: 0, skipped: 0, diverged: 0 }, bytesCompared: 0, diverged: [], ms: 0,
   };
@@ -76,7 +76,7 @@ export async function verifyGroup(g: ConsistencyGroup, copyName?: string): Promi
       // Under the production range (shared): every write to it that production applied has been
       // journaled (split.ts), and catchUp applies it to the copy before the two are read.
       const runs = await shared(lu, at, n, async () => {
-        g.catchUp(copy);
+        await g.catchUp(copy);
         const p = await lu.store.read(at, n);
         const pd = digest(p);
         const r = await replica.read(at, n);

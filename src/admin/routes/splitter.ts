@@ -54,7 +54,7 @@ export const GROUP_STATUS = {
     journal: {
       type: 'object',
       properties: {
-        kind: { type: 'string', enum: ['memory'] },
+        kind: { type: 'string', enum: ['memory', 'file'], description: 'file: groups[].journal {type: file} (README "Splitter and replicas", file journal)' },
         bytes: { type: 'integer' }, limitBytes: { type: 'integer' }, records: { type: 'integer' }, lastSeq: { type: 'integer' },
         evictedRecords: { type: 'integer', description: 'records pushed out by the size limit' },
         protectionWindow: {
