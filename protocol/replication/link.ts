@@ -34,6 +34,7 @@ export const enum MessageType {
   CompareAndWriteResult = 7,
   Heartbeat = 8,
   Error = 9,
+  GroupState = 10,
 }
 
 /** One replicated volume as the handshake describes it: both sides must agree on all of it. */
@@ -63,7 +64,13 @@ export type LinkMessage =
   | { type: 'compare-and-write'; id: bigint; volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
   | { type: 'compare-and-write-result'; id: bigint; outcome: 'written' | 'miscompare' | 'failed'; offset: number }
   | { type: 'heartbeat'; nonce: bigint; reply: boolean }
-  | { type: 'error'; code: LinkErrorCode; message: string };
+  | { type: 'error'; code: LinkErrorCode; message: string }
+  /** The primary tells the secondary the group's sync status (HPE showrcopy SyncStatus words). */
+  | { type: 'group-state'; state: GroupSyncStatus; reason: string };
+
+/** The SyncStatus a group can be in on the link (HPE showrcopy: Synced, Syncing, Stopped; Failsafe). */
+export const GROUP_SYNC_STATUS = ['Stopped', 'Syncing', 'Synced', 'Failsafe'] as const;
+export type GroupSyncStatus = typeof GROUP_SYNC_STATUS[number];
 
 export type LinkMessageType = LinkMessage['type'];
 
@@ -79,7 +86,7 @@ const ERROR_BY_CODE = Object.fromEntries(Object.entries(LINK_ERROR_CODES).map(([
 const TYPE_CODE: Record<LinkMessageType, MessageType> = {
   hello: MessageType.Hello, write: MessageType.Write, 'write-same': MessageType.WriteSame, unmap: MessageType.Unmap,
   ack: MessageType.Ack, 'compare-and-write': MessageType.CompareAndWrite, 'compare-and-write-result': MessageType.CompareAndWriteResult,
-  heartbeat: MessageType.Heartbeat, error: MessageType.Error,
+  heartbeat: MessageType.Heartbeat, error: MessageType.Error, 'group-state': MessageType.GroupState,
 };
 const OUTCOME = ['written', 'miscompare', 'failed'] as const;
 
@@ -149,6 +156,9 @@ function payloadOf(m: LinkMessage): Buffer[] {
       break;
     case 'error':
       o.u16(LINK_ERROR_CODES[m.code]).str(m.message);
+      break;
+    case 'group-state':
+      o.u8(GROUP_SYNC_STATUS.indexOf(m.state)).str(m.reason);
       break;
   }
   o.flush();
@@ -267,6 +277,12 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
       const code = ERROR_BY_CODE[c];
       if (!code) throw new LinkProtocolError('bad-payload', `error code ${c}`);
       m = { type: 'error', code, message: i.str() };
+      break;
+    }
+    case MessageType.GroupState: {
+      const k = i.u8();
+      if (k >= GROUP_SYNC_STATUS.length) throw new LinkProtocolError('bad-payload', `group state ${k}`);
+      m = { type: 'group-state', state: GROUP_SYNC_STATUS[k], reason: i.str() };
       break;
     }
     default:

@@ -64,6 +64,11 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     m: { type: 'error', code: 'geometry-mismatch', message: 'volume 0: 512-byte blocks here, 4096 there' },
     bytes: frame(9, 9, fields(['u16', 2], ['str', 'volume 0: 512-byte blocks here, 4096 there'])),
   },
+  {
+    name: 'group state: Synced', seq: 10,
+    m: { type: 'group-state', state: 'Synced', reason: 'resync done' },
+    bytes: frame(10, 10, fields(['u8', 2], ['str', 'resync done'])),
+  },
 ];
 
 function norm(m: LinkMessage): unknown {
