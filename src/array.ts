@@ -9,6 +9,7 @@ import { AluaModel } from './scsi/alua.ts';
 import { ArrayEvents } from './events.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
+import { RemoteCopy } from './replication/engine.ts';
 
 export class StorageArray {
   readonly server: IscsiServer;
@@ -16,10 +17,13 @@ export class StorageArray {
   readonly scsiTargets = new Map<string, ScsiTarget>();
   /** State changes (ALUA, sessions, …) as they happen: the admin API's GET /v1/events. */
   readonly events: ArrayEvents;
+  /** Peer replication, when the config has `rcopy:` groups. */
+  readonly rcopy: RemoteCopy | null;
 
   private constructor(readonly config: ArrayConfig, readonly log: Logger) {
     this.events = new ArrayEvents((err, e) => log.error({ err, event: e.type }, 'event subscriber failed'));
     this.server = new IscsiServer(config.portals, log, config.iscsi, this.events);
+    this.rcopy = config.rcopy && config.peers ? new RemoteCopy(config.peers, config.rcopy, log, this.events) : null;
   }
 
   static async create(config: ArrayConfig, log: Logger): Promise<StorageArray> {
@@ -36,10 +40,11 @@ export class StorageArray {
         }
         a.stores.push(store);
         const id = lunIdentity(t.name, i, l.spec);
-        scsi.addLun({
-          lun: i, store, readonly: spec.readonly, removable: spec.removable, physicalBlockSize: spec.physicalBlockSize || undefined,
+        const lu = scsi.addLun({
+          lun: i, store: a.rcopy ? a.rcopy.wrapStore(t.name, i, store) : store, readonly: spec.readonly, removable: spec.removable, physicalBlockSize: spec.physicalBlockSize || undefined,
           naa: l.naa ?? id.naa, serial: l.serial ?? id.serial, vendor: l.vendor, product: l.product, aluaMode: l.aluaMode,
         });
+        a.rcopy?.adopt(t.name, lu);
         log.info({ target: t.name, lun: i, spec: l.spec, blocks: String(store.blockCount), blockSize: store.blockSize }, 'LUN ready');
       }
       // Every portal is a target port (relative port id = TPGT) in its target port group.
@@ -50,15 +55,18 @@ export class StorageArray {
     }
     // One copy manager for the array: EXTENDED COPY may name any LU of any target.
     joinCopyDomain([...a.scsiTargets.values()]);
+    a.rcopy?.bind(a.scsiTargets);
     return a;
   }
 
   async start(): Promise<void> {
     await this.server.listen();
+    await this.rcopy?.start();
   }
 
   /** Clean shutdown: stop accepting, drop sessions, flush and close every store. */
   async stop(): Promise<void> {
+    await this.rcopy?.stop();
     await this.server.close();
     for (const s of this.stores) {
       await s.flush?.();

@@ -9,6 +9,8 @@ import YAML from 'yaml';
 import type { ChapConfig, IscsiTuning, PortalConfig } from './iscsi/config.ts';
 import { ALUA_MODES, parseAccessState } from './scsi/alua.ts';
 import type { AluaConfig, AluaMode } from './scsi/alua.ts';
+import type { PeersConfig, RcopyConfig } from './replication/engine.ts';
+import { rcopySections } from './replication/config.ts';
 
 export interface LunConfig {
   /** LUN SPEC string: `SIZE[,OPTION...]` or `file:PATH[,size=SIZE][,OPTION...]`. */
@@ -46,6 +48,9 @@ export interface ArrayConfig {
   iscsi: Partial<IscsiTuning>;
   logLevel: string;
   admin?: AdminConfig;
+  /** Peer replication (README "Peer replication"): this array's link, the peer's link, Remote Copy groups. */
+  peers?: PeersConfig;
+  rcopy?: RcopyConfig;
 }
 
 export const DEFAULT_TARGET = 'iqn.2026-11.dev.arraysim:default';
@@ -134,7 +139,7 @@ export function configFromFile(path: string): ArrayConfig {
   });
   const iscsi = { ...(doc.iscsi ?? {}) };
   if (iscsi.keys) iscsi.keys = Object.fromEntries(Object.entries(iscsi.keys).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? 'Yes' : 'No') : String(v)]));
-  return { portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', admin: adminSection(doc.admin, path, err) };
+  return { portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', admin: adminSection(doc.admin, path, err), ...rcopySections(doc, targets[0].name, err) };
 }
 
 function adminSection(a: any, file: string, err: (m: string) => Error): AdminConfig | undefined {

@@ -60,7 +60,17 @@ export type SessionEvent =
   /** Ended without a logout: connection lost, NOP-Out timeout, reinstatement, shutdown. */
   | ({ type: 'session.drop'; why: string } & SessionFields);
 
-export type ArrayEventBody = AluaStateEvent | SessionEvent;
+/** A Remote Copy group's SyncStatus changed on this array (src/replication, one transition()). */
+export interface RcopyGroupEvent {
+  type: 'rcopy.group';
+  group: string;
+  role: 'primary' | 'secondary';
+  from: 'Stopped' | 'Syncing' | 'Synced' | 'Failsafe';
+  to: 'Stopped' | 'Syncing' | 'Synced' | 'Failsafe';
+  reason: string;
+}
+
+export type ArrayEventBody = AluaStateEvent | SessionEvent | RcopyGroupEvent;
 export type ArrayEvent = ArrayEventBody & EventStamp;
 export type ArrayEventType = ArrayEvent['type'];
 

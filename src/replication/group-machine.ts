@@ -149,6 +149,8 @@ export class GroupMachine {
   status: SyncStatus = 'Stopped';
   /** Operator's wish: the group is started (replicating) unless stopped by the operator. */
   started = false;
+  /** Start replicating when the link first comes up (configuration `start`), whatever auto_recover says. */
+  startOnLink = false;
   link: 'up' | 'down' = 'down';
   peerArray: string | null = null;
   readonly policies: GroupPolicies;
@@ -340,7 +342,8 @@ export class GroupMachine {
     this.seq = 0n;
     this.peerSeqApplied = 0n;
     // auto_recover (HPE): a group stopped by a link failure restarts when the link returns.
-    if (this.role === 'primary' && this.started && this.policies.auto_recover) this.startReplication('link restored (auto_recover)', out);
+    if (this.role === 'primary' && this.started && this.startOnLink) { this.startOnLink = false; this.startReplication('link up (group configured started)', out); }
+    else if (this.role === 'primary' && this.started && this.policies.auto_recover) this.startReplication('link restored (auto_recover)', out);
     else if (this.role === 'primary' && this.started) out.push({ kind: 'alua', ...this.alua(), reason: 'link restored; group stays stopped until startgroup (auto_recover off)' });
   }
 
