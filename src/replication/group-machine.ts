@@ -457,6 +457,9 @@ export class GroupMachine {
     return { state, hosts };
   }
 
+  /** The regions the secondary lacks (written while the group was stopped, or in flight at a link loss), coalesced. */
+  dirtyExtents(): DirtyExtent[] { return coalesce(this.dirty); }
+
   snapshot(): GroupSnapshot {
     const d = coalesce(this.dirty);
     return {

@@ -10,6 +10,7 @@ import type { ArrayConfig } from '../../src/config.ts';
 import { ScsiDevice } from '../../src/initiator/index.ts';
 import type { ScsiResult } from '../../src/initiator/index.ts';
 import type { Proximity } from '../../src/replication/group-machine.ts';
+import { RemoteCopy } from '../../src/replication/engine.ts';
 import type { ReplicationGroup } from '../../src/replication/engine.ts';
 
 export const TARGET = 'iqn.2026-11.dev.arraysim:rcopy-test';
@@ -41,11 +42,18 @@ export interface Pair {
   close(): Promise<void>;
 }
 
-export async function startPair(o: { hosts?: Record<string, Proximity> } = {}): Promise<Pair> {
+/** `unsafeAckBeforePeer`: site A acknowledges writes before B has them (only for negative controls). */
+export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAckBeforePeer?: boolean } = {}): Promise<Pair> {
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const b = await StorageArray.create(config('B', null, o.hosts ?? {}), log.child({ site: 'B' }));
   await b.start();
-  const a = await StorageArray.create(config('A', b.config.peers!.listen!.port, o.hosts ?? {}), log.child({ site: 'A' }));
+  RemoteCopy.unsafeAckBeforePeer = !!o.unsafeAckBeforePeer;
+  let a: StorageArray;
+  try {
+    a = await StorageArray.create(config('A', b.config.peers!.listen!.port, o.hosts ?? {}), log.child({ site: 'A' }));
+  } finally {
+    RemoteCopy.unsafeAckBeforePeer = false;
+  }
   await a.start();
   const devices: ScsiDevice[] = [];
   const pair: Pair = {
