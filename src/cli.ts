@@ -12,6 +12,7 @@ import { adminAccess } from './admin/auth.ts';
 import { adminCall, defaultAdmin } from './admin/client.ts';
 import { ALUA_SET_BODY } from './admin/routes/alua.ts';
 import { parseHostPort } from './config.ts';
+import { RCOPY_COMMAND } from './replication/cli.ts';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -98,7 +99,8 @@ export async function main(argv: string[]): Promise<void> {
         console.log(JSON.stringify(await adminCall(a.admin, 'POST', '/v1/alua', { body, schema: ALUA_SET_BODY }), null, 2));
       },
     )
-    .demandCommand(1, 'give a command: serve, status, alua')
+    .command(RCOPY_COMMAND)
+    .demandCommand(1, 'give a command: serve, status, alua, rcopy')
     // A usage mistake gets the help text; an error from a command (a LUN that cannot be
     // created, an admin call that failed) is one line from main's caller, not help plus a stack.
     .fail((msg, err, y) => {

@@ -6,6 +6,7 @@
  *   alua.ts      GET  /v1/alua          every target's port groups
  *                POST /v1/alua          one ALUA state change
  *   events.ts    GET  /v1/events        state changes as server-sent events
+ *   rcopy.ts     GET  /v1/rcopy/groups, POST …/groups/:group/start|stop|hosts, POST /v1/rcopy/link
  *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
  *
  * To add a route:
@@ -39,6 +40,7 @@ import * as status from './routes/status.ts';
 import * as alua from './routes/alua.ts';
 import * as events from './routes/events.ts';
 import * as openapi from './routes/openapi.ts';
+import * as rcopy from './routes/rcopy.ts';
 
 /** What a route module gets: the array, its event bus, a logger. */
 export interface AdminDeps {
@@ -54,7 +56,7 @@ export interface AdminRouteModule {
 }
 
 /** Every route module, in the order the OpenAPI document lists them. */
-export const ROUTES: readonly AdminRouteModule[] = [status, alua, events, openapi];
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, events, rcopy, openapi];
 
 export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */

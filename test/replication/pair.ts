@@ -7,7 +7,7 @@
 import pino from 'pino';
 import { StorageArray } from '../../src/array.ts';
 import type { ArrayConfig } from '../../src/config.ts';
-import { ScsiDevice } from '../../src/initiator/index.ts';
+import { ScsiCommandError, ScsiDevice } from '../../src/initiator/index.ts';
 import type { ScsiResult } from '../../src/initiator/index.ts';
 import type { Proximity } from '../../src/replication/group-machine.ts';
 import { RemoteCopy } from '../../src/replication/engine.ts';
@@ -90,7 +90,14 @@ export async function until(f: () => boolean, what: string, ms = 5000): Promise<
 /** Run a command again while it answers UNIT ATTENTION (ALUA changes raise 2A/06 on every nexus). */
 export async function settled<T>(f: () => Promise<ScsiResult<T>>): Promise<ScsiResult<T>> {
   for (let i = 0; ; i++) {
-    const r = await f();
+    let r: ScsiResult<T>;
+    try {
+      r = await f();
+    } catch (e) {
+      // A device method that sizes its transfer first (READ CAPACITY) throws that command's result.
+      if (e instanceof ScsiCommandError && i <= 8) r = e.result;
+      else throw e;
+    }
     if (r.kind !== 'check-condition' || r.sense?.key !== 6 || i > 8) return r;
   }
 }
