@@ -49,6 +49,16 @@ describe('synchronous replication between two arrays', () => {
     expect(z.kind === 'good' && z.value.equals(Buffer.alloc(16 * 512))).toBe(true);
   });
 
+  it('EXTENDED COPY through the secondary: its destination writes are replicated', async () => {
+    const da = await pair.open('A');
+    const db = await pair.open('B');
+    const src = block('xcopy source', 16);
+    expect(senseOf(await settled(() => da.write(200n, src)))).toBe('good');
+    expect(senseOf(await settled(() => db.extendedCopy([{ from: db, to: db, sourceLba: 200n, destinationLba: 300n, blocks: 16 }])))).toBe('good');
+    const r = await settled(() => da.read(300n, 16));
+    expect(r.kind === 'good' && r.value.equals(src)).toBe(true);
+  });
+
   it('overlapping writes through both arrays at once end identical on both', async () => {
     const da = await pair.open('A');
     const db = await pair.open('B');
