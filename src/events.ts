@@ -70,7 +70,16 @@ export interface RcopyGroupEvent {
   reason: string;
 }
 
-export type ArrayEventBody = AluaStateEvent | SessionEvent | RcopyGroupEvent;
+/** A consistency group's transfer state changed (src/splitter/group.ts transition()). */
+export interface GroupTransferEvent {
+  type: 'group.transfer';
+  group: string;
+  from: 'init' | 'active' | 'paused' | 'error';
+  to: 'init' | 'active' | 'paused' | 'error';
+  reason: string;
+}
+
+export type ArrayEventBody = AluaStateEvent | SessionEvent | GroupTransferEvent | RcopyGroupEvent;
 export type ArrayEvent = ArrayEventBody & EventStamp;
 export type ArrayEventType = ArrayEvent['type'];
 

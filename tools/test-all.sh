@@ -12,17 +12,23 @@ mkdir -p "$results"
 say() { printf '\n== %s ==\n' "$*"; }
 
 need_pkgs=()
+# Installed without their Recommends (prometheus recommends prometheus-node-exporter, a daemon).
+need_norec=()
 command -v iscsi-test-cu >/dev/null || need_pkgs+=(libiscsi-bin)
+# test/integration/prometheus.test.ts runs its own Prometheus on a loopback port (Debian's package).
+command -v prometheus >/dev/null || need_norec+=(prometheus)
 if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then
   command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
   command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
   command -v mkfs.ext4 >/dev/null || need_pkgs+=(e2fsprogs)
 fi
-if ((${#need_pkgs[@]})); then
-  say "installing system packages: ${need_pkgs[*]}"
-  if [[ $(id -u) != 0 ]]; then echo "need root to apt-get install ${need_pkgs[*]}" >&2; exit 1; fi
+if ((${#need_pkgs[@]} + ${#need_norec[@]})); then
+  say "installing system packages: ${need_pkgs[*]} ${need_norec[*]}"
+  if [[ $(id -u) != 0 ]]; then echo "need root to apt-get install ${need_pkgs[*]} ${need_norec[*]}" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null || { echo "apt-get install failed" >&2; exit 1; }
+  apt-get update -qq || { echo "apt-get update failed" >&2; exit 1; }
+  if ((${#need_pkgs[@]})); then apt-get install -y -qq "${need_pkgs[@]}" >/dev/null || { echo "apt-get install failed" >&2; exit 1; }; fi
+  if ((${#need_norec[@]})); then apt-get install -y -qq --no-install-recommends "${need_norec[@]}" >/dev/null || { echo "apt-get install failed" >&2; exit 1; }; fi
 fi
 
 if [[ ! -d node_modules || ${CI:-} == true ]]; then

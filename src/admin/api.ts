@@ -5,9 +5,13 @@
  *   status.ts    GET  /v1/status        targets, LUNs, sessions, per-portal I/O counters
  *   alua.ts      GET  /v1/alua          every target's port groups
  *                POST /v1/alua          one ALUA state change
+ *   splitter.ts  GET  /v1/groups        consistency groups (the write splitter, src/splitter)
+ *                GET  /v1/groups/:group
+ *                POST /v1/groups/:group/verify, POST /v1/groups/:group/bookmarks
  *   events.ts    GET  /v1/events        state changes as server-sent events
  *   rcopy.ts     GET  /v1/rcopy/groups, POST …/groups/:group/start|stop|hosts, POST /v1/rcopy/link
  *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
+ *   metrics.ts   GET  /metrics          Prometheus text format (src/metrics)
  *
  * To add a route:
  *   1. Write src/admin/routes/<concern>.ts exporting its schemas as constants (body, querystring,
@@ -41,6 +45,8 @@ import * as alua from './routes/alua.ts';
 import * as events from './routes/events.ts';
 import * as openapi from './routes/openapi.ts';
 import * as rcopy from './routes/rcopy.ts';
+import * as splitter from './routes/splitter.ts';
+import * as metrics from './routes/metrics.ts';
 
 /** What a route module gets: the array, its event bus, a logger. */
 export interface AdminDeps {
@@ -56,7 +62,7 @@ export interface AdminRouteModule {
 }
 
 /** Every route module, in the order the OpenAPI document lists them. */
-export const ROUTES: readonly AdminRouteModule[] = [status, alua, events, rcopy, openapi];
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, rcopy, openapi, metrics];
 
 export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */

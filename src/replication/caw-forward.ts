@@ -8,6 +8,7 @@
  */
 import type { CompareAndWriteCmd } from '../scsi/sbc-ats.ts';
 import { checkWritable } from '../scsi/sbc-common.ts';
+import { splitGate } from '../scsi/split.ts';
 import type { LogicalUnit } from '../scsi/lu.ts';
 import { GOOD, ScsiStatus, SenseError } from '../scsi/types.ts';
 import type { ScsiRequest, ScsiResponse } from '../scsi/types.ts';
@@ -23,6 +24,7 @@ export function interceptCompareAndWrite(lu: LogicalUnit, group: CompareAndWrite
   const submit = lu.submit.bind(lu);
   lu.submit = (req: ScsiRequest): ScsiResponse | Promise<ScsiResponse> => {
     if (req.cdb[0] !== COMPARE_AND_WRITE || group.role !== 'secondary') return submit(req);
+    lu.stats.commands++;
     try {
       const def = lu.lookup(req.cdb)!;
       const ua = lu.ua.take(req.nexus.key);
@@ -34,6 +36,9 @@ export function interceptCompareAndWrite(lu: LogicalUnit, group: CompareAndWrite
       lu.target.alua.gate(def, lu, req.nexus);
       lu.reservations.gate(def, req, cmd);
       lu.mediumGate();
+      // A splitter's reject policy for ATS applies here too; its recorder does not see the write
+      // (it comes back from the primary as a replicated write: README "Peer replication").
+      if (lu.protection !== null) splitGate(def, cmd, lu, req);
       if (cmd.blocks === 0) return GOOD;
       checkWritable(lu);
       const len = cmd.blocks * lu.blockSize;

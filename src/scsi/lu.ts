@@ -4,7 +4,7 @@
  * in SAM/SPC order (STYLE.md habit 5):
  *
  *   lookup → unit attention → decode (CDB checks) → ALUA access state → reservations
- *          → medium state → [splitter policy] → execute
+ *          → medium state → splitter policy (split.ts) → execute
  *
  * Handlers throw SenseError/StatusError; this file is where reasons become sense bytes.
  */
@@ -13,13 +13,15 @@ import type { SenseReason, SenseDetail } from '../../protocol/scsi/sense.ts';
 import type { BackingStore } from '../store/store.ts';
 import { SpaceExhaustedError } from '../store/store.ts';
 import type { CommandDef, CommandContext } from './command.ts';
-import { SERVICE_ACTION_OPCODES, serviceActionOf, tableKey } from './command.ts';
-import { COMMAND_TABLE } from './table.ts';
+import { SERVICE_ACTION_OPCODES } from './command.ts';
+import { COMMAND_TABLE, lookupCommand } from './table.ts';
 import type { ScsiTarget } from './target.ts';
 import { SenseError, StatusError, ScsiStatus } from './types.ts';
 import type { Nexus, ScsiRequest, ScsiResponse } from './types.ts';
 import { UnitAttentions } from './ua.ts';
 import { Reservations } from './pr.ts';
+import { splitGate } from './split.ts';
+import type { LuProtection, SplitRecorder } from './split.ts';
 
 export interface LuOptions {
   lun: number;
@@ -109,8 +111,18 @@ export class LogicalUnit {
   private readonly abortHooks = new Map<string, () => void>();
   /** PREVENT ALLOW MEDIUM REMOVAL: nexus keys that hold a prevent. */
   readonly preventers = new Set<string>();
-  /** Counters the admin API reports. */
-  readonly stats = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, errors: 0 };
+  /**
+   * The replication set protecting this LU (src/splitter), or null: then the splitter gate costs a
+   * null check and a look at the command's splitter class (only EXTENDED COPY, which may write a
+   * protected LU, goes on to the gate).
+   */
+  protection: LuProtection | null = null;
+  /**
+   * Counters the admin API and /metrics report. `commands`: every command submitted to this LU;
+   * reads/writes and bytes: media transfers done (XCOPY's included); `errors`: commands that
+   * failed or were refused (fail()); a pending unit attention reported is not one.
+   */
+  readonly stats = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, errors: 0, commands: 0 };
 
   constructor(readonly target: ScsiTarget, o: LuOptions) {
     this.lun = o.lun;
@@ -135,16 +147,12 @@ export class LogicalUnit {
   get writeProtected(): boolean { return this.readonly || this.settings.swp; }
 
   lookup(cdb: Buffer): CommandDef | undefined {
-    const op = cdb[0];
-    if (SERVICE_ACTION_OPCODES.has(op)) {
-      const def = COMMAND_TABLE.get(tableKey(op, serviceActionOf(cdb)));
-      if (def) return def;
-    }
-    return COMMAND_TABLE.get(op);
+    return lookupCommand(cdb);
   }
 
   /** Run one command through the pipeline. Synchronous when the store is (memory). */
   submit(req: ScsiRequest): ScsiResponse | Promise<ScsiResponse> {
+    this.stats.commands++;
     try {
       const def = this.lookup(req.cdb);
       // Unit attention first (SAM-5 §5.14): even an unsupported opcode reports a pending UA.
@@ -172,7 +180,10 @@ export class LogicalUnit {
       this.target.alua.gate(def, this, req.nexus);
       this.reservations.gate(def, req, cmd);
       if (def.needsMedium) this.mediumGate();
-      const ctx: CommandContext = { lu: this, target: this.target, req, nexus: req.nexus };
+      // EXTENDED COPY is governed by its destination LUs' protection, which may be another LU's.
+      let split: SplitRecorder | null = null;
+      if (def.splitter !== 'none' && (this.protection !== null || def.splitter === 'xcopy')) split = splitGate(def, cmd, this, req);
+      const ctx: CommandContext = { lu: this, target: this.target, req, nexus: req.nexus, split };
       const r = def.execute(ctx, cmd);
       if (r instanceof Promise) return r.catch((e) => this.fail(e, req));
       return r;

@@ -1,6 +1,8 @@
 /** GET /v1/status: targets, LUNs, sessions and per-portal I/O counters. */
 import type { FastifyInstance } from 'fastify';
 import type { AdminDeps } from '../api.ts';
+import { GROUP_STATUS } from './splitter.ts';
+import { listGroups } from '../../splitter/admin.ts';
 
 /** Counters: the named ones always, and any a later change adds (new counters show without a schema change). */
 function counters(names: string[], description: string) {
@@ -13,14 +15,14 @@ function counters(names: string[], description: string) {
 }
 
 // Property order is reply order: tools/vm/guest-tests/array.sh reads "stats":{"commands":…,"reads":…,"writes":….
-export const PORTAL_STATS = counters(['commands', 'reads', 'writes', 'readBytes', 'writeBytes', 'logins'],
-  'per-portal counters: commands received; reads and writes served with GOOD, and their bytes; logins');
-export const LU_STATS = counters(['reads', 'writes', 'readBytes', 'writeBytes', 'errors'],
-  'per-LU counters: reads and writes served, their bytes, commands ended with CHECK CONDITION');
+export const PORTAL_STATS = counters(['commands', 'reads', 'writes', 'readBytes', 'writeBytes', 'logins', 'errors'],
+  'per-portal counters: commands received; reads and writes served with GOOD, and their bytes; logins; commands answered with a status other than GOOD or CONDITION MET');
+export const LU_STATS = counters(['reads', 'writes', 'readBytes', 'writeBytes', 'errors', 'commands'],
+  'per-LU counters: reads and writes served, their bytes, commands failed or refused (not counting unit attentions reported), commands submitted');
 
 export const STATUS_REPLY = {
   type: 'object',
-  description: 'portals with their counters; targets with their LUNs and sessions',
+  description: 'portals with their counters; targets with their LUNs and sessions; consistency groups',
   properties: {
     portals: {
       type: 'array',
@@ -77,8 +79,9 @@ export const STATUS_REPLY = {
         required: ['name', 'luns', 'sessions'],
       },
     },
+    groups: { type: 'array', items: GROUP_STATUS, description: 'consistency groups of the write splitter (GET /v1/groups)' },
   },
-  required: ['portals', 'targets'],
+  required: ['portals', 'targets', 'groups'],
 } as const;
 
 export const STATUS_ROUTE = {
@@ -100,6 +103,7 @@ export function status({ array: a }: AdminDeps) {
         tsih: s.tsih, initiator: s.initiatorName, isid: s.isid, tpgt: s.portal.tpgt, connections: s.connections.size,
       })),
     })),
+    groups: listGroups(a).groups,
   };
 }
 
