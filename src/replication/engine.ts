@@ -161,25 +161,24 @@ export class ReplicationGroup {
       this.step({ kind: 'applied', tag, ok, why: err instanceof Error ? err.message : undefined });
     };
     if (!store) { done(false, new Error(`no volume ${a.op.volume}`)); return; }
+    const once = (): void | Promise<void> => {
+      let r: void | Promise<void>;
+      try { r = applyOp(store, a.op); } catch (e) { done(false, e); return; }
+      if (r instanceof Promise) return r.then(() => done(true), (e) => done(false, e));
+      done(true);
+    };
     if (tag.from === 'peer') {
       // Replicated writes are applied in sequence order, one after the other, without this
       // array's range lock: a host write here may hold that range while it waits for the
       // primary, which waits for this apply (README "Peer replication", ordering).
-      const go = (): void | Promise<void> => applyOp(store, a.op);
-      const chain = this.peerApply;
-      const p = chain ? chain.then(go) : tryCall(go);
-      if (p instanceof Promise) {
-        const tail = p.then(() => done(true), (e) => done(false, e));
-        this.peerApply = tail;
-        void tail.then(() => { if (this.peerApply === tail) this.peerApply = null; });
-      } else if (p === FAILED) done(false, lastError);
-      else done(true);
+      const r = this.peerApply ? this.peerApply.then(once) : once();
+      if (r instanceof Promise) {
+        this.peerApply = r;
+        void r.then(() => { if (this.peerApply === r) this.peerApply = null; });
+      }
       return;
     }
-    let r: void | Promise<void>;
-    try { r = applyOp(store, a.op); } catch (e) { done(false, e); return; }
-    if (r instanceof Promise) r.then(() => done(true), (e) => done(false, e));
-    else done(true);
+    void once();
   }
 
   private complete(origin: Origin, outcome: Outcome): void {
@@ -396,12 +395,6 @@ export class ReplicationGroup {
       stats: { ...this.stats },
     };
   }
-}
-
-let lastError: unknown;
-const FAILED = Symbol('failed');
-function tryCall(f: () => void | Promise<void>): void | Promise<void> | typeof FAILED {
-  try { return f(); } catch (e) { lastError = e; return FAILED; }
 }
 
 function originKey(o: Origin): string { return `${o.kind}:${o.id}`; }

@@ -25,7 +25,7 @@ async function onStore(p: Pair, site: 'A' | 'B', lba: bigint, want: Buffer): Pro
 }
 
 /** Rounds of concurrent writes through both arrays with a cut at a seeded moment; returns the acknowledged writes missing from an array. */
-async function writesAcrossCuts(p: Pair, seed: number, rounds: number, latencyMs: number): Promise<{ violations: string[]; acked: number; refused: Record<string, number>; afterCut: number }> {
+async function writesAcrossCuts(p: Pair, seed: number, rounds: number, latencyMs: number, o: { untilBothOutcomes?: number } = {}): Promise<{ violations: string[]; acked: number; refused: Record<string, number>; afterCut: number }> {
   const rand = rng(seed);
   const da = await p.open('A');
   const db = await p.open('B');
@@ -33,11 +33,16 @@ async function writesAcrossCuts(p: Pair, seed: number, rounds: number, latencyMs
   const refused: Record<string, number> = {};
   let acked = 0;
   let afterCut = 0;
-  for (let round = 0; round < rounds; round++) {
+  // With untilBothOutcomes, rounds go on (up to that many) until some writes were acknowledged
+  // and some refused, so the check has judged both kinds whatever the machine's load.
+  const more = (round: number) => round < rounds || (o.untilBothOutcomes !== undefined && round < o.untilBothOutcomes
+    && (acked === 0 || Object.values(refused).reduce((x, y) => x + y, 0) === 0));
+  for (let round = 0; more(round); round++) {
     p.a.rcopy!.setLink({ latencyMs });
     const writes = Array.from({ length: 12 }, (_, i) => ({ lba: BigInt(round * 64 + i), data: block(`seed ${seed} round ${round} write ${i}`), via: i % 3 === 0 ? db : da }));
     const pending = writes.map((w) => w.via.write(w.lba, w.data));
-    await new Promise((r) => setTimeout(r, Math.floor(rand() * (latencyMs + 3))));
+    // Cut anywhere from before the first write arrives to after most have been acknowledged.
+    await new Promise((r) => setTimeout(r, Math.floor(rand() * (latencyMs * 6 + 3))));
     p.a.rcopy!.setLink({ action: 'cut' });
     const results = await Promise.all(pending);
     await until(() => p.ga.machine.status === 'Stopped' && p.gb.machine.status === 'Stopped', 'both Stopped');
@@ -74,7 +79,7 @@ describe('a write in flight at a link cut', () => {
   it('is either acknowledged and on both arrays, or not acknowledged', async () => {
     pair = await startPair();
     const seed = Number(process.env.RCOPY_SEED ?? Date.now() % 100000);
-    const r = await writesAcrossCuts(pair, seed, 12, 4);
+    const r = await writesAcrossCuts(pair, seed, 12, 4, { untilBothOutcomes: 60 });
     if (process.env.RCOPY_VERBOSE) console.log(seed, r.acked, r.afterCut, r.refused);
     expect(r.violations, `seed ${seed} (RCOPY_SEED=${seed} replays)`).toEqual([]);
     // Both outcomes happened, so the check judged something: some writes made it before the cut, some did not.
