@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as `npm test` and .ci/run call it. On a fresh Debian machine with
 # Node 20 it installs what it needs (system packages via apt when run as root, npm packages
-# via npm ci), then runs: typecheck, unit + integration tests (vitest), libiscsi conformance
+# via npm ci), then runs: the dist/ build, typecheck, unit + integration tests (vitest), libiscsi conformance
 # (three LUN configurations), and the real Linux kernel initiator in a QEMU guest.
 # Env: ARRAYSIM_SKIP_VM=1 / ARRAYSIM_SKIP_CONFORMANCE=1 to leave a stage out (local use only).
 set -uo pipefail
@@ -17,6 +17,8 @@ need_norec=()
 command -v iscsi-test-cu >/dev/null || need_pkgs+=(libiscsi-bin)
 # test/integration/prometheus.test.ts runs its own Prometheus on a loopback port (Debian's package).
 command -v prometheus >/dev/null || need_norec+=(prometheus)
+# test/host/tgt.test.ts runs tgtd on loopback as a peer that refuses EXTENDED COPY (the host falls back).
+command -v tgtd >/dev/null || need_norec+=(tgt)
 if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then
   command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
   command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
@@ -43,6 +45,10 @@ stage() { # name, command...
   if "$@"; then passed=$((passed + 1)); echo "stage $name: PASS"; else failed=$((failed + 1)); echo "stage $name: FAIL"; fi
 }
 
+# bin/arraysim.js runs dist/, and the vitest, conformance and VM stages all start it: build dist/
+# first when a source is newer than it (npm ci builds it through `prepare`, but a checkout with
+# node_modules skips npm ci). On a stale dist/ the bin refuses to start rather than run old code.
+stage build node tools/build.mjs --if-stale
 stage typecheck npx tsc --noEmit
 stage vitest npx vitest run --reporter=default --reporter=json --outputFile="$results/vitest.json"
 [[ ${ARRAYSIM_SKIP_CONFORMANCE:-0} == 1 ]] || stage conformance bash tools/conformance/run.sh
