@@ -9,6 +9,7 @@ import { AluaModel } from './scsi/alua.ts';
 import { ArrayEvents } from './events.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
+import { RemoteCopy } from './replication/engine.ts';
 import { ConsistencyGroup } from './splitter/group.ts';
 import { FileJournal } from './splitter/journal-file.ts';
 import { FileStore } from './store/file.ts';
@@ -22,12 +23,15 @@ export class StorageArray {
   readonly groups = new Map<string, ConsistencyGroup>();
   /** State changes (ALUA, sessions, …) as they happen: the admin API's GET /v1/events. */
   readonly events: ArrayEvents;
+  /** Peer replication, when the config has `rcopy:` groups. */
+  readonly rcopy: RemoteCopy | null;
   /** Prometheus metrics; null when the configuration turns them off (`metrics: false`, --no-metrics). */
   metrics: ArrayMetrics | null = null;
 
   private constructor(readonly config: ArrayConfig, readonly log: Logger) {
     this.events = new ArrayEvents((err, e) => log.error({ err, event: e.type }, 'event subscriber failed'));
     this.server = new IscsiServer(config.portals, log, config.iscsi, this.events);
+    this.rcopy = config.rcopy && config.peers ? new RemoteCopy(config.peers, config.rcopy, log, this.events) : null;
   }
 
   static async create(config: ArrayConfig, log: Logger): Promise<StorageArray> {
@@ -44,10 +48,11 @@ export class StorageArray {
         }
         a.stores.push(store);
         const id = lunIdentity(t.name, i, l.spec);
-        scsi.addLun({
-          lun: i, store, readonly: spec.readonly, removable: spec.removable, physicalBlockSize: spec.physicalBlockSize || undefined,
+        const lu = scsi.addLun({
+          lun: i, store: a.rcopy ? a.rcopy.wrapStore(t.name, i, store) : store, readonly: spec.readonly, removable: spec.removable, physicalBlockSize: spec.physicalBlockSize || undefined,
           naa: l.naa ?? id.naa, serial: l.serial ?? id.serial, vendor: l.vendor, product: l.product, aluaMode: l.aluaMode,
         });
+        a.rcopy?.adopt(t.name, lu);
         log.info({ target: t.name, lun: i, spec: l.spec, blocks: String(store.blockCount), blockSize: store.blockSize }, 'LUN ready');
       }
       // Every portal is a target port (relative port id = TPGT) in its target port group.
@@ -58,6 +63,7 @@ export class StorageArray {
     }
     // One copy manager for the array: EXTENDED COPY may name any LU of any target.
     joinCopyDomain([...a.scsiTargets.values()]);
+    a.rcopy?.bind(a.scsiTargets);
     await a.createGroups();
     if (config.metrics !== false) a.metrics = new ArrayMetrics(a.server, a.scsiTargets);
     return a;
@@ -115,10 +121,12 @@ export class StorageArray {
 
   async start(): Promise<void> {
     await this.server.listen();
+    await this.rcopy?.start();
   }
 
   /** Clean shutdown: stop accepting, drop sessions, flush and close every store. */
   async stop(): Promise<void> {
+    await this.rcopy?.stop();
     await this.server.close();
     for (const g of this.groups.values()) await g.close();
     for (const s of this.stores) {

@@ -9,6 +9,8 @@ import YAML from 'yaml';
 import type { ChapConfig, IscsiTuning, PortalConfig } from './iscsi/config.ts';
 import { ALUA_MODES, parseAccessState } from './scsi/alua.ts';
 import type { AluaConfig, AluaMode } from './scsi/alua.ts';
+import type { PeersConfig, RcopyConfig } from './replication/engine.ts';
+import { rcopySections } from './replication/config.ts';
 import { PRIMITIVES, parseSplitterSpec } from './splitter/policy.ts';
 import type { SplitterSpec } from './splitter/policy.ts';
 import { parseSize } from './store/lun-spec.ts';
@@ -79,6 +81,9 @@ export interface ArrayConfig {
   splitters?: SplitterConfig[];
   groups?: GroupConfig[];
   admin?: AdminConfig;
+  /** Peer replication (README "Peer replication"): this array's link, the peer's link, Remote Copy groups. */
+  peers?: PeersConfig;
+  rcopy?: RcopyConfig;
   /** Prometheus metrics (src/metrics, GET /metrics); false: none, and no latency timestamps per command. Default true. */
   metrics?: boolean;
 }
@@ -266,7 +271,7 @@ export function configFromFile(path: string): ArrayConfig {
   if (doc.metrics !== undefined && typeof doc.metrics !== 'boolean') throw err('metrics must be true or false');
   return {
     portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', admin: adminSection(doc.admin, path, err),
-    ...splitterSections(doc, targets, err, dirname(path)), metrics: doc.metrics ?? true,
+    ...splitterSections(doc, targets, err, dirname(path)), metrics: doc.metrics ?? true, ...rcopySections(doc, targets[0].name, err),
   };
 }
 

@@ -60,6 +60,16 @@ export type SessionEvent =
   /** Ended without a logout: connection lost, NOP-Out timeout, reinstatement, shutdown. */
   | ({ type: 'session.drop'; why: string } & SessionFields);
 
+/** A Remote Copy group's SyncStatus changed on this array (src/replication, one transition()). */
+export interface RcopyGroupEvent {
+  type: 'rcopy.group';
+  group: string;
+  role: 'primary' | 'secondary';
+  from: 'Stopped' | 'Syncing' | 'Synced' | 'Failsafe';
+  to: 'Stopped' | 'Syncing' | 'Synced' | 'Failsafe';
+  reason: string;
+}
+
 /** A consistency group's transfer state changed (src/splitter/group.ts transition()). */
 export interface GroupTransferEvent {
   type: 'group.transfer';
@@ -69,7 +79,7 @@ export interface GroupTransferEvent {
   reason: string;
 }
 
-export type ArrayEventBody = AluaStateEvent | SessionEvent | GroupTransferEvent;
+export type ArrayEventBody = AluaStateEvent | SessionEvent | GroupTransferEvent | RcopyGroupEvent;
 export type ArrayEvent = ArrayEventBody & EventStamp;
 export type ArrayEventType = ArrayEvent['type'];
 

@@ -9,6 +9,7 @@
  *                GET  /v1/groups/:group
  *                POST /v1/groups/:group/verify, POST /v1/groups/:group/bookmarks
  *   events.ts    GET  /v1/events        state changes as server-sent events
+ *   rcopy.ts     GET  /v1/rcopy/groups, POST …/groups/:group/start|stop|hosts, POST /v1/rcopy/link
  *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
  *   metrics.ts   GET  /metrics          Prometheus text format (src/metrics)
  *
@@ -43,6 +44,7 @@ import * as status from './routes/status.ts';
 import * as alua from './routes/alua.ts';
 import * as events from './routes/events.ts';
 import * as openapi from './routes/openapi.ts';
+import * as rcopy from './routes/rcopy.ts';
 import * as splitter from './routes/splitter.ts';
 import * as metrics from './routes/metrics.ts';
 
@@ -60,7 +62,7 @@ export interface AdminRouteModule {
 }
 
 /** Every route module, in the order the OpenAPI document lists them. */
-export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, openapi, metrics];
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, rcopy, openapi, metrics];
 
 export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */

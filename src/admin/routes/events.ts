@@ -68,6 +68,18 @@ export const EVENT_SCHEMAS = {
     properties: { type: { const: 'session.drop' }, ...STAMP, ...SESSION_FIELDS, why: { type: 'string' } },
     required: [...SESSION_REQUIRED, 'why'],
   },
+  'rcopy.group': {
+    type: 'object', description: "a Remote Copy group's SyncStatus changed on this array", additionalProperties: false,
+    properties: {
+      type: { const: 'rcopy.group' }, ...STAMP,
+      group: { type: 'string' },
+      role: { type: 'string', enum: ['primary', 'secondary'] },
+      from: { type: 'string', enum: ['Stopped', 'Syncing', 'Synced', 'Failsafe'] },
+      to: { type: 'string', enum: ['Stopped', 'Syncing', 'Synced', 'Failsafe'] },
+      reason: { type: 'string' },
+    },
+    required: ['type', 'seq', 'time', 'group', 'role', 'from', 'to', 'reason'],
+  },
   'group.transfer': {
     type: 'object', description: 'a consistency group\'s transfer state changed (init, active, paused, error)', additionalProperties: false,
     properties: {

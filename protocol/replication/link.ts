@@ -1,0 +1,356 @@
+/**
+ * The Remote Copy link protocol between two arrays: pure wire code (no sockets, no state).
+ *
+ * Every message is a 24-byte header and a payload:
+ *
+ *   0  magic    u32 BE  0x41525243 ("ARRC")
+ *   4  version  u8      LINK_VERSION
+ *   5  type     u8      MessageType
+ *   6  flags    u16 BE  reserved, 0
+ *   8  length   u32 BE  payload bytes (≤ MAX_PAYLOAD)
+ *   12 sequence u32 BE  link sequence number of this message, +1 per message in each direction
+ *   16 dataCrc  u32     CRC32C of the payload (RFC 7143 §13.1 polynomial, LSB first as iSCSI digests)
+ *   20 hdrCrc   u32     CRC32C of bytes 0..19: a damaged length is caught before it is trusted
+ *
+ * Payload integers are big-endian; strings are u16 length + UTF-8; a WWN is the 8-byte NAA
+ * designator body (16 hex digits). Why a protocol of its own rather than iSCSI: README
+ * "Peer replication".
+ */
+import { crc32c, readDigest } from '../iscsi/digest.ts';
+
+export const LINK_MAGIC = 0x41525243;
+export const LINK_VERSION = 1;
+export const HEADER_LENGTH = 24;
+/** Largest payload accepted: a 16 MiB write plus its fields (a COMPARE AND WRITE carries 2 × 255 blocks). */
+export const MAX_PAYLOAD = 16 * 1024 * 1024 + 64;
+
+export const enum MessageType {
+  Hello = 1,
+  Write = 2,
+  WriteSame = 3,
+  Unmap = 4,
+  Ack = 5,
+  CompareAndWrite = 6,
+  CompareAndWriteResult = 7,
+  Heartbeat = 8,
+  Error = 9,
+  GroupState = 10,
+}
+
+/** One replicated volume as the handshake describes it: both sides must agree on all of it. */
+export interface VolumeGeometry {
+  /** NAA designator body, 16 hex digits (the same WWN on both arrays). */
+  wwn: string;
+  serial: string;
+  blockSize: number;
+  blockCount: bigint;
+}
+
+/** Role of the sender in the group (HPE: Primary / Secondary; -Rev after a failover). */
+export type LinkRole = 'primary' | 'secondary';
+
+/**
+ * `forwarded` on Write/WriteSame/Unmap: a host write that arrived at the secondary, sent to the
+ * primary to be ordered (seq is then the secondary's request id, answered by an Ack with
+ * forwarded set). Not forwarded: the primary replicating a write it has ordered (seq is the
+ * group sequence number; the secondary applies in that order and acks it).
+ */
+export type LinkMessage =
+  | { type: 'hello'; arrayId: string; group: string; role: LinkRole; volumes: VolumeGeometry[] }
+  | { type: 'write'; forwarded: boolean; seq: bigint; volume: number; lba: bigint; fua: boolean; data: Buffer }
+  | { type: 'write-same'; forwarded: boolean; seq: bigint; volume: number; lba: bigint; blocks: number; unmap: boolean; block: Buffer }
+  | { type: 'unmap'; forwarded: boolean; seq: bigint; volume: number; ranges: { lba: bigint; blocks: number }[] }
+  | { type: 'ack'; forwarded: boolean; seq: bigint; status: AckStatus }
+  | { type: 'compare-and-write'; id: bigint; volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
+  | { type: 'compare-and-write-result'; id: bigint; outcome: 'written' | 'miscompare' | 'failed'; offset: number }
+  | { type: 'heartbeat'; nonce: bigint; reply: boolean }
+  | { type: 'error'; code: LinkErrorCode; message: string }
+  /** The primary tells the secondary the group's sync status (HPE showrcopy SyncStatus words). */
+  | { type: 'group-state'; state: GroupSyncStatus; reason: string };
+
+/** The SyncStatus a group can be in on the link (HPE showrcopy: Synced, Syncing, Stopped; Failsafe). */
+export const GROUP_SYNC_STATUS = ['Stopped', 'Syncing', 'Synced', 'Failsafe'] as const;
+export type GroupSyncStatus = typeof GROUP_SYNC_STATUS[number];
+
+export type LinkMessageType = LinkMessage['type'];
+
+/** Ack status: ok, or why the receiver could not apply (the sender then stops the group). */
+export const ACK_STATUS = { ok: 0, 'not-applied': 1, 'out-of-order': 2, 'no-such-volume': 3, 'not-primary': 4 } as const;
+export type AckStatus = keyof typeof ACK_STATUS;
+const ACK_BY_CODE = Object.fromEntries(Object.entries(ACK_STATUS).map(([k, v]) => [v, k])) as Record<number, AckStatus>;
+
+export const LINK_ERROR_CODES = { protocol: 1, 'geometry-mismatch': 2, 'role-conflict': 3, 'unknown-group': 4, 'bad-sequence': 5 } as const;
+export type LinkErrorCode = keyof typeof LINK_ERROR_CODES;
+const ERROR_BY_CODE = Object.fromEntries(Object.entries(LINK_ERROR_CODES).map(([k, v]) => [v, k])) as Record<number, LinkErrorCode>;
+
+const TYPE_CODE: Record<LinkMessageType, MessageType> = {
+  hello: MessageType.Hello, write: MessageType.Write, 'write-same': MessageType.WriteSame, unmap: MessageType.Unmap,
+  ack: MessageType.Ack, 'compare-and-write': MessageType.CompareAndWrite, 'compare-and-write-result': MessageType.CompareAndWriteResult,
+  heartbeat: MessageType.Heartbeat, error: MessageType.Error, 'group-state': MessageType.GroupState,
+};
+const OUTCOME = ['written', 'miscompare', 'failed'] as const;
+
+/** A malformed message: the link is dropped (the receiver cannot resynchronise on a byte stream). */
+export class LinkProtocolError extends Error {
+  constructor(readonly code: 'bad-magic' | 'bad-version' | 'bad-header-crc' | 'bad-data-crc' | 'oversize' | 'unknown-type' | 'bad-payload', message: string) {
+    super(message);
+  }
+}
+
+// ---------------------------------------------------------------- encoding
+
+/** A growable writer of payload fields; the data buffers of writes stay separate parts (no copy). */
+class Out {
+  parts: Buffer[] = [];
+  private cur = Buffer.allocUnsafe(64);
+  private n = 0;
+  private room(k: number): void {
+    if (this.n + k <= this.cur.length) return;
+    const b = Buffer.allocUnsafe(Math.max(this.cur.length * 2, this.n + k));
+    this.cur.copy(b, 0, 0, this.n);
+    this.cur = b;
+  }
+  u8(v: number): this { this.room(1); this.cur[this.n++] = v; return this; }
+  u16(v: number): this { this.room(2); this.cur.writeUInt16BE(v, this.n); this.n += 2; return this; }
+  u32(v: number): this { this.room(4); this.cur.writeUInt32BE(v >>> 0, this.n); this.n += 4; return this; }
+  u64(v: bigint): this { this.room(8); this.cur.writeBigUInt64BE(v, this.n); this.n += 8; return this; }
+  str(s: string): this { const b = Buffer.from(s, 'utf8'); if (b.length > 0xffff) throw new RangeError('string too long'); this.u16(b.length); this.room(b.length); b.copy(this.cur, this.n); this.n += b.length; return this; }
+  wwn(hex: string): this {
+    if (!/^[0-9a-fA-F]{16}$/.test(hex)) throw new RangeError(`WWN must be 16 hex digits, not "${hex}"`);
+    this.room(8); Buffer.from(hex, 'hex').copy(this.cur, this.n); this.n += 8; return this;
+  }
+  /** Append a buffer as its own part (the fields so far become one part before it). */
+  raw(b: Buffer): this { this.flush(); if (b.length) this.parts.push(b); return this; }
+  flush(): void { if (this.n) { this.parts.push(this.cur.subarray(0, this.n)); this.cur = Buffer.allocUnsafe(64); this.n = 0; } }
+}
+
+function payloadOf(m: LinkMessage): Buffer[] {
+  const o = new Out();
+  switch (m.type) {
+    case 'hello':
+      o.str(m.arrayId).str(m.group).u8(m.role === 'primary' ? 1 : 2).u16(m.volumes.length);
+      for (const v of m.volumes) o.wwn(v.wwn).str(v.serial).u32(v.blockSize).u64(v.blockCount);
+      break;
+    case 'write':
+      o.u8(m.forwarded ? 1 : 0).u64(m.seq).u16(m.volume).u8(m.fua ? 1 : 0).u64(m.lba).raw(m.data);
+      break;
+    case 'write-same':
+      o.u8(m.forwarded ? 1 : 0).u64(m.seq).u16(m.volume).u8(m.unmap ? 1 : 0).u64(m.lba).u32(m.blocks).raw(m.block);
+      break;
+    case 'unmap':
+      o.u8(m.forwarded ? 1 : 0).u64(m.seq).u16(m.volume).u16(m.ranges.length);
+      for (const r of m.ranges) o.u64(r.lba).u32(r.blocks);
+      break;
+    case 'ack':
+      o.u8(m.forwarded ? 1 : 0).u64(m.seq).u8(ACK_STATUS[m.status]);
+      break;
+    case 'compare-and-write':
+      if (m.verify.length !== m.data.length) throw new RangeError('verify and write instances differ in length');
+      o.u64(m.id).u16(m.volume).u8(m.fua ? 1 : 0).u64(m.lba).u32(m.blocks).raw(m.verify).raw(m.data);
+      break;
+    case 'compare-and-write-result':
+      o.u64(m.id).u8(OUTCOME.indexOf(m.outcome)).u32(m.offset);
+      break;
+    case 'heartbeat':
+      o.u64(m.nonce).u8(m.reply ? 1 : 0);
+      break;
+    case 'error':
+      o.u16(LINK_ERROR_CODES[m.code]).str(m.message);
+      break;
+    case 'group-state':
+      o.u8(GROUP_SYNC_STATUS.indexOf(m.state)).str(m.reason);
+      break;
+  }
+  o.flush();
+  return o.parts;
+}
+
+/**
+ * Encode one message as [header, ...payload parts], ready for a corked writev: a write's data
+ * is not copied. `sequence` is the link sequence number the sender assigns.
+ */
+export function encodeMessage(m: LinkMessage, sequence: number): Buffer[] {
+  const parts = payloadOf(m);
+  let len = 0;
+  let crc = 0;
+  for (const p of parts) { len += p.length; crc = crc32c(p, crc); }
+  if (len > MAX_PAYLOAD) throw new RangeError(`payload of ${len} bytes is over ${MAX_PAYLOAD}`);
+  const h = Buffer.alloc(HEADER_LENGTH);
+  h.writeUInt32BE(LINK_MAGIC, 0);
+  h[4] = LINK_VERSION;
+  h[5] = TYPE_CODE[m.type];
+  h.writeUInt32BE(len, 8);
+  h.writeUInt32BE(sequence >>> 0, 12);
+  h.writeUInt32LE(crc, 16);
+  h.writeUInt32LE(crc32c(h.subarray(0, 20)), 20);
+  return [h, ...parts];
+}
+
+// ---------------------------------------------------------------- decoding
+
+export interface LinkHeader {
+  type: number;
+  length: number;
+  sequence: number;
+  dataCrc: number;
+}
+
+/** Check and read a 24-byte header. Throws LinkProtocolError on anything it cannot trust. */
+export function decodeHeader(h: Buffer): LinkHeader {
+  if (h.readUInt32BE(0) !== LINK_MAGIC) throw new LinkProtocolError('bad-magic', `bad magic 0x${h.readUInt32BE(0).toString(16)}`);
+  if (readDigest(h, 20) !== crc32c(h.subarray(0, 20))) throw new LinkProtocolError('bad-header-crc', 'header CRC32C mismatch');
+  if (h[4] !== LINK_VERSION) throw new LinkProtocolError('bad-version', `link protocol version ${h[4]} (this array speaks ${LINK_VERSION})`);
+  const length = h.readUInt32BE(8);
+  if (length > MAX_PAYLOAD) throw new LinkProtocolError('oversize', `payload of ${length} bytes is over ${MAX_PAYLOAD}`);
+  return { type: h[5], length, sequence: h.readUInt32BE(12), dataCrc: readDigest(h, 16) };
+}
+
+class In {
+  o = 0;
+  constructor(readonly b: Buffer) {}
+  need(k: number): void { if (this.o + k > this.b.length) throw new LinkProtocolError('bad-payload', `payload ends at ${this.b.length}, field needs ${this.o + k}`); }
+  u8(): number { this.need(1); return this.b[this.o++]; }
+  u16(): number { this.need(2); const v = this.b.readUInt16BE(this.o); this.o += 2; return v; }
+  u32(): number { this.need(4); const v = this.b.readUInt32BE(this.o); this.o += 4; return v; }
+  u64(): bigint { this.need(8); const v = this.b.readBigUInt64BE(this.o); this.o += 8; return v; }
+  str(): string { const n = this.u16(); this.need(n); const s = this.b.toString('utf8', this.o, this.o + n); this.o += n; return s; }
+  wwn(): string { this.need(8); const s = this.b.toString('hex', this.o, this.o + 8); this.o += 8; return s; }
+  bool(): boolean { const v = this.u8(); if (v > 1) throw new LinkProtocolError('bad-payload', `flag byte ${v} at ${this.o - 1}`); return v === 1; }
+  /** The rest of the payload, as a view. */
+  rest(): Buffer { const v = this.b.subarray(this.o); this.o = this.b.length; return v; }
+  take(n: number): Buffer { this.need(n); const v = this.b.subarray(this.o, this.o + n); this.o += n; return v; }
+  end(): void { if (this.o !== this.b.length) throw new LinkProtocolError('bad-payload', `${this.b.length - this.o} bytes after the last field`); }
+}
+
+/** Decode a payload of `type` (already CRC-checked). Buffers in the result are views of `p`. */
+export function decodePayload(type: number, p: Buffer): LinkMessage {
+  const i = new In(p);
+  let m: LinkMessage;
+  switch (type) {
+    case MessageType.Hello: {
+      const arrayId = i.str(); const group = i.str(); const r = i.u8();
+      if (r !== 1 && r !== 2) throw new LinkProtocolError('bad-payload', `role ${r}`);
+      const n = i.u16();
+      const volumes: VolumeGeometry[] = [];
+      for (let k = 0; k < n; k++) volumes.push({ wwn: i.wwn(), serial: i.str(), blockSize: i.u32(), blockCount: i.u64() });
+      m = { type: 'hello', arrayId, group, role: r === 1 ? 'primary' : 'secondary', volumes };
+      break;
+    }
+    case MessageType.Write:
+      m = { type: 'write', forwarded: i.bool(), seq: i.u64(), volume: i.u16(), fua: i.bool(), lba: i.u64(), data: i.rest() };
+      break;
+    case MessageType.WriteSame:
+      m = { type: 'write-same', forwarded: i.bool(), seq: i.u64(), volume: i.u16(), unmap: i.bool(), lba: i.u64(), blocks: i.u32(), block: i.rest() };
+      break;
+    case MessageType.Unmap: {
+      const forwarded = i.bool(); const seq = i.u64(); const volume = i.u16(); const n = i.u16();
+      const ranges = [];
+      for (let k = 0; k < n; k++) ranges.push({ lba: i.u64(), blocks: i.u32() });
+      m = { type: 'unmap', forwarded, seq, volume, ranges };
+      break;
+    }
+    case MessageType.Ack: {
+      const forwarded = i.bool(); const seq = i.u64(); const s = i.u8();
+      const status = ACK_BY_CODE[s];
+      if (!status) throw new LinkProtocolError('bad-payload', `ack status ${s}`);
+      m = { type: 'ack', forwarded, seq, status };
+      break;
+    }
+    case MessageType.CompareAndWrite: {
+      const id = i.u64(); const volume = i.u16(); const fua = i.bool(); const lba = i.u64(); const blocks = i.u32();
+      const rest = i.rest();
+      if (rest.length % 2) throw new LinkProtocolError('bad-payload', 'compare-and-write data is not two equal instances');
+      m = { type: 'compare-and-write', id, volume, fua, lba, blocks, verify: rest.subarray(0, rest.length / 2), data: rest.subarray(rest.length / 2) };
+      break;
+    }
+    case MessageType.CompareAndWriteResult: {
+      const id = i.u64(); const o = i.u8();
+      if (o >= OUTCOME.length) throw new LinkProtocolError('bad-payload', `compare-and-write outcome ${o}`);
+      m = { type: 'compare-and-write-result', id, outcome: OUTCOME[o], offset: i.u32() };
+      break;
+    }
+    case MessageType.Heartbeat:
+      m = { type: 'heartbeat', nonce: i.u64(), reply: i.bool() };
+      break;
+    case MessageType.Error: {
+      const c = i.u16();
+      const code = ERROR_BY_CODE[c];
+      if (!code) throw new LinkProtocolError('bad-payload', `error code ${c}`);
+      m = { type: 'error', code, message: i.str() };
+      break;
+    }
+    case MessageType.GroupState: {
+      const k = i.u8();
+      if (k >= GROUP_SYNC_STATUS.length) throw new LinkProtocolError('bad-payload', `group state ${k}`);
+      m = { type: 'group-state', state: GROUP_SYNC_STATUS[k], reason: i.str() };
+      break;
+    }
+    default:
+      throw new LinkProtocolError('unknown-type', `message type ${type}`);
+  }
+  i.end();
+  return m;
+}
+
+// ---------------------------------------------------------------- framing
+
+export const enum LinkFramerState { Header, Payload }
+
+export type LinkFrameEvent =
+  | { kind: 'message'; sequence: number; message: LinkMessage }
+  | { kind: 'error'; error: LinkProtocolError };
+
+/**
+ * The link framer: a state machine over TCP chunks (STYLE.md habit 6), Header ──► Payload ──► Header.
+ * A payload inside one chunk is decoded from a view of it; one that straddles chunks is gathered
+ * into its own buffer. After an error the framer stays failed (a byte stream cannot be resynced):
+ * the caller drops the link.
+ */
+export class LinkFramer {
+  state = LinkFramerState.Header;
+  private header: LinkHeader | null = null;
+  private acc: Buffer | null = null;
+  private fill = 0;
+  private failed: LinkProtocolError | null = null;
+
+  get idle(): boolean { return this.state === LinkFramerState.Header && this.acc === null; }
+
+  push(chunk: Buffer, emit: (e: LinkFrameEvent) => void): void {
+    if (this.failed) return;
+    let off = 0;
+    try {
+      while (off < chunk.length || (this.state === LinkFramerState.Payload && this.header!.length === 0)) {
+        const need = this.state === LinkFramerState.Header ? HEADER_LENGTH : this.header!.length;
+        let unit: Buffer;
+        if (this.acc === null && chunk.length - off >= need) {
+          unit = chunk.subarray(off, off + need);
+          off += need;
+        } else {
+          if (this.acc === null) { this.acc = Buffer.allocUnsafe(need); this.fill = 0; }
+          const n = Math.min(need - this.fill, chunk.length - off);
+          chunk.copy(this.acc, this.fill, off, off + n);
+          this.fill += n;
+          off += n;
+          if (this.fill < need) return;
+          unit = this.acc;
+          this.acc = null;
+        }
+        if (this.state === LinkFramerState.Header) {
+          this.header = decodeHeader(unit);
+          this.state = LinkFramerState.Payload;
+        } else {
+          const h = this.header!;
+          if (crc32c(unit) !== h.dataCrc) throw new LinkProtocolError('bad-data-crc', `payload CRC32C mismatch (message ${h.sequence})`);
+          const message = decodePayload(h.type, unit);
+          this.state = LinkFramerState.Header;
+          this.header = null;
+          emit({ kind: 'message', sequence: h.sequence, message });
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof LinkProtocolError)) throw e;
+      this.failed = e;
+      emit({ kind: 'error', error: e });
+    }
+  }
+}

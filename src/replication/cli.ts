@@ -1,0 +1,68 @@
+/**
+ * `arraysim rcopy …`: the HPE Remote Copy CLI words against a running array's admin API.
+ *
+ *   arraysim rcopy showgroup [GROUP]
+ *   arraysim rcopy startgroup GROUP          (startrcopygroup; run against the primary)
+ *   arraysim rcopy stopgroup GROUP           (stoprcopygroup; run against the primary)
+ *   arraysim rcopy admithost -proximity primary|secondary|all HOST GROUP   (admitrcopyhost; on each array)
+ *   arraysim rcopy link cut|restore [--latency-ms MS]                      (fault injection)
+ *
+ * `-proximity` is written with one dash as HPE's CLI does; `--proximity` works too.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import { adminCall, defaultAdmin } from '../admin/client.ts';
+import { ADMITHOST_BODY, LINK_BODY } from '../admin/routes/rcopy.ts';
+
+const VERBS = ['showgroup', 'startgroup', 'stopgroup', 'admithost', 'link'] as const;
+
+/** HPE writes `-proximity all`: take it before yargs would read it as the short options -p -r -o …. */
+export function hpeProximity(words: string[]): { proximity?: string; rest: string[] } {
+  const rest: string[] = [];
+  let proximity: string | undefined;
+  for (let i = 0; i < words.length; i++) {
+    if (words[i] === '-proximity' || words[i] === '--proximity') { proximity = words[++i]; continue; }
+    rest.push(words[i]);
+  }
+  return { proximity, rest };
+}
+
+export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latencyMs?: number }> = {
+  command: 'rcopy <verb> [args..]',
+  describe: 'Remote Copy: showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, link cut|restore',
+  builder: (y: Argv) => y
+    .positional('verb', { choices: VERBS, describe: 'what to do' })
+    .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or cut|restore' })
+    .option('admin', { type: 'string', default: defaultAdmin(), describe: 'admin API address of the array to ask' })
+    .option('latency-ms', { type: 'number', describe: 'link: added latency per message this array sends' })
+    .parserConfiguration({ 'short-option-groups': false, 'unknown-options-as-args': true }) as never,
+  handler: async (a) => {
+    const words = (a.args ?? []).map(String);
+    const print = (x: unknown) => console.log(JSON.stringify(x, null, 2));
+    const need = (n: number, usage: string) => { if (words.length !== n) throw new Error(`usage: arraysim rcopy ${usage}`); };
+    switch (a.verb) {
+      case 'showgroup': {
+        const all = await adminCall(a.admin, 'GET', '/v1/rcopy/groups') as { groups: { name: string }[] };
+        if (words.length) print({ ...all, groups: all.groups.filter((g) => words.includes(g.name)) });
+        else print(all);
+        return;
+      }
+      case 'startgroup': case 'stopgroup':
+        need(1, `${a.verb} GROUP`);
+        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[0])}/${a.verb === 'startgroup' ? 'start' : 'stop'}`));
+        return;
+      case 'admithost': {
+        const { proximity, rest } = hpeProximity(words);
+        if (rest.length !== 2) throw new Error('usage: arraysim rcopy admithost -proximity primary|secondary|all HOST GROUP');
+        const body = { host: rest[0], proximity };
+        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(rest[1])}/hosts`, { body, schema: ADMITHOST_BODY }));
+        return;
+      }
+      case 'link': {
+        if (words.length > 1) throw new Error('usage: arraysim rcopy link [cut|restore] [--latency-ms MS]');
+        const body = { action: words[0], latencyMs: a.latencyMs };
+        print(await adminCall(a.admin, 'POST', '/v1/rcopy/link', { body, schema: LINK_BODY }));
+        return;
+      }
+    }
+  },
+};

@@ -1,0 +1,553 @@
+/**
+ * The shell around the group machines (group-machine.ts): TCP links, timers, stores, the ALUA
+ * model and the event bus. It turns sockets and store calls into events for a machine and carries
+ * out the actions the machine returns; it decides nothing itself.
+ *
+ * Topology: one TCP connection per group, dialled by the primary to the secondary's link
+ * listener (`peers.listen`); both sides send a hello first (array id, group, role, each volume's
+ * WWN, serial and geometry) and the link is up only when they agree.
+ */
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { encodeMessage, LinkFramer } from '../../protocol/replication/link.ts';
+import type { LinkMessage, VolumeGeometry } from '../../protocol/replication/link.ts';
+import type { ArrayEvents } from '../events.ts';
+import type { LogicalUnit } from '../scsi/lu.ts';
+import type { ScsiTarget } from '../scsi/target.ts';
+import { exclusive } from '../scsi/range-lock.ts';
+import { compareAndWrite } from '../scsi/sbc-ats.ts';
+import { miscompare } from '../scsi/sbc-verify.ts';
+import { SenseError } from '../scsi/types.ts';
+import { interceptCompareAndWrite } from './caw-forward.ts';
+import { GroupMachine, PROXIMITIES } from './group-machine.ts';
+import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq } from './group-machine.ts';
+import { applyOp, ReplicatedStore } from './replicated-store.ts';
+
+export interface PeersConfig {
+  /** This array's name on the link (hello). */
+  name: string;
+  /** HOST:PORT of this array's link listener (a secondary needs one). */
+  listen?: { host: string; port: number };
+  /** HOST:PORT of the peer's link listener (a primary dials it). */
+  peer?: { host: string; port: number };
+}
+
+export interface RcopyGroupConfig {
+  name: string;
+  role: Role;
+  /** The group's volumes in order: the same order on both arrays. */
+  volumes: { target: string; lun: number }[];
+  policies?: Partial<GroupPolicies>;
+  hosts?: Record<string, Proximity>;
+  /** Start replicating as soon as the link is up (default true; the primary decides). */
+  start?: boolean;
+}
+
+export interface RcopyConfig {
+  groups: RcopyGroupConfig[];
+}
+
+export interface LinkFaults { cut: boolean; latencyMs: number }
+
+const HEARTBEAT_MS = 500;
+const REDIAL_MS = 200;
+const RESYNC_CHUNK_BLOCKS = 2048;
+
+/** An outcome that is not `ok` as the sense the host gets. */
+function senseFor(o: Outcome, err?: unknown): unknown {
+  switch (o.kind) {
+    case 'link-lost': return new SenseError('CommandAborted'); // not acknowledged: the host retries (then on a serving path)
+    case 'unavailable': return new SenseError('NotReadyAluaUnavailable');
+    case 'miscompare': return miscompare(o.offset);
+    case 'failed': return err ?? new SenseError('InternalTargetFailure');
+    default: return new Error('not a failure');
+  }
+}
+
+interface Waiter { resolve(): void; reject(e: unknown): void; settled?: { ok: boolean; err?: unknown } }
+
+export class ReplicationGroup {
+  readonly machine: GroupMachine;
+  readonly volumes: LogicalUnit[] = [];
+  readonly stores: ReplicatedStore[] = [];
+  private socket: net.Socket | null = null;
+  private linkUp = false;
+  private sendSeq = 0;
+  private recvSeq = -1;
+  private nextLocal = 1;
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly localErrors = new Map<number, unknown>();
+  private peerApply: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private dialTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** Counters for status and the resync proof. */
+  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, linkUps: 0, linkDowns: 0 };
+
+  constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, unsafeAckBeforePeer = false) {
+    this.machine = new GroupMachine({ name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, unsafeAckBeforePeer });
+    this.machine.started = cfg.role === 'primary' && cfg.start !== false;
+    this.machine.startOnLink = this.machine.started;
+  }
+
+  get role(): Role { return this.machine.role; }
+
+  geometry(): VolumeGeometry[] {
+    return this.volumes.map((lu) => ({ wwn: lu.naa, serial: lu.serial, blockSize: lu.blockSize, blockCount: lu.blockCount }));
+  }
+
+  // ------------------------------------------------------------ events in
+
+  /** A write from this array's LU (the caller holds its range). */
+  write(op: WriteOp): void | Promise<void> {
+    return this.await({ kind: 'local', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op }));
+  }
+
+  /** COMPARE AND WRITE at the secondary: executed by the primary. */
+  compareAndWrite(req: CompareAndWriteReq): void | Promise<void> {
+    return this.await({ kind: 'local', id: this.nextLocal++ }, (origin) => ({ kind: 'host-compare-and-write', origin, req }));
+  }
+
+  /** Run `event` for `origin`, and return when the machine completes it (synchronously if it already has). */
+  private await(origin: Origin, event: (o: Origin) => GroupEvent): void | Promise<void> {
+    const key = originKey(origin);
+    const w: Waiter = { resolve: () => { w.settled = { ok: true }; }, reject: (err) => { w.settled = { ok: false, err }; } };
+    this.waiters.set(key, w);
+    this.step(event(origin));
+    if (w.settled) {
+      this.waiters.delete(key);
+      if (w.settled.ok) return;
+      throw w.settled.err;
+    }
+    return new Promise<void>((resolve, reject) => { w.resolve = resolve; w.reject = reject; });
+  }
+
+  step(e: GroupEvent): void {
+    this.run(this.machine.step(e));
+  }
+
+  operator(command: Parameters<GroupMachine['step']>[0] & { kind: 'operator' }): string | null {
+    const actions = this.machine.step(command);
+    const refused = actions.find((a) => a.kind === 'refuse');
+    this.run(actions);
+    return refused && refused.kind === 'refuse' ? refused.why : null;
+  }
+
+  // ------------------------------------------------------------ actions out
+
+  private run(actions: GroupAction[]): void {
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'send': this.send(a.message); break;
+        case 'apply': this.apply(a); break;
+        case 'complete': this.complete(a.origin, a.outcome); break;
+        case 'alua': this.rc.applyAlua(this, a.state, a.hosts, a.reason); break;
+        case 'transition':
+          this.log.info({ group: this.cfg.name, role: this.role, from: a.from, to: a.to, reason: a.reason }, 'Remote Copy group state');
+          this.rc.events?.emit({ type: 'rcopy.group', group: this.cfg.name, role: this.role, from: a.from, to: a.to, reason: a.reason });
+          break;
+        case 'resync': void this.resync(a.extents); break;
+        case 'drop-link': this.log.warn({ group: this.cfg.name, reason: a.reason }, 'dropping the replication link'); this.socket?.destroy(); break;
+        case 'refuse': break; // operator() reports it
+      }
+    }
+  }
+
+  private apply(a: Extract<GroupAction, { kind: 'apply' }>): void {
+    const store = this.stores[a.op.volume]?.inner;
+    const tag = a.tag;
+    const done = (ok: boolean, err?: unknown) => {
+      if (!ok && tag.from === 'host' && tag.origin.kind === 'local') this.localErrors.set(tag.origin.id, err);
+      this.step({ kind: 'applied', tag, ok, why: err instanceof Error ? err.message : undefined });
+    };
+    if (!store) { done(false, new Error(`no volume ${a.op.volume}`)); return; }
+    const once = (): void | Promise<void> => {
+      let r: void | Promise<void>;
+      try { r = applyOp(store, a.op); } catch (e) { done(false, e); return; }
+      if (r instanceof Promise) return r.then(() => done(true), (e) => done(false, e));
+      done(true);
+    };
+    if (tag.from === 'peer') {
+      // Replicated writes are applied in sequence order, one after the other, without this
+      // array's range lock: a host write here may hold that range while it waits for the
+      // primary, which waits for this apply (README "Peer replication", ordering).
+      const r = this.peerApply ? this.peerApply.then(once) : once();
+      if (r instanceof Promise) {
+        this.peerApply = r;
+        void r.then(() => { if (this.peerApply === r) this.peerApply = null; });
+      }
+      return;
+    }
+    void once();
+  }
+
+  private complete(origin: Origin, outcome: Outcome): void {
+    if (origin.kind === 'forwarded') {
+      this.send({ type: 'ack', forwarded: true, seq: origin.id, status: outcome.kind === 'ok' ? 'ok' : outcome.kind === 'unavailable' ? 'not-primary' : 'not-applied' });
+    }
+    if (outcome.kind === 'ok' && origin.kind !== 'resync') this.stats.replicatedWrites++;
+    const key = originKey(origin);
+    const w = this.waiters.get(key);
+    if (!w) return;
+    this.waiters.delete(key);
+    if (outcome.kind === 'ok') { w.resolve(); return; }
+    const err = origin.kind === 'local' ? this.localErrors.get(origin.id) : undefined;
+    if (origin.kind === 'local') this.localErrors.delete(origin.id);
+    w.reject(senseFor(outcome, err));
+  }
+
+  // ------------------------------------------------------------ the link
+
+  send(m: LinkMessage): void {
+    const s = this.socket;
+    if (!s || !this.linkUp && m.type !== 'hello' && m.type !== 'error') return;
+    const parts = encodeMessage(m, this.sendSeq++);
+    if (m.type === 'write') this.stats.replicatedBytes += m.data.length;
+    const lat = this.rc.faults.latencyMs;
+    const out = () => {
+      if (s.destroyed || this.socket !== s) return;
+      s.cork();
+      for (const p of parts) s.write(p);
+      s.uncork();
+    };
+    if (lat > 0) setTimeout(out, lat); // equal delays fire in order: the stream order is kept
+    else out();
+  }
+
+  /** Take a connected socket (dialled, or accepted and routed by its hello) as this group's link. */
+  attach(s: net.Socket, framer: LinkFramer, first: { sequence: number; message: LinkMessage } | null): (sequence: number, m: LinkMessage) => void {
+    if (this.socket && !this.socket.destroyed) { s.destroy(); return () => {}; }
+    this.socket = s;
+    this.sendSeq = 0;
+    this.recvSeq = -1;
+    s.setNoDelay(true);
+    s.on('error', () => {});
+    s.on('close', () => this.lost(s, 'connection closed'));
+    if (this.role === 'primary') this.send(this.hello());
+    const onMessage = (sequence: number, m: LinkMessage) => {
+      if (sequence !== ((this.recvSeq + 1) >>> 0)) { this.log.warn({ group: this.cfg.name, sequence, expected: this.recvSeq + 1 }, 'link message out of sequence'); s.destroy(); return; }
+      this.recvSeq = sequence;
+      this.machine.heard(Date.now());
+      if (!this.linkUp) { this.handshake(s, m); return; }
+      this.receive(m);
+    };
+    if (first) onMessage(first.sequence, first.message);
+    s.on('data', (chunk: Buffer) => framer.push(chunk, (ev) => {
+      if (ev.kind === 'error') { this.log.warn({ group: this.cfg.name, err: ev.error.message }, 'replication link protocol error'); s.destroy(); return; }
+      if (this.socket === s) onMessage(ev.sequence, ev.message);
+    }));
+    return (sequence, m) => { if (this.socket === s) onMessage(sequence, m); };
+  }
+
+  private hello(): LinkMessage {
+    return { type: 'hello', arrayId: this.rc.peers.name, group: this.cfg.name, role: this.role, volumes: this.geometry() };
+  }
+
+  private handshake(s: net.Socket, m: LinkMessage): void {
+    if (m.type !== 'hello') { this.refuse(s, 'protocol', `expected hello, got ${m.type}`); return; }
+    if (m.group !== this.cfg.name) { this.refuse(s, 'unknown-group', `no group ${m.group} here`); return; }
+    if (m.role === this.role) { this.refuse(s, 'role-conflict', `both arrays are ${m.role} for ${m.group}`); return; }
+    const mine = this.geometry();
+    const why = geometryMismatch(mine, m.volumes);
+    if (why) { this.refuse(s, 'geometry-mismatch', why); return; }
+    if (this.role === 'secondary') this.send(this.hello());
+    this.linkUp = true;
+    this.stats.linkUps++;
+    this.log.info({ group: this.cfg.name, peer: m.arrayId }, 'replication link up');
+    this.step({ kind: 'link-up', peerArray: m.arrayId });
+  }
+
+  private refuse(s: net.Socket, code: 'protocol' | 'unknown-group' | 'role-conflict' | 'geometry-mismatch', message: string): void {
+    this.log.warn({ group: this.cfg.name, code, message }, 'replication link refused');
+    this.send({ type: 'error', code, message });
+    s.end();
+    setTimeout(() => s.destroy(), 100).unref();
+  }
+
+  private receive(m: LinkMessage): void {
+    switch (m.type) {
+      case 'write': case 'write-same': case 'unmap':
+        if (m.forwarded && this.role === 'primary') { this.orderForwarded(m); return; }
+        break;
+      case 'compare-and-write':
+        if (this.role === 'primary') { this.compareAndWriteHere(m); return; }
+        this.send({ type: 'compare-and-write-result', id: m.id, outcome: 'failed', offset: 0 });
+        return;
+    }
+    this.step({ kind: 'peer', message: m });
+  }
+
+  /** A write the secondary forwarded: ordered here like a local one, under this array's range lock. */
+  private orderForwarded(m: Extract<LinkMessage, { type: 'write' | 'write-same' | 'unmap' }>): void {
+    const lu = this.volumes[m.volume];
+    if (!lu) { this.send({ type: 'ack', forwarded: true, seq: m.seq, status: 'no-such-volume' }); return; }
+    const origin: Origin = { kind: 'forwarded', id: m.seq };
+    let op: WriteOp;
+    let lba: bigint;
+    let blocks: bigint;
+    if (m.type === 'write') {
+      op = { kind: 'write', volume: m.volume, lba: m.lba, blocks: m.data.length / lu.blockSize, fua: m.fua, data: m.data };
+      lba = m.lba; blocks = BigInt(op.blocks);
+    } else if (m.type === 'write-same') {
+      op = { kind: 'write-same', volume: m.volume, lba: m.lba, blocks: m.blocks, unmap: m.unmap, block: m.block };
+      lba = m.lba; blocks = BigInt(m.blocks);
+    } else {
+      op = { kind: 'unmap', volume: m.volume, ranges: m.ranges };
+      lba = m.ranges.reduce((x, r) => (r.lba < x ? r.lba : x), lu.blockCount);
+      const end = m.ranges.reduce((x, r) => (r.lba + BigInt(r.blocks) > x ? r.lba + BigInt(r.blocks) : x), 0n);
+      blocks = end > lba ? end - lba : 0n;
+    }
+    const r = exclusive(lu, lba, blocks, () => this.await(origin, (o) => ({ kind: 'host-write', origin: o, op })));
+    if (r instanceof Promise) r.catch(() => {}); // the outcome went back on the link as the ack
+  }
+
+  /** COMPARE AND WRITE from the secondary: run here under the range lock; its write replicates like any other. */
+  private compareAndWriteHere(m: Extract<LinkMessage, { type: 'compare-and-write' }>): void {
+    const lu = this.volumes[m.volume];
+    const reply = (outcome: 'written' | 'miscompare' | 'failed', offset = 0) => this.send({ type: 'compare-and-write-result', id: m.id, outcome, offset });
+    if (!lu) { reply('failed'); return; }
+    const onErr = (e: unknown) => {
+      if (e instanceof SenseError && e.reason === 'MiscompareDuringVerify') reply('miscompare', Number(e.detail.information ?? 0));
+      else reply('failed');
+    };
+    try {
+      const r = exclusive(lu, m.lba, m.blocks, () => compareAndWrite(lu, m.lba, m.blocks, m.verify, m.data, m.fua));
+      if (r instanceof Promise) r.then(() => reply('written'), onErr);
+      else reply('written');
+    } catch (e) { onErr(e); }
+  }
+
+  private lost(s: net.Socket, why: string): void {
+    if (this.socket !== s) return;
+    this.socket = null;
+    const wasUp = this.linkUp;
+    this.linkUp = false;
+    if (wasUp) {
+      this.stats.linkDowns++;
+      this.log.warn({ group: this.cfg.name, why }, 'replication link down');
+      this.step({ kind: 'link-down', reason: why });
+    }
+    this.scheduleDial();
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  start(): void {
+    this.timer = setInterval(() => this.step({ kind: 'tick', now: Date.now() }), HEARTBEAT_MS);
+    this.timer.unref();
+    this.scheduleDial(0);
+  }
+
+  private scheduleDial(ms = REDIAL_MS): void {
+    if (this.role !== 'primary' || this.closed || this.dialTimer || !this.rc.peers.peer) return;
+    this.dialTimer = setTimeout(() => { this.dialTimer = null; this.dial(); }, ms);
+    this.dialTimer.unref();
+  }
+
+  private dial(): void {
+    if (this.closed || this.socket || this.rc.faults.cut) { this.scheduleDial(); return; }
+    const p = this.rc.peers.peer!;
+    const s = net.connect(p.port, p.host);
+    s.on('error', () => {});
+    s.once('connect', () => this.attach(s, new LinkFramer(), null));
+    s.once('close', () => { if (this.socket !== s) this.scheduleDial(); });
+  }
+
+  /** Fault injection: drop the link now (the dialler stays away until restore). */
+  cut(): void { this.socket?.destroy(); }
+
+  stop(): void {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.dialTimer) clearTimeout(this.dialTimer);
+    this.socket?.destroy();
+  }
+
+  // ------------------------------------------------------------ resync
+
+  /** auto_synchronize: send only the regions written while the group was stopped, each read and sent under its range lock. */
+  private async resync(extents: { volume: number; lba: bigint; blocks: number }[]): Promise<void> {
+    try {
+      for (const x of extents) {
+        const lu = this.volumes[x.volume];
+        const inner = this.stores[x.volume].inner;
+        for (let done = 0; done < x.blocks;) {
+          const n = Math.min(RESYNC_CHUNK_BLOCKS, x.blocks - done);
+          const lba = x.lba + BigInt(done);
+          await exclusive(lu, lba, n, async () => {
+            const data = Buffer.from(await inner.read(lba, n));
+            this.stats.resyncBytes += data.length;
+            await this.await({ kind: 'resync', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op: { kind: 'write', volume: x.volume, lba, blocks: n, fua: false, data } }));
+          });
+          done += n;
+        }
+      }
+      this.step({ kind: 'resync-done' });
+    } catch (e) {
+      this.log.warn({ group: this.cfg.name, err: e instanceof Error ? e.message : String(e) }, 'resync interrupted; it restarts with the link');
+    }
+  }
+
+  snapshot(): GroupSnapshot & { volumes: { target: string; lun: number; wwn: string }[]; stats: ReplicationGroup['stats'] } {
+    return {
+      ...this.machine.snapshot(),
+      volumes: this.volumes.map((lu, i) => ({ target: this.cfg.volumes[i].target, lun: lu.lun, wwn: lu.naa })),
+      stats: { ...this.stats },
+    };
+  }
+}
+
+function originKey(o: Origin): string { return `${o.kind}:${o.id}`; }
+
+function geometryMismatch(a: VolumeGeometry[], b: VolumeGeometry[]): string | null {
+  if (a.length !== b.length) return `${a.length} volumes here, ${b.length} on the peer`;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i], y = b[i];
+    if (x.wwn !== y.wwn) return `volume ${i}: WWN ${x.wwn} here, ${y.wwn} on the peer`;
+    if (x.serial !== y.serial) return `volume ${i}: serial ${x.serial} here, ${y.serial} on the peer`;
+    if (x.blockSize !== y.blockSize || x.blockCount !== y.blockCount) return `volume ${i}: ${x.blockCount}×${x.blockSize} here, ${y.blockCount}×${y.blockSize} on the peer`;
+  }
+  return null;
+}
+
+/**
+ * Remote Copy on one array: its groups, its link listener, its link faults. Built by
+ * StorageArray before the LUs (so their stores can be wrapped) and bound to them after.
+ */
+export class RemoteCopy {
+  readonly groups = new Map<string, ReplicationGroup>();
+  readonly faults: LinkFaults = { cut: false, latencyMs: 0 };
+  private server: net.Server | null = null;
+  private readonly byVolume = new Map<string, { group: ReplicationGroup; index: number }>();
+  private readonly accepted = new Set<net.Socket>();
+  /** Test hook (never from configuration): acknowledge before the peer has the write. */
+  static unsafeAckBeforePeer = false;
+
+  constructor(readonly peers: PeersConfig, readonly cfg: RcopyConfig, readonly log: Logger, readonly events?: ArrayEvents) {
+    for (const g of cfg.groups) {
+      if (this.groups.has(g.name)) throw new Error(`rcopy.groups: group ${g.name} twice`);
+      const group = new ReplicationGroup(this, g, log.child({ component: 'rcopy' }), RemoteCopy.unsafeAckBeforePeer);
+      this.groups.set(g.name, group);
+      g.volumes.forEach((v, i) => {
+        const k = `${v.target}\0${v.lun}`;
+        if (this.byVolume.has(k)) throw new Error(`rcopy.groups: ${v.target} LUN ${v.lun} is in two groups`);
+        this.byVolume.set(k, { group, index: i });
+      });
+    }
+  }
+
+  /** The store a replicated LU is built on (its writes go through its group). */
+  wrapStore(target: string, lun: number, store: import('../store/store.ts').BackingStore): import('../store/store.ts').BackingStore {
+    return this.byVolume.has(`${target}\0${lun}`) ? new ReplicatedStore(store) : store;
+  }
+
+  /** The LU exists: join it to its group. */
+  adopt(target: string, lu: LogicalUnit): void {
+    const v = this.byVolume.get(`${target}\0${lu.lun}`);
+    if (!v) return;
+    if (!(lu.store instanceof ReplicatedStore)) throw new Error(`${target} LUN ${lu.lun}: store was not wrapped for replication`);
+    lu.store.volume = v.index;
+    lu.store.sink = v.group;
+    v.group.volumes[v.index] = lu;
+    v.group.stores[v.index] = lu.store;
+    interceptCompareAndWrite(lu, v.group);
+  }
+
+  /** Every volume is bound, every target's ALUA model exists: show the groups' initial ALUA. */
+  bind(targets: Map<string, ScsiTarget>): void {
+    this.targets = targets;
+    for (const g of this.groups.values()) {
+      g.cfg.volumes.forEach((v, i) => { if (!g.volumes[i]) throw new Error(`rcopy group ${g.cfg.name}: no LUN ${v.lun} on target ${v.target}`); });
+      const a = g.machine.alua();
+      this.applyAlua(g, a.state, a.hosts, 'Remote Copy group configured');
+    }
+  }
+
+  private targets = new Map<string, ScsiTarget>();
+
+  /** Set this array's target port groups (of the targets holding the group's volumes) to what the group says. */
+  applyAlua(g: ReplicationGroup, state: import('../scsi/alua.ts').AccessState, hosts: Record<string, import('../scsi/alua.ts').AccessState>, reason: string): void {
+    const names = new Set(g.cfg.volumes.map((v) => v.target));
+    for (const name of names) {
+      const t = this.targets.get(name);
+      if (!t) continue;
+      for (const tpg of t.alua.groups.values()) {
+        if (!tpg.ports.length) continue;
+        const same = tpg.state === state && tpg.hosts.size === Object.keys(hosts).length && Object.entries(hosts).every(([h, s]) => tpg.hosts.get(h) === s);
+        if (same) continue;
+        void t.alua.transition({ tpg: tpg.id, state, reason: `rcopy ${g.cfg.name}: ${reason}`, transitionMs: 0 });
+        for (const [h, s] of Object.entries(hosts)) void t.alua.transition({ tpg: tpg.id, state: s, host: h, reason: `rcopy ${g.cfg.name}: ${reason}`, transitionMs: 0 });
+      }
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.peers.listen) {
+      const l = this.peers.listen;
+      this.server = net.createServer((s) => this.accept(s));
+      await new Promise<void>((resolve, reject) => {
+        this.server!.once('error', reject);
+        this.server!.listen(l.port, l.host, () => {
+          const a = this.server!.address();
+          if (a && typeof a === 'object') l.port = a.port;
+          this.log.info({ link: `${l.host}:${l.port}` }, 'replication link listening');
+          resolve();
+        });
+      });
+    }
+    for (const g of this.groups.values()) g.start();
+  }
+
+  /** An incoming link: routed to its group by the first message (a hello). */
+  private accept(s: net.Socket): void {
+    if (this.faults.cut) { s.destroy(); return; }
+    this.accepted.add(s);
+    s.on('close', () => this.accepted.delete(s));
+    s.on('error', () => {});
+    const framer = new LinkFramer();
+    const timer = setTimeout(() => s.destroy(), 5000);
+    timer.unref();
+    let routed: ((sequence: number, m: import('../../protocol/replication/link.ts').LinkMessage) => void) | null = null;
+    const onData = (chunk: Buffer) => framer.push(chunk, (ev) => {
+      if (ev.kind === 'error') { s.destroy(); return; }
+      // Messages after the hello in the same chunk go to the group the hello chose.
+      if (routed) { routed(ev.sequence, ev.message); return; }
+      s.off('data', onData);
+      clearTimeout(timer);
+      const m = ev.message;
+      const g = m.type === 'hello' ? this.groups.get(m.group) : undefined;
+      if (!g) {
+        const parts = encodeMessage({ type: 'error', code: 'unknown-group', message: m.type === 'hello' ? `no group ${m.group} here` : 'expected hello' }, 0);
+        for (const p of parts) s.write(p);
+        s.end();
+        return;
+      }
+      routed = g.attach(s, framer, { sequence: ev.sequence, message: m });
+    });
+    s.on('data', onData);
+  }
+
+  /** POST /v1/rcopy/link: cut or restore every replication link of this array, and set added latency. */
+  setLink(o: { action?: 'cut' | 'restore'; latencyMs?: number }): void {
+    if (o.latencyMs !== undefined) this.faults.latencyMs = o.latencyMs;
+    if (o.action === 'cut') {
+      this.faults.cut = true;
+      for (const g of this.groups.values()) g.cut();
+      for (const s of this.accepted) s.destroy();
+    } else if (o.action === 'restore') this.faults.cut = false;
+    this.log.warn({ faults: this.faults }, 'replication link fault injection');
+  }
+
+  status(): { array: string; link: LinkFaults & { listen: string | null; peer: string | null }; groups: ReturnType<ReplicationGroup['snapshot']>[] } {
+    const hp = (x?: { host: string; port: number }) => (x ? `${x.host}:${x.port}` : null);
+    return { array: this.peers.name, link: { ...this.faults, listen: hp(this.peers.listen), peer: hp(this.peers.peer) }, groups: [...this.groups.values()].map((g) => g.snapshot()) };
+  }
+
+  async stop(): Promise<void> {
+    for (const g of this.groups.values()) g.stop();
+    for (const s of this.accepted) s.destroy();
+    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
+  }
+}
+
+export { PROXIMITIES };

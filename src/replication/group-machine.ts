@@ -1,0 +1,513 @@
+/**
+ * One Remote Copy group on one array, as a pure state machine (STYLE.md habit 16, after
+ * etcd/raft): `step(event)` returns the actions to carry out; it never touches a socket, a timer,
+ * a store or the ALUA model. src/replication/engine.ts is the shell that feeds it events and
+ * carries out its actions, over TCP in the product and in memory in the unit tests.
+ *
+ * Words from HPE Remote Copy: a group is started or stopped; its SyncStatus is Stopped, Syncing,
+ * Synced (and Failsafe, which keeps one array from accepting writes for a volume whose WWN the
+ * other array also exports); this array's role is primary or secondary.
+ *
+ * Ordering (README "Peer replication"): the primary orders every write of the group. A host
+ * write at the primary is applied locally while its LBA range is held, then replicated with the
+ * next group sequence number; the host gets GOOD once the secondary acknowledges (RPO 0). A host
+ * write at the secondary is forwarded to the primary, which orders it like its own (taking its
+ * range lock), applies, replicates it back, and acknowledges the forward; the secondary applies
+ * replicated writes in sequence order only. So overlapping writes land in one order on both.
+ */
+import type { AccessState } from '../scsi/alua.ts';
+import type { AckStatus, GroupSyncStatus, LinkMessage } from '../../protocol/replication/link.ts';
+
+export type Role = 'primary' | 'secondary';
+export type SyncStatus = GroupSyncStatus;
+/** admithost -proximity: which array is local to the host (`all`: both are). */
+export type Proximity = 'primary' | 'secondary' | 'all';
+export const PROXIMITIES: readonly Proximity[] = ['primary', 'secondary', 'all'];
+
+/** Group policies (setrcopygroup pol …). Active Sync turns on auto_failover and path_management and they cannot be turned off. */
+export interface GroupPolicies {
+  active_active: boolean;
+  path_management: boolean;
+  auto_failover: boolean;
+  auto_recover: boolean;
+  auto_synchronize: boolean;
+}
+
+/** The writes a group replicates, as records (a WRITE SAME is its one block and a count, not the blocks). */
+export type WriteOp =
+  | { kind: 'write'; volume: number; lba: bigint; blocks: number; fua: boolean; data: Buffer }
+  | { kind: 'write-same'; volume: number; lba: bigint; blocks: number; unmap: boolean; block: Buffer }
+  | { kind: 'unmap'; volume: number; ranges: { lba: bigint; blocks: number }[] };
+
+/** Who waits for a write's outcome: a command on this array, or a write the secondary forwarded here. */
+export type Origin = { kind: 'local'; id: number } | { kind: 'forwarded'; id: bigint } | { kind: 'resync'; id: number };
+
+/** A write or compare-and-write outcome for whoever waits. */
+export type Outcome =
+  | { kind: 'ok' }
+  /** Not acknowledged: the link went away before the peer had it (the host may retry elsewhere). */
+  | { kind: 'link-lost' }
+  /** This array does not serve the group now (secondary not Synced, Failsafe): NOT READY 04/0C. */
+  | { kind: 'unavailable' }
+  | { kind: 'failed'; why: string }
+  | { kind: 'miscompare'; offset: number };
+
+export interface CompareAndWriteReq { volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
+
+export type GroupEvent =
+  /** A write on this array (the caller holds its LBA range). */
+  | { kind: 'host-write'; origin: Origin; op: WriteOp }
+  /** COMPARE AND WRITE arrived at this array (the secondary sends it to the primary). */
+  | { kind: 'host-compare-and-write'; origin: Origin; req: CompareAndWriteReq }
+  /** The shell applied an op to the local store: `tag` from the apply action. */
+  | { kind: 'applied'; tag: ApplyTag; ok: boolean; why?: string }
+  /** A message from the peer (hello is handled by the shell before link-up). */
+  | { kind: 'peer'; message: LinkMessage }
+  | { kind: 'link-up'; peerArray: string }
+  | { kind: 'link-down'; reason: string }
+  | { kind: 'tick'; now: number }
+  | { kind: 'resync-done' }
+  | { kind: 'operator'; command: OperatorCommand };
+
+export type OperatorCommand =
+  | { verb: 'start' }
+  | { verb: 'stop' }
+  | { verb: 'admithost'; host: string; proximity: Proximity }
+  | { verb: 'dismisshost'; host: string }
+  | { verb: 'setpolicy'; policy: keyof GroupPolicies; on: boolean };
+
+export type ApplyTag = { from: 'host'; origin: Origin; op: WriteOp } | { from: 'peer'; seq: bigint };
+
+export type GroupAction =
+  | { kind: 'send'; message: LinkMessage }
+  | { kind: 'apply'; op: WriteOp; tag: ApplyTag }
+  | { kind: 'complete'; origin: Origin; outcome: Outcome }
+  /** The ALUA states this array's target port groups should show for the group's volumes. */
+  | { kind: 'alua'; state: AccessState; hosts: Record<string, AccessState>; reason: string }
+  | { kind: 'transition'; from: SyncStatus; to: SyncStatus; reason: string }
+  | { kind: 'resync'; extents: DirtyExtent[] }
+  | { kind: 'drop-link'; reason: string }
+  | { kind: 'refuse'; why: string };
+
+export interface DirtyExtent { volume: number; lba: bigint; blocks: number }
+
+export interface GroupSnapshot {
+  name: string;
+  role: Role;
+  status: SyncStatus;
+  started: boolean;
+  link: 'up' | 'down';
+  peerArray: string | null;
+  policies: GroupPolicies;
+  hosts: Record<string, Proximity>;
+  seq: string;
+  pending: number;
+  dirtyExtents: number;
+  dirtyBlocks: string;
+}
+
+/**
+ * Allowed SyncStatus changes. Stopped → Synced is the secondary told by the primary that the pair
+ * is in sync (a start with nothing to resend); Failsafe is left only by an operator (HPE: override).
+ */
+const TRANSITIONS: Record<SyncStatus, readonly SyncStatus[]> = {
+  Stopped: ['Syncing', 'Synced', 'Failsafe'],
+  Syncing: ['Synced', 'Stopped', 'Failsafe'],
+  Synced: ['Stopped', 'Failsafe'],
+  Failsafe: ['Stopped'],
+};
+
+export class InvalidTransitionError extends Error {}
+
+export interface GroupMachineOptions {
+  name: string;
+  role: Role;
+  policies?: Partial<GroupPolicies>;
+  hosts?: Record<string, Proximity>;
+  /** No heartbeat heard for this long: the link is declared down (ms). */
+  linkTimeoutMs?: number;
+  /** Test hook, never set in the product: acknowledge host writes before the peer has them (the negative control). */
+  unsafeAckBeforePeer?: boolean;
+}
+
+export function defaultPolicies(p: Partial<GroupPolicies> = {}): GroupPolicies {
+  const aa = p.active_active ?? false;
+  // Active Sync / Active Peer Persistence: auto_recover and auto_synchronize on by default;
+  // auto_failover and path_management on and fixed (HPE Remote Copy Active Sync paper, "Setting the group for Active Sync").
+  return {
+    active_active: aa,
+    path_management: aa || (p.path_management ?? false),
+    auto_failover: aa || (p.auto_failover ?? false),
+    auto_recover: p.auto_recover ?? aa,
+    auto_synchronize: p.auto_synchronize ?? aa,
+  };
+}
+
+export class GroupMachine {
+  readonly name: string;
+  readonly role: Role;
+  status: SyncStatus = 'Stopped';
+  /** Operator's wish: the group is started (replicating) unless stopped by the operator. */
+  started = false;
+  /** Start replicating when the link first comes up (configuration `start`), whatever auto_recover says. */
+  startOnLink = false;
+  link: 'up' | 'down' = 'down';
+  peerArray: string | null = null;
+  readonly policies: GroupPolicies;
+  readonly hosts = new Map<string, Proximity>();
+  private readonly linkTimeoutMs: number;
+  private readonly unsafeAckBeforePeer: boolean;
+  /** Primary: next group sequence number to assign; secondary: the last one applied. */
+  private seq = 0n;
+  private peerSeqApplied = 0n;
+  /** Primary: writes replicated and not yet acknowledged, by group seq. */
+  private readonly awaitingPeer = new Map<bigint, { origin: Origin; extents: DirtyExtent[] }>();
+  /** Secondary: forwarded writes and compare-and-writes, by request id. */
+  private readonly forwarded = new Map<bigint, Origin>();
+  private readonly cawSent = new Map<bigint, Origin>();
+  private nextRequest = 1n;
+  /** Writes the secondary does not have (made while the group was stopped): resent by a resync. */
+  private dirty: DirtyExtent[] = [];
+  private lastHeard = 0;
+  private heartbeatNonce = 0n;
+
+  constructor(o: GroupMachineOptions) {
+    this.name = o.name;
+    this.role = o.role;
+    this.policies = defaultPolicies(o.policies);
+    for (const [h, p] of Object.entries(o.hosts ?? {})) this.hosts.set(h, p);
+    this.linkTimeoutMs = o.linkTimeoutMs ?? 3000;
+    this.unsafeAckBeforePeer = !!o.unsafeAckBeforePeer;
+  }
+
+  /** This array serves host I/O for the group now. The primary always does unless failsafe; the secondary only while Synced. */
+  get serving(): boolean {
+    if (this.status === 'Failsafe') return false;
+    if (this.role === 'primary') return true;
+    return this.status === 'Synced' && this.link === 'up';
+  }
+
+  /** Replicating: writes must reach the peer before the host is answered. */
+  private get replicating(): boolean {
+    return this.link === 'up' && (this.status === 'Synced' || this.status === 'Syncing');
+  }
+
+  step(e: GroupEvent): GroupAction[] {
+    const out: GroupAction[] = [];
+    switch (e.kind) {
+      case 'host-write': this.hostWrite(e.origin, e.op, out); break;
+      case 'host-compare-and-write': this.hostCompareAndWrite(e.origin, e.req, out); break;
+      case 'applied': this.applied(e, out); break;
+      case 'peer': this.peer(e.message, out); break;
+      case 'link-up': this.linkUp(e.peerArray, out); break;
+      case 'link-down': this.linkDown(e.reason, out); break;
+      case 'tick': this.tick(e.now, out); break;
+      case 'resync-done': this.resyncDone(out); break;
+      case 'operator': this.operator(e.command, out); break;
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ host I/O
+
+  private hostWrite(origin: Origin, op: WriteOp, out: GroupAction[]): void {
+    if (this.role === 'secondary') {
+      if (!this.serving) { out.push({ kind: 'complete', origin, outcome: { kind: 'unavailable' } }); return; }
+      const id = this.nextRequest++;
+      this.forwarded.set(id, origin);
+      out.push({ kind: 'send', message: toMessage(op, true, id) });
+      return;
+    }
+    if (!this.serving) { out.push({ kind: 'complete', origin, outcome: { kind: 'unavailable' } }); return; }
+    if (origin.kind === 'resync') {
+      // The data is already here (read from this array's store): only the peer needs it.
+      this.replicate(origin, op, out);
+      return;
+    }
+    out.push({ kind: 'apply', op, tag: { from: 'host', origin, op } });
+  }
+
+  private hostCompareAndWrite(origin: Origin, req: CompareAndWriteReq, out: GroupAction[]): void {
+    // The primary runs COMPARE AND WRITE itself (its write comes back here as a host-write).
+    if (this.role === 'primary') { out.push({ kind: 'refuse', why: 'the primary executes COMPARE AND WRITE locally' }); return; }
+    if (!this.serving) { out.push({ kind: 'complete', origin, outcome: { kind: 'unavailable' } }); return; }
+    const id = this.nextRequest++;
+    this.cawSent.set(id, origin);
+    out.push({ kind: 'send', message: { type: 'compare-and-write', id, ...req } });
+  }
+
+  private applied(e: Extract<GroupEvent, { kind: 'applied' }>, out: GroupAction[]): void {
+    if (e.tag.from === 'peer') {
+      out.push({ kind: 'send', message: { type: 'ack', forwarded: false, seq: e.tag.seq, status: e.ok ? 'ok' : 'not-applied' } });
+      return;
+    }
+    const { origin, op } = e.tag;
+    if (!e.ok) { out.push({ kind: 'complete', origin, outcome: { kind: 'failed', why: e.why ?? 'local write failed' } }); return; }
+    this.replicate(origin, op, out);
+  }
+
+  private replicate(origin: Origin, op: WriteOp, out: GroupAction[]): void {
+    if (!this.replicating) {
+      for (const x of extentsOf(op)) this.dirty.push(x);
+      out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } });
+      return;
+    }
+    const seq = ++this.seq;
+    this.awaitingPeer.set(seq, { origin, extents: extentsOf(op) });
+    out.push({ kind: 'send', message: toMessage(op, false, seq) });
+    if (this.unsafeAckBeforePeer) {
+      this.awaitingPeer.delete(seq);
+      out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } });
+    }
+  }
+
+  // ------------------------------------------------------------ the peer
+
+  private peer(m: LinkMessage, out: GroupAction[]): void {
+    switch (m.type) {
+      case 'write': case 'write-same': case 'unmap': {
+        const op = fromMessage(m);
+        if (m.forwarded) {
+          // At the primary: the shell takes the range and sends it back in as a host-write.
+          if (this.role !== 'primary') out.push({ kind: 'send', message: { type: 'ack', forwarded: true, seq: m.seq, status: 'not-primary' } });
+          return;
+        }
+        if (this.role !== 'secondary') { out.push({ kind: 'drop-link', reason: 'both arrays claim the primary role' }); return; }
+        if (m.seq !== this.peerSeqApplied + 1n) {
+          out.push({ kind: 'drop-link', reason: `replicated write ${m.seq} after ${this.peerSeqApplied}: out of order` });
+          return;
+        }
+        this.peerSeqApplied = m.seq;
+        out.push({ kind: 'apply', op, tag: { from: 'peer', seq: m.seq } });
+        return;
+      }
+      case 'ack': {
+        if (m.forwarded) {
+          const origin = this.forwarded.get(m.seq);
+          if (!origin) return;
+          this.forwarded.delete(m.seq);
+          out.push({ kind: 'complete', origin, outcome: m.status === 'ok' ? { kind: 'ok' } : ackFailure(m.status) });
+          return;
+        }
+        const w = this.awaitingPeer.get(m.seq);
+        if (!w) return;
+        this.awaitingPeer.delete(m.seq);
+        const origin = w.origin;
+        if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } }); return; }
+        // The secondary could not apply: it no longer has the group's data; stop the group
+        // (HPE no_fail_wrt_on_err would hide it from the host; here the write is not acknowledged).
+        this.dirty.push(...w.extents);
+        out.push({ kind: 'complete', origin, outcome: ackFailure(m.status) });
+        this.stopReplication(`secondary could not apply write ${m.seq} (${m.status})`, out);
+        return;
+      }
+      case 'compare-and-write-result': {
+        const origin = this.cawSent.get(m.id);
+        if (!origin) return;
+        this.cawSent.delete(m.id);
+        const outcome: Outcome = m.outcome === 'written' ? { kind: 'ok' } : m.outcome === 'miscompare' ? { kind: 'miscompare', offset: m.offset } : { kind: 'failed', why: 'compare-and-write failed at the primary' };
+        out.push({ kind: 'complete', origin, outcome });
+        return;
+      }
+      case 'heartbeat':
+        if (!m.reply) out.push({ kind: 'send', message: { type: 'heartbeat', nonce: m.nonce, reply: true } });
+        return;
+      case 'group-state':
+        if (this.role !== 'secondary') return;
+        if (m.state === this.status) return;
+        if (m.state === 'Synced' || m.state === 'Syncing') {
+          this.started = true;
+          this.transition(this.status, m.state, `primary: ${m.reason}`, out);
+        } else if (m.state === 'Stopped') {
+          this.started = false;
+          this.transition(this.status, 'Stopped', `primary: ${m.reason}`, out);
+        }
+        return;
+      case 'error':
+        out.push({ kind: 'drop-link', reason: `peer error ${m.code}: ${m.message}` });
+        return;
+      default:
+        return; // hello (the shell's), compare-and-write (the shell runs it at the primary)
+    }
+  }
+
+  /** Note that the peer was heard from (any message). */
+  heard(now: number): void { this.lastHeard = now; }
+
+  // ------------------------------------------------------------ link and timers
+
+  private linkUp(peerArray: string, out: GroupAction[]): void {
+    this.link = 'up';
+    this.peerArray = peerArray;
+    this.seq = 0n;
+    this.peerSeqApplied = 0n;
+    // auto_recover (HPE): a group stopped by a link failure restarts when the link returns.
+    if (this.role === 'primary' && this.started && this.startOnLink) { this.startOnLink = false; this.startReplication('link up (group configured started)', out); }
+    else if (this.role === 'primary' && this.started && this.policies.auto_recover) this.startReplication('link restored (auto_recover)', out);
+    else if (this.role === 'primary' && this.started) out.push({ kind: 'alua', ...this.alua(), reason: 'link restored; group stays stopped until startgroup (auto_recover off)' });
+  }
+
+  private linkDown(reason: string, out: GroupAction[]): void {
+    if (this.link === 'down') return;
+    this.link = 'down';
+    // Writes the peer has not acknowledged are not acknowledged to their hosts: the region is
+    // marked for resync (it may be on this array only). No write is ever acknowledged without both.
+    for (const [, w] of this.awaitingPeer) {
+      this.dirty.push(...w.extents);
+      out.push({ kind: 'complete', origin: w.origin, outcome: { kind: 'link-lost' } });
+    }
+    for (const [, origin] of this.forwarded) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
+    for (const [, origin] of this.cawSent) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
+    this.awaitingPeer.clear();
+    this.forwarded.clear();
+    this.cawSent.clear();
+    if (this.status === 'Synced' || this.status === 'Syncing') this.transition(this.status, 'Stopped', `replication link down: ${reason}`, out);
+    else out.push({ kind: 'alua', ...this.alua(), reason: `replication link down: ${reason}` });
+  }
+
+  private tick(now: number, out: GroupAction[]): void {
+    if (this.link !== 'up') return;
+    if (this.lastHeard && now - this.lastHeard > this.linkTimeoutMs) {
+      out.push({ kind: 'drop-link', reason: `nothing heard from the peer for ${now - this.lastHeard} ms` });
+      this.linkDown('heartbeat timeout', out);
+      return;
+    }
+    out.push({ kind: 'send', message: { type: 'heartbeat', nonce: ++this.heartbeatNonce, reply: false } });
+  }
+
+  // ------------------------------------------------------------ operator
+
+  private operator(c: OperatorCommand, out: GroupAction[]): void {
+    switch (c.verb) {
+      case 'start':
+        if (this.role !== 'primary') { out.push({ kind: 'refuse', why: 'startgroup is run on the primary array' }); return; }
+        if (this.status === 'Failsafe') { out.push({ kind: 'refuse', why: 'group is failsafe' }); return; }
+        this.started = true;
+        if (this.link !== 'up') { out.push({ kind: 'refuse', why: 'replication link is down; the group starts when it returns' }); return; }
+        if (this.status === 'Synced' || this.status === 'Syncing') return;
+        this.startReplication('startgroup', out);
+        return;
+      case 'stop':
+        if (this.role !== 'primary') { out.push({ kind: 'refuse', why: 'stopgroup is run on the primary array' }); return; }
+        this.started = false;
+        if (this.status === 'Synced' || this.status === 'Syncing') this.stopReplication('stopgroup', out);
+        return;
+      case 'admithost':
+        this.hosts.set(c.host, c.proximity);
+        out.push({ kind: 'alua', ...this.alua(), reason: `admithost -proximity ${c.proximity} ${c.host}` });
+        return;
+      case 'dismisshost':
+        this.hosts.delete(c.host);
+        out.push({ kind: 'alua', ...this.alua(), reason: `dismissrcopyhost ${c.host}` });
+        return;
+      case 'setpolicy': {
+        const fixed = this.policies.active_active && (c.policy === 'auto_failover' || c.policy === 'path_management');
+        if (fixed && !c.on) { out.push({ kind: 'refuse', why: `${c.policy} cannot be turned off in an active_active group` }); return; }
+        if (c.policy === 'active_active' && c.on && !this.policies.active_active) {
+          Object.assign(this.policies, defaultPolicies({ active_active: true }));
+        } else this.policies[c.policy] = c.on;
+        out.push({ kind: 'alua', ...this.alua(), reason: `setrcopygroup pol ${c.on ? '' : 'no_'}${c.policy}` });
+        return;
+      }
+    }
+  }
+
+  private startReplication(reason: string, out: GroupAction[]): void {
+    this.transition(this.status, 'Syncing', reason, out);
+    out.push({ kind: 'send', message: { type: 'group-state', state: 'Syncing', reason } });
+    out.push({ kind: 'resync', extents: coalesce(this.dirty) });
+  }
+
+  private resyncDone(out: GroupAction[]): void {
+    if (this.status !== 'Syncing') return;
+    this.dirty = [];
+    this.transition('Syncing', 'Synced', 'resync complete', out);
+    out.push({ kind: 'send', message: { type: 'group-state', state: 'Synced', reason: 'resync complete' } });
+  }
+
+  private stopReplication(reason: string, out: GroupAction[]): void {
+    if (this.link === 'up') out.push({ kind: 'send', message: { type: 'group-state', state: 'Stopped', reason } });
+    this.transition(this.status, 'Stopped', reason, out);
+  }
+
+  // ------------------------------------------------------------ states
+
+  /** The one way SyncStatus changes: validated against TRANSITIONS, then logged, published and reflected in ALUA by the shell. */
+  transition(from: SyncStatus, to: SyncStatus, reason: string, out: GroupAction[]): void {
+    if (from !== this.status) throw new InvalidTransitionError(`group ${this.name}: transition from ${from}, but the group is ${this.status}`);
+    if (!TRANSITIONS[from].includes(to)) throw new InvalidTransitionError(`group ${this.name}: ${from} → ${to} is not a Remote Copy transition`);
+    this.status = to;
+    out.push({ kind: 'transition', from, to, reason });
+    out.push({ kind: 'alua', ...this.alua(), reason: `${from} → ${to}: ${reason}` });
+  }
+
+  /**
+   * ALUA of this array's paths for the group. Serving: Active Peer Persistence (active_active):
+   * primary paths active/optimized and secondary active/non-optimized until a host's proximity
+   * says otherwise (proximity `all`: optimized on both; `primary`/`secondary`: optimized on that
+   * array, non-optimized on the other); classic Peer Persistence: secondary standby. Not serving:
+   * unavailable (SPC-5 §5.16.2.4.5: 04/0C for media access).
+   */
+  alua(): { state: AccessState; hosts: Record<string, AccessState> } {
+    if (!this.serving) return { state: 'unavailable', hosts: {} };
+    if (!this.policies.active_active) return { state: this.role === 'primary' ? 'active/optimized' : 'standby', hosts: {} };
+    const state: AccessState = this.role === 'primary' ? 'active/optimized' : 'active/non-optimized';
+    const hosts: Record<string, AccessState> = {};
+    for (const [h, p] of this.hosts) hosts[h] = p === 'all' || p === this.role ? 'active/optimized' : 'active/non-optimized';
+    return { state, hosts };
+  }
+
+  /** The regions the secondary lacks (written while the group was stopped, or in flight at a link loss), coalesced. */
+  dirtyExtents(): DirtyExtent[] { return coalesce(this.dirty); }
+
+  snapshot(): GroupSnapshot {
+    const d = coalesce(this.dirty);
+    return {
+      name: this.name, role: this.role, status: this.status, started: this.started, link: this.link, peerArray: this.peerArray,
+      policies: { ...this.policies }, hosts: Object.fromEntries(this.hosts), seq: String(this.role === 'primary' ? this.seq : this.peerSeqApplied),
+      pending: this.awaitingPeer.size + this.forwarded.size + this.cawSent.size,
+      dirtyExtents: d.length, dirtyBlocks: String(d.reduce((n, x) => n + BigInt(x.blocks), 0n)),
+    };
+  }
+}
+
+function ackFailure(s: AckStatus): Outcome {
+  return s === 'not-primary' ? { kind: 'unavailable' } : { kind: 'failed', why: `peer answered ${s}` };
+}
+
+export function toMessage(op: WriteOp, forwarded: boolean, seq: bigint): LinkMessage {
+  switch (op.kind) {
+    case 'write': return { type: 'write', forwarded, seq, volume: op.volume, lba: op.lba, fua: op.fua, data: op.data };
+    case 'write-same': return { type: 'write-same', forwarded, seq, volume: op.volume, lba: op.lba, blocks: op.blocks, unmap: op.unmap, block: op.block };
+    case 'unmap': return { type: 'unmap', forwarded, seq, volume: op.volume, ranges: op.ranges };
+  }
+}
+
+export function fromMessage(m: Extract<LinkMessage, { type: 'write' | 'write-same' | 'unmap' }>): WriteOp {
+  switch (m.type) {
+    case 'write': return { kind: 'write', volume: m.volume, lba: m.lba, blocks: -1, fua: m.fua, data: m.data };
+    case 'write-same': return { kind: 'write-same', volume: m.volume, lba: m.lba, blocks: m.blocks, unmap: m.unmap, block: m.block };
+    case 'unmap': return { kind: 'unmap', volume: m.volume, ranges: m.ranges };
+  }
+}
+
+export function extentsOf(op: WriteOp): DirtyExtent[] {
+  switch (op.kind) {
+    case 'write': case 'write-same': return [{ volume: op.volume, lba: op.lba, blocks: op.blocks }];
+    case 'unmap': return op.ranges.map((r) => ({ volume: op.volume, lba: r.lba, blocks: r.blocks }));
+  }
+}
+
+/** Sort and merge overlapping or adjacent extents per volume. */
+export function coalesce(xs: readonly DirtyExtent[]): DirtyExtent[] {
+  const s = [...xs].filter((x) => x.blocks > 0).sort((a, b) => a.volume - b.volume || (a.lba < b.lba ? -1 : a.lba > b.lba ? 1 : 0));
+  const out: DirtyExtent[] = [];
+  for (const x of s) {
+    const last = out[out.length - 1];
+    if (last && last.volume === x.volume && x.lba <= last.lba + BigInt(last.blocks)) {
+      const end = x.lba + BigInt(x.blocks) > last.lba + BigInt(last.blocks) ? x.lba + BigInt(x.blocks) : last.lba + BigInt(last.blocks);
+      last.blocks = Number(end - last.lba);
+    } else out.push({ ...x });
+  }
+  return out;
+}

@@ -1,0 +1,93 @@
+/**
+ * The capture point of replication: a BackingStore in front of a replicated volume's own store.
+ * Every write path of the LU (WRITE, WRITE SAME, UNMAP, COMPARE AND WRITE's write, EXTENDED COPY
+ * into this LU) calls store.write/writeSame/unmap inside its range-lock body (range-lock.ts), so
+ * what arrives here arrives in production order while its LBA range is held. The call returns
+ * once the group says the write is on both arrays (or fails with the reason); the range stays
+ * held meanwhile, which is what orders overlapping writes at the primary.
+ *
+ * Reads, mapping queries and flushes go straight to the store: both arrays hold every
+ * acknowledged write, so a local read is never older than one.
+ */
+import type { BackingStore } from '../store/store.ts';
+import type { WriteOp } from './group-machine.ts';
+
+/** What the store needs from its group: order and replicate one op (void when done synchronously). */
+export interface WriteSink {
+  write(op: WriteOp): void | Promise<void>;
+}
+
+export class ReplicatedStore implements BackingStore {
+  /** Set when the volume joins its group (after the LU exists). Until then writes go straight to `inner`. */
+  sink: WriteSink | null = null;
+  volume = -1;
+
+  constructor(readonly inner: BackingStore) {}
+
+  get blockSize(): number { return this.inner.blockSize; }
+  get blockCount(): bigint { return this.inner.blockCount; }
+  get kind(): 'memory' | 'file' { return this.inner.kind; }
+  get thin(): boolean { return this.inner.thin; }
+
+  read(lba: bigint, blocks: number, into?: Buffer): Buffer | Promise<Buffer> { return this.inner.read(lba, blocks, into); }
+
+  write(lba: bigint, data: Buffer, fua?: boolean): void | Promise<void> {
+    if (!this.sink) return this.inner.write(lba, data, fua);
+    return this.sink.write({ kind: 'write', volume: this.volume, lba, blocks: data.length / this.inner.blockSize, fua: !!fua, data });
+  }
+
+  close(): void | Promise<void> { return this.inner.close(); }
+
+  // Optional capabilities exist exactly when the inner store has them (SBC provisioning reads
+  // their presence), hence the getters returning bound functions or undefined.
+  get detach(): BackingStore['detach'] { return this.inner.detach?.bind(this.inner); }
+  get flush(): BackingStore['flush'] { return this.inner.flush?.bind(this.inner); }
+  get mapping(): BackingStore['mapping'] { return this.inner.mapping?.bind(this.inner); }
+  get allocatedBytes(): BackingStore['allocatedBytes'] { return this.inner.allocatedBytes?.bind(this.inner); }
+  get resize(): BackingStore['resize'] { return undefined; } // a replicated volume keeps its geometry (both arrays must agree)
+
+  get unmap(): BackingStore['unmap'] {
+    if (!this.inner.unmap) return undefined;
+    return (lba: bigint, blocks: number) => {
+      if (!this.sink) return this.inner.unmap!(lba, blocks);
+      return this.sink.write({ kind: 'unmap', volume: this.volume, ranges: [{ lba, blocks }] });
+    };
+  }
+
+  get writeSame(): BackingStore['writeSame'] {
+    if (!this.inner.writeSame) return undefined;
+    return (lba: bigint, blocks: number, block: Buffer, unmap: boolean) => {
+      if (!this.sink) return this.inner.writeSame!(lba, blocks, block, unmap);
+      return this.sink.write({ kind: 'write-same', volume: this.volume, lba, blocks, unmap, block });
+    };
+  }
+}
+
+/** Apply an op to a store (the local half of a write, or a write replicated from the peer). */
+export function applyOp(s: BackingStore, op: WriteOp): void | Promise<void> {
+  switch (op.kind) {
+    case 'write': return s.write(op.lba, op.data, op.fua);
+    case 'write-same':
+      if (s.writeSame) return s.writeSame(op.lba, op.blocks, op.block, op.unmap);
+      return writeSameByWrites(s, op.lba, op.blocks, op.block);
+    case 'unmap': {
+      const ps: Promise<void>[] = [];
+      for (const r of op.ranges) {
+        const x = s.unmap ? s.unmap(r.lba, r.blocks) : writeSameByWrites(s, r.lba, r.blocks, Buffer.alloc(s.blockSize));
+        if (x instanceof Promise) ps.push(x);
+      }
+      return ps.length ? Promise.all(ps).then(() => undefined) : undefined;
+    }
+  }
+}
+
+async function writeSameByWrites(s: BackingStore, lba: bigint, blocks: number, block: Buffer): Promise<void> {
+  const per = Math.max(1, Math.floor((1 << 20) / s.blockSize));
+  const buf = Buffer.alloc(Math.min(per, blocks) * s.blockSize);
+  buf.fill(block);
+  for (let done = 0; done < blocks;) {
+    const n = Math.min(per, blocks - done);
+    await s.write(lba + BigInt(done), buf.subarray(0, n * s.blockSize));
+    done += n;
+  }
+}
