@@ -7,6 +7,7 @@
  *                POST /v1/alua          one ALUA state change
  *   events.ts    GET  /v1/events        state changes as server-sent events
  *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
+ *   console.ts   GET  /, /console/:file the web console's files (hidden: not API)
  *
  * To add a route:
  *   1. Write src/admin/routes/<concern>.ts exporting its schemas as constants (body, querystring,
@@ -39,6 +40,7 @@ import * as status from './routes/status.ts';
 import * as alua from './routes/alua.ts';
 import * as events from './routes/events.ts';
 import * as openapi from './routes/openapi.ts';
+import * as webConsole from './routes/console.ts';
 
 /** What a route module gets: the array, its event bus, a logger. */
 export interface AdminDeps {
@@ -54,7 +56,7 @@ export interface AdminRouteModule {
 }
 
 /** Every route module, in the order the OpenAPI document lists them. */
-export const ROUTES: readonly AdminRouteModule[] = [status, alua, events, openapi];
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, events, openapi, webConsole];
 
 export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */
