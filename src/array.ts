@@ -9,11 +9,14 @@ import { AluaModel } from './scsi/alua.ts';
 import { ArrayEvents } from './events.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
+import { ConsistencyGroup } from './splitter/group.ts';
 
 export class StorageArray {
   readonly server: IscsiServer;
   readonly stores: BackingStore[] = [];
   readonly scsiTargets = new Map<string, ScsiTarget>();
+  /** Consistency groups by name (the write splitter, src/splitter). */
+  readonly groups = new Map<string, ConsistencyGroup>();
   /** State changes (ALUA, sessions, …) as they happen: the admin API's GET /v1/events. */
   readonly events: ArrayEvents;
 
@@ -50,7 +53,31 @@ export class StorageArray {
     }
     // One copy manager for the array: EXTENDED COPY may name any LU of any target.
     joinCopyDomain([...a.scsiTargets.values()]);
+    a.createGroups();
     return a;
+  }
+
+  /** Protect the configured LUNs: one ConsistencyGroup per `groups:` entry (or `--splitter`). */
+  private createGroups(): void {
+    const cfg = this.config;
+    for (const g of cfg.groups ?? []) {
+      const sp = cfg.splitters?.find((s) => s.name === g.splitter);
+      if (!sp) throw new Error(`group ${g.name}: no splitter "${g.splitter}"`);
+      const t = g.target ? this.scsiTargets.get(g.target) : [...this.scsiTargets.values()][0];
+      if (!t) throw new Error(`group ${g.name}: no target ${g.target ?? ''}`);
+      const luns = (g.luns ?? [...t.luns.keys()]).map((n) => {
+        const lu = t.luns.get(n);
+        if (!lu) throw new Error(`group ${g.name}: target ${t.name} has no LUN ${n}`);
+        return lu;
+      });
+      const group = new ConsistencyGroup({
+        name: g.name, spec: sp.spec, luns, copies: g.copies, journalBytes: g.journalBytes, startTransfer: g.startTransfer,
+        log: this.log.child({ component: 'splitter', group: g.name }),
+      });
+      this.groups.set(g.name, group);
+      group.listeners.add((e) => this.events.emit({ type: 'group.transfer', group: e.group, from: e.from, to: e.to, reason: e.reason }));
+      this.log.info({ group: g.name, splitter: g.splitter, target: t.name, luns: luns.map((l) => l.lun), copies: g.copies }, 'consistency group ready');
+    }
   }
 
   async start(): Promise<void> {

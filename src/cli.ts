@@ -12,6 +12,7 @@ import { adminAccess } from './admin/auth.ts';
 import { adminCall, defaultAdmin } from './admin/client.ts';
 import { ALUA_SET_BODY } from './admin/routes/alua.ts';
 import { parseHostPort } from './config.ts';
+import { splitterCommands } from './splitter/cli.ts';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -26,10 +27,11 @@ export async function main(argv: string[]): Promise<void> {
         .option('config', { type: 'string', describe: 'YAML configuration file' })
         .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error; default info' })
         .option('admin', { type: 'string', describe: 'admin API HOST:PORT, or "none"; default admin.listen of the config, else 127.0.0.1:(first portal port + 1000). Off loopback it needs a bearer token (ARRAYSIM_ADMIN_TOKEN or admin.tokenFile)' })
+        .option('splitter', { type: 'string', describe: 'protect every LUN in group "default" (local copy "local"): a preset (arraysim splitter presets) or ats=P,xcopy=P,writesame=P,unmap=P, P support|reject|ignore' })
         // The file describes the targets and LUNs; flags for them beside it would be ignored.
-        .conflicts('config', ['target', 'lun']),
+        .conflicts('config', ['target', 'lun', 'splitter']),
       async (a) => {
-        let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel });
+        let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel, splitter: a.splitter });
         if (a.config) {
           if (a.listen?.length) config = { ...config, portals: portalsFrom(a.listen) };
           if (a.logLevel) config = { ...config, logLevel: a.logLevel };
@@ -98,7 +100,8 @@ export async function main(argv: string[]): Promise<void> {
         console.log(JSON.stringify(await adminCall(a.admin, 'POST', '/v1/alua', { body, schema: ALUA_SET_BODY }), null, 2));
       },
     )
-    .demandCommand(1, 'give a command: serve, status, alua')
+    .command(splitterCommands(defaultAdmin()))
+    .demandCommand(1, 'give a command: serve, status, alua, verify, splitter')
     // A usage mistake gets the help text; an error from a command (a LUN that cannot be
     // created, an admin call that failed) is one line from main's caller, not help plus a stack.
     .fail((msg, err, y) => {

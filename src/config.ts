@@ -9,6 +9,9 @@ import YAML from 'yaml';
 import type { ChapConfig, IscsiTuning, PortalConfig } from './iscsi/config.ts';
 import { ALUA_MODES, parseAccessState } from './scsi/alua.ts';
 import type { AluaConfig, AluaMode } from './scsi/alua.ts';
+import { PRIMITIVES, parseSplitterSpec } from './splitter/policy.ts';
+import type { SplitterSpec } from './splitter/policy.ts';
+import { parseSize } from './store/lun-spec.ts';
 
 export interface LunConfig {
   /** LUN SPEC string: `SIZE[,OPTION...]` or `file:PATH[,size=SIZE][,OPTION...]`. */
@@ -32,6 +35,29 @@ export interface TargetConfig {
   alua?: AluaConfig;
 }
 
+/** A named write splitter (YAML `splitters:`): what it does with each VAAI primitive. */
+export interface SplitterConfig {
+  name: string;
+  spec: SplitterSpec;
+}
+
+/** A consistency group (YAML `groups:`; `serve --splitter` makes one called `default`). */
+export interface GroupConfig {
+  name: string;
+  /** Name of a `splitters:` entry. */
+  splitter: string;
+  /** The target whose LUNs it protects; default: the first target. */
+  target?: string;
+  /** Production LUNs (replication sets); default: every LUN of the target. */
+  luns?: number[];
+  /** Local copies (CDP) by name. */
+  copies: string[];
+  /** Journal size limit in bytes (memory journal). */
+  journalBytes: number;
+  /** Start the transfer at once (first initialization, then active); else paused. */
+  startTransfer: boolean;
+}
+
 /** The YAML `admin:` section (README "Admin API"). */
 export interface AdminConfig {
   /** HOST:PORT, or "none"; the `--admin` flag overrides it. */
@@ -45,8 +71,13 @@ export interface ArrayConfig {
   targets: TargetConfig[];
   iscsi: Partial<IscsiTuning>;
   logLevel: string;
+  splitters?: SplitterConfig[];
+  groups?: GroupConfig[];
   admin?: AdminConfig;
 }
+
+/** Journal size limit when none is given: 256 MiB of history per group (memory journal). */
+export const DEFAULT_JOURNAL_BYTES = 256 << 20;
 
 export const DEFAULT_TARGET = 'iqn.2026-11.dev.arraysim:default';
 export const DEFAULT_LISTEN = '127.0.0.1:3260';
@@ -65,15 +96,93 @@ export function portalsFrom(listen: string[]): PortalConfig[] {
 }
 
 /** From CLI flags (no --config). */
-export function configFromFlags(o: { listen?: string[]; target?: string; lun?: string[]; logLevel?: string }): ArrayConfig {
+export function configFromFlags(o: { listen?: string[]; target?: string; lun?: string[]; logLevel?: string; splitter?: string }): ArrayConfig {
   const listen = o.listen && o.listen.length ? o.listen : [DEFAULT_LISTEN];
   const luns = (o.lun && o.lun.length ? o.lun : [DEFAULT_LUN]).map((spec) => ({ spec }));
-  return {
+  const c: ArrayConfig = {
     portals: portalsFrom(listen),
     targets: [{ name: o.target ?? DEFAULT_TARGET, luns }],
     iscsi: {},
     logLevel: o.logLevel ?? 'info',
   };
+  if (o.splitter !== undefined) Object.assign(c, splitterFlag(o.splitter));
+  return c;
+}
+
+/**
+ * `serve --splitter SPEC`: every LUN of the target in one group `default` with one local copy
+ * `local`, a memory journal, transfer started.
+ */
+export function splitterFlag(text: string): Pick<ArrayConfig, 'splitters' | 'groups'> {
+  let spec: SplitterSpec;
+  try { spec = parseSplitterSpec(text); } catch (e) { throw new Error(`--splitter: ${(e as Error).message}`); }
+  return {
+    splitters: [{ name: 'cli', spec }],
+    groups: [{ name: 'default', splitter: 'cli', copies: ['local'], journalBytes: DEFAULT_JOURNAL_BYTES, startTransfer: true }],
+  };
+}
+
+/**
+ * YAML `splitters:`: a list of {name, spec?, ats?, xcopy?, writesame?, unmap?, kind?, xcopyReject?,
+ * advertise?}; `spec` is a SPLITTER SPEC (a preset name, or key=value pairs) that the other
+ * fields override. `groups:` a list of {name, splitter, target?, luns?, copies?, journal?,
+ * startTransfer?}.
+ */
+function splitterSections(doc: any, targets: TargetConfig[], err: (m: string) => Error): Pick<ArrayConfig, 'splitters' | 'groups'> {
+  const out: Pick<ArrayConfig, 'splitters' | 'groups'> = {};
+  if (doc.splitters !== undefined) {
+    if (!Array.isArray(doc.splitters)) throw err('splitters must be a list');
+    out.splitters = doc.splitters.map((sp: any, i: number): SplitterConfig => {
+      const w = `splitters[${i}]`;
+      if (typeof sp?.name !== 'string' || !sp.name) throw err(`${w}.name must be a name`);
+      if (sp.spec !== undefined && typeof sp.spec !== 'string') throw err(`${w}.spec must be a SPLITTER SPEC string`);
+      const tokens: string[] = sp.spec ? [sp.spec] : [];
+      for (const k of [...PRIMITIVES, 'kind']) {
+        if (sp[k] !== undefined) tokens.push(`${k}=${String(sp[k])}`);
+      }
+      if (sp.xcopyReject !== undefined) tokens.push(`xcopy-reject=${String(sp.xcopyReject)}`);
+      if (sp.advertise !== undefined) tokens.push(`advertise=${sp.advertise === true ? 'yes' : sp.advertise === false ? 'no' : String(sp.advertise)}`);
+      const known = new Set(['name', 'spec', ...PRIMITIVES, 'kind', 'xcopyReject', 'advertise']);
+      for (const k of Object.keys(sp)) if (!known.has(k)) throw err(`${w}.${k}: unknown field`);
+      try {
+        return { name: sp.name, spec: parseSplitterSpec(tokens.join(',') || 'ats=support') };
+      } catch (e) {
+        throw err(`${w}: ${(e as Error).message}`);
+      }
+    });
+  }
+  if (doc.groups !== undefined) {
+    if (!Array.isArray(doc.groups)) throw err('groups must be a list');
+    const names = new Set<string>();
+    out.groups = doc.groups.map((g: any, i: number): GroupConfig => {
+      const w = `groups[${i}]`;
+      if (typeof g?.name !== 'string' || !/^[\w.:-]{1,64}$/.test(g.name)) throw err(`${w}.name must be 1-64 letters, digits, . _ : -`);
+      if (names.has(g.name)) throw err(`${w}.name: group "${g.name}" is defined twice`);
+      names.add(g.name);
+      if (typeof g.splitter !== 'string' || !out.splitters?.some((s) => s.name === g.splitter)) {
+        throw err(`${w}.splitter must name an entry of splitters: (${out.splitters?.map((s) => s.name).join(', ') || 'none defined'})`);
+      }
+      if (g.target !== undefined && !targets.some((t) => t.name === g.target)) throw err(`${w}.target: no target "${String(g.target)}"`);
+      const t = g.target === undefined ? targets[0] : targets.find((x) => x.name === g.target)!;
+      if (g.luns !== undefined) {
+        if (!Array.isArray(g.luns) || !g.luns.length || g.luns.some((n: unknown) => !Number.isInteger(n) || (n as number) < 0 || (n as number) >= t.luns.length)) {
+          throw err(`${w}.luns must be a non-empty list of LUN numbers of ${t.name} (0..${t.luns.length - 1})`);
+        }
+      }
+      const copies = g.copies ?? ['local'];
+      if (!Array.isArray(copies) || !copies.length || copies.some((c: unknown) => typeof c !== 'string' || !c)) throw err(`${w}.copies must be a non-empty list of copy names`);
+      let journalBytes = DEFAULT_JOURNAL_BYTES;
+      if (g.journal !== undefined) {
+        try { journalBytes = typeof g.journal === 'number' ? g.journal : parseSize(String(g.journal)); } catch (e) { throw err(`${w}.journal: ${(e as Error).message}`); }
+        if (!(journalBytes > 0)) throw err(`${w}.journal must be a size > 0`);
+      }
+      if (g.startTransfer !== undefined && typeof g.startTransfer !== 'boolean') throw err(`${w}.startTransfer must be true or false`);
+      const known = new Set(['name', 'splitter', 'target', 'luns', 'copies', 'journal', 'startTransfer']);
+      for (const k of Object.keys(g)) if (!known.has(k)) throw err(`${w}.${k}: unknown field`);
+      return { name: g.name, splitter: g.splitter, target: g.target, luns: g.luns, copies, journalBytes, startTransfer: g.startTransfer ?? true };
+    });
+  }
+  return out;
 }
 
 /** From a YAML file; CLI flags given alongside override the file's portals and log level. */
@@ -134,7 +243,10 @@ export function configFromFile(path: string): ArrayConfig {
   });
   const iscsi = { ...(doc.iscsi ?? {}) };
   if (iscsi.keys) iscsi.keys = Object.fromEntries(Object.entries(iscsi.keys).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? 'Yes' : 'No') : String(v)]));
-  return { portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', admin: adminSection(doc.admin, path, err) };
+  return {
+    portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', admin: adminSection(doc.admin, path, err),
+    ...splitterSections(doc, targets, err),
+  };
 }
 
 function adminSection(a: any, file: string, err: (m: string) => Error): AdminConfig | undefined {

@@ -60,7 +60,16 @@ export type SessionEvent =
   /** Ended without a logout: connection lost, NOP-Out timeout, reinstatement, shutdown. */
   | ({ type: 'session.drop'; why: string } & SessionFields);
 
-export type ArrayEventBody = AluaStateEvent | SessionEvent;
+/** A consistency group's transfer state changed (src/splitter/group.ts transition()). */
+export interface GroupTransferEvent {
+  type: 'group.transfer';
+  group: string;
+  from: 'init' | 'active' | 'paused' | 'error';
+  to: 'init' | 'active' | 'paused' | 'error';
+  reason: string;
+}
+
+export type ArrayEventBody = AluaStateEvent | SessionEvent | GroupTransferEvent;
 export type ArrayEvent = ArrayEventBody & EventStamp;
 export type ArrayEventType = ArrayEvent['type'];
 

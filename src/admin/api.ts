@@ -5,6 +5,9 @@
  *   status.ts    GET  /v1/status        targets, LUNs, sessions, per-portal I/O counters
  *   alua.ts      GET  /v1/alua          every target's port groups
  *                POST /v1/alua          one ALUA state change
+ *   splitter.ts  GET  /v1/groups        consistency groups (the write splitter, src/splitter)
+ *                GET  /v1/groups/:group
+ *                POST /v1/groups/:group/verify, POST /v1/groups/:group/bookmarks
  *   events.ts    GET  /v1/events        state changes as server-sent events
  *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
  *   console.ts   GET  /, /console/:file the web console's files (hidden: not API)
@@ -40,6 +43,7 @@ import * as status from './routes/status.ts';
 import * as alua from './routes/alua.ts';
 import * as events from './routes/events.ts';
 import * as openapi from './routes/openapi.ts';
+import * as splitter from './routes/splitter.ts';
 import * as webConsole from './routes/console.ts';
 
 /** What a route module gets: the array, its event bus, a logger. */
@@ -56,7 +60,7 @@ export interface AdminRouteModule {
 }
 
 /** Every route module, in the order the OpenAPI document lists them. */
-export const ROUTES: readonly AdminRouteModule[] = [status, alua, events, openapi, webConsole];
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, openapi, webConsole];
 
 export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */

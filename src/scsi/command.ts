@@ -5,6 +5,7 @@
  * splitter policy all read these fields — nothing else knows which opcodes exist.
  */
 import type { LogicalUnit } from './lu.ts';
+import type { SplitRecorder, SplitterClass } from './split.ts';
 import type { ScsiTarget } from './target.ts';
 import type { Extent, Nexus, ScsiRequest, ScsiResponse } from './types.ts';
 
@@ -35,14 +36,19 @@ export type AluaClass = 'media' | 'standby-ok' | 'unavailable-ok' | 'always';
 /** Whether a pending unit attention is reported for this command (SAM-5 §5.14, SPC-5 §6.x). */
 export type UaClass = 'report' | 'skip';
 
-/** Splitter class (write-splitter issue): how a replicating splitter must treat the command. */
-export type SplitterClass = 'none' | 'write' | 'offload';
+export type { SplitterClass } from './split.ts';
 
 export interface CommandContext {
   readonly lu: LogicalUnit;
   readonly target: ScsiTarget;
   readonly req: ScsiRequest;
   readonly nexus: Nexus;
+  /**
+   * The splitter gate's recorder (split.ts) when a protected LU is written with policy support:
+   * the command's write path reports each store change to it while it holds the range. Null
+   * otherwise.
+   */
+  readonly split: SplitRecorder | null;
 }
 
 export interface CommandDef<C = any> {
@@ -72,6 +78,11 @@ export interface CommandDef<C = any> {
   readonly legacyReservation?: 'allowed' | 'conflict';
   readonly alua: AluaClass;
   readonly ua: UaClass;
+  /**
+   * What a write splitter treats this command as (split.ts): 'none', a plain 'write', or the VAAI
+   * primitive it is ('ats', 'xcopy', 'writesame', 'unmap'), whose policy the splitter applies.
+   * Together with writes() the only thing that decides what is split.
+   */
   readonly splitter: SplitterClass;
   /** Nominal and recommended timeouts, seconds (RSOC CTDP). */
   readonly timeout?: { nominal: number; recommended: number };
@@ -82,7 +93,7 @@ export interface CommandDef<C = any> {
   decode(cdb: Buffer, lu: LogicalUnit, req: ScsiRequest): C;
   /** Execute a decoded command. Never re-parses CDB bytes. */
   execute(ctx: CommandContext, cmd: C): ScsiResponse | Promise<ScsiResponse>;
-  /** The extents this command will write (for the splitter and replication). */
+  /** The extents this command will write (for the splitter and replication; split.ts). */
   writes?(cmd: C): Extent[];
   /** True when the command needs the medium to be present/started (SBC-4 §4.19 START STOP UNIT). */
   readonly needsMedium?: boolean;

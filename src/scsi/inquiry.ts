@@ -8,6 +8,7 @@ import {
 import { invalidField, reserved } from './cdb.ts';
 import type { LogicalUnit } from './lu.ts';
 import type { Nexus } from './types.ts';
+import { hidesPrimitive } from './split.ts';
 import { findVpdPage, vpdPageData } from './vpd.ts';
 import type { VpdPageDef } from './vpd.ts';
 
@@ -50,8 +51,9 @@ export function standardInquiry(lu: LogicalUnit, tpgs: number = TPGS_IMPLICIT): 
     sccs: false,
     acc: false,
     tpgs,
-    // 3PC=1: EXTENDED COPY(LID1) and RECEIVE COPY RESULTS are offered (xcopy.ts, VPD 0x8F).
-    threePc: true,
+    // 3PC=1: EXTENDED COPY(LID1) and RECEIVE COPY RESULTS are offered (xcopy.ts, VPD 0x8F),
+    // unless an array splitter that rejects XCOPY hides it (split.ts).
+    threePc: !hidesPrimitive(lu, 'xcopy'),
     protect: false,
     encserv: false,
     multip: false,

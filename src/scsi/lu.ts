@@ -4,7 +4,7 @@
  * in SAM/SPC order (STYLE.md habit 5):
  *
  *   lookup → unit attention → decode (CDB checks) → ALUA access state → reservations
- *          → medium state → [splitter policy] → execute
+ *          → medium state → splitter policy (split.ts) → execute
  *
  * Handlers throw SenseError/StatusError; this file is where reasons become sense bytes.
  */
@@ -20,6 +20,8 @@ import { SenseError, StatusError, ScsiStatus } from './types.ts';
 import type { Nexus, ScsiRequest, ScsiResponse } from './types.ts';
 import { UnitAttentions } from './ua.ts';
 import { Reservations } from './pr.ts';
+import { splitGate } from './split.ts';
+import type { LuProtection, SplitRecorder } from './split.ts';
 
 export interface LuOptions {
   lun: number;
@@ -109,6 +111,12 @@ export class LogicalUnit {
   private readonly abortHooks = new Map<string, () => void>();
   /** PREVENT ALLOW MEDIUM REMOVAL: nexus keys that hold a prevent. */
   readonly preventers = new Set<string>();
+  /**
+   * The replication set protecting this LU (src/splitter), or null: then the splitter gate costs a
+   * null check and a look at the command's splitter class (only EXTENDED COPY, which may write a
+   * protected LU, goes on to the gate).
+   */
+  protection: LuProtection | null = null;
   /** Counters the admin API reports. */
   readonly stats = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, errors: 0 };
 
@@ -172,7 +180,10 @@ export class LogicalUnit {
       this.target.alua.gate(def, this, req.nexus);
       this.reservations.gate(def, req, cmd);
       if (def.needsMedium) this.mediumGate();
-      const ctx: CommandContext = { lu: this, target: this.target, req, nexus: req.nexus };
+      // EXTENDED COPY is governed by its destination LUs' protection, which may be another LU's.
+      let split: SplitRecorder | null = null;
+      if (def.splitter !== 'none' && (this.protection !== null || def.splitter === 'xcopy')) split = splitGate(def, cmd, this, req);
+      const ctx: CommandContext = { lu: this, target: this.target, req, nexus: req.nexus, split };
       const r = def.execute(ctx, cmd);
       if (r instanceof Promise) return r.catch((e) => this.fail(e, req));
       return r;

@@ -10,6 +10,7 @@ import { invalidField, reserved } from './cdb.ts';
 import type { CommandDef } from './command.ts';
 import { SERVICE_ACTION_OPCODES } from './command.ts';
 import type { LogicalUnit } from './lu.ts';
+import { hidesPrimitive } from './split.ts';
 
 let commands: readonly CommandDef[] | undefined;
 /** Run `f` over the command table: synchronously once it is loaded. */
@@ -78,6 +79,8 @@ export function cdbUsage(def: CommandDef): Buffer {
 function offered(lu: LogicalUnit, all: readonly CommandDef[]): CommandDef[] {
   return all
     .filter((d) => d.supported?.(lu) !== false)
+    // An array splitter that rejects a primitive may stop reporting its commands (split.ts).
+    .filter((d) => d.splitter === 'none' || d.splitter === 'write' || !hidesPrimitive(lu, d.splitter))
     .sort((a, b) => a.opcode - b.opcode || (a.serviceAction ?? -1) - (b.serviceAction ?? -1));
 }
 

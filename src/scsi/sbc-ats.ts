@@ -12,7 +12,8 @@ import type { CommandDef } from './command.ts';
 import { checkRange, invalidField, reserved } from './cdb.ts';
 import type { LogicalUnit } from './lu.ts';
 import { exclusive } from './range-lock.ts';
-import { blockLimits, checkWritable, MEDIA, mustBeDurable, respondAfter } from './sbc-common.ts';
+import { afterStore, blockLimits, checkWritable, MEDIA, mustBeDurable, respondAfter } from './sbc-common.ts';
+import type { SplitRecorder } from './split.ts';
 import { firstDifference, miscompare } from './sbc-verify.ts';
 import { GOOD, ScsiStatus } from './types.ts';
 import type { ScsiResponse } from './types.ts';
@@ -30,15 +31,18 @@ const BLOCKS_BYTE = 13;
 /**
  * Compare [lba, lba+blocks) with `verify`; write `data` there only if they are equal, else throw
  * MISCOMPARE with INFORMATION = offset of the first differing byte from the start of the verify
- * instance (SBC-4 §5.3.1). Synchronous when the store is. The caller holds the range.
+ * instance (SBC-4 §5.3.1). Synchronous when the store is. The caller holds the range. Only the
+ * write half of a matching compare reaches the splitter (`split`), as the data written.
  */
-export function compareAndWrite(lu: LogicalUnit, lba: bigint, blocks: number, verify: Buffer, data: Buffer, fua: boolean): void | Promise<void> {
+export function compareAndWrite(lu: LogicalUnit, lba: bigint, blocks: number, verify: Buffer, data: Buffer, fua: boolean,
+  split: SplitRecorder | null = null): void | Promise<void> {
   const then = (medium: Buffer): void | Promise<void> => {
     const off = firstDifference(medium, verify);
     if (off >= 0) throw miscompare(off);
     lu.stats.writes++;
     lu.stats.writeBytes += data.length;
-    return lu.store.write(lba, data, mustBeDurable(lu, fua));
+    const w = lu.store.write(lba, data, mustBeDurable(lu, fua));
+    return split === null ? w : afterStore(w, () => split.data(lu, lba, data));
   };
   const medium = lu.store.read(lba, blocks);
   return medium instanceof Promise ? medium.then(then) : then(medium);
@@ -48,10 +52,10 @@ export const COMPARE_AND_WRITE: CommandDef<CompareAndWriteCmd> = {
   opcode: 0x89, name: 'COMPARE AND WRITE', cdbLength: 16,
   usage: [0x89, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0x1f, 0x00],
   dataDirection: 'out', reservation: 'write',
-  // 'offload', not 'write': the Data-Out is not the data written (its first half is compared),
-  // and whether anything is written depends on the medium. A splitter replicates the outcome
-  // (writes() after GOOD), never the Data-Out as such.
-  splitter: 'offload',
+  // 'ats', not 'write': the Data-Out is not the data written (its first half is compared), and
+  // whether anything is written depends on the medium. A splitter with policy support replicates
+  // the write half only when the compare matched (compareAndWrite records it after the write).
+  splitter: 'ats',
   ...MEDIA,
   decode: (cdb, lu, req) => {
     if (cdb[1] & 0xe0) throw invalidField(1, 7); // WRPROTECT: no protection information on this LU
@@ -82,7 +86,7 @@ export const COMPARE_AND_WRITE: CommandDef<CompareAndWriteCmd> = {
     const data = d.subarray(len, 2 * len);
     const resp: ScsiResponse = { status: ScsiStatus.Good, data: null, sense: null, dataOutLength: 2 * len };
     const { lba, blocks, fua } = c;
-    return respondAfter(exclusive(lu, lba, blocks, () => compareAndWrite(lu, lba, blocks, verify, data, fua)), resp);
+    return respondAfter(exclusive(lu, lba, blocks, () => compareAndWrite(lu, lba, blocks, verify, data, fua, ctx.split)), resp);
   },
   writes: (c) => (c.blocks ? [{ lba: c.lba, blocks: c.blocks }] : []),
 };

@@ -139,6 +139,15 @@ export function respondAfter(r: unknown, resp: ScsiResponse): ScsiResponse | Pro
   return r instanceof Promise ? r.then(() => resp) : resp;
 }
 
+/**
+ * Run `record` once the store operation `r` has succeeded, still inside the range-lock body that
+ * issued it (so the splitter sees overlapping writes in the order production applied them).
+ */
+export function afterStore(r: void | Promise<void>, record: () => void): void | Promise<void> {
+  if (r instanceof Promise) return r.then(record);
+  record();
+}
+
 /** Common fields of an SBC entry: media access, UAs reported, medium required. */
 export const MEDIA = { alua: 'media', ua: 'report', needsMedium: true } as const;
 
@@ -161,6 +170,8 @@ export function writeBlocks(ctx: CommandContext, lba: bigint, blocks: number, fu
   st.writeBytes += data.length;
   const durable = mustBeDurable(lu, fua);
   const src = data;
-  return respondAfter(exclusive(lu, lba, n, () => lu.store.write(lba, src, durable)), resp);
+  const split = ctx.split;
+  if (split === null) return respondAfter(exclusive(lu, lba, n, () => lu.store.write(lba, src, durable)), resp);
+  return respondAfter(exclusive(lu, lba, n, () => afterStore(lu.store.write(lba, src, durable), () => split.data(lu, lba, src))), resp);
 }
 

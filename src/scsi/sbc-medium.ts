@@ -8,7 +8,8 @@ import { checkRange, invalidField, invalidParam, reserved, rw10, rw16 } from './
 import type { LbaRange } from './cdb.ts';
 import type { BackgroundOperation, LogicalUnit, PowerCondition } from './lu.ts';
 import { exclusive } from './range-lock.ts';
-import { checkWritable, MEDIA, provisioning } from './sbc-common.ts';
+import { afterStore, checkWritable, MEDIA, provisioning } from './sbc-common.ts';
+import type { SplitRecorder } from './split.ts';
 import { GOOD, ScsiStatus, SenseError } from './types.ts';
 import type { ScsiResponse } from './types.ts';
 
@@ -196,9 +197,9 @@ interface FormatCmd {
 }
 
 /** FORMAT UNIT clears the whole medium: deallocate on a thin store, zeros otherwise. */
-function formatResponse(lu: LogicalUnit): Promise<ScsiResponse> {
+function formatResponse(lu: LogicalUnit, split: SplitRecorder | null): Promise<ScsiResponse> {
   const run = async () => {
-    await eraseWork(lu)();
+    await eraseWork(lu, split)();
     await lu.store.flush?.();
   };
   return Promise.resolve(exclusive(lu, 0n, lu.blockCount, run)).then(good);
@@ -231,7 +232,7 @@ const FORMAT_UNIT: CommandDef<FormatCmd> = {
       const defectLen = c.longList ? hdr.readUInt32BE(4) : hdr.readUInt16BE(2);
       if (defectLen !== 0) throw new SenseError('InvalidFieldInParameterList', { fieldPointer: { inCdb: false, byte: c.longList ? 4 : 2 } });
     }
-    return formatResponse(ctx.lu).then((x): ScsiResponse => ({ ...x, dataOutLength: used }));
+    return formatResponse(ctx.lu, ctx.split).then((x): ScsiResponse => ({ ...x, dataOutLength: used }));
   },
   writes: (c) => [{ lba: 0n, blocks: c.blocks }],
 };
@@ -333,18 +334,21 @@ async function wholeLu(lu: LogicalUnit, writeOne: (lba: bigint, blocks: number) 
   }
 }
 
-/** Deallocate (thin) or zero (thick) every block. */
-function eraseWork(lu: LogicalUnit): () => Promise<void> {
+/** Deallocate (thin) or zero (thick) every block; each piece reaches the splitter as it is done. */
+function eraseWork(lu: LogicalUnit, split: SplitRecorder | null): () => Promise<void> {
   const s = lu.store;
-  if (s.unmap) return () => wholeLu(lu, (lba, n) => s.unmap!(lba, n));
-  if (s.writeSame) { const zero = Buffer.alloc(s.blockSize); return () => wholeLu(lu, (lba, n) => s.writeSame!(lba, n, zero, false)); }
+  if (s.unmap) return () => wholeLu(lu, (lba, n) => afterStore(s.unmap!(lba, n), () => split?.unmap(lu, lba, n)));
+  if (s.writeSame) {
+    const zero = Buffer.alloc(s.blockSize);
+    return () => wholeLu(lu, (lba, n) => afterStore(s.writeSame!(lba, n, zero, false), () => split?.same(lu, lba, n, zero, false)));
+  }
   throw new SenseError('InvalidOpcode');
 }
 
-function fillWork(lu: LogicalUnit, block: Buffer): () => Promise<void> {
+function fillWork(lu: LogicalUnit, block: Buffer, split: SplitRecorder | null): () => Promise<void> {
   const s = lu.store;
   if (!s.writeSame) throw new SenseError('InvalidOpcode');
-  return () => wholeLu(lu, (lba, n) => s.writeSame!(lba, n, block, false));
+  return () => wholeLu(lu, (lba, n) => afterStore(s.writeSame!(lba, n, block, false), () => split?.same(lu, lba, n, block, false)));
 }
 
 const TASK_ABORTED: ScsiResponse = Object.freeze({ status: ScsiStatus.TaskAborted, data: null, sense: null }) as ScsiResponse;
@@ -433,16 +437,16 @@ function overwrite(ctx: CommandContext, c: SanitizeCmd): ScsiResponse | Promise<
   // number of passes and INVERT set, the last pass wrote the inverted pattern.
   if (p[0] & 0x80 && count % 2 === 0) for (let i = 0; i < block.length; i++) block[i] ^= 0xff;
   const resp: ScsiResponse = { status: ScsiStatus.Good, data: null, sense: null, dataOutLength: c.paramLength };
-  return startSanitize(ctx, c, count * timing.overwritePassMs, fillWork(lu, block), resp);
+  return startSanitize(ctx, c, count * timing.overwritePassMs, fillWork(lu, block, ctx.split), resp);
 }
 
 const SANITIZE_COMMANDS: CommandDef[] = [
   sanitizeDef(SanitizeAction.Overwrite, 'OVERWRITE', overwrite),
   sanitizeDef(SanitizeAction.BlockErase, 'BLOCK ERASE',
-    (ctx, c) => startSanitize(ctx, c, timing.blockEraseMs, eraseWork(ctx.lu), GOOD),
+    (ctx, c) => startSanitize(ctx, c, timing.blockEraseMs, eraseWork(ctx.lu, ctx.split), GOOD),
     (lu) => sanitizeCharacteristics(lu).blockErase),
   sanitizeDef(SanitizeAction.CryptoErase, 'CRYPTOGRAPHIC ERASE',
-    (ctx, c) => startSanitize(ctx, c, timing.cryptoEraseMs, eraseWork(ctx.lu), GOOD)),
+    (ctx, c) => startSanitize(ctx, c, timing.cryptoEraseMs, eraseWork(ctx.lu, ctx.split), GOOD)),
   // A sanitize here never fails part way (a store error is reported to an IMMED=0 command and
   // logged), so there is no failure mode to leave.
   sanitizeDef(SanitizeAction.ExitFailureMode, 'EXIT FAILURE MODE', () => GOOD),

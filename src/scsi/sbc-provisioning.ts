@@ -6,7 +6,8 @@
 import type { CommandContext, CommandDef } from './command.ts';
 import { checkRange, invalidField, invalidParam, reserved } from './cdb.ts';
 import type { LogicalUnit } from './lu.ts';
-import { blockLimits, checkWritable, MEDIA, provisioning, respondAfter } from './sbc-common.ts';
+import { afterStore, blockLimits, checkWritable, MEDIA, provisioning, respondAfter } from './sbc-common.ts';
+import type { SplitRecorder } from './split.ts';
 import { exclusive } from './range-lock.ts';
 import { ScsiStatus, SenseError } from './types.ts';
 import type { ScsiResponse } from './types.ts';
@@ -26,7 +27,7 @@ const writeSameDef = (opcode: number, len: 10 | 16): CommandDef<WriteSameCmd> =>
   usage: len === 10
     ? [opcode, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, 0x00]
     : [opcode, 0xf9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x00],
-  dataDirection: 'out', reservation: 'write', splitter: 'offload', ...MEDIA,
+  dataDirection: 'out', reservation: 'write', splitter: 'writesame', ...MEDIA,
   decode: (cdb, lu, req) => {
     if (cdb[1] & 0xe0) throw invalidField(1, 7); // WRPROTECT
     // ANCHOR: ANCHOR=1 with UNMAP=0 is always invalid, and anchoring at all needs ANC_SUP=1 in
@@ -65,10 +66,15 @@ const writeSameDef = (opcode: number, len: 10 | 16): CommandDef<WriteSameCmd> =>
     // as Linux LIO does and libiscsi WriteSame10.UnmapUntilEnd (0xFF block, UNMAP=1) checks.
     // UNMAP=0 writes the block; thin stores keep zeros deallocated anyway, so zeroing is
     // metadata work either way.
+    // The splitter gets one record (block, range, whether it was an unmap), never the expanded blocks.
     const { lba, blocks } = c;
-    if (c.unmap && provisioning(lu).writeSameUnmap) return respondAfter(exclusive(lu, lba, blocks, () => s.unmap!(lba, blocks)), resp);
-    return respondAfter(exclusive(lu, lba, blocks, () =>
-      s.writeSame ? s.writeSame(lba, blocks, block, false) : fallbackWriteSame(lu, lba, blocks, block)), resp);
+    const split = ctx.split;
+    if (c.unmap && provisioning(lu).writeSameUnmap) {
+      return respondAfter(exclusive(lu, lba, blocks, () => afterStore(s.unmap!(lba, blocks), () => split?.same(lu, lba, blocks, block, true))), resp);
+    }
+    return respondAfter(exclusive(lu, lba, blocks, () => afterStore(
+      s.writeSame ? s.writeSame(lba, blocks, block, false) : fallbackWriteSame(lu, lba, blocks, block),
+      () => split?.same(lu, lba, blocks, block, false))), resp);
   },
   writes: (c) => (c.blocks ? [{ lba: c.lba, blocks: c.blocks }] : []),
 });
@@ -102,7 +108,7 @@ interface UnmapCmd {
 const UNMAP: CommandDef<UnmapCmd> = {
   opcode: 0x42, name: 'UNMAP', cdbLength: 10,
   usage: [0x42, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3f, 0xff, 0xff, 0x00],
-  dataDirection: 'out', reservation: 'write', splitter: 'offload', ...MEDIA,
+  dataDirection: 'out', reservation: 'write', splitter: 'unmap', ...MEDIA,
   supported: (lu) => provisioning(lu).unmap,
   decode: (cdb, lu, req) => {
     if (!provisioning(lu).unmap) throw new SenseError('InvalidOpcode');
@@ -140,7 +146,7 @@ const UNMAP: CommandDef<UnmapCmd> = {
     const lu = ctx.lu;
     checkWritable(lu);
     const resp: ScsiResponse = { status: ScsiStatus.Good, data: null, sense: null, dataOutLength: c.paramLength };
-    return respondAfter(unmapEach(lu, c.descriptors, 0), resp);
+    return respondAfter(unmapEach(lu, c.descriptors, 0, ctx.split), resp);
   },
   writes: (c) => c.descriptors.map((d) => ({ lba: d.lba, blocks: d.blocks })),
 };
@@ -149,11 +155,11 @@ const UNMAP: CommandDef<UnmapCmd> = {
  * Deallocate descriptors[from..] in order, each under its own exclusive range (UNMAP is not
  * atomic across descriptors, SBC-4 §5.32): synchronous as long as the store and the lock are.
  */
-function unmapEach(lu: LogicalUnit, descriptors: UnmapCmd['descriptors'], from: number): void | Promise<void> {
+function unmapEach(lu: LogicalUnit, descriptors: UnmapCmd['descriptors'], from: number, split: SplitRecorder | null): void | Promise<void> {
   for (let i = from; i < descriptors.length; i++) {
     const { lba, blocks } = descriptors[i];
-    const r = exclusive(lu, lba, blocks, () => lu.store.unmap!(lba, blocks));
-    if (r instanceof Promise) return r.then(() => unmapEach(lu, descriptors, i + 1));
+    const r = exclusive(lu, lba, blocks, () => afterStore(lu.store.unmap!(lba, blocks), () => split?.unmap(lu, lba, blocks)));
+    if (r instanceof Promise) return r.then(() => unmapEach(lu, descriptors, i + 1, split));
   }
 }
 

@@ -10,7 +10,7 @@ import type { CommandDef } from './command.ts';
 import { checkMaxTransfer, checkRange, dataOut, invalidField, lengthFieldByte, reserved, rw10, rw12, rw16 } from './cdb.ts';
 import type { LbaRange } from './cdb.ts';
 import type { LogicalUnit } from './lu.ts';
-import { blockLimits, checkWritable, MEDIA, mustBeDurable, respondAfter, writeBlocks } from './sbc-common.ts';
+import { afterStore, blockLimits, checkWritable, MEDIA, mustBeDurable, respondAfter, writeBlocks } from './sbc-common.ts';
 import { exclusive, shared } from './range-lock.ts';
 import { GOOD, ScsiStatus, SenseError } from './types.ts';
 import type { ScsiResponse } from './types.ts';
@@ -142,7 +142,7 @@ const ORWRITE_16: CommandDef<OrWriteCmd> = {
     const rmw = () => withData(lu, c.lba, n, (old) => {
       const out = Buffer.allocUnsafe(src.length);
       for (let i = 0; i < src.length; i++) out[i] = old[i] | src[i];
-      return lu.store.write(c.lba, out, durable);
+      return afterStore(lu.store.write(c.lba, out, durable), () => ctx.split?.data(lu, c.lba, out, true));
     });
     return respondAfter(exclusive(lu, c.lba, n, rmw), resp);
   },

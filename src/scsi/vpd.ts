@@ -12,15 +12,25 @@ import { targetPortName } from '../../protocol/iscsi/names.ts';
 import { PDT_DIRECT_ACCESS, asciiField } from '../../protocol/scsi/inquiry.ts';
 import type { LogicalUnit } from './lu.ts';
 import type { Nexus } from './types.ts';
+import { invalidField } from './cdb.ts';
 import { thirdPartyCopyVpdBody } from './xcopy.ts';
 import { sanitizeCharacteristics } from './sbc-medium.ts';
 import { blockLimits, provisioning } from './sbc.ts';
+import { hidesPrimitive } from './split.ts';
+import type { SplitPrimitive } from './split.ts';
 
 export interface VpdPageDef {
   readonly page: number;
   readonly name: string;
   /** The page body (bytes 4..), for the LU and the port the command came in on. */
   body(lu: LogicalUnit, nexus: Nexus): Buffer;
+  /** The primitive the page advertises: an array splitter rejecting it may hide the page (split.ts). */
+  readonly primitive?: SplitPrimitive;
+}
+
+/** Whether `lu` offers the page (a page whose primitive a splitter hides is not offered). */
+export function offersVpdPage(def: VpdPageDef, lu: LogicalUnit): boolean {
+  return def.primitive === undefined || !hidesPrimitive(lu, def.primitive);
 }
 
 /** NAA IEEE Registered designator value of an LU (also what EXTENDED COPY target descriptors match). */
@@ -80,10 +90,11 @@ function scsiPorts(lu: LogicalUnit, nexus: Nexus): Buffer {
 /** Block Limits (SBC-4 §6.6.4) from the SBC module's limits; UNMAP fields only where UNMAP is offered. */
 function blockLimitsPage(lu: LogicalUnit): Buffer {
   const l = blockLimits(lu);
-  const p = provisioning(lu);
+  const p = advertisedProvisioning(lu);
   return blockLimitsBody({
     wsnz: l.writeSameNonZero,
-    maxCompareAndWriteLength: l.maxCompareAndWriteLength,
+    // 0: COMPARE AND WRITE not supported (SBC-4 §6.6.4), when a splitter hides ATS.
+    maxCompareAndWriteLength: hidesPrimitive(lu, 'ats') ? 0 : l.maxCompareAndWriteLength,
     optimalTransferLengthGranularity: Math.min(0xffff, l.optimalTransferLengthGranularity),
     maxTransferLength: l.maxTransferLength,
     optimalTransferLength: l.optimalTransferLength,
@@ -102,9 +113,16 @@ function blockLimitsPage(lu: LogicalUnit): Buffer {
   });
 }
 
+/** provisioning() as advertised: an array splitter may hide UNMAP and WRITE SAME's unmap (LBPU, LBPWS). */
+function advertisedProvisioning(lu: LogicalUnit): ReturnType<typeof provisioning> {
+  const p = provisioning(lu);
+  if (lu.protection === null) return p;
+  return { ...p, unmap: p.unmap && !hidesPrimitive(lu, 'unmap'), writeSameUnmap: p.writeSameUnmap && !hidesPrimitive(lu, 'writesame') };
+}
+
 /** In page-code order: SPC-5 §7.7.4 wants the Supported VPD Pages list ascending. */
 export const VPD_PAGES: readonly VpdPageDef[] = [
-  { page: VpdPage.SupportedPages, name: 'Supported VPD Pages', body: () => Buffer.from(VPD_PAGES.map((p) => p.page)) },
+  { page: VpdPage.SupportedPages, name: 'Supported VPD Pages', body: (lu) => Buffer.from(VPD_PAGES.filter((p) => offersVpdPage(p, lu)).map((p) => p.page)) },
   { page: VpdPage.UnitSerialNumber, name: 'Unit Serial Number', body: (lu) => Buffer.from(lu.serial, 'latin1') },
   { page: VpdPage.DeviceIdentification, name: 'Device Identification', body: deviceIdentification },
   {
@@ -119,7 +137,7 @@ export const VPD_PAGES: readonly VpdPageDef[] = [
   },
   { page: VpdPage.ScsiPorts, name: 'SCSI Ports', body: scsiPorts },
   // EXTENDED COPY limits and supported commands (SPC-4 §7.8.17), from the copy manager itself.
-  { page: VpdPage.ThirdPartyCopy, name: 'Third-party Copy', body: thirdPartyCopyVpdBody },
+  { page: VpdPage.ThirdPartyCopy, name: 'Third-party Copy', body: thirdPartyCopyVpdBody, primitive: 'xcopy' },
   { page: VpdPage.BlockLimits, name: 'Block Limits', body: blockLimitsPage },
   {
     page: VpdPage.BlockDeviceCharacteristics, name: 'Block Device Characteristics',
@@ -137,7 +155,7 @@ export const VPD_PAGES: readonly VpdPageDef[] = [
   {
     page: VpdPage.LogicalBlockProvisioning, name: 'Logical Block Provisioning',
     body: (lu) => {
-      const p = provisioning(lu);
+      const p = advertisedProvisioning(lu);
       return logicalBlockProvisioningBody({
         thresholdExponent: 0,
         lbpu: p.unmap, lbpws: p.writeSameUnmap, lbpws10: p.writeSameUnmap,
@@ -156,5 +174,7 @@ export function findVpdPage(page: number): VpdPageDef | undefined {
 }
 
 export function vpdPageData(def: VpdPageDef, lu: LogicalUnit, nexus: Nexus): Buffer {
+  // A page the LU does not offer (hidden by a splitter) is an unsupported PAGE CODE (SPC-5 §6.7.1).
+  if (!offersVpdPage(def, lu)) throw invalidField(2);
   return vpdPage(PDT_DIRECT_ACCESS, def.page, def.body(lu, nexus));
 }

@@ -76,7 +76,8 @@ describe('GET /v1/openapi.json', () => {
     const r = await fetch(`${base}/v1/openapi.json`);
     expect(r.status).toBe(200);
     const doc = await r.json() as any;
-    expect(routes.map((x) => `${x.method} ${x.url}`).sort()).toEqual(['GET /v1/alua', 'GET /v1/events', 'GET /v1/openapi.json', 'GET /v1/status', 'POST /v1/alua']);
+    expect(routes.map((x) => `${x.method} ${x.url}`).sort()).toEqual(['GET /v1/alua', 'GET /v1/events', 'GET /v1/groups', 'GET /v1/groups/:group', 'GET /v1/openapi.json', 'GET /v1/status',
+      'POST /v1/alua', 'POST /v1/groups/:group/bookmarks', 'POST /v1/groups/:group/verify']);
     expect(coverage(doc, routes)).toEqual([]);
     // What a reader of the document needs to drive the API:
     expect(doc.openapi).toBe('3.1.0');
@@ -85,7 +86,7 @@ describe('GET /v1/openapi.json', () => {
     expect(set.requestBody.content['application/json'].schema.properties.state.enum).toContain('standby');
     expect(set.responses['400'].content['application/json'].schema.required).toEqual(['error', 'field']);
     expect(Object.keys(doc.paths['/v1/events'].get.responses['200'].content)).toEqual(['text/event-stream']);
-    expect(doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema.oneOf).toHaveLength(4);
+    expect(doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema.oneOf).toHaveLength(5);
   });
 
   it('is a valid OpenAPI 3.1 document', async () => {

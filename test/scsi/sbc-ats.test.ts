@@ -30,9 +30,9 @@ async function withFileLun<T>(body: (l: Lun) => Promise<T>): Promise<T> {
 }
 
 describe('COMPARE AND WRITE: the command-table entry', () => {
-  it('is a write for reservations, offload for the splitter, and declares the extent it may write', () => {
+  it('is a write for reservations, the ats primitive for the splitter, and declares the extent it may write', () => {
     expect(COMPARE_AND_WRITE.reservation).toBe('write');
-    expect(COMPARE_AND_WRITE.splitter).toBe('offload');
+    expect(COMPARE_AND_WRITE.splitter).toBe('ats');
     expect(COMPARE_AND_WRITE.writes!({ lba: 7n, blocks: 3, fua: false })).toEqual([{ lba: 7n, blocks: 3 }]);
     expect(COMPARE_AND_WRITE.writes!({ lba: 7n, blocks: 0, fua: false })).toEqual([]);
   });

@@ -68,6 +68,17 @@ export const EVENT_SCHEMAS = {
     properties: { type: { const: 'session.drop' }, ...STAMP, ...SESSION_FIELDS, why: { type: 'string' } },
     required: [...SESSION_REQUIRED, 'why'],
   },
+  'group.transfer': {
+    type: 'object', description: 'a consistency group\'s transfer state changed (init, active, paused, error)', additionalProperties: false,
+    properties: {
+      type: { const: 'group.transfer' }, ...STAMP,
+      group: { type: 'string' },
+      from: { type: 'string', enum: ['init', 'active', 'paused', 'error'] },
+      to: { type: 'string', enum: ['init', 'active', 'paused', 'error'] },
+      reason: { type: 'string' },
+    },
+    required: ['type', 'seq', 'time', 'group', 'from', 'to', 'reason'],
+  },
 } as const satisfies Record<ArrayEvent['type'], object>;
 
 /** Any event: what each `data:` line of the stream holds. */

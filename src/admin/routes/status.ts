@@ -1,6 +1,8 @@
 /** GET /v1/status: targets, LUNs, sessions and per-portal I/O counters. */
 import type { FastifyInstance } from 'fastify';
 import type { AdminDeps } from '../api.ts';
+import { GROUP_STATUS } from './splitter.ts';
+import { listGroups } from '../../splitter/admin.ts';
 
 /** Counters: the named ones always, and any a later change adds (new counters show without a schema change). */
 function counters(names: string[], description: string) {
@@ -20,7 +22,7 @@ export const LU_STATS = counters(['reads', 'writes', 'readBytes', 'writeBytes', 
 
 export const STATUS_REPLY = {
   type: 'object',
-  description: 'portals with their counters; targets with their LUNs and sessions',
+  description: 'portals with their counters; targets with their LUNs and sessions; consistency groups',
   properties: {
     portals: {
       type: 'array',
@@ -77,8 +79,9 @@ export const STATUS_REPLY = {
         required: ['name', 'luns', 'sessions'],
       },
     },
+    groups: { type: 'array', items: GROUP_STATUS, description: 'consistency groups of the write splitter (GET /v1/groups)' },
   },
-  required: ['portals', 'targets'],
+  required: ['portals', 'targets', 'groups'],
 } as const;
 
 export const STATUS_ROUTE = {
@@ -100,6 +103,7 @@ export function status({ array: a }: AdminDeps) {
         tsih: s.tsih, initiator: s.initiatorName, isid: s.isid, tpgt: s.portal.tpgt, connections: s.connections.size,
       })),
     })),
+    groups: listGroups(a).groups,
   };
 }
 

@@ -1,0 +1,71 @@
+/**
+ * A running array with a write splitter, as `serve --splitter SPEC` builds it (StorageArray from
+ * configFromFlags, admin API on an ephemeral loopback port), and sessions to it.
+ */
+import pino from 'pino';
+import { StorageArray } from '../../src/array.ts';
+import { AdminApi } from '../../src/admin/api.ts';
+import { configFromFlags } from '../../src/config.ts';
+import type { ConsistencyGroup } from '../../src/splitter/group.ts';
+import type { LogicalUnit } from '../../src/scsi/lu.ts';
+import { TestInitiator } from '../helpers/initiator.ts';
+import type { ScsiResult } from '../helpers/initiator.ts';
+
+export const TARGET = 'iqn.2026-11.dev.arraysim:splitter-test';
+
+export interface SplitterRig {
+  array: StorageArray;
+  admin: AdminApi;
+  adminAddr: string;
+  port: number;
+  group: ConsistencyGroup;
+  lus: LogicalUnit[];
+  session(initiator?: string): Promise<TestInitiator>;
+  close(): Promise<void>;
+}
+
+let isid = 0;
+
+export async function startSplitterArray(splitter: string, luns: string[] = ['8MiB', '8MiB']): Promise<SplitterRig> {
+  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const config = configFromFlags({ listen: ['127.0.0.1:0'], target: TARGET, lun: luns, splitter });
+  const array = await StorageArray.create(config, log);
+  await array.start();
+  const admin = new AdminApi(array, log);
+  const adminPort = await admin.listen('127.0.0.1', 0);
+  const group = array.groups.get('default')!;
+  await group.ready();
+  const sessions: TestInitiator[] = [];
+  return {
+    array, admin, adminAddr: `127.0.0.1:${adminPort}`, port: config.portals[0].port, group,
+    lus: [...array.scsiTargets.get(TARGET)!.luns.values()],
+    async session(initiator = 'iqn.2026-11.dev.arraysim:host-a') {
+      const ini = await TestInitiator.connect(config.portals[0].port);
+      ini.isid = Buffer.from([0x80, 0x12, 0x34, 0x56, 0x7a, isid++ & 0xff]);
+      await ini.login(TARGET, { MaxRecvDataSegmentLength: '262144', FirstBurstLength: '262144', MaxBurstLength: '16776192' }, initiator);
+      for (const lun of luns.keys()) await ini.scsi(lun, [0x00, 0, 0, 0, 0, 0]); // clear power-on UAs
+      sessions.push(ini);
+      return ini;
+    },
+    async close() {
+      for (const s of sessions) s.close();
+      await admin.close();
+      await array.stop();
+    },
+  };
+}
+
+/** [sense key, ASC, ASCQ] of a CHECK CONDITION (fixed format). */
+export const kcq = (r: ScsiResult): number[] => (r.sense ? [r.sense[2] & 0x0f, r.sense[12], r.sense[13]] : []);
+
+export async function adminCall(addr: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(`http://${addr}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, json: await res.json() };
+}
+
+/** A recognisable block pattern. */
+export function pattern(bytes: number, seed: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  for (let i = 0; i < bytes; i += 4) b.writeUInt32BE(((i / 4) * 2654435761 + seed * 40503) >>> 0, i);
+  return b;
+}
