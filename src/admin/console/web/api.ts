@@ -74,7 +74,15 @@ export interface SplitterGroup {
   journal?: { bytes?: number; limitBytes?: number; records?: number; protectionWindow?: { spanMs?: number; oldestTime?: string | null } };
   copies?: { name: string; lag?: { records?: number; bytes?: number } }[];
   ignored?: Record<string, number>;
-  lastVerify?: { consistent?: boolean; time?: string; copy?: string; regions?: { diverged?: number } } | null;
+}
+
+/** POST /v1/groups/:group/verify's reply, the fields the console shows. */
+export interface VerifyResult {
+  group: string;
+  copy: string;
+  consistent: boolean;
+  regions: { compared: number; skipped: number; diverged: number };
+  bytesCompared: number;
 }
 
 export interface AluaStateEvent {
@@ -142,3 +150,5 @@ export interface AluaChange {
 }
 
 export const setAlua = (c: AluaChange): Promise<Alua> => call('POST', '/v1/alua', c);
+
+export const verifyGroup = (group: string): Promise<VerifyResult> => call('POST', `/v1/groups/${encodeURIComponent(group)}/verify`, {});

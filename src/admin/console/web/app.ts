@@ -8,11 +8,14 @@
  *   GET /v1/events    server-sent events: ALUA transitions update the matrix as they happen,
  *                     session events refresh the sessions, every event goes to the events list
  *   POST /v1/alua     a state change, after the confirmation dialog
+ *   POST /v1/groups/:group/verify   a verify, after confirmation; its result is the group's
+ *                     "last verify" (the group status has no such field: the console keeps the
+ *                     last result it got, with its time)
  */
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { ApiError, EVENT_TYPES, REQUESTABLE, getAlua, getGroups, getStatus, setAlua } from './api.ts';
-import type { AccessState, Alua, AluaGroup, AluaStateEvent, SessionEvent, SplitterGroup, Status } from './api.ts';
+import { ApiError, EVENT_TYPES, REQUESTABLE, getAlua, getGroups, getStatus, setAlua, verifyGroup } from './api.ts';
+import type { AccessState, Alua, AluaGroup, AluaStateEvent, SessionEvent, SplitterGroup, Status, VerifyResult } from './api.ts';
 import { RateChart } from './charts.ts';
 import { bytes, clock, duration, h, replace } from './dom.ts';
 
@@ -27,6 +30,8 @@ let status: Status | null = null;
 let alua: Alua | null = null;
 let groups: SplitterGroup[] | null = null;
 let sessionHosts = '';
+/** The last verify this page ran, per group, and when it ended. */
+const lastVerify = new Map<string, { result: VerifyResult; time: Date } | { error: string; time: Date }>();
 const portalChart = new RateChart(document.getElementById('chart-portals')!);
 const luChart = new RateChart(document.getElementById('chart-lus')!);
 
@@ -128,19 +133,23 @@ function renderGroups(): void {
   const ignored = (g: SplitterGroup) => Object.entries(g.ignored ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
   const lag = (g: SplitterGroup) => (g.copies ?? []).map((c) => `${c.name}: ${c.lag?.records ?? 0} rec, ${bytes(c.lag?.bytes ?? 0)}`).join('; ') || '—';
   const verified = (g: SplitterGroup) => {
-    const v = g.lastVerify;
-    if (!v) return h('span', { class: 'muted' }, 'not reported');
-    return h('span', { class: v.consistent ? '' : 'error' },
-      v.consistent ? 'consistent' : `diverged (${v.regions?.diverged ?? '?'} regions)`, v.time ? ` at ${clock(v.time)}` : '');
+    const v = lastVerify.get(g.name);
+    if (!v) return h('span', { class: 'muted' }, 'not run from here');
+    const at = ` at ${v.time.toLocaleTimeString([], { hour12: false })}`;
+    if ('error' in v) return h('span', { class: 'error' }, `failed: ${v.error}${at}`);
+    const r = v.result;
+    return h('span', { class: r.consistent ? '' : 'error', title: `${r.regions.compared} regions compared, ${r.regions.skipped} skipped, ${bytes(r.bytesCompared)}` },
+      r.consistent ? `consistent (${r.copy})` : `diverged: ${r.regions.diverged} regions (${r.copy})`, at);
   };
   replace('groups', h('table', {},
     h('thead', {}, h('tr', {}, h('th', {}, 'group'), h('th', {}, 'transfer'), h('th', { class: 'num' }, 'journal'),
-      h('th', { class: 'num' }, 'protection window'), h('th', {}, 'lag'), h('th', {}, 'ignored commands'), h('th', {}, 'last verify'))),
+      h('th', { class: 'num' }, 'protection window'), h('th', {}, 'lag'), h('th', {}, 'ignored commands'), h('th', {}, 'last verify'), h('th', {}, ''))),
     h('tbody', {}, ...groups.map((g) => h('tr', { 'data-group': g.name },
       h('td', {}, g.name), h('td', {}, g.transfer ?? '—'),
       h('td', { class: 'num' }, `${bytes(g.journal?.bytes ?? 0)} / ${bytes(g.journal?.limitBytes ?? null)}`),
       h('td', { class: 'num' }, g.journal?.protectionWindow?.spanMs === undefined ? '—' : duration(g.journal.protectionWindow.spanMs)),
-      h('td', {}, lag(g)), h('td', {}, ignored(g)), h('td', {}, verified(g)))))));
+      h('td', {}, lag(g)), h('td', {}, ignored(g)), h('td', { 'data-field': 'last-verify' }, verified(g)),
+      h('td', {}, h('button', { type: 'button', class: 'verify', onclick: () => runVerify(g.name) }, 'Verify')))))));
 }
 
 function logEvent(text: string, type: string): void {
@@ -191,6 +200,29 @@ dialog.querySelector('form')!.addEventListener('submit', (e) => {
     errorLine.hidden = false;
   }).finally(() => { submitter.disabled = false; });
 });
+
+/** A yes/no question in the #ask dialog; resolves true when confirmed. */
+function ask(title: string, text: string, go: string): Promise<boolean> {
+  const d = document.getElementById('ask') as HTMLDialogElement;
+  document.getElementById('ask-title')!.textContent = title;
+  document.getElementById('ask-text')!.textContent = text;
+  document.getElementById('ask-ok')!.textContent = go;
+  d.returnValue = '';
+  d.showModal();
+  return new Promise((resolve) => d.addEventListener('close', () => resolve(d.returnValue === 'ok'), { once: true }));
+}
+
+async function runVerify(group: string): Promise<void> {
+  const ok = await ask(`Verify ${group}`,
+    'Drain the journal into the copy, then compare production with it region by region. The array keeps serving I/O meanwhile.', 'Verify');
+  if (!ok) return;
+  try {
+    lastVerify.set(group, { result: await verifyGroup(group), time: new Date() });
+  } catch (e) {
+    lastVerify.set(group, { error: e instanceof Error ? e.message : String(e), time: new Date() });
+  }
+  renderGroups();
+}
 
 // ---- data ----------------------------------------------------------------------------------------
 
