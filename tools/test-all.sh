@@ -13,6 +13,8 @@ say() { printf '\n== %s ==\n' "$*"; }
 
 need_pkgs=()
 command -v iscsi-test-cu >/dev/null || need_pkgs+=(libiscsi-bin)
+# The console's browser test (test/console) drives the system Chromium through puppeteer-core.
+command -v chromium >/dev/null || need_pkgs+=(chromium)
 if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then
   command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
   command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)

@@ -14,7 +14,7 @@
  * not typecheck: web/tsconfig.json does (test/console/typecheck.test.ts runs it).
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
@@ -62,21 +62,35 @@ export async function buildConsole(root = ROOT, outDir = path.join(root, 'dist',
   if (html.includes('{{')) throw new Error('console build: index.html has a placeholder left');
   files.push({ name: 'index.html', body: Buffer.from(html), immutable: false });
 
-  rmSync(outDir, { recursive: true, force: true });
+  // Written in place, each file through a temporary name and a rename, the manifest last, then
+  // files of earlier builds removed: a server reading the folder (or a second build of the same
+  // sources, as two test files may run) never sees a half-written file or a manifest naming a
+  // file not there yet.
   mkdirSync(outDir, { recursive: true });
   const manifest = { built: new Date().toISOString(), files: [] };
+  const keep = new Set(['manifest.json']);
   for (const f of files) {
-    writeFileSync(path.join(outDir, f.name), f.body);
-    writeFileSync(path.join(outDir, `${f.name}.gz`), gzipSync(f.body, { level: 9 }));
-    writeFileSync(path.join(outDir, `${f.name}.br`), brotliCompressSync(f.body, {
+    writeAtomic(path.join(outDir, f.name), f.body);
+    writeAtomic(path.join(outDir, `${f.name}.gz`), gzipSync(f.body, { level: 9 }));
+    writeAtomic(path.join(outDir, `${f.name}.br`), brotliCompressSync(f.body, {
       params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: f.body.length },
     }));
+    for (const n of [f.name, `${f.name}.gz`, `${f.name}.br`]) keep.add(n);
     manifest.files.push({
       name: f.name, type: TYPES[path.extname(f.name)], etag: `"${hashOf(f.body)}"`, immutable: f.immutable, bytes: f.body.length,
     });
   }
-  writeFileSync(path.join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  writeAtomic(path.join(outDir, 'manifest.json'), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
+  for (const name of readdirSync(outDir)) {
+    if (!keep.has(name) && !name.includes('.tmp-')) rmSync(path.join(outDir, name), { force: true });
+  }
   return manifest;
+}
+
+function writeAtomic(file, body) {
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  writeFileSync(tmp, body);
+  renameSync(tmp, file);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
