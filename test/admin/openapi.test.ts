@@ -59,6 +59,7 @@ let array: StorageArray;
 let api: AdminApi;
 let base: string;
 const routes: Seen[] = [];
+const hidden: string[] = [];
 
 beforeAll(async () => {
   const log = pino({ level: 'silent' });
@@ -66,7 +67,11 @@ beforeAll(async () => {
   await array.start();
   api = new AdminApi(array, log);
   // The routes as fastify registers them, seen independently of the document.
-  api.app.addHook('onRoute', (r: RouteOptions) => { routes.push({ method: String(r.method), url: r.url, schema: r.schema as Record<string, any> }); });
+  // Hidden routes (the console's files, src/admin/api.ts) are not API and stay out of the document.
+  api.app.addHook('onRoute', (r: RouteOptions) => {
+    if ((r.schema as { hide?: boolean } | undefined)?.hide) { hidden.push(`${String(r.method)} ${r.url}`); return; }
+    routes.push({ method: String(r.method), url: r.url, schema: r.schema as Record<string, any> });
+  });
   base = `http://127.0.0.1:${await api.listen('127.0.0.1', 0)}`;
 });
 afterAll(async () => { await api?.close(); await array?.stop(); });
@@ -79,6 +84,7 @@ describe('GET /v1/openapi.json', () => {
     expect(routes.map((x) => `${x.method} ${x.url}`).sort()).toEqual(['GET /v1/alua', 'GET /v1/events', 'GET /v1/groups', 'GET /v1/groups/:group', 'GET /v1/openapi.json', 'GET /v1/status',
       'POST /v1/alua', 'POST /v1/groups/:group/bookmarks', 'POST /v1/groups/:group/verify']);
     expect(coverage(doc, routes)).toEqual([]);
+    expect(hidden.sort()).toEqual(['GET /', 'GET /console/:file']);
     // What a reader of the document needs to drive the API:
     expect(doc.openapi).toBe('3.1.0');
     const set = doc.paths['/v1/alua'].post;
@@ -119,7 +125,9 @@ describe('GET /v1/openapi.json', () => {
     const log = pino({ level: 'silent' });
     const extra = new AdminApi(array, log);
     const seen: Seen[] = [];
-    extra.app.addHook('onRoute', (r: RouteOptions) => { seen.push({ method: String(r.method), url: r.url, schema: r.schema as Record<string, any> }); });
+    extra.app.addHook('onRoute', (r: RouteOptions) => {
+      if (!(r.schema as { hide?: boolean } | undefined)?.hide) seen.push({ method: String(r.method), url: r.url, schema: r.schema as Record<string, any> });
+    });
     const schema = {
       params: { type: 'object', properties: { group: { type: 'string' } }, required: ['group'] },
       querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1 } } },
