@@ -10,6 +10,7 @@ import { ArrayEvents } from './events.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
 import { ConsistencyGroup } from './splitter/group.ts';
+import { ArrayMetrics } from './metrics/registry.ts';
 
 export class StorageArray {
   readonly server: IscsiServer;
@@ -19,6 +20,8 @@ export class StorageArray {
   readonly groups = new Map<string, ConsistencyGroup>();
   /** State changes (ALUA, sessions, …) as they happen: the admin API's GET /v1/events. */
   readonly events: ArrayEvents;
+  /** Prometheus metrics; null when the configuration turns them off (`metrics: false`, --no-metrics). */
+  metrics: ArrayMetrics | null = null;
 
   private constructor(readonly config: ArrayConfig, readonly log: Logger) {
     this.events = new ArrayEvents((err, e) => log.error({ err, event: e.type }, 'event subscriber failed'));
@@ -54,6 +57,7 @@ export class StorageArray {
     // One copy manager for the array: EXTENDED COPY may name any LU of any target.
     joinCopyDomain([...a.scsiTargets.values()]);
     a.createGroups();
+    if (config.metrics !== false) a.metrics = new ArrayMetrics(a.server, a.scsiTargets);
     return a;
   }
 

@@ -1,6 +1,8 @@
 /**
  * The arraysim command line. The `serve` flags are a contract scripts depend on:
- *   arraysim serve [--listen HOST:PORT]... [--target IQN] [--lun SPEC]... [--config FILE] [--log-level L]
+ *   arraysim serve [--listen HOST:PORT]... [--target IQN] [--lun SPEC]... [--config FILE] [--log-level L] [--admin HOST:PORT|none] [--no-metrics]
+ * Each verb's --help names every option and LUN SPEC option the README's "Command line" documents
+ * (test/integration/cli-help.test.ts holds the two to each other).
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -23,18 +25,20 @@ export async function main(argv: string[]): Promise<void> {
       (y) => y
         .option('listen', { type: 'string', array: true, describe: 'portal HOST:PORT (repeatable); default 127.0.0.1:3260' })
         .option('target', { type: 'string', describe: 'target IQN; default iqn.2026-11.dev.arraysim:default' })
-        .option('lun', { type: 'string', array: true, describe: 'LUN SPEC (repeatable): SIZE[,opt...] or file:PATH[,size=SIZE][,opt...]; opts thick, removable, readonly, block=512|4096' })
-        .option('config', { type: 'string', describe: 'YAML configuration file' })
-        .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error; default info' })
+        .option('lun', { type: 'string', array: true, describe: 'LUN SPEC (repeatable; LUNs numbered from 0): SIZE[,OPTION...] for a thin memory LUN (256MiB, 1TiB) or file:PATH[,size=SIZE][,OPTION...] for a sparse file; OPTIONs: thick (memory: allocate every page at startup), removable, readonly, block=512|4096 (logical block size), physical=BYTES (physical block size and unmap granularity; default the logical size), writethrough (file: every write durable before GOOD); default one thin 1GiB memory LUN' })
+        .option('config', { type: 'string', describe: 'YAML configuration file (targets and LUNs; not with --target or --lun)' })
+        .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error; default info (overrides the file\'s log.level)' })
         .option('admin', { type: 'string', describe: 'admin API HOST:PORT, or "none"; default admin.listen of the config, else 127.0.0.1:(first portal port + 1000). Off loopback it needs a bearer token (ARRAYSIM_ADMIN_TOKEN or admin.tokenFile)' })
         .option('splitter', { type: 'string', describe: 'protect every LUN in group "default" (local copy "local"): a preset (arraysim splitter presets) or ats=P,xcopy=P,writesame=P,unmap=P, P support|reject|ignore' })
+        .option('metrics', { type: 'boolean', describe: 'Prometheus metrics at GET /metrics on the admin API; --no-metrics turns them off (no per-command timestamps); default on' })
         // The file describes the targets and LUNs; flags for them beside it would be ignored.
         .conflicts('config', ['target', 'lun', 'splitter']),
       async (a) => {
-        let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel, splitter: a.splitter });
+        let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel, splitter: a.splitter, metrics: a.metrics });
         if (a.config) {
           if (a.listen?.length) config = { ...config, portals: portalsFrom(a.listen) };
           if (a.logLevel) config = { ...config, logLevel: a.logLevel };
+          if (a.metrics !== undefined) config = { ...config, metrics: a.metrics };
         }
         const adminAddr = a.admin ?? config.admin?.listen ?? defaultAdmin(config.portals[0]?.port);
         const adminAt = adminAddr === 'none' ? null : parseHostPort(adminAddr);
@@ -85,11 +89,11 @@ export async function main(argv: string[]): Promise<void> {
         .option('state', { type: 'string', describe: 'active/optimized (ao), active/non-optimized (ano), standby, unavailable, offline (set)' })
         .option('host', { type: 'string', describe: 'initiator IQN: change only the state this host sees (host proximity)' })
         .option('clear-host', { type: 'boolean', describe: 'remove the --host override instead of setting one' })
-        .option('preferred', { type: 'boolean', describe: 'set or clear the PREF bit' })
+        .option('preferred', { type: 'boolean', describe: 'set the PREF bit (--no-preferred clears it)' })
         .option('transition-ms', { type: 'number', describe: 'time in transitioning first (default: the configured one)' })
         .option('target', { type: 'string', describe: 'only this target (default: all targets)' })
         .option('reason', { type: 'string', describe: 'logged with the change' })
-        .option('wait', { type: 'boolean', default: true, describe: 'return once the transition is complete' }),
+        .option('wait', { type: 'boolean', default: true, describe: 'return once the transition is complete (--no-wait: at once)' }),
       async (a) => {
         if (a.action === 'show') { console.log(JSON.stringify(await adminCall(a.admin, 'GET', '/v1/alua'), null, 2)); return; }
         // Checked against POST /v1/alua's own schema before sending: a bad --tpg or --state is refused here.

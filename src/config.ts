@@ -74,6 +74,8 @@ export interface ArrayConfig {
   splitters?: SplitterConfig[];
   groups?: GroupConfig[];
   admin?: AdminConfig;
+  /** Prometheus metrics (src/metrics, GET /metrics); false: none, and no latency timestamps per command. Default true. */
+  metrics?: boolean;
 }
 
 /** Journal size limit when none is given: 256 MiB of history per group (memory journal). */
@@ -96,7 +98,7 @@ export function portalsFrom(listen: string[]): PortalConfig[] {
 }
 
 /** From CLI flags (no --config). */
-export function configFromFlags(o: { listen?: string[]; target?: string; lun?: string[]; logLevel?: string; splitter?: string }): ArrayConfig {
+export function configFromFlags(o: { listen?: string[]; target?: string; lun?: string[]; logLevel?: string; splitter?: string; metrics?: boolean }): ArrayConfig {
   const listen = o.listen && o.listen.length ? o.listen : [DEFAULT_LISTEN];
   const luns = (o.lun && o.lun.length ? o.lun : [DEFAULT_LUN]).map((spec) => ({ spec }));
   const c: ArrayConfig = {
@@ -104,6 +106,7 @@ export function configFromFlags(o: { listen?: string[]; target?: string; lun?: s
     targets: [{ name: o.target ?? DEFAULT_TARGET, luns }],
     iscsi: {},
     logLevel: o.logLevel ?? 'info',
+    metrics: o.metrics ?? true,
   };
   if (o.splitter !== undefined) Object.assign(c, splitterFlag(o.splitter));
   return c;
@@ -243,9 +246,10 @@ export function configFromFile(path: string): ArrayConfig {
   });
   const iscsi = { ...(doc.iscsi ?? {}) };
   if (iscsi.keys) iscsi.keys = Object.fromEntries(Object.entries(iscsi.keys).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? 'Yes' : 'No') : String(v)]));
+  if (doc.metrics !== undefined && typeof doc.metrics !== 'boolean') throw err('metrics must be true or false');
   return {
     portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', admin: adminSection(doc.admin, path, err),
-    ...splitterSections(doc, targets, err),
+    ...splitterSections(doc, targets, err), metrics: doc.metrics ?? true,
   };
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as `npm test` and .ci/run call it. On a fresh Debian machine with
 # Node 20 it installs what it needs (system packages via apt when run as root, npm packages
-# via npm ci), then runs: typecheck, unit + integration tests (vitest), libiscsi conformance
+# via npm ci), then runs: the dist/ build, typecheck, unit + integration tests (vitest), libiscsi conformance
 # (three LUN configurations), and the real Linux kernel initiator in a QEMU guest.
 # Env: ARRAYSIM_SKIP_VM=1 / ARRAYSIM_SKIP_CONFORMANCE=1 to leave a stage out (local use only).
 set -uo pipefail
@@ -12,7 +12,11 @@ mkdir -p "$results"
 say() { printf '\n== %s ==\n' "$*"; }
 
 need_pkgs=()
+# Installed without their Recommends (prometheus recommends prometheus-node-exporter, a daemon).
+need_norec=()
 command -v iscsi-test-cu >/dev/null || need_pkgs+=(libiscsi-bin)
+# test/integration/prometheus.test.ts runs its own Prometheus on a loopback port (Debian's package).
+command -v prometheus >/dev/null || need_norec+=(prometheus)
 # The console's browser test (test/console) drives the system Chromium through puppeteer-core.
 command -v chromium >/dev/null || need_pkgs+=(chromium)
 if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then
@@ -20,11 +24,13 @@ if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then
   command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
   command -v mkfs.ext4 >/dev/null || need_pkgs+=(e2fsprogs)
 fi
-if ((${#need_pkgs[@]})); then
-  say "installing system packages: ${need_pkgs[*]}"
-  if [[ $(id -u) != 0 ]]; then echo "need root to apt-get install ${need_pkgs[*]}" >&2; exit 1; fi
+if ((${#need_pkgs[@]} + ${#need_norec[@]})); then
+  say "installing system packages: ${need_pkgs[*]} ${need_norec[*]}"
+  if [[ $(id -u) != 0 ]]; then echo "need root to apt-get install ${need_pkgs[*]} ${need_norec[*]}" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null || { echo "apt-get install failed" >&2; exit 1; }
+  apt-get update -qq || { echo "apt-get update failed" >&2; exit 1; }
+  if ((${#need_pkgs[@]})); then apt-get install -y -qq "${need_pkgs[@]}" >/dev/null || { echo "apt-get install failed" >&2; exit 1; }; fi
+  if ((${#need_norec[@]})); then apt-get install -y -qq --no-install-recommends "${need_norec[@]}" >/dev/null || { echo "apt-get install failed" >&2; exit 1; }; fi
 fi
 
 if [[ ! -d node_modules || ${CI:-} == true ]]; then
@@ -39,6 +45,10 @@ stage() { # name, command...
   if "$@"; then passed=$((passed + 1)); echo "stage $name: PASS"; else failed=$((failed + 1)); echo "stage $name: FAIL"; fi
 }
 
+# bin/arraysim.js runs dist/, and the vitest, conformance and VM stages all start it: build dist/
+# first when a source is newer than it (npm ci builds it through `prepare`, but a checkout with
+# node_modules skips npm ci). On a stale dist/ the bin refuses to start rather than run old code.
+stage build node tools/build.mjs --if-stale
 stage typecheck npx tsc --noEmit
 stage vitest npx vitest run --reporter=default --reporter=json --outputFile="$results/vitest.json"
 [[ ${ARRAYSIM_SKIP_CONFORMANCE:-0} == 1 ]] || stage conformance bash tools/conformance/run.sh

@@ -10,6 +10,7 @@
  *                POST /v1/groups/:group/verify, POST /v1/groups/:group/bookmarks
  *   events.ts    GET  /v1/events        state changes as server-sent events
  *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
+ *   metrics.ts   GET  /metrics          Prometheus text format (src/metrics)
  *   console.ts   GET  /, /console/:file the web console's files (hidden: not API)
  *
  * To add a route:
@@ -44,6 +45,7 @@ import * as alua from './routes/alua.ts';
 import * as events from './routes/events.ts';
 import * as openapi from './routes/openapi.ts';
 import * as splitter from './routes/splitter.ts';
+import * as metrics from './routes/metrics.ts';
 import * as webConsole from './routes/console.ts';
 
 /** What a route module gets: the array, its event bus, a logger. */
@@ -60,7 +62,7 @@ export interface AdminRouteModule {
 }
 
 /** Every route module, in the order the OpenAPI document lists them. */
-export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, openapi, webConsole];
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, openapi, metrics, webConsole];
 
 export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */

@@ -33,6 +33,9 @@ import type { IscsiServer, PortalStats } from './server.ts';
 import { snAdd, snGt, snLt } from './seq.ts';
 import { BufferPool } from './buffer-pool.ts';
 import { SBC_LIMITS } from '../scsi/sbc-common.ts';
+import { classOfCdb, ClassIndex } from '../metrics/command-class.ts';
+import { nowUs, TurnLatencies } from '../metrics/latency.ts';
+import type { CommandLatency } from '../metrics/latency.ts';
 
 /** Target connection states (RFC 7143 §8.1.3, Figure 13). */
 export const enum ConnState {
@@ -74,6 +77,9 @@ export interface Task {
   state: 'collecting' | 'executing';
   aborted: boolean;
   done: Promise<void> | null;
+  /** Latency class (src/metrics/command-class.ts) and when its PDU was read (nowUs()), when metrics are on. */
+  readonly cls: ClassIndex;
+  readonly startUs: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -129,6 +135,12 @@ export class Connection {
   readonly log: Logger;
   readonly remote: string;
   private readonly stats: PortalStats;
+  /** The server's latency recorder, or null with metrics off (src/metrics/latency.ts). */
+  private readonly latency: CommandLatency | null;
+  /** Commands completed during this event-loop turn, recorded when its responses leave (flush). */
+  private readonly turnLatencies: TurnLatencies | null;
+  /** When the current socket read returned (nowUs()); the start of the commands it carries. */
+  private arrivalUs = 0;
 
   /**
    * `staging`: given when the socket reads into buffers we supply (socket-read.ts): the reused
@@ -137,6 +149,8 @@ export class Connection {
   constructor(readonly socket: Socket, readonly server: IscsiServer, readonly portal: PortalConfig, private readonly staging?: Buffer) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.stats = server.portalStats.get(portal)!;
+    this.latency = server.commandLatency;
+    this.turnLatencies = this.latency !== null ? new TurnLatencies(this.latency) : null;
     this.log = server.log.child({ conn: this.remote, portal: `${portal.host}:${portal.port}` });
     this.framer = new Framer({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 65536, reusedChunks: !!staging });
     this.login = new LoginNegotiation({
@@ -203,6 +217,7 @@ export class Connection {
 
   private withCork(fn: () => void): void {
     const sock = this.socket;
+    if (this.latency !== null) this.arrivalUs = nowUs();
     if (!this.flushPending) {
       this.flushPending = true;
       sock.cork();
@@ -221,6 +236,7 @@ export class Connection {
   private readonly flush = (): void => {
     this.flushPending = false;
     this.socket.uncork();
+    this.turnLatencies?.recordAll();
   };
 
   private readonly onFrame = (e: FrameEvent): void => {
@@ -470,11 +486,14 @@ export class Connection {
       this.reject(RejectReason.ProtocolError, bhs);
       return false;
     }
+    // The class is taken now: the CDB is a view of a receive buffer that is reused later.
+    const latency = this.latency;
     const task: Task = {
       itt: pdu.itt, lun: pdu.lun, cmdSN: pdu.cmdSN, immediate: pdu.immediate, cdb: pdu.cdb, edtl: pdu.edtl,
       read: pdu.read, write: pdu.write, attr: pdu.attr, buf: null, received: 0, unsolicitedEnd: 0,
       unsolicitedNext: 0, unsolicitedDone: true, unsolicitedDataSN: 0, r2tNext: 0, r2tSN: 0, r2ts: new Map(), failure: null, pooled: null,
       started: false, state: 'collecting', aborted: false, done: null,
+      cls: latency !== null ? classOfCdb(pdu.cdb) : ClassIndex.Other, startUs: this.arrivalUs,
     };
     if (pdu.write && pdu.edtl > MAX_DATA_OUT) {
       // No buffer and no R2T: the task ends with CHECK CONDITION once its CmdSN comes up (SPC-5
@@ -648,10 +667,17 @@ export class Connection {
     const st = this.stats;
     st.commands++;
     // reads/writes count I/O the port actually served (GOOD), so the counters show which path
-    // carries the I/O; a command refused by the ALUA gate counts only in `commands`.
+    // carries the I/O; a command refused by the ALUA gate counts in `commands` and `errors`.
     if (r.status === 0) {
       if (task.read) { st.reads++; if (r.data) st.readBytes += Math.min(r.data.length, task.edtl); }
       if (task.write) { st.writes++; st.writeBytes += task.edtl; }
+    } else if (r.status !== ScsiStatus.ConditionMet) {
+      st.errors++;
+    }
+    // Inside a turn the response leaves with the turn's writev (flush); outside one, now.
+    if (this.turnLatencies !== null) {
+      if (this.flushPending) this.turnLatencies.add(task.cls, task.startUs);
+      else this.turnLatencies.latency.record(task.cls, task.startUs);
     }
     const edtl = task.edtl;
     let overflow = 0;

@@ -13,6 +13,7 @@ import { DEFAULT_TUNING } from './config.ts';
 import { Connection } from './connection.ts';
 import type { Session } from './session.ts';
 import { adoptSocket } from './socket-read.ts';
+import type { CommandLatency } from '../metrics/latency.ts';
 
 /** Per-connection buffer that reads land in when not straight into a data segment. */
 const STAGING_BYTES = 64 * 1024;
@@ -30,6 +31,8 @@ export interface PortalStats {
   readBytes: number;
   writeBytes: number;
   logins: number;
+  /** Commands answered with a status other than GOOD or CONDITION MET. */
+  errors: number;
 }
 
 export class IscsiServer {
@@ -41,6 +44,11 @@ export class IscsiServer {
   readonly limits: Record<string, string>;
   private readonly servers: net.Server[] = [];
   private tsihCounter = 0;
+  /**
+   * Where connections record each command's latency (src/metrics); null when metrics are off, and
+   * then the I/O path takes no timestamps. Set before listen(): a connection reads it once.
+   */
+  commandLatency: CommandLatency | null = null;
 
   /**
    * @param events where session logins, logouts and drops are published (the array's bus; a
@@ -49,7 +57,7 @@ export class IscsiServer {
   constructor(readonly portals: PortalConfig[], readonly log: Logger, tuning: Partial<IscsiTuning> = {}, readonly events = new ArrayEvents()) {
     this.tuning = { ...DEFAULT_TUNING, ...tuning };
     this.limits = { ...DEFAULT_TARGET_LIMITS, ...this.tuning.keys };
-    for (const p of portals) this.portalStats.set(p, { commands: 0, reads: 0, writes: 0, readBytes: 0, writeBytes: 0, logins: 0 });
+    for (const p of portals) this.portalStats.set(p, { commands: 0, reads: 0, writes: 0, readBytes: 0, writeBytes: 0, logins: 0, errors: 0 });
   }
 
   addTarget(config: IscsiTargetConfig, scsi: ScsiTarget): void {

@@ -13,8 +13,8 @@ import type { SenseReason, SenseDetail } from '../../protocol/scsi/sense.ts';
 import type { BackingStore } from '../store/store.ts';
 import { SpaceExhaustedError } from '../store/store.ts';
 import type { CommandDef, CommandContext } from './command.ts';
-import { SERVICE_ACTION_OPCODES, serviceActionOf, tableKey } from './command.ts';
-import { COMMAND_TABLE } from './table.ts';
+import { SERVICE_ACTION_OPCODES } from './command.ts';
+import { COMMAND_TABLE, lookupCommand } from './table.ts';
 import type { ScsiTarget } from './target.ts';
 import { SenseError, StatusError, ScsiStatus } from './types.ts';
 import type { Nexus, ScsiRequest, ScsiResponse } from './types.ts';
@@ -117,8 +117,12 @@ export class LogicalUnit {
    * protected LU, goes on to the gate).
    */
   protection: LuProtection | null = null;
-  /** Counters the admin API reports. */
-  readonly stats = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, errors: 0 };
+  /**
+   * Counters the admin API and /metrics report. `commands`: every command submitted to this LU;
+   * reads/writes and bytes: media transfers done (XCOPY's included); `errors`: commands that
+   * failed or were refused (fail()); a pending unit attention reported is not one.
+   */
+  readonly stats = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0, errors: 0, commands: 0 };
 
   constructor(readonly target: ScsiTarget, o: LuOptions) {
     this.lun = o.lun;
@@ -143,16 +147,12 @@ export class LogicalUnit {
   get writeProtected(): boolean { return this.readonly || this.settings.swp; }
 
   lookup(cdb: Buffer): CommandDef | undefined {
-    const op = cdb[0];
-    if (SERVICE_ACTION_OPCODES.has(op)) {
-      const def = COMMAND_TABLE.get(tableKey(op, serviceActionOf(cdb)));
-      if (def) return def;
-    }
-    return COMMAND_TABLE.get(op);
+    return lookupCommand(cdb);
   }
 
   /** Run one command through the pipeline. Synchronous when the store is (memory). */
   submit(req: ScsiRequest): ScsiResponse | Promise<ScsiResponse> {
+    this.stats.commands++;
     try {
       const def = this.lookup(req.cdb);
       // Unit attention first (SAM-5 §5.14): even an unsupported opcode reports a pending UA.

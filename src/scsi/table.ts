@@ -3,7 +3,7 @@
  * that owns it. Keyed by opcode, or by opcode<<16|service action for multiplexed opcodes.
  */
 import type { CommandDef } from './command.ts';
-import { tableKey } from './command.ts';
+import { SERVICE_ACTION_OPCODES, serviceActionOf, tableKey } from './command.ts';
 import { SPC_COMMANDS } from './spc.ts';
 import { SBC_COMMANDS } from './sbc.ts';
 import { PR_COMMANDS } from './pr.ts';
@@ -21,3 +21,13 @@ export const COMMAND_TABLE: ReadonlyMap<number, CommandDef> = (() => {
   }
   return m;
 })();
+
+/** The table entry for a CDB: by opcode and service action where the opcode multiplexes, else by opcode. */
+export function lookupCommand(cdb: Buffer): CommandDef | undefined {
+  const op = cdb[0];
+  if (SERVICE_ACTION_OPCODES.has(op)) {
+    const def = COMMAND_TABLE.get(tableKey(op, serviceActionOf(cdb)));
+    if (def) return def;
+  }
+  return COMMAND_TABLE.get(op);
+}

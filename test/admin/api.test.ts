@@ -50,7 +50,7 @@ describe('replies keep their shapes', () => {
     expect(r.json).toEqual(JSON.parse(JSON.stringify(status({ array: rig.array } as any))));
     expect(r.json.portals).toHaveLength(2);
     expect(r.json.targets[0].luns.map((l: any) => l.blocks)).toEqual(['32768', '16384']);
-    expect(Object.keys(r.json.portals[0].stats)).toEqual(['commands', 'reads', 'writes', 'readBytes', 'writeBytes', 'logins']);
+    expect(Object.keys(r.json.portals[0].stats)).toEqual(['commands', 'reads', 'writes', 'readBytes', 'writeBytes', 'logins', 'errors']);
   });
 
   it('GET /v1/alua is every target\'s model as toJSON() gives it', async () => {

@@ -81,7 +81,7 @@ describe('GET /v1/openapi.json', () => {
     const r = await fetch(`${base}/v1/openapi.json`);
     expect(r.status).toBe(200);
     const doc = await r.json() as any;
-    expect(routes.map((x) => `${x.method} ${x.url}`).sort()).toEqual(['GET /v1/alua', 'GET /v1/events', 'GET /v1/groups', 'GET /v1/groups/:group', 'GET /v1/openapi.json', 'GET /v1/status',
+    expect(routes.map((x) => `${x.method} ${x.url}`).sort()).toEqual(['GET /metrics', 'GET /v1/alua', 'GET /v1/events', 'GET /v1/groups', 'GET /v1/groups/:group', 'GET /v1/openapi.json', 'GET /v1/status',
       'POST /v1/alua', 'POST /v1/groups/:group/bookmarks', 'POST /v1/groups/:group/verify']);
     expect(coverage(doc, routes)).toEqual([]);
     expect(hidden.sort()).toEqual(['GET /', 'GET /console/:file']);

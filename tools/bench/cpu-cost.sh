@@ -9,6 +9,7 @@
 # Ports 3325 (tgt, private control port 7305) and 3326 (arraysim); backing file in /dev/shm.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+node tools/build.mjs --if-stale || exit 1   # the target runs from dist/
 ROUNDS=${1:-2}
 CTL=7305
 TGT_PORT=3325

@@ -34,5 +34,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+node tools/build.mjs --if-stale || exit 1   # the targets run from dist/
 # node directly (not npx): one process between this shell and the benchmark, so signals reach it.
 node --import tsx tools/bench/run.ts "$@"

@@ -4,9 +4,11 @@
  * Writes results/bench/bench.md and prints it. See tools/bench/README.md.
  *
  *   tools/bench/run.sh [--duration 10] [--write-seconds 4] [--no-tib] [--no-loopback] [--only tgt|arraysim]
+ *   tools/bench/run.sh --metrics-cost [--rounds 5] [--duration 10]   # metrics on vs off, 4 KiB random reads
  *   npx tsx tools/bench/run.ts ...same options...
  *
  * Loopback only, ports 3321 (tgt), 3322 (arraysim), 3323 (arraysim 1 TiB), 3324 (loopback ceiling);
+ * --metrics-cost: 3327 and 3328 (arraysim with metrics on / off), admin APIs on 3329 / 3320.
  * tgtd uses the private control port 7303, never the default control socket.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -17,6 +19,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { classOfCdb } from '../../src/metrics/command-class.ts';
+import { CommandLatency, TurnLatencies, nowUs } from '../../src/metrics/latency.ts';
 import { Progress } from '../../src/progress.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -32,13 +36,17 @@ const argv = yargs(hideBin(process.argv))
   .option('tgt-stock', { type: 'boolean', default: false, describe: "keep tgt's stock iSCSI parameters (8 KiB data segments) instead of matching arraysim's" })
   .option('only', { type: 'string', choices: ['tgt', 'arraysim'], describe: 'run one side only' })
   .option('out', { type: 'string', default: 'results/bench', describe: 'output directory (relative to the repo root)' })
+  .option('scrape-ms', { type: 'number', default: 1000, describe: '--metrics-cost: scrape the metrics-on target every this many ms during its runs (0: never)' })
+  .option('metrics-cost', { type: 'boolean', default: false, describe: 'instead: the cost of metrics, two arraysim processes alike but for --no-metrics, alternating 4 KiB random read runs (default 5 rounds); writes metrics-cost.md' })
   .strict()
   .help()
   .parseSync();
 
 const DURATION = Math.min(30, Math.max(1, Math.round(argv.duration)));
 const WRITE_SECONDS = Math.min(15, Math.max(1, argv['write-seconds']));
-const ROUNDS = Math.min(9, Math.max(1, Math.round(argv.rounds)));
+// --metrics-cost wants more rounds than the side-by-side run: its effect is a few percent.
+const roundsGiven = process.argv.some((a) => a === '--rounds' || a.startsWith('--rounds='));
+const ROUNDS = Math.min(9, Math.max(1, Math.round(argv['metrics-cost'] && !roundsGiven ? 5 : argv.rounds)));
 const QD = 32;
 const HOST = '127.0.0.1';
 const TGT_PORT = 3321;
@@ -248,8 +256,8 @@ async function startTgt(): Promise<Target | string> {
   };
 }
 
-async function startArraysim(lun: string, port: number, tag: string): Promise<Target | string> {
-  const cmd = AS_CMD.replaceAll('{listen}', `${HOST}:${port}`).replaceAll('{lun}', lun);
+async function startArraysim(lun: string, port: number, tag: string, template = AS_CMD): Promise<Target | string> {
+  const cmd = template.replaceAll('{listen}', `${HOST}:${port}`).replaceAll('{lun}', lun);
   if (await portOpen(port)) return `port ${port} already in use`;
   const logPath = path.join(outDir, `arraysim-${tag}.log`);
   const logFd = fs.openSync(logPath, 'w');
@@ -500,4 +508,171 @@ async function main(): Promise<void> {
   log(`wrote ${path.join(path.relative(root, outDir), 'bench.md')}`);
 }
 
-main().then(() => { runCleanups(); process.exit(0); }, (e) => { console.error(e); runCleanups(); process.exit(1); });
+// ---------------------------------------------------------------------------------------------
+// --metrics-cost: what recording metrics costs on the I/O path (issue 14: at most 3 % on 4 KiB
+// random reads). Two arraysim processes with the same LUN and both admin APIs up, one with
+// --no-metrics; rounds alternate which goes first. While the metrics-on target runs, /metrics is
+// scraped every second, as a Prometheus would. Besides IOPS, the target's CPU per I/O (utime+stime
+// from /proc) is reported: on this shared 2-core machine it moves less with the neighbours.
+const MC_ON_PORT = 3327;
+const MC_OFF_PORT = 3328;
+const MC_ON_ADMIN = 3329;
+const MC_OFF_ADMIN = 3320;
+const MC_CMD = process.env.ARRAYSIM_CMD_METRICS ?? 'node bin/arraysim.js serve --listen {listen} --lun {lun} --log-level info --admin {admin}';
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+/** utime + stime of a process (all threads), seconds: fields 14 and 15 of /proc/PID/stat, in clock ticks. */
+function cpuSecondsOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+/** Fetch /metrics every second until stopped: the scrape count and the mean time of one. */
+function scraper(adminPort: number, everyMs: number): { stop: () => Promise<{ scrapes: number; failures: number; meanMs: number }> } {
+  let stopped = false;
+  let scrapes = 0;
+  let failures = 0;
+  let totalMs = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const t = performance.now();
+      try {
+        const r = await fetch(`http://${HOST}:${adminPort}/metrics`);
+        await r.text();
+        if (r.ok) { scrapes++; totalMs += performance.now() - t; } else failures++;
+      } catch { failures++; }
+      await sleep(Math.max(0, everyMs - (performance.now() - t)));
+    }
+  })();
+  return { stop: async () => { stopped = true; await loop; return { scrapes, failures, meanMs: scrapes ? totalMs / scrapes : 0 }; } };
+}
+
+interface CostRun { iops: number; cpuUsPerIo: number; scrapes?: { scrapes: number; failures: number; meanMs: number } }
+
+/**
+ * What the metrics-on I/O path adds per command, measured alone in this process (CPU time, the
+ * median of 5 runs of 2 million): the class of a READ(10) CDB, a TurnLatencies entry, and two clock
+ * reads, as at queue depth 1 where every command has a socket read and an event-loop turn of its
+ * own (at depth several commands share each). An upper bound that the machine's noise hardly moves.
+ */
+function recordingPathNs(): number {
+  const turn = new TurnLatencies(new CommandLatency());
+  const cdb = Buffer.from([0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0]);
+  const loop = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      turn.add(classOfCdb(cdb), nowUs());
+      turn.recordAll();
+    }
+  };
+  loop(200_000);
+  const runs: number[] = [];
+  for (let k = 0; k < 5; k++) {
+    const c0 = process.cpuUsage();
+    loop(2_000_000);
+    const c = process.cpuUsage(c0);
+    runs.push(((c.user + c.system) * 1000) / 2_000_000);
+  }
+  return runs.sort((a, b) => a - b)[2];
+}
+
+async function metricsCost(): Promise<void> {
+  const started = new Date();
+  const loadBefore = os.loadavg();
+  if (pidFile) fs.writeFileSync(pidFile, '');
+  const w = WORKLOADS.find((x) => x.id === 'r4k')!;
+  const sides = [
+    { name: 'on', port: MC_ON_PORT, admin: MC_ON_ADMIN, extra: '' },
+    { name: 'off', port: MC_OFF_PORT, admin: MC_OFF_ADMIN, extra: ' --no-metrics' },
+  ] as const;
+  const targets: { side: (typeof sides)[number]; t: Target; cmd: string }[] = [];
+  for (const side of sides) {
+    const template = MC_CMD.replaceAll('{admin}', `${HOST}:${side.admin}`) + side.extra;
+    log(`starting arraysim (metrics ${side.name}) on ${HOST}:${side.port}`);
+    const t = await startArraysim('1GiB', side.port, `metrics-${side.name}`, template);
+    if (typeof t === 'string') throw new Error(`metrics ${side.name}: ${t}`);
+    targets.push({ side, t, cmd: template.replaceAll('{listen}', `${HOST}:${side.port}`).replaceAll('{lun}', '1GiB') });
+  }
+  // The off target must really have no /metrics, and the on target one: else the comparison is moot.
+  const status = async (port: number) => (await fetch(`http://${HOST}:${port}/metrics`)).status;
+  if (await status(MC_ON_ADMIN) !== 200 || await status(MC_OFF_ADMIN) !== 404) throw new Error('metrics on/off targets are not what they claim (GET /metrics should be 200 / 404)');
+
+  const run1 = async (x: (typeof targets)[number], seconds: number): Promise<CostRun | string> => {
+    const sc = x.side.name === 'on' && argv['scrape-ms'] > 0 ? scraper(x.side.admin, argv['scrape-ms']) : null;
+    const cpu0 = cpuSecondsOf(x.t.pid);
+    const o = await readRun(x.t, w, seconds);
+    const cpu1 = cpuSecondsOf(x.t.pid);
+    const scrapes = await sc?.stop();
+    if ('error' in o) return o.error;
+    return { iops: o.iops, cpuUsPerIo: ((cpu1 - cpu0) * 1e6) / (o.iops * seconds), scrapes };
+  };
+  log('warm-up: 3 s of 4 KiB random reads on each (not reported)');
+  for (const x of targets) await run1(x, 3);
+
+  const results: Record<'on' | 'off', CostRun[]> = { on: [], off: [] };
+  const errors: string[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const x of round % 2 === 0 ? targets : [...targets].reverse()) {
+      log(`${w.label}, metrics ${x.side.name} (round ${round + 1}/${ROUNDS})`);
+      const r = await run1(x, DURATION);
+      if (typeof r === 'string') { errors.push(`round ${round + 1}, metrics ${x.side.name}: ${r}`); log(`  -> n/a (${r})`); continue; }
+      results[x.side.name].push(r);
+      log(`  -> ${int(r.iops)} IOPS, ${r.cpuUsPerIo.toFixed(2)} µs target CPU per I/O${r.scrapes ? `, ${r.scrapes.scrapes} scrapes of ${r.scrapes.meanMs.toFixed(1)} ms` : ''}`);
+    }
+  }
+  const finalScrape = await (await fetch(`http://${HOST}:${MC_ON_ADMIN}/metrics`)).text();
+  for (const x of targets) await x.t.stop();
+
+  // ---- report
+  const med = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const n = s.length; return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2; };
+  const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
+  const iopsOn = med(results.on.map((r) => r.iops));
+  const iopsOff = med(results.off.map((r) => r.iops));
+  const cpuOn = med(results.on.map((r) => r.cpuUsPerIo));
+  const cpuOff = med(results.off.map((r) => r.cpuUsPerIo));
+  const n = Math.min(results.on.length, results.off.length);
+  const pairedIops = med(Array.from({ length: n }, (_, i) => results.on[i].iops / results.off[i].iops - 1));
+  const pairedCpu = med(Array.from({ length: n }, (_, i) => results.on[i].cpuUsPerIo / results.off[i].cpuUsPerIo - 1));
+  // Noise: how far apart the rounds of one and the same target land (the spread of each side, relative to its median).
+  const spread = (xs: number[]): number => (xs.length > 1 ? (Math.max(...xs) - Math.min(...xs)) / med(xs) : NaN);
+  const noiseIops = Math.max(spread(results.on.map((r) => r.iops)), spread(results.off.map((r) => r.iops)));
+  const noiseCpu = Math.max(spread(results.on.map((r) => r.cpuUsPerIo)), spread(results.off.map((r) => r.cpuUsPerIo)));
+  const costIops = 1 - iopsOn / iopsOff;
+  const costCpu = cpuOn / cpuOff - 1;
+  const pathNs = recordingPathNs();
+  const latencyReads = /arraysim_command_duration_seconds_count\{class="read"\} (\d+)/.exec(finalScrape)?.[1];
+
+  const L: string[] = [];
+  L.push('# arraysim: the cost of metrics (on vs --no-metrics), 4 KiB random reads', '');
+  L.push(`Command: \`${commandLine}\``, '');
+  L.push(`Date: ${started.toISOString()} (${((Date.now() - started.getTime()) / 1000).toFixed(0)} s) · host: ${os.hostname()}, ${os.cpus().length} CPUs · load average at start ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} · node ${process.version}`, '');
+  const git = spawnSync('git', ['-C', root, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).stdout.trim() || 'unknown';
+  L.push(`- arraysim tree: ${git}`);
+  for (const x of targets) L.push(`- metrics ${x.side.name}: \`${x.cmd}\``);
+  L.push(`- client: \`${cmdline('iscsi-perf', ['-m', String(QD), '-b', '8', '-r', '-t', String(DURATION), 'URL'])}\` (-b counts 512-byte blocks), ${ROUNDS} rounds after a 3 s warm-up of each, alternating which target goes first; ${argv['scrape-ms'] > 0 ? `/metrics scraped every ${argv['scrape-ms']} ms during the metrics-on runs` : 'no scraping (--scrape-ms 0)'}`);
+  L.push(`- target CPU per I/O: utime+stime of the target process over the run / I/Os done`, '');
+  L.push('| round | IOPS, metrics on | IOPS, metrics off | on/off | µs CPU per I/O, on | µs CPU per I/O, off | on/off | scrapes (mean time) |', '|---|---|---|---|---|---|---|---|');
+  for (let i = 0; i < Math.max(results.on.length, results.off.length); i++) {
+    const a = results.on[i];
+    const b = results.off[i];
+    L.push(`| ${i + 1} | ${a ? int(a.iops) : 'n/a'} | ${b ? int(b.iops) : 'n/a'} | ${a && b ? pct(a.iops / b.iops - 1) : 'n/a'} | ${a ? a.cpuUsPerIo.toFixed(2) : 'n/a'} | ${b ? b.cpuUsPerIo.toFixed(2) : 'n/a'} | ${a && b ? pct(a.cpuUsPerIo / b.cpuUsPerIo - 1) : 'n/a'} | ${a?.scrapes ? `${a.scrapes.scrapes}${a.scrapes.failures ? ` (+${a.scrapes.failures} failed)` : ''} (${a.scrapes.meanMs.toFixed(1)} ms)` : ''} |`);
+  }
+  L.push(`| **median** | **${int(iopsOn)}** | **${int(iopsOff)}** | **${pct(iopsOn / iopsOff - 1)}** (paired: ${pct(pairedIops)}) | **${cpuOn.toFixed(2)}** | **${cpuOff.toFixed(2)}** | **${pct(cpuOn / cpuOff - 1)}** (paired: ${pct(pairedCpu)}) | |`, '');
+  L.push(`- Cost of metrics on 4 KiB random reads: **${(costIops * 100).toFixed(1)} % fewer IOPS** (median on vs median off; goal: at most 3 %), **${(costCpu * 100).toFixed(1)} % more target CPU per I/O**.`);
+  if (Number.isNaN(noiseIops)) L.push('- Noise: not estimated (one round per target; use --rounds 3 or more).');
+  else {
+    L.push(`- Noise: the rounds of one and the same target spread over ${(noiseIops * 100).toFixed(1)} % of its median in IOPS and ${(noiseCpu * 100).toFixed(1)} % in CPU per I/O (the larger of the two targets).`
+      + (Math.abs(costIops) < noiseIops ? ' The IOPS effect is smaller than that noise: this run cannot tell it from zero.' : '')
+      + (Math.abs(costCpu) < noiseCpu ? ` The CPU effect is ${Math.abs(costIops) < noiseIops ? 'also ' : ''}smaller than its noise.` : ''));
+  }
+  L.push(`- The recording path alone (class lookup, one TurnLatencies entry, two clock reads: queue depth 1's worst case; CPU time in this process, median of 5 × 2 million): **${pathNs.toFixed(0)} ns per command**, ${((pathNs / 1000 / cpuOff) * 100).toFixed(1)} % of the metrics-off target's median CPU per I/O.`);
+  if (latencyReads) L.push(`- The metrics-on target's latency histogram counted ${int(Number(latencyReads))} reads (every read it served, warm-up included).`);
+  if (errors.length) L.push('', ...errors.map((e) => `Error: ${e}`));
+  L.push('');
+  const md = L.join('\n');
+  fs.writeFileSync(path.join(outDir, 'metrics-cost.md'), md);
+  process.stdout.write(md);
+  log(`wrote ${path.join(path.relative(root, outDir), 'metrics-cost.md')}`);
+}
+
+(argv['metrics-cost'] ? metricsCost() : main()).then(() => { runCleanups(); process.exit(0); }, (e) => { console.error(e); runCleanups(); process.exit(1); });

@@ -10,4 +10,6 @@ if ! command -v iscsi-test-cu >/dev/null; then
   echo "conformance: 0 passed, 1 failed, 0 skipped"
   exit 1
 fi
+# The targets run from dist/ (bin/arraysim.js); rebuild it when a source is newer.
+node tools/build.mjs --if-stale || exit 1
 exec node_modules/.bin/tsx tools/conformance/run.ts "$@"

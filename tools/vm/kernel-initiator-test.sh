@@ -53,6 +53,8 @@ export ARRAYSIM_PORT=${ARRAYSIM_PORT:-3260}
 # shellcheck disable=SC2016   # expanded later by bash -c, from the exported variables
 DEFAULT_CMD='node bin/arraysim.js serve --listen 127.0.0.1:$ARRAYSIM_PORT --lun file:$ARRAYSIM_LUN_FILE,size=512MiB'
 CMD=${ARRAYSIM_CMD:-$DEFAULT_CMD}
+# The target runs from dist/ (bin/arraysim.js): rebuild it when a source is newer.
+(cd "$VM_DIR/../.." && node tools/build.mjs --if-stale) || exit 1
 START_TIMEOUT=${ARRAYSIM_START_TIMEOUT:-30}
 STOP_TIMEOUT=${ARRAYSIM_STOP_TIMEOUT:-15}
 OUT=${1:-vm-results/kit-$(date +%Y%m%d-%H%M%S)}

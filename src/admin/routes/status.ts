@@ -15,10 +15,10 @@ function counters(names: string[], description: string) {
 }
 
 // Property order is reply order: tools/vm/guest-tests/array.sh reads "stats":{"commands":…,"reads":…,"writes":….
-export const PORTAL_STATS = counters(['commands', 'reads', 'writes', 'readBytes', 'writeBytes', 'logins'],
-  'per-portal counters: commands received; reads and writes served with GOOD, and their bytes; logins');
-export const LU_STATS = counters(['reads', 'writes', 'readBytes', 'writeBytes', 'errors'],
-  'per-LU counters: reads and writes served, their bytes, commands ended with CHECK CONDITION');
+export const PORTAL_STATS = counters(['commands', 'reads', 'writes', 'readBytes', 'writeBytes', 'logins', 'errors'],
+  'per-portal counters: commands received; reads and writes served with GOOD, and their bytes; logins; commands answered with a status other than GOOD or CONDITION MET');
+export const LU_STATS = counters(['reads', 'writes', 'readBytes', 'writeBytes', 'errors', 'commands'],
+  'per-LU counters: reads and writes served, their bytes, commands failed or refused (not counting unit attentions reported), commands submitted');
 
 export const STATUS_REPLY = {
   type: 'object',
