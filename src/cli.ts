@@ -105,6 +105,8 @@ export async function main(argv: string[]): Promise<void> {
       },
     )
     .command(splitterCommands(defaultAdmin()))
+    .command((await import('./host/cli.ts')).hostCommand)
+    .command((await import('./lab/cli.ts')).labCommand)
     .demandCommand(1, 'give a command: serve, status, alua, verify, splitter')
     // A usage mistake gets the help text; an error from a command (a LUN that cannot be
     // created, an admin call that failed) is one line from main's caller, not help plus a stack.

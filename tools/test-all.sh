@@ -17,6 +17,8 @@ need_norec=()
 command -v iscsi-test-cu >/dev/null || need_pkgs+=(libiscsi-bin)
 # test/integration/prometheus.test.ts runs its own Prometheus on a loopback port (Debian's package).
 command -v prometheus >/dev/null || need_norec+=(prometheus)
+# test/host/tgt.test.ts runs tgtd on loopback as a peer that refuses EXTENDED COPY (the host falls back).
+command -v tgtd >/dev/null || need_norec+=(tgt)
 # The console's browser test (test/console) drives the system Chromium through puppeteer-core.
 command -v chromium >/dev/null || need_pkgs+=(chromium)
 if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then

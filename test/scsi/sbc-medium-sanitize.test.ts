@@ -79,7 +79,9 @@ describe('SANITIZE reserved fields (libiscsi sanitize_*_reserved)', () => {
 
 describe('sanitize in progress (SBC-4 §4.11)', () => {
   it('IMMED=1 answers at once; the LU is NOT READY, SANITIZE IN PROGRESS with growing progress until done', async () => {
-    configureSanitize({ overwritePassMs: 150 });
+    // Long enough that a loaded machine's stalls (tens of ms) cannot end it between the two
+    // REQUEST SENSEs below; the end is awaited, not timed.
+    configureSanitize({ overwritePassMs: 800 });
     const l = setupLun({ blocks: 256 });
     await submit(l, cdb10(0x2a, 0, 1), { dataOut: Buffer.alloc(512, 0x11) });
     const p = overwriteList(0xaa);
@@ -104,7 +106,7 @@ describe('sanitize in progress (SBC-4 §4.11)', () => {
     const rsd = (await submit(l, [0x03, 1, 0, 0, 252, 0])).data!;
     expect([rsd[0], rsd[1], rsd[2], rsd[3]]).toEqual([0x72, NOT_READY, 0x04, 0x1b]);
     expect([rsd[8], rsd[12] & 0x80]).toEqual([0x02, 0x80]);
-    await sleep(120);
+    for (let i = 0; l.lu.operation && i < 250; i++) await sleep(20);
     expect(l.lu.operation).toBeNull();
     expectGood(await submit(l, TUR));
     const d = (await submit(l, cdb10(0x28, 0, 1))).data!;

@@ -1,0 +1,106 @@
+/**
+ * The lab's scenarios: a splitter spec on the array, the host's advanced settings, what the host
+ * does, and the outcome the sources predict. Every expected outcome names its source (a seed file
+ * in shared/seeds/ and the passage), so a row that does not match says which claim it tested.
+ */
+
+/** clone, zero and unmap cover 8 MiB each; lock mounts an ATS+SCSI volume, takes its lock, heartbeats and releases it. */
+export type LabOp = 'clone' | 'zero' | 'unmap' | 'lock';
+
+export interface Expected {
+  /** The array did at least part of the work by the primitive. */
+  offloaded: boolean;
+  /** The host fell back (software data mover, or nothing for UNMAP). */
+  fellBack: boolean;
+  /** verify finds the copy equal to production. */
+  consistent: boolean;
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  /** SPLITTER SPEC (preset or per-primitive policies). */
+  splitter: string;
+  /** The policy column of the table: the policy the primitives under test meet. */
+  policy: string;
+  /** Host-wide advanced settings (NAME=VALUE), empty = ESXi defaults. */
+  settings: string[];
+  ops: LabOp[];
+  expect: Expected;
+  source: string;
+}
+
+const P2010 = 'recoverpoint-vaai-interoperability-2010.md';
+const TABLE2 = 'emc-recoverpoint-vmware-dr-whitepaper-2011.md, Table 2';
+const IGNORED = `${P2010}: "ignored (not rejected)" -> "Replicas that are corrupt and unusable"`;
+const REJECTED = `${P2010}: rejected "as not implemented" -> the host "fall[s] back to pre-VAAI behavior"`;
+const SUPPORTED = `${TABLE2}: "Supported (FLARE 31 or later)"`;
+
+const PRIMITIVE: Record<Exclude<LabOp, 'lock'>, { policyKey: string; label: string }> = {
+  clone: { policyKey: 'xcopy', label: 'XCOPY clone' },
+  zero: { policyKey: 'writesame', label: 'WRITE SAME zeroing' },
+  unmap: { policyKey: 'unmap', label: 'UNMAP' },
+};
+
+function triple(op: Exclude<LabOp, 'lock'>): Scenario[] {
+  const { policyKey, label } = PRIMITIVE[op];
+  const name = policyKey;
+  return [
+    {
+      name: `${name}-ignore`, title: `${label}, splitter ignores it`, splitter: `${policyKey}=ignore`, policy: `${policyKey}=ignore`, settings: [], ops: [op],
+      expect: { offloaded: true, fellBack: false, consistent: false }, source: IGNORED,
+    },
+    {
+      name: `${name}-reject`, title: `${label}, splitter rejects it`, splitter: `${policyKey}=reject`, policy: `${policyKey}=reject`, settings: [], ops: [op],
+      // UNMAP has no fallback (discard is advisory): nothing is unmapped, both sides keep the data.
+      expect: { offloaded: false, fellBack: true, consistent: true }, source: op === 'unmap' ? `${REJECTED}; UNMAP is advisory, nothing takes over` : REJECTED,
+    },
+    {
+      name: `${name}-support`, title: `${label}, splitter supports it`, splitter: `${policyKey}=support`, policy: `${policyKey}=support`, settings: [], ops: [op],
+      expect: { offloaded: true, fellBack: false, consistent: true }, source: op === 'unmap' ? `${SUPPORTED} (Table 2 has no UNMAP row: the preset's block-zeroing policy)` : SUPPORTED,
+    },
+  ];
+}
+
+const SCENARIOS_MUTABLE: Scenario[] = [
+  ...triple('clone'),
+  ...triple('zero'),
+  ...triple('unmap'),
+  {
+    name: 'rp-fabric-2010', title: 'fabric splitter (2010), ESXi defaults: clone and zero', splitter: 'rp-fabric-2010', policy: 'rp-fabric-2010', settings: [], ops: ['clone', 'zero'],
+    expect: { offloaded: true, fellBack: false, consistent: false }, source: `${P2010}: "With a fabric-based splitter, all VAAI commands are ignored"`,
+  },
+  {
+    name: 'rp-fabric-2010-workaround', title: 'fabric splitter (2010), Move and Init disabled host-wide', splitter: 'rp-fabric-2010', policy: 'rp-fabric-2010',
+    settings: ['DataMover.HardwareAcceleratedMove=0', 'DataMover.HardwareAcceleratedInit=0'], ops: ['clone', 'zero'],
+    expect: { offloaded: false, fellBack: true, consistent: true }, source: `${P2010}: the workaround, HardwareAcceleratedMove and HardwareAcceleratedInit set to 0`,
+  },
+];
+
+/** One scenario per column of Table 2, host at ESXi defaults: clone, zero and a VMFS lock. */
+function table2(preset: string, column: string, cells: string, expect: Expected): Scenario {
+  return {
+    name: preset, title: `Table 2 column "${column}": ${cells}`, splitter: preset, policy: preset, settings: [], ops: ['clone', 'zero', 'lock'],
+    expect, source: `${TABLE2}, column "${column}": ${cells}`,
+  };
+}
+
+SCENARIOS_MUTABLE.push(
+  {
+    name: 'rp-cx-2010', title: 'CX array splitter (2010): ATS locking replicated, clone and zero ignored', splitter: 'rp-cx-2010', policy: 'rp-cx-2010', settings: [], ops: ['lock', 'clone', 'zero'],
+    expect: { offloaded: true, fellBack: false, consistent: false }, source: `${P2010}: the CX splitter "will support" CAS; other VAAI commands "are ignored (not rejected)"`,
+  },
+  table2('rp-windows-host', 'Windows host-based write splitter', 'Unsupported, Unsupported, Unsupported', { offloaded: true, fellBack: false, consistent: false }),
+  table2('rp-brocade', 'Brocade write splitter', 'Rejected, Rejected, Rejected', { offloaded: false, fellBack: true, consistent: true }),
+  table2('rp-cisco-santap', 'Cisco-SANTap write splitter*', 'Rejected, Rejected, Rejected', { offloaded: false, fellBack: true, consistent: true }),
+  table2('rp-vnx-flare30', 'VNX-based write splitter', 'Rejected (FLARE 30) x2, locking Supported', { offloaded: true, fellBack: true, consistent: true }),
+  table2('rp-vnx-flare31', 'VNX-based write splitter', 'Supported (FLARE 31 or later) x2, locking Supported', { offloaded: true, fellBack: false, consistent: true }),
+  table2('rp-vmaxe', 'Symmetrix VMAXe write splitter', 'Rejected, Rejected, Supported', { offloaded: true, fellBack: true, consistent: true }),
+  table2('rp-clariion', 'CLRIION-based write splitter', 'Rejected, Rejected, Supported', { offloaded: true, fellBack: true, consistent: true }),
+);
+
+export const SCENARIOS: readonly Scenario[] = SCENARIOS_MUTABLE;
+
+export function findScenario(name: string): Scenario | undefined {
+  return SCENARIOS.find((s) => s.name === name);
+}

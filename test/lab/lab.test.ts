@@ -1,0 +1,66 @@
+/**
+ * The lab end to end: every scenario against an array in process with its splitter, through the
+ * ESXi-like host over iSCSI and the splitter's verify, must match its documented outcome; the
+ * checker is shown able to fail (negative controls), and the CLI layer refuses unknown names.
+ */
+import { describe, expect, it } from 'vitest';
+import { LabUsageError, runLab } from '../../src/lab/cli.ts';
+import { runScenario } from '../../src/lab/run.ts';
+import { findScenario, SCENARIOS } from '../../src/lab/scenarios.ts';
+
+describe('lab scenarios', () => {
+  it.each(SCENARIOS.map((s) => [s.name]))('%s matches its documented outcome', async (name) => {
+    const row = await runScenario(findScenario(name)!);
+    expect(row.mismatch).toEqual([]);
+    expect(row.match).toBe(true);
+    if (!row.consistent) {
+      expect(row.divergedBlocks).toBeGreaterThan(0);
+      // Attributed to the ignored primitive's commands.
+      expect(row.diverged.every((e) => e.causes.length > 0)).toBe(true);
+    }
+  }, 60000);
+
+  it('xcopy-ignore: the diverged extent is exactly the cloned range of LUN 1, caused by the ignored EXTENDED COPYs', async () => {
+    const row = await runScenario(findScenario('xcopy-ignore')!);
+    expect(row.diverged).toEqual([expect.objectContaining({ lun: 1, lba: '0', lbaEnd: '16383', blocks: 16384 })]);
+    expect(row.diverged[0].causes.length).toBe(2); // two 4 MiB segments
+    expect(row.diverged[0].causes.every((c) => c.primitive === 'xcopy')).toBe(true);
+  }, 60000);
+});
+
+describe('the checker can fail (negative controls)', () => {
+  it('a scenario whose expectation is wrong does not match, and says what differed', async () => {
+    const s = { ...findScenario('xcopy-ignore')!, expect: { offloaded: true, fellBack: false, consistent: true } };
+    const row = await runScenario(s);
+    expect(row.match).toBe(false);
+    expect(row.mismatch).toEqual(['replica consistent: false, expected true']);
+  }, 60000);
+
+  it('the 2010 workaround under an ignoring splitter is consistent: a row that claims corruption fails', async () => {
+    const s = { ...findScenario('xcopy-ignore')!, settings: ['DataMover.HardwareAcceleratedMove=0'] };
+    const row = await runScenario(s);
+    expect(row).toMatchObject({ offloaded: false, fellBack: true, consistent: true, match: false });
+  }, 60000);
+});
+
+describe('lab CLI', () => {
+  it('list names every scenario; run prints the table and exits 0 when all match', async () => {
+    const out: string[] = [];
+    expect(await runLab({ action: 'list', all: false, json: false }, (s) => out.push(s))).toBe(0);
+    expect(out.length).toBe(SCENARIOS.length);
+    const run: string[] = [];
+    expect(await runLab({ action: 'run', scenarios: ['writesame-reject'], all: false, json: false }, (s) => run.push(s))).toBe(0);
+    expect(run[0]).toMatch(/^\| scenario \| policy \| host settings \| offloaded\? \| fell back\? \| replica consistent\? \| diverged blocks \|/);
+    expect(run.join('\n')).toContain('| writesame-reject | writesame=reject | defaults | no | yes | yes | 0 |');
+    expect(run.join('\n')).toContain('1 of 1 scenarios match');
+  }, 60000);
+
+  it('--json rows carry the host reports; unknown names and no names are usage errors', async () => {
+    const out: string[] = [];
+    expect(await runLab({ action: 'run', scenarios: ['unmap-reject'], all: false, json: true }, (s) => out.push(s))).toBe(0);
+    const rows = JSON.parse(out.join(''));
+    expect(rows[0].reports[0]).toMatchObject({ verb: 'unmap', fallbacks: [expect.objectContaining({ primitive: 'Delete', cause: 'refused' })] });
+    await expect(runLab({ action: 'run', scenarios: ['nope'], all: false, json: false })).rejects.toThrow(LabUsageError);
+    await expect(runLab({ action: 'run', scenarios: [], all: false, json: false })).rejects.toThrow(/name one or more scenarios/);
+  }, 60000);
+});
