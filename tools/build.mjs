@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * Builds dist/ from src/ and protocol/ with tsc (tsconfig.build.json); bin/arraysim.js runs dist/.
+ * Builds dist/ from src/ and protocol/ with tsc (tsconfig.build.json), then the web console into
+ * dist/console/ (src/admin/console/build.mjs); bin/arraysim.js runs dist/.
  *
  *   node tools/build.mjs             # clean build (npm run build, and `prepare` on npm ci and npm pack)
  *   node tools/build.mjs --if-stale  # build only when a source is newer than the last build
@@ -54,6 +55,12 @@ export function build(root = ROOT, { clean = true } = {}) {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) return false;
+  // The web console (esbuild, into dist/console/; src/admin/console/build.mjs says how).
+  const consoleBuild = path.join(root, 'src', 'admin', 'console', 'build.mjs');
+  if (existsSync(consoleBuild)) {
+    const c = spawnSync(process.execPath, [consoleBuild], { cwd: root, stdio: 'inherit' });
+    if (c.status !== 0) return false;
+  }
   writeFileSync(path.join(root, STAMP), `${started.toISOString()}\n`);
   utimesSync(path.join(root, STAMP), started, started);
   return true;

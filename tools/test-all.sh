@@ -19,6 +19,8 @@ command -v iscsi-test-cu >/dev/null || need_pkgs+=(libiscsi-bin)
 command -v prometheus >/dev/null || need_norec+=(prometheus)
 # test/host/tgt.test.ts runs tgtd on loopback as a peer that refuses EXTENDED COPY (the host falls back).
 command -v tgtd >/dev/null || need_norec+=(tgt)
+# The console's browser test (test/console) drives the system Chromium through puppeteer-core.
+command -v chromium >/dev/null || need_pkgs+=(chromium)
 if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then
   command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
   command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)

@@ -12,6 +12,7 @@
  *   rcopy.ts     GET  /v1/rcopy/groups, POST …/groups/:group/start|stop|hosts, POST /v1/rcopy/link
  *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
  *   metrics.ts   GET  /metrics          Prometheus text format (src/metrics)
+ *   console.ts   GET  /, /console/:file the web console's files (hidden: not API)
  *
  * To add a route:
  *   1. Write src/admin/routes/<concern>.ts exporting its schemas as constants (body, querystring,
@@ -47,6 +48,7 @@ import * as openapi from './routes/openapi.ts';
 import * as rcopy from './routes/rcopy.ts';
 import * as splitter from './routes/splitter.ts';
 import * as metrics from './routes/metrics.ts';
+import * as webConsole from './routes/console.ts';
 
 /** What a route module gets: the array, its event bus, a logger. */
 export interface AdminDeps {
@@ -62,7 +64,7 @@ export interface AdminRouteModule {
 }
 
 /** Every route module, in the order the OpenAPI document lists them. */
-export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, rcopy, openapi, metrics];
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, rcopy, openapi, metrics, webConsole];
 
 export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */

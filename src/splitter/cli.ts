@@ -15,6 +15,7 @@ import { adminCall } from '../admin/client.ts';
 import { BOOKMARK_BODY, CLEAR_MARKERS_BODY, EMPTY_BODY, ENABLE_GROUP_BODY, IMAGE_ACCESS_BODY, VERIFY_BODY } from '../admin/routes/splitter.ts';
 import type { GroupStatus } from './group.ts';
 import { PRESETS, PRIMITIVES } from './policy.ts';
+import { withProgress } from '../progress.ts';
 import { formatVerify } from './verify.ts';
 import type { VerifyResult } from './verify.ts';
 
@@ -113,7 +114,10 @@ export function splitterCommands(defaultAdmin: string): CommandModule<object, an
       .option('json', { type: 'boolean', describe: 'print the result as JSON' }) as never,
     handler: async (a) => {
       try {
-        const r = await adminCall(a.admin, 'POST', `/v1/groups/${encodeURIComponent(a.group)}/verify`, { body: a.copy ? { copy: a.copy } : {}, schema: VERIFY_BODY }) as VerifyResult;
+        // The API answers when the verify is over and reports no steps: on a terminal, a spinner
+        // and the time after the first second; piped, nothing but the result.
+        const r = await withProgress({ label: `verify ${a.group}` }, () =>
+          adminCall(a.admin, 'POST', `/v1/groups/${encodeURIComponent(a.group)}/verify`, { body: a.copy ? { copy: a.copy } : {}, schema: VERIFY_BODY })) as VerifyResult;
         console.log(a.json ? JSON.stringify(r, null, 2) : formatVerify(r));
         process.exitCode = r.consistent ? 0 : 1;
       } catch (e) {

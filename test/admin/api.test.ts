@@ -120,7 +120,8 @@ describe('a bad request gets 400 naming the field', () => {
 });
 
 describe('unknown routes', () => {
-  it.each([['GET', '/v1/nothing'], ['DELETE', '/v1/alua'], ['GET', '/']])('%s %s → 404 JSON', async (method, path) => {
+  // (GET / is the console: test/console/serve.test.ts)
+  it.each([['GET', '/v1/nothing'], ['DELETE', '/v1/alua'], ['GET', '/nothing']])('%s %s → 404 JSON', async (method, path) => {
     const r = await call(method, path);
     expect(r.status).toBe(404);
     expect(r.type).toMatch(/^application\/json/);

@@ -59,6 +59,7 @@ let array: StorageArray;
 let api: AdminApi;
 let base: string;
 const routes: Seen[] = [];
+const hidden: string[] = [];
 
 beforeAll(async () => {
   const log = pino({ level: 'silent' });
@@ -66,7 +67,11 @@ beforeAll(async () => {
   await array.start();
   api = new AdminApi(array, log);
   // The routes as fastify registers them, seen independently of the document.
-  api.app.addHook('onRoute', (r: RouteOptions) => { routes.push({ method: String(r.method), url: r.url, schema: r.schema as Record<string, any> }); });
+  // Hidden routes (the console's files, src/admin/api.ts) are not API and stay out of the document.
+  api.app.addHook('onRoute', (r: RouteOptions) => {
+    if ((r.schema as { hide?: boolean } | undefined)?.hide) { hidden.push(`${String(r.method)} ${r.url}`); return; }
+    routes.push({ method: String(r.method), url: r.url, schema: r.schema as Record<string, any> });
+  });
   base = `http://127.0.0.1:${await api.listen('127.0.0.1', 0)}`;
 });
 afterAll(async () => { await api?.close(); await array?.stop(); });
@@ -84,6 +89,7 @@ describe('GET /v1/openapi.json', () => {
       'POST /v1/groups/:group/verify',
       'POST /v1/rcopy/groups/:group/hosts', 'POST /v1/rcopy/groups/:group/start', 'POST /v1/rcopy/groups/:group/stop', 'POST /v1/rcopy/link'].sort());
     expect(coverage(doc, routes)).toEqual([]);
+    expect(hidden.sort()).toEqual(['GET /', 'GET /console/:file']);
     // What a reader of the document needs to drive the API:
     expect(doc.openapi).toBe('3.1.0');
     const set = doc.paths['/v1/alua'].post;
@@ -124,7 +130,9 @@ describe('GET /v1/openapi.json', () => {
     const log = pino({ level: 'silent' });
     const extra = new AdminApi(array, log);
     const seen: Seen[] = [];
-    extra.app.addHook('onRoute', (r: RouteOptions) => { seen.push({ method: String(r.method), url: r.url, schema: r.schema as Record<string, any> }); });
+    extra.app.addHook('onRoute', (r: RouteOptions) => {
+      if (!(r.schema as { hide?: boolean } | undefined)?.hide) seen.push({ method: String(r.method), url: r.url, schema: r.schema as Record<string, any> });
+    });
     const schema = {
       params: { type: 'object', properties: { group: { type: 'string' } }, required: ['group'] },
       querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1 } } },

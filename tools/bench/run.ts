@@ -21,6 +21,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { classOfCdb } from '../../src/metrics/command-class.ts';
 import { CommandLatency, TurnLatencies, nowUs } from '../../src/metrics/latency.ts';
+import { Progress } from '../../src/progress.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -74,7 +75,12 @@ const commandLine = process.env.BENCH_ENTRY
   : ['npx tsx tools/bench/run.ts', ...process.argv.slice(2)].join(' ');
 const backing = `/dev/shm/arraysim-bench-tgt-${process.pid}.img`;
 
-const log = (msg: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); };
+/** The runs' progress line on a terminal (src/progress.ts); log lines go around it. */
+let progress: Progress | null = null;
+const log = (msg: string): void => {
+  const line = `[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`;
+  if (progress) progress.note(line); else process.stderr.write(line);
+};
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
@@ -411,6 +417,7 @@ async function main(): Promise<void> {
 
   // Rounds alternate which target goes first, so neither always runs on a machine the other has
   // just warmed (or loaded).
+  progress = Progress.start({ label: 'bench', total: EXEC_ORDER.length * ROUNDS * targets.length, noun: 'runs' });
   for (const id of EXEC_ORDER) {
     const w = WORKLOADS.find((x) => x.id === id)!;
     for (let round = 0; round < ROUNDS; round++) {
@@ -419,10 +426,13 @@ async function main(): Promise<void> {
         const o = w.kind === 'read' ? await readRun(t, w, DURATION) : await writeRun(t, w);
         (results[t.name][w.id] ??= []).push(o);
         log(`  -> ${cell(o, w)}`);
+        progress.tick();
       }
       if (argv.loopback && w.id === 'r128k') await measureLoopback(`after 128 KiB read round ${round + 1}`);
     }
   }
+  progress.done();
+  progress = null;
   const tgtT = targets.find((t) => t.name === 'tgt');
   const asT = targets.find((t) => t.name === 'arraysim');
   const tgtRss = tgtT ? { idle: tgtT.idleRssKiB, peak: tgtT.rss.peak } : null;
