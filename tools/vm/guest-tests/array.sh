@@ -77,7 +77,7 @@ portal_writes() {  # "N1 N2": reads + writes served (GOOD) per portal so far
 
 # --- 1. discovery and login on both portals ---------------------------------------------
 hdr "discovery and login"
-iscsiadm -m discovery -t sendtargets -p "$P1" >"$OUT/discovery.txt" 2>&1 || abort "discovery: $(first_line "$OUT/discovery.txt")"
+iscsiadm -m discovery -t sendtargets -p "$P1" >"$OUT/discovery.txt" 2>"$OUT/discovery.err" || abort "discovery: $(first_line "$OUT/discovery.err")"
 cat "$OUT/discovery.txt"
 IQN=${TARGET_IQN:-$(awk 'NR == 1 {print $2}' "$OUT/discovery.txt")}
 nportals=$(grep -c " $IQN\$" "$OUT/discovery.txt")

@@ -54,8 +54,11 @@ abort() { fail "$*"; echo "smoke: aborting"; exit 1; }
 
 # --- iSCSI helpers ----------------------------------------------------------------------
 discover() {                       # sets IQN; the records are in $OUT/discovery.txt
-  iscsiadm -m discovery -t sendtargets -p "$PORTAL" >"$OUT/discovery.txt" 2>&1 \
-    || { cat "$OUT/discovery.txt"; return 1; }
+  # Records only from stdout: iscsiadm's warnings on stderr (e.g. "Could not scan
+  # /sys/class/iscsi_transport" before the transport module is up) are not records.
+  iscsiadm -m discovery -t sendtargets -p "$PORTAL" >"$OUT/discovery.txt" 2>"$OUT/discovery.err" \
+    || { cat "$OUT/discovery.txt" "$OUT/discovery.err"; return 1; }
+  cat "$OUT/discovery.err" >&2
   cat "$OUT/discovery.txt"
   IQN=${TARGET_IQN:-$(awk 'NR == 1 {print $2}' "$OUT/discovery.txt")}
   [[ -n $IQN ]] && grep -qF " $IQN" "$OUT/discovery.txt"

@@ -49,8 +49,8 @@ else
 fi
 
 # Discovery and the portal gotcha (see smoke.sh): log in through the portal we can reach.
-iscsiadm -m discovery -t sendtargets -p "$PORTAL" >"$OUT/discovery.txt" 2>&1 \
-  || abort "discovery on $PORTAL: $(first_line "$OUT/discovery.txt")"
+iscsiadm -m discovery -t sendtargets -p "$PORTAL" >"$OUT/discovery.txt" 2>"$OUT/discovery.err" \
+  || abort "discovery on $PORTAL: $(first_line "$OUT/discovery.err")"
 IQN=${TARGET_IQN:-$(awk 'NR == 1 {print $2}' "$OUT/discovery.txt")}
 grep -qF " $IQN" "$OUT/discovery.txt" 2>/dev/null && [[ -n $IQN ]] \
   || abort "target ${IQN:-?} not in the SendTargets reply: $(first_line "$OUT/discovery.txt")"
