@@ -3,13 +3,10 @@
  * carries the flags). No test-runner imports, so tools/bench can use them too.
  */
 
-export function cdb10(op: number, lba: number, blocks: number, byte1 = 0): Buffer {
-  const c = Buffer.alloc(10);
-  c[0] = op; c[1] = byte1;
-  c.writeUInt32BE(lba, 2);
-  c.writeUInt16BE(blocks, 7);
-  return c;
-}
+import { lba16, rw10 } from '../../src/initiator/cdb.ts';
+
+/** The 10-byte LBA + 2-byte count layout (READ/WRITE(10) and kin): the initiator module's builder. */
+export const cdb10: (op: number, lba: number, blocks: number, byte1?: number) => Buffer = rw10;
 
 export function cdb12(op: number, lba: number, blocks: number, byte1 = 0): Buffer {
   const c = Buffer.alloc(12);
@@ -19,12 +16,9 @@ export function cdb12(op: number, lba: number, blocks: number, byte1 = 0): Buffe
   return c;
 }
 
+/** The 16-byte LBA + 4-byte count layout (READ/WRITE(16), WRITE SAME(16) …), taking a number LBA too. */
 export function cdb16(op: number, lba: bigint | number, blocks: number, byte1 = 0): Buffer {
-  const c = Buffer.alloc(16);
-  c[0] = op; c[1] = byte1;
-  c.writeBigUInt64BE(BigInt(lba), 2);
-  c.writeUInt32BE(blocks, 10);
-  return c;
+  return lba16(op, BigInt(lba), blocks, byte1);
 }
 
 export function cdb6(op: number, lba: number, blocks: number): Buffer {
