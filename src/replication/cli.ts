@@ -5,7 +5,7 @@
  *   arraysim rcopy startgroup GROUP          (startrcopygroup; run against the primary)
  *   arraysim rcopy stopgroup GROUP           (stoprcopygroup; run against the primary)
  *   arraysim rcopy admithost -proximity primary|secondary|all HOST GROUP   (admitrcopyhost; on each array)
- *   arraysim rcopy link cut|restore [--latency-ms MS]                      (fault injection)
+ *   arraysim rcopy link [cut|restore] [--latency MS] [--loss PCT] [--one-way out|in|off] [--seed N]   (fault injection)
  *
  * `-proximity` is written with one dash as HPE's CLI does; `--proximity` works too.
  */
@@ -26,14 +26,25 @@ export function hpeProximity(words: string[]): { proximity?: string; rest: strin
   return { proximity, rest };
 }
 
-export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latencyMs?: number }> = {
+/** `--one-way out|in|off` as the API's oneWay (off heals: null). */
+export function oneWayOption(v: string | undefined): 'out' | 'in' | null | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'out' || v === 'in') return v;
+  if (v === 'off') return null;
+  throw new Error(`--one-way must be out, in or off, not ${v}`);
+}
+
+export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latency?: number; loss?: number; oneWay?: string; seed?: number }> = {
   command: 'rcopy <verb> [args..]',
   describe: 'Remote Copy: showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, link cut|restore',
   builder: (y: Argv) => y
     .positional('verb', { choices: VERBS, describe: 'what to do' })
     .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or cut|restore' })
     .option('admin', { type: 'string', default: defaultAdmin(), describe: 'admin API address of the array to ask' })
-    .option('latency-ms', { type: 'number', describe: 'link: added latency per message this array sends' })
+    .option('latency', { type: 'number', alias: 'latency-ms', describe: 'link: ms added to every message this array sends (1 ms round trip per 100 km)' })
+    .option('loss', { type: 'number', describe: 'link: percent of the frames this array sends that are lost (each waits for a TCP retransmission: 200 ms, doubling)' })
+    .option('one-way', { type: 'string', describe: 'link: one-way partition: out (what this array sends stops arriving), in (what it receives), off' })
+    .option('seed', { type: 'number', describe: 'link: seed of the loss draws (replays a loss pattern)' })
     .parserConfiguration({ 'short-option-groups': false, 'unknown-options-as-args': true }) as never,
   handler: async (a) => {
     const words = (a.args ?? []).map(String);
@@ -58,8 +69,8 @@ export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]
         return;
       }
       case 'link': {
-        if (words.length > 1) throw new Error('usage: arraysim rcopy link [cut|restore] [--latency-ms MS]');
-        const body = { action: words[0], latencyMs: a.latencyMs };
+        if (words.length > 1) throw new Error('usage: arraysim rcopy link [cut|restore] [--latency MS] [--loss PCT] [--one-way out|in|off] [--seed N]');
+        const body = { action: words[0], latencyMs: a.latency, lossPercent: a.loss, oneWay: oneWayOption(a.oneWay), seed: a.seed };
         print(await adminCall(a.admin, 'POST', '/v1/rcopy/link', { body, schema: LINK_BODY }));
         return;
       }

@@ -22,6 +22,8 @@ import { interceptCompareAndWrite } from './caw-forward.ts';
 import { GroupMachine, PROXIMITIES } from './group-machine.ts';
 import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq } from './group-machine.ts';
 import { applyOp, ReplicatedStore } from './replicated-store.ts';
+import { LinkFaultInjector } from './link-faults.ts';
+import type { LinkFaultRequest, LinkFaults, LinkShaper } from './link-faults.ts';
 
 export interface PeersConfig {
   /** This array's name on the link (hello). */
@@ -47,7 +49,7 @@ export interface RcopyConfig {
   groups: RcopyGroupConfig[];
 }
 
-export interface LinkFaults { cut: boolean; latencyMs: number }
+export type { LinkFaults, LinkFaultRequest } from './link-faults.ts';
 
 const HEARTBEAT_MS = 500;
 const REDIAL_MS = 200;
@@ -71,6 +73,8 @@ export class ReplicationGroup {
   readonly volumes: LogicalUnit[] = [];
   readonly stores: ReplicatedStore[] = [];
   private socket: net.Socket | null = null;
+  /** The send side of `socket`, through the link faults (link-faults.ts). */
+  private shaper: LinkShaper | null = null;
   private linkUp = false;
   private sendSeq = 0;
   private recvSeq = -1;
@@ -203,21 +207,14 @@ export class ReplicationGroup {
     if (!s || !this.linkUp && m.type !== 'hello' && m.type !== 'error') return;
     const parts = encodeMessage(m, this.sendSeq++);
     if (m.type === 'write') this.stats.replicatedBytes += m.data.length;
-    const lat = this.rc.faults.latencyMs;
-    const out = () => {
-      if (s.destroyed || this.socket !== s) return;
-      s.cork();
-      for (const p of parts) s.write(p);
-      s.uncork();
-    };
-    if (lat > 0) setTimeout(out, lat); // equal delays fire in order: the stream order is kept
-    else out();
+    this.shaper?.send(parts);
   }
 
   /** Take a connected socket (dialled, or accepted and routed by its hello) as this group's link. */
   attach(s: net.Socket, framer: LinkFramer, first: { sequence: number; message: LinkMessage } | null): (sequence: number, m: LinkMessage) => void {
     if (this.socket && !this.socket.destroyed) { s.destroy(); return () => {}; }
     this.socket = s;
+    this.shaper = this.rc.injector.shaper(s);
     this.sendSeq = 0;
     this.recvSeq = -1;
     s.setNoDelay(true);
@@ -236,6 +233,7 @@ export class ReplicationGroup {
       if (ev.kind === 'error') { this.log.warn({ group: this.cfg.name, err: ev.error.message }, 'replication link protocol error'); s.destroy(); return; }
       if (this.socket === s) onMessage(ev.sequence, ev.message);
     }));
+    this.rc.injector.receiving(s);
     return (sequence, m) => { if (this.socket === s) onMessage(sequence, m); };
   }
 
@@ -320,6 +318,8 @@ export class ReplicationGroup {
   private lost(s: net.Socket, why: string): void {
     if (this.socket !== s) return;
     this.socket = null;
+    this.shaper?.close();
+    this.shaper = null;
     const wasUp = this.linkUp;
     this.linkUp = false;
     if (wasUp) {
@@ -416,7 +416,8 @@ function geometryMismatch(a: VolumeGeometry[], b: VolumeGeometry[]): string | nu
  */
 export class RemoteCopy {
   readonly groups = new Map<string, ReplicationGroup>();
-  readonly faults: LinkFaults = { cut: false, latencyMs: 0 };
+  readonly injector = new LinkFaultInjector();
+  get faults(): LinkFaults { return this.injector.faults; }
   private server: net.Server | null = null;
   private readonly byVolume = new Map<string, { group: ReplicationGroup; index: number }>();
   private readonly accepted = new Set<net.Socket>();
@@ -525,22 +526,21 @@ export class RemoteCopy {
       routed = g.attach(s, framer, { sequence: ev.sequence, message: m });
     });
     s.on('data', onData);
+    this.injector.receiving(s);
   }
 
-  /** POST /v1/rcopy/link: cut or restore every replication link of this array, and set added latency. */
-  setLink(o: { action?: 'cut' | 'restore'; latencyMs?: number }): void {
-    if (o.latencyMs !== undefined) this.faults.latencyMs = o.latencyMs;
-    if (o.action === 'cut') {
-      this.faults.cut = true;
+  /** POST /v1/rcopy/link: cut, restore, latency, loss, one-way partition of every replication link of this array (link-faults.ts). */
+  setLink(o: LinkFaultRequest): void {
+    if (this.injector.set(o)) {
       for (const g of this.groups.values()) g.cut();
       for (const s of this.accepted) s.destroy();
-    } else if (o.action === 'restore') this.faults.cut = false;
+    }
     this.log.warn({ faults: this.faults }, 'replication link fault injection');
   }
 
-  status(): { array: string; link: LinkFaults & { listen: string | null; peer: string | null }; groups: ReturnType<ReplicationGroup['snapshot']>[] } {
+  status(): { array: string; link: ReturnType<LinkFaultInjector['status']> & { listen: string | null; peer: string | null }; groups: ReturnType<ReplicationGroup['snapshot']>[] } {
     const hp = (x?: { host: string; port: number }) => (x ? `${x.host}:${x.port}` : null);
-    return { array: this.peers.name, link: { ...this.faults, listen: hp(this.peers.listen), peer: hp(this.peers.peer) }, groups: [...this.groups.values()].map((g) => g.snapshot()) };
+    return { array: this.peers.name, link: { ...this.injector.status(), listen: hp(this.peers.listen), peer: hp(this.peers.peer) }, groups: [...this.groups.values()].map((g) => g.snapshot()) };
   }
 
   async stop(): Promise<void> {

@@ -78,6 +78,9 @@ describe('rcopy admin routes', () => {
     expect((await call(baseA, 'POST', '/v1/rcopy/link', { action: 'sever' })).json).toMatchObject({ field: 'action' });
     expect((await call(baseA, 'POST', '/v1/rcopy/link', { latencyMs: -1 })).status).toBe(400);
     expect((await call(baseA, 'POST', '/v1/rcopy/link', {})).status).toBe(400);
+    expect((await call(baseA, 'POST', '/v1/rcopy/link', { lossPercent: 101 })).json).toMatchObject({ field: 'lossPercent' });
+    expect((await call(baseA, 'POST', '/v1/rcopy/link', { oneWay: 'sideways' })).json).toMatchObject({ field: 'oneWay' });
+    expect((await call(baseA, 'POST', '/v1/rcopy/link', { seed: -1 })).json).toMatchObject({ field: 'seed' });
     const nf = await call(baseA, 'POST', '/v1/rcopy/groups/nope/start');
     expect(nf.status).toBe(404);
     expect(nf.json.error).toMatch(/no Remote Copy group nope/);
@@ -109,6 +112,17 @@ describe('rcopy admin routes', () => {
       const r = await settled(() => db.read(0n, 1));
       expect(r.kind === 'good' && r.value.equals(Buffer.alloc(512, 1))).toBe(true);
     } finally { await da.close(); await db.close(); }
+  });
+
+  it('POST /v1/rcopy/link sets loss and a one-way partition and shows them; restore clears every fault', async () => {
+    const set = await call(baseA, 'POST', '/v1/rcopy/link', { lossPercent: 0.5, oneWay: null, seed: 1234 });
+    expect(set.status).toBe(200);
+    expect(set.json.link).toMatchObject({ cut: false, lossPercent: 0.5, oneWay: null, seed: 1234, retransmissions: expect.any(Number), framesQueued: expect.any(Number) });
+    const part = await call(baseA, 'POST', '/v1/rcopy/link', { oneWay: 'in' });
+    expect(part.json.link).toMatchObject({ oneWay: 'in', lossPercent: 0.5 });
+    const clean = await call(baseA, 'POST', '/v1/rcopy/link', { action: 'restore' });
+    expect(clean.json.link).toMatchObject({ cut: false, latencyMs: 0, lossPercent: 0, oneWay: null });
+    await until(() => b.rcopy!.groups.get('rcg1')!.machine.status === 'Synced' && a.rcopy!.groups.get('rcg1')!.machine.status === 'Synced', 'Synced', 15_000);
   });
 
   it('the OpenAPI document lists the rcopy routes', async () => {

@@ -4,7 +4,7 @@
  *   POST /v1/rcopy/groups/:group/start         startgroup (on the primary)
  *   POST /v1/rcopy/groups/:group/stop          stopgroup (on the primary)
  *   POST /v1/rcopy/groups/:group/hosts         admithost -proximity primary|secondary|all HOST GROUP
- *   POST /v1/rcopy/link                        fault injection: {action: cut|restore, latencyMs?}
+ *   POST /v1/rcopy/link                        fault injection: {action?: cut|restore, latencyMs?, lossPercent?, oneWay?: out|in|null, seed?}
  * State changes go through the group's machine, which logs them and publishes rcopy.group and
  * alua.state events.
  */
@@ -14,6 +14,8 @@ import { AdminError } from '../errors.ts';
 import { PROXIMITIES } from '../../replication/group-machine.ts';
 import type { Proximity } from '../../replication/group-machine.ts';
 import type { RemoteCopy, ReplicationGroup } from '../../replication/engine.ts';
+import { MAX_LATENCY_MS } from '../../replication/link-faults.ts';
+import type { LinkFaultRequest } from '../../replication/link-faults.ts';
 
 const SYNC_STATUS = { type: 'string', enum: ['Stopped', 'Syncing', 'Synced', 'Failsafe'] } as const;
 
@@ -58,8 +60,14 @@ export const GROUPS_REPLY = {
         listen: { type: ['string', 'null'] }, peer: { type: ['string', 'null'] },
         cut: { type: 'boolean', description: 'fault injection: the link is held down' },
         latencyMs: { type: 'number', description: 'fault injection: added to every message this array sends' },
+        lossPercent: { type: 'number', description: 'fault injection: chance that a frame this array sends is lost and waits for a TCP retransmission' },
+        oneWay: { type: ['string', 'null'], enum: ['out', 'in', null], description: 'fault injection: one-way partition (out: what this array sends stops arriving; in: what it receives)' },
+        seed: { type: 'integer', description: 'seed of the loss draws (POST it back to replay a loss pattern)' },
+        framesShaped: { type: 'integer', minimum: 0, description: 'frames sent through the fault path' },
+        retransmissions: { type: 'integer', minimum: 0, description: 'simulated TCP retransmissions of lost frames' },
+        framesQueued: { type: 'integer', minimum: 0, description: 'frames waiting now (latency, retransmission stall, one-way partition)' },
       },
-      required: ['listen', 'peer', 'cut', 'latencyMs'],
+      required: ['listen', 'peer', 'cut', 'latencyMs', 'lossPercent', 'oneWay', 'seed', 'framesShaped', 'retransmissions', 'framesQueued'],
     },
     groups: { type: 'array', items: GROUP_REPLY },
   },
@@ -86,10 +94,13 @@ export const LINK_BODY = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    action: { type: 'string', enum: ['cut', 'restore'], description: 'cut: drop the link and keep it down; restore: let it come back' },
-    latencyMs: { type: 'number', minimum: 0, maximum: 10_000, description: 'added to every message this array sends (rule of thumb: 1 ms round trip per 100 km)' },
+    action: { type: 'string', enum: ['cut', 'restore'], description: 'cut: drop the link and keep it down; restore: a clean link again (no cut, partition, loss or latency, unless this request sets them)' },
+    latencyMs: { type: 'number', minimum: 0, maximum: MAX_LATENCY_MS, description: 'added to every message this array sends (rule of thumb: 1 ms round trip per 100 km)' },
+    lossPercent: { type: 'number', minimum: 0, maximum: 100, description: 'chance that a frame this array sends is lost; TCP resends it after 200 ms, doubling (README "Peer replication", link faults)' },
+    oneWay: { type: ['string', 'null'], enum: ['out', 'in', null], description: 'one-way partition: out (what this array sends stops arriving), in (what it receives), null to heal' },
+    seed: { type: 'integer', minimum: 0, maximum: 4294967295, description: 'seed of the loss draws (replays a loss pattern)' },
   },
-  anyOf: [{ required: ['action'] }, { required: ['latencyMs'] }],
+  anyOf: [{ required: ['action'] }, { required: ['latencyMs'] }, { required: ['lossPercent'] }, { required: ['oneWay'] }, { required: ['seed'] }],
 } as const;
 
 function remoteCopy(deps: AdminDeps): RemoteCopy {
@@ -123,7 +134,7 @@ export function register(app: FastifyInstance, deps: AdminDeps): void {
   app.post<{ Params: { group: string }; Body: { host: string; proximity: Proximity } }>('/v1/rcopy/groups/:group/hosts',
     { schema: { ...one, body: ADMITHOST_BODY, summary: 'admitrcopyhost -proximity primary|secondary|all HOST GROUP' } },
     async (req) => verb(deps, req.params.group, { verb: 'admithost', host: req.body.host, proximity: req.body.proximity }));
-  app.post<{ Body: { action?: 'cut' | 'restore'; latencyMs?: number } }>('/v1/rcopy/link',
-    { schema: { summary: 'replication link fault injection: cut, restore, added latency', tags: ['rcopy'], body: LINK_BODY, response: { 200: GROUPS_REPLY } } },
+  app.post<{ Body: LinkFaultRequest }>('/v1/rcopy/link',
+    { schema: { summary: 'replication link fault injection: cut, restore, added latency, loss, one-way partition', tags: ['rcopy'], body: LINK_BODY, response: { 200: GROUPS_REPLY } } },
     async (req) => { const rc = remoteCopy(deps); rc.setLink(req.body); return rc.status(); });
 }
