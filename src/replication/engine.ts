@@ -86,7 +86,7 @@ export class ReplicationGroup {
   private dialTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** Counters for status and the resync proof. */
-  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, linkUps: 0, linkDowns: 0 };
+  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
 
   constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, unsafeAckBeforePeer = false) {
     this.machine = new GroupMachine({ name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, unsafeAckBeforePeer });
@@ -367,6 +367,8 @@ export class ReplicationGroup {
 
   /** auto_synchronize: send only the regions written while the group was stopped, each read and sent under its range lock. */
   private async resync(extents: { volume: number; lba: bigint; blocks: number }[]): Promise<void> {
+    const t0 = performance.now();
+    const bytes0 = this.stats.resyncBytes;
     try {
       for (const x of extents) {
         const lu = this.volumes[x.volume];
@@ -382,6 +384,8 @@ export class ReplicationGroup {
           done += n;
         }
       }
+      this.stats.lastResyncBytes = this.stats.resyncBytes - bytes0;
+      this.stats.lastResyncMs = Math.round(performance.now() - t0);
       this.step({ kind: 'resync-done' });
     } catch (e) {
       this.log.warn({ group: this.cfg.name, err: e instanceof Error ? e.message : String(e) }, 'resync interrupted; it restarts with the link');
