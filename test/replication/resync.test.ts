@@ -98,6 +98,27 @@ describe('resync after an outage sends only the dirty regions', () => {
     expect(await differences(pair, written), `seed ${seed}`).toEqual([]);
   }, 90_000);
 
+  it('a resync cut off by a second outage restarts with the link and still leaves every written region equal on both', async () => {
+    pair = await startPair();
+    const da = await pair.open('A');
+    await outage(pair);
+    const written: Extent[] = Array.from({ length: 300 }, (_, i) => ({ lba: 30_000 + i * 16, blocks: 8 }));
+    for (const x of written) expect(senseOf(await settled(() => da.write(BigInt(x.lba), block(`region ${x.lba}`, 8))))).toBe('good');
+    const before = pair.ga.stats.resyncBytes;
+    // Slow the link so that the resync is still running when the second cut comes.
+    pair.a.rcopy!.setLink({ action: 'restore', latencyMs: 5 });
+    await until(() => pair!.ga.stats.resyncBytes > before, 'the resync under way', 30_000);
+    const midway = pair.ga.machine.status;
+    if (process.env.RCOPY_VERBOSE) console.log('second cut while', midway, pair.ga.stats.resyncBytes - before);
+    pair.a.rcopy!.setLink({ action: 'cut' });
+    await until(() => pair!.ga.machine.status === 'Stopped', 'A Stopped', 15_000);
+    expect(pair.ga.machine.dirtyExtents().length).toBeGreaterThan(0);
+    await restore(pair);
+    expect(await differences(pair, written)).toEqual([]);
+    // Cut while Syncing: the first resync was interrupted and the second sent the regions again.
+    if (midway === 'Syncing') expect(pair.ga.stats.resyncBytes - before).toBeGreaterThan(300 * 8 * 512);
+  }, 90_000);
+
   it('negative control: a block changed behind the group is not resent, and the check finds A and B differ there', async () => {
     pair = await startPair();
     const da = await pair.open('A');
