@@ -56,6 +56,27 @@ describe('the loss model (no sockets)', () => {
     expect(inj.counters.framesQueued).toBe(0);
   });
 
+  it('frames sent in one tick leave in one corked write (one send for many acks), a lone frame within the tick', async () => {
+    const inj = new LinkFaultInjector(1);
+    let corked = 0;
+    const flushed: string[][] = [];
+    let pending: string[] = [];
+    const sink: FrameSink = {
+      destroyed: false,
+      cork: () => { corked++; },
+      uncork: () => { if (--corked === 0) { flushed.push(pending); pending = []; } },
+      write: (b) => { if (corked) pending.push(b.toString()); else flushed.push([b.toString()]); return true; },
+    };
+    const sh = inj.shaper(sink);
+    for (let i = 0; i < 10; i++) sh.send([Buffer.from(`h${i}`), Buffer.from(`d${i}`)]);
+    expect(flushed).toEqual([]);
+    await new Promise<void>((r) => process.nextTick(r));
+    expect(flushed).toEqual([Array.from({ length: 10 }, (_, i) => [`h${i}`, `d${i}`]).flat()]);
+    sh.send([Buffer.from('alone')]);
+    await new Promise<void>((r) => process.nextTick(r));
+    expect(flushed[1]).toEqual(['alone']);
+  });
+
   it('a one-way out partition holds frames and releases them in order when it heals; close drops them', async () => {
     const inj = new LinkFaultInjector(1);
     const sink = new Sink();
