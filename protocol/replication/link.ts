@@ -175,10 +175,13 @@ export function encodeMessage(m: LinkMessage, sequence: number): Buffer[] {
   let crc = 0;
   for (const p of parts) { len += p.length; crc = crc32c(p, crc); }
   if (len > MAX_PAYLOAD) throw new RangeError(`payload of ${len} bytes is over ${MAX_PAYLOAD}`);
-  const h = Buffer.alloc(HEADER_LENGTH);
+  // From the pool (every byte is written below): a zero-filled Buffer.alloc per frame is an
+  // ArrayBuffer of its own per replicated write and per ack.
+  const h = Buffer.allocUnsafe(HEADER_LENGTH);
   h.writeUInt32BE(LINK_MAGIC, 0);
   h[4] = LINK_VERSION;
   h[5] = TYPE_CODE[m.type];
+  h.writeUInt16BE(0, 6); // flags: reserved
   h.writeUInt32BE(len, 8);
   h.writeUInt32BE(sequence >>> 0, 12);
   h.writeUInt32LE(crc, 16);
