@@ -373,9 +373,9 @@ export class ReplicationGroup {
    * auto_synchronize: send only the regions written while the group was stopped (the machine's
    * dirty extents, exact to the logical block), in chunks of up to RESYNC_CHUNK_BLOCKS, each read
    * and sent under its range lock, RESYNC_WINDOW chunks in flight (the extents are disjoint, and
-   * the secondary applies them in group sequence order anyway). A resync that the link outlives
-   * only by a restart is superseded: its chunks stop and it never reports resync-done, so it
-   * cannot clear a dirty map that a later resync still has to send.
+   * the secondary applies them in group sequence order anyway). A link loss stops the resync (each
+   * chunk checks the link first); a resync superseded by a later one (the link came back) never
+   * reports resync-done, so it cannot clear a dirty map that the later one still has to send.
    */
   private async resync(extents: { volume: number; lba: bigint; blocks: number }[]): Promise<void> {
     const gen = ++this.resyncGen;
@@ -386,7 +386,8 @@ export class ReplicationGroup {
         for (let done = 0; done < x.blocks; done += RESYNC_CHUNK_BLOCKS) yield { volume: x.volume, lba: x.lba + BigInt(done), blocks: Math.min(RESYNC_CHUNK_BLOCKS, x.blocks - done) };
       }
     })();
-    const live = () => { if (gen !== this.resyncGen || !this.linkUp) throw new Error(gen !== this.resyncGen ? 'superseded by a later resync' : 'replication link down'); };
+    // The machine's link goes down first on a heartbeat timeout (the socket closes later).
+    const live = () => { if (gen !== this.resyncGen || !this.linkUp || this.machine.link !== 'up') throw new Error(gen !== this.resyncGen ? 'superseded by a later resync' : 'replication link down'); };
     const worker = async () => {
       for (let c = chunks.next(); !c.done; c = chunks.next()) {
         const { volume, lba, blocks } = c.value;
