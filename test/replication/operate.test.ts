@@ -9,7 +9,7 @@ import { AdminApi } from '../../src/admin/api.ts';
 import { StorageArray } from '../../src/array.ts';
 import { configFromFile } from '../../src/config.ts';
 import { ScsiDevice } from '../../src/initiator/index.ts';
-import { hpeProximity } from '../../src/replication/cli.ts';
+import { hpeProximity, RCOPY_COMMAND } from '../../src/replication/cli.ts';
 import { settled, senseOf, until } from './pair.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -122,6 +122,25 @@ describe('rcopy admin routes', () => {
     expect(part.json.link).toMatchObject({ oneWay: 'in', lossPercent: 0.5 });
     const clean = await call(baseA, 'POST', '/v1/rcopy/link', { action: 'restore' });
     expect(clean.json.link).toMatchObject({ cut: false, latencyMs: 0, lossPercent: 0, oneWay: null });
+    await until(() => b.rcopy!.groups.get('rcg1')!.machine.status === 'Synced' && a.rcopy!.groups.get('rcg1')!.machine.status === 'Synced', 'Synced', 15_000);
+  });
+
+  it('rcopy link --loss --one-way --seed through the CLI handler; --one-way off heals; a bad --one-way is refused before sending', async () => {
+    const printed: string[] = [];
+    const log = console.log;
+    console.log = (x: string) => { printed.push(x); };
+    const admin = baseA.replace('http://', '');
+    const run = (o: Record<string, unknown>) => (RCOPY_COMMAND.handler as (a: unknown) => Promise<void>)({ verb: 'link', args: [], admin, ...o });
+    try {
+      await run({ loss: 2.5, oneWay: 'in', seed: 77 });
+      expect(JSON.parse(printed.at(-1)!).link).toMatchObject({ lossPercent: 2.5, oneWay: 'in', seed: 77 });
+      await run({ oneWay: 'off' });
+      expect(JSON.parse(printed.at(-1)!).link).toMatchObject({ lossPercent: 2.5, oneWay: null });
+      await expect(run({ oneWay: 'up' })).rejects.toThrow(/--one-way must be out, in or off/);
+      await expect(run({ loss: 200 })).rejects.toThrow(/lossPercent/);
+      await run({ args: ['restore'] });
+      expect(JSON.parse(printed.at(-1)!).link).toMatchObject({ cut: false, lossPercent: 0, oneWay: null, latencyMs: 0 });
+    } finally { console.log = log; }
     await until(() => b.rcopy!.groups.get('rcg1')!.machine.status === 'Synced' && a.rcopy!.groups.get('rcg1')!.machine.status === 'Synced', 'Synced', 15_000);
   });
 
