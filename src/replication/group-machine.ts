@@ -168,6 +168,8 @@ export class GroupMachine {
   private nextRequest = 1n;
   /** Writes the secondary does not have (made while the group was stopped): resent by a resync. */
   private dirty: DirtyExtent[] = [];
+  /** Coalesce the dirty list when it reaches this many records (amortised: a hot region rewritten all through a long outage stays a few records, not one per write). */
+  private dirtyCompactAt = 1024;
   private lastHeard = 0;
   private heartbeatNonce = 0n;
 
@@ -248,7 +250,7 @@ export class GroupMachine {
 
   private replicate(origin: Origin, op: WriteOp, out: GroupAction[]): void {
     if (!this.replicating) {
-      for (const x of extentsOf(op)) this.dirty.push(x);
+      this.markDirty(extentsOf(op));
       out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } });
       return;
     }
@@ -296,7 +298,7 @@ export class GroupMachine {
         if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } }); return; }
         // The secondary could not apply: it no longer has the group's data; stop the group
         // (HPE no_fail_wrt_on_err would hide it from the host; here the write is not acknowledged).
-        this.dirty.push(...w.extents);
+        this.markDirty(w.extents);
         out.push({ kind: 'complete', origin, outcome: ackFailure(m.status) });
         this.stopReplication(`secondary could not apply write ${m.seq} (${m.status})`, out);
         return;
@@ -353,7 +355,7 @@ export class GroupMachine {
     // Writes the peer has not acknowledged are not acknowledged to their hosts: the region is
     // marked for resync (it may be on this array only). No write is ever acknowledged without both.
     for (const [, w] of this.awaitingPeer) {
-      this.dirty.push(...w.extents);
+      this.markDirty(w.extents);
       out.push({ kind: 'complete', origin: w.origin, outcome: { kind: 'link-lost' } });
     }
     for (const [, origin] of this.forwarded) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
@@ -421,6 +423,7 @@ export class GroupMachine {
   private resyncDone(out: GroupAction[]): void {
     if (this.status !== 'Syncing') return;
     this.dirty = [];
+    this.dirtyCompactAt = 1024;
     this.transition('Syncing', 'Synced', 'resync complete', out);
     out.push({ kind: 'send', message: { type: 'group-state', state: 'Synced', reason: 'resync complete' } });
   }
@@ -456,6 +459,17 @@ export class GroupMachine {
     for (const [h, p] of this.hosts) hosts[h] = p === 'all' || p === this.role ? 'active/optimized' : 'active/non-optimized';
     return { state, hosts };
   }
+
+  private markDirty(xs: readonly DirtyExtent[]): void {
+    for (const x of xs) this.dirty.push(x);
+    if (this.dirty.length >= this.dirtyCompactAt) {
+      this.dirty = coalesce(this.dirty);
+      this.dirtyCompactAt = Math.max(1024, 2 * this.dirty.length);
+    }
+  }
+
+  /** Records in the dirty list now (memory use; dirtyExtents() is the coalesced view). */
+  get dirtyRecords(): number { return this.dirty.length; }
 
   /** The regions the secondary lacks (written while the group was stopped, or in flight at a link loss), coalesced. */
   dirtyExtents(): DirtyExtent[] { return coalesce(this.dirty); }
