@@ -21,17 +21,20 @@ export function expectedPaths(plan: LabPlan, host: HostPlan): string[] {
   });
 }
 
+/** Discovery and login on each portal `host` uses: the lines lab up prints and the compose initiator runs. */
+export function loginCommands(plan: LabPlan, host: HostPlan): string[] {
+  return host.connects.flatMap((name) => {
+    const p = hostPort(site(plan, name).addresses.portal);
+    return [`iscsiadm -m discovery -t sendtargets -p ${p}`, `iscsiadm -m node -T ${plan.target} -p ${p} --login`];
+  });
+}
+
 export function iscsiadmSnippet(plan: LabPlan, host: HostPlan): string {
-  const lines = [
+  return [
     `# ${host.name}: a host at ${host.site}, ${host.connects.length === 2 ? 'paths to both arrays' : `paths to ${host.site} only`}`,
     `echo "InitiatorName=${host.iqn}" > /etc/iscsi/initiatorname.iscsi && systemctl restart iscsid`,
-  ];
-  for (const name of host.connects) {
-    const p = hostPort(site(plan, name).addresses.portal);
-    lines.push(`iscsiadm -m discovery -t sendtargets -p ${p}`);
-    lines.push(`iscsiadm -m node -T ${plan.target} -p ${p} --login`);
-  }
-  return lines.join('\n');
+    ...loginCommands(plan, host),
+  ].join('\n');
 }
 
 export const MULTIPATH_CONF = `devices {

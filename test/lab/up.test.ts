@@ -14,6 +14,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ScsiDevice } from '../../src/initiator/index.ts';
 import { hasVerb } from '../../src/lab/children.ts';
+import { siteArgs, witnessArgs } from '../../src/lab/topology.ts';
 import type { LabUpReport } from '../../src/lab/up.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -120,6 +121,13 @@ describe('lab up', () => {
     const pids = [...report.sites.map((s) => s.pid), ...(report.witness ? [report.witness.pid] : [])];
     expect(pids.every(alive)).toBe(true);
     expect(processesMentioning(dir).length).toBe(2); // the two arrays run from configs in the lab's directory
+    // Each child runs this CLI with the arguments the shared builders make (docker-compose.yml uses the same ones).
+    const argv = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    for (const s of report.sites) expect(argv(s.pid)).toEqual([process.execPath, bin, ...siteArgs(s.config)]);
+    if (report.witness) {
+      const [host, port] = report.witness.address.split(':');
+      expect(argv(report.witness.pid)).toEqual([process.execPath, bin, ...witnessArgs({ host, port: Number(port) })]);
+    }
     proc.kill('SIGTERM');
     expect(await exitOf(proc)).toBe(0);
     for (const pid of pids) expect(alive(pid)).toBe(false);
