@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -21,10 +21,13 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const bin = path.join(root, 'bin', 'arraysim.js');
 const started: ChildProcess[] = [];
 const leftovers: number[] = [];
+/** The lab directories a killed lab up could not remove itself. */
+const dirs: string[] = [];
 
 afterAll(() => {
   for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   for (const pid of leftovers) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 function alive(pid: number): boolean {
@@ -76,6 +79,7 @@ async function labUp(extra: string[] = []): Promise<{ proc: ChildProcess; report
     });
     proc.on('exit', (code) => reject(new Error(`lab up exited ${code} before its JSON: ${err}`)));
   });
+  dirs.push(path.dirname(report.sites[0].config));
   return { proc, report, stderr: () => err };
 }
 
