@@ -424,6 +424,11 @@ export class RemoteCopy {
   static unsafeAckBeforePeer = false;
 
   constructor(readonly peers: PeersConfig, readonly cfg: RcopyConfig, readonly log: Logger, readonly events?: ArrayEvents) {
+    // The checker's negative control (README "Correctness checker"): honoured only when set explicitly.
+    if (process.env.ARRAYSIM_FAULT_HOOK === 'ack-before-peer') {
+      RemoteCopy.unsafeAckBeforePeer = true;
+      log.warn('ARRAYSIM_FAULT_HOOK=ack-before-peer: writes are acknowledged before the peer has them (test hook)');
+    }
     for (const g of cfg.groups) {
       if (this.groups.has(g.name)) throw new Error(`rcopy.groups: group ${g.name} twice`);
       const group = new ReplicationGroup(this, g, log.child({ component: 'rcopy' }), RemoteCopy.unsafeAckBeforePeer);
