@@ -7,7 +7,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { FAULTS } from './faults.ts';
 
-interface Args { what: string; file?: string; seconds: number; seed?: number; json: boolean; faults?: string; out: string; hook?: string; keep: boolean; rate: number }
+interface Args { what: string; file?: string; seconds: number; seed?: number; json: boolean; faults?: string; out: string; hook?: string; keep: boolean; rate: number; verbose: boolean }
 
 export const checkCommand: CommandModule<object, Args> = {
   command: 'check <what> [file]',
@@ -22,6 +22,7 @@ export const checkCommand: CommandModule<object, Args> = {
     .option('rate', { type: 'number', default: 25, describe: 'operations per second per client at most (2 hosts × 5 clients)' })
     .option('out', { type: 'string', default: 'results', describe: 'directory for check-<seed>.json' })
     .option('hook', { type: 'string', describe: 'negative control: run the arrays with ARRAYSIM_FAULT_HOOK=<hook> (ack-before-peer)' })
+    .option('verbose', { type: 'boolean', default: false, describe: 'print every operation as it ends (invocation, answer, time taken)' })
     .option('keep', { type: 'boolean', default: false, describe: 'keep the arrays\' scratch directory (configs, volumes, logs)' }) as never,
   handler: async (a) => {
     if (a.what === 'history') {
@@ -47,7 +48,7 @@ export const checkCommand: CommandModule<object, Args> = {
     const out = (line: string) => (a.json ? process.stderr : process.stdout).write(`${line}\n`);
     const { runCheck } = await import('./run.ts');
     const r = await runCheck({
-      seconds: a.seconds, seed, out: a.out, faults: kinds, log: out, keepDir: a.keep, rate: a.rate,
+      seconds: a.seconds, seed, out: a.out, faults: kinds, log: out, keepDir: a.keep, rate: a.rate, verbose: a.verbose,
       arrayEnv: a.hook ? { ARRAYSIM_FAULT_HOOK: a.hook } : undefined,
     });
     if (a.json) console.log(JSON.stringify(r, null, 2));

@@ -195,9 +195,50 @@ export class Site {
   }
 }
 
+/**
+ * The quorum witness as a child process (`arraysim witness --listen HOST:PORT`, which prints
+ * `witness listening on HOST:PORT` when ready). A build without the verb exits at once: then
+ * there is no witness, the arrays' YAML names none, and the witness faults are left out.
+ */
+export class Witness {
+  proc: ChildProcess | null = null;
+  constructor(readonly listen: string, readonly logPath: string) {}
+
+  get running(): boolean { return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null; }
+
+  /** true once it says it listens; false when this build has no witness (it exited first). */
+  async start(timeoutMs = 30000): Promise<boolean> {
+    if (this.running) return true;
+    const log = createWriteStream(this.logPath, { flags: 'a' });
+    const p = spawn(process.execPath, [path.join(packageRoot(), 'bin', 'arraysim.js'), 'witness', '--listen', this.listen], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = p;
+    p.stderr!.pipe(log, { end: false });
+    return new Promise<boolean>((resolve) => {
+      let out = '';
+      const t = setTimeout(() => { p.kill('SIGKILL'); resolve(false); }, timeoutMs);
+      p.stdout!.on('data', (d: Buffer) => {
+        log.write(d);
+        out += d.toString();
+        if (/witness listening on /.test(out)) { clearTimeout(t); resolve(true); }
+      });
+      p.once('exit', () => { clearTimeout(t); resolve(false); });
+    });
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.proc;
+    if (!p || !this.running) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    await gone;
+  }
+}
+
 export interface Cluster {
   a: Site;
   b: Site;
+  /** Null when this build has no `arraysim witness`. */
+  witness: Witness | null;
   dir: string;
   sites: Site[];
   site(n: SiteName): Site;
@@ -207,15 +248,20 @@ export interface Cluster {
 }
 
 /** Start site B, then site A (the primary dials B), each with generated YAML in `dir`. */
-export async function startCluster(dir: string, history: History, o: { volumeBytes: number; env?: NodeJS.ProcessEnv; witness?: string }): Promise<Cluster> {
+export async function startCluster(dir: string, history: History, o: { volumeBytes: number; env?: NodeJS.ProcessEnv; witness?: boolean }): Promise<Cluster> {
   const addr = async (host: string): Promise<SiteAddresses> => ({ host, iscsi: await freePort(host), admin: await freePort(host), link: await freePort(host) });
   const A = await addr('127.0.1.1');
   const B = await addr('127.0.2.1');
   const env = { ...process.env, ...o.env };
+  let witness: Witness | null = null;
+  if (o.witness !== false) {
+    const w = new Witness(`127.0.3.1:${await freePort('127.0.3.1')}`, path.join(dir, 'witness.log'));
+    if (await w.start()) witness = w;
+  }
   const make = (n: SiteName, me: SiteAddresses, peer: SiteAddresses) => {
     const cfg = path.join(dir, `site-${n.toLowerCase()}.yaml`);
     const vol = path.join(dir, `site-${n.toLowerCase()}.img`);
-    writeFileSync(cfg, metroYaml(n, me, peer, vol, { volumeBytes: o.volumeBytes, witness: o.witness }));
+    writeFileSync(cfg, metroYaml(n, me, peer, vol, { volumeBytes: o.volumeBytes, witness: witness?.listen }));
     return new Site(n, me, cfg, vol, path.join(dir, `site-${n.toLowerCase()}.log`), history, env);
   };
   const a = make('A', A, B);
@@ -223,7 +269,7 @@ export async function startCluster(dir: string, history: History, o: { volumeByt
   await b.start();
   await a.start();
   const c: Cluster = {
-    a, b, dir, sites: [a, b],
+    a, b, dir, sites: [a, b], witness,
     site: (n) => (n === 'A' ? a : b),
     synced: async (ms) => {
       const end = Date.now() + ms;
@@ -234,7 +280,7 @@ export async function startCluster(dir: string, history: History, o: { volumeByt
       }
       return false;
     },
-    stop: async () => { await Promise.all([a.stop(), b.stop()]); },
+    stop: async () => { await Promise.all([a.stop(), b.stop()]); await witness?.kill('SIGTERM'); },
   };
   return c;
 }

@@ -103,6 +103,12 @@ export const FAULTS: readonly FaultKind[] = [
     inject: async (c) => { await c.b.kill(); return 'SIGKILL site B (secondary)'; },
     heal: (c) => c.b.start(),
   },
+  {
+    name: 'witness-loss',
+    available: async (c) => c.witness !== null,
+    inject: async (c) => { await c.witness!.kill(); return 'SIGKILL the witness'; },
+    heal: async (c) => { if (!await c.witness!.start()) throw new Error('the witness did not start again'); },
+  },
 ];
 
 export interface ScheduleOptions {
@@ -163,6 +169,7 @@ export async function runSchedule(c: Cluster, h: History, rng: Rng, o: ScheduleO
 
 /** Heal every kind (restore links, start stopped arrays): the end of a run, or after an error. */
 export async function healAll(c: Cluster): Promise<void> {
+  if (c.witness && !c.witness.running) await c.witness.start();
   for (const s of c.sites) if (!s.running) await s.start();
   for (const body of [{ action: 'restore', latencyMs: 0 }, { lossPercent: 0 }, { oneWay: null }]) await linkBoth(c, body).catch(() => {});
 }

@@ -73,21 +73,37 @@ export class History {
   private readonly t0 = performance.now();
   /** Told of every fault and array event as it is recorded (the CLI prints them). */
   onNote?: (e: FaultRecord | ArrayEventRecord) => void;
+  /** Told of every operation as it ends (the CLI's --verbose prints them). */
+  onOp?: (i: Invoke, end: Ok | Fail) => void;
+  private readonly open = new Map<number, Invoke>();
 
   now(): number { return Math.round((performance.now() - this.t0) * 1000) / 1000; }
 
   invoke(o: Omit<Invoke, 'type' | 'id' | 't'>): number {
     const id = this.nextId++;
-    this.entries.push({ type: 'invoke', id, t: this.now(), ...o });
+    const e: Invoke = { type: 'invoke', id, t: this.now(), ...o };
+    this.entries.push(e);
+    if (this.onOp) this.open.set(id, e);
     return id;
   }
 
   ok(id: number, value?: Ok['value'], miscompares?: number): void {
-    this.entries.push({ type: 'ok', id, t: this.now(), ...(value !== undefined ? { value } : {}), ...(miscompares ? { miscompares } : {}) });
+    const e: Ok = { type: 'ok', id, t: this.now(), ...(value !== undefined ? { value } : {}), ...(miscompares ? { miscompares } : {}) };
+    this.entries.push(e);
+    this.ended(id, e);
   }
 
   fail(id: number, error: string, indeterminate: boolean): void {
-    this.entries.push({ type: 'fail', id, t: this.now(), error, indeterminate });
+    const e: Fail = { type: 'fail', id, t: this.now(), error, indeterminate };
+    this.entries.push(e);
+    this.ended(id, e);
+  }
+
+  private ended(id: number, e: Ok | Fail): void {
+    const i = this.open.get(id);
+    if (!i) return;
+    this.open.delete(id);
+    this.onOp?.(i, e);
   }
 
   fault(fault: string, phase: 'inject' | 'heal', detail?: string): void {

@@ -33,6 +33,8 @@ export interface CheckOptions {
   incrementers?: number;
   /** Operations per second per client at most (default 25). */
   rate?: number;
+  /** Print every operation as it ends. */
+  verbose?: boolean;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
   keepDir?: boolean;
@@ -67,6 +69,13 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
     else if (ev.type === 'down') log(`${sec(h)} site ${e.site} is down`);
     else if (ev.type === 'snapshot') log(`${sec(h)} site ${e.site} is up: ${ev.status}, ${ev.accepting ? 'accepting writes' : 'not accepting writes'}`);
   };
+  if (o.verbose) {
+    h.onOp = (i, e) => {
+      const what = i.op === 'write' ? `write ${i.client}:${i.seq} LBA ${i.lba}+${i.blocks}` : i.op === 'read' ? `read LBA ${i.lba}+${i.blocks}` : `increment counter ${i.lba}`;
+      const how = e.type === 'fail' ? `${e.indeterminate ? 'INDETERMINATE' : 'FAILED'} ${e.error}` : Array.isArray(e.value) ? `ok [${e.value.join(' ')}]` : e.value !== undefined ? `ok → ${e.value}` : 'ok';
+      log(`${(e.t / 1000).toFixed(3)}s #${i.id} ${i.client}@${i.site} ${what} ${how} (${(e.t - i.t).toFixed(1)} ms)`);
+    };
+  }
   const extra: Violation[] = [];
   let cluster: Cluster | null = null;
   let workload: Workload | null = null;
