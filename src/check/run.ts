@@ -110,6 +110,12 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
     if (!await cluster.synced(60000)) extra.push({ kind: 'incomplete', message: 'the pair was not Synced 60 s after the hosts stopped' });
     await cluster.stop();
     images = [readFileSync(cluster.a.volumePath), readFileSync(cluster.b.volumePath)];
+  } catch (e) {
+    // Not a verdict (an array that would not start again, a port taken): keep the history for a look.
+    await workload?.stop().catch(() => {});
+    await cluster?.stop().catch(() => {});
+    const historyPath = save(o, h, { tags: {}, counters: {}, identical: true, differing: [] }, [{ kind: 'incomplete', message: `run aborted: ${(e as Error).message}` }]);
+    throw new Error(`${(e as Error).message} (history so far: ${historyPath}; arrays' logs in ${dir})`);
   } finally {
     await workload?.stop().catch(() => {});
     await cluster?.stop().catch(() => {});
@@ -118,6 +124,12 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
   const final = finalState(images[0], images[1]);
   const verdict = check({ entries: h.entries, final }, { group: CHECK_GROUP });
   const violations = [...extra, ...verdict.violations];
+  const historyPath = save(o, h, final, violations);
+  if (!o.keepDir) rmSync(dir, { recursive: true, force: true });
+  return { seed: o.seed, seconds: o.seconds, ok: violations.length === 0, violations, stats: verdict.stats, faults, transitions, pathChanges, historyPath, dir };
+}
+
+function save(o: CheckOptions, h: History, final: SavedHistory['final'], violations: Violation[]): string {
   const outDir = o.out ?? 'results';
   mkdirSync(outDir, { recursive: true });
   const historyPath = path.join(outDir, `check-${o.seed}.json`);
@@ -127,8 +139,7 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
     entries: h.entries, final, violations,
   };
   writeFileSync(historyPath, JSON.stringify(saved));
-  if (!o.keepDir) rmSync(dir, { recursive: true, force: true });
-  return { seed: o.seed, seconds: o.seconds, ok: violations.length === 0, violations, stats: verdict.stats, faults, transitions, pathChanges, historyPath, dir };
+  return historyPath;
 }
 
 /** Both volumes compared block by block; the registers' and counters' final values from site A. */

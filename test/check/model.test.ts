@@ -161,3 +161,56 @@ describe('self-describing blocks', () => {
     expect(counterOf(blockOf('x', 1, 100), 100)).toBeNull();
   });
 });
+
+describe('the read rule against its definition (fast-check)', () => {
+  /**
+   * The definition, checked the slow way: a read of a block is stale when some acknowledged write
+   * w of the block ended before the read began and the returned write f (or the zeros) ended
+   * before w began.
+   */
+  function naiveStale(entries: HistoryEntry[]): number {
+    const inv = new Map<number, Extract<HistoryEntry, { type: 'invoke' }>>();
+    const end = new Map<number, Extract<HistoryEntry, { type: 'ok' | 'fail' }>>();
+    for (const e of entries) { if (e.type === 'invoke') inv.set(e.id, e); else if (e.type === 'ok' || e.type === 'fail') end.set(e.id, e); }
+    const writes = [...inv.values()].filter((i) => i.op === 'write').map((i) => ({ i, e: end.get(i.id) }));
+    let n = 0;
+    for (const r of inv.values()) {
+      const re = end.get(r.id);
+      if (r.op !== 'read' || re?.type !== 'ok' || !Array.isArray(re.value)) continue;
+      const tag = re.value[0];
+      const f = writes.find((w) => `${w.i.client}:${w.i.seq}` === tag);
+      const fEnd = tag === 'zero' ? -Infinity : f?.e?.type === 'ok' ? f.e.t : Infinity;
+      if (writes.some((w) => w.e?.type === 'ok' && w.e.t < r.t && fEnd < w.i.t)) n++;
+    }
+    return n;
+  }
+
+  it('the indexed check flags exactly the reads the definition does', async () => {
+    const fc = await import('fast-check');
+    const op = fc.record({
+      write: fc.boolean(), t: fc.integer({ min: 0, max: 100 }), d: fc.integer({ min: 0, max: 30 }),
+      outcome: fc.constantFrom('ok', 'ok', 'ok', 'fail'), pick: fc.nat(),
+    });
+    fc.assert(fc.property(fc.array(op, { minLength: 1, maxLength: 30 }), (list) => {
+      const spec: Parameters<typeof ops>[0] = [];
+      const tags: string[] = ['zero'];
+      list.forEach((o, k) => {
+        const id = k + 1;
+        if (o.write) {
+          spec.push([id, 'a', 'write', 0, 1, o.t, o.outcome === 'ok' ? ['ok', o.t + o.d] : ['fail', o.t + o.d], id]);
+          tags.push(`a:${id}`);
+        } else {
+          spec.push([id, 'b-r', 'read', 0, 1, o.t, ['ok', o.t + o.d, [tags[o.pick % tags.length]]]]);
+        }
+      });
+      const h = ops(spec);
+      const got = check({ entries: h, final: final({ 0: 'zero' }) }).violations;
+      // Reads of a write invoked after the read ended are future-reads, judged before staleness.
+      const future = got.filter((v) => v.kind === 'future-read').length;
+      const futureIds = new Set(got.filter((v) => v.kind === 'future-read').map((v) => /read #(\d+)/.exec(v.message)![1]));
+      const stale = got.filter((v) => v.kind === 'stale-read').length;
+      const naive = naiveStale(h.filter((e) => !(e.type !== 'fault' && e.type !== 'array' && futureIds.has(String(e.id)))));
+      expect({ stale, future }).toEqual({ stale: naive, future });
+    }), { numRuns: 500 });
+  });
+});
