@@ -6,8 +6,10 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { FAULTS } from './faults.ts';
+import { TOPOLOGIES } from '../lab/topology.ts';
+import type { Topology } from '../lab/topology.ts';
 
-interface Args { what: string; file?: string; seconds: number; seed?: number; json: boolean; faults?: string; out: string; hook?: string; keep: boolean; rate: number; verbose: boolean }
+interface Args { what: string; file?: string; seconds: number; seed?: number; json: boolean; faults?: string; out: string; hook?: string; keep: boolean; rate: number; verbose: boolean; topology: Topology }
 
 export const checkCommand: CommandModule<object, Args> = {
   command: 'check <what> [file]',
@@ -16,6 +18,7 @@ export const checkCommand: CommandModule<object, Args> = {
     .positional('what', { choices: ['metro', 'history'] as const, describe: 'metro: run; history: recheck a saved results/check-<seed>.json' })
     .positional('file', { type: 'string', describe: 'history: the saved file' })
     .option('seconds', { type: 'number', default: 60, describe: 'how long faults run (the long form is --seconds 1800)' })
+    .option('topology', { choices: TOPOLOGIES, default: 'metro' as Topology, describe: 'lab up\'s topology: metro (Active Peer Persistence, hosts see both arrays), sync (Active Sync, each host its local array), classic' })
     .option('seed', { type: 'number', describe: 'fault schedule and client choices (default: random, printed)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON (progress lines go to stderr)' })
     .option('faults', { type: 'string', describe: `only these fault kinds, comma-separated: ${FAULTS.map((f) => f.name).join(', ')}` })
@@ -48,7 +51,7 @@ export const checkCommand: CommandModule<object, Args> = {
     const out = (line: string) => (a.json ? process.stderr : process.stdout).write(`${line}\n`);
     const { runCheck } = await import('./run.ts');
     const r = await runCheck({
-      seconds: a.seconds, seed, out: a.out, faults: kinds, log: out, keepDir: a.keep, rate: a.rate, verbose: a.verbose,
+      seconds: a.seconds, seed, out: a.out, faults: kinds, log: out, keepDir: a.keep, rate: a.rate, verbose: a.verbose, topology: a.topology,
       arrayEnv: a.hook ? { ARRAYSIM_FAULT_HOOK: a.hook } : undefined,
     });
     if (a.json) console.log(JSON.stringify(r, null, 2));

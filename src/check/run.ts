@@ -7,7 +7,8 @@
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CHECK_GROUP, HOSTS, startCluster } from './cluster.ts';
+import { CHECK_GROUP, startCluster } from './cluster.ts';
+import type { Topology } from './cluster.ts';
 import type { Cluster } from './cluster.ts';
 import { healAll, prng, runSchedule } from './faults.ts';
 import type { ScheduleReport } from './faults.ts';
@@ -22,6 +23,8 @@ export const VOLUME_BYTES = 8 << 20;
 export interface CheckOptions {
   seconds: number;
   seed: number;
+  /** `lab up`'s topologies: metro (uniform hosts, default) or sync (Active Sync: each host sees its local array only). */
+  topology?: Topology;
   /** Where check-<seed>.json goes (default results/). */
   out?: string;
   /** Extra environment for both arrays (ARRAYSIM_FAULT_HOOK for a negative control). */
@@ -83,17 +86,19 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
   let images: [Buffer, Buffer] | null = null;
   try {
     log(`seed ${o.seed}, ${o.seconds} s; arrays in ${dir}${o.arrayEnv && Object.keys(o.arrayEnv).length ? ` with ${Object.entries(o.arrayEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`);
-    cluster = await startCluster(dir, h, { volumeBytes: VOLUME_BYTES, env: o.arrayEnv });
+    cluster = await startCluster(dir, h, { volumeBytes: VOLUME_BYTES, env: o.arrayEnv, topology: o.topology });
     if (!await cluster.synced(60000)) throw new Error('the pair did not reach Synced within 60 s of starting');
     log(`${sec(h)} pair Synced; starting hosts`);
     workload = new Workload(h, {
       writers: o.writers ?? 2, readers: o.readers ?? 2, incrementers: o.incrementers ?? 1, rate: o.rate ?? 25, seed: o.seed,
       onPath: (host, p, from, why) => { pathChanges++; log(`${sec(h)} ${host} path ${p.name} ${from} → ${p.state} (${why})`); },
     });
-    await workload.start(
-      [{ name: 'host-a', site: 'A', initiator: HOSTS.A }, { name: 'host-b', site: 'B', initiator: HOSTS.B }],
-      [{ name: 'A', url: cluster.a.url }, { name: 'B', url: cluster.b.url }],
-    );
+    const c = cluster;
+    const siteOf = (n: string) => (n === 'site-a' ? c.a : c.b);
+    await workload.start(c.plan.hosts.map((x) => ({
+      name: x.name, site: siteOf(x.site).name, initiator: x.iqn,
+      paths: x.connects.map((n) => ({ name: siteOf(n).name, url: siteOf(n).url })),
+    })));
     const w = workload;
     const ticker = setInterval(() => log(`${sec(h)} ops: ${w.counts.writes} writes, ${w.counts.reads} reads, ${w.counts.increments} increments, ${w.counts.errors} errors`), 10000);
     try {
@@ -135,7 +140,7 @@ function save(o: CheckOptions, h: History, final: SavedHistory['final'], violati
   const historyPath = path.join(outDir, `check-${o.seed}.json`);
   const saved: SavedHistory = {
     seed: o.seed, seconds: o.seconds, startedAt: new Date(Date.now() - h.now()).toISOString(),
-    options: { writers: o.writers ?? 2, readers: o.readers ?? 2, incrementers: o.incrementers ?? 1, rate: o.rate ?? 25, faults: o.faults ?? null, arrayEnv: o.arrayEnv ?? {}, layout: LAYOUT, volumeBytes: VOLUME_BYTES },
+    options: { topology: o.topology ?? 'metro', writers: o.writers ?? 2, readers: o.readers ?? 2, incrementers: o.incrementers ?? 1, rate: o.rate ?? 25, faults: o.faults ?? null, arrayEnv: o.arrayEnv ?? {}, layout: LAYOUT, volumeBytes: VOLUME_BYTES },
     entries: h.entries, final, violations,
   };
   writeFileSync(historyPath, JSON.stringify(saved));

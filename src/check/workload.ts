@@ -1,7 +1,7 @@
 /**
  * The clients: one host per site (its own initiator name, so host proximity gives it its own
- * ALUA view), each with a multipath device over both arrays (Active Peer Persistence: uniform
- * connectivity), running writers, readers and ATS incrementers until told to stop. Every
+ * ALUA view), each with a multipath device over the arrays it is connected to (both in Active
+ * Peer Persistence, its local one in Active Sync), running writers, readers and ATS incrementers until told to stop. Every
  * invocation and answer goes into the history; nothing is judged here.
  */
 import { MultipathDevice } from '../initiator/multipath.ts';
@@ -23,7 +23,7 @@ export interface Layout {
 
 export const LAYOUT: Layout = { dataBlocks: 512, counterBase: 4096, counters: 4, maxBlocks: 4 };
 
-export interface HostSpec { name: string; site: string; initiator: string }
+export interface HostSpec { name: string; site: string; initiator: string; paths: { name: string; url: string }[] }
 
 export interface WorkloadOptions {
   writers: number;
@@ -46,10 +46,10 @@ export class Workload {
 
   get layout(): Layout { return this.o.layout ?? LAYOUT; }
 
-  async start(hosts: HostSpec[], paths: { name: string; url: string }[]): Promise<void> {
+  async start(hosts: HostSpec[]): Promise<void> {
     let n = 0;
     for (const host of hosts) {
-      const dev = await MultipathDevice.open(paths, {
+      const dev = await MultipathDevice.open(host.paths, {
         initiatorName: host.initiator, deadlineMs: 30000,
         onPath: (p, from, why) => this.o.onPath?.(host.name, p, from, why),
       });

@@ -178,7 +178,7 @@ export class MultipathDevice {
   }
 
   private mark(p: Path, state: PathState, why: string): void {
-    if (p.state === state) return;
+    if (p.state === state || (this.closed && state !== 'down')) return;
     const from = p.state;
     p.state = state;
     this.o.onPath?.({ name: p.name, url: p.url, state, tpg: p.tpg }, from, why);
@@ -200,10 +200,12 @@ export class MultipathDevice {
     p.connecting = true;
     try {
       while (!this.closed && !p.device) {
+        let d: ScsiDevice | null = null;
         try {
-          const d = await ScsiDevice.open(p.url, { initiatorName: this.o.initiatorName, commandTimeoutMs: this.o.commandTimeoutMs ?? 20000 });
+          d = await ScsiDevice.open(p.url, { initiatorName: this.o.initiatorName, commandTimeoutMs: this.o.commandTimeoutMs ?? 20000 });
           if (this.closed) { await d.close().catch(() => {}); return; }
-          d.session.onClose = (e) => this.lost(p, d, e.message);
+          const dev = d;
+          d.session.onClose = (e) => this.lost(p, dev, e.message);
           await d.clearUnitAttentions();
           const id = await d.deviceIdentification();
           const tpg = id.kind === 'good' ? id.value.designators.find((x) => x.type === DesignatorType.TargetPortGroup && x.association === Association.TargetPort) : undefined;
@@ -212,6 +214,8 @@ export class MultipathDevice {
           await d.readCapacity16().catch(() => undefined); // caches the block size when the path serves
           await this.refresh(p, 'logged in');
         } catch {
+          // Logged in but lost during the first commands: drop that session before the next try.
+          if (d && p.device !== d) await d.close().catch(() => {});
           await sleep(RECONNECT_MS);
         }
       }
