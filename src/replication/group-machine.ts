@@ -172,6 +172,8 @@ export interface GroupMachineOptions {
   array?: string;
   /** A quorum witness is configured (peers.witness): writing alone needs its lease; failover needs its grant. */
   witness?: boolean;
+  /** Test hook, never set in the product: a primary writes alone as if it had no witness (no record, no lease, no Failsafe) while its peer still fails over with one (the no-split-brain check's negative control). */
+  unsafeWriteAloneWithoutWitness?: boolean;
   /** How long a witness verdict lets the owner write alone, from when its heartbeat was sent (ms); below the witness's fail timeout. */
   leaseMs?: number;
 }
@@ -208,6 +210,7 @@ export class GroupMachine {
   readonly hosts = new Map<string, Proximity>();
   private readonly linkTimeoutMs: number;
   private readonly unsafeAckBeforePeer: boolean;
+  private readonly unsafeWriteAlone: boolean;
   /** Primary: next group sequence number to assign; secondary: the last one applied. */
   private seq = 0n;
   private peerSeqApplied = 0n;
@@ -253,6 +256,7 @@ export class GroupMachine {
     for (const [h, p] of Object.entries(o.hosts ?? {})) this.hosts.set(h, p);
     this.linkTimeoutMs = o.linkTimeoutMs ?? 3000;
     this.unsafeAckBeforePeer = !!o.unsafeAckBeforePeer;
+    this.unsafeWriteAlone = !!o.unsafeWriteAloneWithoutWitness;
     this.aluaKey = `${this.serving ? 1 : 0}${this.role}`;
   }
 
@@ -271,7 +275,7 @@ export class GroupMachine {
   }
 
   private mayWriteAlone(): boolean {
-    if (!this.hasWitness) return true;
+    if (!this.hasWitness || this.unsafeWriteAlone) return true;
     return this.owner === this.array && this.recorded !== null && this.recorded !== 'Synced' && this.now < this.leaseUntil;
   }
 
@@ -431,6 +435,8 @@ export class GroupMachine {
         if (m.state === this.status) return;
         if (m.state === 'Synced' || m.state === 'Syncing') {
           this.started = true;
+          // The primary reached this array, so the link is back: Failsafe ends first.
+          if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', 'the primary is back on the link', out);
           this.transition(this.status, m.state, `primary: ${m.reason}`, out);
         } else if (m.state === 'Stopped') {
           this.started = false;
@@ -646,7 +652,7 @@ export class GroupMachine {
 
   /** Link down and no witness verdict within the lease: this array cannot know whether the other took over. */
   private failsafeCheck(out: GroupAction[]): void {
-    if (!this.hasWitness || this.link === 'up' || this.status !== 'Stopped') return;
+    if (!this.hasWitness || this.unsafeWriteAlone || this.link === 'up' || this.status !== 'Stopped') return;
     if (this.now - this.witnessHeardAt <= this.leaseMs) return;
     this.transition('Stopped', 'Failsafe', 'replication link down and the quorum witness unreachable', out);
   }
