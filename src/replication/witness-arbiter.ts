@@ -77,6 +77,14 @@ export class WitnessArbiter {
       g.owner = array;
       g.epoch = r.epoch;
       events.push({ kind: 'owner', group: r.group, owner: array, epoch: g.epoch, reason: 'role swap over the link (higher epoch)' });
+    } else if (g.owner !== array && r.role === 'primary' && r.link && r.status === 'Synced') {
+      // The owner on record says it is secondary, linked, and is still heard: it writes only
+      // through this primary, so the record follows the pair.
+      const om = g.members.get(g.owner);
+      if (om && om.report.role === 'secondary' && om.report.link && now - om.lastSeen <= this.failTimeoutMs) {
+        g.owner = array;
+        events.push({ kind: 'owner', group: r.group, owner: array, epoch: g.epoch, reason: `the pair is Synced with ${array} primary; the owner on record reports itself secondary` });
+      }
     }
 
     if (r.failover && r.role === 'secondary') {

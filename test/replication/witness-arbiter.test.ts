@@ -77,6 +77,13 @@ describe('witness arbiter', () => {
     expect(grants.length).toBeLessThanOrEqual(1);
   });
 
+  it('the owner on record reporting itself secondary while the other is primary and Synced moves the owner (same epoch)', () => {
+    const w = new WitnessArbiter({ startedAt: 0 });
+    w.heartbeat('A', [P], 0);
+    w.heartbeat('A', [report({ role: 'secondary' })], 100);
+    expect(w.heartbeat('B', [P], 150).verdicts[0]).toMatchObject({ owner: 'B', epoch: 0 });
+  });
+
   it('a planned swap (the new primary reports a higher epoch with its link up) moves the owner', () => {
     const w = new WitnessArbiter({ startedAt: 0 });
     w.heartbeat('A', [P], 0);
