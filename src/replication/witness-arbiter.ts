@@ -67,10 +67,12 @@ export class WitnessArbiter {
     const pm = peer ? g.members.get(peer)! : undefined;
     let granted = false;
 
-    if (!g.owner && r.role === 'primary') {
+    if (!g.owner && r.role === 'primary' && now - this.startedAt >= this.failTimeoutMs && !this.higherPrimary(g, array, r.epoch)) {
+      // A grace of one fail timeout after the witness starts: every live array has reported by
+      // then, and of two claiming the primary role the higher epoch (the one failed over to) wins.
       g.owner = array;
       g.epoch = Math.max(g.epoch, r.epoch);
-      events.push({ kind: 'owner', group: r.group, owner: array, epoch: g.epoch, reason: 'first primary to report' });
+      events.push({ kind: 'owner', group: r.group, owner: array, epoch: g.epoch, reason: 'the primary with the highest epoch' });
     } else if (g.owner !== array && r.role === 'primary' && r.link && r.epoch > g.epoch) {
       // A planned role swap (restore, reverse) done over a live link: the old primary gave up
       // the role before the new one took it with a higher epoch.
@@ -107,6 +109,11 @@ export class WitnessArbiter {
       peerSight: this.sight(pm, now), peerLink: pm ? pm.report.link : false,
       recorded: r.status, granted,
     };
+  }
+
+  private higherPrimary(g: GroupRecord, array: string, epoch: number): boolean {
+    for (const [a, m] of g.members) if (a !== array && m.report.role === 'primary' && m.report.epoch > epoch) return true;
+    return false;
   }
 
   /** Why a failover request is refused, or null to grant it. */

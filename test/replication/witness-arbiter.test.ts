@@ -18,14 +18,14 @@ const S_ASKS = report({ role: 'secondary', status: 'Stopped', link: false, synce
 
 describe('witness arbiter', () => {
   it('the first primary to report owns the group; the verdict names the peer as alive or lost', () => {
-    const w = new WitnessArbiter({ startedAt: 0, failTimeoutMs: 2500 });
+    const w = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
     expect(w.heartbeat('A', [P], 100).verdicts[0]).toMatchObject({ owner: 'A', epoch: 0, peer: '', peerSight: 'unknown', recorded: 'Synced' });
     expect(w.heartbeat('B', [report({ role: 'secondary' })], 200).verdicts[0]).toMatchObject({ owner: 'A', peer: 'A', peerSight: 'alive', peerLink: true });
     expect(w.heartbeat('B', [report({ role: 'secondary' })], 2700).verdicts[0]).toMatchObject({ peerSight: 'lost' });
   });
 
   it('link failure (both arrays still heard): no failover, the primary keeps the group', () => {
-    const w = new WitnessArbiter({ startedAt: 0 });
+    const w = new WitnessArbiter({ startedAt: -10_000 });
     for (let t = 0; t < 10_000; t += 250) {
       w.heartbeat('A', [report({ status: t < 1000 ? 'Synced' : 'Stopped', link: t < 1000 })], t);
       const v = w.heartbeat('B', [t < 1000 ? report({ role: 'secondary' }) : S_ASKS], t + 1).verdicts[0];
@@ -34,7 +34,7 @@ describe('witness arbiter', () => {
   });
 
   it('array failure: granted once the primary has been silent for the fail timeout, and only then; epoch + 1', () => {
-    const w = new WitnessArbiter({ startedAt: 0, failTimeoutMs: 2500 });
+    const w = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
     w.heartbeat('A', [P], 1000);
     w.heartbeat('B', [report({ role: 'secondary' })], 1000);
     const { verdicts, events } = w.heartbeat('B', [S_ASKS], 3400);
@@ -51,7 +51,7 @@ describe('witness arbiter', () => {
 
   it('denied when the primary last said it was not Synced (it may have written alone), or the requester was not Synced, or its link is up, or the other array was never heard', () => {
     const deny = (a: GroupReport, b: GroupReport, why: RegExp) => {
-      const w = new WitnessArbiter({ startedAt: 0, failTimeoutMs: 2500 });
+      const w = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
       w.heartbeat('A', [a], 0);
       const r = w.heartbeat('B', [b], 10_000);
       expect(r.verdicts[0].granted).toBe(false);
@@ -61,12 +61,12 @@ describe('witness arbiter', () => {
     deny(report({ status: 'Syncing' }), S_ASKS, /may have written alone/);
     deny(P, { ...S_ASKS, syncedAtLoss: false }, /not Synced when it lost the link/);
     deny(P, { ...S_ASKS, link: true }, /link is up/);
-    const w = new WitnessArbiter({ startedAt: 0 });
+    const w = new WitnessArbiter({ startedAt: -10_000 });
     expect(w.heartbeat('B', [S_ASKS], 60_000).events).toContainEqual(expect.objectContaining({ reason: expect.stringMatching(/never heard/) }));
   });
 
   it('two arrays that both ask are never both granted', () => {
-    const w = new WitnessArbiter({ startedAt: 0, failTimeoutMs: 2500 });
+    const w = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
     w.heartbeat('A', [report({ role: 'secondary' })], 0);
     w.heartbeat('B', [report({ role: 'secondary' })], 0);
     w.heartbeat('C', [P], 0); // the owner, then gone
@@ -77,15 +77,23 @@ describe('witness arbiter', () => {
     expect(grants.length).toBeLessThanOrEqual(1);
   });
 
+  it('a witness just started names no owner for one fail timeout, then the primary with the highest epoch', () => {
+    const w = new WitnessArbiter({ startedAt: 0, failTimeoutMs: 2500 });
+    expect(w.heartbeat('A', [P], 100).verdicts[0].owner).toBe('');
+    expect(w.heartbeat('B', [report({ epoch: 1, link: false, status: 'Stopped' })], 200).verdicts[0].owner).toBe('');
+    expect(w.heartbeat('A', [P], 2600).verdicts[0].owner).toBe(''); // B claims the primary role with a higher epoch
+    expect(w.heartbeat('B', [report({ epoch: 1, link: false, status: 'Stopped' })], 2700).verdicts[0]).toMatchObject({ owner: 'B', epoch: 1 });
+  });
+
   it('the owner on record reporting itself secondary while the other is primary and Synced moves the owner (same epoch)', () => {
-    const w = new WitnessArbiter({ startedAt: 0 });
+    const w = new WitnessArbiter({ startedAt: -10_000 });
     w.heartbeat('A', [P], 0);
     w.heartbeat('A', [report({ role: 'secondary' })], 100);
     expect(w.heartbeat('B', [P], 150).verdicts[0]).toMatchObject({ owner: 'B', epoch: 0 });
   });
 
   it('a planned swap (the new primary reports a higher epoch with its link up) moves the owner', () => {
-    const w = new WitnessArbiter({ startedAt: 0 });
+    const w = new WitnessArbiter({ startedAt: -10_000 });
     w.heartbeat('A', [P], 0);
     expect(w.heartbeat('B', [report({ epoch: 1 })], 100).verdicts[0]).toMatchObject({ owner: 'B', epoch: 1 });
   });
@@ -178,7 +186,7 @@ describe('no split brain: seeded simulation of two arrays and the witness', () =
 
   it('the simulation does fail over: a primary crash with the witness up makes the secondary serve', () => {
     // A directed run: seed-independent steps through the same machinery, no random faults.
-    const w = new WitnessArbiter({ startedAt: 0, failTimeoutMs: 2500 });
+    const w = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
     const a = new GroupMachine({ name: 'rcg', role: 'primary', policies: { active_active: true }, array: 'A', witness: true });
     const b = new GroupMachine({ name: 'rcg', role: 'secondary', policies: { active_active: true }, array: 'B', witness: true });
     a.started = true;

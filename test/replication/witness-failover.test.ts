@@ -77,7 +77,7 @@ describe('quorum witness', () => {
     expect(senseOf(await settled(() => db.write(21n, block('refused'))))).toBe('02/04/0c');
     expect(senseOf(await settled(() => da.write(22n, block('still serving'))))).toBe('good');
     pair.a.rcopy!.setLink({ action: 'restore' });
-    await pair.synced();
+    await until(() => pair!.ga.machine.status === 'Synced' && pair!.gb.machine.status === 'Synced', 'Synced after the resync', 30_000);
     const r = await settled(() => db.read(20n, 3));
     expect(r.kind === 'good' && r.value.subarray(0, 512).equals(block('written during the cut')) && r.value.subarray(1024).equals(block('still serving'))).toBe(true);
   }, 60_000);
@@ -103,7 +103,8 @@ describe('quorum witness', () => {
     expect(pair.ga.snapshot()).toMatchObject({ roleName: 'Secondary-Rev', status: 'Stopped', serving: false });
     // The link returns: B (auto_recover) replicates back, copying the group whole.
     pair.a.rcopy!.setLink({ action: 'restore' });
-    await pair.synced();
+    // 64 MiB copied whole: give a loaded machine time.
+    await until(() => pair!.ga.machine.status === 'Synced' && pair!.gb.machine.status === 'Synced', 'Synced after the full resync', 60_000);
     expect(pair.gb.stats.resyncBytes).toBeGreaterThanOrEqual(512 * 131072);
     const r = await settled(() => da.read(30n, 3));
     expect(r.kind === 'good' && r.value.subarray(0, 512).equals(block('before')) && r.value.subarray(1024).equals(block('at B alone'))).toBe(true);
@@ -116,5 +117,5 @@ describe('quorum witness', () => {
     const back = await settled(() => da.read(33n, 1));
     expect(back.kind === 'good' && back.value.equals(block('after restore'))).toBe(true);
     await until(() => pair!.ga.machine.snapshot().witness?.owner === 'site-a', 'the witness follows the swap', 10_000);
-  }, 90_000);
+  }, 150_000);
 });
