@@ -35,7 +35,10 @@ beforeAll(async () => {
 afterAll(async () => { await apiA?.close(); await apiB?.close(); await pair?.close(); await w?.stop(); });
 
 describe('witness and failover verbs on the admin API', () => {
-  it('GET /v1/rcopy/witness (rcopy witness status): connected, each group\'s owner, epoch and peer as the witness sees them', async () => {
+  it('GET /v1/rcopy/witness (rcopy witness status): connected, each group\'s owner, epoch and peer as the witness sees them', { timeout: 30_000 }, async () => {
+    // A loaded machine can delay a heartbeat past the fail timeout for a moment: wait for the steady state.
+    await pair.synced();
+    await until(() => pair.gb.machine.snapshot().witness?.owner === 'site-a' && pair.gb.machine.snapshot().witness?.peerSight === 'alive' && pair.ga.machine.snapshot().witness?.recorded === 'Synced' && !!pair.gb.machine.snapshot().witness?.reachable, 'steady witness view', 15_000);
     const r = await call(baseB, 'GET', '/v1/rcopy/witness');
     expect(r.status).toBe(200);
     expect(r.json).toMatchObject({ connected: true, witness: 'w-test', cut: false, groups: [{ group: 'rcg1', owner: 'site-a', epoch: 0, peerSight: 'alive', reachable: true }] });
