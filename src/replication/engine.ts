@@ -157,8 +157,8 @@ export class ReplicationGroup {
           break;
         case 'resync': void this.resync(a.full ? this.volumes.map((lu, volume) => ({ volume, lba: 0n, blocks: Number(lu.blockCount) })) : a.extents); break;
         case 'role':
-          this.log.warn({ group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, reason: a.reason }, 'Remote Copy group role');
-          this.rc.events?.emit({ type: a.to === 'primary' && /failover/.test(a.reason) ? 'rcopy.failover' : 'rcopy.role', group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, reason: a.reason });
+          this.log.warn({ group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, cause: a.cause, reason: a.reason }, 'Remote Copy group role');
+          this.rc.events?.emit({ type: a.cause === 'failover' ? 'rcopy.failover' : 'rcopy.role', group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, reason: a.reason });
           break;
         case 'drop-link': this.log.warn({ group: this.cfg.name, reason: a.reason }, 'dropping the replication link'); this.socket?.destroy(); break;
         case 'refuse': break; // operator() reports it

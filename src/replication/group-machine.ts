@@ -101,7 +101,7 @@ export type GroupAction =
   /** `full`: after a failover the old primary may hold writes it never acknowledged: copy every volume whole. */
   | { kind: 'resync'; extents: DirtyExtent[]; full: boolean }
   /** This array's role in the group changed (failover, demotion, role swap). */
-  | { kind: 'role'; from: Role; to: Role; epoch: number; reason: string }
+  | { kind: 'role'; from: Role; to: Role; epoch: number; cause: 'failover' | 'yield' | 'swap'; reason: string }
   | { kind: 'drop-link'; reason: string }
   | { kind: 'refuse'; why: string };
 
@@ -453,7 +453,7 @@ export class GroupMachine {
         this.epoch = Math.max(this.epoch, m.epoch);
         this.seq = 0n;
         this.started = true;
-        out.push({ kind: 'role', from: 'secondary', to: 'primary', epoch: this.epoch, reason: `peer: ${m.reason}` });
+        out.push({ kind: 'role', from: 'secondary', to: 'primary', epoch: this.epoch, cause: 'swap', reason: `peer: ${m.reason}` });
         return;
       default:
         return; // hello (the shell's), compare-and-write (the shell runs it at the primary)
@@ -594,7 +594,7 @@ export class GroupMachine {
     this.peerSeqApplied = 0n;
     this.started = false;
     out.push({ kind: 'send', message: { type: 'role-swap', epoch: this.epoch, reverse: p.reverse, reason: p.reason } });
-    out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, reason: p.reason });
+    out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, cause: 'swap', reason: p.reason });
   }
 
   private becomePrimary(epoch: number, reason: string, out: GroupAction[]): void {
@@ -607,7 +607,7 @@ export class GroupMachine {
     this.failoverRequested = false;
     this.seq = 0n;
     this.dirty = [];
-    out.push({ kind: 'role', from, to: 'primary', epoch, reason });
+    out.push({ kind: 'role', from, to: 'primary', epoch, cause: 'failover', reason });
     if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', reason, out);
   }
 
@@ -619,7 +619,7 @@ export class GroupMachine {
     this.startOnLink = false;
     this.dirty = [];
     this.fullResync = false;
-    out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, reason });
+    out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, cause: 'yield', reason });
     if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', reason, out);
   }
 
