@@ -36,9 +36,11 @@ afterEach(async () => {
   rig = undefined;
 });
 
-/** Two 8 MiB LUNs in group G with copies `copies` (memory journal), transfer started. */
-async function start(copies = ['local']): Promise<Rig> {
-  const yaml = join(dir, `image${Math.random()}.yaml`);
+/** Two 8 MiB LUNs in group G with copies `copies` (memory journal, or file journal and replicas), transfer started. */
+async function start(copies = ['local'], fileJournal = false): Promise<Rig> {
+  const base = join(dir, `image${Math.random()}`);
+  const yaml = `${base}.yaml`;
+  const journal = fileJournal ? `, journal: {type: file, path: ${base}.journal, size: 64MiB}` : '';
   writeFileSync(yaml, `portals: [{listen: "127.0.0.1:0"}]
 targets:
   - name: ${TARGET}
@@ -46,7 +48,7 @@ targets:
 splitters:
   - {name: s, spec: rp-vnx-flare31}
 groups:
-  - {name: G, splitter: s, copies: [${copies.join(', ')}]}
+  - {name: G, splitter: s, copies: [${copies.join(', ')}]${journal}}
 `);
   const config = configFromFile(yaml);
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -182,6 +184,28 @@ describe('logged access', () => {
     same(good(await img0.read(0n, 128)), a0);
     expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true })).json.consistent).toBe(true);
     await verb(rig, 'disable_image_access', { copy: 'local' });
+  }, 60_000);
+
+  it('with a file journal (file replicas: undo data and the image-access log read and restored asynchronously): the same', async () => {
+    rig = await start(['local'], true);
+    const g = rig.group;
+    await g.startTransfer('test');
+    await caughtUp(g);
+    const prod = await open(rig, TARGET, 0);
+    const a = pattern(64 * KiB, 11);
+    good(await prod.write(0n, a));
+    await verb(rig, 'bookmarks', { name: 'f' });
+    good(await prod.write(16n, pattern(8 * KiB, 12)));
+    await caughtUp(g);
+    await verb(rig, 'enable_image_access', { copy: 'local', image: 'f' });
+    const img = await open(rig, `${TARGET}-local`, 0);
+    same(good(await img.read(0n, 128)), a);
+    expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true })).json).toMatchObject({ consistent: true });
+    good(await img.write(0n, pattern(4 * KiB, 13)));
+    expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true })).json).toMatchObject({ consistent: false });
+    await verb(rig, 'disable_image_access', { copy: 'local' });
+    await caughtUp(g);
+    expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', {})).json).toMatchObject({ consistent: true });
   }, 60_000);
 
   it('refuses what it cannot do, naming why', async () => {
