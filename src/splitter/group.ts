@@ -154,7 +154,13 @@ export class ConsistencyGroup {
     if (!this.copies.some((c) => c.needsSweep || c.markedRegions > 0)) { this.transition(this.transfer, 'active', reason); return Promise.resolve(); }
     this.transition(this.transfer, 'init', reason);
     return this.initializing = this.initialize().then(
-      () => { if (this.transfer === 'init') this.transition('init', 'active', 'initialization complete'); },
+      () => {
+        if (this.transfer !== 'init') return;
+        this.transition('init', 'active', 'initialization complete');
+        // A copy that came back meanwhile (enable_copy, disable_image_access) was not in this
+        // initialization: it is synchronized alone now.
+        for (const c of this.copies) if (c.distributing && (c.needsSweep || c.markedRegions > 0)) void this.resyncCopy(c, true).catch(() => {});
+      },
       (err: unknown) => { if (this.transfer === 'init') this.transition('init', 'error', `initialization failed: ${(err as Error).message}`); },
     );
   }

@@ -178,7 +178,7 @@ describe('the field notes\' dd seeding procedure (RecoverPoint Initial Synchroni
     expect(r, r.err).toMatchObject({ code: 0 });
     expect(r.out).toMatch(/transfer active/);
     expect(r.out).toMatch(/initialization \(full-sweep\): 4\.0 MiB of 16\.0 MiB sent \(25\.00%\), 4 regions of \d+ compared, done/);
-    expect(group.status().initialization).toMatchObject({ kind: 'full-sweep', regions: 4, bytesSent: 4 << 20, volumeBytes: 16 << 20, percent: 25, done: true });
+    expect(group.status().initialization).toMatchObject({ kind: 'full-sweep', regions: 4, regionsCompared: 14, bytesSent: 4 << 20, volumeBytes: 16 << 20, percent: 25, done: true });
     r = await cli(['verify', '--group', 'RPSyncGroup', '--admin', addr]);
     expect(r, r.err).toMatchObject({ code: 0 });
     expect(r.out).toMatch(/copy DR_RPSyncGroup: consistent/);
