@@ -208,6 +208,33 @@ describe('logged access', () => {
     expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', {})).json).toMatchObject({ consistent: true });
   }, 60_000);
 
+  it('reaches an image by time and by seq:N', async () => {
+    rig = await start();
+    const g = rig.group;
+    const prod = await open(rig, TARGET, 0);
+    const a = pattern(8 * KiB, 21);
+    good(await prod.write(0n, a));
+    const seqA = g.journal.nextSeq - 1;
+    // A time after the first write and before the second (the journal's times are milliseconds).
+    await new Promise((r) => setTimeout(r, 30));
+    const between = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 30));
+    good(await prod.write(0n, pattern(8 * KiB, 22)));
+    await caughtUp(g);
+    const img = await open(rig, `${TARGET}-local`, 0);
+    let reply = await verb(rig, 'enable_image_access', { copy: 'local', image: between });
+    expect(reply.group.copies[0].image).toMatchObject({ image: between, seq: seqA });
+    await img.clearUnitAttentions();
+    same(good(await img.read(0n, 16)), a);
+    await verb(rig, 'disable_image_access', { copy: 'local' });
+    await caughtUp(g);
+    reply = await verb(rig, 'enable_image_access', { copy: 'local', image: 'seq:0' });
+    expect(reply.group.copies[0].image).toMatchObject({ seq: 0 });
+    await img.clearUnitAttentions();
+    same(good(await img.read(0n, 16)), Buffer.alloc(8 * KiB));
+    expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true })).json).toMatchObject({ consistent: true, seq: 0 });
+  }, 60_000);
+
   it('refuses what it cannot do, naming why', async () => {
     rig = await start();
     const prod = await open(rig, TARGET, 0);
