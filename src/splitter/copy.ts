@@ -72,6 +72,13 @@ export class RegionMarkers {
 /** RecoverPoint's storage access states of a copy (FAPI StorageAccessState: NO_ACCESS, LOGGED_ACCESS, DIRECT_ACCESS). */
 export type StorageAccessState = 'no-access' | 'logged-access' | 'direct-access';
 
+/** Which access changes are legal (logged → direct, as the field notes do; direct never back to logged). */
+const ACCESS_EDGES: Record<StorageAccessState, readonly StorageAccessState[]> = {
+  'no-access': ['logged-access', 'direct-access'],
+  'logged-access': ['direct-access', 'no-access'],
+  'direct-access': ['no-access'],
+};
+
 /** The image a copy gives access to (image.ts). */
 export interface AccessedImage {
   /** What the operator asked for: `latest`, a bookmark's name or a time. */
@@ -139,6 +146,14 @@ export class LocalCopy {
 
   constructor(readonly name: string, readonly replicas: BackingStore[]) {
     this.markers = replicas.map((r) => new RegionMarkers(r.blockCount, r.blockSize));
+  }
+
+  /** The one place a copy's storage access changes: checked against ACCESS_EDGES; returns the change for the log. */
+  transition(to: StorageAccessState, reason: string): { copy: string; from: StorageAccessState; to: StorageAccessState; reason: string } {
+    const from = this.access;
+    if (!ACCESS_EDGES[from].includes(to)) throw new Error(`copy ${this.name}: storage access cannot go from ${from} to ${to}`);
+    this.access = to;
+    return { copy: this.name, from, to, reason };
   }
 
   /** Regions marked over all sets. */

@@ -99,7 +99,8 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
     const why = unreachable(g, c, seq);
     if (why) throw new ImageChoiceError('image', why);
     // Distribution to the copy stops here (LocalCopy.distributing), and what is in flight ends.
-    c.access = mode === 'direct' ? 'direct-access' : 'logged-access';
+    const to = mode === 'direct' ? 'direct-access' : 'logged-access';
+    g.logInfo(c.transition(to, `enable_image_access image=${image}`), 'copy storage access');
     c.changing = true;
     try {
       await c.serial;
@@ -114,10 +115,10 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
       for (const e of c.undo.newestFirst(seq)) await restorePieces(c.replicas[e.set], e.pieces);
       c.appliedSeq = seq;
       c.image = { image, seq, bookmark, rolledFrom, enabledAt: new Date().toISOString(), log: new UndoStream(), writes: 0 };
-      if (mode === 'direct') toDirect(c);
+      if (mode === 'direct') toDirect(g, c);
       await g.checkpointOutOfStep(c);
     } catch (e) {
-      if (!c.image) c.access = 'no-access';
+      if (!c.image) g.logInfo(c.transition('no-access', `enable_image_access failed: ${(e as Error).message}`), 'copy storage access');
       throw e;
     } finally {
       c.changing = false;
@@ -130,8 +131,8 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
 }
 
 /** Direct access from here: the image-access log and the copy's history go; a full sweep is due after it. */
-function toDirect(c: LocalCopy): void {
-  c.access = 'direct-access';
+function toDirect(g: ConsistencyGroup, c: LocalCopy): void {
+  if (c.access !== 'direct-access') g.logInfo(c.transition('direct-access', 'set_image_access_mode mode=direct'), 'copy storage access');
   c.image!.log.clear();
   c.undo.clear();
   c.imageFloor = null;
@@ -146,7 +147,7 @@ export function setImageAccessMode(g: ConsistencyGroup, c: LocalCopy, mode: Imag
       throw new ImageStateError(`copy ${c.name} is in direct access: its journal history is gone, logged access cannot come back; disable_image_access first`);
     }
     if (mode === 'direct' && c.access === 'logged-access') {
-      toDirect(c);
+      toDirect(g, c);
       g.logInfo({ copy: c.name, image: c.image.image }, 'image access mode: direct (journal history of the copy dropped)');
     }
     return c.image;
@@ -170,7 +171,7 @@ export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTrans
       // The replica is the image (seq) again: re-applying the journal recaptures the undo data after it.
       c.undo.truncateAfter(img.seq);
       c.image = null;
-      c.access = 'no-access';
+      g.logInfo(c.transition('no-access', 'disable_image_access'), 'copy storage access');
     } finally {
       c.changing = false;
     }
