@@ -118,7 +118,13 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
       if (mode === 'direct') toDirect(g, c);
       await g.checkpointOutOfStep(c);
     } catch (e) {
-      if (!c.image) g.logInfo(c.transition('no-access', `enable_image_access failed: ${(e as Error).message}`), 'copy storage access');
+      if (!c.image) {
+        // The replica may be half rolled: it is no image of anything any more, so a sweep is due.
+        c.needsSweep = true;
+        c.imageFloor = null;
+        c.undo.clear();
+        g.logInfo(c.transition('no-access', `enable_image_access failed: ${(e as Error).message}`), 'copy storage access');
+      }
       throw e;
     } finally {
       c.changing = false;
