@@ -15,8 +15,11 @@ import { adminCall, defaultAdmin } from './admin/client.ts';
 import { ALUA_SET_BODY } from './admin/routes/alua.ts';
 import { parseHostPort } from './config.ts';
 import { splitterCommands } from './splitter/cli.ts';
+import { exitWithParent } from './lab/parent-watch.ts';
 
 export async function main(argv: string[]): Promise<void> {
+  // Started by `lab up`: end with it, even when it is killed (src/lab/parent-watch.ts).
+  exitWithParent();
   await yargs(argv)
     .scriptName('arraysim')
     .command(
