@@ -11,6 +11,7 @@ import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
 import { RemoteCopy } from './replication/engine.ts';
 import { ConsistencyGroup } from './splitter/group.ts';
+import { exportCopy } from './splitter/copy-target.ts';
 import { FileJournal } from './splitter/journal-file.ts';
 import { FileStore } from './store/file.ts';
 import { ArrayMetrics } from './metrics/registry.ts';
@@ -114,6 +115,17 @@ export class StorageArray {
         if (g.startTransfer) void group.startTransfer('group created with start_transfer=yes');
       }
       this.groups.set(g.name, group);
+      // Each copy's own target, <production IQN>-<copy>: NOT READY until image access is enabled.
+      const ports = cfg.portals.map((p) => ({ relativeTargetPortId: p.tpgt, targetPortGroup: p.targetPortGroup }));
+      for (const c of group.copies) {
+        exportCopy(group, c, t, ports, this.log, (name, scsi) => {
+          if (this.scsiTargets.has(name)) throw new Error(`group ${g.name}: copy ${c.name}'s target ${name} clashes with a configured target`);
+          this.scsiTargets.set(name, scsi);
+          // The production target's ACL and CHAP guard its copies too.
+          const prod = cfg.targets.find((x) => x.name === t.name);
+          this.server.addTarget({ name, acl: prod?.acl, chap: prod?.chap }, scsi);
+        });
+      }
       group.listeners.add((e) => this.events.emit({ type: 'group.transfer', group: e.group, from: e.from, to: e.to, reason: e.reason }));
       this.log.info({ group: g.name, splitter: g.splitter, target: t.name, luns: luns.map((l) => l.lun), copies: g.copies }, 'consistency group ready');
     }

@@ -83,8 +83,8 @@ describe('GET /v1/openapi.json', () => {
     const doc = await r.json() as any;
     expect(routes.map((x) => `${x.method} ${x.url}`).sort()).toEqual(['GET /metrics', 'GET /v1/alua', 'GET /v1/events', 'GET /v1/groups', 'GET /v1/groups/:group', 'GET /v1/openapi.json', 'GET /v1/status',
       'GET /v1/rcopy/groups',
-      'POST /v1/alua', 'POST /v1/groups/:group/bookmarks', 'POST /v1/groups/:group/clear_markers', 'POST /v1/groups/:group/disable_group',
-      'POST /v1/groups/:group/disable_image_access', 'POST /v1/groups/:group/enable_group', 'POST /v1/groups/:group/enable_image_access',
+      'POST /v1/alua', 'POST /v1/groups/:group/bookmarks', 'POST /v1/groups/:group/clear_markers', 'POST /v1/groups/:group/disable_copy', 'POST /v1/groups/:group/disable_group',
+      'POST /v1/groups/:group/disable_image_access', 'POST /v1/groups/:group/enable_copy', 'POST /v1/groups/:group/enable_group', 'POST /v1/groups/:group/enable_image_access',
       'POST /v1/groups/:group/pause_transfer', 'POST /v1/groups/:group/set_image_access_mode', 'POST /v1/groups/:group/start_transfer',
       'POST /v1/groups/:group/verify',
       'POST /v1/rcopy/groups/:group/hosts', 'POST /v1/rcopy/groups/:group/start', 'POST /v1/rcopy/groups/:group/stop', 'POST /v1/rcopy/link',
