@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path, { dirname } from 'node:path';
 import { createHash } from 'node:crypto';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
 import type { ChapConfig, IscsiTuning, PortalConfig } from './iscsi/config.ts';
 import { ALUA_MODES, parseAccessState } from './scsi/alua.ts';
 import type { AluaConfig, AluaMode } from './scsi/alua.ts';
@@ -213,6 +213,8 @@ function splitterSections(doc: any, targets: TargetConfig[], err: (m: string) =>
 
 /** From a YAML file; CLI flags given alongside override the file's portals and log level. */
 export function configFromFile(path: string): ArrayConfig {
+  // Loaded here, synchronously: a start from flags alone never needs the YAML parser.
+  const YAML = createRequire(import.meta.url)('yaml') as typeof import('yaml');
   const doc = YAML.parse(readFileSync(path, 'utf8')) ?? {};
   const err = (m: string) => new Error(`${path}: ${m}`);
   const portalsIn: unknown[] = doc.portals ?? [{ listen: DEFAULT_LISTEN }];
