@@ -5,9 +5,12 @@
  * (test/integration/cli-help.test.ts holds the two to each other).
  */
 import { adminCall, defaultAdmin } from './admin/client.ts';
+import { exitWithParent } from './lab/parent-watch.ts';
 import { parseServeArgs, serve } from './serve.ts';
 
 export async function main(argv: string[]): Promise<void> {
+  // Started by `lab up`: end with it, even when it is killed (src/lab/parent-watch.ts).
+  exitWithParent();
   const fast = parseServeArgs(argv);
   if (fast) return serve(fast);
   // Every other command line, and any `serve` the fast parser leaves alone (src/serve.ts).

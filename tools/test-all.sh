@@ -21,6 +21,8 @@ command -v prometheus >/dev/null || need_norec+=(prometheus)
 command -v tgtd >/dev/null || need_norec+=(tgt)
 # The console's browser test (test/console) drives the system Chromium through puppeteer-core.
 command -v chromium >/dev/null || need_pkgs+=(chromium)
+# test/lab/compose.test.ts validates docker-compose.yml with Debian's docker-compose (`config` needs no engine).
+command -v docker-compose >/dev/null || need_norec+=(docker-compose)
 if [[ ${ARRAYSIM_SKIP_VM:-0} != 1 ]]; then
   command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
   command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)

@@ -1,19 +1,29 @@
 /**
  * `arraysim lab list` and `arraysim lab run SCENARIO... | --all [--json]`: scripted scenarios end
  * to end (src/lab/run.ts). Exit 0 only when every outcome matches the documented one.
+ * `arraysim lab up [--topology metro|sync|classic] [--json]`: the replicated pair and its witness
+ * as processes on loopback, until Ctrl-C (src/lab/up.ts).
  */
 import type { Argv, CommandModule } from 'yargs';
 import { formatTable, runScenario } from './run.ts';
 import type { LabRow } from './run.ts';
 import { findScenario, SCENARIOS } from './scenarios.ts';
+import { TOPOLOGIES } from './topology.ts';
+import type { Topology } from './topology.ts';
 import { Progress } from '../progress.ts';
 import type { ProgressOptions } from '../progress.ts';
 
 interface LabArgs {
-  action: 'list' | 'run';
+  action: 'list' | 'run' | 'up';
   scenarios?: string[];
   all: boolean;
   json: boolean;
+  /** up (the CLI fills in the defaults). */
+  topology?: Topology;
+  siteA?: string;
+  siteB?: string;
+  witness?: string;
+  port?: number;
 }
 
 /**
@@ -21,6 +31,19 @@ interface LabArgs {
  * bar of the scenarios run, with rate and ETA; stdout carries only the table or the JSON.
  */
 export async function runLab(a: LabArgs, print: (s: string) => void = (s) => process.stdout.write(`${s}\n`), progress: Partial<ProgressOptions> = {}): Promise<number> {
+  if (a.action === 'up') {
+    if (a.scenarios?.length || a.all) throw new LabUsageError('lab up takes no scenario names (see --topology)');
+    const { labUp, LabUpError } = await import('./up.ts');
+    try {
+      return await labUp({
+        topology: a.topology ?? 'metro', json: a.json,
+        siteA: a.siteA ?? '127.0.1.1', siteB: a.siteB ?? '127.0.2.1', witness: a.witness ?? '127.0.3.1', port: a.port ?? 3260,
+      }, print);
+    } catch (e) {
+      if (e instanceof LabUpError) throw new LabUsageError(e.message);
+      throw e;
+    }
+  }
   if (a.action === 'list') {
     if (a.json) { print(JSON.stringify(SCENARIOS, null, 2)); return 0; }
     const w = Math.max(...SCENARIOS.map((s) => s.name.length));
@@ -54,15 +77,23 @@ export class LabUsageError extends Error {}
 
 export const labCommand: CommandModule<object, LabArgs> = {
   command: 'lab <action> [scenarios..]',
-  describe: 'run the VAAI corruption lab: scripted scenarios with a splitter, an ESXi-like host and verify',
+  describe: 'the VAAI corruption lab (list, run: scripted scenarios with a splitter, an ESXi-like host and verify); up: a replicated pair and its witness on loopback',
   builder: (y: Argv) => y
-    .positional('action', { choices: ['list', 'run'] as const, describe: 'list the scenarios, or run some' })
+    .positional('action', { choices: ['list', 'run', 'up'] as const, describe: 'list the scenarios, run some, or bring up the metro pair' })
     .positional('scenarios', { type: 'string', array: true, describe: 'scenario names (run)' })
     .option('all', { type: 'boolean', default: false, describe: 'run every scenario' })
-    .option('json', { type: 'boolean', default: false, describe: 'rows as JSON (with each host run\'s report and verify\'s extents)' }) as unknown as Argv<LabArgs>,
+    .option('json', { type: 'boolean', default: false, describe: 'run: rows as JSON (with each host run\'s report and verify\'s extents); up: one JSON object (portals, target, admin and witness addresses, pids), then keep running' })
+    .option('topology', { choices: TOPOLOGIES, default: 'metro' as Topology, describe: 'up: metro (Active Peer Persistence, uniform hosts), sync (Active Sync, each host on its local array), classic (Peer Persistence: the secondary is standby)' })
+    .option('site-a', { type: 'string', default: '127.0.1.1', describe: 'up: site A\'s loopback address (primary)' })
+    .option('site-b', { type: 'string', default: '127.0.2.1', describe: 'up: site B\'s loopback address (secondary)' })
+    .option('witness', { type: 'string', default: '127.0.3.1', describe: 'up: the witness\'s loopback address' })
+    .option('port', { type: 'number', default: 3260, describe: 'up: iSCSI portal port of both sites; admin API +1000, replication link +2000, witness +2040' }) as unknown as Argv<LabArgs>,
   handler: async (a) => {
     try {
-      process.exitCode = await runLab(a);
+      const code = await runLab(a);
+      // lab up ends only when stopped: leave at once, without waiting for idle HTTP keep-alive sockets.
+      if (a.action === 'up') process.exit(code);
+      process.exitCode = code;
     } catch (e) {
       if (e instanceof LabUsageError) { process.stderr.write(`arraysim lab: ${e.message}\n`); process.exitCode = 1; return; }
       throw e;
