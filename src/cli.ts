@@ -70,7 +70,9 @@ export async function main(argv: string[]): Promise<void> {
     .command((await import('./host/cli.ts')).hostCommand)
     .command((await import('./lab/cli.ts')).labCommand)
     .command((await import('./replication/cli.ts')).RCOPY_COMMAND)
-    .demandCommand(1, 'give a command: serve, status, alua, verify, splitter, rp, host, lab, rcopy')
+    .command((await import('./check/cli.ts')).checkCommand)
+    .command((await import('./replication/witness-server.ts')).WITNESS_COMMAND)
+    .demandCommand(1, 'give a command: serve, status, alua, verify, splitter, rp, host, lab, rcopy, witness, check')
     // A usage mistake gets the help text; an error from a command (a LUN that cannot be
     // created, an admin call that failed) is one line from main's caller, not help plus a stack.
     .fail((msg, err, y) => {

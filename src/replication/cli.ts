@@ -6,17 +6,22 @@
  *                                             showing the resync's progress on a terminal)
  *   arraysim rcopy stopgroup GROUP           (stoprcopygroup; run against the primary)
  *   arraysim rcopy admithost -proximity primary|secondary|all HOST GROUP   (admitrcopyhost; on each array)
+ *   arraysim rcopy failover GROUP            (setrcopygroup failover; on the secondary, granted by the witness if there is one)
+ *   arraysim rcopy recover GROUP             (setrcopygroup recover; on the array failed over to)
+ *   arraysim rcopy restore GROUP             (setrcopygroup restore; on the Primary-Rev array, Synced)
+ *   arraysim rcopy reverse GROUP             (setrcopygroup reverse; on the primary, Synced)
+ *   arraysim rcopy witness status|cut|restore                              (the quorum witness as this array sees it; fault injection)
  *   arraysim rcopy link cut|restore [--latency-ms MS]                      (fault injection)
  *
  * `-proximity` is written with one dash as HPE's CLI does; `--proximity` works too.
  */
 import type { Argv, CommandModule } from 'yargs';
 import { adminCall, defaultAdmin } from '../admin/client.ts';
-import { ADMITHOST_BODY, LINK_BODY } from '../admin/routes/rcopy.ts';
+import { ADMITHOST_BODY, LINK_BODY, WITNESS_BODY } from '../admin/routes/rcopy.ts';
 import { waitFor } from '../admin/wait.ts';
 import type { WaitOptions, WaitSample } from '../admin/wait.ts';
 
-const VERBS = ['showgroup', 'startgroup', 'stopgroup', 'admithost', 'link'] as const;
+const VERBS = ['showgroup', 'startgroup', 'stopgroup', 'admithost', 'failover', 'recover', 'restore', 'reverse', 'witness', 'link'] as const;
 
 /** HPE writes `-proximity all`: take it before yargs would read it as the short options -p -r -o …. */
 export function hpeProximity(words: string[]): { proximity?: string; rest: string[] } {
@@ -55,10 +60,10 @@ export async function waitSynced(admin: string, group: string, o: Partial<WaitOp
 
 export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latencyMs?: number; wait: boolean; timeout: number }> = {
   command: 'rcopy <verb> [args..]',
-  describe: 'Remote Copy: showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, link cut|restore',
+  describe: 'Remote Copy: showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, failover|recover|restore|reverse GROUP, witness status|cut|restore, link cut|restore',
   builder: (y: Argv) => y
     .positional('verb', { choices: VERBS, describe: 'what to do' })
-    .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or cut|restore' })
+    .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or status|cut|restore (witness), or cut|restore (link)' })
     .option('admin', { type: 'string', default: defaultAdmin(), describe: 'admin API address of the array to ask' })
     .option('latency-ms', { type: 'number', describe: 'link: added latency per message this array sends' })
     .option('wait', { type: 'boolean', default: false, describe: 'startgroup: wait until the group is Synced (progress of the resync on a terminal)' })
@@ -79,6 +84,16 @@ export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]
         need(1, `${a.verb} GROUP`);
         const reply = await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[0])}/${a.verb === 'startgroup' ? 'start' : 'stop'}`);
         print(a.wait && a.verb === 'startgroup' ? await waitSynced(a.admin, words[0], { timeoutMs: a.timeout * 1000 }) : reply);
+        return;
+      }
+      case 'failover': case 'recover': case 'restore': case 'reverse':
+        need(1, `${a.verb} GROUP`);
+        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[0])}/${a.verb}`));
+        return;
+      case 'witness': {
+        if (words.length !== 1 || !['status', 'cut', 'restore'].includes(words[0])) throw new Error('usage: arraysim rcopy witness status|cut|restore');
+        if (words[0] === 'status') print(await adminCall(a.admin, 'GET', '/v1/rcopy/witness'));
+        else print(await adminCall(a.admin, 'POST', '/v1/rcopy/witness', { body: { action: words[0] }, schema: WITNESS_BODY }));
         return;
       }
       case 'admithost': {
