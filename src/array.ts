@@ -14,7 +14,8 @@ import { ConsistencyGroup } from './splitter/group.ts';
 import { exportCopy } from './splitter/copy-target.ts';
 import { FileJournal } from './splitter/journal-file.ts';
 import { FileStore } from './store/file.ts';
-import { ArrayMetrics } from './metrics/registry.ts';
+import type { ArrayMetrics } from './metrics/registry.ts';
+import { CommandLatency } from './metrics/latency.ts';
 
 export class StorageArray {
   readonly server: IscsiServer;
@@ -26,7 +27,7 @@ export class StorageArray {
   readonly events: ArrayEvents;
   /** Peer replication, when the config has `rcopy:` groups. */
   readonly rcopy: RemoteCopy | null;
-  /** Prometheus metrics; null when the configuration turns them off (`metrics: false`, --no-metrics). */
+  /** Prometheus metrics, built by start(); null when the configuration turns them off (`metrics: false`, --no-metrics). */
   metrics: ArrayMetrics | null = null;
 
   private constructor(readonly config: ArrayConfig, readonly log: Logger) {
@@ -66,7 +67,7 @@ export class StorageArray {
     joinCopyDomain([...a.scsiTargets.values()]);
     a.rcopy?.bind(a.scsiTargets);
     await a.createGroups();
-    if (config.metrics !== false) a.metrics = new ArrayMetrics(a.server, a.scsiTargets);
+    if (config.metrics !== false) a.server.commandLatency = new CommandLatency();
     return a;
   }
 
@@ -133,6 +134,14 @@ export class StorageArray {
 
   async start(): Promise<void> {
     await this.server.listen();
+    // prom-client (the slowest module of the start) is loaded once the portals listen: it is not
+    // on the way to serving iSCSI. Commands are timed from the first one (CommandLatency above);
+    // the registry reads the recorder and the counters when scraped.
+    const latency = this.server.commandLatency;
+    if (latency && !this.metrics) {
+      const { ArrayMetrics } = await import('./metrics/registry.ts');
+      this.metrics = new ArrayMetrics(this.server, this.scsiTargets, latency);
+    }
     await this.rcopy?.start();
   }
 

@@ -2,7 +2,8 @@
  * `arraysim rcopy …`: the HPE Remote Copy CLI words against a running array's admin API.
  *
  *   arraysim rcopy showgroup [GROUP]
- *   arraysim rcopy startgroup GROUP          (startrcopygroup; run against the primary)
+ *   arraysim rcopy startgroup GROUP [--wait] (startrcopygroup; run against the primary; --wait: until Synced,
+ *                                             showing the resync's progress on a terminal)
  *   arraysim rcopy stopgroup GROUP           (stoprcopygroup; run against the primary)
  *   arraysim rcopy admithost -proximity primary|secondary|all HOST GROUP   (admitrcopyhost; on each array)
  *   arraysim rcopy failover GROUP            (setrcopygroup failover; on the secondary, granted by the witness if there is one)
@@ -17,6 +18,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { adminCall, defaultAdmin } from '../admin/client.ts';
 import { ADMITHOST_BODY, LINK_BODY, WITNESS_BODY } from '../admin/routes/rcopy.ts';
+import { waitFor } from '../admin/wait.ts';
+import type { WaitOptions, WaitSample } from '../admin/wait.ts';
 
 const VERBS = ['showgroup', 'startgroup', 'stopgroup', 'admithost', 'failover', 'recover', 'restore', 'reverse', 'witness', 'link'] as const;
 
@@ -31,7 +34,31 @@ export function hpeProximity(words: string[]): { proximity?: string; rest: strin
   return { proximity, rest };
 }
 
-export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latencyMs?: number }> = {
+interface GroupReply { name: string; status: string; started: boolean; link: string; dirtyBlocks: string; stats: { resyncBlocks: number } }
+
+/**
+ * One look at a group while `startgroup --wait` waits for Synced. The resync sends the regions
+ * dirty when it began (dirtyBlocks stays put until it completes); done is what the peer has
+ * acknowledged since the first look. A link that drops meanwhile restarts the resync, so done may
+ * pass the total: the bar then stays full until the group says Synced.
+ */
+export function syncSampler(admin: string, group: string): () => Promise<WaitSample<GroupReply>> {
+  let base: number | undefined;
+  return async () => {
+    const all = await adminCall(admin, 'GET', '/v1/rcopy/groups') as { groups: GroupReply[] };
+    const g = all.groups.find((x) => x.name === group);
+    if (!g) return { reply: g as never, done: 0, over: false, failed: `no Remote Copy group ${group}` };
+    base ??= g.stats.resyncBlocks;
+    const failed = !g.started ? `group ${group} is ${g.status} and not started (stopgroup?)` : undefined;
+    return { reply: g, done: g.stats.resyncBlocks - base, total: Number(g.dirtyBlocks) || undefined, over: g.status === 'Synced', failed };
+  };
+}
+
+export async function waitSynced(admin: string, group: string, o: Partial<WaitOptions> = {}): Promise<GroupReply> {
+  return waitFor(syncSampler(admin, group), { label: `resync ${group}`, noun: 'blocks', ...o });
+}
+
+export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latencyMs?: number; wait: boolean; timeout: number }> = {
   command: 'rcopy <verb> [args..]',
   describe: 'Remote Copy: showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, failover|recover|restore|reverse GROUP, witness status|cut|restore, link cut|restore',
   builder: (y: Argv) => y
@@ -39,6 +66,8 @@ export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]
     .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or status|cut|restore (witness), or cut|restore (link)' })
     .option('admin', { type: 'string', default: defaultAdmin(), describe: 'admin API address of the array to ask' })
     .option('latency-ms', { type: 'number', describe: 'link: added latency per message this array sends' })
+    .option('wait', { type: 'boolean', default: false, describe: 'startgroup: wait until the group is Synced (progress of the resync on a terminal)' })
+    .option('timeout', { type: 'number', default: 600, describe: 'startgroup --wait: give up after this many seconds' })
     .parserConfiguration({ 'short-option-groups': false, 'unknown-options-as-args': true }) as never,
   handler: async (a) => {
     const words = (a.args ?? []).map(String);
@@ -51,10 +80,12 @@ export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]
         else print(all);
         return;
       }
-      case 'startgroup': case 'stopgroup':
+      case 'startgroup': case 'stopgroup': {
         need(1, `${a.verb} GROUP`);
-        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[0])}/${a.verb === 'startgroup' ? 'start' : 'stop'}`));
+        const reply = await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[0])}/${a.verb === 'startgroup' ? 'start' : 'stop'}`);
+        print(a.wait && a.verb === 'startgroup' ? await waitSynced(a.admin, words[0], { timeoutMs: a.timeout * 1000 }) : reply);
         return;
+      }
       case 'failover': case 'recover': case 'restore': case 'reverse':
         need(1, `${a.verb} GROUP`);
         print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[0])}/${a.verb}`));

@@ -91,7 +91,7 @@ export class ReplicationGroup {
   private dialTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** Counters for status and the resync proof. */
-  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, linkUps: 0, linkDowns: 0 };
+  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, resyncBlocks: 0, linkUps: 0, linkDowns: 0 };
 
   constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, unsafeAckBeforePeer = false) {
     this.machine = new GroupMachine({ name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, unsafeAckBeforePeer, array: rc.peers.name, witness: !!rc.peers.witness });
@@ -405,6 +405,8 @@ export class ReplicationGroup {
             const data = Buffer.from(await inner.read(lba, n));
             this.stats.resyncBytes += data.length;
             await this.await({ kind: 'resync', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op: { kind: 'write', volume: x.volume, lba, blocks: n, fua: false, data } }));
+            // Counted once the peer holds them: `rcopy startgroup --wait` shows this against dirtyBlocks.
+            this.stats.resyncBlocks += n;
           });
           done += n;
         }

@@ -28,7 +28,7 @@ export interface LuOptions {
   store: BackingStore;
   readonly?: boolean;
   removable?: boolean;
-  /** 16 hex digits: the NAA IEEE Registered (type 5) identifier body for VPD 0x83 and XCOPY. */
+  /** The NAA designator body for VPD 0x83 and XCOPY: 16 hex digits (NAA 2, 3, 5) or 32 (NAA 6), as configured. */
   naa: string;
   /** Unit serial number (VPD 0x80). */
   serial: string;

@@ -12,6 +12,8 @@
  *       set_image_access_mode group=G copy=C mode=logged|direct, disable_image_access group=G copy=C [start_transfer=yes|no],
  *       disable_copy group=G copy=C, enable_copy group=G copy=C
  *       exit 0 done, 1 refused by the array (the reason printed), 2 usage (unknown verb, key or value: named)
+ *       --wait (enable_group, start_transfer): wait until the transfer is active, i.e. the copies'
+ *       initialization is over, with its progress on a terminal; exit 1 if it fails or is paused meanwhile
  */
 import type { CommandModule } from 'yargs';
 import { adminCall } from '../admin/client.ts';
@@ -22,6 +24,8 @@ import {
 import type { GroupStatus } from './group.ts';
 import { PRESETS, PRIMITIVES } from './policy.ts';
 import { withProgress } from '../progress.ts';
+import { waitFor } from '../admin/wait.ts';
+import type { WaitOptions, WaitSample } from '../admin/wait.ts';
 import { formatVerify } from './verify.ts';
 import type { VerifyResult } from './verify.ts';
 
@@ -122,6 +126,30 @@ export function formatGroupState(g: GroupStatus): string {
   return lines.join('\n');
 }
 
+/**
+ * One look at a group while `rp start_transfer --wait` waits for the transfer to be active. Regions
+ * are what the initialization counts: for marked regions the total is known (those marked at the
+ * first look); a full sweep skips what neither side has allocated, so it shows the regions
+ * compared so far without a total rather than a bar that would not fill.
+ */
+export function initSampler(admin: string, group: string): () => Promise<WaitSample<GroupStatus>> {
+  let marked: number | undefined;
+  return async () => {
+    const g = await adminCall(admin, 'GET', `/v1/groups/${encodeURIComponent(group)}`) as GroupStatus;
+    marked ??= g.markers.reduce((n, m) => n + m.regions, 0);
+    const i = g.initialization;
+    const last = g.history.at(-1);
+    const failed = g.transfer === 'error' ? (last?.reason ?? 'transfer error')
+      : g.transfer === 'paused' ? `transfer paused${last ? ` (${last.reason})` : ''}` : undefined;
+    const sweep = i.kind === 'full-sweep';
+    return { reply: g, done: sweep ? i.regionsCompared : i.regions, total: sweep || !marked ? undefined : marked, over: g.transfer === 'active', failed };
+  };
+}
+
+export async function waitTransferActive(admin: string, group: string, o: Partial<WaitOptions> = {}): Promise<GroupStatus> {
+  return waitFor(initSampler(admin, group), { label: `initialize ${group}`, noun: 'regions', ...o });
+}
+
 interface VerifyArgs { admin: string; group: string; copy?: string; image?: string; json?: boolean }
 
 export function splitterCommands(defaultAdmin: string): CommandModule<object, any>[] {
@@ -165,7 +193,7 @@ export function splitterCommands(defaultAdmin: string): CommandModule<object, an
     builder: (y) => y.command(presets).demandCommand(1) as never,
     handler: () => {},
   };
-  const rp: CommandModule<object, { verb: string; args?: string[]; admin: string; json?: boolean }> = {
+  const rp: CommandModule<object, { verb: string; args?: string[]; admin: string; json?: boolean; wait?: boolean; timeout: number }> = {
     command: 'rp <verb> [args..]',
     describe: 'RecoverPoint operator verbs, key=value: enable_group, disable_group, clear_markers, start_transfer, pause_transfer, bookmark, get_group_state, '
       + 'enable_image_access, set_image_access_mode, disable_image_access, disable_copy, enable_copy',
@@ -174,18 +202,23 @@ export function splitterCommands(defaultAdmin: string): CommandModule<object, an
       .positional('args', { type: 'string', array: true, describe: 'key=value (group=G, start_transfer=yes|no, copy=C, name=N, image=I, mode=logged|direct)' })
       .option('admin', { type: 'string', default: defaultAdmin, describe: 'admin API address' })
       .option('json', { type: 'boolean', describe: 'print the reply as JSON' })
+      .option('wait', { type: 'boolean', describe: 'enable_group, start_transfer: wait until the transfer is active (initialization progress on a terminal)' })
+      .option('timeout', { type: 'number', default: 600, describe: 'with --wait: give up after this many seconds' })
       .parserConfiguration({ 'parse-positional-numbers': false }) as never,
     handler: async (a) => {
       let p: ReturnType<typeof parseRp>;
       try {
         p = parseRp(a.verb, (a.args ?? []).map(String));
+        const starts = a.verb === 'start_transfer' || (a.verb === 'enable_group' && p.body.start_transfer !== 'no');
+        if (a.wait && !starts) throw new RpUsageError('--wait goes with start_transfer, or enable_group without start_transfer=no');
       } catch (e) {
         process.stderr.write(`arraysim rp: ${(e as Error).message}\n`);
         process.exitCode = 2;
         return;
       }
       try {
-        const r = await adminCall(a.admin, p.verb.method, p.verb.path(p.group), p.verb.method === 'POST' ? { body: p.body, schema: p.verb.schema } : {});
+        let r = await adminCall(a.admin, p.verb.method, p.verb.path(p.group), p.verb.method === 'POST' ? { body: p.body, schema: p.verb.schema } : {});
+        if (a.wait) r = { ...(r as object), group: await waitTransferActive(a.admin, p.group, { timeoutMs: a.timeout * 1000 }) };
         if (a.json) console.log(JSON.stringify(r, null, 2));
         else if (a.verb === 'get_group_state') console.log(formatGroupState(r as GroupStatus));
         else if (a.verb === 'bookmark') { const b = r as { name: string; seq: number }; console.log(`bookmark ${b.name} at journal seq ${b.seq}`); }

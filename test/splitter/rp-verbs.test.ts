@@ -26,10 +26,12 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { AdminApi } from '../../src/admin/api.ts';
 import { StorageArray } from '../../src/array.ts';
 import { configFromFile } from '../../src/config.ts';
-import { RP_VERBS, RpUsageError, parseRp } from '../../src/splitter/cli.ts';
+import { RP_VERBS, RpUsageError, parseRp, waitTransferActive } from '../../src/splitter/cli.ts';
+import { WaitError } from '../../src/admin/wait.ts';
 import { cdb16 } from '../helpers/cdb.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 import { adminCall, pattern } from './rig.ts';
+import { FakeTty } from '../helpers/fake-tty.ts';
 
 const run = promisify(execFile);
 const TARGET = 'iqn.2026-11.dev.arraysim:rpsync';
@@ -112,6 +114,30 @@ describe('the rp verbs on the admin API', () => {
     }
     expect(await adminCall(rig.addr, 'POST', `${g}/disable_image_access`, { copy: 'DR_RPSyncGroup' })).toMatchObject({ status: 409, json: { error: expect.stringMatching(/no image access/) } });
   });
+});
+
+describe('rp start_transfer --wait: the initialization with its progress', () => {
+
+  it('waits for the transfer to be active; a full sweep shows regions compared (no total); paused ends the wait', async () => {
+    rig = await start();
+    for (let i = 0; i < 8; i++) await hostWrite(rig.ini, i * (DD / BS), pattern(DD, i));
+    // Nobody started the transfer: waiting on it would never end, so the wait says why at once.
+    await expect(waitTransferActive(rig.addr, 'RPSyncGroup', { stream: new FakeTty(false) })).rejects.toThrow(WaitError);
+    await expect(waitTransferActive(rig.addr, 'RPSyncGroup', { stream: new FakeTty(false) })).rejects.toThrow(/transfer paused/);
+    expect((await adminCall(rig.addr, 'POST', '/v1/groups/RPSyncGroup/start_transfer', {})).status).toBe(200);
+    const tty = new FakeTty(true, 120);
+    const g = await waitTransferActive(rig.addr, 'RPSyncGroup', { stream: tty, delayMs: 0, intervalMs: 0, pollMs: 5, timeoutMs: 60_000 });
+    expect(g).toMatchObject({ transfer: 'active', initialization: { kind: 'full-sweep', done: true } });
+    expect(g.initialization.regionsCompared).toBeGreaterThanOrEqual(4); // 4 MiB written, 1 MiB regions
+    expect(tty.out).toMatch(/^\r\x1b\[2Kinitialize RPSyncGroup [|/\\-] /);
+    expect(tty.out.endsWith('\r\x1b[2K')).toBe(true);
+  }, 60_000);
+
+  it('--wait is refused with a verb that starts nothing', async () => {
+    const r = await cli(['rp', 'pause_transfer', 'group=G', '--wait', '--admin', '127.0.0.1:1']);
+    expect(r).toMatchObject({ code: 2, out: '' });
+    expect(r.err).toMatch(/--wait goes with start_transfer/);
+  }, 60_000);
 });
 
 describe('the field notes\' dd seeding procedure (RecoverPoint Initial Synchronization with DD)', () => {

@@ -69,8 +69,8 @@ export const GROUP_REPLY = {
     volumes: { type: 'array', items: { type: 'object', properties: { target: { type: 'string' }, lun: { type: 'integer' }, wwn: { type: 'string' } }, required: ['target', 'lun', 'wwn'] } },
     stats: {
       type: 'object',
-      properties: Object.fromEntries(['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'linkUps', 'linkDowns'].map((k) => [k, { type: 'integer', minimum: 0 }])),
-      required: ['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'linkUps', 'linkDowns'],
+      properties: Object.fromEntries(['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'resyncBlocks', 'linkUps', 'linkDowns'].map((k) => [k, { type: 'integer', minimum: 0 }])),
+      required: ['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'resyncBlocks', 'linkUps', 'linkDowns'],
     },
   },
   required: ['name', 'role', 'naturalRole', 'roleName', 'epoch', 'serving', 'witness', 'status', 'started', 'link', 'peerArray', 'policies', 'hosts', 'seq', 'pending', 'dirtyExtents', 'dirtyBlocks', 'volumes', 'stats'],

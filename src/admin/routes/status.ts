@@ -50,7 +50,7 @@ export const STATUS_REPLY = {
               type: 'object',
               properties: {
                 lun: { type: 'integer' },
-                naa: { type: 'string', description: 'NAA designator body, 16 hex digits' },
+                naa: { type: 'string', description: 'NAA designator body as configured: 16 hex digits (NAA 2, 3, 5) or 32 (NAA 6)' },
                 serial: { type: 'string' },
                 blockSize: { type: 'integer' },
                 blocks: { type: 'string', description: 'capacity in blocks, decimal (may exceed 2^53)' },
