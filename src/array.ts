@@ -11,9 +11,11 @@ import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
 import { RemoteCopy } from './replication/engine.ts';
 import { ConsistencyGroup } from './splitter/group.ts';
+import { exportCopy } from './splitter/copy-target.ts';
 import { FileJournal } from './splitter/journal-file.ts';
 import { FileStore } from './store/file.ts';
-import { ArrayMetrics } from './metrics/registry.ts';
+import type { ArrayMetrics } from './metrics/registry.ts';
+import { CommandLatency } from './metrics/latency.ts';
 
 export class StorageArray {
   readonly server: IscsiServer;
@@ -25,7 +27,7 @@ export class StorageArray {
   readonly events: ArrayEvents;
   /** Peer replication, when the config has `rcopy:` groups. */
   readonly rcopy: RemoteCopy | null;
-  /** Prometheus metrics; null when the configuration turns them off (`metrics: false`, --no-metrics). */
+  /** Prometheus metrics, built by start(); null when the configuration turns them off (`metrics: false`, --no-metrics). */
   metrics: ArrayMetrics | null = null;
 
   private constructor(readonly config: ArrayConfig, readonly log: Logger) {
@@ -65,7 +67,7 @@ export class StorageArray {
     joinCopyDomain([...a.scsiTargets.values()]);
     a.rcopy?.bind(a.scsiTargets);
     await a.createGroups();
-    if (config.metrics !== false) a.metrics = new ArrayMetrics(a.server, a.scsiTargets);
+    if (config.metrics !== false) a.server.commandLatency = new CommandLatency();
     return a;
   }
 
@@ -114,6 +116,17 @@ export class StorageArray {
         if (g.startTransfer) void group.startTransfer('group created with start_transfer=yes');
       }
       this.groups.set(g.name, group);
+      // Each copy's own target, <production IQN>-<copy>: NOT READY until image access is enabled.
+      const ports = cfg.portals.map((p) => ({ relativeTargetPortId: p.tpgt, targetPortGroup: p.targetPortGroup }));
+      for (const c of group.copies) {
+        exportCopy(group, c, t, ports, this.log, (name, scsi) => {
+          if (this.scsiTargets.has(name)) throw new Error(`group ${g.name}: copy ${c.name}'s target ${name} clashes with a configured target`);
+          this.scsiTargets.set(name, scsi);
+          // The production target's ACL and CHAP guard its copies too.
+          const prod = cfg.targets.find((x) => x.name === t.name);
+          this.server.addTarget({ name, acl: prod?.acl, chap: prod?.chap }, scsi);
+        });
+      }
       group.listeners.add((e) => this.events.emit({ type: 'group.transfer', group: e.group, from: e.from, to: e.to, reason: e.reason }));
       this.log.info({ group: g.name, splitter: g.splitter, target: t.name, luns: luns.map((l) => l.lun), copies: g.copies }, 'consistency group ready');
     }
@@ -121,6 +134,14 @@ export class StorageArray {
 
   async start(): Promise<void> {
     await this.server.listen();
+    // prom-client (the slowest module of the start) is loaded once the portals listen: it is not
+    // on the way to serving iSCSI. Commands are timed from the first one (CommandLatency above);
+    // the registry reads the recorder and the counters when scraped.
+    const latency = this.server.commandLatency;
+    if (latency && !this.metrics) {
+      const { ArrayMetrics } = await import('./metrics/registry.ts');
+      this.metrics = new ArrayMetrics(this.server, this.scsiTargets, latency);
+    }
     await this.rcopy?.start();
   }
 

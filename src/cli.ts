@@ -4,22 +4,19 @@
  * Each verb's --help names every option and LUN SPEC option the README's "Command line" documents
  * (test/integration/cli-help.test.ts holds the two to each other).
  */
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { createLogger } from './log.ts';
-import { configFromFile, configFromFlags, portalsFrom } from './config.ts';
-import { StorageArray } from './array.ts';
-import type { AdminApi } from './admin/api.ts';
-import { adminAccess } from './admin/auth.ts';
 import { adminCall, defaultAdmin } from './admin/client.ts';
-import { ALUA_SET_BODY } from './admin/routes/alua.ts';
-import { parseHostPort } from './config.ts';
-import { splitterCommands } from './splitter/cli.ts';
 import { exitWithParent } from './lab/parent-watch.ts';
+import { parseServeArgs, serve } from './serve.ts';
 
 export async function main(argv: string[]): Promise<void> {
   // Started by `lab up`: end with it, even when it is killed (src/lab/parent-watch.ts).
   exitWithParent();
+  const fast = parseServeArgs(argv);
+  if (fast) return serve(fast);
+  // Every other command line, and any `serve` the fast parser leaves alone (src/serve.ts).
+  const { default: yargs } = await import('yargs');
+  const { ALUA_SET_BODY } = await import('./admin/routes/alua.ts');
+  const { splitterCommands } = await import('./splitter/cli.ts');
   await yargs(argv)
     .scriptName('arraysim')
     .command(
@@ -36,45 +33,7 @@ export async function main(argv: string[]): Promise<void> {
         .option('metrics', { type: 'boolean', describe: 'Prometheus metrics at GET /metrics on the admin API; --no-metrics turns them off (no per-command timestamps); default on' })
         // The file describes the targets and LUNs; flags for them beside it would be ignored.
         .conflicts('config', ['target', 'lun', 'splitter']),
-      async (a) => {
-        let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel, splitter: a.splitter, metrics: a.metrics });
-        if (a.config) {
-          if (a.listen?.length) config = { ...config, portals: portalsFrom(a.listen) };
-          if (a.logLevel) config = { ...config, logLevel: a.logLevel };
-          if (a.metrics !== undefined) config = { ...config, metrics: a.metrics };
-        }
-        const adminAddr = a.admin ?? config.admin?.listen ?? defaultAdmin(config.portals[0]?.port);
-        const adminAt = adminAddr === 'none' ? null : parseHostPort(adminAddr);
-        // Decided before anything starts: an admin API off loopback without a token is refused outright.
-        const access = adminAt && adminAccess(adminAt.host, { envToken: process.env.ARRAYSIM_ADMIN_TOKEN, tokenFile: config.admin?.tokenFile });
-        const log = createLogger(config.logLevel);
-        const array = await StorageArray.create(config, log);
-        await array.start();
-        let admin: AdminApi | null = null;
-        if (adminAt && access) {
-          // Loaded once the portals listen: the HTTP framework is not on the way to serving iSCSI.
-          const { AdminApi } = await import('./admin/api.ts');
-          admin = new AdminApi(array, log, { access });
-          const { host, port } = adminAt;
-          // The admin API is a convenience: a busy port must not stop the target.
-          await admin.listen(host, port).catch((err) => { log.warn({ err: err.message, admin: adminAddr }, 'admin API not started'); admin = null; });
-        }
-        let stopping = false;
-        const stop = async (sig: string) => {
-          if (stopping) return;
-          stopping = true;
-          log.info({ signal: sig }, 'shutting down');
-          try {
-            await admin?.close();
-            await array.stop();
-          } finally {
-            log.flush?.();
-            process.exit(0);
-          }
-        };
-        process.on('SIGINT', () => void stop('SIGINT'));
-        process.on('SIGTERM', () => void stop('SIGTERM'));
-      },
+      (a) => serve(a),
     )
     .command(
       'status',
@@ -111,7 +70,9 @@ export async function main(argv: string[]): Promise<void> {
     .command((await import('./host/cli.ts')).hostCommand)
     .command((await import('./lab/cli.ts')).labCommand)
     .command((await import('./replication/cli.ts')).RCOPY_COMMAND)
-    .demandCommand(1, 'give a command: serve, status, alua, verify, splitter, rp, host, lab, rcopy')
+    .command((await import('./check/cli.ts')).checkCommand)
+    .command((await import('./replication/witness-server.ts')).WITNESS_COMMAND)
+    .demandCommand(1, 'give a command: serve, status, alua, verify, splitter, rp, host, lab, rcopy, witness, check')
     // A usage mistake gets the help text; an error from a command (a LUN that cannot be
     // created, an admin call that failed) is one line from main's caller, not help plus a stack.
     .fail((msg, err, y) => {
@@ -124,7 +85,7 @@ export async function main(argv: string[]): Promise<void> {
     .parseAsync();
 }
 
-main(hideBin(process.argv)).catch((err) => {
+main(process.argv.slice(2)).catch((err) => {
   process.stderr.write(`arraysim: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -5,12 +5,13 @@
 import { readFileSync } from 'node:fs';
 import path, { dirname } from 'node:path';
 import { createHash } from 'node:crypto';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
 import type { ChapConfig, IscsiTuning, PortalConfig } from './iscsi/config.ts';
 import { ALUA_MODES, parseAccessState } from './scsi/alua.ts';
 import type { AluaConfig, AluaMode } from './scsi/alua.ts';
 import type { PeersConfig, RcopyConfig } from './replication/engine.ts';
 import { rcopySections } from './replication/config.ts';
+import { parseNaa } from '../protocol/scsi/vpd.ts';
 import { PRIMITIVES, parseSplitterSpec } from './splitter/policy.ts';
 import type { SplitterSpec } from './splitter/policy.ts';
 import { parseSize } from './store/lun-spec.ts';
@@ -18,7 +19,7 @@ import { parseSize } from './store/lun-spec.ts';
 export interface LunConfig {
   /** LUN SPEC string: `SIZE[,OPTION...]` or `file:PATH[,size=SIZE][,OPTION...]`. */
   spec: string;
-  /** Optional explicit identity (16 hex digits NAA body / serial); derived from target+LUN otherwise. */
+  /** Optional explicit identity (NAA body: 16 hex digits of NAA 2, 3 or 5, or 32 of NAA 6 / serial); derived from target+LUN otherwise. */
   naa?: string;
   serial?: string;
   vendor?: string;
@@ -212,6 +213,8 @@ function splitterSections(doc: any, targets: TargetConfig[], err: (m: string) =>
 
 /** From a YAML file; CLI flags given alongside override the file's portals and log level. */
 export function configFromFile(path: string): ArrayConfig {
+  // Loaded here, synchronously: a start from flags alone never needs the YAML parser.
+  const YAML = createRequire(import.meta.url)('yaml') as typeof import('yaml');
   const doc = YAML.parse(readFileSync(path, 'utf8')) ?? {};
   const err = (m: string) => new Error(`${path}: ${m}`);
   const portalsIn: unknown[] = doc.portals ?? [{ listen: DEFAULT_LISTEN }];
@@ -258,7 +261,7 @@ export function configFromFile(path: string): ArrayConfig {
     const luns = (t.luns ?? [DEFAULT_LUN]).map((l: any, j: number): LunConfig => {
       if (typeof l === 'string') return { spec: l };
       if (typeof l?.spec !== 'string') throw err(`targets[${i}].luns[${j}] needs a spec`);
-      return { spec: l.spec, naa: l.naa, serial: l.serial, vendor: l.vendor, product: l.product, aluaMode: aluaModeOf(l.alua, `targets[${i}].luns[${j}].alua`) };
+      return { spec: l.spec, naa: naaOf(l.naa, `targets[${i}].luns[${j}].naa`, err), serial: l.serial, vendor: l.vendor, product: l.product, aluaMode: aluaModeOf(l.alua, `targets[${i}].luns[${j}].alua`) };
     });
     if (t.chap && (typeof t.chap.user !== 'string' || typeof t.chap.secret !== 'string')) {
       throw err(`targets[${i}].chap needs user and secret`);
@@ -307,6 +310,20 @@ function mergeAlua(base: AluaConfig | undefined, own: AluaConfig | undefined): A
  * A stable identity for a LUN: NAA IEEE Registered (type 5) designator body, 16 hex digits.
  * The OUI 0x02A751 has the locally-administered bit set: it names no real vendor.
  */
+/**
+ * A configured NAA, honoured as written: 16 hex digits of NAA 2, 3 or 5, or 32 of NAA 6 (SPC-5
+ * §7.7.6.6). YAML reads a body of decimal digits only (5001405123456789) as a number: taken back
+ * as its digits while exact, else the error asks for quotes.
+ */
+function naaOf(v: unknown, where: string, err: (m: string) => Error): string | undefined {
+  if (v === undefined) return undefined;
+  let hex = typeof v === 'string' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : null;
+  if (hex === null) throw err(`${where}: write the NAA in quotes (YAML read it as the number ${String(v)})`);
+  hex = hex.toLowerCase().replace(/^naa\./, '');
+  if (!parseNaa(hex)) throw err(`${where}: "${String(v)}" is not an NAA designator: 16 hex digits starting 2, 3 or 5, or 32 starting 6`);
+  return hex;
+}
+
 export function lunIdentity(targetName: string, lun: number, spec: string): { naa: string; serial: string } {
   const h = createHash('sha256').update(`${targetName}\0${lun}\0${spec.replace(/,.*$/, '')}`).digest('hex');
   return { naa: `502a751${h.slice(0, 9)}`, serial: `ASIM${h.slice(9, 25).toUpperCase()}` };

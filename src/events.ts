@@ -70,6 +70,20 @@ export interface RcopyGroupEvent {
   reason: string;
 }
 
+/**
+ * A Remote Copy group's role changed on this array: `rcopy.failover` when this array became
+ * primary by a failover (automatic, granted by the quorum witness, or the operator's), and
+ * `rcopy.role` for the other changes (demotion of a failed-over primary, restore, reverse).
+ */
+export interface RcopyRoleEvent {
+  type: 'rcopy.failover' | 'rcopy.role';
+  group: string;
+  from: 'primary' | 'secondary';
+  to: 'primary' | 'secondary';
+  epoch: number;
+  reason: string;
+}
+
 /** A consistency group's transfer state changed (src/splitter/group.ts transition()). */
 export interface GroupTransferEvent {
   type: 'group.transfer';
@@ -79,7 +93,7 @@ export interface GroupTransferEvent {
   reason: string;
 }
 
-export type ArrayEventBody = AluaStateEvent | SessionEvent | GroupTransferEvent | RcopyGroupEvent;
+export type ArrayEventBody = AluaStateEvent | SessionEvent | GroupTransferEvent | RcopyGroupEvent | RcopyRoleEvent;
 export type ArrayEvent = ArrayEventBody & EventStamp;
 export type ArrayEventType = ArrayEvent['type'];
 

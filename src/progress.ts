@@ -96,6 +96,7 @@ export class Progress {
   private drawn = false;
   private finished = false;
   private timer: NodeJS.Timeout | null = null;
+  private total: number | undefined;
   private readonly started: number;
   private readonly now: () => number;
   private readonly stream: ProgressStream;
@@ -107,6 +108,7 @@ export class Progress {
     this.stream = o.stream ?? process.stderr;
     this.live = this.stream.isTTY === true;
     this.started = this.now();
+    this.total = o.total;
   }
 
   /**
@@ -132,6 +134,11 @@ export class Progress {
     this.update(this.doneCount + n);
   }
 
+  /** The amount of work became known (or changed), e.g. from the first sample of a server-side job. */
+  setTotal(total: number | undefined): void {
+    this.total = total;
+  }
+
   /** A line of output while the bar is up: the bar is cleared, the line written, the bar redrawn. */
   note(line: string): void {
     if (this.drawn) this.stream.write(CLEAR);
@@ -152,7 +159,7 @@ export class Progress {
   /** What the line says now (also when nothing is drawn). */
   text(columns = this.stream.columns ?? 80): string {
     return renderProgress({
-      label: this.o.label, done: this.doneCount, total: this.o.total, unit: this.o.unit ?? 'items', noun: this.o.noun ?? 'items',
+      label: this.o.label, done: this.doneCount, total: this.total, unit: this.o.unit ?? 'items', noun: this.o.noun ?? 'items',
       elapsedMs: this.now() - this.started, frame: this.frame,
     }, columns);
   }

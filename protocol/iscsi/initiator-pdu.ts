@@ -5,6 +5,7 @@
  * session state. Encoders write a fresh 48-byte BHS; the data segment travels separately.
  */
 import { BHS_LENGTH, decodeLun, encodeLun, InitiatorOp, Off, TargetOp } from './pdu.ts';
+import type { LoginResponseHeader } from './pdu.ts';
 
 function bhs(op: InitiatorOp, immediate: boolean, flags: number, dsl: number): Buffer {
   const b = Buffer.alloc(BHS_LENGTH);
@@ -223,18 +224,8 @@ export interface NopInIn extends TargetPduBase {
   ttt: number;
 }
 
-export interface LoginResponseIn extends TargetPduBase {
+export interface LoginResponseIn extends TargetPduBase, LoginResponseHeader {
   op: TargetOp.LoginResponse;
-  transit: boolean;
-  cont: boolean;
-  csg: number;
-  nsg: number;
-  versionMax: number;
-  versionActive: number;
-  isid: string;
-  tsih: number;
-  statusClass: number;
-  statusDetail: number;
 }
 
 export interface TextResponseIn extends TargetPduBase {

@@ -442,7 +442,11 @@ export function encodeTaskMgmtResponse(itt: number, response: number, s: SeqNumb
   return b;
 }
 
-export interface LoginResponseFields {
+/**
+ * The Login Response's own fields (RFC 7143 §11.13), named once: the target encodes them
+ * (encodeLoginResponse) and the initiator decodes them (initiator-pdu.ts LoginResponseIn).
+ */
+export interface LoginResponseHeader {
   transit: boolean;
   cont: boolean;
   csg: number;
@@ -451,9 +455,12 @@ export interface LoginResponseFields {
   versionActive: number;
   isid: string;
   tsih: number;
-  itt: number;
   statusClass: number;
   statusDetail: number;
+}
+
+export interface LoginResponseFields extends LoginResponseHeader {
+  itt: number;
   dataLength: number;
 }
 

@@ -35,6 +35,7 @@ export const enum MessageType {
   Heartbeat = 8,
   Error = 9,
   GroupState = 10,
+  RoleSwap = 11,
 }
 
 /** One replicated volume as the handshake describes it: both sides must agree on all of it. */
@@ -56,7 +57,8 @@ export type LinkRole = 'primary' | 'secondary';
  * group sequence number; the secondary applies in that order and acks it).
  */
 export type LinkMessage =
-  | { type: 'hello'; arrayId: string; group: string; role: LinkRole; volumes: VolumeGeometry[] }
+  /** `epoch`: the group epoch the sender knows (raised by every failover and role swap); of two arrays that both claim the primary role, the lower epoch yields. */
+  | { type: 'hello'; arrayId: string; group: string; role: LinkRole; volumes: VolumeGeometry[]; epoch: number }
   | { type: 'write'; forwarded: boolean; seq: bigint; volume: number; lba: bigint; fua: boolean; data: Buffer }
   | { type: 'write-same'; forwarded: boolean; seq: bigint; volume: number; lba: bigint; blocks: number; unmap: boolean; block: Buffer }
   | { type: 'unmap'; forwarded: boolean; seq: bigint; volume: number; ranges: { lba: bigint; blocks: number }[] }
@@ -66,7 +68,14 @@ export type LinkMessage =
   | { type: 'heartbeat'; nonce: bigint; reply: boolean }
   | { type: 'error'; code: LinkErrorCode; message: string }
   /** The primary tells the secondary the group's sync status (HPE showrcopy SyncStatus words). */
-  | { type: 'group-state'; state: GroupSyncStatus; reason: string };
+  | { type: 'group-state'; state: GroupSyncStatus; reason: string }
+  /**
+   * The primary hands the primary role to the secondary (restore, reverse), in sync and with
+   * nothing in flight: the sender is already secondary when it sends this. `reverse`: the new
+   * roles become the natural ones (HPE setrcopygroup reverse); otherwise the natural roles are
+   * back (restore).
+   */
+  | { type: 'role-swap'; epoch: number; reverse: boolean; reason: string };
 
 /** The SyncStatus a group can be in on the link (HPE showrcopy: Synced, Syncing, Stopped; Failsafe). */
 export const GROUP_SYNC_STATUS = ['Stopped', 'Syncing', 'Synced', 'Failsafe'] as const;
@@ -86,7 +95,7 @@ const ERROR_BY_CODE = Object.fromEntries(Object.entries(LINK_ERROR_CODES).map(([
 const TYPE_CODE: Record<LinkMessageType, MessageType> = {
   hello: MessageType.Hello, write: MessageType.Write, 'write-same': MessageType.WriteSame, unmap: MessageType.Unmap,
   ack: MessageType.Ack, 'compare-and-write': MessageType.CompareAndWrite, 'compare-and-write-result': MessageType.CompareAndWriteResult,
-  heartbeat: MessageType.Heartbeat, error: MessageType.Error, 'group-state': MessageType.GroupState,
+  heartbeat: MessageType.Heartbeat, error: MessageType.Error, 'group-state': MessageType.GroupState, 'role-swap': MessageType.RoleSwap,
 };
 const OUTCOME = ['written', 'miscompare', 'failed'] as const;
 
@@ -130,6 +139,7 @@ function payloadOf(m: LinkMessage): Buffer[] {
     case 'hello':
       o.str(m.arrayId).str(m.group).u8(m.role === 'primary' ? 1 : 2).u16(m.volumes.length);
       for (const v of m.volumes) o.wwn(v.wwn).str(v.serial).u32(v.blockSize).u64(v.blockCount);
+      o.u32(m.epoch);
       break;
     case 'write':
       o.u8(m.forwarded ? 1 : 0).u64(m.seq).u16(m.volume).u8(m.fua ? 1 : 0).u64(m.lba).raw(m.data);
@@ -159,6 +169,9 @@ function payloadOf(m: LinkMessage): Buffer[] {
       break;
     case 'group-state':
       o.u8(GROUP_SYNC_STATUS.indexOf(m.state)).str(m.reason);
+      break;
+    case 'role-swap':
+      o.u32(m.epoch).u8(m.reverse ? 1 : 0).str(m.reason);
       break;
   }
   o.flush();
@@ -236,7 +249,7 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
       const n = i.u16();
       const volumes: VolumeGeometry[] = [];
       for (let k = 0; k < n; k++) volumes.push({ wwn: i.wwn(), serial: i.str(), blockSize: i.u32(), blockCount: i.u64() });
-      m = { type: 'hello', arrayId, group, role: r === 1 ? 'primary' : 'secondary', volumes };
+      m = { type: 'hello', arrayId, group, role: r === 1 ? 'primary' : 'secondary', volumes, epoch: i.u32() };
       break;
     }
     case MessageType.Write:
@@ -288,6 +301,9 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
       m = { type: 'group-state', state: GROUP_SYNC_STATUS[k], reason: i.str() };
       break;
     }
+    case MessageType.RoleSwap:
+      m = { type: 'role-swap', epoch: i.u32(), reverse: i.bool(), reason: i.str() };
+      break;
     default:
       throw new LinkProtocolError('unknown-type', `message type ${type}`);
   }

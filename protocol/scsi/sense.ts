@@ -54,6 +54,10 @@ export const SENSE_REASONS = {
   // NOT READY
   NotReadyCauseNotReportable: [SenseKey.NotReady, 0x04, 0x00],
   NotReadyInitializingCommandRequired: [SenseKey.NotReady, 0x04, 0x02],
+  // A replica LU while image access is disabled (src/splitter/copy-target.ts): only an operator
+  // can make it ready (enable_image_access), so not BECOMING READY (04/01), and Linux sd sends no
+  // START STOP UNIT for this ASCQ (sd_spinup_disk) and fails, not retries, I/O to it.
+  NotReadyManualInterventionRequired: [SenseKey.NotReady, 0x04, 0x03],
   NotReadyFormatInProgress: [SenseKey.NotReady, 0x04, 0x04],
   NotReadyAluaTransitioning: [SenseKey.NotReady, 0x04, 0x0a],
   NotReadyAluaStandby: [SenseKey.NotReady, 0x04, 0x0b],

@@ -105,12 +105,25 @@ export function decodeDesignators(body: Buffer): Designator[] {
 }
 
 /**
- * NAA IEEE Registered designator body (SPC-5 §7.7.6.6.3, NAA 5): 16 hex digits, the first
- * being the NAA field. A configured value whose first digit is not 5 is forced to NAA 5 so the
- * designator is always well-formed (8 bytes is only valid for NAA 2, 3 and 5).
+ * An NAA designator body (SPC-5 §7.7.6.6) from its hex digits, or null when they are not one. The
+ * first digit is the NAA field and sets the length: 2 (IEEE Extended), 3 (Locally Assigned) and 5
+ * (IEEE Registered) are 8 bytes, 6 (IEEE Registered Extended, as LIO's 6001405… WWNs) 16 bytes.
  */
-export function naaRegisteredBytes(hex16: string): Buffer {
-  const h = hex16.toLowerCase().replace(/[^0-9a-f]/g, '').padEnd(16, '0').slice(0, 16);
+export function parseNaa(hex: string): Buffer | null {
+  const h = hex.toLowerCase();
+  if (/^[235][0-9a-f]{15}$/.test(h) || /^6[0-9a-f]{31}$/.test(h)) return Buffer.from(h, 'hex');
+  return null;
+}
+
+/**
+ * The NAA designator an LU reports (VPD 0x83) and XCOPY matches: its configured NAA as given
+ * (the config refuses anything parseNaa does not take). A programmatic LU with some other 16 hex
+ * digits gets them as NAA 5, so the designator is always well formed.
+ */
+export function naaDesignatorBytes(hex: string): Buffer {
+  const naa = parseNaa(hex);
+  if (naa) return naa;
+  const h = hex.toLowerCase().replace(/[^0-9a-f]/g, '').padEnd(16, '0').slice(0, 16);
   return Buffer.from('5' + h.slice(1), 'hex');
 }
 

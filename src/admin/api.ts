@@ -50,6 +50,13 @@ import * as splitter from './routes/splitter.ts';
 import * as metrics from './routes/metrics.ts';
 import * as webConsole from './routes/console.ts';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Reachable without the bearer token (the console's static files: they hold no data). */
+    public?: boolean;
+  }
+}
+
 /** What a route module gets: the array, its event bus, a logger. */
 export interface AdminDeps {
   array: StorageArray;
@@ -131,6 +138,9 @@ export class AdminApi {
     const access = this.access;
     if (access.mode === 'token') {
       app.addHook('onRequest', async (req, reply) => {
+        // The console's static files (routes/console.ts): no data in them, and a browser cannot
+        // send a token when it loads a page. A route says so itself; a 404 has no such config.
+        if (req.routeOptions.config?.public === true) return;
         const verdict = bearerMatches(req.headers.authorization, access.token);
         if (verdict === 'ok') return;
         // Logged without the header: neither a wrong token nor a near miss of the right one goes to the log.

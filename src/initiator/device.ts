@@ -78,6 +78,7 @@ export class ScsiDevice {
   /** NAA designator cached from VPD 0x83 (for EXTENDED COPY identification descriptors). */
   private naaCache: Buffer | null = null;
   private blockSizeCache: Promise<number> | null = null;
+  private maxTransferCache: Promise<number> | null = null;
 
   constructor(readonly session: Session, readonly lun: number, readonly url?: IscsiUrl) {}
 
@@ -210,10 +211,23 @@ export class ScsiDevice {
     return r;
   }
 
+  /**
+   * Run `command` again while it answers UNIT ATTENTION, at most `max` times: a command the
+   * library sends on its own behalf (to size or split a transfer) must not fail because a
+   * unit attention was pending; each is reported once, then cleared (SAM-5 §5.14), as Linux sd
+   * retries its READ CAPACITY.
+   */
+  private async pastUnitAttentions<T>(command: () => Promise<ScsiResult<T>>, max = 8): Promise<ScsiResult<T>> {
+    for (let i = 0; ; i++) {
+      const r = await command();
+      if (r.kind !== 'check-condition' || r.sense?.key !== SenseKey.UnitAttention || i >= max) return r;
+    }
+  }
+
   /** The logical block size: READ CAPACITY(16) once (shared by concurrent callers), then cached. */
   blockSize(): Promise<number> {
     if (!this.blockSizeCache) {
-      const p = this.readCapacity16().then((r) => {
+      const p = this.pastUnitAttentions(() => this.readCapacity16()).then((r) => {
         if (r.kind !== 'good') throw new ScsiCommandError(r, 'READ CAPACITY(16), to size a transfer');
         return r.value.blockSize;
       });
@@ -221,6 +235,20 @@ export class ScsiDevice {
       p.catch(() => { if (this.blockSizeCache === p) this.blockSizeCache = null; });
     }
     return this.blockSizeCache;
+  }
+
+  /**
+   * MAXIMUM TRANSFER LENGTH in blocks from the Block Limits VPD page (SBC-4 §6.6.4), 0 when the
+   * device sets none or has no such page; asked once, then cached. A READ longer than it is
+   * split, as a host's block layer does (the target may refuse it otherwise: 05/24/00).
+   */
+  maxTransferBlocks(): Promise<number> {
+    if (!this.maxTransferCache) {
+      const p = this.pastUnitAttentions(() => this.blockLimits()).then((r) => (r.kind === 'good' ? r.value.maxTransferLength : 0));
+      this.maxTransferCache = p;
+      p.catch(() => { if (this.maxTransferCache === p) this.maxTransferCache = null; });
+    }
+    return this.maxTransferCache;
   }
 
   /**
@@ -232,7 +260,24 @@ export class ScsiDevice {
     const bs = await this.blockSize();
     const len = blocks * bs;
     if (o.into && o.into.length < len) throw new RangeError(`buffer of ${o.into.length} bytes for ${len}`);
-    return this.run({ cdb: rwCdb('read', o.cdb ?? 16, lba, blocks, o.fua), dataIn: o.into ? o.into.subarray(0, len) : len, timeoutMs: o.timeoutMs }, (d) => d);
+    const one = (at: bigint, n: number, into: Buffer | number) =>
+      this.run({ cdb: rwCdb('read', o.cdb ?? 16, at, n, o.fua), dataIn: into, timeoutMs: o.timeoutMs }, (d) => d);
+    const max = await this.maxTransferBlocks();
+    if (!max || blocks <= max) return one(lba, blocks, o.into ? o.into.subarray(0, len) : len);
+    // Longer than the device takes in one command: consecutive READs into one buffer. The first
+    // one that does not complete is the answer (what came before it stays in the buffer).
+    const out = o.into ? o.into.subarray(0, len) : Buffer.allocUnsafe(len);
+    for (let done = 0; done < blocks;) {
+      const n = Math.min(max, blocks - done);
+      const r = await one(lba + BigInt(done), n, out.subarray(done * bs, (done + n) * bs));
+      if (r.kind !== 'good') return r;
+      if (r.value.length < n * bs) {
+        const filled = done * bs + r.value.length;
+        return { kind: 'good', value: out.subarray(0, filled), residual: { kind: 'underflow', count: len - filled } };
+      }
+      done += n;
+    }
+    return { kind: 'good', value: out, residual: { kind: 'none', count: 0 } };
   }
 
   /** WRITE `data` (a whole number of blocks) at `lba`. */

@@ -7,26 +7,9 @@ import { decodeSense } from '../../protocol/scsi/sense.ts';
 import type { DecodedSense } from '../../protocol/scsi/sense.ts';
 import type { ScsiResponse } from './session.ts';
 
-/** SCSI status codes (SAM-5 §5.3.1 table 37). */
-export const enum ScsiStatus {
-  Good = 0x00,
-  CheckCondition = 0x02,
-  ConditionMet = 0x04,
-  Busy = 0x08,
-  ReservationConflict = 0x18,
-  TaskSetFull = 0x28,
-  AcaActive = 0x30,
-  TaskAborted = 0x40,
-}
+import { ScsiStatus, statusName } from '../../protocol/scsi/status.ts';
 
-const STATUS_NAMES: Record<number, string> = {
-  0x00: 'GOOD', 0x02: 'CHECK CONDITION', 0x04: 'CONDITION MET', 0x08: 'BUSY', 0x18: 'RESERVATION CONFLICT',
-  0x28: 'TASK SET FULL', 0x30: 'ACA ACTIVE', 0x40: 'TASK ABORTED',
-};
-
-export function statusName(status: number): string {
-  return STATUS_NAMES[status] ?? `status 0x${status.toString(16).padStart(2, '0')}`;
-}
+export { ScsiStatus, statusName };
 
 export const SENSE_KEY_NAMES = [
   'NO SENSE', 'RECOVERED ERROR', 'NOT READY', 'MEDIUM ERROR', 'HARDWARE ERROR', 'ILLEGAL REQUEST', 'UNIT ATTENTION',

@@ -261,6 +261,13 @@ export class LoginNegotiation {
     const out = negotiateKey(def, value, ours);
     switch (out.kind) {
       case 'reject':
+        // A list key whose default the target does not accept (HeaderDigest=CRC32C only, offered
+        // None): after "Reject" the key would stay at that default (RFC 7143 §6.2.1, §13), i.e. the
+        // session would run as the target refuses to. The negotiation failed: Login reject with
+        // 02/00 Initiator error (§11.13.5), as LIO answers it; open-iscsi takes it as final.
+        if (def.kind === 'list' && def.default !== undefined && !(ours ?? '').split(',').includes(def.default)) {
+          return this.fail('InitiatorError', `${key}=${value}: no value the target accepts (${ours})`);
+        }
         reply.push({ key, value: 'Reject' });
         return;
       case 'irrelevant':

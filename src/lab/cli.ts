@@ -10,6 +10,8 @@ import type { LabRow } from './run.ts';
 import { findScenario, SCENARIOS } from './scenarios.ts';
 import { TOPOLOGIES } from './topology.ts';
 import type { Topology } from './topology.ts';
+import { Progress } from '../progress.ts';
+import type { ProgressOptions } from '../progress.ts';
 
 interface LabArgs {
   action: 'list' | 'run' | 'up';
@@ -24,7 +26,11 @@ interface LabArgs {
   port?: number;
 }
 
-export async function runLab(a: LabArgs, print: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+/**
+ * `progress` reaches src/progress.ts (tests hand in a stand-in terminal): on a TTY, stderr shows a
+ * bar of the scenarios run, with rate and ETA; stdout carries only the table or the JSON.
+ */
+export async function runLab(a: LabArgs, print: (s: string) => void = (s) => process.stdout.write(`${s}\n`), progress: Partial<ProgressOptions> = {}): Promise<number> {
   if (a.action === 'up') {
     if (a.scenarios?.length || a.all) throw new LabUsageError('lab up takes no scenario names (see --topology)');
     const { labUp, LabUpError } = await import('./up.ts');
@@ -49,7 +55,15 @@ export async function runLab(a: LabArgs, print: (s: string) => void = (s) => pro
   const unknown = names.filter((n) => !findScenario(n));
   if (unknown.length) throw new LabUsageError(`unknown scenario ${unknown.map((n) => `"${n}"`).join(', ')}; \`lab list\` shows them`);
   const rows: LabRow[] = [];
-  for (const n of names) rows.push(await runScenario(findScenario(n)!));
+  const p = Progress.start({ label: 'lab run', total: names.length, noun: 'scenarios', ...progress });
+  try {
+    for (const n of names) {
+      rows.push(await runScenario(findScenario(n)!));
+      p.tick();
+    }
+  } finally {
+    p.done();
+  }
   if (a.json) print(JSON.stringify(rows, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
   else {
     print(formatTable(rows));

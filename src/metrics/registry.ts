@@ -21,7 +21,8 @@ import type { IscsiServer } from '../iscsi/server.ts';
 import type { ScsiTarget } from '../scsi/target.ts';
 import { aluaFamilies } from './alua.ts';
 import { luFamilies, portalFamilies } from './io.ts';
-import { CommandLatency, latencyFamily } from './latency.ts';
+import type { CommandLatency } from './latency.ts';
+import { latencyFamily } from './latency-family.ts';
 import { sessionFamilies } from './sessions.ts';
 
 /** What the families read from. */
@@ -46,18 +47,16 @@ export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
 export class ArrayMetrics {
   readonly registry = new Registry();
-  readonly latency = new CommandLatency();
 
   /**
-   * Builds every family, and hands the latency recorder to the iSCSI server, whose connections
-   * record into it. `process`: also the standard process_* and nodejs_* metrics (CPU, memory,
+   * Builds every family over the state and counters of the array and the latency recorder its
+   * iSCSI server's connections record into (made with the array, before any command). `process`: also the standard process_* and nodejs_* metrics (CPU, memory,
    * event loop lag, GC) of prom-client's default collector.
    */
-  constructor(server: IscsiServer, targets: ReadonlyMap<string, ScsiTarget>, o: { process?: boolean } = {}) {
-    const src: MetricsSource = { server, targets, latency: this.latency };
+  constructor(server: IscsiServer, targets: ReadonlyMap<string, ScsiTarget>, readonly latency: CommandLatency, o: { process?: boolean } = {}) {
+    const src: MetricsSource = { server, targets, latency };
     for (const f of FAMILIES) f(this.registry, src);
     if (o.process !== false) collectDefaultMetrics({ register: this.registry });
-    server.commandLatency = this.latency;
   }
 
   /** The Prometheus text format (METRICS_CONTENT_TYPE) of every family, read now. */

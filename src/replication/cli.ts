@@ -2,18 +2,26 @@
  * `arraysim rcopy …`: the HPE Remote Copy CLI words against a running array's admin API.
  *
  *   arraysim rcopy showgroup [GROUP]
- *   arraysim rcopy startgroup GROUP          (startrcopygroup; run against the primary)
+ *   arraysim rcopy startgroup GROUP [--wait] (startrcopygroup; run against the primary; --wait: until Synced,
+ *                                             showing the resync's progress on a terminal)
  *   arraysim rcopy stopgroup GROUP           (stoprcopygroup; run against the primary)
  *   arraysim rcopy admithost -proximity primary|secondary|all HOST GROUP   (admitrcopyhost; on each array)
+ *   arraysim rcopy failover GROUP            (setrcopygroup failover; on the secondary, granted by the witness if there is one)
+ *   arraysim rcopy recover GROUP             (setrcopygroup recover; on the array failed over to)
+ *   arraysim rcopy restore GROUP             (setrcopygroup restore; on the Primary-Rev array, Synced)
+ *   arraysim rcopy reverse GROUP             (setrcopygroup reverse; on the primary, Synced)
+ *   arraysim rcopy witness status|cut|restore                              (the quorum witness as this array sees it; fault injection)
  *   arraysim rcopy link [cut|restore] [--latency MS] [--loss PCT] [--one-way out|in|off] [--seed N]   (fault injection)
  *
  * `-proximity` is written with one dash as HPE's CLI does; `--proximity` works too.
  */
 import type { Argv, CommandModule } from 'yargs';
 import { adminCall, defaultAdmin } from '../admin/client.ts';
-import { ADMITHOST_BODY, LINK_BODY } from '../admin/routes/rcopy.ts';
+import { ADMITHOST_BODY, LINK_BODY, WITNESS_BODY } from '../admin/routes/rcopy.ts';
+import { waitFor } from '../admin/wait.ts';
+import type { WaitOptions, WaitSample } from '../admin/wait.ts';
 
-const VERBS = ['showgroup', 'startgroup', 'stopgroup', 'admithost', 'link'] as const;
+const VERBS = ['showgroup', 'startgroup', 'stopgroup', 'admithost', 'failover', 'recover', 'restore', 'reverse', 'witness', 'link'] as const;
 
 /** HPE writes `-proximity all`: take it before yargs would read it as the short options -p -r -o …. */
 export function hpeProximity(words: string[]): { proximity?: string; rest: string[] } {
@@ -34,17 +42,43 @@ export function oneWayOption(v: string | undefined): 'out' | 'in' | null | undef
   throw new Error(`--one-way must be out, in or off, not ${v}`);
 }
 
-export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latency?: number; loss?: number; oneWay?: string; seed?: number }> = {
+interface GroupReply { name: string; status: string; started: boolean; link: string; dirtyBlocks: string; stats: { resyncBlocks: number } }
+
+/**
+ * One look at a group while `startgroup --wait` waits for Synced. The resync sends the regions
+ * dirty when it began (dirtyBlocks stays put until it completes); done is what the peer has
+ * acknowledged since the first look. A link that drops meanwhile restarts the resync, so done may
+ * pass the total: the bar then stays full until the group says Synced.
+ */
+export function syncSampler(admin: string, group: string): () => Promise<WaitSample<GroupReply>> {
+  let base: number | undefined;
+  return async () => {
+    const all = await adminCall(admin, 'GET', '/v1/rcopy/groups') as { groups: GroupReply[] };
+    const g = all.groups.find((x) => x.name === group);
+    if (!g) return { reply: g as never, done: 0, over: false, failed: `no Remote Copy group ${group}` };
+    base ??= g.stats.resyncBlocks;
+    const failed = !g.started ? `group ${group} is ${g.status} and not started (stopgroup?)` : undefined;
+    return { reply: g, done: g.stats.resyncBlocks - base, total: Number(g.dirtyBlocks) || undefined, over: g.status === 'Synced', failed };
+  };
+}
+
+export async function waitSynced(admin: string, group: string, o: Partial<WaitOptions> = {}): Promise<GroupReply> {
+  return waitFor(syncSampler(admin, group), { label: `resync ${group}`, noun: 'blocks', ...o });
+}
+
+export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latency?: number; loss?: number; oneWay?: string; seed?: number; wait: boolean; timeout: number }> = {
   command: 'rcopy <verb> [args..]',
-  describe: 'Remote Copy: showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, link cut|restore',
+  describe: 'Remote Copy: showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, failover|recover|restore|reverse GROUP, witness status|cut|restore, link cut|restore',
   builder: (y: Argv) => y
     .positional('verb', { choices: VERBS, describe: 'what to do' })
-    .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or cut|restore' })
+    .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or status|cut|restore (witness), or cut|restore (link)' })
     .option('admin', { type: 'string', default: defaultAdmin(), describe: 'admin API address of the array to ask' })
     .option('latency', { type: 'number', alias: 'latency-ms', describe: 'link: ms added to every message this array sends (1 ms round trip per 100 km)' })
     .option('loss', { type: 'number', describe: 'link: percent of the frames this array sends that are lost (each waits for a TCP retransmission: 200 ms, doubling)' })
     .option('one-way', { type: 'string', describe: 'link: one-way partition: out (what this array sends stops arriving), in (what it receives), off' })
     .option('seed', { type: 'number', describe: 'link: seed of the loss draws (replays a loss pattern)' })
+    .option('wait', { type: 'boolean', default: false, describe: 'startgroup: wait until the group is Synced (progress of the resync on a terminal)' })
+    .option('timeout', { type: 'number', default: 600, describe: 'startgroup --wait: give up after this many seconds' })
     .parserConfiguration({ 'short-option-groups': false, 'unknown-options-as-args': true }) as never,
   handler: async (a) => {
     const words = (a.args ?? []).map(String);
@@ -57,10 +91,22 @@ export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]
         else print(all);
         return;
       }
-      case 'startgroup': case 'stopgroup':
+      case 'startgroup': case 'stopgroup': {
         need(1, `${a.verb} GROUP`);
-        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[0])}/${a.verb === 'startgroup' ? 'start' : 'stop'}`));
+        const reply = await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[0])}/${a.verb === 'startgroup' ? 'start' : 'stop'}`);
+        print(a.wait && a.verb === 'startgroup' ? await waitSynced(a.admin, words[0], { timeoutMs: a.timeout * 1000 }) : reply);
         return;
+      }
+      case 'failover': case 'recover': case 'restore': case 'reverse':
+        need(1, `${a.verb} GROUP`);
+        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[0])}/${a.verb}`));
+        return;
+      case 'witness': {
+        if (words.length !== 1 || !['status', 'cut', 'restore'].includes(words[0])) throw new Error('usage: arraysim rcopy witness status|cut|restore');
+        if (words[0] === 'status') print(await adminCall(a.admin, 'GET', '/v1/rcopy/witness'));
+        else print(await adminCall(a.admin, 'POST', '/v1/rcopy/witness', { body: { action: words[0] }, schema: WITNESS_BODY }));
+        return;
+      }
       case 'admithost': {
         const { proximity, rest } = hpeProximity(words);
         if (rest.length !== 2) throw new Error('usage: arraysim rcopy admithost -proximity primary|secondary|all HOST GROUP');

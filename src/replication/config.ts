@@ -5,6 +5,7 @@
  *     name: site-a                 # this array on the link
  *     listen: 127.0.1.1:5260       # link listener (the secondary of a group needs one)
  *     peer: 127.0.2.1:5260         # the other array's link listener (the primary dials it)
+ *     witness: 127.0.3.1:5300      # the quorum witness (optional): automatic failover, Failsafe
  *   rcopy:
  *     groups:
  *       - name: rcg1
@@ -25,14 +26,15 @@ export function rcopySections(doc: any, defaultTarget: string, err: (m: string) 
   const r = doc.rcopy;
   if (p === undefined && r === undefined) return {};
   if (typeof p !== 'object' || p === null || Array.isArray(p)) throw err('peers must be a mapping (name, listen, peer) when rcopy is configured');
-  for (const k of Object.keys(p)) if (!['name', 'listen', 'peer'].includes(k)) throw err(`peers.${k} is not a known key (want name, listen, peer)`);
+  for (const k of Object.keys(p)) if (!['name', 'listen', 'peer', 'witness'].includes(k)) throw err(`peers.${k} is not a known key (want name, listen, peer, witness)`);
   if (typeof p.name !== 'string' || !p.name) throw err('peers.name must name this array');
   const addr = (v: unknown, w: string) => {
     if (v === undefined) return undefined;
     if (typeof v !== 'string') throw err(`${w} must be "HOST:PORT"`);
     try { return parseHostPort(v); } catch (e) { throw err(`${w}: ${(e as Error).message}`); }
   };
-  const peers: PeersConfig = { name: p.name, listen: addr(p.listen, 'peers.listen'), peer: addr(p.peer, 'peers.peer') };
+  const peers: PeersConfig = { name: p.name, listen: addr(p.listen, 'peers.listen'), peer: addr(p.peer, 'peers.peer'), witness: addr(p.witness, 'peers.witness') };
+  if (peers.witness && !/:\d+$/.test(p.witness)) throw err('peers.witness must be "HOST:PORT" (the witness listens on 5300 by default)');
   if (typeof r !== 'object' || r === null || !Array.isArray(r.groups)) throw err('rcopy.groups must be a list');
   const groups = r.groups.map((g: any, i: number): RcopyGroupConfig => {
     const w = `rcopy.groups[${i}]`;

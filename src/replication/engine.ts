@@ -3,9 +3,12 @@
  * model and the event bus. It turns sockets and store calls into events for a machine and carries
  * out the actions the machine returns; it decides nothing itself.
  *
- * Topology: one TCP connection per group, dialled by the primary to the secondary's link
- * listener (`peers.listen`); both sides send a hello first (array id, group, role, each volume's
- * WWN, serial and geometry) and the link is up only when they agree.
+ * Topology: one TCP connection per group, dialled by the array the configuration makes primary
+ * to the other's link listener (`peers.listen`), whatever the roles are now (after a failover or
+ * a reverse the dialler may be secondary); the dialler sends a hello first (array id, group,
+ * role, epoch, each volume's WWN, serial and geometry), the listener answers with its own, and
+ * the link is up only when they agree. With `peers.witness` a WitnessClient (witness-client.ts)
+ * keeps the groups in touch with the quorum witness.
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
@@ -24,6 +27,8 @@ import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Out
 import { applyOp, ReplicatedStore } from './replicated-store.ts';
 import { LinkFaultInjector } from './link-faults.ts';
 import type { LinkFaultRequest, LinkFaults, LinkShaper } from './link-faults.ts';
+import { WitnessClient } from './witness-client.ts';
+import type { GroupVerdict } from '../../protocol/replication/witness.ts';
 
 export interface PeersConfig {
   /** This array's name on the link (hello). */
@@ -32,6 +37,8 @@ export interface PeersConfig {
   listen?: { host: string; port: number };
   /** HOST:PORT of the peer's link listener (a primary dials it). */
   peer?: { host: string; port: number };
+  /** HOST:PORT of the quorum witness (`arraysim witness`): automatic failover and Failsafe need it. */
+  witness?: { host: string; port: number };
 }
 
 export interface RcopyGroupConfig {
@@ -78,6 +85,8 @@ export class ReplicationGroup {
   /** The send side of `socket`, through the link faults (link-faults.ts). */
   private shaper: LinkShaper | null = null;
   private linkUp = false;
+  /** This array dialled the link (the configuration's primary does). */
+  private outbound = false;
   private sendSeq = 0;
   private recvSeq = -1;
   private nextLocal = 1;
@@ -90,10 +99,10 @@ export class ReplicationGroup {
   /** The current resync (a new one supersedes the last). */
   private resyncGen = 0;
   /** Counters for status and the resync proof. */
-  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
+  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, resyncBlocks: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
 
   constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, unsafeAckBeforePeer = false) {
-    this.machine = new GroupMachine({ name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, unsafeAckBeforePeer });
+    this.machine = new GroupMachine({ name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, unsafeAckBeforePeer, array: rc.peers.name, witness: !!rc.peers.witness });
     this.machine.started = cfg.role === 'primary' && cfg.start !== false;
     this.machine.startOnLink = this.machine.started;
   }
@@ -108,12 +117,12 @@ export class ReplicationGroup {
 
   /** A write from this array's LU (the caller holds its range). */
   write(op: WriteOp): void | Promise<void> {
-    return this.await({ kind: 'local', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op }));
+    return this.await({ kind: 'local', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op, now: Date.now() }));
   }
 
   /** COMPARE AND WRITE at the secondary: executed by the primary. */
   compareAndWrite(req: CompareAndWriteReq): void | Promise<void> {
-    return this.await({ kind: 'local', id: this.nextLocal++ }, (origin) => ({ kind: 'host-compare-and-write', origin, req }));
+    return this.await({ kind: 'local', id: this.nextLocal++ }, (origin) => ({ kind: 'host-compare-and-write', origin, req, now: Date.now() }));
   }
 
   /** Run `event` for `origin`, and return when the machine completes it (synchronously if it already has). */
@@ -154,7 +163,11 @@ export class ReplicationGroup {
           this.log.info({ group: this.cfg.name, role: this.role, from: a.from, to: a.to, reason: a.reason }, 'Remote Copy group state');
           this.rc.events?.emit({ type: 'rcopy.group', group: this.cfg.name, role: this.role, from: a.from, to: a.to, reason: a.reason });
           break;
-        case 'resync': void this.resync(a.extents); break;
+        case 'resync': void this.resync(a.full ? this.volumes.map((lu, volume) => ({ volume, lba: 0n, blocks: Number(lu.blockCount) })) : a.extents); break;
+        case 'role':
+          this.log.warn({ group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, cause: a.cause, reason: a.reason }, 'Remote Copy group role');
+          this.rc.events?.emit({ type: a.cause === 'failover' ? 'rcopy.failover' : 'rcopy.role', group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, reason: a.reason });
+          break;
         case 'drop-link': this.log.warn({ group: this.cfg.name, reason: a.reason }, 'dropping the replication link'); this.socket?.destroy(); break;
         case 'refuse': break; // operator() reports it
       }
@@ -217,14 +230,16 @@ export class ReplicationGroup {
   /** Take a connected socket (dialled, or accepted and routed by its hello) as this group's link. */
   attach(s: net.Socket, framer: LinkFramer, first: { sequence: number; message: LinkMessage } | null): (sequence: number, m: LinkMessage) => void {
     if (this.socket && !this.socket.destroyed) { s.destroy(); return () => {}; }
+    const outbound = first === null;
     this.socket = s;
     this.shaper = this.rc.injector.shaper(s);
+    this.outbound = outbound;
     this.sendSeq = 0;
     this.recvSeq = -1;
     s.setNoDelay(true);
     s.on('error', () => {});
     s.on('close', () => this.lost(s, 'connection closed'));
-    if (this.role === 'primary') this.send(this.hello());
+    if (outbound) this.send(this.hello());
     const onMessage = (sequence: number, m: LinkMessage) => {
       if (sequence !== ((this.recvSeq + 1) >>> 0)) { this.log.warn({ group: this.cfg.name, sequence, expected: this.recvSeq + 1 }, 'link message out of sequence'); s.destroy(); return; }
       this.recvSeq = sequence;
@@ -242,17 +257,29 @@ export class ReplicationGroup {
   }
 
   private hello(): LinkMessage {
-    return { type: 'hello', arrayId: this.rc.peers.name, group: this.cfg.name, role: this.role, volumes: this.geometry() };
+    return { type: 'hello', arrayId: this.rc.peers.name, group: this.cfg.name, role: this.role, volumes: this.geometry(), epoch: this.machine.epoch };
   }
 
   private handshake(s: net.Socket, m: LinkMessage): void {
     if (m.type !== 'hello') { this.refuse(s, 'protocol', `expected hello, got ${m.type}`); return; }
     if (m.group !== this.cfg.name) { this.refuse(s, 'unknown-group', `no group ${m.group} here`); return; }
-    if (m.role === this.role) { this.refuse(s, 'role-conflict', `both arrays are ${m.role} for ${m.group}`); return; }
+    if (m.role === this.role && m.role === 'primary' && m.epoch > this.machine.epoch) {
+      // Both claim the primary role: the lower epoch was failed over from and yields (HPE: the
+      // old primary comes back as Secondary-Rev, to be recovered).
+      this.step({ kind: 'superseded', by: m.arrayId, epoch: m.epoch });
+      // The dialler has told the listener its old role: it starts over as secondary on the next dial.
+      if (this.outbound) { s.destroy(); return; }
+    }
+    if (m.role === this.role) {
+      // The listener names its epoch in a hello before refusing, so a stale dialler can yield.
+      if (!this.outbound) this.send(this.hello());
+      this.refuse(s, 'role-conflict', `both arrays are ${m.role} for ${m.group} (epoch ${this.machine.epoch} here, ${m.epoch} on ${m.arrayId})`);
+      return;
+    }
     const mine = this.geometry();
     const why = geometryMismatch(mine, m.volumes);
     if (why) { this.refuse(s, 'geometry-mismatch', why); return; }
-    if (this.role === 'secondary') this.send(this.hello());
+    if (!this.outbound) this.send(this.hello());
     this.linkUp = true;
     this.stats.linkUps++;
     this.log.info({ group: this.cfg.name, peer: m.arrayId }, 'replication link up');
@@ -299,7 +326,7 @@ export class ReplicationGroup {
       const end = m.ranges.reduce((x, r) => (r.lba + BigInt(r.blocks) > x ? r.lba + BigInt(r.blocks) : x), 0n);
       blocks = end > lba ? end - lba : 0n;
     }
-    const r = exclusive(lu, lba, blocks, () => this.await(origin, (o) => ({ kind: 'host-write', origin: o, op })));
+    const r = exclusive(lu, lba, blocks, () => this.await(origin, (o) => ({ kind: 'host-write', origin: o, op, now: Date.now() })));
     if (r instanceof Promise) r.catch(() => {}); // the outcome went back on the link as the ack
   }
 
@@ -343,7 +370,7 @@ export class ReplicationGroup {
   }
 
   private scheduleDial(ms = REDIAL_MS): void {
-    if (this.role !== 'primary' || this.closed || this.dialTimer || !this.rc.peers.peer) return;
+    if (this.cfg.role !== 'primary' || this.closed || this.dialTimer || !this.rc.peers.peer) return;
     this.dialTimer = setTimeout(() => { this.dialTimer = null; this.dial(); }, ms);
     this.dialTimer.unref();
   }
@@ -397,6 +424,8 @@ export class ReplicationGroup {
           live(); // checked just before the step: with the link down the machine would only re-mark the region dirty
           this.stats.resyncBytes += data.length;
           await this.await({ kind: 'resync', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op: { kind: 'write', volume, lba, blocks, fua: false, data } }));
+          // Counted once the peer holds them: `rcopy startgroup --wait` shows this against dirtyBlocks.
+          this.stats.resyncBlocks += blocks;
         });
       }
     };
@@ -444,10 +473,17 @@ export class RemoteCopy {
   private server: net.Server | null = null;
   private readonly byVolume = new Map<string, { group: ReplicationGroup; index: number }>();
   private readonly accepted = new Set<net.Socket>();
+  /** In touch with the quorum witness (peers.witness), or null. */
+  readonly witness: WitnessClient | null;
   /** Test hook (never from configuration): acknowledge before the peer has the write. */
   static unsafeAckBeforePeer = false;
 
   constructor(readonly peers: PeersConfig, readonly cfg: RcopyConfig, readonly log: Logger, readonly events?: ArrayEvents) {
+    // The checker's negative control (README "Correctness checker"): honoured only when set explicitly.
+    if (process.env.ARRAYSIM_FAULT_HOOK === 'ack-before-peer') {
+      RemoteCopy.unsafeAckBeforePeer = true;
+      log.warn('ARRAYSIM_FAULT_HOOK=ack-before-peer: writes are acknowledged before the peer has them (test hook)');
+    }
     for (const g of cfg.groups) {
       if (this.groups.has(g.name)) throw new Error(`rcopy.groups: group ${g.name} twice`);
       const group = new ReplicationGroup(this, g, log.child({ component: 'rcopy' }), RemoteCopy.unsafeAckBeforePeer);
@@ -458,6 +494,10 @@ export class RemoteCopy {
         this.byVolume.set(k, { group, index: i });
       });
     }
+    this.witness = peers.witness ? new WitnessClient(peers.witness, peers.name, {
+      reports: () => [...this.groups.values()].map((g) => g.machine.witnessReport()),
+      verdict: (v: GroupVerdict, sentAt: number, now: number) => this.groups.get(v.group)?.step({ kind: 'witness', verdict: v, sentAt, now }),
+    }, log.child({ component: 'witness-client' })) : null;
   }
 
   /** The store a replicated LU is built on (its writes go through its group). */
@@ -520,6 +560,7 @@ export class RemoteCopy {
       });
     }
     for (const g of this.groups.values()) g.start();
+    this.witness?.start();
   }
 
   /** An incoming link: routed to its group by the first message (a hello). */
@@ -561,16 +602,25 @@ export class RemoteCopy {
     this.log.warn({ faults: this.faults }, 'replication link fault injection');
   }
 
-  status(): { array: string; link: ReturnType<LinkFaultInjector['status']> & { listen: string | null; peer: string | null }; groups: ReturnType<ReplicationGroup['snapshot']>[] } {
+  status(): { array: string; link: ReturnType<LinkFaultInjector['status']> & { listen: string | null; peer: string | null }; witness: WitnessStatus | null; groups: ReturnType<ReplicationGroup['snapshot']>[] } {
     const hp = (x?: { host: string; port: number }) => (x ? `${x.host}:${x.port}` : null);
-    return { array: this.peers.name, link: { ...this.injector.status(), listen: hp(this.peers.listen), peer: hp(this.peers.peer) }, groups: [...this.groups.values()].map((g) => g.snapshot()) };
+    return { array: this.peers.name, link: { ...this.injector.status(), listen: hp(this.peers.listen), peer: hp(this.peers.peer) }, witness: this.witnessStatus(), groups: [...this.groups.values()].map((g) => g.snapshot()) };
+  }
+
+  /** `rcopy witness status`: the connection to the witness and each group's last verdict as this array holds it. */
+  witnessStatus(): WitnessStatus | null {
+    if (!this.witness) return null;
+    return { ...this.witness.status(), cut: this.witness.cut, groups: [...this.groups.values()].map((g) => ({ group: g.cfg.name, ...g.machine.snapshot().witness! })) };
   }
 
   async stop(): Promise<void> {
+    this.witness?.stop();
     for (const g of this.groups.values()) g.stop();
     for (const s of this.accepted) s.destroy();
     if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
   }
 }
+
+export type WitnessStatus = import('./witness-client.ts').WitnessClientStatus & { cut: boolean; groups: ({ group: string } & import('./group-machine.ts').WitnessView)[] };
 
 export { PROXIMITIES };

@@ -17,6 +17,7 @@
  */
 import type { AccessState } from '../scsi/alua.ts';
 import type { AckStatus, GroupSyncStatus, LinkMessage } from '../../protocol/replication/link.ts';
+import type { GroupReport, GroupVerdict } from '../../protocol/replication/witness.ts';
 
 export type Role = 'primary' | 'secondary';
 export type SyncStatus = GroupSyncStatus;
@@ -55,10 +56,10 @@ export type Outcome =
 export interface CompareAndWriteReq { volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
 
 export type GroupEvent =
-  /** A write on this array (the caller holds its LBA range). */
-  | { kind: 'host-write'; origin: Origin; op: WriteOp }
+  /** A write on this array (the caller holds its LBA range). `now` (ms) lets a primary check its witness lease. */
+  | { kind: 'host-write'; origin: Origin; op: WriteOp; now?: number }
   /** COMPARE AND WRITE arrived at this array (the secondary sends it to the primary). */
-  | { kind: 'host-compare-and-write'; origin: Origin; req: CompareAndWriteReq }
+  | { kind: 'host-compare-and-write'; origin: Origin; req: CompareAndWriteReq; now?: number }
   /** The shell applied an op to the local store: `tag` from the apply action. */
   | { kind: 'applied'; tag: ApplyTag; ok: boolean; why?: string }
   /** A message from the peer (hello is handled by the shell before link-up). */
@@ -67,14 +68,26 @@ export type GroupEvent =
   | { kind: 'link-down'; reason: string }
   | { kind: 'tick'; now: number }
   | { kind: 'resync-done' }
-  | { kind: 'operator'; command: OperatorCommand };
+  | { kind: 'operator'; command: OperatorCommand }
+  /** The quorum witness answered a heartbeat this array sent at `sentAt`; `now` is when the answer came. */
+  | { kind: 'witness'; verdict: GroupVerdict; sentAt: number; now: number }
+  /** The peer's hello claims the primary role with a higher epoch: this array was failed over from. */
+  | { kind: 'superseded'; by: string; epoch: number };
 
 export type OperatorCommand =
   | { verb: 'start' }
   | { verb: 'stop' }
   | { verb: 'admithost'; host: string; proximity: Proximity }
   | { verb: 'dismisshost'; host: string }
-  | { verb: 'setpolicy'; policy: keyof GroupPolicies; on: boolean };
+  | { verb: 'setpolicy'; policy: keyof GroupPolicies; on: boolean }
+  /** setrcopygroup failover (on the secondary): become primary; with a witness only when it grants. */
+  | { verb: 'failover' }
+  /** setrcopygroup recover (on the array failed over to): replicate back to the old primary (a full resync). */
+  | { verb: 'recover' }
+  /** setrcopygroup restore (on the primary after a recover, Synced): give the primary role back to its natural array. */
+  | { verb: 'restore' }
+  /** setrcopygroup reverse (on the primary, Synced): swap the roles and make the new ones the natural ones. */
+  | { verb: 'reverse' };
 
 export type ApplyTag = { from: 'host'; origin: Origin; op: WriteOp } | { from: 'peer'; seq: bigint };
 
@@ -85,7 +98,10 @@ export type GroupAction =
   /** The ALUA states this array's target port groups should show for the group's volumes. */
   | { kind: 'alua'; state: AccessState; hosts: Record<string, AccessState>; reason: string }
   | { kind: 'transition'; from: SyncStatus; to: SyncStatus; reason: string }
-  | { kind: 'resync'; extents: DirtyExtent[] }
+  /** `full`: after a failover the old primary may hold writes it never acknowledged: copy every volume whole. */
+  | { kind: 'resync'; extents: DirtyExtent[]; full: boolean }
+  /** This array's role in the group changed (failover, demotion, role swap). */
+  | { kind: 'role'; from: Role; to: Role; epoch: number; cause: 'failover' | 'yield' | 'swap'; reason: string }
   | { kind: 'drop-link'; reason: string }
   | { kind: 'refuse'; why: string };
 
@@ -94,6 +110,14 @@ export interface DirtyExtent { volume: number; lba: bigint; blocks: number }
 export interface GroupSnapshot {
   name: string;
   role: Role;
+  /** The role the configuration (or the last reverse) gives this array; HPE shows Primary-Rev / Secondary-Rev when they differ. */
+  naturalRole: Role;
+  /** HPE's role word: Primary, Secondary, Primary-Rev, Secondary-Rev. */
+  roleName: string;
+  epoch: number;
+  /** This array serves host I/O for the group now. */
+  serving: boolean;
+  witness: WitnessView | null;
   status: SyncStatus;
   started: boolean;
   link: 'up' | 'down';
@@ -106,9 +130,25 @@ export interface GroupSnapshot {
   dirtyBlocks: string;
 }
 
+/** The quorum witness as this group last heard it (null: no witness configured). */
+export interface WitnessView {
+  reachable: boolean;
+  owner: string;
+  epoch: number;
+  peerSight: GroupVerdict['peerSight'] | null;
+  /** What the witness recorded for this array. */
+  recorded: SyncStatus | null;
+  /** This array may write alone (link down or group stopped) until then: the lease (ms since epoch, 0: none). */
+  leaseUntil: number;
+  failoverRequested: boolean;
+}
+
 /**
  * Allowed SyncStatus changes. Stopped → Synced is the secondary told by the primary that the pair
- * is in sync (a start with nothing to resend); Failsafe is left only by an operator (HPE: override).
+ * is in sync (a start with nothing to resend). Failsafe: the replication link is down and the
+ * quorum witness cannot be reached, so this array cannot know whether the other one took over; it
+ * stops serving the group (HPE Active Sync paper, "Replication link failure" with the witness
+ * lost). It is left when the witness or the link returns.
  */
 const TRANSITIONS: Record<SyncStatus, readonly SyncStatus[]> = {
   Stopped: ['Syncing', 'Synced', 'Failsafe'],
@@ -128,7 +168,17 @@ export interface GroupMachineOptions {
   linkTimeoutMs?: number;
   /** Test hook, never set in the product: acknowledge host writes before the peer has them (the negative control). */
   unsafeAckBeforePeer?: boolean;
+  /** This array's name (peers.name): the witness names owners by it. */
+  array?: string;
+  /** A quorum witness is configured (peers.witness): writing alone needs its lease; failover needs its grant. */
+  witness?: boolean;
+  /** Test hook, never set in the product: a primary writes alone as if it had no witness (no record, no lease, no Failsafe) while its peer still fails over with one (the no-split-brain check's negative control). */
+  unsafeWriteAloneWithoutWitness?: boolean;
+  /** How long a witness verdict lets the owner write alone, from when its heartbeat was sent (ms); below the witness's fail timeout. */
+  leaseMs?: number;
 }
+
+export const DEFAULT_LEASE_MS = 1000;
 
 export function defaultPolicies(p: Partial<GroupPolicies> = {}): GroupPolicies {
   const aa = p.active_active ?? false;
@@ -145,7 +195,10 @@ export function defaultPolicies(p: Partial<GroupPolicies> = {}): GroupPolicies {
 
 export class GroupMachine {
   readonly name: string;
-  readonly role: Role;
+  role: Role;
+  naturalRole: Role;
+  /** Raised by every failover and role swap; of two arrays claiming the primary role the lower epoch yields. */
+  epoch = 0;
   status: SyncStatus = 'Stopped';
   /** Operator's wish: the group is started (replicating) unless stopped by the operator. */
   started = false;
@@ -157,6 +210,7 @@ export class GroupMachine {
   readonly hosts = new Map<string, Proximity>();
   private readonly linkTimeoutMs: number;
   private readonly unsafeAckBeforePeer: boolean;
+  private readonly unsafeWriteAlone: boolean;
   /** Primary: next group sequence number to assign; secondary: the last one applied. */
   private seq = 0n;
   private peerSeqApplied = 0n;
@@ -172,21 +226,59 @@ export class GroupMachine {
   private dirtyCompactAt = 1024;
   private lastHeard = 0;
   private heartbeatNonce = 0n;
+  /** Host writes applied here and not yet answered: a role swap waits for them. */
+  private applying = 0;
+  private swapPending: { reverse: boolean; reason: string } | null = null;
+  /** After a failover the other array is copied whole at the next start (it may hold unacknowledged writes). */
+  private fullResync = false;
+  /** The status was Synced when the link was lost: this array holds every acknowledged write. */
+  private syncedAtLoss = false;
+  // The quorum witness.
+  readonly array: string;
+  readonly hasWitness: boolean;
+  private readonly leaseMs: number;
+  private now = 0;
+  private witnessHeardAt = 0;
+  private owner = '';
+  private witnessEpoch = 0;
+  private recorded: SyncStatus | null = null;
+  private peerSight: GroupVerdict['peerSight'] | null = null;
+  private leaseUntil = 0;
+  private failoverRequested = false;
+  private aluaKey = '';
 
   constructor(o: GroupMachineOptions) {
     this.name = o.name;
     this.role = o.role;
+    this.naturalRole = o.role;
+    this.array = o.array ?? '';
+    this.hasWitness = !!o.witness;
+    this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
     this.policies = defaultPolicies(o.policies);
     for (const [h, p] of Object.entries(o.hosts ?? {})) this.hosts.set(h, p);
     this.linkTimeoutMs = o.linkTimeoutMs ?? 3000;
     this.unsafeAckBeforePeer = !!o.unsafeAckBeforePeer;
+    this.unsafeWriteAlone = !!o.unsafeWriteAloneWithoutWitness;
+    this.aluaKey = `${this.serving ? 1 : 0}${this.role}`;
   }
 
-  /** This array serves host I/O for the group now. The primary always does unless failsafe; the secondary only while Synced. */
+  /**
+   * This array serves host I/O for the group now. The secondary only while Synced (it forwards
+   * writes to the primary). The primary while it replicates; when it would write alone (link
+   * down, group stopped) and a witness is configured, only while the witness names it owner, has
+   * recorded that it is no longer Synced, and its lease runs: otherwise the other array might be
+   * granted a failover (README "Peer replication", quorum witness).
+   */
   get serving(): boolean {
-    if (this.status === 'Failsafe') return false;
-    if (this.role === 'primary') return true;
-    return this.status === 'Synced' && this.link === 'up';
+    if (this.status === 'Failsafe' || this.swapPending) return false;
+    if (this.role === 'secondary') return this.status === 'Synced' && this.link === 'up';
+    if (this.replicating) return true;
+    return this.mayWriteAlone();
+  }
+
+  private mayWriteAlone(): boolean {
+    if (!this.hasWitness || this.unsafeWriteAlone) return true;
+    return this.owner === this.array && this.recorded !== null && this.recorded !== 'Synced' && this.now < this.leaseUntil;
   }
 
   /** Replicating: writes must reach the peer before the host is answered. */
@@ -197,8 +289,11 @@ export class GroupMachine {
   step(e: GroupEvent): GroupAction[] {
     const out: GroupAction[] = [];
     switch (e.kind) {
-      case 'host-write': this.hostWrite(e.origin, e.op, out); break;
-      case 'host-compare-and-write': this.hostCompareAndWrite(e.origin, e.req, out); break;
+      case 'host-write': this.hostWrite(e.origin, e.op, out, e.now); break;
+      case 'host-compare-and-write':
+        if (e.now !== undefined && e.now > this.now) this.now = e.now;
+        this.hostCompareAndWrite(e.origin, e.req, out);
+        break;
       case 'applied': this.applied(e, out); break;
       case 'peer': this.peer(e.message, out); break;
       case 'link-up': this.linkUp(e.peerArray, out); break;
@@ -206,13 +301,28 @@ export class GroupMachine {
       case 'tick': this.tick(e.now, out); break;
       case 'resync-done': this.resyncDone(out); break;
       case 'operator': this.operator(e.command, out); break;
+      case 'witness': this.witnessVerdict(e.verdict, e.sentAt, e.now, out); break;
+      case 'superseded': this.superseded(e.by, e.epoch, out); break;
     }
+    this.aluaIfChanged(out);
     return out;
+  }
+
+  /**
+   * Emit the ALUA states when serving or the role changed without a transition that showed it
+   * (a lease ran out, a witness verdict, a role swap). A cheap key: this runs for every event.
+   */
+  private aluaIfChanged(out: GroupAction[]): void {
+    const key = `${this.serving ? 1 : 0}${this.role}`;
+    if (key === this.aluaKey) return;
+    this.aluaKey = key;
+    out.push({ kind: 'alua', ...this.alua(), reason: `${this.role}, ${this.serving ? 'serving' : 'not serving'} the group` });
   }
 
   // ------------------------------------------------------------ host I/O
 
-  private hostWrite(origin: Origin, op: WriteOp, out: GroupAction[]): void {
+  private hostWrite(origin: Origin, op: WriteOp, out: GroupAction[], now?: number): void {
+    if (now !== undefined && now > this.now) this.now = now;
     if (this.role === 'secondary') {
       if (!this.serving) { out.push({ kind: 'complete', origin, outcome: { kind: 'unavailable' } }); return; }
       const id = this.nextRequest++;
@@ -226,6 +336,7 @@ export class GroupMachine {
       this.replicate(origin, op, out);
       return;
     }
+    this.applying++;
     out.push({ kind: 'apply', op, tag: { from: 'host', origin, op } });
   }
 
@@ -244,7 +355,14 @@ export class GroupMachine {
       return;
     }
     const { origin, op } = e.tag;
-    if (!e.ok) { out.push({ kind: 'complete', origin, outcome: { kind: 'failed', why: e.why ?? 'local write failed' } }); return; }
+    this.applying--;
+    if (!e.ok) { out.push({ kind: 'complete', origin, outcome: { kind: 'failed', why: e.why ?? 'local write failed' } }); this.maybeSwap(out); return; }
+    if (this.role !== 'primary') {
+      // Applied here while this array was primary, and it no longer is (a demotion): not
+      // acknowledged; the region is rewritten by the new primary's full resync.
+      out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
+      return;
+    }
     this.replicate(origin, op, out);
   }
 
@@ -295,7 +413,7 @@ export class GroupMachine {
         if (!w) return;
         this.awaitingPeer.delete(m.seq);
         const origin = w.origin;
-        if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } }); return; }
+        if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } }); this.maybeSwap(out); return; }
         // The secondary could not apply: it no longer has the group's data; stop the group
         // (HPE no_fail_wrt_on_err would hide it from the host; here the write is not acknowledged).
         this.markDirty(w.extents);
@@ -319,6 +437,8 @@ export class GroupMachine {
         if (m.state === this.status) return;
         if (m.state === 'Synced' || m.state === 'Syncing') {
           this.started = true;
+          // The primary reached this array, so the link is back: Failsafe ends first.
+          if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', 'the primary is back on the link', out);
           this.transition(this.status, m.state, `primary: ${m.reason}`, out);
         } else if (m.state === 'Stopped') {
           this.started = false;
@@ -327,6 +447,15 @@ export class GroupMachine {
         return;
       case 'error':
         out.push({ kind: 'drop-link', reason: `peer error ${m.code}: ${m.message}` });
+        return;
+      case 'role-swap':
+        if (this.role !== 'secondary') { out.push({ kind: 'drop-link', reason: 'role swap offered to the primary' }); return; }
+        this.role = 'primary';
+        if (m.reverse) this.naturalRole = 'primary';
+        this.epoch = Math.max(this.epoch, m.epoch);
+        this.seq = 0n;
+        this.started = true;
+        out.push({ kind: 'role', from: 'secondary', to: 'primary', epoch: this.epoch, cause: 'swap', reason: `peer: ${m.reason}` });
         return;
       default:
         return; // hello (the shell's), compare-and-write (the shell runs it at the primary)
@@ -343,6 +472,9 @@ export class GroupMachine {
     this.peerArray = peerArray;
     this.seq = 0n;
     this.peerSeqApplied = 0n;
+    this.syncedAtLoss = false;
+    this.failoverRequested = false;
+    if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', 'replication link restored', out);
     // auto_recover (HPE): a group stopped by a link failure restarts when the link returns.
     if (this.role === 'primary' && this.started && this.startOnLink) { this.startOnLink = false; this.startReplication('link up (group configured started)', out); }
     else if (this.role === 'primary' && this.started && this.policies.auto_recover) this.startReplication('link restored (auto_recover)', out);
@@ -363,11 +495,15 @@ export class GroupMachine {
     this.awaitingPeer.clear();
     this.forwarded.clear();
     this.cawSent.clear();
+    this.syncedAtLoss = this.status === 'Synced';
+    if (this.swapPending) this.swapPending = null;
     if (this.status === 'Synced' || this.status === 'Syncing') this.transition(this.status, 'Stopped', `replication link down: ${reason}`, out);
     else out.push({ kind: 'alua', ...this.alua(), reason: `replication link down: ${reason}` });
   }
 
   private tick(now: number, out: GroupAction[]): void {
+    if (now > this.now) this.now = now;
+    this.failsafeCheck(out);
     if (this.link !== 'up') return;
     if (this.lastHeard && now - this.lastHeard > this.linkTimeoutMs) {
       out.push({ kind: 'drop-link', reason: `nothing heard from the peer for ${now - this.lastHeard} ms` });
@@ -411,19 +547,135 @@ export class GroupMachine {
         out.push({ kind: 'alua', ...this.alua(), reason: `setrcopygroup pol ${c.on ? '' : 'no_'}${c.policy}` });
         return;
       }
+      case 'failover':
+        if (this.role !== 'secondary') { out.push({ kind: 'refuse', why: 'failover is run on the secondary array (this one is primary)' }); return; }
+        if (this.link === 'up') { out.push({ kind: 'refuse', why: 'the replication link is up: the primary is alive (use reverse on the primary for a planned swap)' }); return; }
+        if (this.hasWitness) {
+          // The witness decides (the same rules as auto_failover): the verdict that grants it makes this array primary.
+          this.failoverRequested = true;
+          out.push({ kind: 'refuse', why: 'pending: failover requested from the quorum witness' });
+          return;
+        }
+        // No witness: the operator vouches that the primary is down (HPE: setrcopygroup failover).
+        this.becomePrimary(this.epoch + 1, 'setrcopygroup failover (no quorum witness: on the operator\'s word)', out);
+        return;
+      case 'recover':
+        if (this.role !== 'primary') { out.push({ kind: 'refuse', why: 'recover is run on the array the group failed over to (this one is secondary)' }); return; }
+        if (this.role === this.naturalRole && !this.fullResync) { out.push({ kind: 'refuse', why: 'the group has not failed over here (use startgroup)' }); return; }
+        if (this.status === 'Failsafe') { out.push({ kind: 'refuse', why: 'group is failsafe' }); return; }
+        this.started = true;
+        if (this.link !== 'up') { out.push({ kind: 'refuse', why: 'replication link is down; the group recovers when it returns' }); return; }
+        if (this.status === 'Synced' || this.status === 'Syncing') return;
+        this.startReplication('setrcopygroup recover', out);
+        return;
+      case 'restore': case 'reverse': {
+        if (this.role !== 'primary') { out.push({ kind: 'refuse', why: `${c.verb} is run on the primary array` }); return; }
+        if (c.verb === 'restore' && this.role === this.naturalRole) { out.push({ kind: 'refuse', why: 'the roles are already the natural ones (restore follows a failover and a recover)' }); return; }
+        if (this.link !== 'up' || this.status !== 'Synced') { out.push({ kind: 'refuse', why: `${c.verb} needs the group Synced over a live link (it is ${this.status}, link ${this.link})` }); return; }
+        if (this.swapPending) { out.push({ kind: 'refuse', why: 'a role swap is already under way' }); return; }
+        this.swapPending = { reverse: c.verb === 'reverse', reason: `setrcopygroup ${c.verb}` };
+        this.maybeSwap(out);
+        return;
+      }
     }
+  }
+
+  /**
+   * A planned role swap, once nothing this array ordered is in flight: new host writes get
+   * 04/0C meanwhile (serving is false). This array becomes secondary first, then tells the peer
+   * to take the primary role; the pair stays Synced (both hold the same data).
+   */
+  private maybeSwap(out: GroupAction[]): void {
+    const p = this.swapPending;
+    if (!p || this.applying > 0 || this.awaitingPeer.size > 0) return;
+    this.swapPending = null;
+    if (this.role !== 'primary' || this.link !== 'up' || this.status !== 'Synced') return;
+    this.epoch++;
+    this.role = 'secondary';
+    if (p.reverse) this.naturalRole = 'secondary';
+    this.peerSeqApplied = 0n;
+    this.started = false;
+    out.push({ kind: 'send', message: { type: 'role-swap', epoch: this.epoch, reverse: p.reverse, reason: p.reason } });
+    out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, cause: 'swap', reason: p.reason });
+  }
+
+  private becomePrimary(epoch: number, reason: string, out: GroupAction[]): void {
+    const from = this.role;
+    this.role = 'primary';
+    this.epoch = epoch;
+    this.started = true;
+    this.startOnLink = false;
+    this.fullResync = true;
+    this.failoverRequested = false;
+    this.seq = 0n;
+    this.dirty = [];
+    out.push({ kind: 'role', from, to: 'primary', epoch, cause: 'failover', reason });
+    if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', reason, out);
+  }
+
+  /** Another array holds the primary role with a newer epoch: this one yields and waits to be resynchronised. */
+  private demote(epoch: number, reason: string, out: GroupAction[]): void {
+    this.role = 'secondary';
+    this.epoch = Math.max(this.epoch, epoch);
+    this.started = false;
+    this.startOnLink = false;
+    this.dirty = [];
+    this.fullResync = false;
+    out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, cause: 'yield', reason });
+    if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', reason, out);
+  }
+
+  private superseded(by: string, epoch: number, out: GroupAction[]): void {
+    if (this.role !== 'primary' || this.replicating || epoch <= this.epoch) return;
+    this.demote(epoch, `${by} holds the primary role with epoch ${epoch} (this array had ${this.epoch})`, out);
+  }
+
+  // ------------------------------------------------------------ the quorum witness
+
+  private witnessVerdict(v: GroupVerdict, sentAt: number, now: number, out: GroupAction[]): void {
+    if (now > this.now) this.now = now;
+    this.witnessHeardAt = now;
+    this.owner = v.owner;
+    this.witnessEpoch = v.epoch;
+    this.recorded = v.recorded;
+    this.peerSight = v.peerSight;
+    if (v.owner === this.array && v.owner) {
+      // The lease counts from when the heartbeat left, which is before the witness heard it.
+      this.leaseUntil = Math.max(this.leaseUntil, sentAt + this.leaseMs);
+      if (v.epoch > this.epoch) this.epoch = v.epoch;
+    }
+    if (v.granted && this.role === 'secondary' && this.link === 'down') {
+      this.becomePrimary(v.epoch, `${this.failoverRequested ? 'setrcopygroup failover' : 'automatic failover (auto_failover)'}: the quorum witness granted it (the primary array is lost)`, out);
+    } else if (v.owner && v.owner !== this.array && this.role === 'primary' && !this.replicating && v.epoch >= this.epoch) {
+      this.demote(v.epoch, `the quorum witness names ${v.owner} owner of the group (epoch ${v.epoch})`, out);
+    }
+    if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', 'quorum witness reachable again', out);
+  }
+
+  /** Link down and no witness verdict within the lease: this array cannot know whether the other took over. */
+  private failsafeCheck(out: GroupAction[]): void {
+    if (!this.hasWitness || this.unsafeWriteAlone || this.link === 'up' || this.status !== 'Stopped') return;
+    if (this.now - this.witnessHeardAt <= this.leaseMs) return;
+    this.transition('Stopped', 'Failsafe', 'replication link down and the quorum witness unreachable', out);
+  }
+
+  /** What this array tells the witness about the group. */
+  witnessReport(): GroupReport {
+    const asks = this.role === 'secondary' && this.link === 'down' && (this.failoverRequested || this.policies.auto_failover);
+    return { group: this.name, role: this.role, status: this.status, link: this.link === 'up', syncedAtLoss: this.syncedAtLoss, failover: asks, epoch: this.epoch };
   }
 
   private startReplication(reason: string, out: GroupAction[]): void {
     this.transition(this.status, 'Syncing', reason, out);
     out.push({ kind: 'send', message: { type: 'group-state', state: 'Syncing', reason } });
-    out.push({ kind: 'resync', extents: coalesce(this.dirty) });
+    out.push({ kind: 'resync', extents: coalesce(this.dirty), full: this.fullResync });
   }
 
   private resyncDone(out: GroupAction[]): void {
     if (this.status !== 'Syncing') return;
     this.dirty = [];
     this.dirtyCompactAt = 1024;
+    this.fullResync = false;
     this.transition('Syncing', 'Synced', 'resync complete', out);
     out.push({ kind: 'send', message: { type: 'group-state', state: 'Synced', reason: 'resync complete' } });
   }
@@ -476,8 +728,13 @@ export class GroupMachine {
 
   snapshot(): GroupSnapshot {
     const d = coalesce(this.dirty);
+    const roleName = (this.role === 'primary' ? 'Primary' : 'Secondary') + (this.role === this.naturalRole ? '' : '-Rev');
+    const witness: WitnessView | null = this.hasWitness ? {
+      reachable: this.witnessHeardAt > 0 && this.now - this.witnessHeardAt <= this.leaseMs, owner: this.owner, epoch: this.witnessEpoch,
+      peerSight: this.peerSight, recorded: this.recorded, leaseUntil: this.owner === this.array ? this.leaseUntil : 0, failoverRequested: this.failoverRequested,
+    } : null;
     return {
-      name: this.name, role: this.role, status: this.status, started: this.started, link: this.link, peerArray: this.peerArray,
+      name: this.name, role: this.role, naturalRole: this.naturalRole, roleName, epoch: this.epoch, serving: this.serving, witness, status: this.status, started: this.started, link: this.link, peerArray: this.peerArray,
       policies: { ...this.policies }, hosts: Object.fromEntries(this.hosts), seq: String(this.role === 'primary' ? this.seq : this.peerSeqApplied),
       pending: this.awaitingPeer.size + this.forwarded.size + this.cawSent.size,
       dirtyExtents: d.length, dirtyBlocks: String(d.reduce((n, x) => n + BigInt(x.blocks), 0n)),

@@ -28,7 +28,7 @@ export interface LuOptions {
   store: BackingStore;
   readonly?: boolean;
   removable?: boolean;
-  /** 16 hex digits: the NAA IEEE Registered (type 5) identifier body for VPD 0x83 and XCOPY. */
+  /** The NAA designator body for VPD 0x83 and XCOPY: 16 hex digits (NAA 2, 3, 5) or 32 (NAA 6), as configured. */
   naa: string;
   /** Unit serial number (VPD 0x80). */
   serial: string;
@@ -118,6 +118,12 @@ export class LogicalUnit {
    */
   protection: LuProtection | null = null;
   /**
+   * Why the LU is not ready for media access apart from START STOP UNIT and the medium, or null:
+   * a replica LU of a consistency-group copy answers NOT READY while image access is disabled
+   * (src/splitter/copy-target.ts). Checked by the medium gate and by REQUEST SENSE.
+   */
+  availability: (() => SenseReason | null) | null = null;
+  /**
    * Counters the admin API and /metrics report. `commands`: every command submitted to this LU;
    * reads/writes and bytes: media transfers done (XCOPY's included); `errors`: commands that
    * failed or were refused (fail()); a pending unit attention reported is not one.
@@ -198,6 +204,8 @@ export class LogicalUnit {
   mediumGate(): void {
     if (!this.mediumPresent) throw new SenseError('MediumNotPresent');
     if (!this.started) throw new SenseError('NotReadyInitializingCommandRequired');
+    const why = this.availability?.();
+    if (why) throw new SenseError(why);
   }
 
   /** The sense REQUEST SENSE returns when no unit attention is pending (SPC-5 §6.39.2): the LU's condition. */
@@ -206,6 +214,8 @@ export class LogicalUnit {
     if (op) return { reason: op.reason, detail: { progress: op.progress() } };
     if (!this.mediumPresent) return { reason: 'MediumNotPresent' };
     if (!this.started) return { reason: 'NotReadyInitializingCommandRequired' };
+    const why = this.availability?.();
+    if (why) return { reason: why };
     return { reason: LOW_POWER_SENSE[this.powerCondition] };
   }
 

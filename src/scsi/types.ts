@@ -7,16 +7,9 @@
 import type { SenseReason, SenseDetail } from '../../protocol/scsi/sense.ts';
 import type { LogicalUnit } from './lu.ts';
 
-export const enum ScsiStatus {
-  Good = 0x00,
-  CheckCondition = 0x02,
-  ConditionMet = 0x04,
-  Busy = 0x08,
-  ReservationConflict = 0x18,
-  TaskSetFull = 0x28,
-  AcaActive = 0x30,
-  TaskAborted = 0x40,
-}
+import { ScsiStatus } from '../../protocol/scsi/status.ts';
+
+export { ScsiStatus };
 
 /** SAM-5 task attributes, as carried in the iSCSI SCSI Command PDU ATTR field. */
 export const enum TaskAttribute {

@@ -6,7 +6,7 @@
 import {
   Association, CodeSet, DesignatorType, NON_ROTATING, PROTOCOL_ISCSI, ProvisioningType, VpdPage,
   blockDeviceCharacteristicsBody, blockLimitsBody, encodeDesignator, extendedInquiryBody,
-  logicalBlockProvisioningBody, naaRegisteredBytes, scsiNameString, scsiPortsBody, u16Designator, vpdPage,
+  logicalBlockProvisioningBody, naaDesignatorBytes, scsiNameString, scsiPortsBody, u16Designator, vpdPage,
 } from '../../protocol/scsi/vpd.ts';
 import { targetPortName } from '../../protocol/iscsi/names.ts';
 import { PDT_DIRECT_ACCESS, asciiField } from '../../protocol/scsi/inquiry.ts';
@@ -35,7 +35,7 @@ export function offersVpdPage(def: VpdPageDef, lu: LogicalUnit): boolean {
 
 /** NAA IEEE Registered designator value of an LU (also what EXTENDED COPY target descriptors match). */
 export function lunNaaBytes(lu: LogicalUnit): Buffer {
-  return naaRegisteredBytes(lu.naa);
+  return naaDesignatorBytes(lu.naa);
 }
 
 /**

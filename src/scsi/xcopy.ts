@@ -20,7 +20,7 @@
  * pointing at its descriptor in the sense-key specific field (SD=0: offset in the parameter list),
  * so the host can fall back to copying the rest itself; RECEIVE COPY RESULTS reports the same.
  */
-import { naaRegisteredBytes } from '../../protocol/scsi/vpd.ts';
+import { naaDesignatorBytes } from '../../protocol/scsi/vpd.ts';
 import { buildSense } from '../../protocol/scsi/sense.ts';
 import type { SenseDetail, SenseReason } from '../../protocol/scsi/sense.ts';
 import {
@@ -89,7 +89,7 @@ function findLuByNaa(target: ScsiTarget, designator: Buffer): LogicalUnit | unde
   const targets = domains.get(target) ?? [target];
   // The receiving target first: its LUs are the likely ones.
   for (const t of [target, ...targets.filter((x) => x !== target)]) {
-    for (const lu of t.luns.values()) if (naaRegisteredBytes(lu.naa).equals(designator)) return lu;
+    for (const lu of t.luns.values()) if (naaDesignatorBytes(lu.naa).equals(designator)) return lu;
   }
   return undefined;
 }

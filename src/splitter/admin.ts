@@ -4,7 +4,7 @@
  * (SplitterNotFound). The HTTP router maps them to routes:
  *   GET  /v1/groups                      listGroups
  *   GET  /v1/groups/:group               showGroup
- *   POST /v1/groups/:group/verify        {copy?}  verify
+ *   POST /v1/groups/:group/verify        {copy?, image?: true, at?}  verify (image: the accessed image, image-verify.ts)
  *   POST /v1/groups/:group/bookmarks     {name}   bookmark
  * and RecoverPoint's operator verbs (the `rp` CLI; words and key=value form from the field notes):
  *   POST /v1/groups/:group/enable_group     {start_transfer?: yes|no}  enableGroup
@@ -12,9 +12,18 @@
  *   POST /v1/groups/:group/clear_markers    {copy?}                    clearMarkers
  *   POST /v1/groups/:group/start_transfer                              startTransfer
  *   POST /v1/groups/:group/pause_transfer                              pauseTransfer
- *   enable_image_access, disable_image_access, set_image_access_mode: SplitterNotBuilt (501)
+ *   POST /v1/groups/:group/enable_image_access   {copy, image?, mode?}        enableImageAccess (image.ts)
+ *   POST /v1/groups/:group/set_image_access_mode {copy, mode}                 setImageAccessMode
+ *   POST /v1/groups/:group/disable_image_access  {copy, start_transfer?}      disableImageAccess
+ *   POST /v1/groups/:group/disable_copy          {copy}                       disableCopy
+ *   POST /v1/groups/:group/enable_copy           {copy}                       enableCopy
  */
+import type { LocalCopy } from './copy.ts';
 import type { ConsistencyGroup, GroupStatus } from './group.ts';
+import { disableImageAccess as disableImage, enableImageAccess as enableImage, ImageChoiceError, ImageStateError, setImageAccessMode as setImageMode } from './image.ts';
+import type { ImageAccessMode } from './image.ts';
+import { verifyImage } from './image-verify.ts';
+import type { ImageVerifyResult } from './image-verify.ts';
 import { verifyGroup } from './verify.ts';
 import type { VerifyResult } from './verify.ts';
 
@@ -29,19 +38,76 @@ export class SplitterNotFound extends Error {}
 /** The group is not in a state that allows the verb (HTTP 409): transfer not paused, already enabled… */
 export class SplitterStateError extends Error {}
 
-/** A verb of RecoverPoint's CLI that arraysim does not have yet (HTTP 501); the message names it. */
-export class SplitterNotBuilt extends Error {
-  constructor(readonly verb: string, what: string) { super(`${verb} is not built yet: ${what}`); }
+/** What image access (image.ts) refuses, as the admin API's errors: a bad image 400, a state 409. */
+async function imaging<T>(f: () => T | Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof ImageChoiceError) throw new SplitterInputError(e.field, e.message.replace(/^\w+: /, ''));
+    if (e instanceof ImageStateError) throw new SplitterStateError(e.message);
+    throw e;
+  }
 }
 
-/** The image-access verbs answer this until point-in-time images and image access exist (issue 10). */
-export const IMAGE_ACCESS_VERBS = ['enable_image_access', 'disable_image_access', 'set_image_access_mode'] as const;
-export type ImageAccessVerb = typeof IMAGE_ACCESS_VERBS[number];
+function copyOf(g: ConsistencyGroup, v: unknown, required: boolean): LocalCopy {
+  if (v === undefined || v === null) {
+    if (required) throw new SplitterInputError('copy', `a copy name is required (copies: ${g.copies.map((c) => c.name).join(', ')})`);
+    return g.copies[0];
+  }
+  if (typeof v !== 'string' || !v) throw new SplitterInputError('copy', 'must be a copy name');
+  const c = g.copies.find((x) => x.name === v);
+  if (!c) throw new SplitterNotFound(`group ${g.name} has no copy "${v}" (copies: ${g.copies.map((x) => x.name).join(', ')})`);
+  return c;
+}
 
-export function imageAccess(reg: GroupRegistry, input: { group: unknown; verb: ImageAccessVerb }): never {
-  group(reg, input.group);
-  throw new SplitterNotBuilt(input.verb, 'arraysim has no point-in-time images or image access yet (no copy target, no logged or direct access); '
-    + 'to seed a copy today, write the replica through the test hook and clear_markers (README "Splitter and replicas")');
+const modeOf = (v: unknown, dflt: ImageAccessMode | undefined): ImageAccessMode => {
+  if ((v === undefined || v === null) && dflt) return dflt;
+  if (v === 'logged' || v === 'direct') return v;
+  throw new SplitterInputError('mode', `must be logged or direct, not ${JSON.stringify(v)}`);
+};
+
+/** enable_image_access group=G copy=C [image=latest|BOOKMARK|TIME|seq:N] [mode=logged|direct] (defaults latest, logged). */
+export async function enableImageAccess(reg: GroupRegistry, input: { group: unknown; copy?: unknown; image?: unknown; mode?: unknown }): Promise<VerbReply> {
+  const g = group(reg, input.group);
+  const c = copyOf(g, input.copy, true);
+  if (input.image !== undefined && (typeof input.image !== 'string' || !input.image)) throw new SplitterInputError('image', 'latest, a bookmark, seq:N or an ISO time');
+  const mode = modeOf(input.mode, 'logged');
+  await imaging(() => enableImage(g, c, (input.image as string | undefined) ?? 'latest', mode));
+  return { verb: 'enable_image_access', group: g.status() };
+}
+
+/** set_image_access_mode group=G copy=C mode=logged|direct. */
+export async function setImageAccessMode(reg: GroupRegistry, input: { group: unknown; copy?: unknown; mode?: unknown }): Promise<VerbReply> {
+  const g = group(reg, input.group);
+  const c = copyOf(g, input.copy, true);
+  const mode = modeOf(input.mode, undefined);
+  await imaging(() => setImageMode(g, c, mode));
+  return { verb: 'set_image_access_mode', group: g.status() };
+}
+
+/** disable_image_access group=G copy=C [start_transfer=yes|no] (default yes). */
+export async function disableImageAccess(reg: GroupRegistry, input: { group: unknown; copy?: unknown; start_transfer?: unknown }): Promise<VerbReply> {
+  const g = group(reg, input.group);
+  const c = copyOf(g, input.copy, true);
+  const start = yesNo('start_transfer', input.start_transfer, true);
+  await imaging(() => disableImage(g, c, start));
+  return { verb: 'disable_image_access', group: g.status() };
+}
+
+/** disable_copy group=G copy=C: the other copies go on; this one's regions are marked. */
+export function disableCopy(reg: GroupRegistry, input: { group: unknown; copy?: unknown }): VerbReply {
+  const g = group(reg, input.group);
+  const c = copyOf(g, input.copy, true);
+  stateful(() => g.disableCopy(c.name, 'operator: disable_copy'));
+  return { verb: 'disable_copy', group: g.status() };
+}
+
+/** enable_copy group=G copy=C: its marked regions are sent (at once when the transfer is active). */
+export function enableCopy(reg: GroupRegistry, input: { group: unknown; copy?: unknown }): VerbReply {
+  const g = group(reg, input.group);
+  const c = copyOf(g, input.copy, true);
+  stateful(() => g.enableCopy(c.name, 'operator: enable_copy'));
+  return { verb: 'enable_copy', group: g.status() };
 }
 
 /** What a verb that changes state answers: the verb and the group's state after it. */
@@ -121,12 +187,17 @@ export function showGroup(reg: GroupRegistry, input: { group: unknown }): GroupS
   return group(reg, input.group).status();
 }
 
-export async function verify(reg: GroupRegistry, input: { group: unknown; copy?: unknown }): Promise<VerifyResult> {
+export async function verify(reg: GroupRegistry, input: { group: unknown; copy?: unknown; image?: unknown; at?: unknown }): Promise<VerifyResult | ImageVerifyResult> {
   const g = group(reg, input.group);
   if (input.copy !== undefined && input.copy !== null && typeof input.copy !== 'string') throw new SplitterInputError('copy', 'must be a copy name');
   const copy = (input.copy ?? undefined) as string | undefined;
   if (copy !== undefined && !g.copies.some((c) => c.name === copy)) {
     throw new SplitterNotFound(`group ${g.name} has no copy "${copy}" (copies: ${g.copies.map((c) => c.name).join(', ')})`);
+  }
+  if (input.at !== undefined && input.image !== true) throw new SplitterInputError('at', 'only with image: true');
+  if (input.image === true) {
+    if (input.at !== undefined && (typeof input.at !== 'string' || !input.at)) throw new SplitterInputError('at', 'latest, a bookmark, seq:N or an ISO time');
+    return imaging(() => verifyImage(g, copy, input.at as string | undefined));
   }
   await g.ready();
   return verifyGroup(g, copy);

@@ -27,12 +27,17 @@ import { shared } from '../scsi/range-lock.ts';
 import type { IgnoredCommand, LuProtection, SplitPrimitive, SplitterClass } from '../scsi/split.ts';
 import { MemoryStore } from '../store/memory.ts';
 import type { BackingStore } from '../store/store.ts';
+import { LocalCopy, REGION_BYTES, RegionMarkers } from './copy.ts';
+import type { AccessedImage, InitProgress, StorageAccessState } from './copy.ts';
 import { regionDigest, unmappedRun } from './digest.ts';
 import { MemoryJournal } from './journal.ts';
 import type { Journal, JournalRecord, ProtectionWindow } from './journal.ts';
 import { PRIMITIVES } from './policy.ts';
 import type { Primitive, SplitterSpec } from './policy.ts';
 import { formatSpec } from './policy.ts';
+
+export { LocalCopy, REGION_BYTES, RegionMarkers };
+export type { InitProgress };
 
 export type GroupState = 'enabled' | 'disabled';
 export type TransferState = 'init' | 'active' | 'paused' | 'error';
@@ -62,102 +67,8 @@ export interface IgnoredEntry {
 /** How many ignored entries the log keeps (counts go on beyond it). */
 export const IGNORED_LOG_LIMIT = 10_000;
 
-/** Regions of the first initialization sweep (and of verify): 1 MiB. */
-export const REGION_BYTES = 1 << 20;
-
 /** The distributor applies at most this many records per event-loop turn. */
 const DISTRIBUTE_BATCH = 4096;
-
-/**
- * Regions of one volume written while the transfer was paused: one bit per REGION_BYTES region
- * (1 TiB: 1,048,576 regions, a 128 KiB bitmap).
- */
-export class RegionMarkers {
-  readonly regionBlocks: number;
-  readonly regions: number;
-  private readonly bits: Uint8Array;
-  /** How many regions are marked. */
-  count = 0;
-
-  constructor(readonly blockCount: bigint, readonly blockSize: number) {
-    this.regionBlocks = Math.max(1, Math.floor(REGION_BYTES / blockSize));
-    this.regions = Number((blockCount + BigInt(this.regionBlocks) - 1n) / BigInt(this.regionBlocks));
-    this.bits = new Uint8Array((this.regions + 7) >> 3);
-  }
-
-  /** Mark every region that blocks [lba, lba+blocks) touch. */
-  mark(lba: bigint, blocks: number): void {
-    if (blocks <= 0) return;
-    const first = Number(lba / BigInt(this.regionBlocks));
-    const last = Number((lba + BigInt(blocks) - 1n) / BigInt(this.regionBlocks));
-    for (let i = first; i <= last && i < this.regions; i++) {
-      const m = 1 << (i & 7);
-      if ((this.bits[i >> 3] & m) === 0) { this.bits[i >> 3] |= m; this.count++; }
-    }
-  }
-
-  has(i: number): boolean { return (this.bits[i >> 3] & (1 << (i & 7))) !== 0; }
-
-  unmark(i: number): void {
-    const m = 1 << (i & 7);
-    if (this.bits[i >> 3] & m) { this.bits[i >> 3] &= ~m; this.count--; }
-  }
-
-  clear(): void { this.bits.fill(0); this.count = 0; }
-
-  /** Marked region indexes, ascending (whole zero bytes skipped). */
-  *marked(): Generator<number> {
-    for (let b = 0; b < this.bits.length; b++) {
-      if (this.bits[b] === 0) continue;
-      for (let k = 0; k < 8; k++) if (this.bits[b] & (1 << k)) yield b * 8 + k;
-    }
-  }
-
-  /** [lba, blocks] of region `i`. */
-  region(i: number): [bigint, number] {
-    const lba = BigInt(i) * BigInt(this.regionBlocks);
-    const left = this.blockCount - lba;
-    return [lba, Number(left < BigInt(this.regionBlocks) ? left : BigInt(this.regionBlocks))];
-  }
-}
-
-/** A copy of the group (CDP: `local`, on this array): one replica volume per replication set. */
-export class LocalCopy {
-  readonly kind = 'local' as const;
-  /** Highest journal sequence applied to the replicas. */
-  appliedSeq = 0;
-  appliedRecords = 0;
-  /** Per replication set: regions written while the transfer was paused. */
-  readonly markers: RegionMarkers[];
-  /** The replicas have never been synchronized with production (or the group was disabled): a full sweep is due. */
-  needsSweep = true;
-  /** File journal: the sequence the copy's checkpoint names (replicas durable up to it). */
-  checkpointSeq = 0;
-  checkpointInitialized = false;
-  /** File journal: applications to this copy, one after the other (distributor, verify's drain). */
-  serial: Promise<void> = Promise.resolve();
-  constructor(readonly name: string, readonly replicas: BackingStore[]) {
-    this.markers = replicas.map((r) => new RegionMarkers(r.blockCount, r.blockSize));
-  }
-
-  /** Regions marked over all sets. */
-  get markedRegions(): number { return this.markers.reduce((n, m) => n + m.count, 0); }
-
-  /** Apply one record to the replica of its set (memory replicas: synchronous; file: settles when written). */
-  apply(r: JournalRecord): void | Promise<void> {
-    const s = this.replicas[r.set];
-    let p: void | Promise<void>;
-    if (r.kind === 'data') p = s.write(r.lba, r.data!);
-    else if (r.kind === 'unmap') {
-      p = s.unmap ? s.unmap(r.lba, r.blocks) : s.writeSame!(r.lba, r.blocks, Buffer.alloc(s.blockSize), false);
-    } else if (r.unmap && s.unmap) p = s.unmap(r.lba, r.blocks);
-    // A deallocated range reads zeros (LBPRZ=1) whatever the WRITE SAME block held.
-    else p = s.writeSame!(r.lba, r.blocks, r.unmap ? Buffer.alloc(s.blockSize) : r.data!, false);
-    if (p instanceof Promise) return p.then(() => { this.appliedSeq = r.seq; this.appliedRecords++; });
-    this.appliedSeq = r.seq;
-    this.appliedRecords++;
-  }
-}
 
 export interface GroupOptions {
   name: string;
@@ -243,7 +154,13 @@ export class ConsistencyGroup {
     if (!this.copies.some((c) => c.needsSweep || c.markedRegions > 0)) { this.transition(this.transfer, 'active', reason); return Promise.resolve(); }
     this.transition(this.transfer, 'init', reason);
     return this.initializing = this.initialize().then(
-      () => { if (this.transfer === 'init') this.transition('init', 'active', 'initialization complete'); },
+      () => {
+        if (this.transfer !== 'init') return;
+        this.transition('init', 'active', 'initialization complete');
+        // A copy that came back meanwhile (enable_copy, disable_image_access) was not in this
+        // initialization: it is synchronized alone now.
+        for (const c of this.copies) if (c.distributing && (c.needsSweep || c.markedRegions > 0)) void this.resyncCopy(c, true).catch(() => {});
+      },
       (err: unknown) => { if (this.transfer === 'init') this.transition('init', 'error', `initialization failed: ${(err as Error).message}`); },
     );
   }
@@ -280,9 +197,11 @@ export class ConsistencyGroup {
   /** disable_group: the transfer stops and nothing is journaled or marked until enable_group. */
   disable(reason: string): void {
     if (this.state === 'disabled') throw new Error(`group ${this.name} is already disabled`);
+    const accessed = this.copies.find((c) => c.access !== 'no-access');
+    if (accessed) throw new Error(`group ${this.name}: copy ${accessed.name} has image access (${accessed.access}); disable_image_access first`);
     this.pauseTransfer(reason);
     this.state = 'disabled';
-    for (const c of this.copies) { c.needsSweep = true; for (const m of c.markers) m.clear(); }
+    for (const c of this.copies) { c.needsSweep = true; c.imageFloor = null; c.undo.clear(); for (const m of c.markers) m.clear(); }
     this.log?.info({ group: this.name, reason }, 'consistency group disabled');
   }
 
@@ -295,36 +214,80 @@ export class ConsistencyGroup {
     if (this.state === 'disabled') throw new Error(`group ${this.name} is disabled: enable_group first`);
     if (this.transfer !== 'paused') throw new Error(`group ${this.name}: transfer is ${this.transfer}; clear_markers needs it paused (pause_transfer, or enable_group start_transfer=no)`);
     const cs = copy === undefined ? this.copies : [this.copy(copy)];
+    const accessed = cs.find((c) => c.access !== 'no-access');
+    if (accessed) throw new Error(`group ${this.name}: copy ${accessed.name} has image access (${accessed.access}); disable_image_access first`);
     const last = this.journal.nextSeq - 1;
     for (const c of cs) {
       for (const m of c.markers) m.clear();
       c.needsSweep = false;
       c.appliedSeq = last;
+      c.consistentAt(last);
     }
-    this.journal.trim(Math.min(...this.copies.map((c) => c.appliedSeq)));
+    this.trimJournal(false);
     this.log?.info({ group: this.name, copies: cs.map((c) => c.name) }, 'markers cleared: copies declared identical to production');
     return cs;
   }
 
   private async initialize(): Promise<void> {
-    const sweep = this.copies.some((c) => c.needsSweep);
-    this.init = { kind: sweep ? 'full-sweep' : 'markers', regions: 0, regionsCompared: 0, bytesSent: 0, volumeBytes: 0, done: false };
+    // A copy with image access or disabled waits: it is synchronized when it is distributed to again.
+    const cs = this.copies.filter((c) => c.distributing);
+    const sweep = cs.some((c) => c.needsSweep);
+    const init: InitProgress = this.init = { kind: sweep ? 'full-sweep' : 'markers', regions: 0, regionsCompared: 0, bytesSent: 0, volumeBytes: 0, done: false };
+    const live = () => this.transfer === 'init';
     // Records journaled before the pause are older than anything marked since: applied first
     // (in order, and awaited: a file replica's writes settle later).
-    for (const c of this.copies) {
-      if (this.journal.writeCheckpoint) await this.drainCopy(c, Infinity);
-      else for (const r of this.journal.after(c.appliedSeq)) c.apply(r);
-    }
+    for (const c of cs) await this.drainNow(c);
     for (const s of this.sets) {
-      this.init.volumeBytes += Number(s.lu.blockCount) * s.lu.blockSize;
-      for (const c of this.copies) {
-        if (c.needsSweep) await this.sweep(s, c);
-        else await this.sendMarked(s, c);
-        if (this.transfer !== 'init') return;
+      init.volumeBytes += Number(s.lu.blockCount) * s.lu.blockSize;
+      for (const c of cs) {
+        if (c.needsSweep) await this.sweep(s, c, init, live);
+        else await this.sendMarked(s, c, init, live);
+        if (!live()) return;
       }
     }
-    for (const c of this.copies) c.needsSweep = false;
-    this.init.done = true;
+    // The records journaled meanwhile are applied on top, in order: from the journal's end on, the
+    // replicas are an image of production, and each record's undo data is kept (image access).
+    for (const c of cs) { c.needsSweep = false; c.consistentAt(this.journal.nextSeq - 1); }
+    init.done = true;
+  }
+
+  /** Apply every record the copy lacks now (awaited: a file replica's writes settle later). */
+  private async drainNow(c: LocalCopy): Promise<void> {
+    if (this.journal.writeCheckpoint) await this.drainCopy(c, Infinity);
+    else for (const r of this.journal.after(c.appliedSeq)) c.apply(r);
+  }
+
+  /**
+   * Synchronize one copy while the group goes on distributing to the others (enable_copy, the end
+   * of direct image access): `drain` first applies what the journal holds for it (older than
+   * anything marked); then its full sweep or its marked regions are sent, and the records
+   * journaled meanwhile are applied on top once it is distributed to again.
+   */
+  async resyncCopy(c: LocalCopy, drain: boolean): Promise<void> {
+    if (c.syncing) return;
+    if (this.transfer !== 'active') return; // start_transfer synchronizes it with the others
+    c.syncing = true;
+    const sync: InitProgress = c.sync = { kind: c.needsSweep ? 'full-sweep' : 'markers', regions: 0, regionsCompared: 0, bytesSent: 0, volumeBytes: 0, done: false };
+    const live = () => this.transfer === 'active' && c.enabled && c.access === 'no-access';
+    try {
+      if (drain) await this.drainNow(c);
+      else c.appliedSeq = this.journal.nextSeq - 1;
+      c.imageFloor = null;
+      c.undo.clear();
+      for (const s of this.sets) {
+        sync.volumeBytes += Number(s.lu.blockCount) * s.lu.blockSize;
+        if (c.needsSweep) await this.sweep(s, c, sync, live);
+        else await this.sendMarked(s, c, sync, live);
+        if (!live()) return;
+      }
+      c.needsSweep = false;
+      c.consistentAt(this.journal.nextSeq - 1);
+      sync.done = true;
+      this.log?.info({ group: this.name, copy: c.name, ...sync }, 'copy synchronized');
+    } finally {
+      c.syncing = false;
+      this.schedule();
+    }
   }
 
   /**
@@ -333,36 +296,36 @@ export class ConsistencyGroup {
    * change it (a memory store's read is a view) until the replica has it; a write waiting for the
    * region is journaled after it, and applied on top.
    */
-  private async syncRegion(s: ReplicationSet, c: LocalCopy, at: bigint, n: number, compare: boolean): Promise<void> {
+  private async syncRegion(s: ReplicationSet, c: LocalCopy, at: bigint, n: number, compare: boolean, progress: InitProgress): Promise<void> {
     const lu = s.lu;
     const replica = c.replicas[s.index];
     await shared(lu, at, n, async () => {
       const d = await lu.store.read(at, n);
       if (compare) {
-        this.init.regionsCompared++;
+        progress.regionsCompared++;
         const r = await replica.read(at, n);
         if (regionDigest(d).equals(regionDigest(r))) return;
       }
       await replica.write(at, d);
-      this.init.regions++;
-      this.init.bytesSent += n * lu.blockSize;
+      progress.regions++;
+      progress.bytesSent += n * lu.blockSize;
     });
     await new Promise<void>((r) => setImmediate(r));
   }
 
   /** Full sweep: every region allocated on either side, compared by digest; only those that differ are sent. */
-  private async sweep(s: ReplicationSet, c: LocalCopy): Promise<void> {
+  private async sweep(s: ReplicationSet, c: LocalCopy, progress: InitProgress, live: () => boolean): Promise<void> {
     const lu = s.lu;
     const replica = c.replicas[s.index];
     const per = BigInt(c.markers[s.index].regionBlocks);
     for (let lba = 0n; lba < lu.blockCount;) {
-      if (this.transfer !== 'init') return;
+      if (!live()) return;
       const a = unmappedRun(lu.store, lba);
       const b = unmappedRun(replica, lba);
       const skip = ((a < b ? a : b) / per) * per;
       if (skip > 0n) { lba += skip; continue; }
       const n = Number(lu.blockCount - lba < per ? lu.blockCount - lba : per);
-      await this.syncRegion(s, c, lba, n, true);
+      await this.syncRegion(s, c, lba, n, true, progress);
       lba += BigInt(n);
     }
     // Marks made before the sweep began are covered by it.
@@ -370,12 +333,12 @@ export class ConsistencyGroup {
   }
 
   /** The regions marked while paused, sent whole; a mark is cleared once its region is on the replica. */
-  private async sendMarked(s: ReplicationSet, c: LocalCopy): Promise<void> {
+  private async sendMarked(s: ReplicationSet, c: LocalCopy, progress: InitProgress, live: () => boolean): Promise<void> {
     const m = c.markers[s.index];
     for (const i of [...m.marked()]) {
-      if (this.transfer !== 'init') return;
+      if (!live()) return;
       const [at, n] = m.region(i);
-      await this.syncRegion(s, c, at, n, false);
+      await this.syncRegion(s, c, at, n, false, progress);
       m.unmark(i);
     }
   }
@@ -390,6 +353,8 @@ export class ConsistencyGroup {
   /** Journal a split write; a promise when the host must wait for the record to be durable. */
   append(r: Omit<JournalRecord, 'seq' | 'bytes'>): Promise<void> | null {
     const rec = this.journal.append(r);
+    // A disabled copy is not distributed to: the write marks its regions for enable_copy.
+    for (const c of this.copies) if (!c.enabled) c.markers[r.set].mark(r.lba, r.blocks);
     if (this.transfer === 'active') this.schedule();
     return this.journal.whenDurable(rec.seq);
   }
@@ -418,6 +383,7 @@ export class ConsistencyGroup {
     if (this.journal.writeCheckpoint) { this.distributeDurable(max); return; }
     let more = false;
     for (const c of this.copies) {
+      if (!c.distributing) continue;
       try {
         for (const r of this.journal.after(c.appliedSeq, max)) c.apply(r);
       } catch (err) {
@@ -428,13 +394,26 @@ export class ConsistencyGroup {
       }
       if (c.appliedSeq < this.journal.nextSeq - 1) more = true;
     }
-    this.journal.trim(Math.min(...this.copies.map((c) => c.appliedSeq)));
+    this.trimJournal(false);
     if (more) this.schedule();
+  }
+
+  /**
+   * Drop the oldest records while over the size limit, but none an enabled copy still needs
+   * (`durable`: none past its checkpoint); a copy with image access holds the journal where its
+   * image is, as RecoverPoint's journal fills while an image is accessed. Undo data of images that
+   * left the window goes with them.
+   */
+  private trimJournal(durable: boolean): void {
+    const live = this.copies.filter((c) => c.enabled);
+    this.journal.trim(live.length ? Math.min(...live.map((c) => (durable ? c.checkpointSeq : c.appliedSeq))) : Infinity);
+    for (const c of this.copies) c.undo.dropBefore(this.journal.firstSeq);
   }
 
   /** Apply everything journaled so far to `copy` now (verify's drain). Only with transfer active. */
   catchUp(copy: LocalCopy): void | Promise<void> {
     if (this.transfer !== 'active') throw new Error(`group ${this.name}: transfer is ${this.transfer}; the copy cannot be drained (start the transfer first)`);
+    if (!copy.distributing) throw new Error(`group ${this.name}: copy ${copy.name} is not distributed to (${copy.enabled ? (copy.syncing ? 'synchronizing' : copy.access) : 'disabled'}); verify --image checks an accessed image`);
     if (this.journal.writeCheckpoint) return this.drainCopy(copy, Infinity);
     for (const r of this.journal.after(copy.appliedSeq)) void copy.apply(r);
   }
@@ -455,10 +434,11 @@ export class ConsistencyGroup {
     this.durableRun = (async () => {
       let more = false;
       for (const c of this.copies) {
+        if (!c.distributing) continue;
         await this.drainCopy(c, max);
         if (c.appliedSeq < this.journal.nextSeq - 1) more = true;
       }
-      this.journal.trim(Math.min(...this.copies.map((c) => c.checkpointSeq)));
+      this.trimJournal(true);
       if (more) this.schedule();
     })().catch((err: unknown) => {
       if (this.transfer === 'active') this.transition('active', 'error', `copy could not apply a record: ${(err as Error).message}`);
@@ -471,9 +451,12 @@ export class ConsistencyGroup {
       // A snapshot of the records: the index may be compacted while the writes are awaited.
       const batch = [...this.journal.after(c.appliedSeq, max)];
       for (const r of batch) await c.apply(r);
-      if (c.checkpointSeq === c.appliedSeq && c.checkpointInitialized === this.init.done) return;
+      // A copy out of step with the journal (image access, disabled, marked, synchronizing) is
+      // checkpointed as not initialized: a restart sweeps it.
+      const initialized = this.init.done && c.inStep;
+      if (c.checkpointSeq === c.appliedSeq && c.checkpointInitialized === initialized) return;
       for (const s of c.replicas) await s.flush?.();
-      const cp = { appliedSeq: c.appliedSeq, initialized: this.init.done };
+      const cp = { appliedSeq: c.appliedSeq, initialized };
       await this.journal.writeCheckpoint!(c.name, cp);
       c.checkpointSeq = cp.appliedSeq;
       c.checkpointInitialized = cp.initialized;
@@ -497,7 +480,7 @@ export class ConsistencyGroup {
     if (!j.readCheckpoint) return;
     if (testSkip) {
       // TEST HOOK (the crash test's negative control): pretend every copy is up to date.
-      for (const c of this.copies) { c.appliedSeq = c.checkpointSeq = j.nextSeq - 1; c.needsSweep = false; }
+      for (const c of this.copies) { c.appliedSeq = c.checkpointSeq = j.nextSeq - 1; c.needsSweep = false; c.consistentAt(c.appliedSeq); }
       this.init.done = true;
       this.recovery = { reapplied: 0, sweep: false, reason: 'TEST HOOK: recovery skipped' };
       return;
@@ -520,6 +503,8 @@ export class ConsistencyGroup {
       const before = c.appliedSeq;
       await this.drainCopy(c, Infinity);
       reapplied += c.appliedSeq - before;
+      // Undo data lives in memory: images from here on.
+      c.consistentAt(c.appliedSeq);
     }
     // Records older than a sweep must not be applied after it (production is newer): the sweep
     // starts from the journal's end. Its start is durable first, so a crash during it sweeps again.
@@ -530,6 +515,7 @@ export class ConsistencyGroup {
         c.checkpointSeq = c.appliedSeq;
         c.checkpointInitialized = false;
         c.needsSweep = true;
+        c.imageFloor = null;
       }
     } else {
       // Every copy is where its checkpoint says, and was initialized: start_transfer needs no sweep.
@@ -553,6 +539,50 @@ export class ConsistencyGroup {
       for (const c of this.copies) for (const s of c.replicas) { await s.flush?.(); await s.close(); }
     }
   }
+
+  /**
+   * disable_copy: the copy is no longer distributed to, and keeps no history (its undo data and
+   * images go, as RecoverPoint's journal does); every write it has not received, and every write
+   * from now on, marks its regions, so enable_copy sends only those. The other copies go on.
+   */
+  disableCopy(name: string, reason: string): LocalCopy {
+    const c = this.copy(name);
+    if (!c.enabled) throw new Error(`group ${this.name}: copy ${c.name} is already disabled`);
+    if (c.access !== 'no-access') throw new Error(`group ${this.name}: copy ${c.name} has image access (${c.access}); disable_image_access first`);
+    for (const r of this.journal.after(c.appliedSeq)) c.markers[r.set].mark(r.lba, r.blocks);
+    c.enabled = false;
+    c.imageFloor = null;
+    c.undo.clear();
+    if (this.journal.writeCheckpoint) void this.drainCopy(c, 0).catch(() => {});
+    this.log?.info({ group: this.name, copy: c.name, reason, markedRegions: c.markedRegions }, 'copy disabled');
+    return c;
+  }
+
+  /**
+   * enable_copy: distribute to the copy again. Its marked regions (or its full sweep) are sent at
+   * once while the transfer is active, else at start_transfer; the journal from now on on top.
+   */
+  enableCopy(name: string, reason: string): LocalCopy {
+    const c = this.copy(name);
+    if (c.enabled) throw new Error(`group ${this.name}: copy ${c.name} is already enabled`);
+    if (this.state === 'disabled') throw new Error(`group ${this.name} is disabled: enable_group first`);
+    c.enabled = true;
+    // Everything it missed is marked: the journal before now is not applied to it.
+    c.appliedSeq = this.journal.nextSeq - 1;
+    this.log?.info({ group: this.name, copy: c.name, reason }, 'copy enabled');
+    void this.resyncCopy(c, false).catch((err: unknown) => this.log?.error({ err, group: this.name, copy: c.name }, 'copy synchronization failed'));
+    return c;
+  }
+
+  /** File journal: a copy out of step with the journal (image access) is checkpointed as not initialized, so a restart sweeps it. */
+  async checkpointOutOfStep(c: LocalCopy): Promise<void> {
+    if (this.journal.writeCheckpoint) await this.drainCopy(c, 0);
+  }
+
+  logInfo(o: object, msg: string): void { this.log?.info({ group: this.name, ...o }, msg); }
+
+  /** Wake the distributor (a copy can be distributed to again). */
+  resume(): void { if (this.transfer === 'active') this.schedule(); }
 
   copy(name?: string): LocalCopy {
     const c = name === undefined ? this.copies[0] : this.copies.find((x) => x.name === name);
@@ -582,8 +612,16 @@ export class ConsistencyGroup {
         lastSeq: last, evictedRecords: this.journal.evicted, protectionWindow: this.journal.window(),
       },
       copies: this.copies.map((c) => ({
-        name: c.name, kind: c.kind, appliedSeq: c.appliedSeq,
+        name: c.name, kind: c.kind, enabled: c.enabled, access: c.access, appliedSeq: c.appliedSeq,
         lag: { records: last - c.appliedSeq, bytes: this.journal.bytesAfter(c.appliedSeq) },
+        image: c.image && {
+          image: c.image.image, seq: c.image.seq, bookmark: c.image.bookmark, rolledFrom: c.image.rolledFrom,
+          enabledAt: c.image.enabledAt, writes: c.image.writes, logBytes: c.image.log.bytes,
+        },
+        // The oldest image enable_image_access can reach (null: none until the copy is synchronized).
+        oldestImageSeq: c.imageFloor === null ? null : Math.max(c.imageFloor, this.journal.firstSeq - 1),
+        undoBytes: c.undo.bytes,
+        synchronization: c.sync && { ...c.sync },
       })),
       markers: this.copies.map((c) => ({
         copy: c.name, regions: c.markedRegions, bytes: c.markers.reduce((n, m, i) => n + m.count * m.regionBlocks * this.sets[i].lu.blockSize, 0),
@@ -597,18 +635,6 @@ export class ConsistencyGroup {
   }
 }
 
-export interface InitProgress {
-  /** What the last synchronization sent: a full sweep (digest compare), the marked regions, or nothing yet. */
-  kind: 'none' | 'full-sweep' | 'markers';
-  /** Regions sent to the copies. */
-  regions: number;
-  /** Regions whose digests were compared (full sweep). */
-  regionsCompared: number;
-  bytesSent: number;
-  volumeBytes: number;
-  done: boolean;
-}
-
 export interface GroupStatus {
   name: string;
   state: GroupState;
@@ -616,7 +642,11 @@ export interface GroupStatus {
   splitter: { spec: string; kind: string };
   replicationSets: Array<{ lun: number; target: string; blocks: string; blockSize: number }>;
   journal: { kind: 'memory' | 'file'; bytes: number; limitBytes: number; records: number; lastSeq: number; evictedRecords: number; protectionWindow: ProtectionWindow };
-  copies: Array<{ name: string; kind: string; appliedSeq: number; lag: { records: number; bytes: number } }>;
+  copies: Array<{
+    name: string; kind: string; enabled: boolean; access: StorageAccessState; appliedSeq: number; lag: { records: number; bytes: number };
+    image: (Omit<AccessedImage, 'log'> & { logBytes: number }) | null; oldestImageSeq: number | null; undoBytes: number;
+    synchronization: InitProgress | null;
+  }>;
   /** Per copy: regions marked while paused (bytes: their size), and whether a full sweep is due. */
   markers: Array<{ copy: string; regions: number; bytes: number; fullSweep: boolean }>;
   initialization: InitProgress & { percent: number };

@@ -35,7 +35,7 @@ export interface VerifyResult {
 }
 
 /** Runs of blocks that differ between `a` and `b` (same length), as [first, end) block indexes. */
-function differingRuns(a: Buffer, b: Buffer, bs: number): Array<[number, number]> {
+export function differingRuns(a: Buffer, b: Buffer, bs: number): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   const n = a.length / bs;
   let start = -1;
@@ -119,8 +119,15 @@ export function formatVerify(r: VerifyResult): string {
   const head = `group ${r.group}, copy ${r.copy}: ${r.consistent ? 'consistent' : 'DIVERGED'} (journal seq ${r.seq}; `
     + `${r.regions.compared} regions compared, ${r.regions.skipped} unallocated skipped, ${r.ms} ms)`;
   const lines = [head];
+  const img = (r as VerifyResult & { image?: { at: string; seq: number; accessed: string; accessedSeq: number; mode: string; blocksNotCompared: number; imageWrites: number } }).image;
+  if (img) {
+    lines[0] = `group ${r.group}, copy ${r.copy}: image ${img.accessed} (seq ${img.accessedSeq}, ${img.mode}) ${r.consistent ? 'shows' : 'DIFFERS FROM'} production at ${img.at} (seq ${img.seq}) `
+      + `(${r.regions.compared} regions compared, ${r.regions.skipped} unallocated skipped, ${r.ms} ms)`;
+    if (img.imageWrites) lines.push(`  ${img.imageWrites} host writes to the image`);
+    if (img.blocksNotCompared) lines.push(`  ${img.blocksNotCompared} blocks written by production after the roll not compared (no undo data)`);
+  }
   for (const d of r.diverged) {
-    let why = 'no ignored command touched it';
+    let why = img ? 'differs from production at that point' : 'no ignored command touched it';
     if (d.causes.length) {
       const byName = new Map<string, typeof d.causes>();
       for (const c of d.causes) byName.set(c.name, [...(byName.get(c.name) ?? []), c]);

@@ -83,11 +83,13 @@ describe('GET /v1/openapi.json', () => {
     const doc = await r.json() as any;
     expect(routes.map((x) => `${x.method} ${x.url}`).sort()).toEqual(['GET /metrics', 'GET /v1/alua', 'GET /v1/events', 'GET /v1/groups', 'GET /v1/groups/:group', 'GET /v1/openapi.json', 'GET /v1/status',
       'GET /v1/rcopy/groups',
-      'POST /v1/alua', 'POST /v1/groups/:group/bookmarks', 'POST /v1/groups/:group/clear_markers', 'POST /v1/groups/:group/disable_group',
-      'POST /v1/groups/:group/disable_image_access', 'POST /v1/groups/:group/enable_group', 'POST /v1/groups/:group/enable_image_access',
+      'POST /v1/alua', 'POST /v1/groups/:group/bookmarks', 'POST /v1/groups/:group/clear_markers', 'POST /v1/groups/:group/disable_copy', 'POST /v1/groups/:group/disable_group',
+      'POST /v1/groups/:group/disable_image_access', 'POST /v1/groups/:group/enable_copy', 'POST /v1/groups/:group/enable_group', 'POST /v1/groups/:group/enable_image_access',
       'POST /v1/groups/:group/pause_transfer', 'POST /v1/groups/:group/set_image_access_mode', 'POST /v1/groups/:group/start_transfer',
       'POST /v1/groups/:group/verify',
-      'POST /v1/rcopy/groups/:group/hosts', 'POST /v1/rcopy/groups/:group/start', 'POST /v1/rcopy/groups/:group/stop', 'POST /v1/rcopy/link'].sort());
+      'POST /v1/rcopy/groups/:group/hosts', 'POST /v1/rcopy/groups/:group/start', 'POST /v1/rcopy/groups/:group/stop', 'POST /v1/rcopy/link',
+      'POST /v1/rcopy/groups/:group/failover', 'POST /v1/rcopy/groups/:group/recover', 'POST /v1/rcopy/groups/:group/restore', 'POST /v1/rcopy/groups/:group/reverse',
+      'GET /v1/rcopy/witness', 'POST /v1/rcopy/witness'].sort());
     expect(coverage(doc, routes)).toEqual([]);
     expect(hidden.sort()).toEqual(['GET /', 'GET /console/:file']);
     // What a reader of the document needs to drive the API:
@@ -97,7 +99,7 @@ describe('GET /v1/openapi.json', () => {
     expect(set.requestBody.content['application/json'].schema.properties.state.enum).toContain('standby');
     expect(set.responses['400'].content['application/json'].schema.required).toEqual(['error', 'field']);
     expect(Object.keys(doc.paths['/v1/events'].get.responses['200'].content)).toEqual(['text/event-stream']);
-    expect(doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema.oneOf).toHaveLength(6);
+    expect(doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema.oneOf).toHaveLength(8);
   });
 
   it('is a valid OpenAPI 3.1 document', async () => {

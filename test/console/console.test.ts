@@ -198,7 +198,8 @@ describe.skipIf('missing' in chromium)('web console in Chromium', () => {
     // Both charts are drawn, with a series per portal and per LU.
     const legends = await page.$$eval('.chart', (charts) => charts.map((c) => [...c.querySelectorAll('.u-legend .u-series .u-label')].map((l) => l.textContent)));
     expect(legends[0]).toEqual(['Time', `127.0.0.1:${rig.portals[0]}`, `127.0.0.1:${rig.portals[1]}`]);
-    expect(legends[1]).toEqual(['Time', 'console LUN 0', 'console LUN 1']);
+    // The group's copy `local` has its own target (README "Splitter and replicas", image access): its LU is charted too.
+    expect(legends[1]).toEqual(['Time', 'console LUN 0', 'console LUN 1', 'console-local LUN 0']);
   });
 
   it('cancelling the confirmation changes nothing', async () => {

@@ -25,7 +25,10 @@ async function viaProxy(): Promise<ScsiDevice> {
   proxy = await startProxy(rig.port);
   const d = await openReady(rig.url(0).replace(`:${rig.port}/`, `:${proxy.port}/`));
   devices.push(d);
+  // What read() asks before its first command (block size, maximum transfer length), asked now,
+  // so the commands under test are the only ones the held proxy keeps.
   await d.blockSize();
+  await d.maxTransferBlocks();
   return d;
 }
 

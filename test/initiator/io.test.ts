@@ -3,11 +3,13 @@
  * every block checked, a CmdSN window narrower than the queue (commands wait for MaxCmdSN), writes
  * larger than FirstBurstLength and MaxBurstLength (several R2Ts, Data-Out in MaxRecvDataSegmentLength
  * pieces), immediate/unsolicited data switched off, Data-In into the caller's buffer, residuals,
- * READ/WRITE(6/10/16) and FUA.
+ * READ/WRITE(6/10/16) and FUA; sizing past a unit attention, and READs split by MAXIMUM TRANSFER LENGTH.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ScsiDevice } from '../../src/initiator/index.ts';
-import { openReady, pattern, startRig } from './rig.ts';
+import * as C from '../../src/initiator/cdb.ts';
+import { toResult } from '../../src/initiator/result.ts';
+import { BLOCKS, openReady, pattern, startRig } from './rig.ts';
 import type { Rig } from './rig.ts';
 
 let rig: Rig | undefined;
@@ -167,4 +169,58 @@ describe('reads', () => {
     expect(r.kind).toBe('check-condition');
     if (r.kind === 'check-condition') expect(r.sense).toMatchObject({ key: 5, asc: 0x21, ascq: 0, reason: 'LbaOutOfRange' });
   });
+});
+
+// What the module asks on its own to size and split a transfer: READ CAPACITY(16) goes past a
+// pending UNIT ATTENTION (SAM-5 §5.14); a READ longer than MAXIMUM TRANSFER LENGTH (Block Limits
+// VPD, SBC-4 §6.6.4) is sent as consecutive READs, where one command is refused 05/24/00.
+describe('sizing a transfer', () => {
+  it('blockSize() on a fresh session goes past the power-on unit attention; the READ it sizes succeeds', async () => {
+    await open();
+    // The unit attention is there: a fresh session's first TEST UNIT READY reports it.
+    const probe = await ScsiDevice.open(rig!.url(1), { initiatorName: 'iqn.2026-12.dev.arraysim:probe' });
+    devices.push(probe);
+    const tur = await probe.testUnitReady();
+    expect(tur.kind === 'check-condition' && tur.sense?.key).toBe(6);
+    // And a READ as the first command of another fresh session does not fail on it.
+    const d = await ScsiDevice.open(rig!.url(1), { initiatorName: 'iqn.2026-12.dev.arraysim:second' });
+    devices.push(d);
+    const r = await d.read(0n, 8);
+    expect(r.kind).toBe('good');
+    expect(await d.blockSize()).toBe(512);
+  });
+});
+
+describe('splitting a READ by MAXIMUM TRANSFER LENGTH', () => {
+  it('40 MiB read at once comes back whole and in order as two READs; one READ of it is refused by the target', async () => {
+    const d = await open();
+    const max = await d.maxTransferBlocks();
+    expect(max).toBe(65536); // 32 MiB of 512-byte blocks (src/scsi/sbc-common.ts SBC_LIMITS)
+    const blocks = 81920; // 40 MiB: more than one command may carry
+    expect(blocks).toBeLessThan(BLOCKS);
+    // Distinct data on both sides of the split point, so a misplaced piece shows.
+    const around = pattern(2 << 20, 5);
+    expect((await d.write(BigInt(max - 2048), around)).kind).toBe('good');
+    const before = d.session.counters.commands;
+    const r = await d.read(0n, blocks);
+    expect(d.session.counters.commands - before).toBe(2);
+    expect(r.kind).toBe('good');
+    if (r.kind !== 'good') return;
+    expect(r.value.length).toBe(blocks * 512);
+    expect(r.value.subarray((max - 2048) * 512, (max + 2048) * 512).equals(around)).toBe(true);
+    // Negative control: the same READ as one command is what the target refuses.
+    const one = toResult(await d.session.command({ lun: 0, cdb: C.lba16(C.Op.Read16, 0n, blocks), dataIn: blocks * 512 }), (x) => x);
+    expect(one.kind === 'check-condition' && [one.sense?.key, one.sense?.asc]).toEqual([5, 0x24]);
+  }, 60_000);
+
+  it('into a caller buffer: the pieces land in place', async () => {
+    const d = await open();
+    const data = pattern(1 << 20, 9);
+    expect((await d.write(65536n - 1024n, data)).kind).toBe('good');
+    const into = Buffer.alloc(70000 * 512, 0xee);
+    const r = await d.read(0n, 70000, { into });
+    expect(r.kind === 'good' && r.value.length).toBe(70000 * 512);
+    expect(into.subarray((65536 - 1024) * 512, (65536 + 1024) * 512).equals(data)).toBe(true);
+    expect(into.subarray(0, 512).every((b) => b === 0)).toBe(true); // unwritten blocks read as zeros
+  }, 60_000);
 });

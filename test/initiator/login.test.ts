@@ -66,8 +66,10 @@ describe('login without authentication', () => {
   it('a target that only accepts CRC32C refuses an initiator that insists on None', async () => {
     rig = await startRig({ tuning: { keys: { HeaderDigest: 'CRC32C' } } });
     const e = await failure(ScsiDevice.open(rig.url(0), { offer: { headerDigest: 'None' } }));
-    expect(e).toBeInstanceOf(InitiatorError);
-    expect((e as InitiatorError).code).toBe('negotiation-failed');
+    // The target fails the login itself (02/00 Initiator error, RFC 7143 §11.13.5); a target that
+    // answered Reject instead would be refused by our own answer check (negotiation-failed, below).
+    expect(e).toBeInstanceOf(LoginFailedError);
+    expect(e).toMatchObject({ code: 'login-failed', statusClass: 2, statusDetail: 0 });
   });
 
   it('an unknown target name is a typed login failure: 02/03 NotFound', async () => {

@@ -111,6 +111,28 @@ describe('login phase (RFC 7143 §6, §11.12-13)', () => {
   });
 });
 
+describe('a target that accepts only CRC32C header digests (RFC 7143 §6.2.1, §11.13.5)', () => {
+  let h: Harness;
+  beforeAll(async () => { h = await startTarget({ tuning: { keys: { HeaderDigest: 'CRC32C' } } }); });
+  afterAll(async () => { await h.close(); });
+
+  it('an initiator offering only None gets Login reject 02/00 Initiator error, not a session without digests', async () => {
+    const i = await TestInitiator.connect(h.port);
+    const e = await i.login(TARGET, { HeaderDigest: 'None' }).then(() => null, (x) => x);
+    expect(e).toMatchObject({ statusClass: 2, statusDetail: 0 });
+    expect(h.server.sessions.size).toBe(0);
+    i.close();
+  });
+
+  it('offering CRC32C among others logs in with header digests; an unacceptable value of a key with an acceptable default is still only Reject', async () => {
+    const i = await TestInitiator.connect(h.port);
+    const keys = await i.login(TARGET, { HeaderDigest: 'None,CRC32C', DataDigest: 'MD5' });
+    expect(keys).toMatchObject({ HeaderDigest: 'CRC32C', DataDigest: 'Reject' });
+    expect((await i.nop(Buffer.from('digest'))).data.toString()).toBe('digest');
+    i.close();
+  });
+});
+
 describe('CHAP (RFC 7143 §12.1.3)', () => {
   let h: Harness;
   beforeAll(async () => {

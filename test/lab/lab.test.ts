@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { LabUsageError, runLab } from '../../src/lab/cli.ts';
 import { runScenario } from '../../src/lab/run.ts';
 import { findScenario, SCENARIOS } from '../../src/lab/scenarios.ts';
+import { FakeTty } from '../helpers/fake-tty.ts';
 
 describe('lab scenarios', () => {
   it.each(SCENARIOS.map((s) => [s.name]))('%s matches its documented outcome', async (name) => {
@@ -44,6 +45,24 @@ describe('the checker can fail (negative controls)', () => {
 });
 
 describe('lab CLI', () => {
+
+  it('run: a bar of scenarios on a terminal (cleared at the end), nothing when piped; stdout is the table either way', async () => {
+    const two = { action: 'run' as const, scenarios: ['writesame-reject', 'unmap-reject'], all: false, json: false };
+    const tty = new FakeTty(true, 120);
+    const out: string[] = [];
+    expect(await runLab(two, (s) => out.push(s), { stream: tty, delayMs: 0, intervalMs: 0 })).toBe(0);
+    const lines = tty.lines;
+    expect(lines).toContainEqual(expect.stringMatching(/^lab run \[#+-+\]  50% 1 scenarios\/2 scenarios [\d.]+ scenarios\/s ETA \S+$/));
+    expect(tty.out.endsWith('\r\x1b[2K')).toBe(true);
+    expect(out.join('\n')).not.toContain('\x1b');
+    expect(out.join('\n')).toContain('2 of 2 scenarios match');
+    const piped = new FakeTty(false);
+    const json: string[] = [];
+    expect(await runLab({ ...two, scenarios: ['unmap-reject'], json: true }, (s) => json.push(s), { stream: piped, delayMs: 0 })).toBe(0);
+    expect(piped.out).toBe('');
+    expect(JSON.parse(json.join('\n'))).toHaveLength(1);
+  }, 120000);
+
   it('list names every scenario; run prints the table and exits 0 when all match', async () => {
     const out: string[] = [];
     expect(await runLab({ action: 'list', all: false, json: false }, (s) => out.push(s))).toBe(0);

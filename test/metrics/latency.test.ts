@@ -9,7 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ClassIndex } from '../../src/metrics/command-class.ts';
-import { CommandLatency, LATENCY_BUCKETS_SECONDS, TurnLatencies, latencyFamily, nowUs } from '../../src/metrics/latency.ts';
+import { CommandLatency, LATENCY_BUCKETS_SECONDS, TurnLatencies, nowUs } from '../../src/metrics/latency.ts';
+import { latencyFamily } from '../../src/metrics/latency-family.ts';
 
 describe('CommandLatency', () => {
   it('puts a value in the first bucket whose bound is >= it, and +Inf past the last', () => {

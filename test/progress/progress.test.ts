@@ -6,14 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Progress, formatDuration, renderProgress } from '../../src/progress.ts';
-
-class FakeTty {
-  out = '';
-  constructor(public isTTY: boolean, public columns = 80) {}
-  write(s: string): boolean { this.out += s; return true; }
-  /** What a terminal shows on the current line: the text after the last clear. */
-  get line(): string { return this.out.slice(this.out.lastIndexOf('\x1b[2K') + 4); }
-}
+import { FakeTty } from '../helpers/fake-tty.ts';
 
 function clock() {
   const c = { t: 0, now: () => c.t };

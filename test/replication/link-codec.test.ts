@@ -11,8 +11,8 @@ const block = Buffer.alloc(512, 0xa5);
 const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = [
   {
     name: 'hello from the primary, one volume', seq: 0,
-    m: { type: 'hello', arrayId: 'site-a', group: 'rcg1', role: 'primary', volumes: [{ wwn: '502a751000000001', serial: 'ASIMVOL1', blockSize: 512, blockCount: 2097152n }] },
-    bytes: frame(1, 0, fields(['str', 'site-a'], ['str', 'rcg1'], ['u8', 1], ['u16', 1], ['hex', '502a751000000001'], ['str', 'ASIMVOL1'], ['u32', 512], ['u64', 2097152n])),
+    m: { type: 'hello', arrayId: 'site-a', group: 'rcg1', role: 'primary', volumes: [{ wwn: '502a751000000001', serial: 'ASIMVOL1', blockSize: 512, blockCount: 2097152n }], epoch: 3 },
+    bytes: frame(1, 0, fields(['str', 'site-a'], ['str', 'rcg1'], ['u8', 1], ['u16', 1], ['hex', '502a751000000001'], ['str', 'ASIMVOL1'], ['u32', 512], ['u64', 2097152n], ['u32', 3])),
   },
   {
     name: 'replicated write, group seq 7, volume 0, FUA', seq: 1,
@@ -68,6 +68,11 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     name: 'group state: Synced', seq: 10,
     m: { type: 'group-state', state: 'Synced', reason: 'resync done' },
     bytes: frame(10, 10, fields(['u8', 2], ['str', 'resync done'])),
+  },
+  {
+    name: 'role swap: restore, epoch 5', seq: 11,
+    m: { type: 'role-swap', epoch: 5, reverse: false, reason: 'setrcopygroup restore' },
+    bytes: frame(11, 11, fields(['u32', 5], ['u8', 0], ['str', 'setrcopygroup restore'])),
   },
 ];
 

@@ -18,7 +18,7 @@ export const GROUP = 'rcg1';
 export const VOLUME = { naa: '502a7510000a0001', serial: 'ASIMRCOPYVOL1' };
 export const BLOCKS = 131072; // 64 MiB of 512-byte blocks (thin memory: only what is written takes memory)
 
-function config(site: 'A' | 'B', peerPort: number | null, hosts: Record<string, Proximity>): ArrayConfig {
+function config(site: 'A' | 'B', peerPort: number | null, hosts: Record<string, Proximity>, witness?: { host: string; port: number }): ArrayConfig {
   const host = site === 'A' ? '127.0.1.1' : '127.0.2.1';
   const tpg = site === 'A' ? 1 : 2;
   return {
@@ -26,7 +26,7 @@ function config(site: 'A' | 'B', peerPort: number | null, hosts: Record<string, 
     targets: [{ name: TARGET, luns: [{ spec: `${BLOCKS * 512}`, naa: VOLUME.naa, serial: VOLUME.serial }] }],
     iscsi: { nopInterval: 0 },
     logLevel: 'silent',
-    peers: { name: `site-${site.toLowerCase()}`, listen: { host, port: 0 }, peer: peerPort === null ? undefined : { host: '127.0.2.1', port: peerPort } },
+    peers: { name: `site-${site.toLowerCase()}`, listen: { host, port: 0 }, peer: peerPort === null ? undefined : { host: '127.0.2.1', port: peerPort }, witness },
     rcopy: { groups: [{ name: GROUP, role: site === 'A' ? 'primary' : 'secondary', volumes: [{ target: TARGET, lun: 0 }], policies: { active_active: true }, hosts }] },
   };
 }
@@ -40,22 +40,26 @@ export interface Pair {
   open(site: 'A' | 'B', initiatorName?: string): Promise<ScsiDevice>;
   synced(): Promise<void>;
   close(): Promise<void>;
+  /** An array failure: stop one array (its portals, link and witness connection close). */
+  stop(site: 'A' | 'B'): Promise<void>;
 }
 
 /** `unsafeAckBeforePeer`: site A acknowledges writes before B has them (only for negative controls). */
-export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAckBeforePeer?: boolean } = {}): Promise<Pair> {
+/** `witness`: both arrays keep in touch with the quorum witness at that address (peers.witness). */
+export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAckBeforePeer?: boolean; witness?: { host: string; port: number } } = {}): Promise<Pair> {
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const b = await StorageArray.create(config('B', null, o.hosts ?? {}), log.child({ site: 'B' }));
+  const b = await StorageArray.create(config('B', null, o.hosts ?? {}, o.witness), log.child({ site: 'B' }));
   await b.start();
   RemoteCopy.unsafeAckBeforePeer = !!o.unsafeAckBeforePeer;
   let a: StorageArray;
   try {
-    a = await StorageArray.create(config('A', b.config.peers!.listen!.port, o.hosts ?? {}), log.child({ site: 'A' }));
+    a = await StorageArray.create(config('A', b.config.peers!.listen!.port, o.hosts ?? {}, o.witness), log.child({ site: 'A' }));
   } finally {
     RemoteCopy.unsafeAckBeforePeer = false;
   }
   await a.start();
   const devices: ScsiDevice[] = [];
+  const stopped = new Set<StorageArray>();
   const pair: Pair = {
     a, b, ga: a.rcopy!.groups.get(GROUP)!, gb: b.rcopy!.groups.get(GROUP)!,
     url: (site) => {
@@ -71,8 +75,14 @@ export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAc
     synced: () => until(() => pair.ga.machine.status === 'Synced' && pair.gb.machine.status === 'Synced', 'both Synced'),
     close: async () => {
       for (const d of devices) await d.close().catch(() => {});
-      await a.stop();
-      await b.stop();
+      if (!stopped.has(a)) await a.stop();
+      if (!stopped.has(b)) await b.stop();
+    },
+    stop: async (site) => {
+      const x = site === 'A' ? a : b;
+      if (stopped.has(x)) return;
+      stopped.add(x);
+      await x.stop();
     },
   };
   await pair.synced();

@@ -1,20 +1,20 @@
 /**
  * The `rp` operator verbs (RecoverPoint's CLI words and key=value form, field notes "The
  * Commands") on the admin API and the CLI, and the field notes' dd seeding procedure run against
- * arraysim as far as it goes without image access:
+ * arraysim with the notes' own commands:
  *
  *   field notes                                                   here
  *   enable_group group=RPSyncGroup start_transfer=no              the same, `arraysim rp ...`
  *   clear_markers group=RPSyncGroup                               the same
  *   dd if=\\.\PHYSICALDRIVE## of=z:\...img bs=512k                READ(16) of 512 KiB over iSCSI into an image
- *   enable_image_access ... copy=DR_RPSyncGroup image=latest      the same: exit 1, "not built yet"
- *   set_image_access_mode ... mode=direct                         the same: exit 1, "not built yet"
- *   dd if=z:\...img of=\\.\PHYSICALDRIVE## bs=512k                the image written onto the replica volume by a
- *                                                                 test hook (512 KiB at a time): what direct image
- *                                                                 access will let a host do
- *   disable_image_access ... start_transfer=no                    the same: exit 1, "not built yet"
- *   start_transfer group=RPSyncGroup                              the same; then verify exit 0, and the bytes sent
- *                                                                 are the regions written after the dd (markers)
+ *   enable_image_access ... copy=DR_RPSyncGroup image=latest      the same (logged access)
+ *   set_image_access_mode ... mode=direct                         the same
+ *   dd if=z:\...img of=\\.\PHYSICALDRIVE## bs=512k                WRITE(16) of 512 KiB over iSCSI to the copy's own
+ *                                                                 target, ...:rpsync-dr-rpsyncgroup LUN 0
+ *   disable_image_access ... start_transfer=no                    the same: the transfer stays paused
+ *   start_transfer group=RPSyncGroup                              the same: the "full volume sweep" compares digests
+ *                                                                 and sends only the regions written after the dd;
+ *                                                                 then verify exit 0
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,10 +26,12 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { AdminApi } from '../../src/admin/api.ts';
 import { StorageArray } from '../../src/array.ts';
 import { configFromFile } from '../../src/config.ts';
-import { RP_VERBS, RpUsageError, parseRp } from '../../src/splitter/cli.ts';
+import { RP_VERBS, RpUsageError, parseRp, waitTransferActive } from '../../src/splitter/cli.ts';
+import { WaitError } from '../../src/admin/wait.ts';
 import { cdb16 } from '../helpers/cdb.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
 import { adminCall, pattern } from './rig.ts';
+import { FakeTty } from '../helpers/fake-tty.ts';
 
 const run = promisify(execFile);
 const TARGET = 'iqn.2026-11.dev.arraysim:rpsync';
@@ -39,7 +41,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const cli = (args: string[]) => run(process.execPath, ['bin/arraysim.js', ...args], { cwd: join(__dirname, '../..') })
   .then((r) => ({ code: 0, out: r.stdout, err: r.stderr }), (e) => ({ code: e.code as number, out: e.stdout as string, err: e.stderr as string }));
 
-interface Rig { array: StorageArray; admin: AdminApi; addr: string; ini: TestInitiator }
+interface Rig { array: StorageArray; admin: AdminApi; addr: string; ini: TestInitiator; port: number }
 let rig: Rig | undefined;
 afterEach(async () => { rig?.ini.close(); await rig?.admin.close(); await rig?.array.stop(); rig = undefined; });
 
@@ -64,7 +66,7 @@ groups:
   const ini = await TestInitiator.connect(config.portals[0].port);
   await ini.login(TARGET, { MaxRecvDataSegmentLength: '262144', FirstBurstLength: '262144', MaxBurstLength: '16776192' }, 'iqn.2026-11.dev.arraysim:utility');
   await ini.scsi(0, [0x00, 0, 0, 0, 0, 0]);
-  return { array, admin, addr, ini };
+  return { array, admin, addr, ini, port: config.portals[0].port };
 }
 
 const BS = 512;
@@ -87,12 +89,12 @@ describe('arraysim rp: arguments', () => {
     expect(err('set_image_access_mode', ['group=G', 'mode=sideways'])).toMatch(/mode=sideways: mode is logged or direct/);
     expect(parseRp('enable_group', ['group=RPSyncGroup', 'start_transfer=no'])).toMatchObject({ group: 'RPSyncGroup', body: { start_transfer: 'no' } });
     expect(Object.keys(RP_VERBS)).toEqual(['enable_group', 'disable_group', 'clear_markers', 'start_transfer', 'pause_transfer', 'bookmark',
-      'get_group_state', 'enable_image_access', 'disable_image_access', 'set_image_access_mode']);
+      'get_group_state', 'enable_image_access', 'disable_image_access', 'set_image_access_mode', 'disable_copy', 'enable_copy']);
   });
 });
 
 describe('the rp verbs on the admin API', () => {
-  it('state errors are 409, bad fields 400 naming them, unknown groups 404, image access 501 naming the verb', async () => {
+  it('state errors are 409, bad fields 400 naming them, unknown groups 404', async () => {
     rig = await start();
     const g = '/v1/groups/RPSyncGroup';
     expect(await adminCall(rig.addr, 'POST', `${g}/enable_group`, { start_transfer: 'maybe' })).toMatchObject({ status: 400, json: { field: 'start_transfer' } });
@@ -107,14 +109,39 @@ describe('the rp verbs on the admin API', () => {
     expect(await adminCall(rig.addr, 'POST', `${g}/pause_transfer`, {})).toMatchObject({ status: 200, json: { group: { transfer: 'paused' } } });
     expect(await adminCall(rig.addr, 'POST', `${g}/disable_group`, {})).toMatchObject({ status: 200, json: { group: { state: 'disabled', markers: [{ fullSweep: true }] } } });
     expect(await adminCall(rig.addr, 'POST', `${g}/start_transfer`, {})).toMatchObject({ status: 409, json: { error: expect.stringMatching(/disabled: enable_group first/) } });
-    for (const v of ['enable_image_access', 'disable_image_access', 'set_image_access_mode']) {
-      expect(await adminCall(rig.addr, 'POST', `${g}/${v}`, {})).toMatchObject({ status: 501, json: { error: expect.stringMatching(new RegExp(`^${v} is not built yet`)) } });
+    for (const v of ['enable_image_access', 'disable_image_access', 'set_image_access_mode', 'disable_copy', 'enable_copy']) {
+      expect(await adminCall(rig.addr, 'POST', `${g}/${v}`, {})).toMatchObject({ status: 400, json: { field: 'copy' } });
     }
+    expect(await adminCall(rig.addr, 'POST', `${g}/disable_image_access`, { copy: 'DR_RPSyncGroup' })).toMatchObject({ status: 409, json: { error: expect.stringMatching(/no image access/) } });
   });
 });
 
+describe('rp start_transfer --wait: the initialization with its progress', () => {
+
+  it('waits for the transfer to be active; a full sweep shows regions compared (no total); paused ends the wait', async () => {
+    rig = await start();
+    for (let i = 0; i < 8; i++) await hostWrite(rig.ini, i * (DD / BS), pattern(DD, i));
+    // Nobody started the transfer: waiting on it would never end, so the wait says why at once.
+    await expect(waitTransferActive(rig.addr, 'RPSyncGroup', { stream: new FakeTty(false) })).rejects.toThrow(WaitError);
+    await expect(waitTransferActive(rig.addr, 'RPSyncGroup', { stream: new FakeTty(false) })).rejects.toThrow(/transfer paused/);
+    expect((await adminCall(rig.addr, 'POST', '/v1/groups/RPSyncGroup/start_transfer', {})).status).toBe(200);
+    const tty = new FakeTty(true, 120);
+    const g = await waitTransferActive(rig.addr, 'RPSyncGroup', { stream: tty, delayMs: 0, intervalMs: 0, pollMs: 5, timeoutMs: 60_000 });
+    expect(g).toMatchObject({ transfer: 'active', initialization: { kind: 'full-sweep', done: true } });
+    expect(g.initialization.regionsCompared).toBeGreaterThanOrEqual(4); // 4 MiB written, 1 MiB regions
+    expect(tty.out).toMatch(/^\r\x1b\[2Kinitialize RPSyncGroup [|/\\-] /);
+    expect(tty.out.endsWith('\r\x1b[2K')).toBe(true);
+  }, 60_000);
+
+  it('--wait is refused with a verb that starts nothing', async () => {
+    const r = await cli(['rp', 'pause_transfer', 'group=G', '--wait', '--admin', '127.0.0.1:1']);
+    expect(r).toMatchObject({ code: 2, out: '' });
+    expect(r.err).toMatch(/--wait goes with start_transfer/);
+  }, 60_000);
+});
+
 describe('the field notes\' dd seeding procedure (RecoverPoint Initial Synchronization with DD)', () => {
-  it('runs verbatim up to image access; start_transfer sends only what changed after the dd; verify passes', async () => {
+  it('runs verbatim: the reverse dd goes through direct image access; start_transfer sends only what changed after the dd; verify passes', async () => {
     rig = await start();
     const { ini, addr } = rig;
     const group = rig.array.groups.get('RPSyncGroup')!;
@@ -144,20 +171,30 @@ describe('the field notes\' dd seeding procedure (RecoverPoint Initial Synchroni
     await hostWrite(ini, 2 * 2048 + 800, pattern(4096, 101));
     await hostWrite(ini, 9 * 2048, pattern(65536, 102));
     await hostWrite(ini, 13 * 2048 - 4, pattern(4096, 103));
-    // 6. enable_image_access ... image=latest, then direct access: not built yet, and said so.
+    // 6. enable_image_access ... image=latest ("after access goes to logged access, enable direct access").
     r = await rp('enable_image_access', 'group=RPSyncGroup', 'copy=DR_RPSyncGroup', 'image=latest');
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/enable_image_access is not built yet/);
+    expect(r, r.err).toMatchObject({ code: 0 });
+    expect(r.out).toMatch(/image access: logged-access to latest/);
     r = await rp('set_image_access_mode', 'group=RPSyncGroup', 'copy=DR_RPSyncGroup', 'mode=direct');
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/set_image_access_mode is not built yet/);
-    // 7. dd if=z:\PHYSICALDRIVE##.img of=\\.\PHYSICALDRIVE## bs=512k: onto the replica volume (test hook).
-    const replica = group.copy('DR_RPSyncGroup').replicas[0];
-    for (let o = 0; o < image.length; o += DD) await replica.write(BigInt(o / BS), image.subarray(o, o + DD));
-    // 8. disable_image_access ... start_transfer=no; start_transfer.
+    expect(r, r.err).toMatchObject({ code: 0 });
+    expect(r.out).toMatch(/image access: direct-access to latest/);
+    // 7. dd if=z:\PHYSICALDRIVE##.img of=\\.\PHYSICALDRIVE## bs=512k: through the copy's own target.
+    const dr = await TestInitiator.connect(rig.port);
+    dr.isid = Buffer.from([0x80, 0x12, 0x34, 0x56, 0x7b, 0x01]);
+    await dr.login(`${TARGET}-dr-rpsyncgroup`, { MaxRecvDataSegmentLength: '262144', FirstBurstLength: '262144', MaxBurstLength: '16776192' }, 'iqn.2026-11.dev.arraysim:utility-dr');
+    await dr.scsi(0, [0x00, 0, 0, 0, 0, 0]); // power-on unit attention
+    try {
+      for (let o = 0; o < image.length; o += DD) {
+        expect((await dr.scsi(0, cdb16(0x8a, o / BS, DD / BS), { write: image.subarray(o, o + DD) })).status).toBe(0);
+      }
+    } finally {
+      dr.close();
+    }
+    // 8. disable_image_access ... start_transfer=no: the transfer stays paused; start_transfer.
     r = await rp('disable_image_access', 'group=RPSyncGroup', 'copy=DR_RPSyncGroup', 'start_transfer=no');
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/disable_image_access is not built yet/);
+    expect(r, r.err).toMatchObject({ code: 0 });
+    expect(r.out).toMatch(/transfer paused/);
+    expect(r.out).toMatch(/copy DR_RPSyncGroup: .*full sweep due/);
     r = await rp('start_transfer', 'group=RPSyncGroup');
     expect(r, r.err).toMatchObject({ code: 0 });
     await group.ready();
@@ -166,8 +203,8 @@ describe('the field notes\' dd seeding procedure (RecoverPoint Initial Synchroni
     r = await rp('get_group_state', 'group=RPSyncGroup');
     expect(r, r.err).toMatchObject({ code: 0 });
     expect(r.out).toMatch(/transfer active/);
-    expect(r.out).toMatch(/initialization \(markers\): 4\.0 MiB of 16\.0 MiB sent \(25\.00%\), 4 regions, done/);
-    expect(group.status().initialization).toMatchObject({ kind: 'markers', regions: 4, bytesSent: 4 << 20, volumeBytes: 16 << 20, percent: 25, done: true });
+    expect(r.out).toMatch(/initialization \(full-sweep\): 4\.0 MiB of 16\.0 MiB sent \(25\.00%\), 4 regions of \d+ compared, done/);
+    expect(group.status().initialization).toMatchObject({ kind: 'full-sweep', regions: 4, regionsCompared: 14, bytesSent: 4 << 20, volumeBytes: 16 << 20, percent: 25, done: true });
     r = await cli(['verify', '--group', 'RPSyncGroup', '--admin', addr]);
     expect(r, r.err).toMatchObject({ code: 0 });
     expect(r.out).toMatch(/copy DR_RPSyncGroup: consistent/);

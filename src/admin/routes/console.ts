@@ -3,6 +3,9 @@
  * the OpenAPI document).
  *   GET /                 the page (index.html; revalidated every time: it names the current build)
  *   GET /console/:file    its script and style, named by content hash and cached for a year
+ * They hold no data, so they are public even when the API needs a bearer token (off loopback: a
+ * page load cannot send one); the page asks for the token and sends it on every data request
+ * (web/auth.ts). Everything else, unknown paths included, stays behind the token check.
  * Each is sent brotli- or gzip-compressed as the client accepts (compressed at build time), with
  * an ETag for conditional requests. Before the console is built (`npm run build:console`) / says so.
  */
@@ -11,7 +14,7 @@ import type { AdminDeps } from '../api.ts';
 import { chooseEncoding, defaultConsoleDir, loadConsole } from '../console/assets.ts';
 import type { ConsoleFile } from '../console/assets.ts';
 
-const HIDDEN = { schema: { hide: true } } as const;
+const HIDDEN = { schema: { hide: true }, config: { public: true } } as const;
 
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',

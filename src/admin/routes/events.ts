@@ -80,6 +80,30 @@ export const EVENT_SCHEMAS = {
     },
     required: ['type', 'seq', 'time', 'group', 'role', 'from', 'to', 'reason'],
   },
+  'rcopy.failover': {
+    type: 'object', description: "this array became primary for a Remote Copy group by a failover (automatic with the quorum witness's grant, or setrcopygroup failover)", additionalProperties: false,
+    properties: {
+      type: { const: 'rcopy.failover' }, ...STAMP,
+      group: { type: 'string' },
+      from: { type: 'string', enum: ['primary', 'secondary'] },
+      to: { type: 'string', enum: ['primary', 'secondary'] },
+      epoch: { type: 'integer', minimum: 0, description: 'group epoch after the change (raised by every failover and role swap)' },
+      reason: { type: 'string' },
+    },
+    required: ['type', 'seq', 'time', 'group', 'from', 'to', 'epoch', 'reason'],
+  },
+  'rcopy.role': {
+    type: 'object', description: "a Remote Copy group's role changed on this array otherwise (a failed-over primary yields, restore, reverse)", additionalProperties: false,
+    properties: {
+      type: { const: 'rcopy.role' }, ...STAMP,
+      group: { type: 'string' },
+      from: { type: 'string', enum: ['primary', 'secondary'] },
+      to: { type: 'string', enum: ['primary', 'secondary'] },
+      epoch: { type: 'integer', minimum: 0, description: 'group epoch after the change (raised by every failover and role swap)' },
+      reason: { type: 'string' },
+    },
+    required: ['type', 'seq', 'time', 'group', 'from', 'to', 'epoch', 'reason'],
+  },
   'group.transfer': {
     type: 'object', description: 'a consistency group\'s transfer state changed (init, active, paused, error)', additionalProperties: false,
     properties: {

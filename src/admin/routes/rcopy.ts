@@ -4,6 +4,12 @@
  *   POST /v1/rcopy/groups/:group/start         startgroup (on the primary)
  *   POST /v1/rcopy/groups/:group/stop          stopgroup (on the primary)
  *   POST /v1/rcopy/groups/:group/hosts         admithost -proximity primary|secondary|all HOST GROUP
+ *   POST /v1/rcopy/groups/:group/failover      setrcopygroup failover (on the secondary; with a witness, when it grants)
+ *   POST /v1/rcopy/groups/:group/recover       setrcopygroup recover (on the array failed over to)
+ *   POST /v1/rcopy/groups/:group/restore       setrcopygroup restore (primary-rev gives the role back)
+ *   POST /v1/rcopy/groups/:group/reverse       setrcopygroup reverse (swap roles, new natural direction)
+ *   GET  /v1/rcopy/witness                     witness status: connection and each group's last verdict
+ *   POST /v1/rcopy/witness                     fault injection: {action: cut|restore} this array's witness connection
  *   POST /v1/rcopy/link                        fault injection: {action?: cut|restore, latencyMs?, lossPercent?, oneWay?: out|in|null, seed?}
  * State changes go through the group's machine, which logs them and publishes rcopy.group and
  * alua.state events.
@@ -18,13 +24,36 @@ import { MAX_LATENCY_MS } from '../../replication/link-faults.ts';
 import type { LinkFaultRequest } from '../../replication/link-faults.ts';
 
 const SYNC_STATUS = { type: 'string', enum: ['Stopped', 'Syncing', 'Synced', 'Failsafe'] } as const;
+const ROLE = { type: 'string', enum: ['primary', 'secondary'] } as const;
+
+const WITNESS_VIEW_PROPS = {
+  reachable: { type: 'boolean', description: 'a verdict arrived within the lease' },
+  owner: { type: 'string', description: 'the array the witness lets write when the pair is not in sync (\'\': none yet)' },
+  epoch: { type: 'integer' },
+  peerSight: { type: ['string', 'null'], enum: ['unknown', 'alive', 'lost', null], description: 'the other array as the witness last saw it' },
+  recorded: { type: ['string', 'null'], enum: ['Stopped', 'Syncing', 'Synced', 'Failsafe', null], description: 'this array\'s status as the witness recorded it' },
+  leaseUntil: { type: 'number', description: 'ms since 1970 until which this array may write alone (0: no lease)' },
+  failoverRequested: { type: 'boolean' },
+} as const;
+
+export const WITNESS_VIEW = {
+  type: ['object', 'null'],
+  description: 'the quorum witness as this group last heard it (null: no peers.witness)',
+  properties: WITNESS_VIEW_PROPS,
+  required: Object.keys(WITNESS_VIEW_PROPS),
+} as const;
 
 export const GROUP_REPLY = {
   type: 'object',
   description: 'one Remote Copy group as this array sees it',
   properties: {
     name: { type: 'string' },
-    role: { type: 'string', enum: ['primary', 'secondary'] },
+    role: ROLE,
+    naturalRole: { ...ROLE, description: 'the role the configuration (or the last reverse) gives this array' },
+    roleName: { type: 'string', enum: ['Primary', 'Secondary', 'Primary-Rev', 'Secondary-Rev'], description: 'HPE showrcopy role' },
+    epoch: { type: 'integer', description: 'raised by every failover and role swap' },
+    serving: { type: 'boolean', description: 'this array serves host I/O for the group now (else its paths answer 04/0C)' },
+    witness: WITNESS_VIEW,
     status: { ...SYNC_STATUS, description: 'SyncStatus (HPE showrcopy)' },
     started: { type: 'boolean', description: 'the operator wants it replicating (startgroup)' },
     link: { type: 'string', enum: ['up', 'down'] },
@@ -42,12 +71,28 @@ export const GROUP_REPLY = {
     volumes: { type: 'array', items: { type: 'object', properties: { target: { type: 'string' }, lun: { type: 'integer' }, wwn: { type: 'string' } }, required: ['target', 'lun', 'wwn'] } },
     stats: {
       type: 'object',
-      properties: Object.fromEntries(['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'linkUps', 'linkDowns', 'lastResyncBytes', 'lastResyncMs'].map((k) => [k, { type: 'integer', minimum: 0 }])),
-      required: ['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'linkUps', 'linkDowns', 'lastResyncBytes', 'lastResyncMs'],
+      properties: Object.fromEntries(['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'resyncBlocks', 'linkUps', 'linkDowns', 'lastResyncBytes', 'lastResyncMs'].map((k) => [k, { type: 'integer', minimum: 0 }])),
+      required: ['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'resyncBlocks', 'linkUps', 'linkDowns', 'lastResyncBytes', 'lastResyncMs'],
       description: 'resyncBytes: all resyncs since start; lastResync*: the last completed resync (data bytes sent, milliseconds from Syncing to Synced)',
     },
   },
-  required: ['name', 'role', 'status', 'started', 'link', 'peerArray', 'policies', 'hosts', 'seq', 'pending', 'dirtyExtents', 'dirtyBlocks', 'volumes', 'stats'],
+  required: ['name', 'role', 'naturalRole', 'roleName', 'epoch', 'serving', 'witness', 'status', 'started', 'link', 'peerArray', 'policies', 'hosts', 'seq', 'pending', 'dirtyExtents', 'dirtyBlocks', 'volumes', 'stats'],
+} as const;
+
+export const WITNESS_REPLY = {
+  type: ['object', 'null'],
+  description: 'this array\'s quorum witness connection (null: no peers.witness)',
+  properties: {
+    address: { type: 'string' },
+    connected: { type: 'boolean' },
+    witness: { type: ['string', 'null'], description: 'the witness\'s name from its last verdict' },
+    lastVerdictMsAgo: { type: ['number', 'null'] },
+    heartbeats: { type: 'integer' },
+    verdicts: { type: 'integer' },
+    cut: { type: 'boolean', description: 'fault injection: the witness connection is held down' },
+    groups: { type: 'array', items: { type: 'object', properties: { group: { type: 'string' }, ...WITNESS_VIEW_PROPS }, required: ['group', ...Object.keys(WITNESS_VIEW_PROPS)] } },
+  },
+  required: ['address', 'connected', 'witness', 'lastVerdictMsAgo', 'heartbeats', 'verdicts', 'cut', 'groups'],
 } as const;
 
 export const GROUPS_REPLY = {
@@ -70,9 +115,10 @@ export const GROUPS_REPLY = {
       },
       required: ['listen', 'peer', 'cut', 'latencyMs', 'lossPercent', 'oneWay', 'seed', 'framesShaped', 'retransmissions', 'framesQueued'],
     },
+    witness: WITNESS_REPLY,
     groups: { type: 'array', items: GROUP_REPLY },
   },
-  required: ['array', 'link', 'groups'],
+  required: ['array', 'link', 'witness', 'groups'],
 } as const;
 
 const GROUP_PARAMS = {
@@ -104,6 +150,13 @@ export const LINK_BODY = {
   anyOf: [{ required: ['action'] }, { required: ['latencyMs'] }, { required: ['lossPercent'] }, { required: ['oneWay'] }, { required: ['seed'] }],
 } as const;
 
+export const WITNESS_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { action: { type: 'string', enum: ['cut', 'restore'], description: 'cut: this array loses the witness and stays away; restore: it reconnects' } },
+  required: ['action'],
+} as const;
+
 function remoteCopy(deps: AdminDeps): RemoteCopy {
   const rc = deps.array.rcopy;
   if (!rc) throw new AdminError(404, 'no Remote Copy on this array (the config has no peers:/rcopy: sections)');
@@ -120,21 +173,67 @@ function group(deps: AdminDeps, name: string): ReplicationGroup {
 function verb(deps: AdminDeps, name: string, command: Parameters<ReplicationGroup['operator']>[0]['command']) {
   const g = group(deps, name);
   const refused = g.operator({ kind: 'operator', command });
-  // startgroup with the link down is remembered (the group starts when the link returns): not an error.
-  if (refused && !/link is down/.test(refused)) throw new AdminError(409, `${command.verb}: ${refused}`, 'group', 'params');
-  return g.snapshot();
+  // startgroup/recover with the link down are remembered (the group starts when the link returns): not an error.
+  if (refused && !/link is down|^pending/.test(refused)) throw new AdminError(409, `${command.verb}: ${refused}`, 'group', 'params');
+  return g;
+}
+
+/** Wait for the machine to reach a state (a witness grant, a role swap), up to `ms`. */
+async function waitFor(f: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
 }
 
 export function register(app: FastifyInstance, deps: AdminDeps): void {
   const one = { tags: ['rcopy'], params: GROUP_PARAMS, response: { 200: GROUP_REPLY } } as const;
   app.get('/v1/rcopy/groups', { schema: { summary: 'showrcopy: this array\'s groups and link', tags: ['rcopy'], response: { 200: GROUPS_REPLY } } }, async () => remoteCopy(deps).status());
   app.post<{ Params: { group: string } }>('/v1/rcopy/groups/:group/start', { schema: { ...one, summary: 'startrcopygroup (primary): start replicating, resync what the secondary lacks' } },
-    async (req) => verb(deps, req.params.group, { verb: 'start' }));
+    async (req) => verb(deps, req.params.group, { verb: 'start' }).snapshot());
   app.post<{ Params: { group: string } }>('/v1/rcopy/groups/:group/stop', { schema: { ...one, summary: 'stoprcopygroup (primary): stop replicating; the secondary stops serving' } },
-    async (req) => verb(deps, req.params.group, { verb: 'stop' }));
+    async (req) => verb(deps, req.params.group, { verb: 'stop' }).snapshot());
   app.post<{ Params: { group: string }; Body: { host: string; proximity: Proximity } }>('/v1/rcopy/groups/:group/hosts',
     { schema: { ...one, body: ADMITHOST_BODY, summary: 'admitrcopyhost -proximity primary|secondary|all HOST GROUP' } },
-    async (req) => verb(deps, req.params.group, { verb: 'admithost', host: req.body.host, proximity: req.body.proximity }));
+    async (req) => verb(deps, req.params.group, { verb: 'admithost', host: req.body.host, proximity: req.body.proximity }).snapshot());
+  app.post<{ Params: { group: string } }>('/v1/rcopy/groups/:group/failover',
+    { schema: { ...one, summary: 'setrcopygroup failover (secondary): become primary. With a quorum witness, only when it grants (the primary array is lost and this one was Synced); answers 409 if it does not within its fail timeout' } },
+    async (req) => {
+      const g = verb(deps, req.params.group, { verb: 'failover' });
+      if (g.role === 'primary') return g.snapshot();
+      const rc = remoteCopy(deps);
+      if (await waitFor(() => g.role === 'primary', 8000)) return g.snapshot();
+      throw new AdminError(409, `failover: the quorum witness did not grant it (it grants only when the primary array is lost and this array was Synced when the link went down; witness says owner ${g.machine.snapshot().witness?.owner || 'none'}, peer ${g.machine.snapshot().witness?.peerSight ?? 'unknown'}${rc.witness?.status().connected ? '' : ', and this array is not connected to it'}); the request stands while the link is down`, 'group', 'params');
+    });
+  app.post<{ Params: { group: string } }>('/v1/rcopy/groups/:group/recover',
+    { schema: { ...one, summary: 'setrcopygroup recover (the array failed over to): replicate back to the old primary, copying the group whole' } },
+    async (req) => verb(deps, req.params.group, { verb: 'recover' }).snapshot());
+  for (const v of ['restore', 'reverse'] as const) {
+    app.post<{ Params: { group: string } }>(`/v1/rcopy/groups/:group/${v}`,
+      { schema: { ...one, summary: v === 'restore' ? 'setrcopygroup restore (Primary-Rev, Synced): give the primary role back to its natural array' : 'setrcopygroup reverse (primary, Synced): swap the roles; the new ones become the natural ones' } },
+      async (req) => {
+        const g = verb(deps, req.params.group, { verb: v });
+        // The swap waits for writes in flight: answer once this array has handed the role over.
+        if (!(await waitFor(() => g.role === 'secondary', 8000))) throw new AdminError(409, `${v}: the role swap did not happen (the link or the group state changed meanwhile)`, 'group', 'params');
+        return g.snapshot();
+      });
+  }
+  app.get('/v1/rcopy/witness', { schema: { summary: 'witness status: this array\'s connection to the quorum witness and each group\'s last verdict', tags: ['rcopy'], response: { 200: WITNESS_REPLY } } },
+    async () => {
+      const rc = remoteCopy(deps);
+      if (!rc.witness) throw new AdminError(404, 'no quorum witness configured on this array (peers.witness)');
+      return rc.witnessStatus();
+    });
+  app.post<{ Body: { action: 'cut' | 'restore' } }>('/v1/rcopy/witness',
+    { schema: { summary: 'witness fault injection: cut or restore this array\'s connection to the quorum witness', tags: ['rcopy'], body: WITNESS_BODY, response: { 200: WITNESS_REPLY } } },
+    async (req) => {
+      const rc = remoteCopy(deps);
+      if (!rc.witness) throw new AdminError(404, 'no quorum witness configured on this array (peers.witness)');
+      rc.witness.setCut(req.body.action === 'cut');
+      return rc.witnessStatus();
+    });
   app.post<{ Body: LinkFaultRequest }>('/v1/rcopy/link',
     { schema: { summary: 'replication link fault injection: cut, restore, added latency, loss, one-way partition', tags: ['rcopy'], body: LINK_BODY, response: { 200: GROUPS_REPLY } } },
     async (req) => { const rc = remoteCopy(deps); rc.setLink(req.body); return rc.status(); });

@@ -5,8 +5,8 @@
  *   POST /v1/groups/:group/verify      {copy?}: drain the journal, compare production with the copy
  *   POST /v1/groups/:group/bookmarks   {name}: name the current point in the group's write sequence
  *   POST /v1/groups/:group/<verb>      RecoverPoint's operator verbs (enable_group, disable_group,
- *                                      clear_markers, start_transfer, pause_transfer; the image-access
- *                                      verbs answer 501 until image access exists)
+ *                                      clear_markers, start_transfer, pause_transfer, enable_image_access,
+ *                                      set_image_access_mode, disable_image_access, disable_copy, enable_copy)
  * The work is done by the plain functions of src/splitter/admin.ts; this file gives them schemas
  * and turns their errors into AdminError (400 naming the field, 404 for an unknown group or copy).
  */
@@ -14,8 +14,8 @@ import type { FastifyInstance } from 'fastify';
 import type { AdminDeps } from '../api.ts';
 import { AdminError, ERROR_REPLY } from '../errors.ts';
 import {
-  IMAGE_ACCESS_VERBS, SplitterInputError, SplitterNotBuilt, SplitterNotFound, SplitterStateError, bookmark, clearMarkers, disableGroup, enableGroup,
-  imageAccess, listGroups, pauseTransfer, showGroup, startTransfer, verify,
+  SplitterInputError, SplitterNotFound, SplitterStateError, bookmark, clearMarkers, disableCopy, disableGroup, disableImageAccess, enableCopy, enableGroup,
+  enableImageAccess, listGroups, pauseTransfer, setImageAccessMode, showGroup, startTransfer, verify,
 } from '../../splitter/admin.ts';
 
 const POLICY = { type: 'string', enum: ['support', 'reject', 'ignore'] } as const;
@@ -29,6 +29,16 @@ const BOOKMARK = {
   type: 'object',
   properties: { name: { type: 'string' }, seq: { type: 'integer', description: 'the last journal sequence before it' }, time: { type: 'string' } },
   required: ['name', 'seq', 'time'],
+} as const;
+
+const SYNC = {
+  type: 'object',
+  properties: {
+    kind: { type: 'string', enum: ['none', 'full-sweep', 'markers'] },
+    regions: { type: 'integer', description: 'regions sent' }, regionsCompared: { type: 'integer', description: 'regions digested on both sides (full sweep)' },
+    bytesSent: { type: 'integer' }, volumeBytes: { type: 'integer' }, done: { type: 'boolean' },
+  },
+  required: ['kind', 'regions', 'regionsCompared', 'bytesSent', 'volumeBytes', 'done'],
 } as const;
 
 export const GROUP_STATUS = {
@@ -73,10 +83,25 @@ export const GROUP_STATUS = {
       items: {
         type: 'object',
         properties: {
-          name: { type: 'string' }, kind: { type: 'string', enum: ['local'] }, appliedSeq: { type: 'integer' },
+          name: { type: 'string' }, kind: { type: 'string', enum: ['local'] },
+          enabled: { type: 'boolean', description: 'false after disable_copy: not distributed to, its regions marked' },
+          access: { type: 'string', enum: ['no-access', 'logged-access', 'direct-access'], description: 'RecoverPoint\'s storage access state: image access to the copy, or none (its LUs answer NOT READY 02/04/03)' },
+          appliedSeq: { type: 'integer' },
           lag: { type: 'object', properties: { records: { type: 'integer' }, bytes: { type: 'integer' } }, required: ['records', 'bytes'] },
+          image: {
+            type: ['object', 'null'], description: 'the image accessed (enable_image_access)',
+            properties: {
+              image: { type: 'string' }, seq: { type: 'integer' }, bookmark: { type: ['string', 'null'] },
+              rolledFrom: { type: 'integer', description: 'the sequence the replica was at before the roll' }, enabledAt: { type: 'string' },
+              writes: { type: 'integer', description: 'host writes to the image' }, logBytes: { type: 'integer', description: 'image-access log (logged access): bytes saved to undo them' },
+            },
+            required: ['image', 'seq', 'bookmark', 'rolledFrom', 'enabledAt', 'writes', 'logBytes'],
+          },
+          oldestImageSeq: { type: ['integer', 'null'], description: 'the oldest image enable_image_access can reach; null: none until the copy is synchronized' },
+          undoBytes: { type: 'integer', description: 'undo data kept for rolling the replica back (memory)' },
+          synchronization: { ...SYNC, type: ['object', 'null'], description: 'the last synchronization of this copy alone (enable_copy, after direct access)' },
         },
-        required: ['name', 'kind', 'appliedSeq', 'lag'],
+        required: ['name', 'kind', 'enabled', 'access', 'appliedSeq', 'lag', 'image', 'oldestImageSeq', 'undoBytes', 'synchronization'],
       },
     },
     markers: {
@@ -91,12 +116,8 @@ export const GROUP_STATUS = {
     initialization: {
       type: 'object',
       description: 'the last synchronization (full sweep comparing region digests, or the marked regions): regions and bytes sent to the copies, of the volumes\' size',
-      properties: {
-        kind: { type: 'string', enum: ['none', 'full-sweep', 'markers'] },
-        regions: { type: 'integer', description: 'regions sent' }, regionsCompared: { type: 'integer', description: 'regions digested on both sides (full sweep)' },
-        bytesSent: { type: 'integer' }, volumeBytes: { type: 'integer' }, percent: { type: 'number', description: 'bytesSent of volumeBytes, %' }, done: { type: 'boolean' },
-      },
-      required: ['kind', 'regions', 'regionsCompared', 'bytesSent', 'volumeBytes', 'percent', 'done'],
+      properties: { ...SYNC.properties, percent: { type: 'number', description: 'bytesSent of volumeBytes, %' } },
+      required: [...SYNC.required, 'percent'],
     },
     bookmarks: { type: 'array', items: BOOKMARK },
     ignored: PRIMITIVE_COUNTS,
@@ -147,6 +168,15 @@ export const VERIFY_REPLY = {
       },
     },
     ms: { type: 'integer' },
+    image: {
+      type: 'object', description: 'verify --image: the accessed image against production at `at`',
+      properties: {
+        at: { type: 'string' }, seq: { type: 'integer' }, accessed: { type: 'string' }, accessedSeq: { type: 'integer' }, mode: { type: 'string' },
+        blocksNotCompared: { type: 'integer', description: 'blocks production wrote after the copy was rolled (no undo data for them)' },
+        imageWrites: { type: 'integer' },
+      },
+      required: ['at', 'seq', 'accessed', 'accessedSeq', 'mode', 'blocksNotCompared', 'imageWrites'],
+    },
   },
   required: ['group', 'copy', 'consistent', 'seq', 'regions', 'bytesCompared', 'diverged', 'ms'],
 } as const;
@@ -156,7 +186,11 @@ const PARAMS = {
 } as const;
 export const VERIFY_BODY = {
   type: 'object', additionalProperties: false,
-  properties: { copy: { type: 'string', minLength: 1, maxLength: 64, description: 'the copy to compare (default: the group\'s first)' } },
+  properties: {
+    copy: { type: 'string', minLength: 1, maxLength: 64, description: 'the copy to compare (default: the group\'s first)' },
+    image: { type: 'boolean', description: 'true: compare the image the copy gives access to with production at `at` (verify --image)' },
+    at: { type: 'string', minLength: 1, maxLength: 64, description: 'with image: latest, a bookmark, seq:N or an ISO time (default: the accessed image\'s own point)' },
+  },
 } as const;
 export const BOOKMARK_BODY = {
   type: 'object', additionalProperties: false,
@@ -165,7 +199,6 @@ export const BOOKMARK_BODY = {
 } as const;
 const NOT_FOUND = { ...ERROR_REPLY, description: 'no such group or copy' };
 const CONFLICT = { ...ERROR_REPLY, description: 'the group\'s state does not allow the verb (transfer not paused, group disabled, already enabled)' };
-const NOT_BUILT = { ...ERROR_REPLY, description: 'a RecoverPoint verb arraysim does not have yet; the error names it' };
 
 /** RecoverPoint's yes|no, as its CLI writes it. */
 const YES_NO = { type: 'string', enum: ['yes', 'no'] } as const;
@@ -178,13 +211,20 @@ export const CLEAR_MARKERS_BODY = {
   properties: { copy: { type: 'string', minLength: 1, maxLength: 64, description: 'the copy declared identical to production (default: every copy)' } },
 } as const;
 export const EMPTY_BODY = { type: 'object', additionalProperties: false, properties: {} } as const;
-export const IMAGE_ACCESS_BODY = {
-  type: 'object', additionalProperties: false,
+const COPY = { type: 'string', minLength: 1, maxLength: 64, description: 'the copy' } as const;
+const MODE = { type: 'string', enum: ['logged', 'direct'], description: 'logged: host writes to the image are undone on disable; direct: they go to the replica, and the copy\'s journal history is lost' } as const;
+export const ENABLE_IMAGE_ACCESS_BODY = {
+  type: 'object', additionalProperties: false, required: ['copy'],
   properties: {
-    copy: { type: 'string', minLength: 1, maxLength: 64 }, image: { type: 'string', minLength: 1, maxLength: 64, description: 'latest, a bookmark or a time' },
-    mode: { type: 'string', enum: ['logged', 'direct'] }, start_transfer: YES_NO,
+    copy: COPY, image: { type: 'string', minLength: 1, maxLength: 64, description: 'latest (default), a bookmark, seq:N or an ISO time' }, mode: { ...MODE, description: `default logged. ${MODE.description}` },
   },
 } as const;
+export const SET_IMAGE_ACCESS_MODE_BODY = { type: 'object', additionalProperties: false, required: ['copy', 'mode'], properties: { copy: COPY, mode: MODE } } as const;
+export const DISABLE_IMAGE_ACCESS_BODY = {
+  type: 'object', additionalProperties: false, required: ['copy'],
+  properties: { copy: COPY, start_transfer: { ...YES_NO, description: 'default yes; no leaves the group\'s transfer paused' } },
+} as const;
+export const COPY_BODY = { type: 'object', additionalProperties: false, required: ['copy'], properties: { copy: COPY } } as const;
 const VERB_REPLY = {
   type: 'object', description: 'the verb done, and the group after it',
   properties: { verb: { type: 'string' }, copies: { type: 'array', items: { type: 'string' } }, group: GROUP_STATUS },
@@ -199,7 +239,6 @@ async function admin<T>(f: () => T | Promise<T>): Promise<T> {
     if (e instanceof SplitterNotFound) throw new AdminError(404, e.message);
     if (e instanceof SplitterInputError) throw new AdminError(400, e.message, e.field, 'body');
     if (e instanceof SplitterStateError) throw new AdminError(409, e.message);
-    if (e instanceof SplitterNotBuilt) throw new AdminError(501, e.message);
     // A group whose transfer is not active cannot be drained: the request is refused, not failed.
     throw new AdminError(400, (e as Error).message);
   }
@@ -211,12 +250,12 @@ export function register(app: FastifyInstance, { array }: AdminDeps): void {
   app.get<{ Params: { group: string } }>('/v1/groups/:group',
     { schema: { summary: 'One consistency group', tags: ['splitter'], params: PARAMS, response: { 200: GROUP_STATUS, 404: NOT_FOUND } } },
     async (req) => admin(() => showGroup(array, { group: req.params.group })));
-  app.post<{ Params: { group: string }; Body: { copy?: string } }>('/v1/groups/:group/verify', {
+  app.post<{ Params: { group: string }; Body: { copy?: string; image?: boolean; at?: string } }>('/v1/groups/:group/verify', {
     schema: {
-      summary: 'Drain the journal and compare production with a copy; diverged extents with the ignored commands that caused them',
+      summary: 'Drain the journal and compare production with a copy; diverged extents with the ignored commands that caused them. image: true compares the accessed image with production at a point',
       tags: ['splitter'], params: PARAMS, body: VERIFY_BODY, response: { 200: VERIFY_REPLY, 404: NOT_FOUND },
     },
-  }, async (req) => admin(() => verify(array, { group: req.params.group, copy: req.body?.copy })));
+  }, async (req) => admin(() => verify(array, { group: req.params.group, copy: req.body?.copy, image: req.body?.image, at: req.body?.at })));
   app.post<{ Params: { group: string }; Body: { name: string } }>('/v1/groups/:group/bookmarks', {
     schema: {
       summary: 'Bookmark the current point of the group\'s write sequence', tags: ['splitter'], params: PARAMS, body: BOOKMARK_BODY,
@@ -239,12 +278,14 @@ export function register(app: FastifyInstance, { array }: AdminDeps): void {
     (group) => startTransfer(array, { group }));
   verb('pause_transfer', 'RecoverPoint pause_transfer: stop distributing; writes mark their regions', EMPTY_BODY,
     (group) => pauseTransfer(array, { group }));
-  for (const name of IMAGE_ACCESS_VERBS) {
-    app.post<Verb>(`/v1/groups/:group/${name}`, {
-      schema: {
-        summary: `RecoverPoint ${name}: not built yet (501 naming the verb)`, tags: ['splitter'], params: PARAMS, body: IMAGE_ACCESS_BODY,
-        response: { 200: VERB_REPLY, 404: NOT_FOUND, 501: NOT_BUILT },
-      },
-    }, async (req) => admin(() => imageAccess(array, { group: req.params.group, verb: name })));
-  }
+  verb('enable_image_access', 'RecoverPoint enable_image_access: roll the copy to an image (latest, bookmark, seq:N, time) and open its target; distribution to it pauses',
+    ENABLE_IMAGE_ACCESS_BODY, (group, b) => enableImageAccess(array, { group, copy: b.copy, image: b.image, mode: b.mode }));
+  verb('set_image_access_mode', 'RecoverPoint set_image_access_mode: logged to direct (writes straight to the replica; the copy\'s journal history is lost)',
+    SET_IMAGE_ACCESS_MODE_BODY, (group, b) => setImageAccessMode(array, { group, copy: b.copy, mode: b.mode }));
+  verb('disable_image_access', 'RecoverPoint disable_image_access: undo the image\'s writes (logged) or sweep the copy (direct); distribution resumes',
+    DISABLE_IMAGE_ACCESS_BODY, (group, b) => disableImageAccess(array, { group, copy: b.copy, start_transfer: b.start_transfer }));
+  verb('disable_copy', 'Stop distributing to one copy (the others go on); production writes mark its regions', COPY_BODY,
+    (group, b) => disableCopy(array, { group, copy: b.copy }));
+  verb('enable_copy', 'Distribute to a disabled copy again: its marked regions first', COPY_BODY,
+    (group, b) => enableCopy(array, { group, copy: b.copy }));
 }

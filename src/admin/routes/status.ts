@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AdminDeps } from '../api.ts';
 import { GROUP_STATUS } from './splitter.ts';
+import { GROUPS_REPLY } from './rcopy.ts';
 import { listGroups } from '../../splitter/admin.ts';
 
 /** Counters: the named ones always, and any a later change adds (new counters show without a schema change). */
@@ -49,7 +50,7 @@ export const STATUS_REPLY = {
               type: 'object',
               properties: {
                 lun: { type: 'integer' },
-                naa: { type: 'string', description: 'NAA designator body, 16 hex digits' },
+                naa: { type: 'string', description: 'NAA designator body as configured: 16 hex digits (NAA 2, 3, 5) or 32 (NAA 6)' },
                 serial: { type: 'string' },
                 blockSize: { type: 'integer' },
                 blocks: { type: 'string', description: 'capacity in blocks, decimal (may exceed 2^53)' },
@@ -80,6 +81,7 @@ export const STATUS_REPLY = {
       },
     },
     groups: { type: 'array', items: GROUP_STATUS, description: 'consistency groups of the write splitter (GET /v1/groups)' },
+    rcopy: { ...GROUPS_REPLY, type: ['object', 'null'], description: 'Remote Copy groups, the replication link and the quorum witness (GET /v1/rcopy/groups); null without peers:/rcopy:' },
   },
   required: ['portals', 'targets', 'groups'],
 } as const;
@@ -104,6 +106,7 @@ export function status({ array: a }: AdminDeps) {
       })),
     })),
     groups: listGroups(a).groups,
+    rcopy: a.rcopy ? a.rcopy.status() : null,
   };
 }
 

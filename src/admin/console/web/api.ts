@@ -3,6 +3,7 @@
  * GET /v1/groups and the events of GET /v1/events, as far as the console uses them (the JSON
  * schemas in src/admin/routes/ are the full truth), and the calls.
  */
+import { authorizedFetch } from './auth.ts';
 
 export type AccessState = 'active/optimized' | 'active/non-optimized' | 'standby' | 'unavailable' | 'offline' | 'transitioning';
 
@@ -120,7 +121,7 @@ export class ApiError extends Error {
 }
 
 async function call<T>(method: 'GET' | 'POST', url: string, body?: unknown): Promise<T> {
-  const r = await fetch(url, {
+  const r = await authorizedFetch(url, {
     method,
     headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),

@@ -5,8 +5,9 @@
  *   GET /v1/alua      at start and on reconnect: the ALUA matrix (kept current by alua.state events)
  *   GET /v1/groups    every two seconds and on group.* events: the splitter panel, shown only when
  *                     the route exists (404: the array has no splitter, the panel stays hidden)
- *   GET /v1/events    server-sent events: ALUA transitions update the matrix as they happen,
- *                     session events refresh the sessions, every event goes to the events list
+ *   GET /v1/events    server-sent events (read through fetch): ALUA transitions update the matrix
+ *                     as they happen, session events refresh the sessions, every event goes to the list
+ * Off loopback every call carries the bearer token the page asks for once (./auth.ts).
  *   POST /v1/alua     a state change, after the confirmation dialog
  *   POST /v1/groups/:group/verify   a verify, after confirmation; its result is the group's
  *                     "last verify" (the group status has no such field: the console keeps the
@@ -18,6 +19,7 @@ import { ApiError, EVENT_TYPES, REQUESTABLE, getAlua, getGroups, getStatus, setA
 import type { AccessState, Alua, AluaGroup, AluaStateEvent, SessionEvent, SplitterGroup, Status, VerifyResult } from './api.ts';
 import { RateChart } from './charts.ts';
 import { bytes, clock, duration, h, replace } from './dom.ts';
+import { streamEvents } from './auth.ts';
 
 const SHORT: Record<AccessState, string> = {
   'active/optimized': 'AO', 'active/non-optimized': 'ANO', standby: 'S', unavailable: 'U', offline: 'O', transitioning: 'T',
@@ -276,18 +278,20 @@ function onAluaEvent(e: AluaStateEvent): void {
 
 function connectEvents(): void {
   const badge = document.getElementById('stream')!;
-  const es = new EventSource('/v1/events');
+  // Read through fetch, not EventSource, so that it can carry the bearer token (./auth.ts).
   let lost = false;
-  es.addEventListener('hello', () => {
-    badge.dataset.state = 'open';
-    badge.textContent = 'events: live';
-    // A reconnect: no replay, so read what changed meanwhile (src/admin/routes/events.ts).
-    if (lost) { lost = false; void refreshAlua(); void refreshStatus(); }
-  });
-  es.onerror = () => { lost = true; badge.dataset.state = 'error'; badge.textContent = 'events: reconnecting'; };
-  for (const type of EVENT_TYPES) {
-    es.addEventListener(type, (m) => {
-      const e = JSON.parse((m as MessageEvent<string>).data) as { type: string; time: string };
+  streamEvents('/v1/events', {
+    onLost: () => { lost = true; badge.dataset.state = 'error'; badge.textContent = 'events: reconnecting'; },
+    onEvent: (type, data) => {
+      if (type === 'hello') {
+        badge.dataset.state = 'open';
+        badge.textContent = 'events: live';
+        // A reconnect: no replay, so read what changed meanwhile (src/admin/routes/events.ts).
+        if (lost) { lost = false; void refreshAlua(); void refreshStatus(); }
+        return;
+      }
+      if (!(EVENT_TYPES as readonly string[]).includes(type)) return;
+      const e = JSON.parse(data) as { type: string; time: string };
       if (e.type === 'alua.state') { onAluaEvent(e as AluaStateEvent); return; }
       if (e.type.startsWith('session.')) {
         const s = e as SessionEvent;
@@ -297,8 +301,8 @@ function connectEvents(): void {
       }
       logEvent(`${clock(e.time)} ${e.type}`, e.type);
       if (e.type.startsWith('group.')) void refreshGroups();
-    });
-  }
+    },
+  });
 }
 
 function every(ms: number, fn: () => Promise<void>): void {

@@ -1,0 +1,205 @@
+/**
+ * A copy of a consistency group (CDP, `local`: on this array) and what it keeps besides its replica
+ * volumes: the regions marked while it could not be sent to (markers), the undo data of the
+ * records applied to it (undo.ts, for image access), and its own state, in RecoverPoint's words
+ * (shared/reference/replication-anchors.md §3, FAPI ConsistencyGroupCopyState and
+ * StorageAccessState): enabled or disabled, and its storage access: `no-access` (the replica is
+ * distributed to; its LUs answer NOT READY), `logged-access` or `direct-access` (image access:
+ * distribution to it pauses, image.ts).
+ */
+import type { LogicalUnit } from '../scsi/lu.ts';
+import type { BackingStore } from '../store/store.ts';
+import type { JournalRecord } from './journal.ts';
+import { captureBefore, UndoStream } from './undo.ts';
+import type { UndoPiece } from './undo.ts';
+
+/** Regions of the first initialization sweep (and of verify): 1 MiB. */
+export const REGION_BYTES = 1 << 20;
+
+/**
+ * Regions of one volume written while the transfer was paused: one bit per REGION_BYTES region
+ * (1 TiB: 1,048,576 regions, a 128 KiB bitmap).
+ */
+export class RegionMarkers {
+  readonly regionBlocks: number;
+  readonly regions: number;
+  private readonly bits: Uint8Array;
+  /** How many regions are marked. */
+  count = 0;
+
+  constructor(readonly blockCount: bigint, readonly blockSize: number) {
+    this.regionBlocks = Math.max(1, Math.floor(REGION_BYTES / blockSize));
+    this.regions = Number((blockCount + BigInt(this.regionBlocks) - 1n) / BigInt(this.regionBlocks));
+    this.bits = new Uint8Array((this.regions + 7) >> 3);
+  }
+
+  /** Mark every region that blocks [lba, lba+blocks) touch. */
+  mark(lba: bigint, blocks: number): void {
+    if (blocks <= 0) return;
+    const first = Number(lba / BigInt(this.regionBlocks));
+    const last = Number((lba + BigInt(blocks) - 1n) / BigInt(this.regionBlocks));
+    for (let i = first; i <= last && i < this.regions; i++) {
+      const m = 1 << (i & 7);
+      if ((this.bits[i >> 3] & m) === 0) { this.bits[i >> 3] |= m; this.count++; }
+    }
+  }
+
+  has(i: number): boolean { return (this.bits[i >> 3] & (1 << (i & 7))) !== 0; }
+
+  unmark(i: number): void {
+    const m = 1 << (i & 7);
+    if (this.bits[i >> 3] & m) { this.bits[i >> 3] &= ~m; this.count--; }
+  }
+
+  clear(): void { this.bits.fill(0); this.count = 0; }
+
+  /** Marked region indexes, ascending (whole zero bytes skipped). */
+  *marked(): Generator<number> {
+    for (let b = 0; b < this.bits.length; b++) {
+      if (this.bits[b] === 0) continue;
+      for (let k = 0; k < 8; k++) if (this.bits[b] & (1 << k)) yield b * 8 + k;
+    }
+  }
+
+  /** [lba, blocks] of region `i`. */
+  region(i: number): [bigint, number] {
+    const lba = BigInt(i) * BigInt(this.regionBlocks);
+    const left = this.blockCount - lba;
+    return [lba, Number(left < BigInt(this.regionBlocks) ? left : BigInt(this.regionBlocks))];
+  }
+}
+
+/** RecoverPoint's storage access states of a copy (FAPI StorageAccessState: NO_ACCESS, LOGGED_ACCESS, DIRECT_ACCESS). */
+export type StorageAccessState = 'no-access' | 'logged-access' | 'direct-access';
+
+/** Which access changes are legal (logged → direct, as the field notes do; direct never back to logged). */
+const ACCESS_EDGES: Record<StorageAccessState, readonly StorageAccessState[]> = {
+  'no-access': ['logged-access', 'direct-access'],
+  'logged-access': ['direct-access', 'no-access'],
+  'direct-access': ['no-access'],
+};
+
+/** The image a copy gives access to (image.ts). */
+export interface AccessedImage {
+  /** What the operator asked for: `latest`, a bookmark's name or a time. */
+  image: string;
+  /** The journal sequence the image is at (everything up to it, nothing after). */
+  seq: number;
+  bookmark: string | null;
+  /** The sequence the replica was at before it was rolled to the image. */
+  rolledFrom: number;
+  enabledAt: string;
+  /** Logged access: what the host's writes to the image overwrote (restored on disable). */
+  log: UndoStream;
+  /** Host writes to the image (both modes). */
+  writes: number;
+}
+
+/** Synchronization of one copy (first initialization, after direct access, enable_copy). */
+export interface InitProgress {
+  /** What the last synchronization sent: a full sweep (digest compare), the marked regions, or nothing yet. */
+  kind: 'none' | 'full-sweep' | 'markers';
+  /** Regions sent to the copies. */
+  regions: number;
+  /** Regions whose digests were compared (full sweep). */
+  regionsCompared: number;
+  bytesSent: number;
+  volumeBytes: number;
+  done: boolean;
+}
+
+/** A copy of the group (CDP: `local`, on this array): one replica volume per replication set. */
+export class LocalCopy {
+  readonly kind = 'local' as const;
+  /** Highest journal sequence applied to the replicas. */
+  appliedSeq = 0;
+  appliedRecords = 0;
+  /** Per replication set: regions written while the transfer was paused or the copy disabled. */
+  readonly markers: RegionMarkers[];
+  /** The replicas have never been synchronized with production (or the group was disabled): a full sweep is due. */
+  needsSweep = true;
+  /** File journal: the sequence the copy's checkpoint names (replicas durable up to it). */
+  checkpointSeq = 0;
+  checkpointInitialized = false;
+  /** File journal: applications to this copy, one after the other (distributor, verify's drain). */
+  serial: Promise<void> = Promise.resolve();
+  /** disable_copy: nothing is distributed to it; production writes mark its regions. */
+  enabled = true;
+  access: StorageAccessState = 'no-access';
+  image: AccessedImage | null = null;
+  /** Image access is being enabled or disabled (rolling, undoing the image's writes): its LUs are not ready. */
+  changing = false;
+  /** The LUs of the copy's own target (copy-target.ts), one per replication set. */
+  exported: LogicalUnit[] = [];
+  /** A synchronization of this copy alone runs (enable_copy, after direct access): not distributed to meanwhile. */
+  syncing = false;
+  /** The last synchronization of this copy alone. */
+  sync: InitProgress | null = null;
+  /** What each applied record overwrote, for rolling back to an earlier image. */
+  readonly undo = new UndoStream();
+  /**
+   * The oldest image the replicas can be rolled back to: the sequence at which they last became a
+   * write-order consistent image of production (end of a synchronization, clear_markers,
+   * recovery); null while they are not one (never synchronized, after direct access).
+   */
+  imageFloor: number | null = null;
+
+  constructor(readonly name: string, readonly replicas: BackingStore[]) {
+    this.markers = replicas.map((r) => new RegionMarkers(r.blockCount, r.blockSize));
+  }
+
+  /** The one place a copy's storage access changes: checked against ACCESS_EDGES; returns the change for the log. */
+  transition(to: StorageAccessState, reason: string): { copy: string; from: StorageAccessState; to: StorageAccessState; reason: string } {
+    const from = this.access;
+    if (!ACCESS_EDGES[from].includes(to)) throw new Error(`copy ${this.name}: storage access cannot go from ${from} to ${to}`);
+    this.access = to;
+    return { copy: this.name, from, to, reason };
+  }
+
+  /** Regions marked over all sets. */
+  get markedRegions(): number { return this.markers.reduce((n, m) => n + m.count, 0); }
+
+  /** Whether the distributor applies the journal to it now. */
+  get distributing(): boolean { return this.enabled && this.access === 'no-access' && !this.syncing; }
+
+  /** Whether its replicas are the journal's image at appliedSeq (what a checkpoint may call initialized). */
+  get inStep(): boolean { return this.distributing && !this.needsSweep && this.markedRegions === 0; }
+
+  /** The replicas became production's image at `seq`: images from there on can be reached; older undo data is void. */
+  consistentAt(seq: number): void {
+    this.undo.clear();
+    this.imageFloor = seq;
+  }
+
+  /**
+   * Apply one record to the replica of its set (memory replicas: synchronous; file: settles when
+   * written), saving what it overwrites first when images after imageFloor are kept.
+   */
+  apply(r: JournalRecord): void | Promise<void> {
+    if (this.imageFloor !== null && r.seq > this.imageFloor) {
+      const before = captureBefore(this.replicas[r.set], r.lba, r.blocks);
+      if (before instanceof Promise) return before.then((p) => this.applySaved(r, p));
+      return this.applySaved(r, before);
+    }
+    return this.write(r);
+  }
+
+  private applySaved(r: JournalRecord, before: UndoPiece[]): void | Promise<void> {
+    this.undo.push(r.seq, r.set, before);
+    return this.write(r);
+  }
+
+  private write(r: JournalRecord): void | Promise<void> {
+    const s = this.replicas[r.set];
+    let p: void | Promise<void>;
+    if (r.kind === 'data') p = s.write(r.lba, r.data!);
+    else if (r.kind === 'unmap') {
+      p = s.unmap ? s.unmap(r.lba, r.blocks) : s.writeSame!(r.lba, r.blocks, Buffer.alloc(s.blockSize), false);
+    } else if (r.unmap && s.unmap) p = s.unmap(r.lba, r.blocks);
+    // A deallocated range reads zeros (LBPRZ=1) whatever the WRITE SAME block held.
+    else p = s.writeSame!(r.lba, r.blocks, r.unmap ? Buffer.alloc(s.blockSize) : r.data!, false);
+    if (p instanceof Promise) return p.then(() => { this.appliedSeq = r.seq; this.appliedRecords++; });
+    this.appliedSeq = r.seq;
+    this.appliedRecords++;
+  }
+}

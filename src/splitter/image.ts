@@ -1,0 +1,199 @@
+/**
+ * Image access (RecoverPoint's words; shared/reference/replication-anchors.md §3 "Image access
+ * modes"; the white paper's physical image access: "RecoverPoint ... roll back the replica image
+ * to the selected point-in-time image ... tracks the reads and writes to the image so that they
+ * can be backed out when image access is completed"; the field notes' dd seeding: "enable image
+ * access ... after access goes to logged access, enable direct access").
+ *
+ *   enable_image_access group=G copy=C image=latest|BOOKMARK|TIME|seq:N [mode=logged|direct]
+ *     Distribution to the copy pauses (the journal keeps filling; the other copies go on). The
+ *     replica is rolled to the image: forward by applying the journal up to it, or back by
+ *     restoring the undo data of the records after it, newest first (undo.ts), so the cost is
+ *     the records between, never a copy of the volume. The copy's target then answers: its LUs
+ *     are the replica volumes (copy-target.ts).
+ *   logged access: a host's write to the image first saves what it overwrites in the image-access
+ *     log; disable_image_access restores it, newest first, and the replica is the image again,
+ *     from where distribution resumes and catches up with production.
+ *   set_image_access_mode mode=direct: writes go straight to the replica; the image-access log and
+ *     the copy's journal history (its undo data, its images) are dropped, as RecoverPoint's
+ *     direct access loses the journal. After disable_image_access the replica is no image of
+ *     production: the copy is synchronized by a full sweep (digests; only regions that differ
+ *     are sent), as the field notes' "full volume sweep" after the dd restore.
+ *   disable_image_access start_transfer=yes|no (default yes): no leaves the group's transfer
+ *     paused, as RecoverPoint's does without startTransfer.
+ */
+import type { LogicalUnit } from '../scsi/lu.ts';
+import { exclusive } from '../scsi/range-lock.ts';
+import type { AccessedImage, LocalCopy } from './copy.ts';
+import type { ConsistencyGroup } from './group.ts';
+import { restorePieces, UndoStream } from './undo.ts';
+
+export type ImageAccessMode = 'logged' | 'direct';
+
+/** The operator named an image that does not exist or cannot be reached (HTTP 400 on `field`). */
+export class ImageChoiceError extends Error {
+  constructor(readonly field: string, message: string) { super(`${field}: ${message}`); }
+}
+
+/** The copy's state does not allow the verb (HTTP 409). */
+export class ImageStateError extends Error {}
+
+/**
+ * The journal sequence an image name stands for: `latest` (the last journaled write), a bookmark,
+ * `seq:N`, or a time (ISO 8601: the last write journaled at or before it).
+ */
+export function resolveImage(g: ConsistencyGroup, image: string): { seq: number; bookmark: string | null } {
+  const last = g.journal.nextSeq - 1;
+  if (image === 'latest') return { seq: last, bookmark: null };
+  const b = g.bookmarks.get(image);
+  if (b) return { seq: b.seq, bookmark: image };
+  const m = /^seq:(\d+)$/.exec(image);
+  if (m) {
+    const seq = Number(m[1]);
+    if (seq > last) throw new ImageChoiceError('image', `seq:${seq} is after the last journaled write (${last})`);
+    return { seq, bookmark: null };
+  }
+  const t = /^\d{4}-\d\d-\d\d[T ]/.test(image) ? Date.parse(image) : NaN;
+  if (Number.isNaN(t)) {
+    throw new ImageChoiceError('image', `"${image}" is not latest, a bookmark of group ${g.name} (${[...g.bookmarks.keys()].join(', ') || 'none'}), seq:N or an ISO time`);
+  }
+  // The last record at or before t (records are journaled in time order).
+  for (let seq = last; seq >= g.journal.firstSeq; seq--) {
+    const r = g.journal.at(seq);
+    if (r && r.time <= t) return { seq, bookmark: null };
+  }
+  if (g.journal.firstSeq > 1) throw new ImageChoiceError('image', `${image} is before the protection window (oldest record ${g.journal.firstSeq})`);
+  return { seq: 0, bookmark: null };
+}
+
+/** Why image `seq` cannot be reached on `c` now, or null. */
+function unreachable(g: ConsistencyGroup, c: LocalCopy, seq: number): string | null {
+  if (c.imageFloor === null) return `copy ${c.name} holds no image of production yet (it needs a synchronization: start_transfer)`;
+  if (seq < c.imageFloor) return `copy ${c.name} became an image of production at seq ${c.imageFloor}; seq ${seq} is older`;
+  if (seq < g.journal.firstSeq - 1) return `seq ${seq} is outside the protection window (the journal starts at ${g.journal.firstSeq})`;
+  return null;
+}
+
+function checkAccessible(g: ConsistencyGroup, c: LocalCopy): void {
+  if (g.state === 'disabled') throw new ImageStateError(`group ${g.name} is disabled: enable_group first`);
+  if (!c.enabled) throw new ImageStateError(`copy ${c.name} is disabled: enable_copy first`);
+  if (c.access !== 'no-access' || c.image) throw new ImageStateError(`copy ${c.name} already has image access (${c.access}, image ${c.image?.image}); disable_image_access first`);
+  if (c.syncing || g.transfer === 'init') throw new ImageStateError(`copy ${c.name} is being synchronized; enable image access once it is done`);
+  if (c.needsSweep) throw new ImageStateError(`copy ${c.name} needs a full sweep before it holds an image (start_transfer)`);
+}
+
+/** Only one change of a copy's access at a time (a second waits for the first). */
+const changing = new WeakMap<LocalCopy, Promise<unknown>>();
+function oneAtATime<T>(c: LocalCopy, f: () => Promise<T>): Promise<T> {
+  const before = changing.get(c) ?? Promise.resolve();
+  const run = before.catch(() => {}).then(f);
+  changing.set(c, run.catch(() => {}));
+  return run;
+}
+
+/** enable_image_access: roll the copy's replica to `image` and open its target. */
+export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: string, mode: ImageAccessMode): Promise<AccessedImage> {
+  return oneAtATime(c, async () => {
+    checkAccessible(g, c);
+    const { seq, bookmark } = resolveImage(g, image);
+    const why = unreachable(g, c, seq);
+    if (why) throw new ImageChoiceError('image', why);
+    // Distribution to the copy stops here (LocalCopy.distributing), and what is in flight ends.
+    const to = mode === 'direct' ? 'direct-access' : 'logged-access';
+    g.logInfo(c.transition(to, `enable_image_access image=${image}`), 'copy storage access');
+    c.changing = true;
+    try {
+      await c.serial;
+      // Forward: the journal up to the image (its undo data kept like the distributor's).
+      for (const r of g.journal.after(c.appliedSeq)) {
+        if (r.seq > seq) break;
+        await c.apply(r);
+      }
+      const rolledFrom = c.appliedSeq;
+      // Back: what each record after the image overwrote, newest first. The undo entries stay
+      // until disable (verify --image rebuilds production's image from them).
+      for (const e of c.undo.newestFirst(seq)) await restorePieces(c.replicas[e.set], e.pieces);
+      c.appliedSeq = seq;
+      c.image = { image, seq, bookmark, rolledFrom, enabledAt: new Date().toISOString(), log: new UndoStream(), writes: 0 };
+      if (mode === 'direct') toDirect(g, c);
+      await g.checkpointOutOfStep(c);
+    } catch (e) {
+      if (!c.image) {
+        // The replica may be half rolled: it is no image of anything any more, so a sweep is due.
+        c.needsSweep = true;
+        c.imageFloor = null;
+        c.undo.clear();
+        g.logInfo(c.transition('no-access', `enable_image_access failed: ${(e as Error).message}`), 'copy storage access');
+      }
+      throw e;
+    } finally {
+      c.changing = false;
+    }
+    // A unit attention (SAM-5 §5.14, SPC-5 §5.12): NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED (28/00).
+    for (const lu of c.exported) lu.ua.establishAll(lu.target.nexusKeys(), 'MediumMayHaveChanged');
+    g.logInfo({ copy: c.name, image, seq, bookmark, rolledFrom: c.image.rolledFrom, mode }, 'image access enabled');
+    return c.image;
+  });
+}
+
+/** Direct access from here: the image-access log and the copy's history go; a full sweep is due after it. */
+function toDirect(g: ConsistencyGroup, c: LocalCopy): void {
+  if (c.access !== 'direct-access') g.logInfo(c.transition('direct-access', 'set_image_access_mode mode=direct'), 'copy storage access');
+  c.image!.log.clear();
+  c.undo.clear();
+  c.imageFloor = null;
+  c.needsSweep = true;
+}
+
+/** set_image_access_mode: logged → direct (the field notes' seeding); direct cannot go back. */
+export function setImageAccessMode(g: ConsistencyGroup, c: LocalCopy, mode: ImageAccessMode): Promise<AccessedImage> {
+  return oneAtATime(c, async () => {
+    if (c.access === 'no-access' || !c.image) throw new ImageStateError(`copy ${c.name} has no image access: enable_image_access first`);
+    if (mode === 'logged' && c.access === 'direct-access') {
+      throw new ImageStateError(`copy ${c.name} is in direct access: its journal history is gone, logged access cannot come back; disable_image_access first`);
+    }
+    if (mode === 'direct' && c.access === 'logged-access') {
+      toDirect(g, c);
+      g.logInfo({ copy: c.name, image: c.image.image }, 'image access mode: direct (journal history of the copy dropped)');
+    }
+    return c.image;
+  });
+}
+
+/** disable_image_access: undo the image's writes (logged) and let distribution resume; or paused. */
+export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTransfer: boolean): Promise<void> {
+  return oneAtATime(c, async () => {
+    const img = c.image;
+    if (c.access === 'no-access' || !img) throw new ImageStateError(`copy ${c.name} has no image access`);
+    const mode = c.access;
+    c.changing = true;
+    try {
+      // The copy's LUs answer NOT READY from now on; commands already running end first.
+      await allExclusive(c.exported, async () => {
+        if (mode === 'logged-access') {
+          for (const e of img.log.newestFirst(-1)) await restorePieces(c.replicas[e.set], e.pieces);
+        }
+      });
+      // The replica is the image (seq) again: re-applying the journal recaptures the undo data after it.
+      c.undo.truncateAfter(img.seq);
+      c.image = null;
+      g.logInfo(c.transition('no-access', 'disable_image_access'), 'copy storage access');
+    } finally {
+      c.changing = false;
+    }
+    g.logInfo({ copy: c.name, mode, image: img.image, seq: img.seq, imageWrites: img.writes, startTransfer }, 'image access disabled');
+    if (!startTransfer) { if (g.state === 'enabled') g.pauseTransfer('operator: disable_image_access start_transfer=no'); return; }
+    if (g.transfer === 'paused' || g.transfer === 'error') { void g.startTransfer('operator: disable_image_access start_transfer=yes').catch(() => {}); return; }
+    if (c.needsSweep || c.markedRegions > 0) void g.resyncCopy(c, !c.needsSweep).catch(() => {});
+    else g.resume();
+  });
+}
+
+/** `body` with every LU's whole range held exclusively (the copy's in-flight commands end first). */
+async function allExclusive(lus: readonly LogicalUnit[], body: () => Promise<void>): Promise<void> {
+  const step = async (i: number): Promise<void> => {
+    if (i === lus.length) return body();
+    await exclusive(lus[i], 0n, lus[i].blockCount, () => step(i + 1));
+  };
+  await step(0);
+}
