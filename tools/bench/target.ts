@@ -33,7 +33,10 @@ export async function waitPort(port: number): Promise<void> {
 
 /** `node bin/arraysim.js serve ARGS` in its own process group (stop() signals the group). */
 export function startTarget(serveArgs: string[]): { child: ChildProcess; stop: () => void } {
-  const child = spawn('node', ['bin/arraysim.js', 'serve', ...serveArgs, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+  // ARRAYSIM_BENCH_CPU_PROF=DIR: each target writes a V8 CPU profile there when it stops (node
+  // refuses --cpu-prof in NODE_OPTIONS, so it has to be on the target's own command line).
+  const prof = process.env.ARRAYSIM_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.ARRAYSIM_BENCH_CPU_PROF}`] : [];
+  const child = spawn('node', [...prof, 'bin/arraysim.js', 'serve', ...serveArgs, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
   const stop = (): void => { if (child.pid && child.exitCode === null) try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ } };
   return { child, stop };
 }
