@@ -9,6 +9,9 @@ import { formatTable, runScenario } from './run.ts';
 import type { LabRow } from './run.ts';
 import { findScenario, SCENARIOS } from './scenarios.ts';
 import { TOPOLOGIES } from './topology.ts';
+import { findMetroScenario, METRO_SCENARIOS, NEGATIVE_CONTROL } from './metro/scenarios.ts';
+import { formatMetroTable } from './metro/judge.ts';
+import type { MetroRow } from './metro/judge.ts';
 import type { Topology } from './topology.ts';
 import { Progress } from '../progress.ts';
 import type { ProgressOptions } from '../progress.ts';
@@ -45,10 +48,33 @@ export async function runLab(a: LabArgs, print: (s: string) => void = (s) => pro
     }
   }
   if (a.action === 'list') {
-    if (a.json) { print(JSON.stringify(SCENARIOS, null, 2)); return 0; }
-    const w = Math.max(...SCENARIOS.map((s) => s.name.length));
+    if (a.json) { print(JSON.stringify([...SCENARIOS, ...METRO_SCENARIOS], null, 2)); return 0; }
+    const w = Math.max(...[...SCENARIOS, ...METRO_SCENARIOS].map((s) => s.name.length));
     for (const s of SCENARIOS) print(`${s.name.padEnd(w)}  ${s.title} [splitter ${s.splitter}${s.settings.length ? `; ${s.settings.join(' ')}` : ''}]`);
+    for (const s of [...METRO_SCENARIOS, NEGATIVE_CONTROL]) print(`${s.name.padEnd(w)}  ${s.title} [metro pair${s.witness ? ' + witness' : ''}, two hosts]`);
     return 0;
+  }
+  // metro/<scenario>: the failure lab on the replicated pair (src/lab/metro), its own table.
+  const metro = (a.scenarios ?? []).filter((n) => n.startsWith('metro/'));
+  if (metro.length) {
+    if (a.all || metro.length !== a.scenarios!.length) throw new LabUsageError('run metro/ scenarios on their own (not with --all or VAAI scenarios)');
+    const unknownMetro = metro.filter((n) => !findMetroScenario(n));
+    if (unknownMetro.length) throw new LabUsageError(`unknown scenario ${unknownMetro.map((n) => `"${n}"`).join(', ')}; \`lab list\` shows them`);
+    const { runMetroScenario } = await import('./metro/run.ts');
+    const rows: MetroRow[] = [];
+    const p = Progress.start({ label: 'lab run', total: metro.length, noun: 'scenarios', ...progress });
+    try {
+      for (const n of metro) { rows.push(await runMetroScenario(findMetroScenario(n)!)); p.tick(); }
+    } finally {
+      p.done();
+    }
+    if (a.json) print(JSON.stringify(rows, null, 2));
+    else {
+      print(formatMetroTable(rows));
+      const misses = rows.filter((r) => !r.match).length;
+      print(`\n${rows.length - misses} of ${rows.length} metro scenarios match the paper (${(rows.reduce((t, r) => t + r.ms, 0) / 1000).toFixed(1)} s)`);
+    }
+    return bad(rows) ? 1 : 0;
   }
   const names = a.all ? SCENARIOS.map((s) => s.name) : (a.scenarios ?? []);
   if (!names.length) throw new LabUsageError('name one or more scenarios (see `lab list`), or --all');
@@ -72,6 +98,8 @@ export async function runLab(a: LabArgs, print: (s: string) => void = (s) => pro
   }
   return rows.every((r) => r.match) ? 0 : 1;
 }
+
+const bad = (rows: { match: boolean }[]): boolean => rows.some((r) => !r.match);
 
 export class LabUsageError extends Error {}
 

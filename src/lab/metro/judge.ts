@@ -1,0 +1,78 @@
+/**
+ * The verdict of a metro scenario, pure: what each host observed against what the paper expects.
+ * A row passes only when every observation is in its expected set, the I/O outcome is the
+ * expected one, and no acknowledged write was lost. Kept apart from the runner so that the same
+ * observations can be judged against a deliberately wrong expectation (the negative control).
+ */
+import type { PathState } from '../../initiator/multipath.ts';
+import type { ArrayName, HostExpect, HostName, MetroScenario } from './scenarios.ts';
+
+export type Phase = 'before' | 'during' | 'after';
+export const PHASES: readonly Phase[] = ['before', 'during', 'after'];
+
+export interface HostObserved {
+  paths: Record<Phase, Record<ArrayName, PathState>>;
+  /** No write failed between the fault and the end of the run. */
+  keptIo: boolean;
+  /** Writes that failed (no path within the deadline). */
+  failedWrites: number;
+  /** Longest time without an acknowledged write, from the fault until the pair healed (ms). */
+  rtoMs: number;
+  acked: number;
+  /** Acknowledged blocks read back with other content (RPO). */
+  lostWrites: number;
+}
+
+export interface MetroRow {
+  scenario: string;
+  title: string;
+  paper: string;
+  source: string;
+  expected: Record<HostName, HostExpect>;
+  observed: Record<HostName, HostObserved>;
+  match: boolean;
+  mismatch: string[];
+  /** Timeline notes: the fault, the heal, path changes. */
+  events: string[];
+  ms: number;
+}
+
+export function judge(s: Pick<MetroScenario, 'expect'>, observed: Record<HostName, HostObserved>): string[] {
+  const out: string[] = [];
+  for (const host of Object.keys(s.expect) as HostName[]) {
+    const e = s.expect[host];
+    const o = observed[host];
+    for (const phase of PHASES) {
+      for (const arr of ['A', 'B'] as ArrayName[]) {
+        const got = o.paths[phase][arr];
+        if (!e[phase][arr].includes(got)) out.push(`${host} ${phase}: path to ${arr} is ${got}, expected ${e[phase][arr].join(' or ')}`);
+      }
+    }
+    if (o.keptIo !== e.keepsIo) out.push(`${host}: ${o.keptIo ? 'kept I/O' : `lost I/O (${o.failedWrites} writes failed, ${o.rtoMs} ms without an acknowledgement)`}, expected it to ${e.keepsIo ? 'keep' : 'lose'} I/O`);
+    if (o.acked === 0) out.push(`${host}: no write was acknowledged at all`);
+    if (o.lostWrites > 0) out.push(`${host}: ${o.lostWrites} acknowledged writes lost (RPO > 0)`);
+  }
+  return out;
+}
+
+const cell = (p: Record<ArrayName, string>) => `A ${short(p.A)}, B ${short(p.B)}`;
+function short(s: string): string {
+  return s.replace('active/optimized', 'AO').replace('active/non-optimized', 'ANO');
+}
+
+/** Markdown: one line per scenario and host, expected against observed. */
+export function formatMetroTable(rows: MetroRow[]): string {
+  const head = ['scenario', 'host', 'paths before', 'paths during (expected)', 'paths during (observed)', 'paths after', 'I/O (expected / observed)', 'measured RTO', 'acked / lost', 'match', 'paper'];
+  const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`];
+  for (const r of rows) {
+    for (const host of Object.keys(r.expected) as HostName[]) {
+      const e = r.expected[host];
+      const o = r.observed[host];
+      const exp = { A: e.during.A.join('/'), B: e.during.B.join('/') };
+      lines.push(`| ${[r.scenario, host, cell(o.paths.before), cell(exp), cell(o.paths.during), cell(o.paths.after),
+        `${e.keepsIo ? 'keeps' : 'loses'} / ${o.keptIo ? 'kept' : 'lost'}`, `${o.rtoMs} ms`, `${o.acked} / ${o.lostWrites}`,
+        r.match ? 'yes' : `**NO**: ${r.mismatch.filter((m) => m.startsWith(host)).join('; ') || r.mismatch.join('; ')}`, host === 'host-a' ? r.paper : ''].join(' | ')} |`);
+    }
+  }
+  return lines.join('\n');
+}

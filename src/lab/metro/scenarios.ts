@@ -1,0 +1,129 @@
+/**
+ * The metro failure lab's scenarios, as data: the fault, how it heals, and what the HPE paper
+ * ("Remote Copy Active Sync", shared/seeds/hpe-remote-copy-active-sync.md, section "Active Peer
+ * Persistence failure scenarios and recovery") says each host sees. Topology: `lab up`'s metro
+ * (Active Peer Persistence, uniform host connectivity): host-a stands at site A (the primary),
+ * host-b at site B (the secondary), each with a path to both arrays.
+ *
+ * Path expectations are sets of ALUA states (as libiscsi's tests accept a set of ASCQs): where
+ * the paper names a state ("unavailable", "active non-optimized") the set is that state; where it
+ * says only that hosts use the paths to an array, the set is both active states. `down` is a path
+ * whose array is gone (no session).
+ */
+import type { PathState } from '../../initiator/multipath.ts';
+
+export type ArrayName = 'A' | 'B';
+export type HostName = 'host-a' | 'host-b';
+
+/** What is done to the pair. */
+export type MetroFault =
+  | { kind: 'link-cut' }
+  | { kind: 'kill-array'; array: ArrayName }
+  | { kind: 'witness-kill' };
+
+/** Per path (named by its array), the states that satisfy the paper. */
+export type PathExpect = Record<ArrayName, readonly PathState[]>;
+
+export interface HostExpect {
+  before: PathExpect;
+  during: PathExpect;
+  after: PathExpect;
+  /** The host's writes keep being acknowledged through the fault (no write fails). */
+  keepsIo: boolean;
+}
+
+export interface MetroScenario {
+  name: string;
+  title: string;
+  /** Run the pair with a quorum witness. */
+  witness: boolean;
+  /** Faults in order (e.g. the witness first, then the link). */
+  faults: MetroFault[];
+  expect: Record<HostName, HostExpect>;
+  /** The paper's sentence the row tests (quoted briefly, or in our words when long). */
+  paper: string;
+  source: string;
+}
+
+const AO: PathState = 'active/optimized';
+const ANO: PathState = 'active/non-optimized';
+const ACTIVE: readonly PathState[] = [AO, ANO];
+const SRC = 'hpe-remote-copy-active-sync.md, "Active Peer Persistence failure scenarios and recovery"';
+
+/** Healthy pair, uniform hosts: each host's local array optimized, the remote one non-optimized. */
+const HEALTHY: Record<HostName, PathExpect> = {
+  'host-a': { A: [AO], B: [ANO] },
+  'host-b': { A: [ANO], B: [AO] },
+};
+
+export const METRO_SCENARIOS: readonly MetroScenario[] = [
+  {
+    name: 'metro/link-failure',
+    title: 'every replication link fails (witness up)',
+    witness: true,
+    faults: [{ kind: 'link-cut' }],
+    expect: {
+      'host-a': { before: HEALTHY['host-a'], during: { A: [AO], B: ['unavailable'] }, after: HEALTHY['host-a'], keepsIo: true },
+      'host-b': { before: HEALTHY['host-b'], during: { A: [ANO], B: ['unavailable'] }, after: HEALTHY['host-b'], keepsIo: true },
+    },
+    paper: 'paths to the secondary "transition to ALUA \'unavailable\'"; the host "starts to use its ALUA active non-optimized path to the primary array" and continues uninterrupted; RPO=0, RTO=0',
+    source: `${SRC}, "Replication link failure"`,
+  },
+  {
+    name: 'metro/primary-failure-witness',
+    title: 'the primary array fails (SIGKILL), witness up',
+    witness: true,
+    faults: [{ kind: 'kill-array', array: 'A' }],
+    expect: {
+      'host-a': { before: HEALTHY['host-a'], during: { A: ['down'], B: ACTIVE }, after: { A: ACTIVE, B: ACTIVE }, keepsIo: true },
+      'host-b': { before: HEALTHY['host-b'], during: { A: ['down'], B: ACTIVE }, after: { A: ACTIVE, B: ACTIVE }, keepsIo: true },
+    },
+    paper: 'the RC groups fail over automatically and transparently to the secondary; host I/O continues "using the ESXi server\'s paths to the secondary array"; RPO=0, RTO=0',
+    source: `${SRC}, "Primary array failure"`,
+  },
+  {
+    name: 'metro/primary-failure-no-witness',
+    title: 'the primary array fails (SIGKILL), no witness',
+    witness: false,
+    faults: [{ kind: 'kill-array', array: 'A' }],
+    expect: {
+      'host-a': { before: HEALTHY['host-a'], during: { A: ['down'], B: ['unavailable', 'standby'] }, after: HEALTHY['host-a'], keepsIo: false },
+      'host-b': { before: HEALTHY['host-b'], during: { A: ['down'], B: ['unavailable', 'standby'] }, after: HEALTHY['host-b'], keepsIo: false },
+    },
+    paper: 'without a quorum witness "the secondary array will not perform an automatic failover"; all servers "lose access to their storage" (until the primary is back)',
+    source: 'hpe-remote-copy-active-sync.md, best practices: "Set up and configure a quorum witness"',
+  },
+  {
+    name: 'metro/secondary-failure',
+    title: 'the secondary array fails (SIGKILL), witness up',
+    witness: true,
+    faults: [{ kind: 'kill-array', array: 'B' }],
+    expect: {
+      'host-a': { before: HEALTHY['host-a'], during: { A: [AO], B: ['down'] }, after: HEALTHY['host-a'], keepsIo: true },
+      'host-b': { before: HEALTHY['host-b'], during: { A: [ANO], B: ['down'] }, after: HEALTHY['host-b'], keepsIo: true },
+    },
+    paper: 'paths to the secondary are lost and multipathing "starts to use the ALUA \'active non-optimized\' paths to the primary array"; I/O continues; RPO=0, RTO=0',
+    source: `${SRC}, "Secondary array failure"`,
+  },
+];
+
+/**
+ * The negative control: metro/link-failure with a deliberately wrong expectation (the secondary
+ * keeps serving host-b optimized while the link is down: the split brain the paper's ALUA change
+ * exists to prevent). `lab run metro/negative-control` must NOT match, and must say what differed.
+ */
+export const NEGATIVE_CONTROL: MetroScenario = {
+  ...METRO_SCENARIOS[0],
+  name: 'metro/negative-control',
+  title: 'link failure judged against a wrong expectation (must not match)',
+  expect: {
+    ...METRO_SCENARIOS[0].expect,
+    'host-b': { ...METRO_SCENARIOS[0].expect['host-b'], during: { A: [ANO], B: [AO] } },
+  },
+  paper: 'deliberately wrong: "the secondary keeps serving its local host during a link failure"',
+  source: 'negative control (contradicts the "Replication link failure" row)',
+};
+
+export function findMetroScenario(name: string): MetroScenario | undefined {
+  return [...METRO_SCENARIOS, NEGATIVE_CONTROL].find((s) => s.name === name);
+}
