@@ -33,6 +33,9 @@ async function inject(c: Cluster, f: MetroFault): Promise<string> {
     case 'kill-array':
       await c.site(f.array).kill();
       return `SIGKILL array ${f.array}`;
+    case 'reboot-array':
+      await c.site(f.array).stop();
+      return `array ${f.array} shut down (SIGTERM)`;
     case 'witness-kill':
       await c.witness!.kill();
       return 'SIGKILL the witness';
@@ -45,6 +48,7 @@ async function heal(c: Cluster, f: MetroFault): Promise<string> {
       await Promise.all(c.sites.filter((s) => s.running).map((s) => s.admin('POST', '/v1/rcopy/link', { action: 'restore' })));
       return 'replication link restored';
     case 'kill-array':
+    case 'reboot-array':
       await c.site(f.array).start();
       return `array ${f.array} started again`;
     case 'witness-kill':

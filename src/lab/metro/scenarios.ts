@@ -19,6 +19,8 @@ export type HostName = 'host-a' | 'host-b';
 export type MetroFault =
   | { kind: 'link-cut' }
   | { kind: 'kill-array'; array: ArrayName }
+  /** A clean shutdown (SIGTERM), then a start: the paper's reboot/shutdown. */
+  | { kind: 'reboot-array'; array: ArrayName }
   | { kind: 'witness-kill' };
 
 /** Per path (named by its array), the states that satisfy the paper. */
@@ -104,6 +106,18 @@ export const METRO_SCENARIOS: readonly MetroScenario[] = [
     },
     paper: 'paths to the secondary are lost and multipathing "starts to use the ALUA \'active non-optimized\' paths to the primary array"; I/O continues; RPO=0, RTO=0',
     source: `${SRC}, "Secondary array failure"`,
+  },
+  {
+    name: 'metro/primary-reboot',
+    title: 'the primary array shuts down cleanly (SIGTERM) and comes back, witness up',
+    witness: true,
+    faults: [{ kind: 'reboot-array', array: 'A' }],
+    expect: {
+      'host-a': { before: HEALTHY['host-a'], during: { A: ['down'], B: ACTIVE }, after: { A: ACTIVE, B: ACTIVE }, keepsIo: true },
+      'host-b': { before: HEALTHY['host-b'], during: { A: ['down'], B: ACTIVE }, after: { A: ACTIVE, B: ACTIVE }, keepsIo: true },
+    },
+    paper: 'on a primary reboot or shutdown the secondary "automatically and transparently fails over all primary RC groups"; host I/O continues; RPO=0, RTO=0',
+    source: 'hpe-remote-copy-active-sync.md, "Primary array reboot/shutdown" (Active Peer Persistence wording)',
   },
 ];
 
