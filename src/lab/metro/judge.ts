@@ -55,6 +55,13 @@ export function judge(s: Pick<MetroScenario, 'expect'>, observed: Record<HostNam
   return out;
 }
 
+/** This host's part of the verdict; a row that fails only on the other host says so. */
+function verdictCell(r: MetroRow, host: HostName): string {
+  if (r.match) return 'yes';
+  const mine = r.mismatch.filter((m) => m.startsWith(host));
+  return mine.length ? `**NO**: ${mine.join('; ')}` : '**NO** (the other host differs)';
+}
+
 const cell = (p: Record<ArrayName, string>) => `A ${short(p.A)}, B ${short(p.B)}`;
 function short(s: string): string {
   return s.replace('active/optimized', 'AO').replace('active/non-optimized', 'ANO');
@@ -71,7 +78,7 @@ export function formatMetroTable(rows: MetroRow[]): string {
       const exp = { A: e.during.A.join('/'), B: e.during.B.join('/') };
       lines.push(`| ${[r.scenario, host, cell(o.paths.before), cell(exp), cell(o.paths.during), cell(o.paths.after),
         `${e.keepsIo ? 'keeps' : 'loses'} / ${o.keptIo ? 'kept' : 'lost'}`, `${o.rtoMs} ms`, `${o.acked} / ${o.lostWrites}`,
-        r.match ? 'yes' : `**NO**: ${r.mismatch.filter((m) => m.startsWith(host)).join('; ') || r.mismatch.join('; ')}`, host === 'host-a' ? r.paper : ''].join(' | ')} |`);
+        verdictCell(r, host), host === 'host-a' ? r.paper : ''].join(' | ')} |`);
     }
   }
   return lines.join('\n');
