@@ -4,7 +4,7 @@
  * Every message is a 24-byte header and a payload:
  *
  *   0  magic    u32 BE  0x41525243 ("ARRC")
- *   4  version  u8      LINK_VERSION
+ *   4  version  u8      LINK_VERSION (2: the hello carries the group epoch; 1 had none)
  *   5  type     u8      MessageType
  *   6  flags    u16 BE  reserved, 0
  *   8  length   u32 BE  payload bytes (≤ MAX_PAYLOAD)
@@ -19,7 +19,7 @@
 import { crc32c, readDigest } from '../iscsi/digest.ts';
 
 export const LINK_MAGIC = 0x41525243;
-export const LINK_VERSION = 1;
+export const LINK_VERSION = 2;
 export const HEADER_LENGTH = 24;
 /** Largest payload accepted: a 16 MiB write plus its fields (a COMPARE AND WRITE carries 2 × 255 blocks). */
 export const MAX_PAYLOAD = 16 * 1024 * 1024 + 64;

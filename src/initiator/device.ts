@@ -280,11 +280,28 @@ export class ScsiDevice {
     return { kind: 'good', value: out, residual: { kind: 'none', count: 0 } };
   }
 
-  /** WRITE `data` (a whole number of blocks) at `lba`. */
+  /**
+   * WRITE `data` (a whole number of blocks) at `lba`. Longer than the device's MAXIMUM TRANSFER
+   * LENGTH, it goes as consecutive WRITEs, as for read(); the first one that does not complete is
+   * the answer, and the blocks of the WRITEs before it are written (a host's block layer splits
+   * the same way, and a failed split write is an error of the whole request).
+   */
   async write(lba: bigint, data: Buffer, o: IoOptions = {}): Promise<ScsiResult<void>> {
     const bs = await this.blockSize();
     if (data.length % bs) throw new RangeError(`write of ${data.length} bytes is not a whole number of ${bs}-byte blocks`);
-    return this.run({ cdb: rwCdb('write', o.cdb ?? 16, lba, data.length / bs, o.fua), dataOut: data, timeoutMs: o.timeoutMs }, () => undefined);
+    const blocks = data.length / bs;
+    const one = (at: bigint, part: Buffer) =>
+      this.run({ cdb: rwCdb('write', o.cdb ?? 16, at, part.length / bs, o.fua), dataOut: part, timeoutMs: o.timeoutMs }, () => undefined);
+    const max = await this.maxTransferBlocks();
+    if (!max || blocks <= max) return one(lba, data);
+    let r: ScsiResult<void> = { kind: 'good', value: undefined, residual: { kind: 'none', count: 0 } };
+    for (let done = 0; done < blocks;) {
+      const n = Math.min(max, blocks - done);
+      r = await one(lba + BigInt(done), data.subarray(done * bs, (done + n) * bs));
+      if (r.kind !== 'good') return r;
+      done += n;
+    }
+    return r;
   }
 
   /**

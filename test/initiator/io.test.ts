@@ -191,7 +191,7 @@ describe('sizing a transfer', () => {
   });
 });
 
-describe('splitting a READ by MAXIMUM TRANSFER LENGTH', () => {
+describe('splitting a READ or WRITE by MAXIMUM TRANSFER LENGTH', () => {
   it('40 MiB read at once comes back whole and in order as two READs; one READ of it is refused by the target', async () => {
     const d = await open();
     const max = await d.maxTransferBlocks();
@@ -211,6 +211,27 @@ describe('splitting a READ by MAXIMUM TRANSFER LENGTH', () => {
     // Negative control: the same READ as one command is what the target refuses.
     const one = toResult(await d.session.command({ lun: 0, cdb: C.lba16(C.Op.Read16, 0n, blocks), dataIn: blocks * 512 }), (x) => x);
     expect(one.kind === 'check-condition' && [one.sense?.key, one.sense?.asc]).toEqual([5, 0x24]);
+  }, 60_000);
+
+  it('a 40 MiB WRITE goes as two WRITEs and reads back whole; one WRITE of it is refused by the target', async () => {
+    const d = await open();
+    const max = await d.maxTransferBlocks();
+    const blocks = 81920;
+    const data = pattern(blocks * 512, 13);
+    expect(await d.blockSize()).toBe(512); // sized before counting
+    const before = d.session.counters.commands;
+    expect((await d.write(0n, data)).kind).toBe('good');
+    expect(d.session.counters.commands - before).toBe(2);
+    const r = await d.read(0n, blocks);
+    expect(r.kind === 'good' && r.value.equals(data)).toBe(true);
+    // Negative control: the same WRITE as one command is refused, and changes nothing. The
+    // target's transport refuses a Data-Out longer than it will buffer before the CDB is read
+    // (05/0E/03 INVALID FIELD IN COMMAND INFORMATION UNIT: the EDTL), so no R2T is ever sent.
+    const other = pattern(blocks * 512, 14);
+    const one = toResult(await d.session.command({ lun: 0, cdb: C.lba16(C.Op.Write16, 0n, blocks), dataOut: other }), () => undefined);
+    expect(one.kind === 'check-condition' && [one.sense?.key, one.sense?.asc, one.sense?.ascq]).toEqual([5, 0x0e, 0x03]);
+    const again = await d.read(BigInt(max - 8), 16);
+    expect(again.kind === 'good' && again.value.equals(data.subarray((max - 8) * 512, (max + 8) * 512))).toBe(true);
   }, 60_000);
 
   it('into a caller buffer: the pieces land in place', async () => {

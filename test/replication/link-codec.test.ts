@@ -121,7 +121,7 @@ describe('link codec refusals: the framer reports one error and stops', () => {
   const good = VECTORS[1].bytes;
   const cases: { name: string; bytes: Buffer; code: string }[] = [
     { name: 'bad magic', bytes: frame(2, 1, good.subarray(24), { magic: 0x41525244 }), code: 'bad-magic' },
-    { name: 'other version', bytes: frame(2, 1, good.subarray(24), { version: 2 }), code: 'bad-version' },
+    { name: 'other version (1: a hello without the epoch)', bytes: frame(2, 1, good.subarray(24), { version: 1 }), code: 'bad-version' },
     { name: 'damaged length field', bytes: (() => { const b = Buffer.from(good); b[11] ^= 1; return b; })(), code: 'bad-header-crc' },
     { name: 'damaged payload', bytes: (() => { const b = Buffer.from(good); b[40] ^= 0x80; return b; })(), code: 'bad-data-crc' },
     { name: 'oversize payload', bytes: (() => { const h = frame(2, 1, Buffer.alloc(0)); h.writeUInt32BE(MAX_PAYLOAD + 1, 8); h.writeUInt32LE(crc32cBitwise(h.subarray(0, 20)), 20); return h; })(), code: 'oversize' },

@@ -23,6 +23,22 @@ const STAMP = {
 } as const;
 const STATE = { type: 'string', enum: Object.keys(ACCESS_STATES) } as const;
 
+/** The two role-change events (rcopy.failover, rcopy.role) carry the same fields. */
+function roleChange(type: string, description: string) {
+  return {
+    type: 'object', description, additionalProperties: false,
+    properties: {
+      type: { const: type }, ...STAMP,
+      group: { type: 'string' },
+      from: { type: 'string', enum: ['primary', 'secondary'] },
+      to: { type: 'string', enum: ['primary', 'secondary'] },
+      epoch: { type: 'integer', minimum: 0, description: 'group epoch after the change (raised by every failover and role swap)' },
+      reason: { type: 'string' },
+    },
+    required: ['type', 'seq', 'time', 'group', 'from', 'to', 'epoch', 'reason'],
+  } as const;
+}
+
 const SESSION_FIELDS = {
   target: { type: ['string', 'null'], description: 'target name (null: discovery session)' },
   initiator: { type: 'string' },
@@ -80,30 +96,8 @@ export const EVENT_SCHEMAS = {
     },
     required: ['type', 'seq', 'time', 'group', 'role', 'from', 'to', 'reason'],
   },
-  'rcopy.failover': {
-    type: 'object', description: "this array became primary for a Remote Copy group by a failover (automatic with the quorum witness's grant, or setrcopygroup failover)", additionalProperties: false,
-    properties: {
-      type: { const: 'rcopy.failover' }, ...STAMP,
-      group: { type: 'string' },
-      from: { type: 'string', enum: ['primary', 'secondary'] },
-      to: { type: 'string', enum: ['primary', 'secondary'] },
-      epoch: { type: 'integer', minimum: 0, description: 'group epoch after the change (raised by every failover and role swap)' },
-      reason: { type: 'string' },
-    },
-    required: ['type', 'seq', 'time', 'group', 'from', 'to', 'epoch', 'reason'],
-  },
-  'rcopy.role': {
-    type: 'object', description: "a Remote Copy group's role changed on this array otherwise (a failed-over primary yields, restore, reverse)", additionalProperties: false,
-    properties: {
-      type: { const: 'rcopy.role' }, ...STAMP,
-      group: { type: 'string' },
-      from: { type: 'string', enum: ['primary', 'secondary'] },
-      to: { type: 'string', enum: ['primary', 'secondary'] },
-      epoch: { type: 'integer', minimum: 0, description: 'group epoch after the change (raised by every failover and role swap)' },
-      reason: { type: 'string' },
-    },
-    required: ['type', 'seq', 'time', 'group', 'from', 'to', 'epoch', 'reason'],
-  },
+  'rcopy.failover': roleChange('rcopy.failover', "this array became primary for a Remote Copy group by a failover (automatic with the quorum witness's grant, or setrcopygroup failover)"),
+  'rcopy.role': roleChange('rcopy.role', "a Remote Copy group's role changed on this array otherwise (a failed-over primary yields, restore, reverse)"),
   'group.transfer': {
     type: 'object', description: 'a consistency group\'s transfer state changed (init, active, paused, error)', additionalProperties: false,
     properties: {
