@@ -28,19 +28,39 @@ export class LabHost {
   private running = false;
   private loop: Promise<void> | null = null;
 
-  private constructor(readonly name: string, readonly firstLba: number, readonly dev: MultipathDevice, private readonly clock: () => number) {}
+  /** The host is down (a data center failure): it has no paths and does no I/O. */
+  crashed = false;
+
+  private constructor(readonly name: string, readonly firstLba: number, private dev: MultipathDevice, private readonly clock: () => number, private readonly reopen: () => Promise<MultipathDevice>) {}
 
   static async open(name: string, initiator: string, paths: { name: string; url: string }[], firstLba: number, clock: () => number, o: { deadlineMs: number; onPath?: (line: string) => void }): Promise<LabHost> {
-    const dev = await MultipathDevice.open(paths, {
+    const open = () => MultipathDevice.open(paths, {
       initiatorName: initiator, deadlineMs: o.deadlineMs, commandTimeoutMs: Math.min(o.deadlineMs, 5000), pathCheckMs: 500,
       onPath: (p, from, why) => o.onPath?.(`${(clock() / 1000).toFixed(1)}s ${name} path ${p.name} ${from} -> ${p.state} (${why})`),
     });
-    return new LabHost(name, firstLba, dev, clock);
+    return new LabHost(name, firstLba, await open(), clock, open);
   }
 
-  /** Path name → ALUA state as this host last saw it. */
+  /** Path name → ALUA state as this host last saw it (none while it is down). */
   paths(): Record<string, PathState> {
+    if (this.crashed) return {};
     return Object.fromEntries(this.dev.info().map((p) => [p.name, p.state]));
+  }
+
+  /** The host fails with its site: its I/O stops (recorded as a failure) and its sessions drop. */
+  async crash(): Promise<void> {
+    this.crashed = true;
+    this.running = false;
+    this.failures.push({ t: this.clock(), seq: this.seq, why: 'the host is down (its data center failed)' });
+    await this.dev.close().catch(() => {});
+    await this.loop;
+  }
+
+  /** The host is back (the cluster restarts its VMs): log in again and write on. */
+  async restart(): Promise<void> {
+    this.dev = await this.reopen();
+    this.crashed = false;
+    this.start();
   }
 
   start(): void {

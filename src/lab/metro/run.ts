@@ -25,7 +25,10 @@ const DEADLINE_MS = 4000;
 const SETTLE_DEFAULT_MS = 25000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function inject(c: Cluster, f: MetroFault): Promise<string> {
+/** The host standing at an array's site. */
+const hostAt = (a: ArrayName): HostName => (a === 'A' ? 'host-a' : 'host-b');
+
+async function inject(c: Cluster, f: MetroFault, hosts: Map<HostName, LabHost>): Promise<string> {
   switch (f.kind) {
     case 'link-cut':
       await Promise.all(c.sites.map((s) => s.admin('POST', '/v1/rcopy/link', { action: 'cut' })));
@@ -39,10 +42,13 @@ async function inject(c: Cluster, f: MetroFault): Promise<string> {
     case 'witness-kill':
       await c.witness!.kill();
       return 'SIGKILL the witness';
+    case 'data-center':
+      await Promise.all([c.site(f.array).kill(), hosts.get(hostAt(f.array))!.crash()]);
+      return `data center ${f.array} down: SIGKILL array ${f.array}, ${hostAt(f.array)} down`;
   }
 }
 
-async function heal(c: Cluster, f: MetroFault): Promise<string> {
+async function heal(c: Cluster, f: MetroFault, hosts: Map<HostName, LabHost>): Promise<string> {
   switch (f.kind) {
     case 'link-cut':
       await Promise.all(c.sites.filter((s) => s.running).map((s) => s.admin('POST', '/v1/rcopy/link', { action: 'restore' })));
@@ -54,6 +60,10 @@ async function heal(c: Cluster, f: MetroFault): Promise<string> {
     case 'witness-kill':
       if (!await c.witness!.start()) throw new Error('the witness did not start again');
       return 'witness started again';
+    case 'data-center':
+      await c.site(f.array).start();
+      await hosts.get(hostAt(f.array))!.restart();
+      return `data center ${f.array} back: array ${f.array} started, ${hostAt(f.array)} logged in again`;
   }
 }
 
@@ -105,7 +115,7 @@ export async function runMetroScenario(s: MetroScenario, o: { keepDir?: boolean;
     take('before');
 
     const tFault = clock();
-    for (const f of s.faults) note(await inject(c, f));
+    for (const f of s.faults) note(await inject(c, f, hosts));
     // During: the paths settle, and each host shows its I/O outcome (an acknowledgement after the
     // paths settled, or a failed write).
     let settledAt = Infinity;
@@ -118,7 +128,7 @@ export async function runMetroScenario(s: MetroScenario, o: { keepDir?: boolean;
     take('during');
     note(`during: ${names.map((n) => `${n} A ${paths[n].during.A}, B ${paths[n].during.B}`).join('; ')}`);
 
-    for (const f of [...s.faults].reverse()) note(await heal(c, f));
+    for (const f of [...s.faults].reverse()) note(await heal(c, f, hosts));
     if (!await c.synced(90000)) note('the pair was not Synced 90 s after healing');
     else note('pair Synced again');
     const tHealed = clock();

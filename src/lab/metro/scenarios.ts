@@ -21,7 +21,9 @@ export type MetroFault =
   | { kind: 'kill-array'; array: ArrayName }
   /** A clean shutdown (SIGTERM), then a start: the paper's reboot/shutdown. */
   | { kind: 'reboot-array'; array: ArrayName }
-  | { kind: 'witness-kill' };
+  | { kind: 'witness-kill' }
+  /** The array and the host of one site fail together (SIGKILL the array, the host drops). */
+  | { kind: 'data-center'; array: ArrayName };
 
 /** Per path (named by its array), the states that satisfy the paper. */
 export type PathExpect = Record<ArrayName, readonly PathState[]>;
@@ -118,6 +120,19 @@ export const METRO_SCENARIOS: readonly MetroScenario[] = [
     },
     paper: 'on a primary reboot or shutdown the secondary "automatically and transparently fails over all primary RC groups"; host I/O continues; RPO=0, RTO=0',
     source: 'hpe-remote-copy-active-sync.md, "Primary array reboot/shutdown" (Active Peer Persistence wording)',
+  },
+  {
+    name: 'metro/data-center-failure',
+    title: 'site A fails: its array (the primary) and host-a with it, witness up',
+    witness: true,
+    faults: [{ kind: 'data-center', array: 'A' }],
+    expect: {
+      // host-a is down during the fault: no paths at all; it comes back when site A does.
+      'host-a': { before: HEALTHY['host-a'], during: { A: ['down'], B: ['down'] }, after: { A: ACTIVE, B: ACTIVE }, keepsIo: false },
+      'host-b': { before: HEALTHY['host-b'], during: { A: ['down'], B: ACTIVE }, after: { A: ACTIVE, B: ACTIVE }, keepsIo: true },
+    },
+    paper: 'the array and "all ESXi clustered servers in that data center also fail"; the RC groups fail over automatically, the failed servers\' VMs are restarted by the cluster; "RPO=0 but RTO <> 0" for them',
+    source: `${SRC}, "Data center failure"`,
   },
 ];
 
