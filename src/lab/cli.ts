@@ -105,7 +105,7 @@ export class LabUsageError extends Error {}
 
 export const labCommand: CommandModule<object, LabArgs> = {
   command: 'lab <action> [scenarios..]',
-  describe: 'the VAAI corruption lab (list, run: scripted scenarios with a splitter, an ESXi-like host and verify); up: a replicated pair and its witness on loopback',
+  describe: 'the VAAI corruption lab (list, run: scripted scenarios with a splitter, an ESXi-like host and verify) and the metro failure lab (run metro/<scenario>: failures from the HPE paper on the pair, two multipath hosts); up: a replicated pair and its witness on loopback',
   builder: (y: Argv) => y
     .positional('action', { choices: ['list', 'run', 'up'] as const, describe: 'list the scenarios, run some, or bring up the metro pair' })
     .positional('scenarios', { type: 'string', array: true, describe: 'scenario names (run)' })
