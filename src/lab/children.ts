@@ -1,13 +1,14 @@
 /**
- * The processes `lab up` starts: this package's own CLI (bin/arraysim.js) with one verb each,
- * writing to its own log file, stopped with SIGTERM (then SIGKILL after a grace period). Each child gets
+ * The processes `lab up` starts, and the checker (`check metro`, src/check/cluster.ts) and the
+ * metro failure lab with it: this package's own CLI (bin/arraysim.js) with one verb each, its
+ * arguments from src/lab/topology.ts (siteArgs, witnessArgs), appending to its own log file, stopped with SIGTERM (then SIGKILL after a grace period). Each child gets
  * an IPC channel and ARRAYSIM_EXIT_WITH_PARENT=1: src/lab/parent-watch.ts in the child turns the
  * channel's end (the parent exited, however it died, even by SIGKILL) into its own SIGTERM, so a
  * killed `lab up` leaves no orphan behind.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT_WITH_PARENT_ENV } from './parent-watch.ts';
@@ -38,15 +39,19 @@ export class LabChild {
   readonly proc: ChildProcess;
   readonly exited: Promise<ChildExit>;
   private exit: ChildExit | null = null;
+  /** Where this process's output begins in its log file (a restarted process appends to its predecessor's). */
+  private readonly logStart: number;
 
-  constructor(readonly name: string, entry: string, readonly args: string[], readonly logFile: string) {
+  /** `env` is added to this process's environment. */
+  constructor(readonly name: string, entry: string, readonly args: string[], readonly logFile: string, env: NodeJS.ProcessEnv = {}) {
     // The child writes its output to the log file itself, not through a pipe to this process: a
     // child outliving a killed `lab up` would otherwise meet EPIPE on its way out.
     const fd = openSync(logFile, 'a');
     try {
+      this.logStart = statSync(logFile).size;
       this.proc = spawn(process.execPath, [entry, ...args], {
         stdio: ['ignore', fd, fd, 'ipc'],
-        env: { ...process.env, [EXIT_WITH_PARENT_ENV]: '1' },
+        env: { ...process.env, ...env, [EXIT_WITH_PARENT_ENV]: '1' },
       });
     } finally {
       closeSync(fd);
@@ -63,10 +68,10 @@ export class LabChild {
     });
   }
 
-  /** The first match of `re` in the child's output (its log file); rejects if the child exits first. */
+  /** The first match of `re` in this process's output (its part of the log file); rejects if the child exits first. */
   async line(re: RegExp, pollMs = 100): Promise<RegExpExecArray> {
     for (;;) {
-      const m = re.exec(readFileSync(this.logFile, 'utf8'));
+      const m = re.exec(readFileSync(this.logFile).subarray(this.logStart).toString('utf8'));
       if (m) return m;
       if (this.exit) throw new Error(`${this.name} exited (${describeExit(this.exit)}) before printing ${re}; see ${this.logFile}`);
       await new Promise((r) => setTimeout(r, pollMs));
@@ -82,6 +87,13 @@ export class LabChild {
     this.proc.kill('SIGTERM');
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), graceMs);
     try { return await this.exited; } finally { clearTimeout(timer); }
+  }
+
+  /** Send `signal` (a crash, by default) and wait for the exit. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<ChildExit> {
+    if (this.exit) return this.exit;
+    this.proc.kill(signal);
+    return this.exited;
   }
 }
 

@@ -2,8 +2,9 @@
  * The metro lab's topology, as data: two arrays (site A primary, site B secondary of one Remote
  * Copy group with one replicated volume), a quorum witness, and the hosts that use them. Pure: no
  * process, socket or file here. `lab up` (src/lab/up.ts) runs the plan as processes on loopback;
- * the docker-compose generator (src/lab/compose.ts) runs the same plan as containers. Both build
- * every command line with `siteArgs`/`witnessArgs`, so the two cannot drift apart.
+ * the checker (`check metro`, src/check/cluster.ts) and the metro failure lab run it as processes
+ * on addresses of their own; the docker-compose generator (src/lab/compose.ts) runs the same plan
+ * as containers. All build every command line with `siteArgs`/`witnessArgs`, so they cannot drift apart.
  *
  * Modes, in the words of the HPE paper "Remote Copy Active Sync" (README "Peer replication"):
  *   metro   Active Peer Persistence: policy active_active, uniform host connectivity (every
