@@ -11,7 +11,9 @@
  * checks every event against it read that list), and call `events.emit({ type, ... })` where the
  * change is made.
  */
-import type { AccessState } from './scsi/alua.ts';
+// Type-only imports of modules that import nothing: the browser console (src/admin/console/web/api.ts)
+// imports these event types, and its typecheck must not pull in the server.
+import type { AccessState } from './scsi/access-state.ts';
 
 /** Fields every event carries, filled in by the bus. */
 export interface EventStamp {

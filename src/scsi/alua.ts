@@ -16,17 +16,12 @@ import type { LogicalUnit } from './lu.ts';
 import type { ScsiTarget } from './target.ts';
 import { SenseError } from './types.ts';
 import type { Nexus } from './types.ts';
+import { ACCESS_STATES } from './access-state.ts';
+import type { AccessState } from './access-state.ts';
 
-/** Asymmetric access states, with their SPC-5 codes (§6.37, table 166). */
-export const ACCESS_STATES = {
-  'active/optimized': 0x0,
-  'active/non-optimized': 0x1,
-  standby: 0x2,
-  unavailable: 0x3,
-  offline: 0xe,
-  transitioning: 0xf,
-} as const;
-export type AccessState = keyof typeof ACCESS_STATES;
+/** Asymmetric access states (defined in ./access-state.ts, which imports nothing). */
+export { ACCESS_STATES };
+export type { AccessState };
 
 /** Short names people type (`--state ao`), and the spec names. */
 const STATE_ALIASES: Record<string, AccessState> = {

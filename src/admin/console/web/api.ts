@@ -3,9 +3,12 @@
  * GET /v1/groups and the events of GET /v1/events, as far as the console uses them (the JSON
  * schemas in src/admin/routes/ are the full truth), and the calls.
  */
+// Type-only: esbuild erases them, so none of the server's code is bundled into the console.
+import type { AluaStateEvent as AluaStateBody, EventStamp, SessionEvent as SessionBody } from '../../../events.ts';
+import type { AccessState } from '../../../scsi/access-state.ts';
 import { authorizedFetch } from './auth.ts';
 
-export type AccessState = 'active/optimized' | 'active/non-optimized' | 'standby' | 'unavailable' | 'offline' | 'transitioning';
+export type { AccessState };
 
 /** The states POST /v1/alua accepts (transitioning is the array's own). */
 export const REQUESTABLE: readonly AccessState[] = ['active/optimized', 'active/non-optimized', 'standby', 'unavailable', 'offline'];
@@ -86,30 +89,9 @@ export interface VerifyResult {
   bytesCompared: number;
 }
 
-export interface AluaStateEvent {
-  type: 'alua.state';
-  seq: number;
-  time: string;
-  target: string;
-  tpg: number;
-  host: string | null;
-  state: AccessState;
-  preferred: boolean;
-  hosts: Record<string, AccessState>;
-  phase: 'transitioning' | 'done';
-  reason: string;
-}
-
-export interface SessionEvent {
-  type: 'session.login' | 'session.logout' | 'session.drop';
-  seq: number;
-  time: string;
-  target: string | null;
-  initiator: string;
-  tpgt: number;
-  portal: string;
-  why?: string;
-}
+/** The admin event stream's events as the console receives them (src/events.ts: the body and the bus's stamp). */
+export type AluaStateEvent = AluaStateBody & EventStamp;
+export type SessionEvent = SessionBody & EventStamp;
 
 /** The event types the console listens for; a `group.*` one refreshes the splitter panel. */
 export const EVENT_TYPES = ['alua.state', 'session.login', 'session.logout', 'session.drop', 'group.transfer'] as const;

@@ -295,7 +295,7 @@ function connectEvents(): void {
       if (e.type === 'alua.state') { onAluaEvent(e as AluaStateEvent); return; }
       if (e.type.startsWith('session.')) {
         const s = e as SessionEvent;
-        logEvent(`${clock(s.time)} ${s.type} ${s.initiator} via ${s.portal}${s.why ? ` (${s.why})` : ''}`, s.type);
+        logEvent(`${clock(s.time)} ${s.type} ${s.initiator} via ${s.portal}${s.type === 'session.drop' && s.why ? ` (${s.why})` : ''}`, s.type);
         void refreshStatus();
         return;
       }
