@@ -13,7 +13,8 @@ devices {
     hardware_handler "1 alua"
     path_checker tur
     failback immediate
-    no_path_retry queue
+    no_path_retry 18
+    rr_min_io_rq 1
   }
 }
 EOF

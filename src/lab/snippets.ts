@@ -1,10 +1,8 @@
 /**
  * What `lab up` tells a Linux host to run: open-iscsi logins (iscsiadm) and a dm-multipath
- * device section, for each kind of host in the plan. The multipath settings are the ones the ALUA
- * walkthrough uses (README "Multipath walkthrough"): group paths by ALUA priority, so a host's
- * optimized paths form the group in use and the others stand by; `no_path_retry queue` keeps
- * I/O queued, not failed, while a failover moves the optimized paths (the paper: transparent
- * failover needs the host to wait out the ALUA change).
+ * device section, for each kind of host in the plan. MULTIPATH_CONF is the one device section of
+ * this repository: lab up prints it, the docker-compose initiator writes it (src/lab/compose.ts),
+ * and the VM harness hands it to its guest (tools/vm/multipath-device.mjs → guest-tests/array.sh).
  */
 import { hostPort, site } from './topology.ts';
 import type { HostPlan, LabPlan } from './topology.ts';
@@ -37,6 +35,21 @@ export function iscsiadmSnippet(plan: LabPlan, host: HostPlan): string {
   ].join('\n');
 }
 
+/**
+ * dm-multipath's device section for arraysim's LUs. Group paths by ALUA priority (prio alua,
+ * group_by_prio), so a host's optimized paths form the group in use and the non-optimized ones
+ * stand by; fail back as soon as the optimized group returns.
+ *
+ * no_path_retry 18: with no usable path, queue I/O for 18 path checks (18 × polling_interval:
+ * 90 s at multipathd's default of 5 s), then fail it. Long enough to ride out what the arrays
+ * fix by themselves (a witness-granted failover, an ALUA transition: seconds here), so those stay
+ * transparent (RPO 0, RTO 0). Not `queue` (queue_if_no_path for ever): when the paths do not
+ * come back without an operator — Active Sync's link failure or secondary failure, where the
+ * HPE paper says the host's VMs fail and the cluster restarts them elsewhere — queueing for ever
+ * hangs the host's I/O (processes in D state) and the cluster never sees the failure to act on.
+ * 18 and rr_min_io_rq 1 (a new path choice for every request within the group, also
+ * multipath-tools' default) are what HPE recommends for its arrays on Linux.
+ */
 export const MULTIPATH_CONF = `devices {
   device {
     vendor "ARRAYSIM"
@@ -46,7 +59,8 @@ export const MULTIPATH_CONF = `devices {
     hardware_handler "1 alua"
     path_checker tur
     failback immediate
-    no_path_retry queue
+    no_path_retry 18
+    rr_min_io_rq 1
   }
 }`;
 

@@ -180,6 +180,9 @@ if [[ $array_phase == 1 ]]; then
   CMD="node bin/arraysim.js serve --config $cfg --admin 127.0.0.1:$((ARRAYSIM_PORT + 1000))"
   if start_target 3; then
     export TARGET_PORT2=$((ARRAYSIM_PORT + 1)) TARGET_ADMIN_PORT=$((ARRAYSIM_PORT + 1000)) TARGET_IQN=iqn.2026-11.dev.arraysim:vm-array
+    # dm-multipath's device section: lab up's (src/lab/snippets.ts), not one of the guest script's own.
+    export TARGET_MULTIPATH_DEVICE
+    TARGET_MULTIPATH_DEVICE=$(cd "$REPO" && node tools/vm/multipath-device.mjs)
     unset TARGET_EXPECT_SHA TARGET_EXPECT_DEVID
     guest array "$VM_DIR/guest-tests/array.sh" && array_ok=true
     stop_target 3

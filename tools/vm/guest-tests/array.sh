@@ -56,6 +56,9 @@ finish() {
 }
 trap finish EXIT
 abort() { fail "$*"; exit 1; }
+# dm-multipath's device section (step 4), from the harness: see multipath_conf below.
+[[ -n ${TARGET_MULTIPATH_DEVICE:-} ]] \
+  || abort "TARGET_MULTIPATH_DEVICE is not set (kernel-initiator-test.sh sets it: TARGET_MULTIPATH_DEVICE=\"\$(node tools/vm/multipath-device.mjs)\")"
 
 # --- admin API on the host, through bash's /dev/tcp (no curl in the guest) ----------------
 admin() {      # admin METHOD PATH [JSON] -> body on stdout
@@ -185,7 +188,11 @@ sg_get_lba_status --lba=0 "$L1" >"$OUT/lbas-after-discard.txt" 2>&1; cat "$OUT/l
 
 # --- 4. dm-multipath on LUN 0 --------------------------------------------------------------
 hdr "dm-multipath"
-cat >/etc/multipath.conf <<'CONF'
+# The device section is src/lab/snippets.ts's MULTIPATH_CONF (the one lab up prints), handed in by
+# the harness as TARGET_MULTIPATH_DEVICE (tools/vm/multipath-device.mjs); the defaults (fast path
+# checks for the measurements below) and the blacklist are this test's own.
+multipath_conf() {
+  cat <<'CONF'
 defaults {
   user_friendly_names yes
   find_multipaths no
@@ -198,20 +205,10 @@ blacklist {
     product "EXPLICIT-DISK"
   }
 }
-devices {
-  device {
-    vendor "ARRAYSIM"
-    product ".*"
-    path_grouping_policy group_by_prio
-    prio alua
-    hardware_handler "1 alua"
-    path_checker tur
-    failback immediate
-    no_path_retry 30
-    rr_min_io_rq 1
-  }
-}
 CONF
+  printf '%s\n' "$TARGET_MULTIPATH_DEVICE"
+}
+multipath_conf >/etc/multipath.conf
 modprobe dm_multipath 2>/dev/null; modprobe scsi_dh_alua 2>/dev/null
 systemctl start multipathd 2>/dev/null || multipathd
 sleep 2; multipath -r >/dev/null 2>&1; sleep 2
