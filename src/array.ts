@@ -127,7 +127,15 @@ export class StorageArray {
           this.server.addTarget({ name, acl: prod?.acl, chap: prod?.chap }, scsi);
         });
       }
-      group.listeners.add((e) => this.events.emit({ type: 'group.transfer', group: e.group, from: e.from, to: e.to, reason: e.reason }));
+      group.listeners.add((e) => {
+        if (e.kind === 'transfer') this.events.emit({ type: 'group.transfer', group: e.group, from: e.from, to: e.to, reason: e.reason });
+        else if (e.kind === 'copy-access') {
+          this.events.emit({
+            type: 'group.image-access', group: e.group, copy: e.copy, from: e.from, to: e.to, phase: e.phase,
+            image: e.image?.image ?? null, imageSeq: e.image?.seq ?? null, bookmark: e.image?.bookmark ?? null, reason: e.reason,
+          });
+        } else this.events.emit({ type: 'group.copy', group: e.group, copy: e.copy, from: e.from, to: e.to, markedRegions: e.markedRegions, reason: e.reason });
+      });
       this.log.info({ group: g.name, splitter: g.splitter, target: t.name, luns: luns.map((l) => l.lun), copies: g.copies }, 'consistency group ready');
     }
   }

@@ -95,7 +95,40 @@ export interface GroupTransferEvent {
   reason: string;
 }
 
-export type ArrayEventBody = AluaStateEvent | SessionEvent | GroupTransferEvent | RcopyGroupEvent | RcopyRoleEvent;
+/**
+ * A consistency group copy's storage access changed (RecoverPoint's image access,
+ * src/splitter/image.ts): enable_image_access (phase `rolling` while the replica is rolled to the
+ * image, its LUs not ready yet, then `done`), set_image_access_mode (logged → direct),
+ * disable_image_access, or an enable that failed (back to no-access).
+ */
+export interface ImageAccessEvent {
+  type: 'group.image-access';
+  group: string;
+  copy: string;
+  from: 'no-access' | 'logged-access' | 'direct-access';
+  to: 'no-access' | 'logged-access' | 'direct-access';
+  phase: 'rolling' | 'done';
+  /** The image the copy gives access to, as the operator named it (latest, a bookmark, a time, seq:N); null with no access. */
+  image: string | null;
+  /** The journal sequence of that image (not the event's own `seq`); null with no access. */
+  imageSeq: number | null;
+  bookmark: string | null;
+  reason: string;
+}
+
+/** A consistency group copy was disabled (disable_copy: not distributed to, its regions marked) or enabled again (enable_copy). */
+export interface CopyStateEvent {
+  type: 'group.copy';
+  group: string;
+  copy: string;
+  from: 'enabled' | 'disabled';
+  to: 'enabled' | 'disabled';
+  /** Regions marked for the copy at the change (what enable_copy will send, short of a full sweep). */
+  markedRegions: number;
+  reason: string;
+}
+
+export type ArrayEventBody = AluaStateEvent | SessionEvent | GroupTransferEvent | ImageAccessEvent | CopyStateEvent | RcopyGroupEvent | RcopyRoleEvent;
 export type ArrayEvent = ArrayEventBody & EventStamp;
 export type ArrayEventType = ArrayEvent['type'];
 

@@ -89,6 +89,19 @@ export interface GroupOptions {
 /** A state change, as listeners (the admin event bus) get it. */
 export interface GroupEvent { group: string; from: TransferState; to: TransferState; reason: string; time: string }
 
+/** The image a copy gives access to, as events name it. */
+export interface ImageRef { image: string; seq: number; bookmark: string | null }
+
+/** A change of the group or of one of its copies, as listeners (the admin event bus) get it. */
+export type GroupChange =
+  | ({ kind: 'transfer' } & GroupEvent)
+  /** A copy's storage access (image access, image.ts): `rolling` while the replica is rolled to the image, then `done`. */
+  | { kind: 'copy-access'; group: string; copy: string; from: StorageAccessState; to: StorageAccessState; phase: 'rolling' | 'done'; image: ImageRef | null; reason: string }
+  /** disable_copy / enable_copy. */
+  | { kind: 'copy-state'; group: string; copy: string; from: 'enabled' | 'disabled'; to: 'enabled' | 'disabled'; markedRegions: number; reason: string };
+
+const imageRef = (img: AccessedImage | null): ImageRef | null => (img ? { image: img.image, seq: img.seq, bookmark: img.bookmark } : null);
+
 export class ConsistencyGroup {
   readonly name: string;
   readonly spec: SplitterSpec;
@@ -102,7 +115,7 @@ export class ConsistencyGroup {
   readonly ignoredCounts: Record<Primitive, number> = { ats: 0, xcopy: 0, writesame: 0, unmap: 0 };
   /** State changes, newest last (bounded). */
   readonly history: GroupEvent[] = [];
-  readonly listeners = new Set<(e: GroupEvent) => void>();
+  readonly listeners = new Set<(e: GroupChange) => void>();
   /**
    * The last synchronization (start_transfer with a sweep or markers due): regions compared and
    * sent, bytes sent to the copies (summed over copies) against the volumes' size.
@@ -138,8 +151,27 @@ export class ConsistencyGroup {
     this.history.push(e);
     if (this.history.length > 100) this.history.shift();
     this.log?.info({ group: this.name, from, to, reason }, 'consistency group transfer state');
-    for (const l of this.listeners) l(e);
+    this.announce({ kind: 'transfer', ...e });
     if (to === 'active') this.schedule();
+  }
+
+  private announce(e: GroupChange): void {
+    for (const l of this.listeners) l(e);
+  }
+
+  /**
+   * The one place a copy's storage access changes (LocalCopy.transition checks the edge): logged and
+   * announced. `image`: the image it is being given (enable), else the copy's current one.
+   */
+  copyAccess(c: LocalCopy, to: StorageAccessState, reason: string, o: { phase?: 'rolling' | 'done'; image?: ImageRef | null } = {}): void {
+    const ch = c.transition(to, reason);
+    this.logInfo(ch, 'copy storage access');
+    this.announceAccess(c, ch.from, o.phase ?? 'done', reason, to === 'no-access' ? null : o.image ?? imageRef(c.image));
+  }
+
+  /** Announce the copy's access as it stands (from `from`): enable_image_access's `done` once the replica is the image. */
+  announceAccess(c: LocalCopy, from: StorageAccessState, phase: 'rolling' | 'done', reason: string, image: ImageRef | null = imageRef(c.image)): void {
+    this.announce({ kind: 'copy-access', group: this.name, copy: c.name, from, to: c.access, phase, image, reason });
   }
 
   /**
@@ -555,6 +587,7 @@ export class ConsistencyGroup {
     c.undo.clear();
     if (this.journal.writeCheckpoint) void this.drainCopy(c, 0).catch(() => {});
     this.log?.info({ group: this.name, copy: c.name, reason, markedRegions: c.markedRegions }, 'copy disabled');
+    this.announce({ kind: 'copy-state', group: this.name, copy: c.name, from: 'enabled', to: 'disabled', markedRegions: c.markedRegions, reason });
     return c;
   }
 
@@ -570,6 +603,7 @@ export class ConsistencyGroup {
     // Everything it missed is marked: the journal before now is not applied to it.
     c.appliedSeq = this.journal.nextSeq - 1;
     this.log?.info({ group: this.name, copy: c.name, reason }, 'copy enabled');
+    this.announce({ kind: 'copy-state', group: this.name, copy: c.name, from: 'disabled', to: 'enabled', markedRegions: c.markedRegions, reason });
     void this.resyncCopy(c, false).catch((err: unknown) => this.log?.error({ err, group: this.name, copy: c.name }, 'copy synchronization failed'));
     return c;
   }

@@ -100,7 +100,8 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
     if (why) throw new ImageChoiceError('image', why);
     // Distribution to the copy stops here (LocalCopy.distributing), and what is in flight ends.
     const to = mode === 'direct' ? 'direct-access' : 'logged-access';
-    g.logInfo(c.transition(to, `enable_image_access image=${image}`), 'copy storage access');
+    const reason = `enable_image_access image=${image}`;
+    g.copyAccess(c, to, reason, { phase: 'rolling', image: { image, seq, bookmark } });
     c.changing = true;
     try {
       await c.serial;
@@ -123,7 +124,7 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
         c.needsSweep = true;
         c.imageFloor = null;
         c.undo.clear();
-        g.logInfo(c.transition('no-access', `enable_image_access failed: ${(e as Error).message}`), 'copy storage access');
+        g.copyAccess(c, 'no-access', `enable_image_access failed: ${(e as Error).message}`);
       }
       throw e;
     } finally {
@@ -132,13 +133,14 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
     // A unit attention (SAM-5 §5.14, SPC-5 §5.12): NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED (28/00).
     for (const lu of c.exported) lu.ua.establishAll(lu.target.nexusKeys(), 'MediumMayHaveChanged');
     g.logInfo({ copy: c.name, image, seq, bookmark, rolledFrom: c.image.rolledFrom, mode }, 'image access enabled');
+    g.announceAccess(c, 'no-access', 'done', reason);
     return c.image;
   });
 }
 
 /** Direct access from here: the image-access log and the copy's history go; a full sweep is due after it. */
 function toDirect(g: ConsistencyGroup, c: LocalCopy): void {
-  if (c.access !== 'direct-access') g.logInfo(c.transition('direct-access', 'set_image_access_mode mode=direct'), 'copy storage access');
+  if (c.access !== 'direct-access') g.copyAccess(c, 'direct-access', 'set_image_access_mode mode=direct');
   c.image!.log.clear();
   c.undo.clear();
   c.imageFloor = null;
@@ -177,7 +179,7 @@ export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTrans
       // The replica is the image (seq) again: re-applying the journal recaptures the undo data after it.
       c.undo.truncateAfter(img.seq);
       c.image = null;
-      g.logInfo(c.transition('no-access', 'disable_image_access'), 'copy storage access');
+      g.copyAccess(c, 'no-access', `disable_image_access start_transfer=${startTransfer ? 'yes' : 'no'}`);
     } finally {
       c.changing = false;
     }

@@ -4,7 +4,8 @@
  * disabled; logged access at a bookmark shows the bookmark's data, host writes to it are undone
  * on disable and the copy catches up with production; direct access keeps the writes, drops the
  * copy's history and sweeps it afterwards; verify --image and its negative controls; disable_copy
- * while the other copy goes on.
+ * while the other copy goes on; each change of a copy's access or state is an event on
+ * GET /v1/events.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,10 @@ import { configFromFile } from '../../src/config.ts';
 import { ScsiDevice } from '../../src/initiator/index.ts';
 import type { ScsiResult } from '../../src/initiator/index.ts';
 import type { ConsistencyGroup } from '../../src/splitter/group.ts';
+import { compileValidator } from '../../src/admin/validation.ts';
+import { ARRAY_EVENT } from '../../src/admin/routes/events.ts';
 import { cdb16 } from '../helpers/cdb.ts';
+import { SseClient } from '../admin/rig.ts';
 import { adminCall, pattern } from './rig.ts';
 
 const run = promisify(execFile);
@@ -326,6 +330,83 @@ describe('disable_copy', () => {
     const v = (await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { copy: 'far' })).json;
     expect(v.consistent).toBe(false);
     expect(v.diverged).toMatchObject([{ lun: 0, lba: String(5 * 2048) }]);
+  }, 60_000);
+});
+
+describe('image access and copy changes on GET /v1/events', () => {
+  const validEvent = compileValidator(ARRAY_EVENT);
+  const TYPES = ['group.image-access', 'group.copy'];
+
+  it('enable (rolling, then done), mode, disable, disable_copy and enable_copy arrive in order, valid; a refused verb sends none', async () => {
+    rig = await start(['local', 'far']);
+    const g = rig.group;
+    const prod = await open(rig, TARGET, 0);
+    good(await prod.write(0n, pattern(8 * KiB, 1)));
+    const bm = await verb(rig, 'bookmarks', { name: 'before' });
+    good(await prod.write(0n, pattern(8 * KiB, 2)));
+    await caughtUp(g);
+    const sse = await SseClient.open(`http://${rig.addr}/v1/events`);
+    await sse.until(() => sse.of('hello').length === 1, 5000, 'hello');
+    const ev = () => sse.of(...TYPES).map((m) => m.data);
+
+    await verb(rig, 'enable_image_access', { copy: 'local', image: 'before' });
+    await sse.until(() => ev().length === 2, 5000, 'enable: rolling and done');
+    // Refused (409: it has image access already): no event.
+    expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/enable_image_access', { copy: 'local' })).status).toBe(409);
+    await verb(rig, 'set_image_access_mode', { copy: 'local', mode: 'direct' });
+    await verb(rig, 'disable_image_access', { copy: 'local', start_transfer: 'no' });
+    await verb(rig, 'disable_copy', { copy: 'far' });
+    await verb(rig, 'enable_copy', { copy: 'far' });
+    await sse.until(() => ev().length === 6, 5000, 'six events');
+    const image = { image: 'before', imageSeq: bm.seq, bookmark: 'before' };
+    expect(ev()).toEqual([
+      expect.objectContaining({ type: 'group.image-access', group: 'G', copy: 'local', from: 'no-access', to: 'logged-access', phase: 'rolling', ...image, reason: 'enable_image_access image=before' }),
+      expect.objectContaining({ type: 'group.image-access', group: 'G', copy: 'local', from: 'no-access', to: 'logged-access', phase: 'done', ...image, reason: 'enable_image_access image=before' }),
+      expect.objectContaining({ type: 'group.image-access', copy: 'local', from: 'logged-access', to: 'direct-access', phase: 'done', ...image, reason: 'set_image_access_mode mode=direct' }),
+      expect.objectContaining({ type: 'group.image-access', copy: 'local', from: 'direct-access', to: 'no-access', phase: 'done', image: null, imageSeq: null, bookmark: null, reason: 'disable_image_access start_transfer=no' }),
+      expect.objectContaining({ type: 'group.copy', group: 'G', copy: 'far', from: 'enabled', to: 'disabled', reason: 'operator: disable_copy' }),
+      expect.objectContaining({ type: 'group.copy', group: 'G', copy: 'far', from: 'disabled', to: 'enabled', reason: 'operator: enable_copy' }),
+    ]);
+    for (const m of sse.of(...TYPES)) {
+      expect(m.event).toBe(m.data.type);
+      expect(validEvent(m.data), JSON.stringify(validEvent.errors)).toBe(true);
+    }
+    // The disable left the transfer paused (start_transfer=no): that is a group.transfer event between them.
+    expect(sse.of('group.transfer').map((m) => m.data)).toContainEqual(expect.objectContaining({ from: 'active', to: 'paused' }));
+    sse.close();
+
+    // Negative control of the schema check: it refuses what is not such an event.
+    const good1 = ev()[0];
+    expect(validEvent(good1)).toBe(true);
+    expect(validEvent({ ...good1, to: 'virtual-access' })).toBe(false);
+    expect(validEvent({ ...good1, imageSeq: undefined })).toBe(false);
+    expect(validEvent({ ...ev()[4], markedRegions: -1 })).toBe(false);
+  }, 60_000);
+
+  it('a failed enable is announced going back to no-access', async () => {
+    rig = await start();
+    const g = rig.group;
+    const prod = await open(rig, TARGET, 0);
+    good(await prod.write(0n, pattern(8 * KiB, 1)));
+    await caughtUp(g);
+    const sse = await SseClient.open(`http://${rig.addr}/v1/events`);
+    await sse.until(() => sse.of('hello').length === 1, 5000, 'hello');
+    // Rolling back to the bookmark restores what the later write overwrote: the replica refuses that write.
+    await verb(rig, 'bookmarks', { name: 'before' });
+    good(await prod.write(0n, pattern(8 * KiB, 2)));
+    await caughtUp(g);
+    const store = g.copies[0].replicas[0];
+    const write = store.write.bind(store);
+    store.write = () => { throw new Error('replica write refused (test)'); };
+    const r = await adminCall(rig.addr, 'POST', '/v1/groups/G/enable_image_access', { copy: 'local', image: 'before' });
+    store.write = write;
+    expect(r.json.error).toBe('replica write refused (test)'); // (a 400: the admin API's mapping of an unexpected error)
+    await sse.until(() => sse.of('group.image-access').length === 2, 5000, 'rolling, then back');
+    expect(sse.of('group.image-access').map((m) => m.data)).toEqual([
+      expect.objectContaining({ from: 'no-access', to: 'logged-access', phase: 'rolling', image: 'before' }),
+      expect.objectContaining({ from: 'logged-access', to: 'no-access', phase: 'done', image: null, reason: expect.stringMatching(/^enable_image_access failed: replica write refused/) }),
+    ]);
+    sse.close();
   }, 60_000);
 });
 

@@ -109,6 +109,36 @@ export const EVENT_SCHEMAS = {
     },
     required: ['type', 'seq', 'time', 'group', 'from', 'to', 'reason'],
   },
+  'group.image-access': {
+    type: 'object', additionalProperties: false,
+    description: "a consistency group copy's storage access changed (image access): enable_image_access (phase rolling, then done), set_image_access_mode, disable_image_access, a failed enable",
+    properties: {
+      type: { const: 'group.image-access' }, ...STAMP,
+      group: { type: 'string' },
+      copy: { type: 'string' },
+      from: { type: 'string', enum: ['no-access', 'logged-access', 'direct-access'] },
+      to: { type: 'string', enum: ['no-access', 'logged-access', 'direct-access'] },
+      phase: { type: 'string', enum: ['rolling', 'done'], description: 'rolling: the replica is being rolled to the image (its LUs not ready); done: the change is in effect' },
+      image: { type: ['string', 'null'], description: 'the image as named (latest, a bookmark, a time, seq:N); null with no access' },
+      imageSeq: { type: ['integer', 'null'], description: "the image's journal sequence (seq is the event's); null with no access" },
+      bookmark: { type: ['string', 'null'] },
+      reason: { type: 'string' },
+    },
+    required: ['type', 'seq', 'time', 'group', 'copy', 'from', 'to', 'phase', 'image', 'imageSeq', 'bookmark', 'reason'],
+  },
+  'group.copy': {
+    type: 'object', description: 'a consistency group copy was disabled (disable_copy) or enabled again (enable_copy)', additionalProperties: false,
+    properties: {
+      type: { const: 'group.copy' }, ...STAMP,
+      group: { type: 'string' },
+      copy: { type: 'string' },
+      from: { type: 'string', enum: ['enabled', 'disabled'] },
+      to: { type: 'string', enum: ['enabled', 'disabled'] },
+      markedRegions: { type: 'integer', minimum: 0, description: 'regions marked for the copy at the change' },
+      reason: { type: 'string' },
+    },
+    required: ['type', 'seq', 'time', 'group', 'copy', 'from', 'to', 'markedRegions', 'reason'],
+  },
 } as const satisfies Record<ArrayEvent['type'], object>;
 
 /** Any event: what each `data:` line of the stream holds. */
