@@ -42,13 +42,15 @@ export function oneWayOption(v: string | undefined): 'out' | 'in' | null | undef
   throw new Error(`--one-way must be out, in or off, not ${v}`);
 }
 
-interface GroupReply { name: string; status: string; started: boolean; link: string; dirtyBlocks: string; stats: { resyncBlocks: number } }
+interface GroupReply { name: string; status: string; started: boolean; link: string; dirtyBlocks: string; operatorNeeded: string | null; stats: { resyncBlocks: number } }
 
 /**
  * One look at a group while `startgroup --wait` waits for Synced. The resync sends the regions
  * dirty when it began (dirtyBlocks stays put until it completes); done is what the peer has
  * acknowledged since the first look. A link that drops meanwhile restarts the resync, so done may
- * pass the total: the bar then stays full until the group says Synced.
+ * pass the total: the bar then stays full until the group says Synced. A group that cannot get
+ * there without the operator (Failsafe, stopped, auto_recover off: the array's operatorNeeded)
+ * ends the wait at once with the array's reason.
  */
 export function syncSampler(admin: string, group: string): () => Promise<WaitSample<GroupReply>> {
   let base: number | undefined;
@@ -57,7 +59,7 @@ export function syncSampler(admin: string, group: string): () => Promise<WaitSam
     const g = all.groups.find((x) => x.name === group);
     if (!g) return { reply: g as never, done: 0, over: false, failed: `no Remote Copy group ${group}` };
     base ??= g.stats.resyncBlocks;
-    const failed = !g.started ? `group ${group} is ${g.status} and not started (stopgroup?)` : undefined;
+    const failed = g.operatorNeeded ? `group ${group} is ${g.operatorNeeded}` : undefined;
     return { reply: g, done: g.stats.resyncBlocks - base, total: Number(g.dirtyBlocks) || undefined, over: g.status === 'Synced', failed };
   };
 }

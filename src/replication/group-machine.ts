@@ -128,6 +128,8 @@ export interface GroupSnapshot {
   pending: number;
   dirtyExtents: number;
   dirtyBlocks: string;
+  /** Why the group cannot become Synced on its own, so the operator must act (null: it is Synced, or gets there by itself). */
+  operatorNeeded: string | null;
 }
 
 /** The quorum witness as this group last heard it (null: no witness configured). */
@@ -521,7 +523,8 @@ export class GroupMachine {
         if (this.role !== 'primary') { out.push({ kind: 'refuse', why: 'startgroup is run on the primary array' }); return; }
         if (this.status === 'Failsafe') { out.push({ kind: 'refuse', why: 'group is failsafe' }); return; }
         this.started = true;
-        if (this.link !== 'up') { out.push({ kind: 'refuse', why: 'replication link is down; the group starts when it returns' }); return; }
+        // Remembered: the group starts when the link returns, whatever auto_recover says (the operator asked for it now).
+        if (this.link !== 'up') { this.startOnLink = true; out.push({ kind: 'refuse', why: 'replication link is down; the group starts when it returns' }); return; }
         if (this.status === 'Synced' || this.status === 'Syncing') return;
         this.startReplication('startgroup', out);
         return;
@@ -564,7 +567,7 @@ export class GroupMachine {
         if (this.role === this.naturalRole && !this.fullResync) { out.push({ kind: 'refuse', why: 'the group has not failed over here (use startgroup)' }); return; }
         if (this.status === 'Failsafe') { out.push({ kind: 'refuse', why: 'group is failsafe' }); return; }
         this.started = true;
-        if (this.link !== 'up') { out.push({ kind: 'refuse', why: 'replication link is down; the group recovers when it returns' }); return; }
+        if (this.link !== 'up') { this.startOnLink = true; out.push({ kind: 'refuse', why: 'replication link is down; the group recovers when it returns' }); return; }
         if (this.status === 'Synced' || this.status === 'Syncing') return;
         this.startReplication('setrcopygroup recover', out);
         return;
@@ -687,6 +690,28 @@ export class GroupMachine {
 
   // ------------------------------------------------------------ states
 
+  /**
+   * Why this group cannot become Synced without the operator, or null: it is Synced, a resync is
+   * under way, or one starts by itself when the link returns (startgroup remembered, or
+   * auto_recover). `rcopy startgroup --wait` ends with this instead of waiting out its timeout.
+   * Worded to follow "group G is ".
+   */
+  operatorNeeded(): string | null {
+    if (this.status === 'Synced') return null;
+    if (this.status === 'Failsafe') {
+      return 'Failsafe: the replication link is down and the quorum witness unreachable, so this array does not serve the group '
+        + '(it cannot know whether the other array took over); it is Stopped again once the link or the witness returns, then startgroup (or auto_recover when the link returns) resyncs it';
+    }
+    if (!this.started) return `${this.status} and not started (stopgroup?)`;
+    // A secondary follows its primary: Synced comes from there.
+    if (this.role !== 'primary' || this.status === 'Syncing') return null;
+    if (this.link === 'down') {
+      return this.startOnLink || this.policies.auto_recover ? null
+        : 'Stopped by a replication link failure and auto_recover is off: when the link returns the group stays Stopped until startgroup';
+    }
+    return 'Stopped with the replication link up (auto_recover is off): startgroup resyncs it';
+  }
+
   /** The one way SyncStatus changes: validated against TRANSITIONS, then logged, published and reflected in ALUA by the shell. */
   transition(from: SyncStatus, to: SyncStatus, reason: string, out: GroupAction[]): void {
     if (from !== this.status) throw new InvalidTransitionError(`group ${this.name}: transition from ${from}, but the group is ${this.status}`);
@@ -738,6 +763,7 @@ export class GroupMachine {
       policies: { ...this.policies }, hosts: Object.fromEntries(this.hosts), seq: String(this.role === 'primary' ? this.seq : this.peerSeqApplied),
       pending: this.awaitingPeer.size + this.forwarded.size + this.cawSent.size,
       dirtyExtents: d.length, dirtyBlocks: String(d.reduce((n, x) => n + BigInt(x.blocks), 0n)),
+      operatorNeeded: this.operatorNeeded(),
     };
   }
 }

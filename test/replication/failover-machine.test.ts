@@ -82,6 +82,18 @@ describe('primary with a quorum witness', () => {
     expect(p.serving).toBe(true);
   });
 
+  it('operatorNeeded names Failsafe (a wait for Synced ends there), and clears once the witness answers', () => {
+    const { p } = synced();
+    step(p, { kind: 'link-down', reason: 'cut' });
+    expect(p.operatorNeeded()).toBeNull(); // Stopped, auto_recover: it resyncs when the link returns
+    step(p, { kind: 'tick', now: 5000 });
+    expect(p.status).toBe('Failsafe');
+    expect(p.operatorNeeded()).toMatch(/^Failsafe: the replication link is down and the quorum witness unreachable/);
+    expect(p.snapshot().operatorNeeded).toBe(p.operatorNeeded());
+    step(p, { kind: 'witness', verdict: verdict({ recorded: 'Failsafe' }), sentAt: 6000, now: 6000 });
+    expect([p.status, p.operatorNeeded()]).toEqual(['Stopped', null]);
+  });
+
   it('Failsafe → Stopped when the link returns, then auto_recover restarts the group', () => {
     const { p } = synced();
     step(p, { kind: 'link-down', reason: 'cut' });

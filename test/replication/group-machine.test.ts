@@ -156,6 +156,28 @@ describe('group machine: link loss', () => {
     expect(p.m.status).toBe('Syncing');
   });
 
+  it('operatorNeeded: Stopped by a link failure with auto_recover off needs startgroup; with it on, or startgroup given during the outage, it does not', () => {
+    const { p } = pair({ autoRecover: false });
+    expect(p.m.operatorNeeded()).toBeNull(); // Synced
+    p.step({ kind: 'link-down', reason: 'cut' });
+    expect(p.m.operatorNeeded()).toMatch(/^Stopped by a replication link failure and auto_recover is off/);
+    p.step({ kind: 'link-up', peerArray: 'B' });
+    expect(p.m.operatorNeeded()).toMatch(/^Stopped with the replication link up \(auto_recover is off\): startgroup/);
+    p.step({ kind: 'operator', command: { verb: 'stop' } });
+    expect(p.m.operatorNeeded()).toBe('Stopped and not started (stopgroup?)');
+    // startgroup while the link is down is remembered, as its answer says: the group starts when the link returns.
+    p.step({ kind: 'link-down', reason: 'cut' });
+    expect(p.m.step({ kind: 'operator', command: { verb: 'start' } })).toContainEqual({ kind: 'refuse', why: 'replication link is down; the group starts when it returns' });
+    expect(p.m.operatorNeeded()).toBeNull();
+    p.step({ kind: 'link-up', peerArray: 'B' });
+    expect(p.m.status).toBe('Syncing');
+    expect(p.m.operatorNeeded()).toBeNull();
+    // auto_recover on: a link failure needs nobody.
+    const on = pair().p;
+    on.step({ kind: 'link-down', reason: 'cut' });
+    expect([on.m.status, on.m.operatorNeeded()]).toEqual(['Stopped', null]);
+  });
+
   it('a heartbeat timeout declares the link down', () => {
     const { p } = pair();
     p.m.heard(1000);
