@@ -17,19 +17,21 @@ export class Arenas {
   private cur: Arena | null = null;
   /** Arenas whose slices have all been released, ready for reuse. */
   private readonly spare: Arena[] = [];
-  /** The arena take() last cut from, for claim(). */
-  private last: Arena | null = null;
-  /** Arenas allocated so far (tests: reuse keeps it bounded). */
-  allocated = 0;
+  /** Every arena by its memory, for arenaOf(). */
+  private readonly all = new Map<ArrayBufferLike, Arena>();
 
   constructor(readonly arenaBytes = ARENA_BYTES) {}
 
+  /** Arenas allocated so far (tests: reuse keeps it bounded). */
+  get allocated(): number { return this.all.size; }
+
   /**
-   * `n` uninitialized bytes. Large ones (over a quarter of an arena) are a Buffer of their own;
-   * claim() then finds no arena and the garbage collector frees them.
+   * `n` uninitialized bytes, held until release(arenaOf(them)). Large ones (over half an arena)
+   * are a Buffer of their own: arenaOf() finds no arena for them, and the garbage collector frees
+   * them.
    */
   take(n: number): Buffer {
-    if (n > this.arenaBytes / 4) { this.last = null; return Buffer.allocUnsafeSlow(n); }
+    if (n > this.arenaBytes / 2) return Buffer.allocUnsafeSlow(n);
     let a = this.cur;
     if (!a || a.used + n > a.buf.length) {
       if (a && a.live === 0) this.spare.push(a);
@@ -39,26 +41,19 @@ export class Arenas {
     const out = a.buf.subarray(a.used, a.used + n);
     // 8-byte aligned slices.
     a.used += (n + 7) & ~7;
-    this.last = a;
+    a.live++;
     return out;
   }
 
   private fresh(): Arena {
-    this.allocated++;
-    return { buf: Buffer.allocUnsafeSlow(this.arenaBytes), used: 0, live: 0 };
+    const a = { buf: Buffer.allocUnsafeSlow(this.arenaBytes), used: 0, live: 0 };
+    this.all.set(a.buf.buffer, a);
+    return a;
   }
 
-  /**
-   * `buf` (what take() returned last) is kept: its arena is not reused until release(). Returns
-   * the arena to release later, or undefined when `buf` is not the last slice taken (a Buffer of
-   * its own, the caller's, or null).
-   */
-  claim(buf: Buffer | null): Arena | undefined {
-    const a = this.last;
-    this.last = null;
-    if (a === null || buf === null || buf.buffer !== a.buf.buffer) return undefined;
-    a.live++;
-    return a;
+  /** The arena `buf` was taken from (undefined: a Buffer of its own, the caller's, or null). */
+  arenaOf(buf: Buffer | null): Arena | undefined {
+    return buf === null ? undefined : this.all.get(buf.buffer);
   }
 
   /** One slice of `a` is no longer needed; the arena is reused once none is (never the one being filled). */

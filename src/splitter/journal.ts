@@ -73,6 +73,8 @@ export interface Journal {
   readonly evicted: number;
   readonly evictedBytes: number;
   copyIn(data: Buffer): Buffer;
+  /** A copyIn() result that will not be appended after all (the write it was for failed). */
+  discard(data: Buffer): void;
   /**
    * Give record `r` (an applied 'data' record whose payload was dropped) its payload again, read
    * back from a replica holding exactly r's image of its extent (a rollback, image.ts), so it can
@@ -142,8 +144,9 @@ export class MemoryJournal implements Journal {
   nextSeq = 1;
 
   /**
-   * A private copy of `data` (lent by the caller) for the record about to be appended, in an
-   * arena (append() then ties the record to it).
+   * A private copy of `data` (lent by the caller) for a record to be appended, in an arena that
+   * append() then ties to the record. Every copy made must be appended: until its record lets it
+   * go, its arena is not reused.
    */
   copyIn(data: Buffer): Buffer {
     const out = this.arenas.take(data.length);
@@ -153,8 +156,8 @@ export class MemoryJournal implements Journal {
 
   append(r: Omit<JournalRecord, 'seq' | 'bytes'>): JournalRecord {
     const rec = r as JournalRecord;
-    const a = this.arenas.claim(rec.data);
-    if (a) rec.arena = a;
+    // A payload copyIn() took holds its arena until the record lets it go (trim).
+    rec.arena = this.arenas.arenaOf(rec.data);
     rec.seq = this.nextSeq++;
     rec.bytes = (r.data?.length ?? 0) + RECORD_OVERHEAD_BYTES;
     this.records.push(rec);
@@ -162,12 +165,15 @@ export class MemoryJournal implements Journal {
     return rec;
   }
 
+  discard(data: Buffer): void {
+    const a = this.arenas.arenaOf(data);
+    if (a) this.arenas.release(a);
+  }
+
   restoreData(r: JournalRecord, data: Buffer): void {
     if (r.kind !== 'data' || r.data !== null) return;
-    const out = this.copyIn(data);
-    const a = this.arenas.claim(out);
-    if (a) r.arena = a;
-    r.data = out;
+    r.data = this.copyIn(data);
+    r.arena = this.arenas.arenaOf(r.data);
     // The release walk comes back over it once every copy has applied it again.
     if (r.seq <= this.releasedSeq) this.releasedSeq = r.seq - 1;
   }

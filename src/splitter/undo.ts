@@ -50,7 +50,7 @@ export function captureBefore(store: BackingStore, lba: bigint, blocks: number, 
     if (store.kind === 'memory') {
       const n = r.blocks * store.blockSize;
       into = arenas ? arenas.take(n) : Buffer.allocUnsafe(n);
-      p.arena = arenas?.claim(into);
+      p.arena = arenas?.arenaOf(into);
     }
     const d = store.read(r.lba, r.blocks, into);
     if (d instanceof Promise) pending.push(d.then((b) => { p.data = b; }));
