@@ -57,6 +57,13 @@ export interface LuProtection {
    * the caller made it for this record and will not touch it again.
    */
   data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): Promise<void> | null;
+  /**
+   * A private copy of `data` for a record the command makes later with data(…, owned = true),
+   * when the lent buffer will not last until then (a store view the write changes); `discard`
+   * it when the write fails instead. The journal's own memory, not a Buffer per record.
+   */
+  keep(data: Buffer): Buffer;
+  discard(kept: Buffer): void;
   same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): Promise<void> | null;
   unmap(lba: bigint, blocks: number, cls: SplitterClass): Promise<void> | null;
   /**
@@ -98,6 +105,16 @@ export class SplitRecorder {
   /** Blocks written with this data (copied by the recorder unless `owned`: a buffer made for it). */
   data(lu: LogicalUnit, lba: bigint, data: Buffer, owned = false): void {
     this.track(this.to(lu)?.data(lba, data, this.cls, owned));
+  }
+
+  /** A private copy of `data` for data(lu, …, owned = true) later (LuProtection.keep). */
+  keep(lu: LogicalUnit, data: Buffer): Buffer {
+    return this.to(lu)?.keep(data) ?? Buffer.from(data);
+  }
+
+  /** `kept` will not be recorded: its write failed. */
+  discard(lu: LogicalUnit, kept: Buffer): void {
+    this.to(lu)?.discard(kept);
   }
 
   /** One block repeated over a range; `unmap`: the range was deallocated instead (reads zeros). */

@@ -302,10 +302,19 @@ async function copyPiece(src: LogicalUnit, srcByte: number, dst: LogicalUnit, ds
       // The splitter records the destination blocks as copied. A memory store's read is a view of
       // itself: when source and destination overlap, the write changes what the view shows, so
       // the record is copied from it first (the soak in test/splitter caught the aliasing).
+      // The copy goes to the journal's memory (LuProtection.keep), not a fresh 1 MiB Buffer per piece.
       const put = (b: Buffer) => {
         if (split === null) return dst.store.write(BigInt(dFirst), b, durable);
-        const rec = Buffer.from(b);
-        return afterStore(dst.store.write(BigInt(dFirst), b, durable), () => split.data(dst, BigInt(dFirst), rec, true));
+        const rec = split.keep(dst, b);
+        let w: void | Promise<void>;
+        try {
+          w = dst.store.write(BigInt(dFirst), b, durable);
+        } catch (e) {
+          split.discard(dst, rec);
+          throw e;
+        }
+        if (w instanceof Promise) w = w.catch((e: unknown) => { split.discard(dst, rec); throw e; });
+        return afterStore(w, () => split.data(dst, BigInt(dFirst), rec, true));
       };
       const d = src.store.read(BigInt(sFirst), sBlocks);
       const w = d instanceof Promise ? d.then(put) : put(d);

@@ -20,7 +20,6 @@ import { ScsiTarget } from '../scsi/target.ts';
 import type { BackingStore } from '../store/store.ts';
 import type { LocalCopy } from './copy.ts';
 import type { ConsistencyGroup } from './group.ts';
-import { captureBefore } from './undo.ts';
 
 export function copyTargetName(production: string, copy: string): string {
   return `${production}-${copy.toLowerCase().replace(/[^a-z0-9.:-]/g, '-')}`;
@@ -72,7 +71,7 @@ export class ImageStore implements BackingStore {
     if (!img) throw new Error(`copy ${this.copy.name}: no image access`); // the LU's gate stops it first
     img.writes++;
     if (this.copy.access !== 'logged-access') return op();
-    const before = captureBefore(this.replica, lba, blocks);
+    const before = img.log.capture(this.replica, lba, blocks);
     if (before instanceof Promise) return before.then((p) => { img.log.push(img.writes, this.set, p); return op(); });
     img.log.push(img.writes, this.set, before);
     return op();

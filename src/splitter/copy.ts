@@ -10,7 +10,7 @@
 import type { LogicalUnit } from '../scsi/lu.ts';
 import type { BackingStore } from '../store/store.ts';
 import type { JournalRecord } from './journal.ts';
-import { captureBefore, UndoStream } from './undo.ts';
+import { UndoStream } from './undo.ts';
 import type { UndoPiece } from './undo.ts';
 
 /** Regions of the first initialization sweep (and of verify): 1 MiB. */
@@ -177,7 +177,7 @@ export class LocalCopy {
    */
   apply(r: JournalRecord): void | Promise<void> {
     if (this.imageFloor !== null && r.seq > this.imageFloor) {
-      const before = captureBefore(this.replicas[r.set], r.lba, r.blocks);
+      const before = this.undo.capture(this.replicas[r.set], r.lba, r.blocks);
       if (before instanceof Promise) return before.then((p) => this.applySaved(r, p));
       return this.applySaved(r, before);
     }

@@ -731,6 +731,10 @@ export class ReplicationSet implements LuProtection {
     return this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: data.length / this.lu.blockSize, data: owned ? data : this.group.journal.copyIn(data), unmap: false });
   }
 
+  keep(data: Buffer): Buffer { return this.group.journal.copyIn(data); }
+
+  discard(kept: Buffer): void { this.group.journal.discard(kept); }
+
   same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): Promise<void> | null {
     this.arrived(cls);
     if (this.untracked(lba, blocks)) return null;

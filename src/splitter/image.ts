@@ -113,7 +113,14 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
       const rolledFrom = c.appliedSeq;
       // Back: what each record after the image overwrote, newest first. The undo entries stay
       // until disable (verify --image rebuilds production's image from them).
-      for (const e of c.undo.newestFirst(seq)) await restorePieces(c.replicas[e.set], e.pieces);
+      for (const e of c.undo.newestFirst(seq)) {
+        // A record every copy had applied kept no payload (journal.ts trim): with every later
+        // record undone, the replica holds exactly its image of the extent, read back so that
+        // the distributor can apply it again after the image access.
+        const r = g.journal.at(e.seq);
+        if (r && r.kind === 'data' && r.data === null) g.journal.restoreData(r, await c.replicas[e.set].read(r.lba, r.blocks));
+        await restorePieces(c.replicas[e.set], e.pieces);
+      }
       c.appliedSeq = seq;
       c.image = { image, seq, bookmark, rolledFrom, enabledAt: new Date().toISOString(), log: new UndoStream(), writes: 0 };
       if (mode === 'direct') toDirect(g, c);

@@ -243,6 +243,8 @@ export class FileJournal implements Journal {
   get segmentCount(): number { return this.segments.length; }
 
   copyIn(data: Buffer): Buffer { return this.mem.copyIn(data); }
+  discard(data: Buffer): void { this.mem.discard(data); }
+  restoreData(r: JournalRecord, data: Buffer): void { this.mem.restoreData(r, data); }
 
   append(r: Omit<JournalRecord, 'seq' | 'bytes'>): JournalRecord {
     const rec = this.mem.append(r);

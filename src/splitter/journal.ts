@@ -15,6 +15,9 @@
  * persistence; whenDurable() is where they differ.
  */
 
+import { Arenas } from './arena.ts';
+import type { Arena } from './arena.ts';
+
 export type RecordKind = 'data' | 'same' | 'unmap';
 
 export interface JournalRecord {
@@ -27,11 +30,18 @@ export interface JournalRecord {
   kind: RecordKind;
   lba: bigint;
   blocks: number;
-  /** 'data': the blocks written; 'same': the one block repeated. A private copy. */
+  /**
+   * 'data': the blocks written; 'same': the one block repeated. A private copy. A 'data' record
+   * every copy has applied drops it (MemoryJournal.trim): it is history then, which the copies'
+   * undo data covers; rolling a replica back reads it from the replica again (restoreData).
+   */
   data: Buffer | null;
   /** 'same': the range was deallocated (WRITE SAME with UNMAP on a thin LU): it reads zeros. */
   unmap: boolean;
-  /** What the record costs the journal: payload plus a fixed per-record overhead. */
+  /**
+   * What the record costs the journal: payload plus a fixed per-record overhead. It stays when an
+   * applied record drops its payload: history costs its undo data, which is as large.
+   */
   bytes: number;
   /** The arena holding `data`, if the journal copied it into one. */
   arena?: Arena;
@@ -40,17 +50,6 @@ export interface JournalRecord {
 /** Per-record bookkeeping charged to the journal besides the payload (RecoverPoint keeps metadata too). */
 export const RECORD_OVERHEAD_BYTES = 64;
 
-/**
- * Payloads are copied into arenas of this size, one after the other, instead of one Buffer each:
- * a Buffer of 4 KiB or more is its own ArrayBuffer, and allocating one per write (plus V8's
- * external-memory accounting) cost more than the copy itself. An arena whose records have all
- * left the journal is reused: writing into memory touched before is ~40x cheaper than into
- * fresh pages here (8 s vs 0.1 s for 200,000 copies of 4 KiB, measured on this VM), so once the
- * journal is full it runs on warm memory, like the preallocated journal volume of an array.
- */
-const ARENA_BYTES = 8 << 20;
-
-interface Arena { buf: Buffer; used: number; live: number }
 
 export interface ProtectionWindow {
   /** Oldest and newest sequence still in the journal (0 when empty). */
@@ -74,6 +73,14 @@ export interface Journal {
   readonly evicted: number;
   readonly evictedBytes: number;
   copyIn(data: Buffer): Buffer;
+  /** A copyIn() result that will not be appended after all (the write it was for failed). */
+  discard(data: Buffer): void;
+  /**
+   * Give record `r` (an applied 'data' record whose payload was dropped) its payload again, read
+   * back from a replica holding exactly r's image of its extent (a rollback, image.ts), so it can
+   * be applied again.
+   */
+  restoreData(r: JournalRecord, data: Buffer): void;
   append(r: Omit<JournalRecord, 'seq' | 'bytes'>): JournalRecord;
   /**
    * null when record `seq` is as safe as it will get (memory: at once); else settles when it is
@@ -84,7 +91,10 @@ export interface Journal {
   at(seq: number): JournalRecord | undefined;
   after(after: number, max?: number): Generator<JournalRecord>;
   bytesAfter(after: number): number;
-  /** Drop the oldest records while over the limit, never one with sequence > `applied`. */
+  /**
+   * Every copy has applied the records up to `applied`: their payloads go (history), and the
+   * oldest records while over the limit, never one with sequence > `applied`.
+   */
   trim(applied: number): void;
   window(now?: number): ProtectionWindow;
   /** Make everything appended durable and release files (clean shutdown). */
@@ -114,9 +124,14 @@ export class MemoryJournal implements Journal {
   evicted = 0;
   evictedBytes = 0;
 
-  private arena: Arena | null = null;
-  /** Arenas whose records have all been evicted, ready for reuse. */
-  private readonly spare: Arena[] = [];
+  /**
+   * Payloads, in arenas (arena.ts). A payload is released once every copy has applied its record,
+   * so the arenas in use hold the records not yet distributed (RecoverPoint's "Do stream"), a
+   * few MiB in steady state, warm in the cache, instead of the whole window's history.
+   */
+  readonly arenas = new Arenas();
+  /** Every 'data' record up to this sequence has dropped its payload (trim). */
+  private releasedSeq = 0;
 
   constructor(readonly limitBytes: number) {
     if (!(limitBytes > 0)) throw new Error('journal size must be > 0');
@@ -129,41 +144,44 @@ export class MemoryJournal implements Journal {
   nextSeq = 1;
 
   /**
-   * A private copy of `data` (lent by the caller) for the record about to be appended: in the
-   * current arena when it fits (append() then ties the record to it).
+   * A private copy of `data` (lent by the caller) for a record to be appended, in an arena that
+   * append() then ties to the record. Every copy made must be appended: until its record lets it
+   * go, its arena is not reused.
    */
   copyIn(data: Buffer): Buffer {
-    const n = data.length;
-    if (n > ARENA_BYTES / 4) { this.pending = null; return Buffer.from(data); }
-    let a = this.arena;
-    if (!a || a.used + n > a.buf.length) {
-      if (a && a.live === 0) this.spare.push(a);
-      a = this.arena = this.spare.pop() ?? { buf: Buffer.allocUnsafeSlow(ARENA_BYTES), used: 0, live: 0 };
-      a.used = 0;
-    }
-    const out = a.buf.subarray(a.used, a.used + n);
+    const out = this.arenas.take(data.length);
     data.copy(out);
-    // Keep payloads 8-byte aligned in the arena.
-    a.used += (n + 7) & ~7;
-    this.pending = a;
     return out;
   }
 
-  /** The arena copyIn() last used, for the record append() is given next. */
-  private pending: Arena | null = null;
-
   append(r: Omit<JournalRecord, 'seq' | 'bytes'>): JournalRecord {
     const rec = r as JournalRecord;
-    if (this.pending !== null && rec.data !== null && rec.data.buffer === this.pending.buf.buffer) {
-      rec.arena = this.pending;
-      this.pending.live++;
-    }
-    this.pending = null;
+    // A payload copyIn() took holds its arena until the record lets it go (trim).
+    rec.arena = this.arenas.arenaOf(rec.data);
     rec.seq = this.nextSeq++;
     rec.bytes = (r.data?.length ?? 0) + RECORD_OVERHEAD_BYTES;
     this.records.push(rec);
     this.used += rec.bytes;
     return rec;
+  }
+
+  discard(data: Buffer): void {
+    const a = this.arenas.arenaOf(data);
+    if (a) this.arenas.release(a);
+  }
+
+  restoreData(r: JournalRecord, data: Buffer): void {
+    if (r.kind !== 'data' || r.data !== null) return;
+    r.data = this.copyIn(data);
+    r.arena = this.arenas.arenaOf(r.data);
+    // The release walk comes back over it once every copy has applied it again.
+    if (r.seq <= this.releasedSeq) this.releasedSeq = r.seq - 1;
+  }
+
+  /** Drop record `r`'s payload (its arena slice goes back when it had one). */
+  private dropData(r: JournalRecord): void {
+    if (r.arena) { this.arenas.release(r.arena); r.arena = undefined; }
+    r.data = null;
   }
 
   /** The record with sequence `seq`, if the journal still holds it. */
@@ -186,17 +204,26 @@ export class MemoryJournal implements Journal {
   }
 
   /**
-   * Drop the oldest records while over the limit, but only those every copy has applied
-   * (sequence <= `applied`): history falls out of the window, undistributed writes never do.
+   * Every copy has applied the records up to `applied`: a 'data' record's payload goes (its undo
+   * data in each copy is the history from now on). Then the oldest records go while over the
+   * limit, but only those every copy has applied: history falls out of the window, undistributed
+   * writes never do.
    */
   trim(applied: number): void {
+    const upTo = Math.min(applied, this.nextSeq - 1);
+    if (upTo > this.releasedSeq) {
+      for (const r of this.after(this.releasedSeq)) {
+        if (r.seq > upTo) break;
+        if (r.kind === 'data' && r.data !== null) this.dropData(r);
+      }
+      this.releasedSeq = upTo;
+    }
     while (this.used > this.limitBytes && this.length && this.records[this.head].seq <= applied) {
       const r = this.records[this.head];
       this.records[this.head] = undefined as unknown as JournalRecord;
       this.head++;
-      const a = r.arena;
-      // An arena no record needs any more is reused (never the one being filled).
-      if (a && --a.live === 0 && a !== this.arena) this.spare.push(a);
+      // 'same' blocks (and payloads not yet dropped) go with their record.
+      if (r.arena) this.arenas.release(r.arena);
       this.used -= r.bytes;
       this.evicted++;
       this.evictedBytes += r.bytes;

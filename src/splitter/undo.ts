@@ -13,22 +13,28 @@
  * 1 TiB replica costs what was allocated there, not 1 TiB.
  */
 import type { BackingStore } from '../store/store.ts';
+import { Arenas } from './arena.ts';
+import type { Arena } from './arena.ts';
 
-/** Blocks [lba, lba+blocks) as they were: `data`, or deallocated (reads zeros) when null. */
-export interface UndoPiece { lba: bigint; blocks: number; data: Buffer | null }
+/**
+ * Blocks [lba, lba+blocks) as they were: `data`, or deallocated (reads zeros) when null; `arena`,
+ * the arena `data` lives in (UndoStream.capture), released when the entry goes.
+ */
+export interface UndoPiece { lba: bigint; blocks: number; data: Buffer | null; arena?: Arena }
 
 /** What record `seq` (or one image write) overwrote on replication set `set`'s replica. */
 export interface UndoEntry { seq: number; set: number; pieces: UndoPiece[]; bytes: number }
 
 /**
  * What `store` holds in [lba, lba+blocks), as private copies (a memory store's read is a view that
- * the coming write would change). Deallocated runs of a thin store are pieces without data.
+ * the coming write would change): in `arenas` when given (memory stores), else a Buffer each.
+ * Deallocated runs of a thin store are pieces without data.
  */
-export function captureBefore(store: BackingStore, lba: bigint, blocks: number): UndoPiece[] | Promise<UndoPiece[]> {
+export function captureBefore(store: BackingStore, lba: bigint, blocks: number, arenas?: Arenas): UndoPiece[] | Promise<UndoPiece[]> {
   const runs: Array<{ lba: bigint; blocks: number; mapped: boolean }> = [];
   const end = lba + BigInt(blocks);
   for (let at = lba; at < end;) {
-    const m = store.thin ? store.mapping?.(at) : undefined;
+    const m = store.thin ? store.mapping?.(at, end - at) : undefined;
     const left = end - at;
     const n = m ? (m.blocks < left ? m.blocks : left) : left;
     runs.push({ lba: at, blocks: Number(n), mapped: !m || m.mapped });
@@ -40,7 +46,13 @@ export function captureBefore(store: BackingStore, lba: bigint, blocks: number):
     const p: UndoPiece = { lba: r.lba, blocks: r.blocks, data: null };
     pieces.push(p);
     if (!r.mapped) continue;
-    const d = store.read(r.lba, r.blocks, store.kind === 'memory' ? Buffer.allocUnsafe(r.blocks * store.blockSize) : undefined);
+    let into: Buffer | undefined;
+    if (store.kind === 'memory') {
+      const n = r.blocks * store.blockSize;
+      into = arenas ? arenas.take(n) : Buffer.allocUnsafe(n);
+      p.arena = arenas?.arenaOf(into);
+    }
+    const d = store.read(r.lba, r.blocks, into);
     if (d instanceof Promise) pending.push(d.then((b) => { p.data = b; }));
     else p.data = d;
   }
@@ -60,14 +72,28 @@ export function restorePieces(store: BackingStore, pieces: readonly UndoPiece[])
   if (pending.length) return Promise.all(pending).then(() => {});
 }
 
-/** Undo entries in ascending `seq`; the oldest go first when they fall out of the window. */
+/**
+ * Undo entries in ascending `seq`; the oldest go first when they fall out of the window. What a
+ * memory replica held is saved in the stream's arenas (arena.ts): one per write, it is the
+ * splitter's most frequent copy, and an entry's slices go back when the entry does.
+ */
 export class UndoStream {
   private entries: UndoEntry[] = [];
   private head = 0;
+  private arenas = new Arenas();
   /** Bytes of saved data held. */
   bytes = 0;
 
   get length(): number { return this.entries.length - this.head; }
+
+  /** What `store` holds in [lba, lba+blocks), for push() (captureBefore, in this stream's arenas). */
+  capture(store: BackingStore, lba: bigint, blocks: number): UndoPiece[] | Promise<UndoPiece[]> {
+    return captureBefore(store, lba, blocks, this.arenas);
+  }
+
+  private release(e: UndoEntry): void {
+    for (const p of e.pieces) if (p.arena) { this.arenas.release(p.arena); p.arena = undefined; }
+  }
 
   push(seq: number, set: number, pieces: UndoPiece[]): void {
     const bytes = pieces.reduce((n, p) => n + (p.data?.length ?? 0), 0);
@@ -85,14 +111,23 @@ export class UndoStream {
 
   /** Drop the entries with seq > `seq` (the replica is back at `seq`; re-applying records recaptures them). */
   truncateAfter(seq: number): void {
-    while (this.entries.length > this.head && this.entries[this.entries.length - 1].seq > seq) this.bytes -= this.entries.pop()!.bytes;
+    while (this.entries.length > this.head && this.entries[this.entries.length - 1].seq > seq) {
+      const e = this.entries.pop()!;
+      this.bytes -= e.bytes;
+      this.release(e);
+    }
   }
 
   /** Drop the entries with seq < `seq` (their images left the protection window). */
   dropBefore(seq: number): void {
-    while (this.head < this.entries.length && this.entries[this.head].seq < seq) this.bytes -= this.entries[this.head++].bytes;
+    while (this.head < this.entries.length && this.entries[this.head].seq < seq) {
+      const e = this.entries[this.head++];
+      this.bytes -= e.bytes;
+      this.release(e);
+    }
     if (this.head > 4096 && this.head * 2 > this.entries.length) { this.entries = this.entries.slice(this.head); this.head = 0; }
   }
 
-  clear(): void { this.entries = []; this.head = 0; this.bytes = 0; }
+  /** Everything goes, the arenas too (direct access, a disabled group: the history may be large). */
+  clear(): void { this.entries = []; this.head = 0; this.bytes = 0; this.arenas = new Arenas(); }
 }

@@ -343,15 +343,19 @@ export class MemoryStore implements BackingStore {
     }
   }
 
-  mapping(lba: bigint): { mapped: boolean; blocks: bigint } {
+  mapping(lba: bigint, within?: bigint): { mapped: boolean; blocks: bigint } {
     if (lba < 0n || lba >= this.count) throw new RangeError(`lba ${lba} beyond end`);
     const bpc = this.chunkBytes / this.blockSize;
     const c0 = Math.floor(Number(lba) / bpc);
     const mapped = this.chunks.has(c0);
-    const n = this.chunkCount();
+    // The undo capture of every split write asks about its own extent only: without `within` a
+    // 4 KiB write to a written 1 GiB LU walked its 1,024 chunks.
+    const n = within === undefined ? this.chunkCount() : Math.min(this.chunkCount(), Math.ceil((Number(lba) + Number(within)) / bpc));
     let c = c0 + 1;
     if (mapped) {
       while (c < n && this.chunks.has(c)) c++;
+    } else if (n - c <= 64) {
+      while (c < n && !this.chunks.has(c)) c++;
     } else if (this.chunks.size > 0) {
       // Deallocated run: find the next allocated chunk without walking a huge empty LU block by block.
       let next = n;

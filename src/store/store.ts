@@ -35,9 +35,10 @@ export interface BackingStore {
   writeSame?(lba: bigint, blocks: number, block: Buffer, unmap: boolean): void | Promise<void>;
   /**
    * Provisioning status from `lba`: returns an extent run [lba, lba+blocks) that is uniformly
-   * mapped (true) or deallocated (false).
+   * mapped (true) or deallocated (false). `within`: the caller looks no further than
+   * lba+within, so the run may stop there (a store may still return a longer one).
    */
-  mapping?(lba: bigint): { mapped: boolean; blocks: bigint };
+  mapping?(lba: bigint, within?: bigint): { mapped: boolean; blocks: bigint };
   /** Resize (capacity changed). */
   resize?(blockCount: bigint): void | Promise<void>;
   /** Bytes of memory actually allocated (for thin memory stores). */
