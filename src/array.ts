@@ -1,6 +1,7 @@
 /** The running array: stores, SCSI targets and the iSCSI server, built from an ArrayConfig. */
 import type { Logger } from 'pino';
-import type { ArrayConfig } from './config.ts';
+import type { ArrayConfig, RemoteCopyConfig } from './config.ts';
+import type { LogicalUnit } from './scsi/lu.ts';
 import { lunIdentity } from './config.ts';
 import { IscsiServer } from './iscsi/server.ts';
 import { ScsiTarget } from './scsi/target.ts';
@@ -94,6 +95,7 @@ export class StorageArray {
         replicas = [];
         for (const c of g.copies) {
           const per: FileStore[] = [];
+          if (g.remote?.[c]) { replicas.push(per); continue; } // its replicas are on the remote array
           for (const [i, lu] of luns.entries()) {
             const file = journal.replicaPath(c, i);
             const st = await FileStore.open(file, { sizeBytes: Number(lu.blockCount) * lu.blockSize, blockSize: lu.blockSize });
@@ -103,8 +105,9 @@ export class StorageArray {
           replicas.push(per);
         }
       }
+      const remote = g.remote ? await this.remoteCopies(g.name, t.name, luns, g.remote) : undefined;
       const group = new ConsistencyGroup({
-        name: g.name, spec: sp.spec, luns, copies: g.copies, journalBytes: g.journalBytes, journal, replicas,
+        name: g.name, spec: sp.spec, luns, copies: g.copies, journalBytes: g.journalBytes, journal, replicas, remote,
         startTransfer: g.startTransfer && !journal,
         log: this.log.child({ component: 'splitter', group: g.name }),
       });
@@ -138,6 +141,30 @@ export class StorageArray {
       });
       this.log.info({ group: g.name, splitter: g.splitter, target: t.name, luns: luns.map((l) => l.lun), copies: g.copies }, 'consistency group ready');
     }
+  }
+
+  /**
+   * Remote copies (CRR): a link per copy to the remote array's target (src/splitter/link.ts) and
+   * its LUs as the replica volumes. The link logs in now when it can; when the remote array is not
+   * up yet it logs in at the first record or sweep (a failure then stops the transfer: `error`).
+   */
+  private async remoteCopies(group: string, target: string, luns: LogicalUnit[], remote: Record<string, RemoteCopyConfig>) {
+    const { ReplicationLink } = await import('./splitter/link.ts');
+    const { RemoteStore } = await import('./splitter/remote-store.ts');
+    const out: Record<string, { replicas: BackingStore[]; link: InstanceType<typeof ReplicationLink> }> = {};
+    for (const [name, r] of Object.entries(remote)) {
+      const remoteLuns = r.luns ?? luns.map((_, i) => i);
+      if (remoteLuns.length !== luns.length) throw new Error(`group ${group}: copy ${name} names ${remoteLuns.length} remote LUNs for ${luns.length} replication sets`);
+      const id = (x: string) => x.toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+      const link = new ReplicationLink({
+        host: r.host, port: r.port, target: r.target, luns: remoteLuns, rate: r.rate,
+        geometry: luns.map((lu) => ({ blocks: lu.blockCount, blockSize: lu.blockSize })),
+        initiatorName: `${target}.splitter.${id(group)}.${id(name)}`,
+      }, this.log.child({ component: 'splitter', group, copy: name }));
+      try { await link.device(remoteLuns[0]); } catch (e) { this.log.warn({ group, copy: name, err: (e as Error).message }, 'remote copy: the remote array is not reachable yet'); }
+      out[name] = { link, replicas: luns.map((lu, i) => new RemoteStore(link, remoteLuns[i], lu.blockCount, lu.blockSize)) };
+    }
+    return out;
   }
 
   async start(): Promise<void> {

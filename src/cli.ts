@@ -30,9 +30,10 @@ export async function main(argv: string[]): Promise<void> {
         .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error; default info (overrides the file\'s log.level)' })
         .option('admin', { type: 'string', describe: 'admin API HOST:PORT, or "none"; default admin.listen of the config, else 127.0.0.1:(first portal port + 1000). Off loopback it needs a bearer token (ARRAYSIM_ADMIN_TOKEN or admin.tokenFile)' })
         .option('splitter', { type: 'string', describe: 'protect every LUN in group "default" (local copy "local"): a preset (arraysim splitter presets) or ats=P,xcopy=P,writesame=P,unmap=P, P support|reject|ignore' })
+        .option('remote-copy', { type: 'string', describe: 'with --splitter: the copy of group "default" is a remote copy (CRR) on another arraysim instead of "local": name=N,remote=HOST:PORT,target=IQN[,luns=0:1][,rate=50Mbit]' })
         .option('metrics', { type: 'boolean', describe: 'Prometheus metrics at GET /metrics on the admin API; --no-metrics turns them off (no per-command timestamps); default on' })
         // The file describes the targets and LUNs; flags for them beside it would be ignored.
-        .conflicts('config', ['target', 'lun', 'splitter']),
+        .conflicts('config', ['target', 'lun', 'splitter', 'remote-copy']),
       (a) => serve(a),
     )
     .command(

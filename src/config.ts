@@ -14,6 +14,7 @@ import { rcopySections } from './replication/config.ts';
 import { parseNaa } from '../protocol/scsi/vpd.ts';
 import { PRIMITIVES, parseSplitterSpec } from './splitter/policy.ts';
 import type { SplitterSpec } from './splitter/policy.ts';
+import { parseRate } from './splitter/rate.ts';
 import { parseSize } from './store/lun-spec.ts';
 
 export interface LunConfig {
@@ -53,8 +54,10 @@ export interface GroupConfig {
   target?: string;
   /** Production LUNs (replication sets); default: every LUN of the target. */
   luns?: number[];
-  /** Local copies (CDP) by name. */
+  /** Copies by name: local (CDP) unless named in `remote`. */
   copies: string[];
+  /** Remote copies (CRR) by name: the remote array's target and LUNs, and the link's rate limit. */
+  remote?: Record<string, RemoteCopyConfig>;
   /** Journal size limit in bytes. */
   journalBytes: number;
   /**
@@ -64,6 +67,54 @@ export interface GroupConfig {
   journalPath?: string;
   /** Start the transfer at once (first initialization, then active); else paused. */
   startTransfer: boolean;
+}
+
+/** A remote copy (CRR, src/splitter/link.ts): LUs of another arraysim's target, over iSCSI. */
+export interface RemoteCopyConfig {
+  /** The remote array's portal. */
+  host: string;
+  port: number;
+  /** The remote target's IQN. */
+  target: string;
+  /** The remote LUN of each replication set, in order; default 0, 1, … */
+  luns?: number[];
+  /** The link's rate limit, bytes per second each way (from `50Mbit`, `6MB`, …); absent: none. */
+  rate?: number;
+}
+
+/**
+ * A remote copy from YAML (`copies:` entry {name, remote, target, luns?, rate?}) or from
+ * `serve --remote-copy name=N,remote=HOST:PORT,target=IQN[,luns=0:1][,rate=50Mbit]`.
+ */
+export function parseRemoteCopy(o: Record<string, unknown>, err: (m: string) => Error): { name: string; remote: RemoteCopyConfig } {
+  for (const k of Object.keys(o)) if (!['name', 'remote', 'target', 'luns', 'rate'].includes(k)) throw err(`${k}: unknown field (want name, remote, target, luns, rate)`);
+  if (typeof o.name !== 'string' || !/^[\w.:-]{1,64}$/.test(o.name)) throw err('name must be 1-64 letters, digits, . _ : -');
+  if (typeof o.remote !== 'string') throw err('remote must be the remote array\'s portal HOST:PORT');
+  const { host, port } = parseHostPort(o.remote);
+  if (typeof o.target !== 'string' || !o.target) throw err('target must be the remote target\'s IQN');
+  let luns: number[] | undefined;
+  if (o.luns !== undefined) {
+    const list = typeof o.luns === 'string' ? o.luns.split(':').map(Number) : o.luns;
+    if (!Array.isArray(list) || !list.length || list.some((n) => !Number.isInteger(n) || (n as number) < 0)) throw err('luns must be a list of remote LUN numbers, one per replication set');
+    luns = list as number[];
+  }
+  let rate: number | undefined;
+  if (o.rate !== undefined) {
+    try { rate = parseRate(o.rate as string | number); } catch (e) { throw err(`rate: ${(e as Error).message}`); }
+  }
+  return { name: o.name, remote: { host, port, target: o.target, luns, rate } };
+}
+
+/** `serve --remote-copy SPEC` (key=value,…) as parseRemoteCopy's fields. */
+export function remoteCopyFlag(text: string): { name: string; remote: RemoteCopyConfig } {
+  const o: Record<string, string> = {};
+  for (const part of text.split(',')) {
+    const i = part.indexOf('=');
+    if (i <= 0) throw new Error(`--remote-copy: "${part}" is not key=value (want name=N,remote=HOST:PORT,target=IQN[,luns=0:1][,rate=50Mbit])`);
+    o[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  o.name ??= 'remote';
+  return parseRemoteCopy(o, (m) => new Error(`--remote-copy: ${m}`));
 }
 
 /** The YAML `admin:` section (README "Admin API"). */
@@ -109,7 +160,7 @@ export function portalsFrom(listen: string[]): PortalConfig[] {
 }
 
 /** From CLI flags (no --config). */
-export function configFromFlags(o: { listen?: string[]; target?: string; lun?: string[]; logLevel?: string; splitter?: string; metrics?: boolean }): ArrayConfig {
+export function configFromFlags(o: { listen?: string[]; target?: string; lun?: string[]; logLevel?: string; splitter?: string; remoteCopy?: string; metrics?: boolean }): ArrayConfig {
   const listen = o.listen && o.listen.length ? o.listen : [DEFAULT_LISTEN];
   const luns = (o.lun && o.lun.length ? o.lun : [DEFAULT_LUN]).map((spec) => ({ spec }));
   const c: ArrayConfig = {
@@ -120,6 +171,13 @@ export function configFromFlags(o: { listen?: string[]; target?: string; lun?: s
     metrics: o.metrics ?? true,
   };
   if (o.splitter !== undefined) Object.assign(c, splitterFlag(o.splitter));
+  if (o.remoteCopy !== undefined) {
+    // The group's one copy becomes the remote one (YAML for a local and a remote copy together).
+    if (!c.groups) throw new Error('--remote-copy needs --splitter (the group it is a copy of)');
+    const { name, remote } = remoteCopyFlag(o.remoteCopy);
+    c.groups[0].copies = [name];
+    c.groups[0].remote = { [name]: remote };
+  }
   return c;
 }
 
@@ -183,8 +241,20 @@ function splitterSections(doc: any, targets: TargetConfig[], err: (m: string) =>
           throw err(`${w}.luns must be a non-empty list of LUN numbers of ${t.name} (0..${t.luns.length - 1})`);
         }
       }
-      const copies = g.copies ?? ['local'];
-      if (!Array.isArray(copies) || !copies.length || copies.some((c: unknown) => typeof c !== 'string' || !c)) throw err(`${w}.copies must be a non-empty list of copy names`);
+      // copies: names (local copies), or {name, remote, target, luns?, rate?} (remote copies).
+      const entries = g.copies ?? ['local'];
+      if (!Array.isArray(entries) || !entries.length) throw err(`${w}.copies must be a non-empty list of copy names or remote copies`);
+      const remote: Record<string, RemoteCopyConfig> = {};
+      const copies = entries.map((c: unknown, k: number) => {
+        if (typeof c === 'string' && c) return c;
+        if (c === null || typeof c !== 'object') throw err(`${w}.copies[${k}] must be a copy name or {name, remote: HOST:PORT, target: IQN, luns?, rate?}`);
+        const r = parseRemoteCopy(c as Record<string, unknown>, (m) => err(`${w}.copies[${k}].${m}`));
+        const n = (g.luns ?? t.luns).length;
+        if (r.remote.luns && r.remote.luns.length !== n) throw err(`${w}.copies[${k}].luns: ${r.remote.luns.length} remote LUNs for ${n} replication sets`);
+        remote[r.name] = r.remote;
+        return r.name;
+      });
+      if (new Set(copies).size !== copies.length) throw err(`${w}.copies: a copy name appears twice`);
       // journal: SIZE (memory), or {type: memory|file, size?, path?} (file: path required).
       let journalBytes = DEFAULT_JOURNAL_BYTES;
       let journalPath: string | undefined;
@@ -205,7 +275,10 @@ function splitterSections(doc: any, targets: TargetConfig[], err: (m: string) =>
       if (g.startTransfer !== undefined && typeof g.startTransfer !== 'boolean') throw err(`${w}.startTransfer must be true or false`);
       const known = new Set(['name', 'splitter', 'target', 'luns', 'copies', 'journal', 'startTransfer']);
       for (const k of Object.keys(g)) if (!known.has(k)) throw err(`${w}.${k}: unknown field`);
-      return { name: g.name, splitter: g.splitter, target: g.target, luns: g.luns, copies, journalBytes, journalPath, startTransfer: g.startTransfer ?? true };
+      return {
+        name: g.name, splitter: g.splitter, target: g.target, luns: g.luns, copies, ...(Object.keys(remote).length ? { remote } : {}),
+        journalBytes, journalPath, startTransfer: g.startTransfer ?? true,
+      };
     });
   }
   return out;

@@ -24,10 +24,11 @@ export interface ServeArgs {
   logLevel?: string;
   admin?: string;
   splitter?: string;
+  remoteCopy?: string;
   metrics?: boolean;
 }
 
-const SINGLE = ['target', 'config', 'log-level', 'admin', 'splitter', 'metrics', 'no-metrics'] as const;
+const SINGLE = ['target', 'config', 'log-level', 'admin', 'splitter', 'remote-copy', 'metrics', 'no-metrics'] as const;
 
 /** `serve …` as ServeArgs when it is plainly well formed; null: let yargs read it. */
 export function parseServeArgs(argv: readonly string[]): ServeArgs | null {
@@ -39,7 +40,7 @@ export function parseServeArgs(argv: readonly string[]): ServeArgs | null {
       options: {
         listen: { type: 'string', multiple: true }, lun: { type: 'string', multiple: true },
         target: { type: 'string' }, config: { type: 'string' }, 'log-level': { type: 'string' }, admin: { type: 'string' },
-        splitter: { type: 'string' }, metrics: { type: 'boolean' }, 'no-metrics': { type: 'boolean' },
+        splitter: { type: 'string' }, 'remote-copy': { type: 'string' }, metrics: { type: 'boolean' }, 'no-metrics': { type: 'boolean' },
       },
     });
   } catch {
@@ -49,15 +50,15 @@ export function parseServeArgs(argv: readonly string[]): ServeArgs | null {
   const seen = parsed.tokens.filter((t) => t.kind === 'option').map((t) => (t as { name: string }).name);
   if (SINGLE.some((k) => seen.filter((n) => n === k).length > 1)) return null;
   if (v.metrics && v['no-metrics']) return null;
-  if (v.config && (v.target !== undefined || v.lun || v.splitter !== undefined)) return null;
+  if (v.config && (v.target !== undefined || v.lun || v.splitter !== undefined || v['remote-copy'] !== undefined)) return null;
   return {
     listen: v.listen, target: v.target, lun: v.lun, config: v.config, logLevel: v['log-level'], admin: v.admin, splitter: v.splitter,
-    metrics: v['no-metrics'] ? false : v.metrics,
+    remoteCopy: v['remote-copy'], metrics: v['no-metrics'] ? false : v.metrics,
   };
 }
 
 export async function serve(a: ServeArgs): Promise<void> {
-  let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel, splitter: a.splitter, metrics: a.metrics });
+  let config = a.config ? configFromFile(a.config) : configFromFlags({ listen: a.listen, target: a.target, lun: a.lun, logLevel: a.logLevel, splitter: a.splitter, remoteCopy: a.remoteCopy, metrics: a.metrics });
   if (a.config) {
     if (a.listen?.length) config = { ...config, portals: portalsFrom(a.listen) };
     if (a.logLevel) config = { ...config, logLevel: a.logLevel };

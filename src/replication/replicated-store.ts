@@ -26,7 +26,7 @@ export class ReplicatedStore implements BackingStore {
 
   get blockSize(): number { return this.inner.blockSize; }
   get blockCount(): bigint { return this.inner.blockCount; }
-  get kind(): 'memory' | 'file' { return this.inner.kind; }
+  get kind(): BackingStore['kind'] { return this.inner.kind; }
   get thin(): boolean { return this.inner.thin; }
 
   read(lba: bigint, blocks: number, into?: Buffer): Buffer | Promise<Buffer> { return this.inner.read(lba, blocks, into); }

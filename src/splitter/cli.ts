@@ -115,6 +115,11 @@ export function formatGroupState(g: GroupStatus): string {
     } else {
       lines.push(`    image access: none (${c.oldestImageSeq === null ? 'no image yet' : `images from seq ${c.oldestImageSeq}`})`);
     }
+    const l = c.link;
+    if (l) {
+      lines.push(`    remote: ${l.target} at ${l.portal} LUNs ${l.luns.join(', ')}, link ${l.connected ? 'up' : 'down'}, rate ${l.rate ?? 'unlimited'}; `
+        + `${size(l.bytesSent)} sent, ${size(l.bytesReceived)} received${l.lastError ? `; last error: ${l.lastError}` : ''}`);
+    }
     const s = c.synchronization;
     if (s) lines.push(`    synchronization (${s.kind}): ${size(s.bytesSent)} of ${size(s.volumeBytes)} sent, ${s.regions} regions, ${s.done ? 'done' : 'running or stopped'}`);
   }

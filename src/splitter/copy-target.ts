@@ -36,7 +36,7 @@ export class ImageStore implements BackingStore {
   private get replica(): BackingStore { return this.copy.replicas[this.set]; }
   get blockSize(): number { return this.replica.blockSize; }
   get blockCount(): bigint { return this.replica.blockCount; }
-  get kind(): 'memory' | 'file' { return this.replica.kind; }
+  get kind(): BackingStore['kind'] { return this.replica.kind; }
   get thin(): boolean { return this.replica.thin; }
 
   read(lba: bigint, blocks: number, into?: Buffer): Buffer | Promise<Buffer> {

@@ -10,6 +10,7 @@
 import type { LogicalUnit } from '../scsi/lu.ts';
 import type { BackingStore } from '../store/store.ts';
 import type { JournalRecord } from './journal.ts';
+import type { ReplicationLink } from './link.ts';
 import { UndoStream } from './undo.ts';
 import type { UndoPiece } from './undo.ts';
 
@@ -110,7 +111,7 @@ export interface InitProgress {
 
 /** A copy of the group (CDP: `local`, on this array): one replica volume per replication set. */
 export class LocalCopy {
-  readonly kind = 'local' as const;
+  readonly kind: 'local' | 'remote' = 'local';
   /** Highest journal sequence applied to the replicas. */
   appliedSeq = 0;
   appliedRecords = 0;
@@ -189,7 +190,7 @@ export class LocalCopy {
     return this.write(r);
   }
 
-  private write(r: JournalRecord): void | Promise<void> {
+  protected write(r: JournalRecord): void | Promise<void> {
     const s = this.replicas[r.set];
     let p: void | Promise<void>;
     if (r.kind === 'data') p = s.write(r.lba, r.data!);
@@ -201,5 +202,33 @@ export class LocalCopy {
     if (p instanceof Promise) return p.then(() => { this.appliedSeq = r.seq; this.appliedRecords++; });
     this.appliedSeq = r.seq;
     this.appliedRecords++;
+  }
+}
+
+/**
+ * A remote copy (CRR): its replica volumes are LUs of another arraysim (remote-store.ts), reached
+ * over the copy's link (link.ts). The group ships it the journal's records one after the other, in
+ * the group's write order, each acknowledged by the remote array before the next goes, so the
+ * remote replicas are always the image of production at some sequence (write-order consistent,
+ * whatever moment the link drops).
+ *
+ * It keeps no undo data: what a record overwrote would have to be read back over the link before
+ * each write (RecoverPoint keeps it in the remote site's journal). So its images are the latest
+ * only: the image floor follows the records applied, and enable_image_access reaches `latest`.
+ */
+export class CrrCopy extends LocalCopy {
+  override readonly kind = 'remote' as const;
+  /** The distributor's shipment to it, while one runs (group.ts ship). */
+  shipping: Promise<void> | null = null;
+
+  constructor(name: string, replicas: BackingStore[], readonly link: ReplicationLink) {
+    super(name, replicas);
+  }
+
+  override apply(r: JournalRecord): void | Promise<void> {
+    const p = this.write(r);
+    const moved = (): void => { if (this.imageFloor !== null) this.imageFloor = r.seq; };
+    if (p instanceof Promise) return p.then(moved);
+    moved();
   }
 }

@@ -21,3 +21,20 @@ export function unmappedRun(s: BackingStore, lba: bigint): bigint {
   const m = s.mapping?.(lba);
   return m && !m.mapped ? m.blocks : 0n;
 }
+
+const zeroDigests = new Map<number, Buffer>();
+
+/**
+ * The digest of `replica`'s [lba, lba+blocks): computed where the data is when the store can
+ * (a remote replica: BackingStore.digest), else from a read here. A wholly deallocated range
+ * reads zeros (LBPRZ=1), so its digest is that of zeros.
+ */
+export async function replicaDigest(replica: BackingStore, lba: bigint, blocks: number): Promise<Buffer> {
+  if (!replica.digest) return regionDigest(await replica.read(lba, blocks));
+  const d = await replica.digest(lba, blocks);
+  if (d) return d;
+  const bytes = blocks * replica.blockSize;
+  let z = zeroDigests.get(bytes);
+  if (!z) { z = regionDigest(Buffer.alloc(bytes)); if (zeroDigests.size < 16) zeroDigests.set(bytes, z); }
+  return z;
+}

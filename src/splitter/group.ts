@@ -27,16 +27,17 @@ import { shared } from '../scsi/range-lock.ts';
 import type { IgnoredCommand, LuProtection, SplitPrimitive, SplitterClass } from '../scsi/split.ts';
 import { MemoryStore } from '../store/memory.ts';
 import type { BackingStore } from '../store/store.ts';
-import { LocalCopy, REGION_BYTES, RegionMarkers } from './copy.ts';
+import { CrrCopy, LocalCopy, REGION_BYTES, RegionMarkers } from './copy.ts';
 import type { AccessedImage, InitProgress, StorageAccessState } from './copy.ts';
-import { regionDigest, unmappedRun } from './digest.ts';
+import { regionDigest, replicaDigest, unmappedRun } from './digest.ts';
 import { MemoryJournal } from './journal.ts';
 import type { Journal, JournalRecord, ProtectionWindow } from './journal.ts';
 import { PRIMITIVES } from './policy.ts';
 import type { Primitive, SplitterSpec } from './policy.ts';
 import { formatSpec } from './policy.ts';
+import type { LinkStatus, ReplicationLink } from './link.ts';
 
-export { LocalCopy, REGION_BYTES, RegionMarkers };
+export { CrrCopy, LocalCopy, REGION_BYTES, RegionMarkers };
 export type { InitProgress };
 
 export type GroupState = 'enabled' | 'disabled';
@@ -81,6 +82,8 @@ export interface GroupOptions {
   journal?: Journal;
   /** Replica volumes per copy (in `copies` order), when not thin memory stores. */
   replicas?: BackingStore[][];
+  /** Remote copies (CRR) by name: their replica volumes on the remote array and the link to it. */
+  remote?: Record<string, { replicas: BackingStore[]; link: ReplicationLink }>;
   /** Start the transfer (first initialization, then active) at once; else paused. */
   startTransfer: boolean;
   log?: Logger;
@@ -137,7 +140,11 @@ export class ConsistencyGroup {
       return new ReplicationSet(this, i, lu);
     });
     // Replica volumes: thin memory stores of the production LU's geometry.
-    this.copies = o.copies.map((c, k) => new LocalCopy(c, o.replicas?.[k] ?? o.luns.map((lu) => new MemoryStore(lu.blockCount, { blockSize: lu.blockSize }))));
+    this.copies = o.copies.map((c, k) => {
+      const remote = o.remote?.[c];
+      if (remote) return new CrrCopy(c, remote.replicas, remote.link);
+      return new LocalCopy(c, o.replicas?.[k] ?? o.luns.map((lu) => new MemoryStore(lu.blockCount, { blockSize: lu.blockSize })));
+    });
     for (const s of this.sets) s.lu.protection = s;
     if (o.startTransfer) this.startTransfer('group created with start_transfer=yes');
   }
@@ -285,9 +292,12 @@ export class ConsistencyGroup {
 
   /** Apply every record the copy lacks now (awaited: a file replica's writes settle later). */
   private async drainNow(c: LocalCopy): Promise<void> {
-    if (this.journal.writeCheckpoint) await this.drainCopy(c, Infinity);
+    if (this.awaited(c)) await this.drainCopy(c, Infinity);
     else for (const r of this.journal.after(c.appliedSeq)) c.apply(r);
   }
+
+  /** Whether applying a record to `c` settles later, so records go one after the other (file journal, remote copy). */
+  private awaited(c: LocalCopy): boolean { return !!this.journal.writeCheckpoint || c.kind === 'remote'; }
 
   /**
    * Synchronize one copy while the group goes on distributing to the others (enable_copy, the end
@@ -335,8 +345,8 @@ export class ConsistencyGroup {
       const d = await lu.store.read(at, n);
       if (compare) {
         progress.regionsCompared++;
-        const r = await replica.read(at, n);
-        if (regionDigest(d).equals(regionDigest(r))) return;
+        // A remote replica digests its side where it is: 4 bytes per 64 KiB cross the link, not the data.
+        if (regionDigest(d).equals(await replicaDigest(replica, at, n))) return;
       }
       await replica.write(at, d);
       progress.regions++;
@@ -416,6 +426,7 @@ export class ConsistencyGroup {
     let more = false;
     for (const c of this.copies) {
       if (!c.distributing) continue;
+      if (c instanceof CrrCopy) { this.ship(c, max); continue; }
       try {
         for (const r of this.journal.after(c.appliedSeq, max)) c.apply(r);
       } catch (err) {
@@ -428,6 +439,26 @@ export class ConsistencyGroup {
     }
     this.trimJournal(false);
     if (more) this.schedule();
+  }
+
+  /**
+   * A remote copy (CRR) of a memory-journaled group: up to `max` records go over its link one
+   * after the other in write order (each acknowledged before the next), off the distributor's
+   * turn; the local copies do not wait for it. A record the remote array refuses, or a lost link,
+   * stops the transfer (`error`); start_transfer resumes from the copy's last applied record.
+   */
+  private ship(c: CrrCopy, max: number): void {
+    if (c.shipping) return;
+    const stop = () => this.transfer !== 'active' || !c.distributing;
+    c.shipping = this.drainCopy(c, max, stop).then(
+      () => {
+        this.trimJournal(false);
+        if (!stop() && c.appliedSeq < this.journal.nextSeq - 1) this.schedule();
+      },
+      (err: unknown) => {
+        if (this.transfer === 'active') this.transition('active', 'error', `copy ${c.name} could not apply record ${c.appliedSeq + 1}: ${(err as Error).message}`);
+      },
+    ).finally(() => { c.shipping = null; });
   }
 
   /**
@@ -446,7 +477,7 @@ export class ConsistencyGroup {
   catchUp(copy: LocalCopy): void | Promise<void> {
     if (this.transfer !== 'active') throw new Error(`group ${this.name}: transfer is ${this.transfer}; the copy cannot be drained (start the transfer first)`);
     if (!copy.distributing) throw new Error(`group ${this.name}: copy ${copy.name} is not distributed to (${copy.enabled ? (copy.syncing ? 'synchronizing' : copy.access) : 'disabled'}); verify --image checks an accessed image`);
-    if (this.journal.writeCheckpoint) return this.drainCopy(copy, Infinity);
+    if (this.awaited(copy)) return this.drainCopy(copy, Infinity);
     for (const r of this.journal.after(copy.appliedSeq)) void copy.apply(r);
   }
 
@@ -464,12 +495,11 @@ export class ConsistencyGroup {
   private distributeDurable(max: number): void {
     if (this.durableRun) return;
     this.durableRun = (async () => {
-      let more = false;
-      for (const c of this.copies) {
-        if (!c.distributing) continue;
-        await this.drainCopy(c, max);
-        if (c.appliedSeq < this.journal.nextSeq - 1) more = true;
-      }
+      // Each copy's records go in order; the copies go side by side (a local copy does not wait
+      // for a remote one's link).
+      const cs = this.copies.filter((c) => c.distributing);
+      await Promise.all(cs.map((c) => this.drainCopy(c, max, () => this.transfer !== 'active' || !c.distributing)));
+      const more = cs.some((c) => c.appliedSeq < this.journal.nextSeq - 1);
       this.trimJournal(true);
       if (more) this.schedule();
     })().catch((err: unknown) => {
@@ -477,12 +507,19 @@ export class ConsistencyGroup {
     }).finally(() => { this.durableRun = null; });
   }
 
-  /** Apply up to `max` records to `copy`, sync its replicas, move its checkpoint. One at a time per copy. */
-  private drainCopy(c: LocalCopy, max: number): Promise<void> {
+  /**
+   * Apply up to `max` records to `copy` (until `stop` says so), then, with a file journal, sync its
+   * replicas and move its checkpoint. One drain at a time per copy.
+   */
+  private drainCopy(c: LocalCopy, max: number, stop?: () => boolean): Promise<void> {
     const run = c.serial.then(async () => {
       // A snapshot of the records: the index may be compacted while the writes are awaited.
       const batch = [...this.journal.after(c.appliedSeq, max)];
-      for (const r of batch) await c.apply(r);
+      for (const r of batch) {
+        if (stop?.()) break;
+        await c.apply(r);
+      }
+      if (!this.journal.writeCheckpoint) return;
       // A copy out of step with the journal (image access, disabled, marked, synchronizing) is
       // checkpointed as not initialized: a restart sweeps it.
       const initialized = this.init.done && c.inStep;
@@ -566,10 +603,12 @@ export class ConsistencyGroup {
     if (this.copies.some((c) => c.needsSweep || c.markedRegions > 0)) this.init.done = false;
     // The checkpoint says where each copy is, and whether its initialization completed.
     for (const c of this.copies) await (this.journal.writeCheckpoint ? this.drainCopy(c, 0) : c.serial);
+    await Promise.all(this.copies.map((c) => (c instanceof CrrCopy ? c.shipping : null)));
     await this.journal.close();
     if (this.journal.writeCheckpoint) {
       for (const c of this.copies) for (const s of c.replicas) { await s.flush?.(); await s.close(); }
     }
+    for (const c of this.copies) if (c instanceof CrrCopy) await c.link.close();
   }
 
   /**
@@ -656,6 +695,7 @@ export class ConsistencyGroup {
         oldestImageSeq: c.imageFloor === null ? null : Math.max(c.imageFloor, this.journal.firstSeq - 1),
         undoBytes: c.undo.bytes,
         synchronization: c.sync && { ...c.sync },
+        ...(c instanceof CrrCopy ? { link: c.link.status() } : {}),
       })),
       markers: this.copies.map((c) => ({
         copy: c.name, regions: c.markedRegions, bytes: c.markers.reduce((n, m, i) => n + m.count * m.regionBlocks * this.sets[i].lu.blockSize, 0),
@@ -680,6 +720,8 @@ export interface GroupStatus {
     name: string; kind: string; enabled: boolean; access: StorageAccessState; appliedSeq: number; lag: { records: number; bytes: number };
     image: (Omit<AccessedImage, 'log'> & { logBytes: number }) | null; oldestImageSeq: number | null; undoBytes: number;
     synchronization: InitProgress | null;
+    /** A remote copy's link: where, its rate limit, bytes that crossed it. */
+    link?: LinkStatus;
   }>;
   /** Per copy: regions marked while paused (bytes: their size), and whether a full sweep is due. */
   markers: Array<{ copy: string; regions: number; bytes: number; fullSweep: boolean }>;

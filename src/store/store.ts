@@ -7,7 +7,7 @@ export interface BackingStore {
   readonly blockSize: number;
   /** Number of logical blocks. */
   readonly blockCount: bigint;
-  readonly kind: 'memory' | 'file';
+  readonly kind: 'memory' | 'file' | 'remote';
   /** thin stores read unmapped blocks as zero and report them deallocated. */
   readonly thin: boolean;
 
@@ -39,6 +39,12 @@ export interface BackingStore {
    * lba+within, so the run may stop there (a store may still return a longer one).
    */
   mapping?(lba: bigint, within?: bigint): { mapped: boolean; blocks: bigint };
+  /**
+   * Stores whose data is elsewhere (a remote copy's replica, src/splitter/remote-store.ts): the
+   * region digest of [lba, lba+blocks) computed where the data is (src/splitter/digest.ts format),
+   * or null when the range is wholly deallocated. Absent: callers read and digest themselves.
+   */
+  digest?(lba: bigint, blocks: number): Promise<Buffer | null>;
   /** Resize (capacity changed). */
   resize?(blockCount: bigint): void | Promise<void>;
   /** Bytes of memory actually allocated (for thin memory stores). */

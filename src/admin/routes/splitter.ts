@@ -83,7 +83,7 @@ export const GROUP_STATUS = {
       items: {
         type: 'object',
         properties: {
-          name: { type: 'string' }, kind: { type: 'string', enum: ['local'] },
+          name: { type: 'string' }, kind: { type: 'string', enum: ['local', 'remote'], description: 'local: CDP, replicas on this array; remote: CRR, replicas on another arraysim over iSCSI' },
           enabled: { type: 'boolean', description: 'false after disable_copy: not distributed to, its regions marked' },
           access: { type: 'string', enum: ['no-access', 'logged-access', 'direct-access'], description: 'RecoverPoint\'s storage access state: image access to the copy, or none (its LUs answer NOT READY 02/04/03)' },
           appliedSeq: { type: 'integer' },
@@ -100,6 +100,19 @@ export const GROUP_STATUS = {
           oldestImageSeq: { type: ['integer', 'null'], description: 'the oldest image enable_image_access can reach; null: none until the copy is synchronized' },
           undoBytes: { type: 'integer', description: 'undo data kept for rolling the replica back (memory)' },
           synchronization: { ...SYNC, type: ['object', 'null'], description: 'the last synchronization of this copy alone (enable_copy, after direct access)' },
+          link: {
+            type: 'object', description: 'a remote copy\'s link to the remote array (absent for a local copy)',
+            properties: {
+              portal: { type: 'string' }, target: { type: 'string' }, luns: { type: 'array', items: { type: 'integer' } },
+              rate: { type: ['string', 'null'], description: 'the rate limit each way, e.g. "50 Mbit/s"; null: none' },
+              rateBytesPerSec: { type: ['number', 'null'] },
+              connected: { type: 'boolean' },
+              bytesSent: { type: 'integer', description: 'bytes sent to the remote array: SCSI payload plus 48 bytes per command' },
+              bytesReceived: { type: 'integer', description: 'bytes received from it, counted the same way' },
+              commands: { type: 'integer' }, logins: { type: 'integer' }, lastError: { type: ['string', 'null'] },
+            },
+            required: ['portal', 'target', 'luns', 'rate', 'rateBytesPerSec', 'connected', 'bytesSent', 'bytesReceived', 'commands', 'logins', 'lastError'],
+          },
         },
         required: ['name', 'kind', 'enabled', 'access', 'appliedSeq', 'lag', 'image', 'oldestImageSeq', 'undoBytes', 'synchronization'],
       },

@@ -1,0 +1,143 @@
+/**
+ * The link of a remote copy (CRR): an iSCSI session from this array, through the project's own
+ * initiator (src/initiator), to the target on the remote array whose LUs are the copy's replica
+ * volumes, and the rate limit that stands for the WAN between the sites (the field notes' 50 Mb/s:
+ * "At 50 Mb/s, it would have taken roughly 15 hours to perform a full sync").
+ *
+ * The remote array is a plain `arraysim serve` with LUNs at least as large as production's: it
+ * needs no configuration of its own, and every write reaches its LUs through its front door
+ * (STYLE.md habit 14). What crosses the link is metered: each command costs its SCSI payload plus
+ * COMMAND_OVERHEAD_BYTES (the 48-byte BHS of the command and of its response) in its direction,
+ * and one token bucket per direction holds each to `rate`. iSCSI Data-Out/Data-In headers and
+ * TCP/IP framing are not counted.
+ */
+import type { Logger } from 'pino';
+import { SenseKey } from '../../protocol/scsi/sense.ts';
+import { ScsiCommandError, ScsiDevice, Session } from '../initiator/index.ts';
+import type { ScsiResult } from '../initiator/index.ts';
+import { formatRate, TokenBucket } from './rate.ts';
+
+/** What one command costs the link besides its payload: the BHS of the command and of its response. */
+export const COMMAND_OVERHEAD_BYTES = 96;
+
+export interface LinkConfig {
+  /** The remote array's portal. */
+  host: string;
+  port: number;
+  /** The remote target's IQN. */
+  target: string;
+  /** The remote LUN of each replication set, in the group's order. */
+  luns: number[];
+  /** Production's geometry per replication set: each remote LU must have the block size and at least the blocks. */
+  geometry: Array<{ blocks: bigint; blockSize: number }>;
+  /** Bytes per second each way; undefined: unlimited. */
+  rate?: number;
+  /** The initiator name this array logs in to the remote target with. */
+  initiatorName: string;
+}
+
+export interface LinkStatus {
+  portal: string;
+  target: string;
+  luns: number[];
+  rate: string | null;
+  rateBytesPerSec: number | null;
+  connected: boolean;
+  /** Bytes sent to / received from the remote array (payload + COMMAND_OVERHEAD_BYTES per command). */
+  bytesSent: number;
+  bytesReceived: number;
+  commands: number;
+  logins: number;
+  lastError: string | null;
+}
+
+/** The session to the remote array, logged in on demand and again after it is lost. */
+export class ReplicationLink {
+  private session: Session | null = null;
+  private connecting: Promise<Session> | null = null;
+  private readonly out: TokenBucket | null;
+  private readonly in: TokenBucket | null;
+  readonly counters = { bytesSent: 0, bytesReceived: 0, commands: 0, logins: 0 };
+  lastError: string | null = null;
+
+  constructor(readonly config: LinkConfig, private readonly log?: Logger) {
+    this.out = config.rate ? new TokenBucket(config.rate) : null;
+    this.in = config.rate ? new TokenBucket(config.rate) : null;
+  }
+
+  get connected(): boolean { return this.session !== null && !this.session.closed; }
+
+  /** The device of remote LUN `lun` on a logged-in session (logging in first when there is none). */
+  async device(lun: number): Promise<ScsiDevice> {
+    if (this.session && !this.session.closed) return new ScsiDevice(this.session, lun);
+    this.connecting ??= this.login().finally(() => { this.connecting = null; });
+    return new ScsiDevice(await this.connecting, lun);
+  }
+
+  private async login(): Promise<Session> {
+    const c = this.config;
+    try {
+      const s = await Session.login({ host: c.host, port: c.port, targetName: c.target, initiatorName: c.initiatorName, commandTimeoutMs: 60_000 });
+      // Power-on and I_T nexus loss unit attentions (SAM-5 §5.14) are reported once per LU: consumed here.
+      for (const [i, lun] of c.luns.entries()) {
+        const d = new ScsiDevice(s, lun);
+        await d.clearUnitAttentions();
+        const cap = await d.readCapacity16();
+        const want = c.geometry[i];
+        if (cap.kind !== 'good') { await s.logout().catch(() => s.close()); throw new ScsiCommandError(cap, `READ CAPACITY(16) of remote LUN ${lun}`); }
+        if (cap.value.blockSize !== want.blockSize || cap.value.blocks < want.blocks) {
+          await s.logout().catch(() => s.close());
+          throw new Error(`remote LUN ${lun} has ${cap.value.blocks} blocks of ${cap.value.blockSize} bytes; replication set ${i} needs ${want.blocks} of ${want.blockSize}`);
+        }
+      }
+      this.session = s;
+      this.counters.logins++;
+      this.lastError = null;
+      s.onClose = (e) => { this.lastError = e.message; this.log?.warn({ err: e.message, portal: `${c.host}:${c.port}` }, 'remote copy link lost'); };
+      this.log?.info({ portal: `${c.host}:${c.port}`, target: c.target }, 'remote copy link up');
+      return s;
+    } catch (e) {
+      this.lastError = (e as Error).message;
+      throw new Error(`remote copy link to ${c.host}:${c.port} ${c.target}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Run one command on remote LUN `lun`, `sent` payload bytes out and `received` in, each metered
+   * before it goes (the bucket is the link's serialization delay). A unit attention (the remote
+   * LU changed, SAM-5 §5.14) is consumed and the command sent again, as a host does.
+   */
+  async run<T>(lun: number, sent: number, received: number, what: string, cmd: (d: ScsiDevice) => Promise<ScsiResult<T>>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const d = await this.device(lun);
+      const o = this.out?.take(sent + COMMAND_OVERHEAD_BYTES / 2);
+      if (o) await o;
+      const i = this.in?.take(received + COMMAND_OVERHEAD_BYTES / 2);
+      if (i) await i;
+      this.counters.bytesSent += sent + COMMAND_OVERHEAD_BYTES / 2;
+      this.counters.bytesReceived += received + COMMAND_OVERHEAD_BYTES / 2;
+      this.counters.commands++;
+      const r = await cmd(d);
+      if (r.kind === 'good') return r.value;
+      if (r.kind === 'check-condition' && r.sense?.key === SenseKey.UnitAttention && attempt < 4) continue;
+      const err = new ScsiCommandError(r, `${what} on remote LUN ${lun}`);
+      this.lastError = err.message;
+      throw err;
+    }
+  }
+
+  status(): LinkStatus {
+    const c = this.config;
+    return {
+      portal: `${c.host}:${c.port}`, target: c.target, luns: c.luns,
+      rate: c.rate ? formatRate(c.rate) : null, rateBytesPerSec: c.rate ?? null,
+      connected: this.connected, ...this.counters, lastError: this.lastError,
+    };
+  }
+
+  async close(): Promise<void> {
+    const s = this.session;
+    this.session = null;
+    if (s && !s.closed) await s.logout().catch(() => s.close());
+  }
+}
