@@ -709,8 +709,9 @@ export class Connection {
     // write) is held until the end of the callback it completes in: the peer acknowledges a whole
     // batch of writes in one link chunk, and their responses then leave in one writev instead of
     // one send each (each send also wakes the initiator). No later: nextTick runs once this
-    // callback's promise reactions are done, before the event loop moves on.
-    if (!this.flushPending && !this.tickCorked) {
+    // callback's promise reactions are done, before the event loop moves on. Only while other
+    // commands of this connection are in flight: the last one (QD1) leaves at once.
+    if (!this.flushPending && !this.tickCorked && this.tasks.size > 0) {
       this.tickCorked = true;
       this.socket.cork();
       process.nextTick(this.tickUncork);
