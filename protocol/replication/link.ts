@@ -108,29 +108,35 @@ export class LinkProtocolError extends Error {
 
 // ---------------------------------------------------------------- encoding
 
-/** A growable writer of payload fields; the data buffers of writes stay separate parts (no copy). */
+/**
+ * A growable writer of a message: the header's 24 bytes are reserved at the front of the first
+ * part and filled in last (encodeMessage), the payload fields follow them in the same buffer, and
+ * the data buffers of writes stay parts of their own (no copy). A replicated write is then two
+ * iovecs, [header + fields, data], and an ack one.
+ */
 class Out {
   parts: Buffer[] = [];
-  private cur = Buffer.allocUnsafe(64);
-  private n = 0;
-  private room(k: number): void {
-    if (this.n + k <= this.cur.length) return;
-    const b = Buffer.allocUnsafe(Math.max(this.cur.length * 2, this.n + k));
-    this.cur.copy(b, 0, 0, this.n);
-    this.cur = b;
+  private cur: Buffer | null = Buffer.allocUnsafe(64);
+  private n = HEADER_LENGTH;
+  private room(k: number): Buffer {
+    const c = this.cur ?? (this.cur = Buffer.allocUnsafe(Math.max(64, k)));
+    if (this.n + k <= c.length) return c;
+    const b = Buffer.allocUnsafe(Math.max(c.length * 2, this.n + k));
+    c.copy(b, 0, 0, this.n);
+    return (this.cur = b);
   }
-  u8(v: number): this { this.room(1); this.cur[this.n++] = v; return this; }
-  u16(v: number): this { this.room(2); this.cur.writeUInt16BE(v, this.n); this.n += 2; return this; }
-  u32(v: number): this { this.room(4); this.cur.writeUInt32BE(v >>> 0, this.n); this.n += 4; return this; }
-  u64(v: bigint): this { this.room(8); this.cur.writeBigUInt64BE(v, this.n); this.n += 8; return this; }
-  str(s: string): this { const b = Buffer.from(s, 'utf8'); if (b.length > 0xffff) throw new RangeError('string too long'); this.u16(b.length); this.room(b.length); b.copy(this.cur, this.n); this.n += b.length; return this; }
+  u8(v: number): this { this.room(1)[this.n++] = v; return this; }
+  u16(v: number): this { this.room(2).writeUInt16BE(v, this.n); this.n += 2; return this; }
+  u32(v: number): this { this.room(4).writeUInt32BE(v >>> 0, this.n); this.n += 4; return this; }
+  u64(v: bigint): this { this.room(8).writeBigUInt64BE(v, this.n); this.n += 8; return this; }
+  str(s: string): this { const b = Buffer.from(s, 'utf8'); if (b.length > 0xffff) throw new RangeError('string too long'); this.u16(b.length); b.copy(this.room(b.length), this.n); this.n += b.length; return this; }
   wwn(hex: string): this {
     if (!/^[0-9a-fA-F]{16}$/.test(hex)) throw new RangeError(`WWN must be 16 hex digits, not "${hex}"`);
-    this.room(8); Buffer.from(hex, 'hex').copy(this.cur, this.n); this.n += 8; return this;
+    Buffer.from(hex, 'hex').copy(this.room(8), this.n); this.n += 8; return this;
   }
   /** Append a buffer as its own part (the fields so far become one part before it). */
   raw(b: Buffer): this { this.flush(); if (b.length) this.parts.push(b); return this; }
-  flush(): void { if (this.n) { this.parts.push(this.cur.subarray(0, this.n)); this.cur = Buffer.allocUnsafe(64); this.n = 0; } }
+  flush(): void { if (this.cur && this.n) { this.parts.push(this.cur.subarray(0, this.n)); this.cur = null; this.n = 0; } }
 }
 
 function payloadOf(m: LinkMessage): Buffer[] {
@@ -179,18 +185,17 @@ function payloadOf(m: LinkMessage): Buffer[] {
 }
 
 /**
- * Encode one message as [header, ...payload parts], ready for a corked writev: a write's data
- * is not copied. `sequence` is the link sequence number the sender assigns.
+ * Encode one message as [header + payload fields, ...data parts], ready for a corked writev: a
+ * write's data is not copied. `sequence` is the link sequence number the sender assigns.
  */
 export function encodeMessage(m: LinkMessage, sequence: number): Buffer[] {
   const parts = payloadOf(m);
-  let len = 0;
-  let crc = 0;
-  for (const p of parts) { len += p.length; crc = crc32c(p, crc); }
+  // The first part always opens with the reserved header (every message starts with fields).
+  const h = parts[0];
+  let len = h.length - HEADER_LENGTH;
+  let crc = len ? crc32c(h.subarray(HEADER_LENGTH), 0) : 0;
+  for (let i = 1; i < parts.length; i++) { len += parts[i].length; crc = crc32c(parts[i], crc); }
   if (len > MAX_PAYLOAD) throw new RangeError(`payload of ${len} bytes is over ${MAX_PAYLOAD}`);
-  // From the pool (every byte is written below): a zero-filled Buffer.alloc per frame is an
-  // ArrayBuffer of its own per replicated write and per ack.
-  const h = Buffer.allocUnsafe(HEADER_LENGTH);
   h.writeUInt32BE(LINK_MAGIC, 0);
   h[4] = LINK_VERSION;
   h[5] = TYPE_CODE[m.type];
@@ -199,7 +204,7 @@ export function encodeMessage(m: LinkMessage, sequence: number): Buffer[] {
   h.writeUInt32BE(sequence >>> 0, 12);
   h.writeUInt32LE(crc, 16);
   h.writeUInt32LE(crc32c(h.subarray(0, 20)), 20);
-  return [h, ...parts];
+  return parts;
 }
 
 // ---------------------------------------------------------------- decoding

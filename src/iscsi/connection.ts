@@ -239,6 +239,13 @@ export class Connection {
     this.turnLatencies?.recordAll();
   };
 
+  /** Corked by finish() until the end of the current callback (no turn's cork was held). */
+  private tickCorked = false;
+  private readonly tickUncork = (): void => {
+    this.tickCorked = false;
+    this.socket.uncork();
+  };
+
   private readonly onFrame = (e: FrameEvent): void => {
     if (this.closed) return;
     switch (e.kind) {
@@ -698,6 +705,17 @@ export class Connection {
       underflow = edtl;
     }
     if (task.read && !task.write && r.data && r.data.length === 0) underflow = edtl;
+    // A completion outside a turn (a replicated write the peer acknowledged, a file store's
+    // write) is held until the end of the callback it completes in: the peer acknowledges a whole
+    // batch of writes in one link chunk, and their responses then leave in one writev instead of
+    // one send each (each send also wakes the initiator). No later: nextTick runs once this
+    // callback's promise reactions are done, before the event loop moves on. Only while other
+    // commands of this connection are in flight: the last one (QD1) leaves at once.
+    if (!this.flushPending && !this.tickCorked && this.tasks.size > 0) {
+      this.tickCorked = true;
+      this.socket.cork();
+      process.nextTick(this.tickUncork);
+    }
     this.socket.cork();
     const statusInData = sendLen > 0 && r.status === ScsiStatus.Good && !r.sense;
     if (sendLen > 0) {

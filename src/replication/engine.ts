@@ -224,7 +224,10 @@ export class ReplicationGroup {
     if (!s || !this.linkUp && m.type !== 'hello' && m.type !== 'error') return;
     const parts = encodeMessage(m, this.sendSeq++);
     if (m.type === 'write') this.stats.replicatedBytes += m.data.length;
-    this.shaper?.send(parts);
+    // A replicated write with no other in flight leaves now rather than at the end of the
+    // callback: at QD1 nothing else would join its writev, and the rest of the callback (the
+    // promise chain back to the iSCSI layer) is then off the round trip.
+    this.shaper?.send(parts, m.type === 'write' && !m.forwarded && this.machine.inFlight <= 1);
   }
 
   /** Take a connected socket (dialled, or accepted and routed by its hello) as this group's link. */

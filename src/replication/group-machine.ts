@@ -264,6 +264,9 @@ export class GroupMachine {
     this.aluaKey = `${this.serving ? 1 : 0}${this.role}`;
   }
 
+  /** Primary: replicated writes the peer has not acknowledged yet. */
+  get inFlight(): number { return this.awaitingPeer.size; }
+
   /**
    * This array serves host I/O for the group now. The secondary only while Synced (it forwards
    * writes to the primary). The primary while it replicates; when it would write alone (link

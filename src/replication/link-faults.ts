@@ -124,10 +124,11 @@ export class LinkShaper {
 
   constructor(private readonly sink: FrameSink, private readonly injector: LinkFaultInjector) {}
 
-  send(parts: Buffer[]): void {
+  /** `alone`: no other frame is expected in this tick; it is written at once (one writev) unless a batch is open. */
+  send(parts: Buffer[], alone = false): void {
     if (this.closed || this.sink.destroyed) return;
     const f = this.injector.faults;
-    if (this.queue.length === 0 && f.latencyMs === 0 && f.lossPercent === 0 && f.oneWay !== 'out') { this.write(parts); return; }
+    if (this.queue.length === 0 && f.latencyMs === 0 && f.lossPercent === 0 && f.oneWay !== 'out') { this.write(parts, alone); return; }
     const loss = retransmissionDelay(f.lossPercent, this.injector.random);
     this.injector.counters.framesShaped++;
     this.injector.counters.retransmissions += loss.retransmissions;
@@ -157,7 +158,13 @@ export class LinkShaper {
    * QD32 replicated write went to those sends). A lone frame still leaves within the tick, so QD1
    * latency is unchanged; Nagle stays off.
    */
-  private write(parts: Buffer[]): void {
+  private write(parts: Buffer[], alone: boolean): void {
+    if (alone && !this.batching) {
+      this.sink.cork();
+      for (const p of parts) this.sink.write(p);
+      this.sink.uncork();
+      return;
+    }
     if (!this.batching) { this.batching = true; this.sink.cork(); process.nextTick(this.endBatch); }
     for (const p of parts) this.sink.write(p);
   }

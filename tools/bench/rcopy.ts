@@ -7,6 +7,7 @@
  *   B  secondary        127.0.2.1:PORT+2  its peer (link listeners PORT+3 on B, PORT+4 on A)
  *
  *   npx tsx tools/bench/rcopy.ts [--seconds 5] [--rounds 3] [--port 3490] [--latency-ms 1] [--resync-percent 1] [--json]
+ *   (ARRAYSIM_BENCH_PRIORITY=-20 on a shared machine, as root: tools/bench/target.ts prioritize)
  *
  * Needs a current dist/ (`npm run build`; bin/arraysim.js refuses a stale one). The client is the
  * project's test initiator (test/helpers/initiator.ts) in this process, WRITE(16) of 4 KiB at
@@ -14,6 +15,8 @@
  *
  * - QD1 latency: U, A (replicated, written at the primary) and B (replicated, written at the
  *   secondary, which forwards to the primary: one more link round trip). Goal: A ≤ 1.5 × U.
+ * - QD1 floor: the same hops through a bare Node TCP relay (RELAY below), in the same run: how much
+ *   of the ratio any design with two array processes pays on this machine.
  * - QD1 with an injected round trip: POST /v1/rcopy/link {latencyMs} on A (every frame A sends is
  *   that much later, so each replicated write pays it once). Goal: ≤ 1.2 × (A's loopback latency + injected).
  * - QD32 IOPS: U against A, and CPU per write of each array process (utime+stime from
@@ -31,9 +34,10 @@ import { loadavg, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { cdb16 } from '../../test/helpers/cdb.ts';
 import { TestInitiator } from '../../test/helpers/initiator.ts';
-import { BENCH_KEYS, cpuSeconds, numOpt, senseOf, startTarget } from './target.ts';
+import { BENCH_KEYS, cpuSeconds, numOpt, prioritize, senseOf, startTarget } from './target.ts';
 
 const SECONDS = numOpt('seconds', 5);
 const ROUNDS = numOpt('rounds', 3);
@@ -155,7 +159,73 @@ async function qd32(ini: TestInitiator, seconds: number, pids: number[], seed: n
   return { iops: done / secs, cpuUs: pids.map((p, i) => ((cpuSeconds(p) - c0[i]) * 1e6) / done), clientUs: (u.user + u.system) / done };
 }
 
+/**
+ * The floor under the QD1 goal, measured in the same run: the same hops with nothing but Node and
+ * TCP in them. A bare relay P (and peer Q) in processes of their own; the client sends 4 KiB +
+ * 48 bytes and waits for 48 (unreplicated: client → P → client) or P first sends 4 KiB + 24 to Q
+ * and waits for its 34-byte answer (replicated: client → P → Q → P → client). No iSCSI, no CRC,
+ * no store: what is left is the wake-ups and loopback TCP that any two-array design pays.
+ */
+const RELAY = `
+const net = require('node:net');
+const [role, qport] = [process.argv[1], Number(process.argv[2])];
+function frames(s, size, on) { let have = 0; s.on('data', (c) => { have += c.length; while (have >= size) { have -= size; on(); } }); }
+if (role === 'Q') {
+  const srv = net.createServer((s) => { s.setNoDelay(true); const ack = Buffer.alloc(34); frames(s, 4096 + 24, () => s.write(ack)); });
+  srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
+} else {
+  const q = qport ? net.connect(qport, '127.0.0.1') : null;
+  if (q) q.setNoDelay(true);
+  const waiting = [];
+  if (q) frames(q, 34, () => waiting.shift()());
+  const hdr = Buffer.alloc(24), data = Buffer.alloc(4096), rsp = Buffer.alloc(48);
+  const srv = net.createServer((s) => {
+    s.setNoDelay(true);
+    frames(s, 4096 + 48, () => {
+      if (!q) { s.write(rsp); return; }
+      waiting.push(() => s.write(rsp));
+      q.cork(); q.write(hdr); q.write(data); process.nextTick(() => q.uncork());
+    });
+  });
+  srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
+}`;
+
+async function relay(args: string[]): Promise<{ port: number; child: ReturnType<typeof spawn> }> {
+  const child = spawn(process.execPath, ['-e', RELAY, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  if (child.pid) prioritize(child.pid);
+  const port = await new Promise<number>((resolve) => child.stdout!.once('data', (b: Buffer) => resolve(Number(b.toString().trim()))));
+  return { port, child };
+}
+
+/** QD1 through a bare relay for `seconds`: per-request latency in µs. */
+async function relayQd1(port: number, seconds: number): Promise<number[]> {
+  const s = net.connect(port, '127.0.0.1');
+  s.setNoDelay(true);
+  await new Promise((r) => s.once('connect', r));
+  const req = Buffer.alloc(4096 + 48);
+  const lat: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  await new Promise<void>((resolve) => {
+    let have = 0;
+    let t = performance.now();
+    s.on('data', (c: Buffer) => {
+      have += c.length;
+      if (have < 48) return;
+      have -= 48;
+      const now = performance.now();
+      lat.push((now - t) * 1000);
+      if (now >= end) { resolve(); return; }
+      t = performance.now();
+      s.write(req);
+    });
+    s.write(req);
+  });
+  s.destroy();
+  return lat;
+}
+
 async function main(): Promise<void> {
+  prioritize();
   const dir = mkdtempSync(path.join(tmpdir(), 'arraysim-rcbench-'));
   const sites: Site[] = [];
   const started: ReturnType<typeof startTarget>[] = [];
@@ -175,9 +245,14 @@ async function main(): Promise<void> {
   const [U, B, A] = sites;
   await until(async () => (await group(A)).status === 'Synced' && (await group(B)).status === 'Synced', 'A and B Synced');
   const ini = { U: await session(U), A: await session(A), B: await session(B) };
-  out(`rcopy bench: ${ROUNDS} rounds, ${SECONDS} s per measurement, injected ${LATENCY_MS} ms; load before: ${load()}`);
+  const relayQ = await relay(['Q', '0']);
+  const relayA = await relay(['P', String(relayQ.port)]);
+  const relayU = await relay(['P', '0']);
+  process.on('exit', () => { for (const r of [relayQ, relayA, relayU]) r.child.kill(); });
+  const priority = process.env.ARRAYSIM_BENCH_PRIORITY;
+  out(`rcopy bench: ${ROUNDS} rounds, ${SECONDS} s per measurement, injected ${LATENCY_MS} ms; ${priority ? `priority ${priority} (ARRAYSIM_BENCH_PRIORITY); ` : ''}load before: ${load()}`);
 
-  const q1: Record<'U' | 'A' | 'B' | 'Alat', number[][]> = { U: [], A: [], B: [], Alat: [] };
+  const q1: Record<'U' | 'A' | 'B' | 'Alat' | 'RU' | 'RA', number[][]> = { U: [], A: [], B: [], Alat: [], RU: [], RA: [] };
   const q32: Record<'U' | 'A', { iops: number; cpuUs: number[]; clientUs: number }[]> = { U: [], A: [] };
   for (let round = 0; round < ROUNDS; round++) {
     const order = (['U', 'A', 'B'] as const).map((_, i, a) => a[(i + round) % 3]);
@@ -185,6 +260,11 @@ async function main(): Promise<void> {
       const lat = await qd1(ini[k], SECONDS, 1000 + round);
       q1[k].push(lat);
       out(`round ${round + 1} QD1 ${k}: median ${median(lat).toFixed(0)} µs (${lat.length} writes; load ${load()})`);
+    }
+    for (const [k, r] of (round % 2 ? [['RA', relayA], ['RU', relayU]] : [['RU', relayU], ['RA', relayA]]) as ['RU' | 'RA', typeof relayU][]) {
+      const lat = await relayQd1(r.port, SECONDS);
+      q1[k].push(lat);
+      out(`round ${round + 1} QD1 bare relay ${k === 'RU' ? 'client→P→client' : 'client→P→Q→P→client'}: median ${median(lat).toFixed(0)} µs (load ${load()})`);
     }
     await admin(A, 'POST', '/v1/rcopy/link', { latencyMs: LATENCY_MS });
     const lat = await qd1(ini.A, SECONDS, 2000 + round);
@@ -218,7 +298,7 @@ async function main(): Promise<void> {
   const resync = { written, sent: after.resyncBytes - before.resyncBytes, lastResyncBytes: after.lastResyncBytes, resyncMs: after.lastResyncMs, restoreToSyncedMs: Math.round(wallMs), volumeBytes: BLOCKS * 512 };
 
   const m = (xs: number[][]) => median(xs.map(median));
-  const lat = { U: m(q1.U), A: m(q1.A), B: m(q1.B), Alat: m(q1.Alat) };
+  const lat = { U: m(q1.U), A: m(q1.A), B: m(q1.B), Alat: m(q1.Alat), RU: m(q1.RU), RA: m(q1.RA) };
   const p99 = { U: median(q1.U.map((x) => pct(x, 0.99))), A: median(q1.A.map((x) => pct(x, 0.99))), B: median(q1.B.map((x) => pct(x, 0.99))), Alat: median(q1.Alat.map((x) => pct(x, 0.99))) };
   const pick = (xs: { iops: number; cpuUs: number[]; clientUs: number }[]) => { const s = [...xs].sort((a, b) => a.iops - b.iops); return s[Math.floor(s.length / 2)]; };
   const iops = { U: pick(q32.U), A: pick(q32.A) };
@@ -228,6 +308,7 @@ async function main(): Promise<void> {
     qd1: {
       unreplicatedUs: lat.U, replicatedUs: lat.A, viaSecondaryUs: lat.B, ratio: lat.A / lat.U, goalRatio: 1.5, p99Us: p99,
       injectedMs: LATENCY_MS, withInjectedUs: lat.Alat, goalUs: goalLat, rounds: { U: q1.U.map(median), A: q1.A.map(median), B: q1.B.map(median), Alat: q1.Alat.map(median) },
+      bareRelay: { unreplicatedUs: lat.RU, replicatedUs: lat.RA, ratio: lat.RA / lat.RU },
     },
     qd32: {
       unreplicatedIops: iops.U.iops, replicatedIops: iops.A.iops, ratio: iops.A.iops / iops.U.iops, goalRatio: 0.6,
@@ -242,6 +323,7 @@ async function main(): Promise<void> {
     '| measurement | unreplicated (U) | replicated (A, primary) | ratio / goal |',
     '|---|---|---|---|',
     `| QD1 4 KiB write latency, median (p99) | ${us(lat.U)} (${us(p99.U)}) | ${us(lat.A)} (${us(p99.A)}) | ${(lat.A / lat.U).toFixed(2)}x / ≤ 1.5x |`,
+    `| QD1 floor: a bare Node TCP relay with the same hops (no iSCSI, CRC or store) | ${us(lat.RU)} | ${us(lat.RA)} | ${(lat.RA / lat.RU).toFixed(2)}x |`,
     `| QD1 via the secondary (B forwards to A) | | ${us(lat.B)} (${us(p99.B)}) | ${(lat.B / lat.U).toFixed(2)}x |`,
     `| QD1 with +${LATENCY_MS} ms round trip on the link | | ${us(lat.Alat)} (${us(p99.Alat)}) | goal ≤ ${us(goalLat)} (1.2 × (${us(lat.A)} + ${LATENCY_MS} ms)): ${lat.Alat <= goalLat ? 'met' : 'missed'} |`,
     `| QD32 4 KiB random write IOPS | ${Math.round(iops.U.iops)} | ${Math.round(iops.A.iops)} | ${(100 * iops.A.iops / iops.U.iops).toFixed(0)}% / ≥ 60% |`,
