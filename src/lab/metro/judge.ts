@@ -5,13 +5,14 @@
  * observations can be judged against a deliberately wrong expectation (the negative control).
  */
 import type { PathState } from '../../initiator/multipath.ts';
-import type { ArrayName, HostExpect, HostName, MetroScenario } from './scenarios.ts';
+import type { ArrayName, HostExpect, HostName, MetroScenario, PathExpect } from './scenarios.ts';
 
-export type Phase = 'before' | 'during' | 'after';
-export const PHASES: readonly Phase[] = ['before', 'during', 'after'];
+/** `midway`: only in scenarios with several faults, once all but the last have settled. */
+export type Phase = 'before' | 'midway' | 'during' | 'after';
+export const PHASES: readonly Phase[] = ['before', 'midway', 'during', 'after'];
 
 export interface HostObserved {
-  paths: Record<Phase, Record<ArrayName, PathState>>;
+  paths: Record<Exclude<Phase, 'midway'>, Record<ArrayName, PathState>> & { midway?: Record<ArrayName, PathState> };
   /** No write failed between the fault and the end of the run. */
   keptIo: boolean;
   /** Writes that failed (no path within the deadline). */
@@ -43,9 +44,11 @@ export function judge(s: Pick<MetroScenario, 'expect'>, observed: Record<HostNam
     const e = s.expect[host];
     const o = observed[host];
     for (const phase of PHASES) {
+      const want = e[phase];
+      if (!want) continue;
       for (const arr of ['A', 'B'] as ArrayName[]) {
-        const got = o.paths[phase][arr];
-        if (!e[phase][arr].includes(got)) out.push(`${host} ${phase}: path to ${arr} is ${got}, expected ${e[phase][arr].join(' or ')}`);
+        const got = o.paths[phase]?.[arr] ?? 'not observed';
+        if (!want[arr].includes(got as PathState)) out.push(`${host} ${phase}: path to ${arr} is ${got}, expected ${want[arr].join(' or ')}`);
       }
     }
     if (o.keptIo !== e.keepsIo) out.push(`${host}: ${o.keptIo ? 'kept I/O' : `lost I/O (${o.failedWrites} writes failed, ${o.rtoMs} ms without an acknowledgement)`}, expected it to ${e.keepsIo ? 'keep' : 'lose'} I/O`);
@@ -75,8 +78,11 @@ export function formatMetroTable(rows: MetroRow[]): string {
     for (const host of Object.keys(r.expected) as HostName[]) {
       const e = r.expected[host];
       const o = r.observed[host];
-      const exp = { A: e.during.A.join('/'), B: e.during.B.join('/') };
-      lines.push(`| ${[r.scenario, host, cell(o.paths.before), cell(exp), cell(o.paths.during), cell(o.paths.after),
+      const exp = (p: PathExpect) => cell({ A: p.A.join('/'), B: p.B.join('/') });
+      // Midway (several faults): shown before the during state, "midway → during".
+      const expDuring = e.midway ? `${exp(e.midway)} → ${exp(e.during)}` : exp(e.during);
+      const obsDuring = o.paths.midway ? `${cell(o.paths.midway)} → ${cell(o.paths.during)}` : cell(o.paths.during);
+      lines.push(`| ${[r.scenario, host, cell(o.paths.before), expDuring, obsDuring, cell(o.paths.after),
         `${e.keepsIo ? 'keeps' : 'loses'} / ${o.keptIo ? 'kept' : 'lost'}`, `${o.rtoMs} ms`, `${o.acked} / ${o.lostWrites}`,
         verdictCell(r, host), host === 'host-a' ? r.paper : ''].join(' | ')} |`);
     }

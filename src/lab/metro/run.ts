@@ -106,8 +106,8 @@ export async function runMetroScenario(s: MetroScenario, o: { keepDir?: boolean;
     }
     const names = [...hosts.keys()];
     const all = [...hosts.values()];
-    const paths = {} as Record<HostName, Record<Phase, Record<ArrayName, PathState>>>;
-    const take = (phase: Phase) => { for (const n of names) (paths[n] ??= {} as Record<Phase, Record<ArrayName, PathState>>)[phase] = snapshot(hosts.get(n)!); };
+    const paths = {} as Record<HostName, HostObserved['paths']>;
+    const take = (phase: Phase) => { for (const n of names) (paths[n] ??= {} as HostObserved['paths'])[phase] = snapshot(hosts.get(n)!); };
 
     await until(() => names.every((n) => fits(hosts.get(n)!, s.expect[n].before)), SETTLE_MS);
     for (const h of all) h.start();
@@ -115,7 +115,21 @@ export async function runMetroScenario(s: MetroScenario, o: { keepDir?: boolean;
     take('before');
 
     const tFault = clock();
-    for (const f of s.faults) note(await inject(c, f, hosts));
+    const midway = names.some((n) => s.expect[n].midway);
+    for (const [i, f] of s.faults.entries()) {
+      note(await inject(c, f, hosts));
+      if (i === s.faults.length - 1 || !midway) continue;
+      // Several faults: let the earlier ones settle (paths as expected midway, then each host
+      // answered again, acknowledged or failed) before the next, so the order is what is tested.
+      const t = clock();
+      let at = Infinity;
+      await until(() => {
+        if (at === Infinity && names.every((n) => fits(hosts.get(n)!, s.expect[n].midway ?? s.expect[n].during))) at = clock();
+        return at !== Infinity && names.every((n) => hosts.get(n)!.acked.some((a) => a.t > at) || hosts.get(n)!.failures.some((x) => x.t > t));
+      }, SETTLE_MS);
+      take('midway');
+      note(`midway: ${names.map((n) => `${n} A ${paths[n].midway!.A}, B ${paths[n].midway!.B}`).join('; ')}`);
+    }
     // During: the paths settle, and each host shows its I/O outcome (an acknowledgement after the
     // paths settled, or a failed write).
     let settledAt = Infinity;

@@ -30,6 +30,8 @@ export type PathExpect = Record<ArrayName, readonly PathState[]>;
 
 export interface HostExpect {
   before: PathExpect;
+  /** With several faults: the paths once every fault but the last has settled (checked before the last is injected). */
+  midway?: PathExpect;
   during: PathExpect;
   after: PathExpect;
   /** The host's writes keep being acknowledged through the fault (no write fails). */
@@ -120,6 +122,50 @@ export const METRO_SCENARIOS: readonly MetroScenario[] = [
     },
     paper: 'on a primary reboot or shutdown the secondary "automatically and transparently fails over all primary RC groups"; host I/O continues; RPO=0, RTO=0',
     source: 'hpe-remote-copy-active-sync.md, "Primary array reboot/shutdown" (Active Peer Persistence wording)',
+  },
+  {
+    name: 'metro/secondary-reboot',
+    title: 'the secondary array shuts down cleanly (SIGTERM) and comes back, witness up',
+    witness: true,
+    faults: [{ kind: 'reboot-array', array: 'B' }],
+    expect: {
+      'host-a': { before: HEALTHY['host-a'], during: { A: [AO], B: ['down'] }, after: HEALTHY['host-a'], keepsIo: true },
+      'host-b': { before: HEALTHY['host-b'], during: { A: [ANO], B: ['down'] }, after: HEALTHY['host-b'], keepsIo: true },
+    },
+    // The Active Peer Persistence list has no secondary reboot item; the Active Sync list does,
+    // and the paper says of that list that with Active Peer Persistence every failure not touching
+    // the servers "would have been recovered from transparently". So: as a secondary failure.
+    paper: 'not in the Active Peer Persistence list; of the Active Sync list ("Secondary array reboot/shutdown" included) the paper says that with Active Peer Persistence these failures "would have been recovered from transparently with no application outage": hosts use the ANO paths to the primary, as for a secondary failure; RPO=0, RTO=0',
+    source: 'hpe-remote-copy-active-sync.md, "Active Sync failure scenarios and recovery", "Secondary array reboot/shutdown" and the paragraph after the list',
+  },
+  {
+    name: 'metro/witness-lost-before-link-failure',
+    title: 'the witness fails (SIGKILL), then every replication link fails',
+    witness: true,
+    faults: [{ kind: 'witness-kill' }, { kind: 'link-cut' }],
+    expect: {
+      // Neither array can reach the witness when the link goes: the primary gets no record and no
+      // lease to write alone, the secondary no grant; both stop serving (Failsafe) until healed.
+      // Midway (the witness gone, the link up) the pair replicates as before: no path changes.
+      'host-a': { before: HEALTHY['host-a'], midway: HEALTHY['host-a'], during: { A: ['unavailable'], B: ['unavailable'] }, after: HEALTHY['host-a'], keepsIo: false },
+      'host-b': { before: HEALTHY['host-b'], midway: HEALTHY['host-b'], during: { A: ['unavailable'], B: ['unavailable'] }, after: HEALTHY['host-b'], keepsIo: false },
+    },
+    paper: 'the Active Peer Persistence list is silent on a lost witness. Taken from the arbiter\'s rules: while the link is up the witness is not needed (midway: no path changes); with the witness gone the primary cannot have its status recorded nor hold a lease, so it may not write alone (an unreachable witness might be granting the secondary a failover), and the secondary gets no grant: both go Failsafe, every path unavailable, both hosts lose I/O until the link or the witness returns; RPO=0. HPE\'s own note: an isolated primary (RC links and witness both down) goes failsafe',
+    source: 'src/replication/witness-arbiter.ts, group-machine.ts (mayWriteAlone, failsafeCheck); replication-anchors.md §4 "Failsafe" (techhub RCrecovery)',
+  },
+  {
+    name: 'metro/witness-lost-after-link-failure',
+    title: 'every replication link fails, then the witness fails (SIGKILL)',
+    witness: true,
+    faults: [{ kind: 'link-cut' }, { kind: 'witness-kill' }],
+    expect: {
+      // The link failure alone is metro/link-failure (the primary serves alone under a witness
+      // lease); the witness loss ends the lease within leaseMs and the primary goes Failsafe too.
+      'host-a': { before: HEALTHY['host-a'], midway: { A: [AO], B: ['unavailable'] }, during: { A: ['unavailable'], B: ['unavailable'] }, after: HEALTHY['host-a'], keepsIo: false },
+      'host-b': { before: HEALTHY['host-b'], midway: { A: [ANO], B: ['unavailable'] }, during: { A: ['unavailable'], B: ['unavailable'] }, after: HEALTHY['host-b'], keepsIo: false },
+    },
+    paper: 'the Active Peer Persistence list is silent on a lost witness. Taken from the arbiter\'s rules: after the link failure the primary writes alone on a witness lease (as in "Replication link failure"); once the witness is gone no verdict renews it, so within the lease (1 s) the primary stops and goes Failsafe. The secondary is never granted a failover (the primary\'s last report says link down, not Synced: "it may have written alone"). Every path unavailable, both hosts lose I/O until healed; RPO=0. HPE: an isolated primary goes failsafe',
+    source: 'src/replication/witness-arbiter.ts (denial), group-machine.ts (mayWriteAlone: lease); replication-anchors.md §4 "Failsafe" (techhub RCrecovery)',
   },
   {
     name: 'metro/data-center-failure',
