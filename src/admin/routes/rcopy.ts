@@ -68,6 +68,7 @@ export const GROUP_REPLY = {
     pending: { type: 'integer', description: 'writes waiting for the peer' },
     dirtyExtents: { type: 'integer', description: 'regions the secondary lacks (to resync)' },
     dirtyBlocks: { type: 'string' },
+    storeFailure: { type: ['string', 'null'], description: 'a volume\'s store has failed (POST /v1/stores/fault): the group is not served here until it is repaired' },
     volumes: { type: 'array', items: { type: 'object', properties: { target: { type: 'string' }, lun: { type: 'integer' }, wwn: { type: 'string' } }, required: ['target', 'lun', 'wwn'] } },
     stats: {
       type: 'object',
@@ -76,7 +77,7 @@ export const GROUP_REPLY = {
       description: 'resyncBytes: all resyncs since start; lastResync*: the last completed resync (data bytes sent, milliseconds from Syncing to Synced)',
     },
   },
-  required: ['name', 'role', 'naturalRole', 'roleName', 'epoch', 'serving', 'witness', 'status', 'started', 'link', 'peerArray', 'policies', 'hosts', 'seq', 'pending', 'dirtyExtents', 'dirtyBlocks', 'volumes', 'stats'],
+  required: ['name', 'role', 'naturalRole', 'roleName', 'epoch', 'serving', 'witness', 'status', 'started', 'link', 'peerArray', 'policies', 'hosts', 'seq', 'pending', 'dirtyExtents', 'dirtyBlocks', 'storeFailure', 'volumes', 'stats'],
 } as const;
 
 export const WITNESS_REPLY = {

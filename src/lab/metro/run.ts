@@ -45,6 +45,9 @@ async function inject(c: Cluster, f: MetroFault, hosts: Map<HostName, LabHost>):
     case 'data-center':
       await Promise.all([c.site(f.array).kill(), hosts.get(hostAt(f.array))!.crash()]);
       return `data center ${f.array} down: SIGKILL array ${f.array}, ${hostAt(f.array)} down`;
+    case 'store-fail':
+      await c.site(f.array).admin('POST', '/v1/stores/fault', { target: c.plan.target, lun: 0, action: 'fail', sense: f.sense });
+      return `array ${f.array}: the volume's store fails (${f.sense} on every I/O)`;
   }
 }
 
@@ -64,6 +67,9 @@ async function heal(c: Cluster, f: MetroFault, hosts: Map<HostName, LabHost>): P
       await c.site(f.array).start();
       await hosts.get(hostAt(f.array))!.restart();
       return `data center ${f.array} back: array ${f.array} started, ${hostAt(f.array)} logged in again`;
+    case 'store-fail':
+      await c.site(f.array).admin('POST', '/v1/stores/fault', { target: c.plan.target, lun: 0, action: 'repair' });
+      return `array ${f.array}: the volume's store repaired`;
   }
 }
 

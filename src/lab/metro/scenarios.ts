@@ -23,7 +23,9 @@ export type MetroFault =
   | { kind: 'reboot-array'; array: ArrayName }
   | { kind: 'witness-kill' }
   /** The array and the host of one site fail together (SIGKILL the array, the host drops). */
-  | { kind: 'data-center'; array: ArrayName };
+  | { kind: 'data-center'; array: ArrayName }
+  /** The array's RAID set or metadata fails: every I/O to the volume's store fails (POST /v1/stores/fault); healed by a repair. */
+  | { kind: 'store-fail'; array: ArrayName; sense: 'medium-error' | 'hardware-error' };
 
 /** Per path (named by its array), the states that satisfy the paper. */
 export type PathExpect = Record<ArrayName, readonly PathState[]>;
@@ -166,6 +168,20 @@ export const METRO_SCENARIOS: readonly MetroScenario[] = [
     },
     paper: 'the Active Peer Persistence list is silent on a lost witness. Taken from the arbiter\'s rules: after the link failure the primary writes alone on a witness lease (as in "Replication link failure"); once the witness is gone no verdict renews it, so within the lease (1 s) the primary stops and goes Failsafe. The secondary is never granted a failover (the primary\'s last report says link down, not Synced: "it may have written alone"). Every path unavailable, both hosts lose I/O until healed; RPO=0. HPE: an isolated primary goes failsafe',
     source: 'src/replication/witness-arbiter.ts (denial), group-machine.ts (mayWriteAlone: lease); replication-anchors.md §4 "Failsafe" (techhub RCrecovery)',
+  },
+  {
+    name: 'metro/raid-failure',
+    title: 'the primary array\'s RAID set fails (its store answers MEDIUM ERROR to every I/O), witness up',
+    witness: true,
+    faults: [{ kind: 'store-fail', array: 'A', sense: 'medium-error' }],
+    expect: {
+      // A stays up with its paths unavailable (not down); the group fails over to B as for a
+      // primary array failure, and after the repair A is resynchronised as B's secondary.
+      'host-a': { before: HEALTHY['host-a'], during: { A: ['unavailable'], B: ACTIVE }, after: { A: ACTIVE, B: ACTIVE }, keepsIo: true },
+      'host-b': { before: HEALTHY['host-b'], during: { A: ['unavailable'], B: ACTIVE }, after: { A: ACTIVE, B: ACTIVE }, keepsIo: true },
+    },
+    paper: 'the paths to an array that suffers a RAID set or metadata failure "will transition to ALUA \'unavailable\'"; on the primary "an Automatic Transparent Failover to the secondary array occurs"; servers use their paths to the healthy array; RPO=0, RTO=0',
+    source: `${SRC}, "RAID set failure or metadata failure"`,
   },
   {
     name: 'metro/data-center-failure',
