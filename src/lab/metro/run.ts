@@ -48,6 +48,9 @@ async function inject(c: Cluster, f: MetroFault, hosts: Map<HostName, LabHost>):
     case 'store-fail':
       await c.site(f.array).admin('POST', '/v1/stores/fault', { target: c.plan.target, lun: 0, action: 'fail', sense: f.sense });
       return `array ${f.array}: the volume's store fails (${f.sense} on every I/O)`;
+    case 'host-disconnect':
+      await hosts.get(f.host)!.losePath(f.array);
+      return `${f.host} loses its path to array ${f.array}`;
   }
 }
 
@@ -70,6 +73,9 @@ async function heal(c: Cluster, f: MetroFault, hosts: Map<HostName, LabHost>): P
     case 'store-fail':
       await c.site(f.array).admin('POST', '/v1/stores/fault', { target: c.plan.target, lun: 0, action: 'repair' });
       return `array ${f.array}: the volume's store repaired`;
+    case 'host-disconnect':
+      await hosts.get(f.host)!.regainPath(f.array);
+      return `${f.host} has its path to array ${f.array} again`;
   }
 }
 

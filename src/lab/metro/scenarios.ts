@@ -25,7 +25,9 @@ export type MetroFault =
   /** The array and the host of one site fail together (SIGKILL the array, the host drops). */
   | { kind: 'data-center'; array: ArrayName }
   /** The array's RAID set or metadata fails: every I/O to the volume's store fails (POST /v1/stores/fault); healed by a repair. */
-  | { kind: 'store-fail'; array: ArrayName; sense: 'medium-error' | 'hardware-error' };
+  | { kind: 'store-fail'; array: ArrayName; sense: 'medium-error' | 'hardware-error' }
+  /** A host loses its path to an array (multipath fails it: MultipathDevice.failPath); healed by reinstating it. */
+  | { kind: 'host-disconnect'; host: HostName; array: ArrayName };
 
 /** Per path (named by its array), the states that satisfy the paper. */
 export type PathExpect = Record<ArrayName, readonly PathState[]>;
@@ -182,6 +184,19 @@ export const METRO_SCENARIOS: readonly MetroScenario[] = [
     },
     paper: 'the paths to an array that suffers a RAID set or metadata failure "will transition to ALUA \'unavailable\'"; on the primary "an Automatic Transparent Failover to the secondary array occurs"; servers use their paths to the healthy array; RPO=0, RTO=0',
     source: `${SRC}, "RAID set failure or metadata failure"`,
+  },
+  {
+    name: 'metro/host-disconnect',
+    title: 'host-a loses its active/optimized path (to array A), witness up',
+    witness: true,
+    faults: [{ kind: 'host-disconnect', host: 'host-a', array: 'A' }],
+    expect: {
+      // Nothing changes on the arrays: host-a writes through B (non-optimized), which forwards to A.
+      'host-a': { before: HEALTHY['host-a'], during: { A: ['down'], B: [ANO] }, after: HEALTHY['host-a'], keepsIo: true },
+      'host-b': { before: HEALTHY['host-b'], during: HEALTHY['host-b'], after: HEALTHY['host-b'], keepsIo: true },
+    },
+    paper: 'host disconnect (the host loses all its active optimized paths to an array): "The servers use their active non-optimized paths to the other array" and processing continues uninterrupted; RPO=0, RTO=0',
+    source: `${SRC}, "Host disconnect"`,
   },
   {
     name: 'metro/data-center-failure',
