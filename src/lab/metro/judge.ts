@@ -6,6 +6,7 @@
  */
 import type { PathState } from '../../initiator/multipath.ts';
 import type { ArrayName, HostExpect, HostName, MetroScenario, PathExpect } from './scenarios.ts';
+import type { VolumeCompare } from './volumes.ts';
 
 /** `midway`: only in scenarios with several faults, once all but the last have settled. */
 export type Phase = 'before' | 'midway' | 'during' | 'after';
@@ -31,6 +32,8 @@ export interface MetroRow {
   source: string;
   expected: Record<HostName, HostExpect>;
   observed: Record<HostName, HostObserved>;
+  /** The two arrays' volumes compared byte for byte once healed. */
+  volumes: VolumeCompare;
   match: boolean;
   mismatch: string[];
   /** Timeline notes: the fault, the heal, path changes. */
@@ -38,8 +41,11 @@ export interface MetroRow {
   ms: number;
 }
 
-export function judge(s: Pick<MetroScenario, 'expect'>, observed: Record<HostName, HostObserved>): string[] {
+export function judge(s: Pick<MetroScenario, 'expect'>, observed: Record<HostName, HostObserved>, volumes: VolumeCompare): string[] {
   const out: string[] = [];
+  // Synchronous replication: once healed the two arrays hold the same bytes (README "Peer replication").
+  if (volumes.problem) out.push(`arrays: ${volumes.problem}`);
+  if (volumes.differing > 0) out.push(`arrays differ in ${volumes.differing} of ${volumes.blocks} blocks once healed (first at LBA ${volumes.first.join(', ')})`);
   for (const host of Object.keys(s.expect) as HostName[]) {
     const e = s.expect[host];
     const o = observed[host];
@@ -61,8 +67,10 @@ export function judge(s: Pick<MetroScenario, 'expect'>, observed: Record<HostNam
 /** This host's part of the verdict; a row that fails only on the other host says so. */
 function verdictCell(r: MetroRow, host: HostName): string {
   if (r.match) return 'yes';
-  const mine = r.mismatch.filter((m) => m.startsWith(host));
-  return mine.length ? `**NO**: ${mine.join('; ')}` : '**NO** (the other host differs)';
+  // The arrays' comparison belongs to the row: shown with its first host.
+  const first = host === Object.keys(r.expected)[0];
+  const mine = r.mismatch.filter((m) => m.startsWith(host) || (first && m.startsWith('arrays')));
+  return mine.length ? `**NO**: ${mine.join('; ')}` : '**NO** (see the scenario\'s other row)';
 }
 
 const cell = (p: Record<ArrayName, string>) => `A ${short(p.A)}, B ${short(p.B)}`;
@@ -70,9 +78,14 @@ function short(s: string): string {
   return s.replace('active/optimized', 'AO').replace('active/non-optimized', 'ANO');
 }
 
+function arraysCell(v: VolumeCompare): string {
+  if (v.problem) return `**NO**: ${v.problem}`;
+  return v.differing ? `**NO**: ${v.differing} block${v.differing === 1 ? ' differs' : 's differ'}` : `identical (${v.blocks} blocks)`;
+}
+
 /** Markdown: one line per scenario and host, expected against observed. */
 export function formatMetroTable(rows: MetroRow[]): string {
-  const head = ['scenario', 'host', 'paths before', 'paths during (expected)', 'paths during (observed)', 'paths after', 'I/O (expected / observed)', 'measured RTO', 'acked / lost', 'match', 'paper'];
+  const head = ['scenario', 'host', 'paths before', 'paths during (expected)', 'paths during (observed)', 'paths after', 'I/O (expected / observed)', 'measured RTO', 'acked / lost', 'arrays A = B', 'match', 'paper'];
   const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`];
   for (const r of rows) {
     for (const host of Object.keys(r.expected) as HostName[]) {
@@ -84,7 +97,7 @@ export function formatMetroTable(rows: MetroRow[]): string {
       const obsDuring = o.paths.midway ? `${cell(o.paths.midway)} → ${cell(o.paths.during)}` : cell(o.paths.during);
       lines.push(`| ${[r.scenario, host, cell(o.paths.before), expDuring, obsDuring, cell(o.paths.after),
         `${e.keepsIo ? 'keeps' : 'loses'} / ${o.keptIo ? 'kept' : 'lost'}`, `${o.rtoMs} ms`, `${o.acked} / ${o.lostWrites}`,
-        verdictCell(r, host), host === 'host-a' ? r.paper : ''].join(' | ')} |`);
+        host === 'host-a' ? arraysCell(r.volumes) : '', verdictCell(r, host), host === 'host-a' ? r.paper : ''].join(' | ')} |`);
     }
   }
   return lines.join('\n');

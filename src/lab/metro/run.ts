@@ -7,6 +7,7 @@
  * mismatch rather than a hang.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startCluster } from '../../check/cluster.ts';
@@ -15,6 +16,7 @@ import { History } from '../../check/history.ts';
 import type { PathState } from '../../initiator/multipath.ts';
 import { LabHost } from './host.ts';
 import { judge } from './judge.ts';
+import { compareVolumes } from './volumes.ts';
 import type { HostObserved, MetroRow, Phase } from './judge.ts';
 import type { ArrayName, HostName, MetroFault, MetroScenario, PathExpect } from './scenarios.ts';
 
@@ -96,6 +98,11 @@ async function until(ok: () => boolean, ms: number): Promise<boolean> {
   return ok();
 }
 
+async function strayWrite(file: string, lba: number): Promise<void> {
+  const fh = await open(file, 'r+');
+  try { await fh.write(Buffer.alloc(512, 0xee), 0, 512, lba * 512); } finally { await fh.close(); }
+}
+
 export async function runMetroScenario(s: MetroScenario, o: { keepDir?: boolean; settleMs?: number } = {}): Promise<MetroRow> {
   const SETTLE_MS = o.settleMs ?? SETTLE_DEFAULT_MS;
   const t0 = performance.now();
@@ -175,9 +182,16 @@ export async function runMetroScenario(s: MetroScenario, o: { keepDir?: boolean;
       };
       for (const l of back.lost.slice(0, 5)) note(`${n} lost LBA ${l.lba} (seq ${l.seq}): read ${l.got}`);
     }
-    const mismatch = judge(s, observed);
+    if (s.strayWriteAfterHeal) {
+      // The negative control of the comparison: one block on one array changed behind its back.
+      await strayWrite(c.site(s.strayWriteAfterHeal).volumePath, VOLUME_BYTES / 512 - 1);
+      note(`negative control: one block written into array ${s.strayWriteAfterHeal}'s volume file, bypassing replication`);
+    }
+    const volumes = await compareVolumes(c.a.volumePath, c.b.volumePath);
+    note(volumes.differing || volumes.problem ? `arrays differ: ${volumes.problem ?? `${volumes.differing} blocks, first at LBA ${volumes.first.join(', ')}`}` : `arrays identical (${volumes.blocks} blocks compared byte for byte)`);
+    const mismatch = judge(s, observed, volumes);
     return {
-      scenario: s.name, title: s.title, paper: s.paper, source: s.source, expected: s.expect, observed,
+      scenario: s.name, title: s.title, paper: s.paper, source: s.source, expected: s.expect, observed, volumes,
       match: mismatch.length === 0, mismatch, events, ms: clock(),
     };
   } finally {

@@ -53,6 +53,8 @@ export interface MetroScenario {
   /** The paper's sentence the row tests (quoted briefly, or in our words when long). */
   paper: string;
   source: string;
+  /** Negative control only: once healed, one block of this array's volume file is overwritten behind its back (the comparison must catch it). */
+  strayWriteAfterHeal?: ArrayName;
 }
 
 const AO: PathState = 'active/optimized';
@@ -230,6 +232,22 @@ export const NEGATIVE_CONTROL: MetroScenario = {
   source: 'negative control (contradicts the "Replication link failure" row)',
 };
 
+/**
+ * The comparison's negative control: metro/link-failure, right in every expectation, but once
+ * healed one block of B's volume is changed behind the array's back (as a write that bypassed
+ * replication would). It must NOT match: the byte-for-byte comparison names the block.
+ */
+export const NEGATIVE_CONTROL_DIVERGENCE: MetroScenario = {
+  ...METRO_SCENARIOS[0],
+  name: 'metro/negative-control-divergence',
+  title: 'link failure, then one block of B changed behind its back (must not match)',
+  strayWriteAfterHeal: 'B',
+  paper: 'deliberately broken: the arrays differ in one block once healed; synchronous replication promises identical copies',
+  source: 'negative control of the byte-for-byte comparison of the two arrays',
+};
+
+export const NEGATIVE_CONTROLS: readonly MetroScenario[] = [NEGATIVE_CONTROL, NEGATIVE_CONTROL_DIVERGENCE];
+
 export function findMetroScenario(name: string): MetroScenario | undefined {
-  return [...METRO_SCENARIOS, NEGATIVE_CONTROL].find((s) => s.name === name);
+  return [...METRO_SCENARIOS, ...NEGATIVE_CONTROLS].find((s) => s.name === name);
 }
