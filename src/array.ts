@@ -15,12 +15,15 @@ import { ConsistencyGroup } from './splitter/group.ts';
 import { exportCopy } from './splitter/copy-target.ts';
 import { FileJournal } from './splitter/journal-file.ts';
 import { FileStore } from './store/file.ts';
+import { FaultStore } from './store/fault.ts';
 import type { ArrayMetrics } from './metrics/registry.ts';
 import { CommandLatency } from './metrics/latency.ts';
 
 export class StorageArray {
   readonly server: IscsiServer;
   readonly stores: BackingStore[] = [];
+  /** Each LU's store fault injection (POST /v1/stores/fault), by target and LUN. */
+  readonly storeFaults = new Map<string, Map<number, FaultStore>>();
   readonly scsiTargets = new Map<string, ScsiTarget>();
   /** Consistency groups by name (the write splitter, src/splitter). */
   readonly groups = new Map<string, ConsistencyGroup>();
@@ -50,9 +53,12 @@ export class StorageArray {
           throw new Error(`target ${t.name} LUN ${i} (${l.spec}): ${e instanceof Error ? e.message : String(e)}`);
         }
         a.stores.push(store);
+        const faulty = new FaultStore(store);
+        if (!a.storeFaults.has(t.name)) a.storeFaults.set(t.name, new Map());
+        a.storeFaults.get(t.name)!.set(i, faulty);
         const id = lunIdentity(t.name, i, l.spec);
         const lu = scsi.addLun({
-          lun: i, store: a.rcopy ? a.rcopy.wrapStore(t.name, i, store) : store, readonly: spec.readonly, removable: spec.removable, physicalBlockSize: spec.physicalBlockSize || undefined,
+          lun: i, store: a.rcopy ? a.rcopy.wrapStore(t.name, i, faulty) : faulty, readonly: spec.readonly, removable: spec.removable, physicalBlockSize: spec.physicalBlockSize || undefined,
           naa: l.naa ?? id.naa, serial: l.serial ?? id.serial, vendor: l.vendor, product: l.product, aluaMode: l.aluaMode,
         });
         a.rcopy?.adopt(t.name, lu);

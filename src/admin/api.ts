@@ -47,6 +47,7 @@ import * as events from './routes/events.ts';
 import * as openapi from './routes/openapi.ts';
 import * as rcopy from './routes/rcopy.ts';
 import * as splitter from './routes/splitter.ts';
+import * as stores from './routes/stores.ts';
 import * as metrics from './routes/metrics.ts';
 import * as webConsole from './routes/console.ts';
 
@@ -71,7 +72,7 @@ export interface AdminRouteModule {
 }
 
 /** Every route module, in the order the OpenAPI document lists them. */
-export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, rcopy, openapi, metrics, webConsole];
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, rcopy, stores, openapi, metrics, webConsole];
 
 export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */

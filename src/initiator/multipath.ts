@@ -63,7 +63,13 @@ const RECONNECT_MS = 250;
  */
 export interface AttemptLog { attempts: number; uncertain: number }
 
-interface Path extends PathInfo { device: ScsiDevice | null; refreshing: Promise<void> | null; connecting: boolean }
+interface Path extends PathInfo {
+  device: ScsiDevice | null;
+  refreshing: Promise<void> | null;
+  connecting: boolean;
+  /** Failed by the host (failPath): no session, no login, until reinstatePath. */
+  held: boolean;
+}
 
 /** How the policy reads one answer. */
 type Verdict = 'answer' | 'refresh-retry' | 'wait-retry' | 'failover' | 'retry';
@@ -96,7 +102,7 @@ export class MultipathDevice {
   private checker: NodeJS.Timeout | null = null;
 
   private constructor(urls: { name: string; url: string }[], readonly lun: number, readonly o: MultipathOptions) {
-    this.paths = urls.map((u) => ({ ...u, state: 'down', tpg: null, device: null, refreshing: null, connecting: false }));
+    this.paths = urls.map((u) => ({ ...u, state: 'down', tpg: null, device: null, refreshing: null, connecting: false, held: false }));
     // A path that gets no I/O (standby, unavailable) hears of its return to active only when asked.
     const every = o.pathCheckMs ?? 1000;
     if (every > 0) {
@@ -125,6 +131,34 @@ export class MultipathDevice {
   /** COMPARE AND WRITE; `t.uncertain` > 0 means an earlier attempt may have landed (then a MISCOMPARE may be its own write). */
   compareAndWrite(lba: bigint, compare: Buffer, write: Buffer, t?: AttemptLog): Promise<MultipathResult<void>> {
     return this.exec((d) => d.compareAndWrite(lba, compare, write, { timeoutMs: this.o.commandTimeoutMs ?? 20000 }), t);
+  }
+
+  /**
+   * Take one path out of use, as `multipathd fail path` does or a host does when it loses a cable
+   * or a port (the HPE paper's host disconnect): its session is logged out, commands in flight
+   * on it end and are retried on the other paths, and it is not logged in again until
+   * reinstatePath.
+   */
+  async failPath(name: string, why = 'path failed by the host'): Promise<void> {
+    const p = this.path(name);
+    p.held = true;
+    const d = p.device;
+    p.device = null;
+    this.mark(p, 'down', why);
+    await d?.close().catch(() => {});
+  }
+
+  /** `multipathd reinstate path`: log in on a failed path again (resolves once it answers or the device closes). */
+  reinstatePath(name: string): Promise<void> {
+    const p = this.path(name);
+    p.held = false;
+    return this.connect(p);
+  }
+
+  private path(name: string): Path {
+    const p = this.paths.find((x) => x.name === name);
+    if (!p) throw new Error(`no path ${name} (have ${this.paths.map((x) => x.name).join(', ')})`);
+    return p;
   }
 
   async close(): Promise<void> {
@@ -199,11 +233,11 @@ export class MultipathDevice {
     if (p.connecting) return;
     p.connecting = true;
     try {
-      while (!this.closed && !p.device) {
+      while (!this.closed && !p.device && !p.held) {
         let d: ScsiDevice | null = null;
         try {
           d = await ScsiDevice.open(p.url, { initiatorName: this.o.initiatorName, commandTimeoutMs: this.o.commandTimeoutMs ?? 20000 });
-          if (this.closed) { await d.close().catch(() => {}); return; }
+          if (this.closed || p.held) { await d.close().catch(() => {}); return; }
           const dev = d;
           d.session.onClose = (e) => this.lost(p, dev, e.message);
           await d.clearUnitAttentions();

@@ -9,7 +9,7 @@ import { formatTable, runScenario } from './run.ts';
 import type { LabRow } from './run.ts';
 import { findScenario, SCENARIOS } from './scenarios.ts';
 import { TOPOLOGIES } from './topology.ts';
-import { findMetroScenario, METRO_SCENARIOS, NEGATIVE_CONTROL } from './metro/scenarios.ts';
+import { findMetroScenario, METRO_SCENARIOS, NEGATIVE_CONTROLS } from './metro/scenarios.ts';
 import { formatMetroTable } from './metro/judge.ts';
 import type { MetroRow } from './metro/judge.ts';
 import type { Topology } from './topology.ts';
@@ -51,7 +51,7 @@ export async function runLab(a: LabArgs, print: (s: string) => void = (s) => pro
     if (a.json) { print(JSON.stringify([...SCENARIOS, ...METRO_SCENARIOS], null, 2)); return 0; }
     const w = Math.max(...[...SCENARIOS, ...METRO_SCENARIOS].map((s) => s.name.length));
     for (const s of SCENARIOS) print(`${s.name.padEnd(w)}  ${s.title} [splitter ${s.splitter}${s.settings.length ? `; ${s.settings.join(' ')}` : ''}]`);
-    for (const s of [...METRO_SCENARIOS, NEGATIVE_CONTROL]) print(`${s.name.padEnd(w)}  ${s.title} [metro pair${s.witness ? ' + witness' : ''}, two hosts]`);
+    for (const s of [...METRO_SCENARIOS, ...NEGATIVE_CONTROLS]) print(`${s.name.padEnd(w)}  ${s.title} [metro pair${s.witness ? ' + witness' : ''}, two hosts]`);
     return 0;
   }
   // metro/<scenario>: the failure lab on the replicated pair (src/lab/metro), its own table.

@@ -28,6 +28,7 @@ import { applyOp, ReplicatedStore } from './replicated-store.ts';
 import { LinkFaultInjector } from './link-faults.ts';
 import type { LinkFaultRequest, LinkFaults, LinkShaper } from './link-faults.ts';
 import { WitnessClient } from './witness-client.ts';
+import { FaultStore } from '../store/fault.ts';
 import type { GroupVerdict } from '../../protocol/replication/witness.ts';
 
 export interface PeersConfig {
@@ -266,6 +267,8 @@ export class ReplicationGroup {
   private handshake(s: net.Socket, m: LinkMessage): void {
     if (m.type !== 'hello') { this.refuse(s, 'protocol', `expected hello, got ${m.type}`); return; }
     if (m.group !== this.cfg.name) { this.refuse(s, 'unknown-group', `no group ${m.group} here`); return; }
+    // A failed array (its store failed) does not take the link: the peer sees it as gone.
+    if (this.machine.storeFailure) { s.destroy(); return; }
     if (m.role === this.role && m.role === 'primary' && m.epoch > this.machine.epoch) {
       // Both claim the primary role: the lower epoch was failed over from and yields (HPE: the
       // old primary comes back as Secondary-Rev, to be recovered).
@@ -379,7 +382,7 @@ export class ReplicationGroup {
   }
 
   private dial(): void {
-    if (this.closed || this.socket || this.rc.faults.cut) { this.scheduleDial(); return; }
+    if (this.closed || this.socket || this.rc.faults.cut || this.machine.storeFailure) { this.scheduleDial(); return; }
     const p = this.rc.peers.peer!;
     const s = net.connect(p.port, p.host);
     s.on('error', () => {});
@@ -498,7 +501,7 @@ export class RemoteCopy {
       });
     }
     this.witness = peers.witness ? new WitnessClient(peers.witness, peers.name, {
-      reports: () => [...this.groups.values()].map((g) => g.machine.witnessReport()),
+      reports: () => [...this.groups.values()].filter((g) => g.machine.reportsToWitness).map((g) => g.machine.witnessReport()),
       verdict: (v: GroupVerdict, sentAt: number, now: number) => this.groups.get(v.group)?.step({ kind: 'witness', verdict: v, sentAt, now }),
     }, log.child({ component: 'witness-client' })) : null;
   }
@@ -515,6 +518,8 @@ export class RemoteCopy {
     if (!(lu.store instanceof ReplicatedStore)) throw new Error(`${target} LUN ${lu.lun}: store was not wrapped for replication`);
     lu.store.volume = v.index;
     lu.store.sink = v.group;
+    // A store fault (its RAID set or metadata failing) is the group's to handle (group-machine.ts, store failure).
+    if (lu.store.inner instanceof FaultStore) lu.store.inner.listeners.add((f) => v.group.step({ kind: 'store', volume: v.index, failed: f !== null, why: f ? `injected ${f.sense}` : 'repaired' }));
     v.group.volumes[v.index] = lu;
     v.group.stores[v.index] = lu.store;
     interceptCompareAndWrite(lu, v.group);

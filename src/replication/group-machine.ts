@@ -72,7 +72,9 @@ export type GroupEvent =
   /** The quorum witness answered a heartbeat this array sent at `sentAt`; `now` is when the answer came. */
   | { kind: 'witness'; verdict: GroupVerdict; sentAt: number; now: number }
   /** The peer's hello claims the primary role with a higher epoch: this array was failed over from. */
-  | { kind: 'superseded'; by: string; epoch: number };
+  | { kind: 'superseded'; by: string; epoch: number }
+  /** A volume's store failed (its RAID set or metadata) or was repaired (src/store/fault.ts). */
+  | { kind: 'store'; volume: number; failed: boolean; why: string };
 
 export type OperatorCommand =
   | { verb: 'start' }
@@ -130,6 +132,8 @@ export interface GroupSnapshot {
   dirtyBlocks: string;
   /** Why the group cannot become Synced on its own, so the operator must act (null: it is Synced, or gets there by itself). */
   operatorNeeded: string | null;
+  /** A volume's store has failed (fault injection): the group is not served here until it is repaired. */
+  storeFailure: string | null;
 }
 
 /** The quorum witness as this group last heard it (null: no witness configured). */
@@ -248,6 +252,8 @@ export class GroupMachine {
   private leaseUntil = 0;
   private failoverRequested = false;
   private aluaKey = '';
+  /** A volume's store has failed: this array is a failed array for the group until it is repaired. */
+  storeFailure: string | null = null;
 
   constructor(o: GroupMachineOptions) {
     this.name = o.name;
@@ -275,7 +281,7 @@ export class GroupMachine {
    * granted a failover (README "Peer replication", quorum witness).
    */
   get serving(): boolean {
-    if (this.status === 'Failsafe' || this.swapPending) return false;
+    if (this.status === 'Failsafe' || this.swapPending || this.storeFailure) return false;
     if (this.role === 'secondary') return this.status === 'Synced' && this.link === 'up';
     if (this.replicating) return true;
     return this.mayWriteAlone();
@@ -308,6 +314,7 @@ export class GroupMachine {
       case 'operator': this.operator(e.command, out); break;
       case 'witness': this.witnessVerdict(e.verdict, e.sentAt, e.now, out); break;
       case 'superseded': this.superseded(e.by, e.epoch, out); break;
+      case 'store': this.store(e, out); break;
     }
     this.aluaIfChanged(out);
     return out;
@@ -361,7 +368,12 @@ export class GroupMachine {
     }
     const { origin, op } = e.tag;
     this.applying--;
-    if (!e.ok) { out.push({ kind: 'complete', origin, outcome: { kind: 'failed', why: e.why ?? 'local write failed' } }); this.maybeSwap(out); return; }
+    if (!e.ok) {
+      // On a failed store the write did not happen anywhere: 04/0C sends the host to another path.
+      out.push({ kind: 'complete', origin, outcome: this.storeFailure ? { kind: 'unavailable' } : { kind: 'failed', why: e.why ?? 'local write failed' } });
+      this.maybeSwap(out);
+      return;
+    }
     if (this.role !== 'primary') {
       // Applied here while this array was primary, and it no longer is (a demotion): not
       // acknowledged; the region is rewritten by the new primary's full resync.
@@ -473,6 +485,7 @@ export class GroupMachine {
   // ------------------------------------------------------------ link and timers
 
   private linkUp(peerArray: string, out: GroupAction[]): void {
+    if (this.storeFailure) { out.push({ kind: 'drop-link', reason: `this array's store has failed (${this.storeFailure})` }); return; }
     this.link = 'up';
     this.peerArray = peerArray;
     this.seq = 0n;
@@ -636,6 +649,35 @@ export class GroupMachine {
     this.demote(epoch, `${by} holds the primary role with epoch ${epoch} (this array had ${this.epoch})`, out);
   }
 
+  // ------------------------------------------------------------ store failure
+
+  /**
+   * HPE Remote Copy Active Sync paper, "RAID set failure or metadata failure": "The paths to an
+   * array that suffers a RAID set or metadata failure will transition to ALUA 'unavailable'" and
+   * the RC group stops; on the primary "an Automatic Transparent Failover to the secondary array
+   * occurs". So this array becomes a failed array for the group: it stops serving, leaves the
+   * link, and goes silent to the witness (the shell sends no report for the group), which then
+   * grants the secondary a failover as for a primary array failure (witness-arbiter.ts). A
+   * repair makes it an array that comes back: it learns the owner from the witness or the peer
+   * and is resynchronised (a full copy after a failover).
+   */
+  private store(e: Extract<GroupEvent, { kind: 'store' }>, out: GroupAction[]): void {
+    if (!e.failed) {
+      if (!this.storeFailure) return;
+      this.storeFailure = null;
+      out.push({ kind: 'alua', ...this.alua(), reason: `volume ${e.volume}: store repaired` });
+      return;
+    }
+    if (this.storeFailure) return;
+    this.storeFailure = `volume ${e.volume}: ${e.why}`;
+    const reason = `store failed (${this.storeFailure})`;
+    if (this.link === 'up') { out.push({ kind: 'drop-link', reason }); this.linkDown(reason, out); }
+    else out.push({ kind: 'alua', ...this.alua(), reason });
+  }
+
+  /** The witness hears of the group from this array (not while its store has failed: a failed array is silent). */
+  get reportsToWitness(): boolean { return this.storeFailure === null; }
+
   // ------------------------------------------------------------ the quorum witness
 
   private witnessVerdict(v: GroupVerdict, sentAt: number, now: number, out: GroupAction[]): void {
@@ -660,7 +702,7 @@ export class GroupMachine {
 
   /** Link down and no witness verdict within the lease: this array cannot know whether the other took over. */
   private failsafeCheck(out: GroupAction[]): void {
-    if (!this.hasWitness || this.unsafeWriteAlone || this.link === 'up' || this.status !== 'Stopped') return;
+    if (this.storeFailure || !this.hasWitness || this.unsafeWriteAlone || this.link === 'up' || this.status !== 'Stopped') return;
     if (this.now - this.witnessHeardAt <= this.leaseMs) return;
     this.transition('Stopped', 'Failsafe', 'replication link down and the quorum witness unreachable', out);
   }
@@ -767,6 +809,7 @@ export class GroupMachine {
       pending: this.awaitingPeer.size + this.forwarded.size + this.cawSent.size,
       dirtyExtents: d.length, dirtyBlocks: String(d.reduce((n, x) => n + BigInt(x.blocks), 0n)),
       operatorNeeded: this.operatorNeeded(),
+      storeFailure: this.storeFailure,
     };
   }
 }

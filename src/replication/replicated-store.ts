@@ -9,6 +9,7 @@
  * Reads, mapping queries and flushes go straight to the store: both arrays hold every
  * acknowledged write, so a local read is never older than one.
  */
+import { PassThroughStore } from '../store/pass-through.ts';
 import type { BackingStore } from '../store/store.ts';
 import type { WriteOp } from './group-machine.ts';
 
@@ -17,36 +18,19 @@ export interface WriteSink {
   write(op: WriteOp): void | Promise<void>;
 }
 
-export class ReplicatedStore implements BackingStore {
+export class ReplicatedStore extends PassThroughStore {
   /** Set when the volume joins its group (after the LU exists). Until then writes go straight to `inner`. */
   sink: WriteSink | null = null;
   volume = -1;
 
-  constructor(readonly inner: BackingStore) {}
-
-  get blockSize(): number { return this.inner.blockSize; }
-  get blockCount(): bigint { return this.inner.blockCount; }
-  get kind(): BackingStore['kind'] { return this.inner.kind; }
-  get thin(): boolean { return this.inner.thin; }
-
-  read(lba: bigint, blocks: number, into?: Buffer): Buffer | Promise<Buffer> { return this.inner.read(lba, blocks, into); }
-
-  write(lba: bigint, data: Buffer, fua?: boolean): void | Promise<void> {
+  override write(lba: bigint, data: Buffer, fua?: boolean): void | Promise<void> {
     if (!this.sink) return this.inner.write(lba, data, fua);
     return this.sink.write({ kind: 'write', volume: this.volume, lba, blocks: data.length / this.inner.blockSize, fua: !!fua, data });
   }
 
-  close(): void | Promise<void> { return this.inner.close(); }
+  override get resize(): BackingStore['resize'] { return undefined; } // a replicated volume keeps its geometry (both arrays must agree)
 
-  // Optional capabilities exist exactly when the inner store has them (SBC provisioning reads
-  // their presence), hence the getters returning bound functions or undefined.
-  get detach(): BackingStore['detach'] { return this.inner.detach?.bind(this.inner); }
-  get flush(): BackingStore['flush'] { return this.inner.flush?.bind(this.inner); }
-  get mapping(): BackingStore['mapping'] { return this.inner.mapping?.bind(this.inner); }
-  get allocatedBytes(): BackingStore['allocatedBytes'] { return this.inner.allocatedBytes?.bind(this.inner); }
-  get resize(): BackingStore['resize'] { return undefined; } // a replicated volume keeps its geometry (both arrays must agree)
-
-  get unmap(): BackingStore['unmap'] {
+  override get unmap(): BackingStore['unmap'] {
     if (!this.inner.unmap) return undefined;
     return (lba: bigint, blocks: number) => {
       if (!this.sink) return this.inner.unmap!(lba, blocks);
@@ -54,7 +38,7 @@ export class ReplicatedStore implements BackingStore {
     };
   }
 
-  get writeSame(): BackingStore['writeSame'] {
+  override get writeSame(): BackingStore['writeSame'] {
     if (!this.inner.writeSame) return undefined;
     return (lba: bigint, blocks: number, block: Buffer, unmap: boolean) => {
       if (!this.sink) return this.inner.writeSame!(lba, blocks, block, unmap);

@@ -11,7 +11,7 @@
 import { buildSense } from '../../protocol/scsi/sense.ts';
 import type { SenseReason, SenseDetail } from '../../protocol/scsi/sense.ts';
 import type { BackingStore } from '../store/store.ts';
-import { SpaceExhaustedError } from '../store/store.ts';
+import { SpaceExhaustedError, StoreFailedError } from '../store/store.ts';
 import type { CommandDef, CommandContext } from './command.ts';
 import { SERVICE_ACTION_OPCODES } from './command.ts';
 import { COMMAND_TABLE, lookupCommand } from './table.ts';
@@ -253,6 +253,11 @@ export class LogicalUnit {
     if (e instanceof SpaceExhaustedError) {
       this.target.log?.warn({ lun: this.lun, err: e.message }, 'write refused: thin pool exhausted');
       return this.check('SpaceAllocationFailedWriteProtect');
+    }
+    if (e instanceof StoreFailedError) {
+      // The RAID set or its metadata failed (fault injection, src/store/fault.ts): SBC-4 §4.18 medium errors, or SPC-5 HARDWARE ERROR.
+      if (e.sense === 'hardware-error') return this.check('InternalTargetFailure');
+      return this.check(e.op === 'read' ? 'UnrecoveredReadError' : 'WriteError');
     }
     this.target.log?.error({ err: e, lun: this.lun }, 'internal error executing command');
     return this.check('InternalTargetFailure');

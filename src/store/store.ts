@@ -62,3 +62,18 @@ export class SpaceExhaustedError extends Error {
     super(`thin pool exhausted: ${wanted} bytes more would exceed the limit of ${limit}`);
   }
 }
+
+/** How a failed store answers (POST /v1/stores/fault): MEDIUM ERROR (03/11/00 on reads, 03/0C/00 on writes) or HARDWARE ERROR 04/44/00. */
+export type StoreFailureSense = 'medium-error' | 'hardware-error';
+export const STORE_FAILURE_SENSES: readonly StoreFailureSense[] = ['medium-error', 'hardware-error'];
+
+/**
+ * An I/O to a store that has failed (fault injection: its RAID set or its metadata is lost). The
+ * LU answers with the sense the fault names; a replicated volume's group stops serving first
+ * (HPE: the array's paths go ALUA unavailable), so its hosts rarely see this.
+ */
+export class StoreFailedError extends Error {
+  constructor(readonly sense: StoreFailureSense, readonly op: 'read' | 'write') {
+    super(`store failed (injected ${sense}) on ${op}`);
+  }
+}

@@ -79,6 +79,28 @@ describe('multipath over a replicated pair', () => {
     expect(back.kind === 'good' && back.value.equals(block(2))).toBe(true);
   });
 
+  it('failPath drops the optimized path (no login again) and I/O goes on the non-optimized one; reinstatePath brings it back', async () => {
+    const host = 'iqn.2026-12.dev.arraysim:mp-host-a';
+    pair = await startPair({ hosts: { [host]: 'primary' } });
+    dev = await MultipathDevice.open([{ name: 'A', url: pair.url('A') }, { name: 'B', url: pair.url('B') }], { initiatorName: host, deadlineMs: 5000, pathCheckMs: 100 });
+    const state = (n: string) => dev!.info().find((p) => p.name === n)!.state;
+    expect([state('A'), state('B')]).toEqual(['active/optimized', 'active/non-optimized']);
+    const sessionsOnA = () => pair!.a.server.sessions.size;
+    expect(sessionsOnA()).toBe(1);
+    await dev.failPath('A');
+    expect(state('A')).toBe('down');
+    const w = await dev.write(20n, Buffer.alloc(512, 4));
+    expect(w.kind).toBe('good');
+    await new Promise((r) => setTimeout(r, 400)); // a lost path would have been logged in again by now
+    expect(state('A')).toBe('down');
+    expect(sessionsOnA()).toBe(0);
+    await expect(dev.failPath('C')).rejects.toThrow(/no path C/);
+    await dev.reinstatePath('A');
+    expect(state('A')).toBe('active/optimized');
+    const r = await dev.read(20n, 1);
+    expect(r.kind === 'good' && r.value.equals(Buffer.alloc(512, 4))).toBe(true);
+  });
+
   it('gives up with no-path when no array serves before the deadline', async () => {
     const host = 'iqn.2026-12.dev.arraysim:mp-host-x';
     pair = await startPair({ hosts: { [host]: 'secondary' } });

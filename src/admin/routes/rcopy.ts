@@ -69,6 +69,7 @@ export const GROUP_REPLY = {
     dirtyExtents: { type: 'integer', description: 'regions the secondary lacks (to resync)' },
     dirtyBlocks: { type: 'string' },
     operatorNeeded: { type: ['string', 'null'], description: 'why the group cannot become Synced without the operator (Failsafe, not started, Stopped with auto_recover off); null: Synced, or it gets there by itself' },
+    storeFailure: { type: ['string', 'null'], description: 'a volume\'s store has failed (POST /v1/stores/fault): the group is not served here until it is repaired' },
     volumes: { type: 'array', items: { type: 'object', properties: { target: { type: 'string' }, lun: { type: 'integer' }, wwn: { type: 'string' } }, required: ['target', 'lun', 'wwn'] } },
     stats: {
       type: 'object',
@@ -77,7 +78,7 @@ export const GROUP_REPLY = {
       description: 'resyncBytes: all resyncs since start; lastResync*: the last completed resync (data bytes sent, milliseconds from Syncing to Synced)',
     },
   },
-  required: ['name', 'role', 'naturalRole', 'roleName', 'epoch', 'serving', 'witness', 'status', 'started', 'link', 'peerArray', 'policies', 'hosts', 'seq', 'pending', 'dirtyExtents', 'dirtyBlocks', 'operatorNeeded', 'volumes', 'stats'],
+  required: ['name', 'role', 'naturalRole', 'roleName', 'epoch', 'serving', 'witness', 'status', 'started', 'link', 'peerArray', 'policies', 'hosts', 'seq', 'pending', 'dirtyExtents', 'dirtyBlocks', 'operatorNeeded', 'storeFailure', 'volumes', 'stats'],
 } as const;
 
 export const WITNESS_REPLY = {

@@ -63,6 +63,12 @@ export class LabHost {
     this.start();
   }
 
+  /** The host loses its path to one array (a cable, a port, a zone): multipath fails it. */
+  losePath(array: string): Promise<void> { return this.dev.failPath(array, 'host disconnected from this array'); }
+
+  /** The path is back: multipath logs in on it again. */
+  regainPath(array: string): Promise<void> { return this.dev.reinstatePath(array); }
+
   start(): void {
     this.running = true;
     this.loop = (async () => {

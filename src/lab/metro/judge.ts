@@ -5,13 +5,15 @@
  * observations can be judged against a deliberately wrong expectation (the negative control).
  */
 import type { PathState } from '../../initiator/multipath.ts';
-import type { ArrayName, HostExpect, HostName, MetroScenario } from './scenarios.ts';
+import type { ArrayName, HostExpect, HostName, MetroScenario, PathExpect } from './scenarios.ts';
+import type { VolumeCompare } from './volumes.ts';
 
-export type Phase = 'before' | 'during' | 'after';
-export const PHASES: readonly Phase[] = ['before', 'during', 'after'];
+/** `midway`: only in scenarios with several faults, once all but the last have settled. */
+export type Phase = 'before' | 'midway' | 'during' | 'after';
+export const PHASES: readonly Phase[] = ['before', 'midway', 'during', 'after'];
 
 export interface HostObserved {
-  paths: Record<Phase, Record<ArrayName, PathState>>;
+  paths: Record<Exclude<Phase, 'midway'>, Record<ArrayName, PathState>> & { midway?: Record<ArrayName, PathState> };
   /** No write failed between the fault and the end of the run. */
   keptIo: boolean;
   /** Writes that failed (no path within the deadline). */
@@ -30,6 +32,8 @@ export interface MetroRow {
   source: string;
   expected: Record<HostName, HostExpect>;
   observed: Record<HostName, HostObserved>;
+  /** The two arrays' volumes compared byte for byte once healed. */
+  volumes: VolumeCompare;
   match: boolean;
   mismatch: string[];
   /** Timeline notes: the fault, the heal, path changes. */
@@ -37,15 +41,20 @@ export interface MetroRow {
   ms: number;
 }
 
-export function judge(s: Pick<MetroScenario, 'expect'>, observed: Record<HostName, HostObserved>): string[] {
+export function judge(s: Pick<MetroScenario, 'expect'>, observed: Record<HostName, HostObserved>, volumes: VolumeCompare): string[] {
   const out: string[] = [];
+  // Synchronous replication: once healed the two arrays hold the same bytes (README "Peer replication").
+  if (volumes.problem) out.push(`arrays: ${volumes.problem}`);
+  if (volumes.differing > 0) out.push(`arrays differ in ${volumes.differing} of ${volumes.blocks} blocks once healed (first at LBA ${volumes.first.join(', ')})`);
   for (const host of Object.keys(s.expect) as HostName[]) {
     const e = s.expect[host];
     const o = observed[host];
     for (const phase of PHASES) {
+      const want = e[phase];
+      if (!want) continue;
       for (const arr of ['A', 'B'] as ArrayName[]) {
-        const got = o.paths[phase][arr];
-        if (!e[phase][arr].includes(got)) out.push(`${host} ${phase}: path to ${arr} is ${got}, expected ${e[phase][arr].join(' or ')}`);
+        const got = o.paths[phase]?.[arr] ?? 'not observed';
+        if (!want[arr].includes(got as PathState)) out.push(`${host} ${phase}: path to ${arr} is ${got}, expected ${want[arr].join(' or ')}`);
       }
     }
     if (o.keptIo !== e.keepsIo) out.push(`${host}: ${o.keptIo ? 'kept I/O' : `lost I/O (${o.failedWrites} writes failed, ${o.rtoMs} ms without an acknowledgement)`}, expected it to ${e.keepsIo ? 'keep' : 'lose'} I/O`);
@@ -58,8 +67,10 @@ export function judge(s: Pick<MetroScenario, 'expect'>, observed: Record<HostNam
 /** This host's part of the verdict; a row that fails only on the other host says so. */
 function verdictCell(r: MetroRow, host: HostName): string {
   if (r.match) return 'yes';
-  const mine = r.mismatch.filter((m) => m.startsWith(host));
-  return mine.length ? `**NO**: ${mine.join('; ')}` : '**NO** (the other host differs)';
+  // The arrays' comparison belongs to the row: shown with its first host.
+  const first = host === Object.keys(r.expected)[0];
+  const mine = r.mismatch.filter((m) => m.startsWith(host) || (first && m.startsWith('arrays')));
+  return mine.length ? `**NO**: ${mine.join('; ')}` : '**NO** (see the scenario\'s other row)';
 }
 
 const cell = (p: Record<ArrayName, string>) => `A ${short(p.A)}, B ${short(p.B)}`;
@@ -67,18 +78,26 @@ function short(s: string): string {
   return s.replace('active/optimized', 'AO').replace('active/non-optimized', 'ANO');
 }
 
+function arraysCell(v: VolumeCompare): string {
+  if (v.problem) return `**NO**: ${v.problem}`;
+  return v.differing ? `**NO**: ${v.differing} block${v.differing === 1 ? ' differs' : 's differ'}` : `identical (${v.blocks} blocks)`;
+}
+
 /** Markdown: one line per scenario and host, expected against observed. */
 export function formatMetroTable(rows: MetroRow[]): string {
-  const head = ['scenario', 'host', 'paths before', 'paths during (expected)', 'paths during (observed)', 'paths after', 'I/O (expected / observed)', 'measured RTO', 'acked / lost', 'match', 'paper'];
+  const head = ['scenario', 'host', 'paths before', 'paths during (expected)', 'paths during (observed)', 'paths after', 'I/O (expected / observed)', 'measured RTO', 'acked / lost', 'arrays A = B', 'match', 'paper'];
   const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`];
   for (const r of rows) {
     for (const host of Object.keys(r.expected) as HostName[]) {
       const e = r.expected[host];
       const o = r.observed[host];
-      const exp = { A: e.during.A.join('/'), B: e.during.B.join('/') };
-      lines.push(`| ${[r.scenario, host, cell(o.paths.before), cell(exp), cell(o.paths.during), cell(o.paths.after),
+      const exp = (p: PathExpect) => cell({ A: p.A.join('/'), B: p.B.join('/') });
+      // Midway (several faults): shown before the during state, "midway → during".
+      const expDuring = e.midway ? `${exp(e.midway)} → ${exp(e.during)}` : exp(e.during);
+      const obsDuring = o.paths.midway ? `${cell(o.paths.midway)} → ${cell(o.paths.during)}` : cell(o.paths.during);
+      lines.push(`| ${[r.scenario, host, cell(o.paths.before), expDuring, obsDuring, cell(o.paths.after),
         `${e.keepsIo ? 'keeps' : 'loses'} / ${o.keptIo ? 'kept' : 'lost'}`, `${o.rtoMs} ms`, `${o.acked} / ${o.lostWrites}`,
-        verdictCell(r, host), host === 'host-a' ? r.paper : ''].join(' | ')} |`);
+        host === 'host-a' ? arraysCell(r.volumes) : '', verdictCell(r, host), host === 'host-a' ? r.paper : ''].join(' | ')} |`);
     }
   }
   return lines.join('\n');

@@ -7,6 +7,7 @@
  * mismatch rather than a hang.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startCluster } from '../../check/cluster.ts';
@@ -15,6 +16,7 @@ import { History } from '../../check/history.ts';
 import type { PathState } from '../../initiator/multipath.ts';
 import { LabHost } from './host.ts';
 import { judge } from './judge.ts';
+import { compareVolumes } from './volumes.ts';
 import type { HostObserved, MetroRow, Phase } from './judge.ts';
 import type { ArrayName, HostName, MetroFault, MetroScenario, PathExpect } from './scenarios.ts';
 
@@ -45,6 +47,12 @@ async function inject(c: Cluster, f: MetroFault, hosts: Map<HostName, LabHost>):
     case 'data-center':
       await Promise.all([c.site(f.array).kill(), hosts.get(hostAt(f.array))!.crash()]);
       return `data center ${f.array} down: SIGKILL array ${f.array}, ${hostAt(f.array)} down`;
+    case 'store-fail':
+      await c.site(f.array).admin('POST', '/v1/stores/fault', { target: c.plan.target, lun: 0, action: 'fail', sense: f.sense });
+      return `array ${f.array}: the volume's store fails (${f.sense} on every I/O)`;
+    case 'host-disconnect':
+      await hosts.get(f.host)!.losePath(f.array);
+      return `${f.host} loses its path to array ${f.array}`;
   }
 }
 
@@ -64,6 +72,12 @@ async function heal(c: Cluster, f: MetroFault, hosts: Map<HostName, LabHost>): P
       await c.site(f.array).start();
       await hosts.get(hostAt(f.array))!.restart();
       return `data center ${f.array} back: array ${f.array} started, ${hostAt(f.array)} logged in again`;
+    case 'store-fail':
+      await c.site(f.array).admin('POST', '/v1/stores/fault', { target: c.plan.target, lun: 0, action: 'repair' });
+      return `array ${f.array}: the volume's store repaired`;
+    case 'host-disconnect':
+      await hosts.get(f.host)!.regainPath(f.array);
+      return `${f.host} has its path to array ${f.array} again`;
   }
 }
 
@@ -82,6 +96,11 @@ async function until(ok: () => boolean, ms: number): Promise<boolean> {
     await sleep(100);
   }
   return ok();
+}
+
+async function strayWrite(file: string, lba: number): Promise<void> {
+  const fh = await open(file, 'r+');
+  try { await fh.write(Buffer.alloc(512, 0xee), 0, 512, lba * 512); } finally { await fh.close(); }
 }
 
 export async function runMetroScenario(s: MetroScenario, o: { keepDir?: boolean; settleMs?: number } = {}): Promise<MetroRow> {
@@ -106,8 +125,8 @@ export async function runMetroScenario(s: MetroScenario, o: { keepDir?: boolean;
     }
     const names = [...hosts.keys()];
     const all = [...hosts.values()];
-    const paths = {} as Record<HostName, Record<Phase, Record<ArrayName, PathState>>>;
-    const take = (phase: Phase) => { for (const n of names) (paths[n] ??= {} as Record<Phase, Record<ArrayName, PathState>>)[phase] = snapshot(hosts.get(n)!); };
+    const paths = {} as Record<HostName, HostObserved['paths']>;
+    const take = (phase: Phase) => { for (const n of names) (paths[n] ??= {} as HostObserved['paths'])[phase] = snapshot(hosts.get(n)!); };
 
     await until(() => names.every((n) => fits(hosts.get(n)!, s.expect[n].before)), SETTLE_MS);
     for (const h of all) h.start();
@@ -115,7 +134,21 @@ export async function runMetroScenario(s: MetroScenario, o: { keepDir?: boolean;
     take('before');
 
     const tFault = clock();
-    for (const f of s.faults) note(await inject(c, f, hosts));
+    const midway = names.some((n) => s.expect[n].midway);
+    for (const [i, f] of s.faults.entries()) {
+      note(await inject(c, f, hosts));
+      if (i === s.faults.length - 1 || !midway) continue;
+      // Several faults: let the earlier ones settle (paths as expected midway, then each host
+      // answered again, acknowledged or failed) before the next, so the order is what is tested.
+      const t = clock();
+      let at = Infinity;
+      await until(() => {
+        if (at === Infinity && names.every((n) => fits(hosts.get(n)!, s.expect[n].midway ?? s.expect[n].during))) at = clock();
+        return at !== Infinity && names.every((n) => hosts.get(n)!.acked.some((a) => a.t > at) || hosts.get(n)!.failures.some((x) => x.t > t));
+      }, SETTLE_MS);
+      take('midway');
+      note(`midway: ${names.map((n) => `${n} A ${paths[n].midway!.A}, B ${paths[n].midway!.B}`).join('; ')}`);
+    }
     // During: the paths settle, and each host shows its I/O outcome (an acknowledgement after the
     // paths settled, or a failed write).
     let settledAt = Infinity;
@@ -149,9 +182,16 @@ export async function runMetroScenario(s: MetroScenario, o: { keepDir?: boolean;
       };
       for (const l of back.lost.slice(0, 5)) note(`${n} lost LBA ${l.lba} (seq ${l.seq}): read ${l.got}`);
     }
-    const mismatch = judge(s, observed);
+    if (s.strayWriteAfterHeal) {
+      // The negative control of the comparison: one block on one array changed behind its back.
+      await strayWrite(c.site(s.strayWriteAfterHeal).volumePath, VOLUME_BYTES / 512 - 1);
+      note(`negative control: one block written into array ${s.strayWriteAfterHeal}'s volume file, bypassing replication`);
+    }
+    const volumes = await compareVolumes(c.a.volumePath, c.b.volumePath);
+    note(volumes.differing || volumes.problem ? `arrays differ: ${volumes.problem ?? `${volumes.differing} blocks, first at LBA ${volumes.first.join(', ')}`}` : `arrays identical (${volumes.blocks} blocks compared byte for byte)`);
+    const mismatch = judge(s, observed, volumes);
     return {
-      scenario: s.name, title: s.title, paper: s.paper, source: s.source, expected: s.expect, observed,
+      scenario: s.name, title: s.title, paper: s.paper, source: s.source, expected: s.expect, observed, volumes,
       match: mismatch.length === 0, mismatch, events, ms: clock(),
     };
   } finally {

@@ -23,13 +23,19 @@ export type MetroFault =
   | { kind: 'reboot-array'; array: ArrayName }
   | { kind: 'witness-kill' }
   /** The array and the host of one site fail together (SIGKILL the array, the host drops). */
-  | { kind: 'data-center'; array: ArrayName };
+  | { kind: 'data-center'; array: ArrayName }
+  /** The array's RAID set or metadata fails: every I/O to the volume's store fails (POST /v1/stores/fault); healed by a repair. */
+  | { kind: 'store-fail'; array: ArrayName; sense: 'medium-error' | 'hardware-error' }
+  /** A host loses its path to an array (multipath fails it: MultipathDevice.failPath); healed by reinstating it. */
+  | { kind: 'host-disconnect'; host: HostName; array: ArrayName };
 
 /** Per path (named by its array), the states that satisfy the paper. */
 export type PathExpect = Record<ArrayName, readonly PathState[]>;
 
 export interface HostExpect {
   before: PathExpect;
+  /** With several faults: the paths once every fault but the last has settled (checked before the last is injected). */
+  midway?: PathExpect;
   during: PathExpect;
   after: PathExpect;
   /** The host's writes keep being acknowledged through the fault (no write fails). */
@@ -47,6 +53,8 @@ export interface MetroScenario {
   /** The paper's sentence the row tests (quoted briefly, or in our words when long). */
   paper: string;
   source: string;
+  /** Negative control only: once healed, one block of this array's volume file is overwritten behind its back (the comparison must catch it). */
+  strayWriteAfterHeal?: ArrayName;
 }
 
 const AO: PathState = 'active/optimized';
@@ -122,6 +130,77 @@ export const METRO_SCENARIOS: readonly MetroScenario[] = [
     source: 'hpe-remote-copy-active-sync.md, "Primary array reboot/shutdown" (Active Peer Persistence wording)',
   },
   {
+    name: 'metro/secondary-reboot',
+    title: 'the secondary array shuts down cleanly (SIGTERM) and comes back, witness up',
+    witness: true,
+    faults: [{ kind: 'reboot-array', array: 'B' }],
+    expect: {
+      'host-a': { before: HEALTHY['host-a'], during: { A: [AO], B: ['down'] }, after: HEALTHY['host-a'], keepsIo: true },
+      'host-b': { before: HEALTHY['host-b'], during: { A: [ANO], B: ['down'] }, after: HEALTHY['host-b'], keepsIo: true },
+    },
+    // The Active Peer Persistence list has no secondary reboot item; the Active Sync list does,
+    // and the paper says of that list that with Active Peer Persistence every failure not touching
+    // the servers "would have been recovered from transparently". So: as a secondary failure.
+    paper: 'not in the Active Peer Persistence list; of the Active Sync list ("Secondary array reboot/shutdown" included) the paper says that with Active Peer Persistence these failures "would have been recovered from transparently with no application outage": hosts use the ANO paths to the primary, as for a secondary failure; RPO=0, RTO=0',
+    source: 'hpe-remote-copy-active-sync.md, "Active Sync failure scenarios and recovery", "Secondary array reboot/shutdown" and the paragraph after the list',
+  },
+  {
+    name: 'metro/witness-lost-before-link-failure',
+    title: 'the witness fails (SIGKILL), then every replication link fails',
+    witness: true,
+    faults: [{ kind: 'witness-kill' }, { kind: 'link-cut' }],
+    expect: {
+      // Neither array can reach the witness when the link goes: the primary gets no record and no
+      // lease to write alone, the secondary no grant; both stop serving (Failsafe) until healed.
+      // Midway (the witness gone, the link up) the pair replicates as before: no path changes.
+      'host-a': { before: HEALTHY['host-a'], midway: HEALTHY['host-a'], during: { A: ['unavailable'], B: ['unavailable'] }, after: HEALTHY['host-a'], keepsIo: false },
+      'host-b': { before: HEALTHY['host-b'], midway: HEALTHY['host-b'], during: { A: ['unavailable'], B: ['unavailable'] }, after: HEALTHY['host-b'], keepsIo: false },
+    },
+    paper: 'the Active Peer Persistence list is silent on a lost witness. Taken from the arbiter\'s rules: while the link is up the witness is not needed (midway: no path changes); with the witness gone the primary cannot have its status recorded nor hold a lease, so it may not write alone (an unreachable witness might be granting the secondary a failover), and the secondary gets no grant: both go Failsafe, every path unavailable, both hosts lose I/O until the link or the witness returns; RPO=0. HPE\'s own note: an isolated primary (RC links and witness both down) goes failsafe',
+    source: 'src/replication/witness-arbiter.ts, group-machine.ts (mayWriteAlone, failsafeCheck); replication-anchors.md §4 "Failsafe" (techhub RCrecovery)',
+  },
+  {
+    name: 'metro/witness-lost-after-link-failure',
+    title: 'every replication link fails, then the witness fails (SIGKILL)',
+    witness: true,
+    faults: [{ kind: 'link-cut' }, { kind: 'witness-kill' }],
+    expect: {
+      // The link failure alone is metro/link-failure (the primary serves alone under a witness
+      // lease); the witness loss ends the lease within leaseMs and the primary goes Failsafe too.
+      'host-a': { before: HEALTHY['host-a'], midway: { A: [AO], B: ['unavailable'] }, during: { A: ['unavailable'], B: ['unavailable'] }, after: HEALTHY['host-a'], keepsIo: false },
+      'host-b': { before: HEALTHY['host-b'], midway: { A: [ANO], B: ['unavailable'] }, during: { A: ['unavailable'], B: ['unavailable'] }, after: HEALTHY['host-b'], keepsIo: false },
+    },
+    paper: 'the Active Peer Persistence list is silent on a lost witness. Taken from the arbiter\'s rules: after the link failure the primary writes alone on a witness lease (as in "Replication link failure"); once the witness is gone no verdict renews it, so within the lease (1 s) the primary stops and goes Failsafe. The secondary is never granted a failover (the primary\'s last report says link down, not Synced: "it may have written alone"). Every path unavailable, both hosts lose I/O until healed; RPO=0. HPE: an isolated primary goes failsafe',
+    source: 'src/replication/witness-arbiter.ts (denial), group-machine.ts (mayWriteAlone: lease); replication-anchors.md §4 "Failsafe" (techhub RCrecovery)',
+  },
+  {
+    name: 'metro/raid-failure',
+    title: 'the primary array\'s RAID set fails (its store answers MEDIUM ERROR to every I/O), witness up',
+    witness: true,
+    faults: [{ kind: 'store-fail', array: 'A', sense: 'medium-error' }],
+    expect: {
+      // A stays up with its paths unavailable (not down); the group fails over to B as for a
+      // primary array failure, and after the repair A is resynchronised as B's secondary.
+      'host-a': { before: HEALTHY['host-a'], during: { A: ['unavailable'], B: ACTIVE }, after: { A: ACTIVE, B: ACTIVE }, keepsIo: true },
+      'host-b': { before: HEALTHY['host-b'], during: { A: ['unavailable'], B: ACTIVE }, after: { A: ACTIVE, B: ACTIVE }, keepsIo: true },
+    },
+    paper: 'the paths to an array that suffers a RAID set or metadata failure "will transition to ALUA \'unavailable\'"; on the primary "an Automatic Transparent Failover to the secondary array occurs"; servers use their paths to the healthy array; RPO=0, RTO=0',
+    source: `${SRC}, "RAID set failure or metadata failure"`,
+  },
+  {
+    name: 'metro/host-disconnect',
+    title: 'host-a loses its active/optimized path (to array A), witness up',
+    witness: true,
+    faults: [{ kind: 'host-disconnect', host: 'host-a', array: 'A' }],
+    expect: {
+      // Nothing changes on the arrays: host-a writes through B (non-optimized), which forwards to A.
+      'host-a': { before: HEALTHY['host-a'], during: { A: ['down'], B: [ANO] }, after: HEALTHY['host-a'], keepsIo: true },
+      'host-b': { before: HEALTHY['host-b'], during: HEALTHY['host-b'], after: HEALTHY['host-b'], keepsIo: true },
+    },
+    paper: 'host disconnect (the host loses all its active optimized paths to an array): "The servers use their active non-optimized paths to the other array" and processing continues uninterrupted; RPO=0, RTO=0',
+    source: `${SRC}, "Host disconnect"`,
+  },
+  {
     name: 'metro/data-center-failure',
     title: 'site A fails: its array (the primary) and host-a with it, witness up',
     witness: true,
@@ -153,6 +232,22 @@ export const NEGATIVE_CONTROL: MetroScenario = {
   source: 'negative control (contradicts the "Replication link failure" row)',
 };
 
+/**
+ * The comparison's negative control: metro/link-failure, right in every expectation, but once
+ * healed one block of B's volume is changed behind the array's back (as a write that bypassed
+ * replication would). It must NOT match: the byte-for-byte comparison names the block.
+ */
+export const NEGATIVE_CONTROL_DIVERGENCE: MetroScenario = {
+  ...METRO_SCENARIOS[0],
+  name: 'metro/negative-control-divergence',
+  title: 'link failure, then one block of B changed behind its back (must not match)',
+  strayWriteAfterHeal: 'B',
+  paper: 'deliberately broken: the arrays differ in one block once healed; synchronous replication promises identical copies',
+  source: 'negative control of the byte-for-byte comparison of the two arrays',
+};
+
+export const NEGATIVE_CONTROLS: readonly MetroScenario[] = [NEGATIVE_CONTROL, NEGATIVE_CONTROL_DIVERGENCE];
+
 export function findMetroScenario(name: string): MetroScenario | undefined {
-  return [...METRO_SCENARIOS, NEGATIVE_CONTROL].find((s) => s.name === name);
+  return [...METRO_SCENARIOS, ...NEGATIVE_CONTROLS].find((s) => s.name === name);
 }
