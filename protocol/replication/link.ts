@@ -4,7 +4,7 @@
  * Every message is a 24-byte header and a payload:
  *
  *   0  magic    u32 BE  0x41525243 ("ARRC")
- *   4  version  u8      LINK_VERSION (2: the hello carries the group epoch; 1 had none)
+ *   4  version  u8      LINK_VERSION (3: the hello carries the restart flags; 2 the group epoch only; 1 neither)
  *   5  type     u8      MessageType
  *   6  flags    u16 BE  reserved, 0
  *   8  length   u32 BE  payload bytes (≤ MAX_PAYLOAD)
@@ -19,7 +19,7 @@
 import { crc32c, readDigest } from '../iscsi/digest.ts';
 
 export const LINK_MAGIC = 0x41525243;
-export const LINK_VERSION = 2;
+export const LINK_VERSION = 3;
 export const HEADER_LENGTH = 24;
 /** Largest payload accepted: a 16 MiB write plus its fields (a COMPARE AND WRITE carries 2 × 255 blocks). */
 export const MAX_PAYLOAD = 16 * 1024 * 1024 + 64;
@@ -57,8 +57,14 @@ export type LinkRole = 'primary' | 'secondary';
  * group sequence number; the secondary applies in that order and acks it).
  */
 export type LinkMessage =
-  /** `epoch`: the group epoch the sender knows (raised by every failover and role swap); of two arrays that both claim the primary role, the lower epoch yields. */
-  | { type: 'hello'; arrayId: string; group: string; role: LinkRole; volumes: VolumeGeometry[]; epoch: number }
+  /**
+   * `epoch`: the group epoch the sender knows (raised by every failover and role swap); of two arrays that both claim the primary role, the lower epoch yields.
+   * `restarted`: the sender's process started and has not been resynchronised with the peer since, so it has no record of
+   * what differs (its dirty map was in memory). `volatile`: its volumes do not survive a restart (memory stores), so a
+   * restarted sender lost the data it had. `empty`: restarted on memory stores and nothing written since, so its volumes
+   * hold nothing at all. Wire: one flags byte after the epoch, bit 0 restarted, bit 1 volatile, bit 2 empty.
+   */
+  | { type: 'hello'; arrayId: string; group: string; role: LinkRole; volumes: VolumeGeometry[]; epoch: number; restarted: boolean; volatile: boolean; empty: boolean }
   | { type: 'write'; forwarded: boolean; seq: bigint; volume: number; lba: bigint; fua: boolean; data: Buffer }
   | { type: 'write-same'; forwarded: boolean; seq: bigint; volume: number; lba: bigint; blocks: number; unmap: boolean; block: Buffer }
   | { type: 'unmap'; forwarded: boolean; seq: bigint; volume: number; ranges: { lba: bigint; blocks: number }[] }
@@ -145,7 +151,7 @@ function payloadOf(m: LinkMessage): Buffer[] {
     case 'hello':
       o.str(m.arrayId).str(m.group).u8(m.role === 'primary' ? 1 : 2).u16(m.volumes.length);
       for (const v of m.volumes) o.wwn(v.wwn).str(v.serial).u32(v.blockSize).u64(v.blockCount);
-      o.u32(m.epoch);
+      o.u32(m.epoch).u8((m.restarted ? 1 : 0) | (m.volatile ? 2 : 0) | (m.empty ? 4 : 0));
       break;
     case 'write':
       o.u8(m.forwarded ? 1 : 0).u64(m.seq).u16(m.volume).u8(m.fua ? 1 : 0).u64(m.lba).raw(m.data);
@@ -254,7 +260,9 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
       const n = i.u16();
       const volumes: VolumeGeometry[] = [];
       for (let k = 0; k < n; k++) volumes.push({ wwn: i.wwn(), serial: i.str(), blockSize: i.u32(), blockCount: i.u64() });
-      m = { type: 'hello', arrayId, group, role: r === 1 ? 'primary' : 'secondary', volumes, epoch: i.u32() };
+      const epoch = i.u32(); const f = i.u8();
+      if (f & ~7) throw new LinkProtocolError('bad-payload', `hello flags 0x${f.toString(16)}`);
+      m = { type: 'hello', arrayId, group, role: r === 1 ? 'primary' : 'secondary', volumes, epoch, restarted: !!(f & 1), volatile: !!(f & 2), empty: !!(f & 4) };
       break;
     }
     case MessageType.Write:

@@ -103,7 +103,7 @@ export class ReplicationGroup {
   readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, resyncBlocks: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
 
   constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, unsafeAckBeforePeer = false) {
-    this.machine = new GroupMachine({ name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, unsafeAckBeforePeer, array: rc.peers.name, witness: !!rc.peers.witness });
+    this.machine = new GroupMachine({ name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, unsafeAckBeforePeer, array: rc.peers.name, witness: !!rc.peers.witness, restarted: true });
     this.machine.started = cfg.role === 'primary' && cfg.start !== false;
     this.machine.startOnLink = this.machine.started;
   }
@@ -261,7 +261,7 @@ export class ReplicationGroup {
   }
 
   private hello(): LinkMessage {
-    return { type: 'hello', arrayId: this.rc.peers.name, group: this.cfg.name, role: this.role, volumes: this.geometry(), epoch: this.machine.epoch };
+    return { type: 'hello', arrayId: this.rc.peers.name, group: this.cfg.name, role: this.role, volumes: this.geometry(), epoch: this.machine.epoch, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty };
   }
 
   private handshake(s: net.Socket, m: LinkMessage): void {
@@ -288,8 +288,8 @@ export class ReplicationGroup {
     if (!this.outbound) this.send(this.hello());
     this.linkUp = true;
     this.stats.linkUps++;
-    this.log.info({ group: this.cfg.name, peer: m.arrayId }, 'replication link up');
-    this.step({ kind: 'link-up', peerArray: m.arrayId });
+    this.log.info({ group: this.cfg.name, peer: m.arrayId, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty, peerRestarted: m.restarted, peerVolatile: m.volatile, peerEmpty: m.empty }, 'replication link up');
+    this.step({ kind: 'link-up', peerArray: m.arrayId, peer: { restarted: m.restarted, volatile: m.volatile, empty: m.empty } });
   }
 
   private refuse(s: net.Socket, code: 'protocol' | 'unknown-group' | 'role-conflict' | 'geometry-mismatch', message: string): void {
@@ -521,6 +521,8 @@ export class RemoteCopy {
     // A store fault (its RAID set or metadata failing) is the group's to handle (group-machine.ts, store failure).
     if (lu.store.inner instanceof FaultStore) lu.store.inner.listeners.add((f) => v.group.step({ kind: 'store', volume: v.index, failed: f !== null, why: f ? `injected ${f.sense}` : 'repaired' }));
     v.group.volumes[v.index] = lu;
+    // Any memory volume makes the group's data volatile: a restart loses it (GroupMachine.reconcileRestart).
+    if (lu.store.kind === 'memory') v.group.machine.volatile = true;
     v.group.stores[v.index] = lu.store;
     interceptCompareAndWrite(lu, v.group);
   }

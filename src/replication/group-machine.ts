@@ -64,7 +64,8 @@ export type GroupEvent =
   | { kind: 'applied'; tag: ApplyTag; ok: boolean; why?: string }
   /** A message from the peer (hello is handled by the shell before link-up). */
   | { kind: 'peer'; message: LinkMessage }
-  | { kind: 'link-up'; peerArray: string }
+  /** `peer`: the restart flags of the peer's hello (absent: a peer that kept running, with persistent volumes). */
+  | { kind: 'link-up'; peerArray: string; peer?: PeerRestart }
   | { kind: 'link-down'; reason: string }
   | { kind: 'tick'; now: number }
   | { kind: 'resync-done' }
@@ -119,6 +120,8 @@ export interface GroupSnapshot {
   epoch: number;
   /** This array serves host I/O for the group now. */
   serving: boolean;
+  /** This array's process started and has not been resynchronised with the peer since. */
+  restarted: boolean;
   witness: WitnessView | null;
   status: SyncStatus;
   started: boolean;
@@ -182,9 +185,18 @@ export interface GroupMachineOptions {
   unsafeWriteAloneWithoutWitness?: boolean;
   /** How long a witness verdict lets the owner write alone, from when its heartbeat was sent (ms); below the witness's fail timeout. */
   leaseMs?: number;
+  /**
+   * The machine is made by a process start (the product sets it; tests that model one running
+   * array leave it off): until it is resynchronised with the peer it has no record of what
+   * differs between the two (README "Peer replication", restarts).
+   */
+  restarted?: boolean;
 }
 
 export const DEFAULT_LEASE_MS = 1000;
+
+/** What a hello says about the sender's data (protocol/replication/link.ts). */
+export interface PeerRestart { restarted: boolean; volatile: boolean; empty: boolean }
 
 export function defaultPolicies(p: Partial<GroupPolicies> = {}): GroupPolicies {
   const aa = p.active_active ?? false;
@@ -239,6 +251,12 @@ export class GroupMachine {
   private fullResync = false;
   /** The status was Synced when the link was lost: this array holds every acknowledged write. */
   private syncedAtLoss = false;
+  /** This process started and has not been resynchronised with the peer since (`restarted` option). */
+  restarted: boolean;
+  /** The volumes do not survive a restart (memory stores): set by the shell once they are bound. */
+  volatile = false;
+  /** Something was written to this array's volumes since the process started (a host write or the peer's). */
+  private wroteSinceStart = false;
   // The quorum witness.
   readonly array: string;
   readonly hasWitness: boolean;
@@ -267,11 +285,17 @@ export class GroupMachine {
     this.linkTimeoutMs = o.linkTimeoutMs ?? 3000;
     this.unsafeAckBeforePeer = !!o.unsafeAckBeforePeer;
     this.unsafeWriteAlone = !!o.unsafeWriteAloneWithoutWitness;
+    this.restarted = !!o.restarted;
     this.aluaKey = `${this.serving ? 1 : 0}${this.role}`;
   }
 
   /** Primary: replicated writes the peer has not acknowledged yet. */
   get inFlight(): number { return this.awaitingPeer.size; }
+
+  /** Restarted on memory stores: this array lost the group's data, and holds only what the peer has sent since. */
+  private get dataLost(): boolean { return this.restarted && this.volatile; }
+  /** Restarted on memory stores and nothing written since: the volumes hold nothing at all. */
+  get empty(): boolean { return this.dataLost && !this.wroteSinceStart; }
 
   /**
    * This array serves host I/O for the group now. The secondary only while Synced (it forwards
@@ -284,6 +308,9 @@ export class GroupMachine {
     if (this.status === 'Failsafe' || this.swapPending || this.storeFailure) return false;
     if (this.role === 'secondary') return this.status === 'Synced' && this.link === 'up';
     if (this.replicating) return true;
+    // A primary restarted on memory stores must not write alone: its volumes are empty, and what
+    // it wrote would be all that a later resync could keep of them.
+    if (this.dataLost) return false;
     return this.mayWriteAlone();
   }
 
@@ -305,9 +332,9 @@ export class GroupMachine {
         if (e.now !== undefined && e.now > this.now) this.now = e.now;
         this.hostCompareAndWrite(e.origin, e.req, out);
         break;
-      case 'applied': this.applied(e, out); break;
+      case 'applied': if (e.ok) this.wroteSinceStart = true; this.applied(e, out); break;
       case 'peer': this.peer(e.message, out); break;
-      case 'link-up': this.linkUp(e.peerArray, out); break;
+      case 'link-up': this.linkUp(e.peerArray, out, e.peer); break;
       case 'link-down': this.linkDown(e.reason, out); break;
       case 'tick': this.tick(e.now, out); break;
       case 'resync-done': this.resyncDone(out); break;
@@ -473,6 +500,13 @@ export class GroupMachine {
         this.seq = 0n;
         this.started = true;
         out.push({ kind: 'role', from: 'secondary', to: 'primary', epoch: this.epoch, cause: 'swap', reason: `peer: ${m.reason}` });
+        // A planned swap happens Synced (both hold the same data). One offered out of sync (the old
+        // primary restarted without its data) is followed by a copy of the whole group to it.
+        if (this.status !== 'Synced') {
+          this.fullResync = true;
+          this.dirty = [];
+          if (this.link === 'up' && this.status === 'Stopped') this.startReplication('the old primary restarted without its data: copy the group whole', out);
+        }
         return;
       default:
         return; // hello (the shell's), compare-and-write (the shell runs it at the primary)
@@ -484,7 +518,7 @@ export class GroupMachine {
 
   // ------------------------------------------------------------ link and timers
 
-  private linkUp(peerArray: string, out: GroupAction[]): void {
+  private linkUp(peerArray: string, out: GroupAction[], peer: PeerRestart = { restarted: false, volatile: false, empty: false }): void {
     if (this.storeFailure) { out.push({ kind: 'drop-link', reason: `this array's store has failed (${this.storeFailure})` }); return; }
     this.link = 'up';
     this.peerArray = peerArray;
@@ -493,10 +527,48 @@ export class GroupMachine {
     this.syncedAtLoss = false;
     this.failoverRequested = false;
     if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', 'replication link restored', out);
+    if (this.role === 'primary' && this.reconcileRestart(peer, out)) return;
     // auto_recover (HPE): a group stopped by a link failure restarts when the link returns.
     if (this.role === 'primary' && this.started && this.startOnLink) { this.startOnLink = false; this.startReplication('link up (group configured started)', out); }
     else if (this.role === 'primary' && this.started && this.policies.auto_recover) this.startReplication('link restored (auto_recover)', out);
     else if (this.role === 'primary' && this.started) out.push({ kind: 'alua', ...this.alua(), reason: 'link restored; group stays stopped until startgroup (auto_recover off)' });
+  }
+
+  /**
+   * The link-up after either array's process started: no dirty map covers what a restart lost
+   * (it was in memory), so decide which array's volumes are the source:
+   * - this primary restarted on memory stores (it has not served since: `serving`) and the peer
+   *   holds data: the roles swap (the peer becomes primary with a new epoch and copies the group
+   *   whole to this array);
+   * - the peer is empty (restarted on memory stores, nothing written since) and this array is
+   *   not: copy the group whole to it;
+   * - this primary restarted on persistent stores: it may hold writes it applied and never
+   *   acknowledged (they died with its dirty map), so copy the group whole to the peer;
+   * - both empty: nothing to copy.
+   * A peer that restarted on persistent stores (or on memory stores and was partly resynced)
+   * lacks only what this primary's dirty map (or its pending whole copy) already covers.
+   * Returns true when the group's start is left to the peer (the role swap).
+   */
+  private reconcileRestart(peer: PeerRestart, out: GroupAction[]): boolean {
+    const lost = this.dataLost;
+    const empty = this.empty;
+    const mine = this.restarted;
+    this.restarted = false;
+    if (lost && !peer.empty) {
+      this.epoch++;
+      this.role = 'secondary';
+      this.started = false;
+      this.startOnLink = false;
+      this.dirty = [];
+      this.fullResync = false;
+      this.restarted = true; // until the peer's copy makes this array Synced
+      const reason = 'restarted on memory stores: the peer holds the volumes and becomes primary';
+      out.push({ kind: 'send', message: { type: 'role-swap', epoch: this.epoch, reverse: false, reason } });
+      out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, cause: 'swap', reason });
+      return true;
+    }
+    if ((peer.empty && !empty) || (mine && !this.volatile)) this.fullResync = true;
+    return false;
   }
 
   private linkDown(reason: string, out: GroupAction[]): void {
@@ -762,6 +834,7 @@ export class GroupMachine {
     if (from !== this.status) throw new InvalidTransitionError(`group ${this.name}: transition from ${from}, but the group is ${this.status}`);
     if (!TRANSITIONS[from].includes(to)) throw new InvalidTransitionError(`group ${this.name}: ${from} → ${to} is not a Remote Copy transition`);
     this.status = to;
+    if (to === 'Synced') this.restarted = false;
     out.push({ kind: 'transition', from, to, reason });
     out.push({ kind: 'alua', ...this.alua(), reason: `${from} → ${to}: ${reason}` });
   }
@@ -804,7 +877,7 @@ export class GroupMachine {
       peerSight: this.peerSight, recorded: this.recorded, leaseUntil: this.owner === this.array ? this.leaseUntil : 0, failoverRequested: this.failoverRequested,
     } : null;
     return {
-      name: this.name, role: this.role, naturalRole: this.naturalRole, roleName, epoch: this.epoch, serving: this.serving, witness, status: this.status, started: this.started, link: this.link, peerArray: this.peerArray,
+      name: this.name, role: this.role, naturalRole: this.naturalRole, roleName, epoch: this.epoch, serving: this.serving, witness, status: this.status, started: this.started, link: this.link, peerArray: this.peerArray, restarted: this.restarted,
       policies: { ...this.policies }, hosts: Object.fromEntries(this.hosts), seq: String(this.role === 'primary' ? this.seq : this.peerSeqApplied),
       pending: this.awaitingPeer.size + this.forwarded.size + this.cawSent.size,
       dirtyExtents: d.length, dirtyBlocks: String(d.reduce((n, x) => n + BigInt(x.blocks), 0n)),

@@ -11,8 +11,13 @@ const block = Buffer.alloc(512, 0xa5);
 const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = [
   {
     name: 'hello from the primary, one volume', seq: 0,
-    m: { type: 'hello', arrayId: 'site-a', group: 'rcg1', role: 'primary', volumes: [{ wwn: '502a751000000001', serial: 'ASIMVOL1', blockSize: 512, blockCount: 2097152n }], epoch: 3 },
-    bytes: frame(1, 0, fields(['str', 'site-a'], ['str', 'rcg1'], ['u8', 1], ['u16', 1], ['hex', '502a751000000001'], ['str', 'ASIMVOL1'], ['u32', 512], ['u64', 2097152n], ['u32', 3])),
+    m: { type: 'hello', arrayId: 'site-a', group: 'rcg1', role: 'primary', volumes: [{ wwn: '502a751000000001', serial: 'ASIMVOL1', blockSize: 512, blockCount: 2097152n }], epoch: 3, restarted: false, volatile: false, empty: false },
+    bytes: frame(1, 0, fields(['str', 'site-a'], ['str', 'rcg1'], ['u8', 1], ['u16', 1], ['hex', '502a751000000001'], ['str', 'ASIMVOL1'], ['u32', 512], ['u64', 2097152n], ['u32', 3], ['u8', 0])),
+  },
+  {
+    name: 'hello from a secondary that restarted on memory stores', seq: 0,
+    m: { type: 'hello', arrayId: 'site-b', group: 'rcg1', role: 'secondary', volumes: [], epoch: 0, restarted: true, volatile: true, empty: true },
+    bytes: frame(1, 0, fields(['str', 'site-b'], ['str', 'rcg1'], ['u8', 2], ['u16', 0], ['u32', 0], ['u8', 7])),
   },
   {
     name: 'replicated write, group seq 7, volume 0, FUA', seq: 1,
@@ -122,6 +127,7 @@ describe('link codec refusals: the framer reports one error and stops', () => {
   const cases: { name: string; bytes: Buffer; code: string }[] = [
     { name: 'bad magic', bytes: frame(2, 1, good.subarray(24), { magic: 0x41525244 }), code: 'bad-magic' },
     { name: 'other version (1: a hello without the epoch)', bytes: frame(2, 1, good.subarray(24), { version: 1 }), code: 'bad-version' },
+    { name: 'other version (2: a hello without the restart flags)', bytes: frame(2, 1, good.subarray(24), { version: 2 }), code: 'bad-version' },
     { name: 'damaged length field', bytes: (() => { const b = Buffer.from(good); b[11] ^= 1; return b; })(), code: 'bad-header-crc' },
     { name: 'damaged payload', bytes: (() => { const b = Buffer.from(good); b[40] ^= 0x80; return b; })(), code: 'bad-data-crc' },
     { name: 'oversize payload', bytes: (() => { const h = frame(2, 1, Buffer.alloc(0)); h.writeUInt32BE(MAX_PAYLOAD + 1, 8); h.writeUInt32LE(crc32cBitwise(h.subarray(0, 20)), 20); return h; })(), code: 'oversize' },
@@ -129,6 +135,7 @@ describe('link codec refusals: the framer reports one error and stops', () => {
     { name: 'truncated fields', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n])), code: 'bad-payload' },
     { name: 'trailing bytes', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n], ['u8', 0], ['u8', 9])), code: 'bad-payload' },
     { name: 'unknown ack status', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n], ['u8', 99])), code: 'bad-payload' },
+    { name: 'unknown hello flag', bytes: frame(1, 0, fields(['str', 'a'], ['str', 'g'], ['u8', 1], ['u16', 0], ['u32', 0], ['u8', 8])), code: 'bad-payload' },
     { name: 'flag byte not 0/1', bytes: frame(5, 1, fields(['u8', 2], ['u64', 7n], ['u8', 0])), code: 'bad-payload' },
   ];
   for (const c of cases) {
