@@ -9,7 +9,9 @@
  * README "Start-up" has the figures. The price is paid once, by the first request (about 100 ms on a
  * quiet machine, more on a loaded one; the console's first page is one such request).
  * Requests that arrive while the app is being built wait for it, in order, with their bodies
- * unread (a request stream does not flow until fastify reads it).
+ * unread (a request stream does not flow until fastify reads it); only the console's page and
+ * script are answered meanwhile, from the same files and with the same headers as its routes
+ * (routes/console.ts), so that the console's first paint does not wait for the build.
  *
  * Tests and code that want the app itself construct AdminApi directly; this is only its socket.
  */
@@ -17,6 +19,7 @@ import http from 'node:http';
 import type { Logger } from 'pino';
 import type { StorageArray } from '../array.ts';
 import type { AdminApi, AdminOptions } from './api.ts';
+import { consoleFiles } from './routes/console.ts';
 
 /** What fastify sets on the servers it creates itself (its defaults), for the same behaviour. */
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
@@ -27,6 +30,7 @@ export class LazyAdminApi {
   private building: Promise<AdminApi> | null = null;
   private handler: http.RequestListener | null = null;
   private readonly log: Logger;
+  private console: ReturnType<typeof consoleFiles> | null = null;
 
   constructor(private readonly array: StorageArray, log: Logger, private readonly opts: AdminOptions = {}) {
     this.log = log.child({ component: 'admin' });
@@ -43,6 +47,17 @@ export class LazyAdminApi {
     if (this.handler) {
       this.handler(req, res);
       return;
+    }
+    // The console's page and script hold no data (public even with a token) and need no
+    // framework: a browser's first page paints without waiting for the build, which its first
+    // data request (a moment later) would start anyway.
+    if (req.method === 'GET') {
+      const r = (this.console ??= consoleFiles())(pathOf(req.url ?? '/'), req.headers);
+      if (r) {
+        void this.app().catch(() => undefined); // a failure is logged when a request waits for it
+        res.writeHead(r.status, r.headers).end(r.body);
+        return;
+      }
     }
     this.app().then(() => this.handler!(req, res), (err: Error) => {
       this.log.error({ err }, 'admin API could not be built');
@@ -93,4 +108,8 @@ export class LazyAdminApi {
       this.server.closeIdleConnections();
     });
   }
+}
+
+function pathOf(url: string): string {
+  return url.split('?')[0];
 }

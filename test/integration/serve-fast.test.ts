@@ -102,10 +102,16 @@ describe('serve reaches a listening portal without the CLI framework', () => {
     let scrape = '';
     const asked = await loaded(args, /"msg":"admin API listening"/, async (out) => {
       const admin = /"admin":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)![1];
+      // The console's page comes from the front while the app is built, as the app's route sends it.
+      const page = (r: Response) => ({ status: r.status, ...Object.fromEntries(['content-type', 'content-encoding', 'etag', 'cache-control', 'content-security-policy'].map((k) => [k, r.headers.get(k)])) });
+      const before = page(await fetch(`${admin}/`, { headers: { 'accept-encoding': 'br' } }));
       const res = await fetch(`${admin}/v1/status`);
       expect(res.status).toBe(200);
       reply = await res.json();
       scrape = await (await fetch(`${admin}/metrics`)).text();
+      const after = page(await fetch(`${admin}/`, { headers: { 'accept-encoding': 'br' } }));
+      expect(before).toMatchObject({ status: 200, 'content-type': 'text/html; charset=utf-8', 'content-encoding': 'br' });
+      expect(after).toEqual(before);
     });
     expect(reply).toMatchObject({ targets: [expect.objectContaining({ luns: [expect.anything()] })] });
     expect(scrape).toMatch(/^arraysim_lu_commands_total\{/m);
