@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { createLogger } from './log.ts';
 import { configFromFile, configFromFlags, parseHostPort, portalsFrom } from './config.ts';
 import { StorageArray } from './array.ts';
-import type { AdminApi } from './admin/api.ts';
+import { LazyAdminApi } from './admin/front.ts';
 import { adminAccess } from './admin/auth.ts';
 import { defaultAdmin } from './admin/client.ts';
 
@@ -71,11 +71,10 @@ export async function serve(a: ServeArgs): Promise<void> {
   const log = createLogger(config.logLevel);
   const array = await StorageArray.create(config, log);
   await array.start();
-  let admin: AdminApi | null = null;
+  let admin: LazyAdminApi | null = null;
   if (adminAt && access) {
-    // Loaded once the portals listen: the HTTP framework is not on the way to serving iSCSI.
-    const { AdminApi } = await import('./admin/api.ts');
-    admin = new AdminApi(array, log, { access });
+    // Listens once the portals do; the HTTP framework is loaded by the first request (./admin/front.ts).
+    admin = new LazyAdminApi(array, log, { access });
     const { host, port } = adminAt;
     // The admin API is a convenience: a busy port must not stop the target.
     await admin.listen(host, port).catch((err) => { log.warn({ err: err.message, admin: adminAddr }, 'admin API not started'); admin = null; });

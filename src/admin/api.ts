@@ -30,7 +30,7 @@
  * Every route gets the 400 (and 401) error reply schema added, and the bearer-token check when
  * the API is bound off loopback (./auth.ts).
  */
-import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyServerOptions } from 'fastify';
 import Fastify, { LogController } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
@@ -78,6 +78,8 @@ export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */
   access?: AdminAccess;
   keepAliveMs?: number;
+  /** Answer on a server made elsewhere (./front.ts: listening before the app is built). */
+  serverFactory?: FastifyServerOptions['serverFactory'];
 }
 
 const BODY_LIMIT = 1 << 20;
@@ -96,6 +98,7 @@ export class AdminApi {
       logController: new LogController({ disableRequestLogging: true }),
       exposeHeadRoutes: false,
       bodyLimit: BODY_LIMIT,
+      ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
     });
     this.app = app;
 

@@ -151,7 +151,7 @@ describe('metrics off', () => {
   it('no /metrics route and no latency recorder, while the admin API and the counters work as before', async () => {
     const rig = await start(false);
     try {
-      expect(rig.array.metrics).toBeNull();
+      expect(await rig.array.metrics()).toBeNull();
       expect(rig.array.server.commandLatency).toBeNull();
       const ini = await TestInitiator.connect(rig.array.config.portals[0].port);
       await ini.login(IQN, {}, HOST);

@@ -32,8 +32,12 @@ describe('parseServeArgs', () => {
   });
 });
 
-/** Start bin/arraysim.js with a hook that appends every module URL it loads to a file; the URLs once `until` is printed (or the process ends). */
-function loaded(args: string[], until: RegExp | null): Promise<string[]> {
+/**
+ * Start bin/arraysim.js with a hook that appends every module URL it loads to a file; the URLs once
+ * `until` is printed (or the process ends). `then(output)`, when given, runs once `until` is printed
+ * and before the URLs are read (e.g. a request to the admin API).
+ */
+function loaded(args: string[], until: RegExp | null, then?: (out: string) => Promise<void>): Promise<string[]> {
   const file = path.join(tmpdir(), `arraysim-loaded-${process.pid}-${Math.random()}.txt`);
   // ESM loads through a loader hook; require() (CommonJS, createRequire) through Module._load.
   const hook = `data:text/javascript,${encodeURIComponent(`import Module, { register } from 'node:module';
@@ -45,6 +49,7 @@ export async function load(url, ctx, next) { appendFileSync(${JSON.stringify(fil
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', hook, 'bin/arraysim.js', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let matched = false;
     const done = () => {
       let urls: string[] = [];
       try { urls = readFileSync(file, 'utf8').split('\n').filter(Boolean); } catch { /* nothing loaded */ }
@@ -54,7 +59,10 @@ export async function load(url, ctx, next) { appendFileSync(${JSON.stringify(fil
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no ${until} within 30 s: ${out}`)); }, 30_000);
     const look = (c: Buffer) => {
       out += c;
-      if (until && until.test(out)) { clearTimeout(timer); child.kill('SIGKILL'); }
+      if (until && until.test(out) && !matched) {
+        matched = true;
+        void (then ? then(out) : Promise.resolve()).catch(reject).finally(() => { clearTimeout(timer); child.kill('SIGKILL'); });
+      }
     };
     child.stdout.on('data', look);
     child.stderr.on('data', look);
@@ -79,6 +87,37 @@ describe('serve reaches a listening portal without the CLI framework', () => {
     const urls = await loaded(['serve', '--config', 'examples/minimal.yaml', '--listen', '127.0.0.1:0', '--admin', 'none'], /portal listening/);
     expect(pkg(urls, 'yaml')).toBe(true);
     expect(pkg(urls, 'yargs')).toBe(false);
+  }, 60_000);
+
+  it('listens for the admin API without fastify, and loads it on the first request', async () => {
+    const args = ['serve', '--listen', '127.0.0.1:0', '--lun', '8MiB', '--admin', '127.0.0.1:0'];
+    const idle = await loaded(args, /"msg":"admin API listening"/);
+    expect(idle.some((u) => u.endsWith('/dist/src/admin/front.js'))).toBe(true);
+    expect(pkg(idle, 'fastify')).toBe(false);
+    expect(pkg(idle, '@fastify/swagger')).toBe(false);
+    expect(pkg(idle, 'ajv')).toBe(false);
+    expect(pkg(idle, 'prom-client')).toBe(false); // built by the first scrape (StorageArray.metrics())
+    // Negative control: the same start, asked once, has loaded them (and answered).
+    let reply: unknown;
+    let scrape = '';
+    const asked = await loaded(args, /"msg":"admin API listening"/, async (out) => {
+      const admin = /"admin":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)![1];
+      // The console's page comes from the front while the app is built, as the app's route sends it.
+      const page = (r: Response) => ({ status: r.status, ...Object.fromEntries(['content-type', 'content-encoding', 'etag', 'cache-control', 'content-security-policy'].map((k) => [k, r.headers.get(k)])) });
+      const before = page(await fetch(`${admin}/`, { headers: { 'accept-encoding': 'br' } }));
+      const res = await fetch(`${admin}/v1/status`);
+      expect(res.status).toBe(200);
+      reply = await res.json();
+      scrape = await (await fetch(`${admin}/metrics`)).text();
+      const after = page(await fetch(`${admin}/`, { headers: { 'accept-encoding': 'br' } }));
+      expect(before).toMatchObject({ status: 200, 'content-type': 'text/html; charset=utf-8', 'content-encoding': 'br' });
+      expect(after).toEqual(before);
+    });
+    expect(reply).toMatchObject({ targets: [expect.objectContaining({ luns: [expect.anything()] })] });
+    expect(scrape).toMatch(/^arraysim_lu_commands_total\{/m);
+    expect(pkg(asked, 'fastify')).toBe(true);
+    expect(pkg(asked, '@fastify/swagger')).toBe(true);
+    expect(pkg(asked, 'prom-client')).toBe(true);
   }, 60_000);
 
   it('negative control: serve --help goes through yargs, and the hook sees it', async () => {

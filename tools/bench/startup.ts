@@ -93,6 +93,7 @@ async function once(v: Variant): Promise<Sample> {
     }
     const cpuMs = 1000 * group(child.pid!).reduce((sum, p) => { try { return sum + cpuSeconds(p.pid); } catch { return sum; } }, 0);
     await sleep(SETTLE_S * 1000);
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${v.name}: ended (${child.exitCode ?? child.signalCode}) while idle\n${stderr}`);
     const procs = group(child.pid!);
     const groupRss = procs.reduce((sum, p) => { try { return sum + rssKiB(p.pid); } catch { return sum; } }, 0);
     return { startMs, cpuMs, rssKiB: rssKiB(child.pid!), anonKiB: anonKiB(child.pid!), groupRssKiB: groupRss, esbuild: procs.some((p) => p.comm === 'esbuild') };

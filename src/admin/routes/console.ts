@@ -9,7 +9,8 @@
  * Each is sent brotli- or gzip-compressed as the client accepts (compressed at build time), with
  * an ETag for conditional requests. Before the console is built (`npm run build:console`) / says so.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { AdminDeps } from '../api.ts';
 import { chooseEncoding, defaultConsoleDir, loadConsole } from '../console/assets.ts';
 import type { ConsoleFile } from '../console/assets.ts';
@@ -23,35 +24,51 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
 } as const;
 
-export function register(app: FastifyInstance, _deps: AdminDeps): void {
-  const dir = defaultConsoleDir();
+export interface ConsoleReply {
+  status: number;
+  headers: Record<string, string>;
+  body?: Buffer | string;
+}
+
+/**
+ * The console's files, read on the first request (the array starts without waiting for the
+ * console), and the reply to a GET of `/` or `/console/<file>` (null for any other path). Plain
+ * node types: the fastify routes below send it, and so does the admin API's front
+ * (../front.ts) while the app is still being built, so that a browser's first page does not wait for it.
+ */
+export function consoleFiles(dir = defaultConsoleDir()): (path: string, headers: IncomingHttpHeaders) => ConsoleReply | null {
   let files: Map<string, ConsoleFile> | null = null;
-  // Read on the first request, not at start-up (the array starts without waiting for the console).
   const get = (name: string): ConsoleFile | undefined => (files ??= loadConsole(dir))?.get(name);
-
-  function send(req: FastifyRequest, reply: FastifyReply, f: ConsoleFile) {
-    void reply.header('vary', 'accept-encoding')
-      .header('etag', f.etag)
-      .header('cache-control', f.immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
-      .headers(SECURITY_HEADERS);
-    if (req.headers['if-none-match'] === f.etag) return reply.code(304).send();
-    const enc = chooseEncoding(req.headers['accept-encoding']);
-    if (enc !== 'identity') void reply.header('content-encoding', enc);
-    return reply.type(f.type).send(f.bodies[enc]);
-  }
-
-  app.get('/', HIDDEN, async (req, reply) => {
-    const page = get('index.html');
-    if (!page) {
-      return reply.code(503).type('text/plain; charset=utf-8')
-        .send(`The console is not built (no ${dir}/manifest.json): run \`npm run build:console\`. The API is at /v1/openapi.json.\n`);
+  return (path, headers) => {
+    let f: ConsoleFile | undefined;
+    if (path === '/') {
+      f = get('index.html');
+      if (!f) {
+        return {
+          status: 503, headers: { 'content-type': 'text/plain; charset=utf-8' },
+          body: `The console is not built (no ${dir}/manifest.json): run \`npm run build:console\`. The API is at /v1/openapi.json.\n`,
+        };
+      }
+    } else if (path.startsWith('/console/') && !path.slice(9).includes('/')) {
+      const name = decodeURIComponent(path.slice(9));
+      f = name === 'index.html' ? undefined : get(name);
+      if (!f) return { status: 404, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify({ error: `no console file ${name}`, field: null }) };
+    } else {
+      return null;
     }
-    return send(req, reply, page);
-  });
+    const h: Record<string, string> = {
+      vary: 'accept-encoding', etag: f.etag, 'cache-control': f.immutable ? 'public, max-age=31536000, immutable' : 'no-cache', ...SECURITY_HEADERS,
+    };
+    if (headers['if-none-match'] === f.etag) return { status: 304, headers: h };
+    const enc = chooseEncoding(headers['accept-encoding']);
+    if (enc !== 'identity') h['content-encoding'] = enc;
+    return { status: 200, headers: { ...h, 'content-type': f.type }, body: f.bodies[enc] };
+  };
+}
 
-  app.get<{ Params: { file: string } }>('/console/:file', HIDDEN, async (req, reply) => {
-    const f = req.params.file === 'index.html' ? undefined : get(req.params.file);
-    if (!f) return reply.code(404).send({ error: `no console file ${req.params.file}`, field: null });
-    return send(req, reply, f);
-  });
+export function register(app: FastifyInstance, _deps: AdminDeps): void {
+  const reply = consoleFiles();
+  const send = (r: ConsoleReply, res: FastifyReply) => res.code(r.status).headers(r.headers).send(r.body);
+  app.get('/', HIDDEN, async (req, res) => send(reply('/', req.headers)!, res));
+  app.get<{ Params: { file: string } }>('/console/:file', HIDDEN, async (req, res) => send(reply(`/console/${encodeURIComponent(req.params.file)}`, req.headers)!, res));
 }

@@ -22,7 +22,7 @@ export const METRICS_ROUTE = {
 
 export function register(app: FastifyInstance, deps: AdminDeps): void {
   app.get('/metrics', { schema: METRICS_ROUTE }, async (_req, reply) => {
-    const m = deps.array.metrics;
+    const m = await deps.array.metrics();
     if (!m) throw new AdminError(404, 'metrics are off (serve --no-metrics, or metrics: false in the configuration)');
     // A string with a content type that is not JSON goes out as it is (no reply serializer).
     void reply.type(METRICS_CONTENT_TYPE);
