@@ -99,10 +99,23 @@ export class Site {
     await this.followEvents();
   }
 
-  /** SIGKILL, and wait for the process to be gone. */
+  /** SIGKILL, and wait for the process to be gone. The history records it down from this moment. */
   async kill(): Promise<void> {
+    if (this.proc?.running) this.down();
     await this.proc?.kill('SIGKILL');
   }
+
+  /**
+   * Record this incarnation down (once): at a kill, or when its event stream ends or breaks. A
+   * killed process's stream breaks (ECONNRESET: 'close' without 'end'), so 'end' alone missed
+   * every kill and the split-brain judge kept a dead array accepting writes.
+   */
+  private down(): void {
+    if (this.isDown) return;
+    this.isDown = true;
+    this.history.array(this.name, { type: 'down', time: new Date().toISOString() });
+  }
+  private isDown = true;
 
   /** SIGTERM (a clean stop), SIGKILL after `ms`. */
   async stop(ms = 15000): Promise<void> {
@@ -126,6 +139,7 @@ export class Site {
 
   /** Read GET /v1/events into the history; a snapshot first, `down` when the stream ends. */
   private async followEvents(): Promise<void> {
+    this.isDown = false;
     await new Promise<void>((resolve) => {
       const req = http.get({ host: this.addr.host, port: this.addr.admin, path: '/v1/events', headers: { accept: 'text/event-stream' } }, (res) => {
         let buf = '';
@@ -145,17 +159,20 @@ export class Site {
             } catch { /* a line that is not JSON: not an event */ }
           }
         });
-        const ended = () => { this.history.array(this.name, { type: 'down', time: new Date().toISOString() }); resolve(); };
+        const ended = () => { this.down(); resolve(); };
         res.once('end', ended);
         res.once('error', () => {});
-        res.once('close', () => { if (this.sse === req) this.sse = null; });
+        res.once('close', () => { if (this.sse === req) { this.sse = null; ended(); } });
       });
       req.on('error', () => resolve());
       this.sse = req;
       setTimeout(resolve, 3000).unref();
     });
+    // Stamped when asked, not when answered: an event published while the answer was on its way
+    // is newer than the snapshot, and must win the split-brain judge's time order over it.
+    const asked = new Date().toISOString();
     const s = await this.groupState();
-    if (s) this.history.array(this.name, { type: 'snapshot', time: new Date().toISOString(), status: s.status, accepting: s.accepting });
+    if (s) this.history.array(this.name, { type: 'snapshot', time: asked, status: s.status, accepting: s.accepting });
   }
 }
 

@@ -27,7 +27,8 @@ const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').sp
 
 describe('check metro: the pair and the witness as processes', () => {
   it('runs lab up\'s command lines, passes its environment, and restarts killed processes', async () => {
-    cluster = await startCluster(dir, new History(), { volumeBytes: 1 << 20, env: { ARRAYSIM_CLUSTER_TEST: 'yes' } });
+    const history = new History();
+    cluster = await startCluster(dir, history, { volumeBytes: 1 << 20, env: { ARRAYSIM_CLUSTER_TEST: 'yes' } });
     const c = cluster;
     const bin = cliEntry();
     expect(c.witness).not.toBeNull();
@@ -42,8 +43,13 @@ describe('check metro: the pair and the witness as processes', () => {
 
     expect(await c.synced(60_000)).toBe(true);
     const oldA = c.a.proc!.pid;
+    const downs = () => history.entries.filter((e) => e.type === 'array' && e.site === 'A' && e.event.type === 'down').length;
+    expect(downs()).toBe(0);
     await c.a.kill();
     expect(c.a.running).toBe(false);
+    // The split-brain judge learns of the kill: one `down` for A (its event stream broke, it did not end).
+    await new Promise((r) => setTimeout(r, 200));
+    expect(downs()).toBe(1);
     await c.a.start();
     expect(c.a.proc!.pid).not.toBe(oldA);
     expect(argv(c.a.proc!.pid)).toEqual([process.execPath, bin, ...siteArgs(c.a.configPath)]);
