@@ -41,6 +41,8 @@ export interface LabRow {
   reports: RunReport[];
   diverged: DivergedExtent[];
   ms: number;
+  /** A scenario's own figures (--json): the seeding runs, the mixed day's draw and prediction. */
+  details?: Record<string, unknown>;
 }
 
 export function pattern(bytes: number, seed: number): Buffer {
@@ -75,6 +77,7 @@ export interface Observed {
 export async function runScenario(s: Scenario): Promise<LabRow> {
   switch (s.kind ?? 'ops') {
     case 'initialization': return (await import('./initialization.ts')).runInitialization(s);
+    case 'seeding': return (await import('./seeding.ts')).runSeedingScenario(s);
     default: return runOps(s);
   }
 }

@@ -138,6 +138,13 @@ SCENARIOS_MUTABLE.push(
   },
 );
 
+SCENARIOS_MUTABLE.push({
+  kind: 'seeding', name: 'crr-dd-seeding', title: 'dd seeding of a remote copy over an 80 Mbit/s link: seeded (the changes since the dd travel) against unseeded (a full sweep)',
+  splitter: 'rp-vnx-flare31', policy: 'rp-vnx-flare31, CRR at 80Mbit', settings: [], ops: [],
+  expect: { offloaded: false, fellBack: false, consistent: true, seededAtMost: 0.1 },
+  source: `${NOTES}: "The traffic you see will be the changes to the source volume since the block-level dd copy was made"; "transferring roughly 21GB (6.36%)"`,
+});
+
 export const SCENARIOS: readonly Scenario[] = SCENARIOS_MUTABLE;
 
 export function findScenario(name: string): Scenario | undefined {
