@@ -74,10 +74,12 @@ export interface Observed {
   policy?: string;
 }
 
-export async function runScenario(s: Scenario): Promise<LabRow> {
+/** `seed`: the mixed day's draw (random when absent; the row prints it). */
+export async function runScenario(s: Scenario, o: { seed?: number } = {}): Promise<LabRow> {
   switch (s.kind ?? 'ops') {
     case 'initialization': return (await import('./initialization.ts')).runInitialization(s);
     case 'seeding': return (await import('./seeding.ts')).runSeedingScenario(s);
+    case 'mixed-day': return (await import('./mixed-day.ts')).runMixedDay(s, o);
     default: return runOps(s);
   }
 }

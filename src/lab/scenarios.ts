@@ -145,6 +145,14 @@ SCENARIOS_MUTABLE.push({
   source: `${NOTES}: "The traffic you see will be the changes to the source volume since the block-level dd copy was made"; "transferring roughly 21GB (6.36%)"`,
 });
 
+SCENARIOS_MUTABLE.push({
+  kind: 'mixed-day', name: 'mixed-day', title: 'VMFS-like mixed day: two hosts heartbeat their locks, clone, zero and write under a random Table 2 preset (--seed N replays)',
+  splitter: 'a Table 2 preset drawn from the seed', policy: 'drawn', settings: [], ops: ['lock', 'clone', 'zero'],
+  // Placeholder: the run predicts its expectation from the preset it draws (mixed-day.ts, predict).
+  expect: { offloaded: true, fellBack: false, consistent: true },
+  source: `${TABLE2}: the drawn column's policies; ${P2010}: ignored -> corrupt, rejected -> fall back`,
+});
+
 export const SCENARIOS: readonly Scenario[] = SCENARIOS_MUTABLE;
 
 export function findScenario(name: string): Scenario | undefined {

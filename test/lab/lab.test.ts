@@ -8,6 +8,7 @@ import { LabUsageError, runLab } from '../../src/lab/cli.ts';
 import { runScenario } from '../../src/lab/run.ts';
 import { findScenario, SCENARIOS } from '../../src/lab/scenarios.ts';
 import { judgeSeeding } from '../../src/lab/seeding.ts';
+import { planDay, runMixedDay, TABLE2_PRESETS } from '../../src/lab/mixed-day.ts';
 import type { SeedingResult } from '../../src/lab/seeding.ts';
 import { METRO_SCENARIOS, NEGATIVE_CONTROLS } from '../../src/lab/metro/scenarios.ts';
 import { FakeTty } from '../helpers/fake-tty.ts';
@@ -83,6 +84,36 @@ describe('crr-dd-seeding: the field notes\' dd seeding over an 80 Mbit/s remote 
     const tooFast = judgeSeeding(s, [seeded, { ...unseeded, syncMs: 1000 }], 0);
     expect(tooFast.match).toBe(false);
     expect(tooFast.mismatch[0]).toMatch(/^unseeded took 1\.00 s, faster than the link allows \(3\.2\d s\)$/);
+  }, 60000);
+});
+
+describe('mixed-day: two hosts under a seeded random Table 2 preset, the outcome predicted from its policies', () => {
+  it('the same seed draws the same day; over 200 seeds every Table 2 preset is drawn', () => {
+    expect(planDay(7)).toEqual(planDay(7));
+    expect(new Set(Array.from({ length: 200 }, (_, i) => planDay(i).preset))).toEqual(new Set(TABLE2_PRESETS));
+  });
+
+  it('seed 7 (rp-windows-host: all ignored) corrupts exactly the cloned and zeroed slots and the two lock blocks; seed 8 (rp-brocade: all rejected) falls back and stays consistent', async () => {
+    const s = findScenario('mixed-day')!;
+    const ignored = await runScenario(s, { seed: 7 });
+    expect(ignored.mismatch).toEqual([]);
+    expect(ignored).toMatchObject({ policy: 'rp-windows-host', offloaded: true, fellBack: false, consistent: false, divergedBlocks: 3 * 8192 + 2 });
+    expect(new Set(ignored.diverged.flatMap((e) => e.causes.map((c) => c.primitive)))).toEqual(new Set(['ats', 'xcopy', 'writesame']));
+    expect(ignored.observed).toMatch(/^seed 7: preset rp-windows-host \(ats=ignore xcopy=ignore writesame=ignore\)/);
+    const rejected = await runScenario(s, { seed: 8 });
+    expect(rejected.mismatch).toEqual([]);
+    expect(rejected).toMatchObject({ policy: 'rp-brocade', offloaded: false, fellBack: true, consistent: true, divergedBlocks: 0 });
+    expect(rejected.reports.filter((r) => r.verb === 'lock').map((r) => r.lock?.mode)).toEqual(['scsi-reservation', 'scsi-reservation']);
+  }, 60000);
+
+  it('negative control: the brocade day (seed 8) predicted from rp-windows-host\'s policies does not match, per primitive', async () => {
+    const row = await runMixedDay(findScenario('mixed-day')!, { seed: 8, predictFrom: 'rp-windows-host' });
+    expect(row.match).toBe(false);
+    expect(row.mismatch).toEqual(expect.arrayContaining([
+      'offloaded: false, expected true', 'fell back: true, expected false', 'replica consistent: true, expected false',
+      'ats: fell back, predicted offloaded', 'xcopy: fell back, predicted offloaded', 'writesame: fell back, predicted offloaded',
+      expect.stringMatching(/^diverged blocks: 0, predicted \d+$/),
+    ]));
   }, 60000);
 });
 
