@@ -90,6 +90,8 @@ export function predict(plan: DayPlan, policies: Record<Primitive, Policy>): Pre
   return { course, ignored, divergedBlocks, expect: { offloaded: courses.includes('offloaded'), fellBack: courses.includes('fell back'), consistent: ignored.length === 0 } };
 }
 
+const n = (k: number, word: string): string => `${k} ${word}${k === 1 ? '' : 's'}`;
+
 /** What the hosts' reports say each primitive did. */
 function observedCourse(reports: RunReport[]): Partial<Record<'ats' | 'xcopy' | 'writesame', Course | 'both'>> {
   const out: Partial<Record<'ats' | 'xcopy' | 'writesame', Course | 'both'>> = {};
@@ -174,7 +176,7 @@ export async function runMixedDay(s: Scenario, o: { seed?: number; predictFrom?:
     const unexpected = [...causes].filter((c) => !prediction.ignored.includes(c as Primitive));
     if (unexpected.length) mismatch.push(`diverged extents caused by ${unexpected.join(', ')}, which the preset does not ignore`);
     const observed = `seed ${seed}: preset ${plan.preset} (${(['ats', 'xcopy', 'writesame'] as const).map((p) => `${p}=${spec.policies[p]}`).join(' ')}); `
-      + `${plan.clones.length} clones, ${plan.zeros.length} zeroings, ${plan.writes.length} plain writes, ${beats.a}+${beats.b} heartbeats; `
+      + `${n(plan.clones.length, 'clone')}, ${n(plan.zeros.length, 'zeroing')}, ${plan.writes.length} plain writes, ${beats.a}+${beats.b} heartbeats; `
       + `predicted ${prediction.divergedBlocks} diverged blocks${o.predictFrom ? ` (predicted from ${o.predictFrom})` : ''}`;
     const row = judge(s, { reports, verify: v, mismatch, observed, expect: prediction.expect, policy: plan.preset }, t0);
     return { ...row, details: { plan, prediction, seen } };
