@@ -170,6 +170,10 @@ describe('lab CLI', () => {
     expect(await runLab({ action: 'run', scenarios: ['unmap-reject'], all: false, json: true }, (s) => out.push(s))).toBe(0);
     const rows = JSON.parse(out.join(''));
     expect(rows[0].reports[0]).toMatchObject({ verb: 'unmap', fallbacks: [expect.objectContaining({ primitive: 'Delete', cause: 'refused' })] });
+    // --seed reaches the mixed day: the same draw as planDay(7), in the row's details.
+    const day: string[] = [];
+    expect(await runLab({ action: 'run', scenarios: ['mixed-day'], all: false, json: true, seed: 7 }, (s) => day.push(s))).toBe(0);
+    expect(JSON.parse(day.join(''))[0].details.plan).toEqual(JSON.parse(JSON.stringify(planDay(7))));
     await expect(runLab({ action: 'run', scenarios: ['nope'], all: false, json: false })).rejects.toThrow(LabUsageError);
     await expect(runLab({ action: 'run', scenarios: [], all: false, json: false })).rejects.toThrow(/name one or more scenarios/);
   }, 60000);
