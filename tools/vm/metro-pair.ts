@@ -6,7 +6,8 @@
  * ports from one base, and a small HTTP control API for the guest, which runs fio and asks for the
  * faults when it wants them, so that its own clock times every stall.
  *
- *   npx tsx tools/vm/metro-pair.ts --dir DIR [--port P] [--size 256MiB]
+ *   node --import tsx tools/vm/metro-pair.ts --dir DIR [--port P] [--size 256MiB]
+ *   (not through npx: SIGTERM must reach this process, which stops the arrays and the witness)
  *
  * Ports: iSCSI A P, B P+1; admin A P+2, B P+3; link A P+4, B P+5; witness P+6; control P+9.
  * Prints `metro-pair ready {json}` once both arrays report the group Synced; SIGTERM stops all.
