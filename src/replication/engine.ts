@@ -529,6 +529,7 @@ export class RemoteCopy {
     if (!(lu.store instanceof ReplicatedStore)) throw new Error(`${target} LUN ${lu.lun}: store was not wrapped for replication`);
     lu.store.volume = v.index;
     lu.store.sink = v.group;
+    lu.store.serving = () => v.group.machine.serving;
     // A store fault (its RAID set or metadata failing) is the group's to handle (group-machine.ts, store failure).
     if (lu.store.inner instanceof FaultStore) lu.store.inner.listeners.add((f) => v.group.step({ kind: 'store', volume: v.index, failed: f !== null, why: f ? `injected ${f.sense}` : 'repaired' }));
     v.group.volumes[v.index] = lu;
@@ -543,6 +544,13 @@ export class RemoteCopy {
     this.targets = targets;
     for (const g of this.groups.values()) {
       g.cfg.volumes.forEach((v, i) => { if (!g.volumes[i]) throw new Error(`rcopy group ${g.cfg.name}: no LUN ${v.lun} on target ${v.target}`); });
+      // The group owns its target port groups' states: no host moves a non-serving array's paths.
+      for (const name of new Set(g.cfg.volumes.map((v) => v.target))) {
+        const t = targets.get(name);
+        if (!t) continue;
+        const prev = t.alua.hostChangeVeto;
+        t.alua.hostChangeVeto = (tpg) => prev?.(tpg) ?? (g.machine.serving ? null : `Remote Copy group ${g.cfg.name} is not served by this array (${g.machine.status})`);
+      }
       const a = g.machine.alua();
       this.applyAlua(g, a.state, a.hosts, 'Remote Copy group configured');
     }

@@ -6,12 +6,15 @@
  * once the group says the write is on both arrays (or fails with the reason); the range stays
  * held meanwhile, which is what orders overlapping writes at the primary.
  *
- * Reads, mapping queries and flushes go straight to the store: both arrays hold every
- * acknowledged write, so a local read is never older than one.
+ * Reads, mapping queries and flushes go straight to the store: while the group is served here,
+ * both arrays hold every acknowledged write, so a local read is never older than one. A read
+ * while it is not served here is refused (04/0C), whatever the ALUA state says: this array's copy
+ * may then lack writes the other acknowledged alone.
  */
 import { PassThroughStore } from '../store/pass-through.ts';
 import type { BackingStore } from '../store/store.ts';
 import type { WriteOp } from './group-machine.ts';
+import { SenseError } from '../scsi/types.ts';
 
 /** What the store needs from its group: order and replicate one op (void when done synchronously). */
 export interface WriteSink {
@@ -22,6 +25,19 @@ export class ReplicatedStore extends PassThroughStore {
   /** Set when the volume joins its group (after the LU exists). Until then writes go straight to `inner`. */
   sink: WriteSink | null = null;
   volume = -1;
+  /**
+   * Set with `sink`: does this array serve the group's host I/O now (GroupMachine.serving)? The
+   * group refuses writes itself; reads are refused here. The ALUA state (unavailable) normally
+   * keeps hosts away, but ALUA can be moved (a host's STPG, an operator), and a secondary that
+   * served reads while the primary wrote alone returned data older than acknowledged writes
+   * (found with the kernel initiator: tools/vm/metro-test.sh).
+   */
+  serving: (() => boolean) | null = null;
+
+  override read(lba: bigint, blocks: number, into?: Buffer): Buffer | Promise<Buffer> {
+    if (this.serving && !this.serving()) throw new SenseError('NotReadyAluaUnavailable');
+    return this.inner.read(lba, blocks, into);
+  }
 
   override write(lba: bigint, data: Buffer, fua?: boolean): void | Promise<void> {
     if (!this.sink) return this.inner.write(lba, data, fua);

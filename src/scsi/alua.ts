@@ -128,6 +128,12 @@ export class AluaModel {
   transitionMs = 0;
   /** Observers (admin log, replication engine, labs): called after each applied change. */
   readonly listeners = new Set<(tpg: TargetPortGroup, change: AluaChange) => void>();
+  /**
+   * Set by an owner of the states (the replication engine): a reason to refuse a host's SET TARGET
+   * PORT GROUPS for group `tpg`, or null. A Remote Copy group holds its paths unavailable while
+   * its array does not serve it; a host's STPG must not make them active again.
+   */
+  hostChangeVeto: ((tpg: number) => string | null) | null = null;
 
   constructor(readonly target: ScsiTarget, readonly log?: Logger, readonly events?: ArrayEvents) {}
 
@@ -240,6 +246,15 @@ export class AluaModel {
     for (const d of descriptors) {
       if (!STPG_STATES.has(d.state)) throw new SenseError('InvalidFieldInParameterList', { fieldPointer: { inCdb: false, byte: d.offset, bit: 3 } });
       if (!this.groups.has(d.tpg)) throw new SenseError('InvalidFieldInParameterList', { fieldPointer: { inCdb: false, byte: d.offset + 2 } });
+      // An unsupported combination of states is refused with this sense (SPC-5 §6.42): here, a
+      // group the replication holds unavailable. Linux's scsi_dh_alua sends STPG to activate the
+      // path group dm-multipath switches to, so without this a link cut made the non-serving
+      // secondary active/optimized (found with tools/vm/metro-test.sh).
+      const veto = this.groups.get(d.tpg)!.state !== d.state ? this.hostChangeVeto?.(d.tpg) : null;
+      if (veto) {
+        this.log?.info({ tpg: d.tpg, state: d.state, host: nexus.initiatorName, why: veto }, 'SET TARGET PORT GROUPS refused');
+        throw new SenseError('InvalidFieldInParameterList', { fieldPointer: { inCdb: false, byte: d.offset, bit: 3 } });
+      }
     }
     const done: Promise<void>[] = [];
     for (const d of descriptors) {
