@@ -23,7 +23,8 @@ import { miscompare } from '../scsi/sbc-verify.ts';
 import { SenseError } from '../scsi/types.ts';
 import { interceptCompareAndWrite } from './caw-forward.ts';
 import { GroupMachine, PROXIMITIES } from './group-machine.ts';
-import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq } from './group-machine.ts';
+import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq, PrOutReq, PrOutResult } from './group-machine.ts';
+import { executeForwardedProut, installPrState, interceptPersistentReserveOut, prHooks } from './pr-replication.ts';
 import { applyOp, ReplicatedStore } from './replicated-store.ts';
 import { LinkFaultInjector } from './link-faults.ts';
 import type { LinkFaultRequest, LinkFaults, LinkShaper } from './link-faults.ts';
@@ -71,6 +72,7 @@ function senseFor(o: Outcome, err?: unknown): unknown {
     case 'link-lost': return new SenseError('CommandAborted'); // not acknowledged: the host retries (then on a serving path)
     case 'unavailable': return new SenseError('NotReadyAluaUnavailable');
     case 'miscompare': return miscompare(o.offset);
+    case 'pr-out': return new Error('not a failure');
     case 'failed': return err ?? new SenseError('InternalTargetFailure');
     default: return new Error('not a failure');
   }
@@ -93,6 +95,8 @@ export class ReplicationGroup {
   private nextLocal = 1;
   private readonly waiters = new Map<string, Waiter>();
   private readonly localErrors = new Map<number, unknown>();
+  /** Answers of PR OUTs this secondary sent to the primary, by local origin id, until their caller takes them. */
+  private readonly prResults = new Map<number, PrOutResult>();
   private peerApply: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private dialTimer: NodeJS.Timeout | null = null;
@@ -125,6 +129,17 @@ export class ReplicationGroup {
   compareAndWrite(req: CompareAndWriteReq): void | Promise<void> {
     return this.await({ kind: 'local', id: this.nextLocal++ }, (origin) => ({ kind: 'host-compare-and-write', origin, req, now: Date.now() }));
   }
+
+  /** PERSISTENT RESERVE OUT at the secondary: executed by the primary (pr-replication.ts). */
+  prOut(req: PrOutReq): PrOutResult | Promise<PrOutResult> {
+    const id = this.nextLocal++;
+    const take = (): PrOutResult => { const r = this.prResults.get(id)!; this.prResults.delete(id); return r; };
+    const r = this.await({ kind: 'local', id }, (origin) => ({ kind: 'host-pr-out', origin, req }));
+    return r instanceof Promise ? r.then(take) : take();
+  }
+
+  /** This array serves the group's host I/O now. */
+  get serving(): boolean { return this.machine.serving; }
 
   /** Run `event` for `origin`, and return when the machine completes it (synchronously if it already has). */
   private await(origin: Origin, event: (o: Origin) => GroupEvent): void | Promise<void> {
@@ -183,9 +198,14 @@ export class ReplicationGroup {
       this.step({ kind: 'applied', tag, ok, why: err instanceof Error ? err.message : undefined });
     };
     if (!store) { done(false, new Error(`no volume ${a.op.volume}`)); return; }
+    const op = a.op;
     const once = (): void | Promise<void> => {
       let r: void | Promise<void>;
-      try { r = applyOp(store, a.op); } catch (e) { done(false, e); return; }
+      try {
+        // A PR state: the primary's registry already holds it (pr-replication.ts); the secondary installs it.
+        if (op.kind === 'pr-state') { if (tag.from === 'peer') installPrState(this.volumes[op.volume], op.state); r = undefined; }
+        else r = applyOp(store, op);
+      } catch (e) { done(false, e); return; }
       if (r instanceof Promise) return r.then(() => done(true), (e) => done(false, e));
       done(true);
     };
@@ -213,6 +233,7 @@ export class ReplicationGroup {
     if (!w) return;
     this.waiters.delete(key);
     if (outcome.kind === 'ok') { w.resolve(); return; }
+    if (outcome.kind === 'pr-out') { this.prResults.set(origin.id as number, outcome.result); w.resolve(); return; }
     const err = origin.kind === 'local' ? this.localErrors.get(origin.id) : undefined;
     if (origin.kind === 'local') this.localErrors.delete(origin.id);
     w.reject(senseFor(outcome, err));
@@ -261,7 +282,7 @@ export class ReplicationGroup {
   }
 
   private hello(): LinkMessage {
-    return { type: 'hello', arrayId: this.rc.peers.name, group: this.cfg.name, role: this.role, volumes: this.geometry(), epoch: this.machine.epoch, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty };
+    return { type: 'hello', arrayId: this.rc.peers.name, group: this.cfg.name, role: this.role, volumes: this.geometry(), epoch: this.machine.epoch, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty, ports: this.rc.relativePorts(this) };
   }
 
   private handshake(s: net.Socket, m: LinkMessage): void {
@@ -283,7 +304,9 @@ export class ReplicationGroup {
       return;
     }
     const mine = this.geometry();
-    const why = geometryMismatch(mine, m.volumes);
+    // One device, two arrays: a relative target port identifier on both would make READ FULL STATUS and REGISTER AND MOVE ambiguous.
+    const both = this.rc.relativePorts(this).filter((p) => m.ports.includes(p));
+    const why = geometryMismatch(mine, m.volumes) ?? (both.length ? `relative target port ${both.join(', ')} on both arrays (give each array's portals distinct tpgt)` : null);
     if (why) { this.refuse(s, 'geometry-mismatch', why); return; }
     if (!this.outbound) this.send(this.hello());
     this.linkUp = true;
@@ -308,6 +331,7 @@ export class ReplicationGroup {
         if (this.role === 'primary') { this.compareAndWriteHere(m); return; }
         this.send({ type: 'compare-and-write-result', id: m.id, outcome: 'failed', offset: 0 });
         return;
+      case 'pr-out': this.prOutHere(m); return;
     }
     this.step({ kind: 'peer', message: m });
   }
@@ -334,6 +358,26 @@ export class ReplicationGroup {
     }
     const r = exclusive(lu, lba, blocks, () => this.await(origin, (o) => ({ kind: 'host-write', origin: o, op, now: Date.now() })));
     if (r instanceof Promise) r.catch(() => {}); // the outcome went back on the link as the ack
+  }
+
+  /**
+   * PERSISTENT RESERVE OUT from the secondary: executed here, its new state replicated (ordered
+   * with the writes) before the answer goes back, so the secondary holds it when its host hears.
+   */
+  private prOutHere(m: Extract<LinkMessage, { type: 'pr-out' }>): void {
+    const reply = (status: number, reason = '', fieldPointer: PrOutResult['fieldPointer'] = null) => this.send({ type: 'pr-out-result', id: m.id, status, reason, fieldPointer });
+    const lu = this.volumes[m.volume];
+    if (!lu) { reply(0x02, 'LogicalUnitNotSupported'); return; }
+    if (this.role !== 'primary' || !this.machine.serving) { reply(0x02, 'NotReadyAluaUnavailable'); return; }
+    const { result, state } = executeForwardedProut(lu, m);
+    const answer = () => reply(result.status, result.reason, result.fieldPointer);
+    if (!state || prHooks.skipReplication) { answer(); return; }
+    const fail = (e: unknown) => reply(0x02, e instanceof SenseError ? e.reason : 'CommandAborted');
+    try {
+      const w = this.write({ kind: 'pr-state', volume: m.volume, state });
+      if (w instanceof Promise) w.then(answer, fail);
+      else answer();
+    } catch (e) { fail(e); }
   }
 
   /** COMPARE AND WRITE from the secondary: run here under the range lock; its write replicates like any other. */
@@ -421,6 +465,10 @@ export class ReplicationGroup {
     })();
     // The machine's link goes down first on a heartbeat timeout (the socket closes later).
     const live = () => { if (gen !== this.resyncGen || !this.linkUp || this.machine.link !== 'up') throw new Error(gen !== this.resyncGen ? 'superseded by a later resync' : 'replication link down'); };
+    // Every resync (the initial sync, after an outage, after a failover) first carries each
+    // volume's PR state: PR changes made while the group was stopped are not in the dirty map,
+    // and the state is a few hundred bytes (pr-replication.ts).
+    const prStates = () => this.volumes.map((lu, volume) => this.await({ kind: 'resync', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op: { kind: 'pr-state', volume, state: prStateOf(lu) } })));
     const worker = async () => {
       for (let c = chunks.next(); !c.done; c = chunks.next()) {
         const { volume, lba, blocks } = c.value;
@@ -436,6 +484,8 @@ export class ReplicationGroup {
       }
     };
     try {
+      live();
+      await Promise.all(prStates());
       await Promise.all(Array.from({ length: RESYNC_WINDOW }, worker));
       live();
       this.stats.lastResyncBytes = this.stats.resyncBytes - bytes0;
@@ -456,6 +506,15 @@ export class ReplicationGroup {
 }
 
 function originKey(o: Origin): string { return `${o.kind}:${o.id}`; }
+
+/** A volume's PR state as a resync ships it: no unit attentions (nothing happened), no abort. */
+function prStateOf(lu: LogicalUnit): import('../../protocol/replication/link.ts').PrStateWire {
+  const s = lu.reservations.pr.export();
+  return {
+    generation: s.generation, aptpl: s.aptpl, reservation: s.reservation, notices: [], abort: null,
+    registrations: s.registrations.map((r) => ({ key: r.key, initiatorName: r.initiatorName, isid: r.isid, targetPortName: r.targetPortName, relativeTargetPortId: r.relativeTargetPortId })),
+  };
+}
 
 function geometryMismatch(a: VolumeGeometry[], b: VolumeGeometry[]): string | null {
   if (a.length !== b.length) return `${a.length} volumes here, ${b.length} on the peer`;
@@ -525,6 +584,7 @@ export class RemoteCopy {
     if (lu.store.kind === 'memory') v.group.machine.volatile = true;
     v.group.stores[v.index] = lu.store;
     interceptCompareAndWrite(lu, v.group);
+    interceptPersistentReserveOut(lu, v.group, () => v.index);
   }
 
   /** Every volume is bound, every target's ALUA model exists: show the groups' initial ALUA. */
@@ -538,6 +598,15 @@ export class RemoteCopy {
   }
 
   private targets = new Map<string, ScsiTarget>();
+
+  /** Relative target port identifiers of this array's ports for the group's volumes (the hello's `ports`). */
+  relativePorts(g: ReplicationGroup): number[] {
+    const ids = new Set<number>();
+    for (const v of g.cfg.volumes) {
+      for (const tpg of this.targets.get(v.target)?.alua.groups.values() ?? []) for (const p of tpg.ports) ids.add(p);
+    }
+    return [...ids].sort((a, b) => a - b);
+  }
 
   /** Set this array's target port groups (of the targets holding the group's volumes) to what the group says. */
   applyAlua(g: ReplicationGroup, state: import('../scsi/alua.ts').AccessState, hosts: Record<string, import('../scsi/alua.ts').AccessState>, reason: string): void {

@@ -16,7 +16,7 @@
  * replicated writes in sequence order only. So overlapping writes land in one order on both.
  */
 import type { AccessState } from '../scsi/alua.ts';
-import type { AckStatus, GroupSyncStatus, LinkMessage } from '../../protocol/replication/link.ts';
+import type { AckStatus, GroupSyncStatus, LinkMessage, LinkNexus, PrStateWire } from '../../protocol/replication/link.ts';
 import type { GroupReport, GroupVerdict } from '../../protocol/replication/witness.ts';
 
 export type Role = 'primary' | 'secondary';
@@ -34,11 +34,21 @@ export interface GroupPolicies {
   auto_synchronize: boolean;
 }
 
-/** The writes a group replicates, as records (a WRITE SAME is its one block and a count, not the blocks). */
+/**
+ * The writes a group replicates, as records (a WRITE SAME is its one block and a count, not the
+ * blocks). `pr-state`: a volume's persistent reservations after a PR OUT, ordered with the writes
+ * (README "Peer replication", persistent reservations); it covers no blocks.
+ */
 export type WriteOp =
   | { kind: 'write'; volume: number; lba: bigint; blocks: number; fua: boolean; data: Buffer }
   | { kind: 'write-same'; volume: number; lba: bigint; blocks: number; unmap: boolean; block: Buffer }
-  | { kind: 'unmap'; volume: number; ranges: { lba: bigint; blocks: number }[] };
+  | { kind: 'unmap'; volume: number; ranges: { lba: bigint; blocks: number }[] }
+  | { kind: 'pr-state'; volume: number; state: PrStateWire };
+
+/** A PERSISTENT RESERVE OUT at the secondary, for the primary to execute. */
+export interface PrOutReq { volume: number; nexus: LinkNexus; cdb: Buffer; data: Buffer }
+/** What the primary answered: SCSI status, and for CHECK CONDITION the sense reason and field pointer. */
+export interface PrOutResult { status: number; reason: string; fieldPointer: { inCdb: boolean; byte: number; bit?: number } | null }
 
 /** Who waits for a write's outcome: a command on this array, or a write the secondary forwarded here. */
 export type Origin = { kind: 'local'; id: number } | { kind: 'forwarded'; id: bigint } | { kind: 'resync'; id: number };
@@ -51,7 +61,9 @@ export type Outcome =
   /** This array does not serve the group now (secondary not Synced, Failsafe): NOT READY 04/0C. */
   | { kind: 'unavailable' }
   | { kind: 'failed'; why: string }
-  | { kind: 'miscompare'; offset: number };
+  | { kind: 'miscompare'; offset: number }
+  /** A forwarded PR OUT executed at the primary (whatever its status, its state is on both arrays). */
+  | { kind: 'pr-out'; result: PrOutResult };
 
 export interface CompareAndWriteReq { volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
 
@@ -60,6 +72,8 @@ export type GroupEvent =
   | { kind: 'host-write'; origin: Origin; op: WriteOp; now?: number }
   /** COMPARE AND WRITE arrived at this array (the secondary sends it to the primary). */
   | { kind: 'host-compare-and-write'; origin: Origin; req: CompareAndWriteReq; now?: number }
+  /** PERSISTENT RESERVE OUT arrived at the secondary (it sends it to the primary, which executes it and replicates the state). */
+  | { kind: 'host-pr-out'; origin: Origin; req: PrOutReq }
   /** The shell applied an op to the local store: `tag` from the apply action. */
   | { kind: 'applied'; tag: ApplyTag; ok: boolean; why?: string }
   /** A message from the peer (hello is handled by the shell before link-up). */
@@ -237,6 +251,7 @@ export class GroupMachine {
   /** Secondary: forwarded writes and compare-and-writes, by request id. */
   private readonly forwarded = new Map<bigint, Origin>();
   private readonly cawSent = new Map<bigint, Origin>();
+  private readonly prSent = new Map<bigint, Origin>();
   private nextRequest = 1n;
   /** Writes the secondary does not have (made while the group was stopped): resent by a resync. */
   private dirty: DirtyExtent[] = [];
@@ -332,6 +347,7 @@ export class GroupMachine {
         if (e.now !== undefined && e.now > this.now) this.now = e.now;
         this.hostCompareAndWrite(e.origin, e.req, out);
         break;
+      case 'host-pr-out': this.hostPrOut(e.origin, e.req, out); break;
       case 'applied': if (e.ok) this.wroteSinceStart = true; this.applied(e, out); break;
       case 'peer': this.peer(e.message, out); break;
       case 'link-up': this.linkUp(e.peerArray, out, e.peer); break;
@@ -388,6 +404,15 @@ export class GroupMachine {
     out.push({ kind: 'send', message: { type: 'compare-and-write', id, ...req } });
   }
 
+  private hostPrOut(origin: Origin, req: PrOutReq, out: GroupAction[]): void {
+    // The primary runs PR OUT itself and replicates the state as a pr-state host-write.
+    if (this.role === 'primary') { out.push({ kind: 'refuse', why: 'the primary executes PERSISTENT RESERVE OUT locally' }); return; }
+    if (!this.serving) { out.push({ kind: 'complete', origin, outcome: { kind: 'unavailable' } }); return; }
+    const id = this.nextRequest++;
+    this.prSent.set(id, origin);
+    out.push({ kind: 'send', message: { type: 'pr-out', id, ...req } });
+  }
+
   private applied(e: Extract<GroupEvent, { kind: 'applied' }>, out: GroupAction[]): void {
     if (e.tag.from === 'peer') {
       out.push({ kind: 'send', message: { type: 'ack', forwarded: false, seq: e.tag.seq, status: e.ok ? 'ok' : 'not-applied' } });
@@ -429,9 +454,9 @@ export class GroupMachine {
 
   private peer(m: LinkMessage, out: GroupAction[]): void {
     switch (m.type) {
-      case 'write': case 'write-same': case 'unmap': {
+      case 'write': case 'write-same': case 'unmap': case 'pr-state': {
         const op = fromMessage(m);
-        if (m.forwarded) {
+        if (m.type !== 'pr-state' && m.forwarded) {
           // At the primary: the shell takes the range and sends it back in as a host-write.
           if (this.role !== 'primary') out.push({ kind: 'send', message: { type: 'ack', forwarded: true, seq: m.seq, status: 'not-primary' } });
           return;
@@ -463,6 +488,13 @@ export class GroupMachine {
         this.markDirty(w.extents);
         out.push({ kind: 'complete', origin, outcome: ackFailure(m.status) });
         this.stopReplication(`secondary could not apply write ${m.seq} (${m.status})`, out);
+        return;
+      }
+      case 'pr-out-result': {
+        const origin = this.prSent.get(m.id);
+        if (!origin) return;
+        this.prSent.delete(m.id);
+        out.push({ kind: 'complete', origin, outcome: { kind: 'pr-out', result: { status: m.status, reason: m.reason, fieldPointer: m.fieldPointer } } });
         return;
       }
       case 'compare-and-write-result': {
@@ -582,9 +614,11 @@ export class GroupMachine {
     }
     for (const [, origin] of this.forwarded) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
     for (const [, origin] of this.cawSent) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
+    for (const [, origin] of this.prSent) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
     this.awaitingPeer.clear();
     this.forwarded.clear();
     this.cawSent.clear();
+    this.prSent.clear();
     this.syncedAtLoss = this.status === 'Synced';
     if (this.swapPending) this.swapPending = null;
     if (this.status === 'Synced' || this.status === 'Syncing') this.transition(this.status, 'Stopped', `replication link down: ${reason}`, out);
@@ -879,7 +913,7 @@ export class GroupMachine {
     return {
       name: this.name, role: this.role, naturalRole: this.naturalRole, roleName, epoch: this.epoch, serving: this.serving, witness, status: this.status, started: this.started, link: this.link, peerArray: this.peerArray, restarted: this.restarted,
       policies: { ...this.policies }, hosts: Object.fromEntries(this.hosts), seq: String(this.role === 'primary' ? this.seq : this.peerSeqApplied),
-      pending: this.awaitingPeer.size + this.forwarded.size + this.cawSent.size,
+      pending: this.awaitingPeer.size + this.forwarded.size + this.cawSent.size + this.prSent.size,
       dirtyExtents: d.length, dirtyBlocks: String(d.reduce((n, x) => n + BigInt(x.blocks), 0n)),
       operatorNeeded: this.operatorNeeded(),
       storeFailure: this.storeFailure,
@@ -896,14 +930,17 @@ export function toMessage(op: WriteOp, forwarded: boolean, seq: bigint): LinkMes
     case 'write': return { type: 'write', forwarded, seq, volume: op.volume, lba: op.lba, fua: op.fua, data: op.data };
     case 'write-same': return { type: 'write-same', forwarded, seq, volume: op.volume, lba: op.lba, blocks: op.blocks, unmap: op.unmap, block: op.block };
     case 'unmap': return { type: 'unmap', forwarded, seq, volume: op.volume, ranges: op.ranges };
+    // Never forwarded: a PR OUT at the secondary goes to the primary as the command (pr-out).
+    case 'pr-state': return { type: 'pr-state', seq, volume: op.volume, state: op.state };
   }
 }
 
-export function fromMessage(m: Extract<LinkMessage, { type: 'write' | 'write-same' | 'unmap' }>): WriteOp {
+export function fromMessage(m: Extract<LinkMessage, { type: 'write' | 'write-same' | 'unmap' | 'pr-state' }>): WriteOp {
   switch (m.type) {
     case 'write': return { kind: 'write', volume: m.volume, lba: m.lba, blocks: -1, fua: m.fua, data: m.data };
     case 'write-same': return { kind: 'write-same', volume: m.volume, lba: m.lba, blocks: m.blocks, unmap: m.unmap, block: m.block };
     case 'unmap': return { kind: 'unmap', volume: m.volume, ranges: m.ranges };
+    case 'pr-state': return { kind: 'pr-state', volume: m.volume, state: m.state };
   }
 }
 
@@ -911,6 +948,8 @@ export function extentsOf(op: WriteOp): DirtyExtent[] {
   switch (op.kind) {
     case 'write': case 'write-same': return [{ volume: op.volume, lba: op.lba, blocks: op.blocks }];
     case 'unmap': return op.ranges.map((r) => ({ volume: op.volume, lba: r.lba, blocks: r.blocks }));
+    // No blocks: a PR change made while the group is stopped is not marked; every resync ships each volume's PR state.
+    case 'pr-state': return [];
   }
 }
 

@@ -109,6 +109,11 @@ export class LogicalUnit {
   operation: BackgroundOperation | null = null;
   /** Commands whose task ends before their work when aborted (SANITIZE with IMMED=0): by nexus and task tag. */
   private readonly abortHooks = new Map<string, () => void>();
+  /**
+   * Abort the tasks of this LU from the I_T nexuses `which` selects (PREEMPT AND ABORT, SPC-5
+   * §5.14.11.5): set by the transport that holds the task sets (src/iscsi), null without one.
+   */
+  abortNexusTasks: ((which: (n: Nexus) => boolean) => void) | null = null;
   /** PREVENT ALLOW MEDIUM REMOVAL: nexus keys that hold a prevent. */
   readonly preventers = new Set<string>();
   /**

@@ -37,7 +37,8 @@ export interface Pair {
   ga: ReplicationGroup;
   gb: ReplicationGroup;
   url(site: 'A' | 'B'): string;
-  open(site: 'A' | 'B', initiatorName?: string): Promise<ScsiDevice>;
+  /** `isid`: one initiator port through both arrays (as open-iscsi uses one ISID per iface); default a random one per session. */
+  open(site: 'A' | 'B', initiatorName?: string, isid?: string): Promise<ScsiDevice>;
   synced(): Promise<void>;
   close(): Promise<void>;
   /** An array failure: stop one array (its portals, link and witness connection close). */
@@ -66,8 +67,8 @@ export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAc
       const p = (site === 'A' ? a : b).config.portals[0];
       return `iscsi://${p.host}:${p.port}/${TARGET}/0`;
     },
-    open: async (site, initiatorName) => {
-      const d = await ScsiDevice.open(pair.url(site), { initiatorName });
+    open: async (site, initiatorName, isid) => {
+      const d = await ScsiDevice.open(pair.url(site), { initiatorName, isid });
       await d.clearUnitAttentions();
       devices.push(d);
       return d;
