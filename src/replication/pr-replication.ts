@@ -99,7 +99,7 @@ export function installPrState(lu: LogicalUnit, s: PrStateWire): void {
   }
   if (s.abort) {
     const a = s.abort;
-    lu.abortNexusTasks?.((n) => n.key !== a.except && a.regs.some((r) => regMatches(r, n)));
+    lu.abortNexusTasks((n) => n.key !== a.except && a.regs.some((r) => regMatches(r, n)));
   }
 }
 

@@ -109,11 +109,6 @@ export class LogicalUnit {
   operation: BackgroundOperation | null = null;
   /** Commands whose task ends before their work when aborted (SANITIZE with IMMED=0): by nexus and task tag. */
   private readonly abortHooks = new Map<string, () => void>();
-  /**
-   * Abort the tasks of this LU from the I_T nexuses `which` selects (PREEMPT AND ABORT, SPC-5
-   * §5.14.11.5): set by the transport that holds the task sets (src/iscsi), null without one.
-   */
-  abortNexusTasks: ((which: (n: Nexus) => boolean) => void) | null = null;
   /** PREVENT ALLOW MEDIUM REMOVAL: nexus keys that hold a prevent. */
   readonly preventers = new Set<string>();
   /**
@@ -222,6 +217,15 @@ export class LogicalUnit {
     const why = this.availability?.();
     if (why) return { reason: why };
     return { reason: LOW_POWER_SENSE[this.powerCondition] };
+  }
+
+  /**
+   * PREEMPT AND ABORT (SPC-5 §5.14.11.5): abort this LU's tasks from the I_T nexuses `which`
+   * selects, through the transport that holds the task sets. They end without status (TAS=0, the
+   * Control mode page here), as tasks an ABORT TASK SET ends.
+   */
+  abortNexusTasks(which: (n: Nexus) => boolean): void {
+    this.target.abortTasks?.(this.lun, which);
   }
 
   /** Let `onAbort` end the task of `req` early when the transport aborts it; returns the unregister function. */

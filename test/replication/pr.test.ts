@@ -145,6 +145,28 @@ describe('persistent reservations replicated between two arrays', () => {
     expect(senseOf(await settled(() => h.b2.write(20n, block('node2 via B'))))).toBe('good');
   });
 
+  for (const action of [ProutAction.PreemptAndAbort, ProutAction.Preempt]) {
+    const abort = action === ProutAction.PreemptAndAbort;
+    it(`${abort ? 'PREEMPT AND ABORT through B aborts node 1\'s task in flight on array A' : 'control: PREEMPT (no abort) through B lets node 1\'s task on A complete'}`, async () => {
+      pair = await startPair();
+      const h = await hosts(pair);
+      await setUp(h);
+      expect(senseOf(await settled(() => h.a1.write(40n, block('warm up'))))).toBe('good');
+      // 400 ms on A's side of the link: node 1's write through A waits that long for B's ack, and is in flight when the preemption arrives.
+      pair.a.rcopy!.setLink({ latencyMs: 400 });
+      let outcome = 'pending';
+      const w = h.a1.write(41n, block('node1 in flight'), { timeoutMs: 3000 }).then((r) => { outcome = senseOf(r); }, (e: Error) => { outcome = `no status (${e.message.includes('timed out') ? 'timed out' : e.message})`; });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(outcome).toBe('pending');
+      expect(await out(h.b2, action, { key: K2, saKey: K1, type: PrType.WriteExclusiveRegistrantsOnly })).toBe('good');
+      pair.a.rcopy!.setLink({ action: 'restore' });
+      await w;
+      // Aborted (TAS=0): the task ends without status, so the initiator times it out; not aborted: GOOD.
+      expect(outcome).toBe(abort ? 'no status (timed out)' : 'good');
+      expect(await view(h.a2)).toEqual(await view(h.b2));
+    });
+  }
+
   it('PR changes during a link outage stay with the primary and are carried by the resync; the secondary answers 04/0C meanwhile', async () => {
     pair = await startPair();
     const h = await hosts(pair);
