@@ -24,6 +24,7 @@ import { SenseError } from '../scsi/types.ts';
 import { interceptCompareAndWrite } from './caw-forward.ts';
 import { GroupMachine, PROXIMITIES } from './group-machine.ts';
 import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq, PrOutReq, PrOutResult } from './group-machine.ts';
+import { gateSanitize } from './sanitize-gate.ts';
 import { executeForwardedProut, installPrState, interceptPersistentReserveOut, prHooks } from './pr-replication.ts';
 import { applyOp, ReplicatedStore } from './replicated-store.ts';
 import { LinkFaultInjector } from './link-faults.ts';
@@ -140,6 +141,9 @@ export class ReplicationGroup {
 
   /** This array serves the group's host I/O now. */
   get serving(): boolean { return this.machine.serving; }
+
+  /** Writes reach both arrays before GOOD now. */
+  get replicating(): boolean { return this.machine.link === 'up' && (this.machine.status === 'Synced' || this.machine.status === 'Syncing'); }
 
   /** Run `event` for `origin`, and return when the machine completes it (synchronously if it already has). */
   private await(origin: Origin, event: (o: Origin) => GroupEvent): void | Promise<void> {
@@ -585,6 +589,7 @@ export class RemoteCopy {
     v.group.stores[v.index] = lu.store;
     interceptCompareAndWrite(lu, v.group);
     interceptPersistentReserveOut(lu, v.group, () => v.index);
+    gateSanitize(lu, v.group);
   }
 
   /** Every volume is bound, every target's ALUA model exists: show the groups' initial ALUA. */
