@@ -124,8 +124,13 @@ export type GroupSyncStatus = typeof GROUP_SYNC_STATUS[number];
 
 export type LinkMessageType = LinkMessage['type'];
 
-/** Ack status: ok, or why the receiver could not apply (the sender then stops the group). */
-export const ACK_STATUS = { ok: 0, 'not-applied': 1, 'out-of-order': 2, 'no-such-volume': 3, 'not-primary': 4 } as const;
+/**
+ * Ack status: ok, or why the receiver could not apply (the sender then stops the group).
+ * `pr-changed` (forwarded writes only): the primary has sent a PR state the secondary had not
+ * acknowledged when it forwarded the write, so the secondary's reservation gate may have judged it
+ * by the old state; the secondary answers its host ABORTED COMMAND, and the retry is gated anew.
+ */
+export const ACK_STATUS = { ok: 0, 'not-applied': 1, 'out-of-order': 2, 'no-such-volume': 3, 'not-primary': 4, 'pr-changed': 5 } as const;
 export type AckStatus = keyof typeof ACK_STATUS;
 const ACK_BY_CODE = Object.fromEntries(Object.entries(ACK_STATUS).map(([k, v]) => [v, k])) as Record<number, AckStatus>;
 

@@ -71,6 +71,7 @@ const RESYNC_WINDOW = 16;
 function senseFor(o: Outcome, err?: unknown): unknown {
   switch (o.kind) {
     case 'link-lost': return new SenseError('CommandAborted'); // not acknowledged: the host retries (then on a serving path)
+    case 'retry': return new SenseError('CommandAborted');
     case 'unavailable': return new SenseError('NotReadyAluaUnavailable');
     case 'miscompare': return miscompare(o.offset);
     case 'pr-out': return new Error('not a failure');
@@ -344,6 +345,8 @@ export class ReplicationGroup {
   private orderForwarded(m: Extract<LinkMessage, { type: 'write' | 'write-same' | 'unmap' }>): void {
     const lu = this.volumes[m.volume];
     if (!lu) { this.send({ type: 'ack', forwarded: true, seq: m.seq, status: 'no-such-volume' }); return; }
+    // Gated at the secondary by a PR state this array is replacing: refused, the host's retry is gated anew (GroupMachine.prPending).
+    if (this.machine.prPending(m.volume) && !prHooks.noForwardFence) { this.send({ type: 'ack', forwarded: true, seq: m.seq, status: 'pr-changed' }); return; }
     const origin: Origin = { kind: 'forwarded', id: m.seq };
     let op: WriteOp;
     let lba: bigint;

@@ -62,6 +62,8 @@ export type Outcome =
   | { kind: 'unavailable' }
   | { kind: 'failed'; why: string }
   | { kind: 'miscompare'; offset: number }
+  /** Not done, and the host should send it again (a forwarded write judged by a PR state that was being replaced): ABORTED COMMAND. */
+  | { kind: 'retry'; why: string }
   /** A forwarded PR OUT executed at the primary (whatever its status, its state is on both arrays). */
   | { kind: 'pr-out'; result: PrOutResult };
 
@@ -247,11 +249,13 @@ export class GroupMachine {
   private seq = 0n;
   private peerSeqApplied = 0n;
   /** Primary: writes replicated and not yet acknowledged, by group seq. */
-  private readonly awaitingPeer = new Map<bigint, { origin: Origin; extents: DirtyExtent[] }>();
+  private readonly awaitingPeer = new Map<bigint, { origin: Origin; extents: DirtyExtent[]; prVolume?: number }>();
   /** Secondary: forwarded writes and compare-and-writes, by request id. */
   private readonly forwarded = new Map<bigint, Origin>();
   private readonly cawSent = new Map<bigint, Origin>();
   private readonly prSent = new Map<bigint, Origin>();
+  /** Primary: PR states replicated and not yet acknowledged, per volume (prPending). */
+  private readonly prInFlight = new Map<number, number>();
   private nextRequest = 1n;
   /** Writes the secondary does not have (made while the group was stopped): resent by a resync. */
   private dirty: DirtyExtent[] = [];
@@ -442,7 +446,8 @@ export class GroupMachine {
       return;
     }
     const seq = ++this.seq;
-    this.awaitingPeer.set(seq, { origin, extents: extentsOf(op) });
+    this.awaitingPeer.set(seq, { origin, extents: extentsOf(op), ...(op.kind === 'pr-state' ? { prVolume: op.volume } : {}) });
+    if (op.kind === 'pr-state') this.prInFlight.set(op.volume, (this.prInFlight.get(op.volume) ?? 0) + 1);
     out.push({ kind: 'send', message: toMessage(op, false, seq) });
     if (this.unsafeAckBeforePeer) {
       this.awaitingPeer.delete(seq);
@@ -481,6 +486,7 @@ export class GroupMachine {
         const w = this.awaitingPeer.get(m.seq);
         if (!w) return;
         this.awaitingPeer.delete(m.seq);
+        if (w.prVolume !== undefined) this.prSettled(w.prVolume);
         const origin = w.origin;
         if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } }); this.maybeSwap(out); return; }
         // The secondary could not apply: it no longer has the group's data; stop the group
@@ -543,6 +549,20 @@ export class GroupMachine {
       default:
         return; // hello (the shell's), compare-and-write (the shell runs it at the primary)
     }
+  }
+
+  /**
+   * Primary: a PR state of `volume` is on its way to the secondary and not acknowledged. A write
+   * the secondary forwards meanwhile may have passed its reservation gate on the old state (the
+   * link is FIFO: a forward that arrives before the ack left the secondary before it installed the
+   * new state), so the shell refuses it with `pr-changed` and the host's retry is gated anew.
+   */
+  prPending(volume: number): boolean { return (this.prInFlight.get(volume) ?? 0) > 0; }
+
+  private prSettled(volume: number): void {
+    const n = (this.prInFlight.get(volume) ?? 1) - 1;
+    if (n > 0) this.prInFlight.set(volume, n);
+    else this.prInFlight.delete(volume);
   }
 
   /** Note that the peer was heard from (any message). */
@@ -616,6 +636,7 @@ export class GroupMachine {
     for (const [, origin] of this.cawSent) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
     for (const [, origin] of this.prSent) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
     this.awaitingPeer.clear();
+    this.prInFlight.clear();
     this.forwarded.clear();
     this.cawSent.clear();
     this.prSent.clear();
@@ -922,6 +943,7 @@ export class GroupMachine {
 }
 
 function ackFailure(s: AckStatus): Outcome {
+  if (s === 'pr-changed') return { kind: 'retry', why: 'the persistent reservations changed while the write was forwarded' };
   return s === 'not-primary' ? { kind: 'unavailable' } : { kind: 'failed', why: `peer answered ${s}` };
 }
 

@@ -143,8 +143,12 @@ export function executeForwardedProut(lu: LogicalUnit, m: { nexus: LinkNexus; cd
   return { ...value, state };
 }
 
-/** Test hook (never from configuration): the primary does not replicate PR OUT (the PR tests' negative control). */
-export const prHooks = { skipReplication: false };
+/**
+ * Test hooks (never from configuration), the PR tests' negative controls: `skipReplication`, the
+ * primary does not replicate PR OUT; `noForwardFence`, the primary orders a forwarded write even
+ * while a PR state is on its way to the secondary (GroupMachine.prPending).
+ */
+export const prHooks = { skipReplication: false, noForwardFence: false };
 
 /**
  * PERSISTENT RESERVE OUT on a replicated volume: at the primary, executed here and its new state

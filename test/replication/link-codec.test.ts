@@ -52,6 +52,11 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     bytes: frame(5, 6, fields(['u8', 1], ['u64', 3n], ['u8', 4])),
   },
   {
+    name: 'ack of a forwarded write, refused: PR state changing (retry)', seq: 6,
+    m: { type: 'ack', forwarded: true, seq: 4n, status: 'pr-changed' },
+    bytes: frame(5, 6, fields(['u8', 1], ['u64', 4n], ['u8', 5])),
+  },
+  {
     name: 'COMPARE AND WRITE request, one block', seq: 7,
     m: { type: 'compare-and-write', id: 11n, volume: 0, lba: 2048n, blocks: 1, fua: false, verify: data.subarray(0, 512), data: data.subarray(512) },
     bytes: frame(6, 7, Buffer.concat([fields(['u64', 11n], ['u16', 0], ['u8', 0], ['u64', 2048n], ['u32', 1]), data])),

@@ -156,7 +156,7 @@ describe('persistent reservations replicated between two arrays', () => {
       pair.a.rcopy!.setLink({ latencyMs: 400 });
       let outcome = 'pending';
       const w = h.a1.write(41n, block('node1 in flight'), { timeoutMs: 3000 }).then((r) => { outcome = senseOf(r); }, (e: Error) => { outcome = `no status (${e.message.includes('timed out') ? 'timed out' : e.message})`; });
-      await new Promise((r) => setTimeout(r, 50));
+      await until(() => pair!.ga.machine.inFlight > 0, 'the write in flight at A');
       expect(outcome).toBe('pending');
       expect(await out(h.b2, action, { key: K2, saKey: K1, type: PrType.WriteExclusiveRegistrantsOnly })).toBe('good');
       pair.a.rcopy!.setLink({ action: 'restore' });
@@ -164,6 +164,35 @@ describe('persistent reservations replicated between two arrays', () => {
       // Aborted (TAS=0): the task ends without status, so the initiator times it out; not aborted: GOOD.
       expect(outcome).toBe(abort ? 'no status (timed out)' : 'good');
       expect(await view(h.a2)).toEqual(await view(h.b2));
+    });
+  }
+
+  for (const fence of [true, false]) {
+    it(fence ? 'a write through B gated before a RESERVE through A, arriving at A after it, is refused for a retry, and the retry conflicts'
+      : 'negative control: without that refusal the non-holder\'s write lands after the reservation', async () => {
+      pair = await startPair();
+      const h = await hosts(pair);
+      prHooks.noForwardFence = !fence;
+      expect(await out(h.a1, ProutAction.Register, { saKey: K1, allTgPt: true })).toBe('good');
+      expect(await out(h.b2, ProutAction.Register, { saKey: K2 })).toBe('good');
+      expect(senseOf(await settled(() => h.b2.write(50n, block('warm up'))))).toBe('good');
+      // 300 ms on B's side of the link: node 2's forwarded write reaches A after node 1's RESERVE has run there.
+      pair.b.rcopy!.setLink({ latencyMs: 300 });
+      const w = h.b2.write(51n, block('node2, gated before the reservation'));
+      await until(() => pair!.gb.machine.snapshot().pending > 0, 'the write forwarded by B');
+      expect(await out(h.a1, ProutAction.Reserve, { key: K1, type: PrType.WriteExclusive })).toBe('good');
+      const first = senseOf(await w);
+      pair.b.rcopy!.setLink({ action: 'restore' });
+      const landed = Buffer.from(await pair.ga.stores[0].inner.read(51n, 1)).equals(block('node2, gated before the reservation'));
+      if (fence) {
+        // ABORTED COMMAND: the host retries, and the retry meets the reservation on B.
+        expect(first).toBe('0b/00/00');
+        expect(landed).toBe(false);
+        expect(senseOf(await h.b2.write(51n, block('node2 retry')))).toBe('RESERVATION CONFLICT');
+      } else {
+        expect(first).toBe('good');
+        expect(landed).toBe(true);
+      }
     });
   }
 
