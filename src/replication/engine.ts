@@ -22,8 +22,8 @@ import { compareAndWrite } from '../scsi/sbc-ats.ts';
 import { miscompare } from '../scsi/sbc-verify.ts';
 import { SenseError } from '../scsi/types.ts';
 import { interceptCompareAndWrite } from './caw-forward.ts';
-import { GroupMachine, PROXIMITIES } from './group-machine.ts';
-import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq, PrOutReq, PrOutResult } from './group-machine.ts';
+import { extentsOf, GroupMachine, PROXIMITIES } from './group-machine.ts';
+import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq, DirtyOp, PrOutReq, PrOutResult } from './group-machine.ts';
 import { gateSanitize } from './sanitize-gate.ts';
 import { executeForwardedProut, installPrState, interceptPersistentReserveOut, prHooks } from './pr-replication.ts';
 import { applyOp, ReplicatedStore } from './replicated-store.ts';
@@ -106,7 +106,7 @@ export class ReplicationGroup {
   /** The current resync (a new one supersedes the last). */
   private resyncGen = 0;
   /** Counters for status and the resync proof. */
-  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, resyncBlocks: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
+  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, resyncBlocks: 0, resyncRecords: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
 
   constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, unsafeAckBeforePeer = false) {
     this.machine = new GroupMachine({ name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, unsafeAckBeforePeer, array: rc.peers.name, witness: !!rc.peers.witness, restarted: true });
@@ -184,7 +184,7 @@ export class ReplicationGroup {
           this.log.info({ group: this.cfg.name, role: this.role, from: a.from, to: a.to, reason: a.reason }, 'Remote Copy group state');
           this.rc.events?.emit({ type: 'rcopy.group', group: this.cfg.name, role: this.role, from: a.from, to: a.to, reason: a.reason });
           break;
-        case 'resync': void this.resync(a.full ? this.volumes.map((lu, volume) => ({ volume, lba: 0n, blocks: Number(lu.blockCount) })) : a.extents); break;
+        case 'resync': void this.resync(a.full ? this.volumes.map((lu, volume) => ({ volume, lba: 0n, blocks: Number(lu.blockCount) })) : a.extents, a.full ? [] : a.records); break;
         case 'role':
           this.log.warn({ group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, cause: a.cause, reason: a.reason }, 'Remote Copy group role');
           this.rc.events?.emit({ type: a.cause === 'failover' ? 'rcopy.failover' : 'rcopy.role', group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, reason: a.reason });
@@ -461,7 +461,7 @@ export class ReplicationGroup {
    * chunk checks the link first); a resync superseded by a later one (the link came back) never
    * reports resync-done, so it cannot clear a dirty map that the later one still has to send.
    */
-  private async resync(extents: { volume: number; lba: bigint; blocks: number }[]): Promise<void> {
+  private async resync(extents: { volume: number; lba: bigint; blocks: number }[], records: DirtyOp[] = []): Promise<void> {
     const gen = ++this.resyncGen;
     const t0 = performance.now();
     const bytes0 = this.stats.resyncBytes;
@@ -492,7 +492,16 @@ export class ReplicationGroup {
     };
     try {
       live();
-      await Promise.all(prStates());
+      const first: (void | Promise<void>)[] = prStates();
+      // The WRITE SAMEs and UNMAPs made meanwhile, as records in their order (GroupMachine.dirtyOps),
+      // stepped now, before any await, so they are ordered before every host write and chunk that follows.
+      for (const op of records) {
+        this.stats.resyncBytes += op.kind === 'write-same' ? op.block.length : 0;
+        this.stats.resyncRecords++;
+        first.push(this.await({ kind: 'resync', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op })));
+      }
+      await Promise.all(first);
+      for (const op of records) for (const x of extentsOf(op)) this.stats.resyncBlocks += x.blocks;
       await Promise.all(Array.from({ length: RESYNC_WINDOW }, worker));
       live();
       this.stats.lastResyncBytes = this.stats.resyncBytes - bytes0;

@@ -118,13 +118,21 @@ export type GroupAction =
   | { kind: 'alua'; state: AccessState; hosts: Record<string, AccessState>; reason: string }
   | { kind: 'transition'; from: SyncStatus; to: SyncStatus; reason: string }
   /** `full`: after a failover the old primary may hold writes it never acknowledged: copy every volume whole. */
-  | { kind: 'resync'; extents: DirtyExtent[]; full: boolean }
+  /**
+   * `records`: the WRITE SAMEs and UNMAPs made while the group was stopped, in the order they were
+   * made, resent as records before the extents' data (see `dirtyOps`); ignored when `full`.
+   */
+  | { kind: 'resync'; extents: DirtyExtent[]; records: DirtyOp[]; full: boolean }
   /** This array's role in the group changed (failover, demotion, role swap). */
   | { kind: 'role'; from: Role; to: Role; epoch: number; cause: 'failover' | 'yield' | 'swap'; reason: string }
   | { kind: 'drop-link'; reason: string }
   | { kind: 'refuse'; why: string };
 
 export interface DirtyExtent { volume: number; lba: bigint; blocks: number }
+/** A WRITE SAME or UNMAP kept as a record for the resync (dirtyOps). */
+export type DirtyOp = Extract<WriteOp, { kind: 'write-same' | 'unmap' }>;
+/** At most this many records are kept; later WRITE SAMEs and UNMAPs go into the dirty extents (sent as data). */
+const MAX_DIRTY_OPS = 4096;
 
 export interface GroupSnapshot {
   name: string;
@@ -259,6 +267,15 @@ export class GroupMachine {
   private nextRequest = 1n;
   /** Writes the secondary does not have (made while the group was stopped): resent by a resync. */
   private dirty: DirtyExtent[] = [];
+  /**
+   * WRITE SAMEs and UNMAPs made while the group was stopped, in order: the resync resends them as
+   * records (a block and a count) and then the dirty extents as data read at that moment. That is
+   * exact: a block last written by a plain write is in an extent and gets the current data; a block
+   * only records touched ends as they leave it, replayed in order; one touched by both is in an
+   * extent, so the data sent last is what the primary holds. Any record may be turned into its
+   * extents (data) without harm, which is what happens past MAX_DIRTY_OPS.
+   */
+  private dirtyOps: DirtyOp[] = [];
   /** Coalesce the dirty list when it reaches this many records (amortised: a hot region rewritten all through a long outage stays a few records, not one per write). */
   private dirtyCompactAt = 1024;
   private lastHeard = 0;
@@ -441,7 +458,8 @@ export class GroupMachine {
 
   private replicate(origin: Origin, op: WriteOp, out: GroupAction[]): void {
     if (!this.replicating) {
-      this.markDirty(extentsOf(op));
+      if ((op.kind === 'write-same' || op.kind === 'unmap') && this.dirtyOps.length < MAX_DIRTY_OPS) this.dirtyOps.push(op);
+      else this.markDirty(extentsOf(op));
       out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } });
       return;
     }
@@ -542,7 +560,7 @@ export class GroupMachine {
         // primary restarted without its data) is followed by a copy of the whole group to it.
         if (this.status !== 'Synced') {
           this.fullResync = true;
-          this.dirty = [];
+          this.dirty = []; this.dirtyOps = [];
           if (this.link === 'up' && this.status === 'Stopped') this.startReplication('the old primary restarted without its data: copy the group whole', out);
         }
         return;
@@ -611,7 +629,7 @@ export class GroupMachine {
       this.role = 'secondary';
       this.started = false;
       this.startOnLink = false;
-      this.dirty = [];
+      this.dirty = []; this.dirtyOps = [];
       this.fullResync = false;
       this.restarted = true; // until the peer's copy makes this array Synced
       const reason = 'restarted on memory stores: the peer holds the volumes and becomes primary';
@@ -754,7 +772,7 @@ export class GroupMachine {
     this.fullResync = true;
     this.failoverRequested = false;
     this.seq = 0n;
-    this.dirty = [];
+    this.dirty = []; this.dirtyOps = [];
     out.push({ kind: 'role', from, to: 'primary', epoch, cause: 'failover', reason });
     if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', reason, out);
   }
@@ -765,7 +783,7 @@ export class GroupMachine {
     this.epoch = Math.max(this.epoch, epoch);
     this.started = false;
     this.startOnLink = false;
-    this.dirty = [];
+    this.dirty = []; this.dirtyOps = [];
     this.fullResync = false;
     out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, cause: 'yield', reason });
     if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', reason, out);
@@ -843,12 +861,12 @@ export class GroupMachine {
   private startReplication(reason: string, out: GroupAction[]): void {
     this.transition(this.status, 'Syncing', reason, out);
     out.push({ kind: 'send', message: { type: 'group-state', state: 'Syncing', reason } });
-    out.push({ kind: 'resync', extents: coalesce(this.dirty), full: this.fullResync });
+    out.push({ kind: 'resync', extents: coalesce(this.dirty), records: [...this.dirtyOps], full: this.fullResync });
   }
 
   private resyncDone(out: GroupAction[]): void {
     if (this.status !== 'Syncing') return;
-    this.dirty = [];
+    this.dirty = []; this.dirtyOps = [];
     this.dirtyCompactAt = 1024;
     this.fullResync = false;
     this.transition('Syncing', 'Synced', 'resync complete', out);
@@ -922,10 +940,13 @@ export class GroupMachine {
   get dirtyRecords(): number { return this.dirty.length; }
 
   /** The regions the secondary lacks (written while the group was stopped, or in flight at a link loss), coalesced. */
-  dirtyExtents(): DirtyExtent[] { return coalesce(this.dirty); }
+  dirtyExtents(): DirtyExtent[] { return coalesce([...this.dirty, ...this.dirtyOps.flatMap(extentsOf)]); }
+
+  /** The WRITE SAMEs and UNMAPs kept as records for the resync. */
+  get dirtyOpCount(): number { return this.dirtyOps.length; }
 
   snapshot(): GroupSnapshot {
-    const d = coalesce(this.dirty);
+    const d = this.dirtyExtents();
     const roleName = (this.role === 'primary' ? 'Primary' : 'Secondary') + (this.role === this.naturalRole ? '' : '-Rev');
     const witness: WitnessView | null = this.hasWitness ? {
       reachable: this.witnessHeardAt > 0 && this.now - this.witnessHeardAt <= this.leaseMs, owner: this.owner, epoch: this.witnessEpoch,
