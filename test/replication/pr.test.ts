@@ -234,6 +234,25 @@ describe('persistent reservations replicated between two arrays', () => {
     expect(await reservation(h.b2)).toBe('2:none');
   });
 
+  it('after a failover the old primary yields and the whole-group copy brings it the new primary\'s PR state', async () => {
+    pair = await startPair();
+    const h = await hosts(pair);
+    await setUp(h);
+    pair.a.rcopy!.setLink({ action: 'cut' });
+    await until(() => pair!.gb.machine.link === 'down' && pair!.ga.machine.link === 'down', 'the link down on both', 15_000);
+    // No witness: the operator vouches that A is gone, and B takes the group with a higher epoch.
+    expect(pair.gb.operator({ kind: 'operator', command: { verb: 'failover' } })).toBeNull();
+    await until(() => pair!.gb.machine.serving, 'B serving', 15_000);
+    expect(await out(h.b2, ProutAction.Preempt, { key: K2, saKey: K1, type: PrType.ExclusiveAccess })).toBe('good');
+    // A, cut off, still writes alone and takes a PR change of its own, which the yield discards.
+    expect(await out(h.a1, ProutAction.Register, { key: K1, saKey: 0x7777n })).toBe('good');
+    pair.a.rcopy!.setLink({ action: 'restore' });
+    await until(() => pair!.ga.machine.role === 'secondary' && pair!.ga.machine.status === 'Synced' && pair!.gb.machine.status === 'Synced', 'A yields and is copied whole', 30_000);
+    expect(await view(h.a2)).toEqual(await view(h.b2));
+    expect(await keys(h.a2)).toEqual({ generation: 3, keys: ['2222'] });
+    expect(await reservation(h.a2)).toBe('3:2222/type3');
+  });
+
   it('negative control: with the primary not shipping PR OUT, the checks above fail', async () => {
     pair = await startPair();
     const h = await hosts(pair);
