@@ -464,7 +464,7 @@ export class GroupMachine {
       return;
     }
     const seq = ++this.seq;
-    this.awaitingPeer.set(seq, { origin, extents: extentsOf(op), ...(op.kind === 'pr-state' ? { prVolume: op.volume } : {}) });
+    this.awaitingPeer.set(seq, { origin, extents: extentsOf(op), prVolume: op.kind === 'pr-state' ? op.volume : undefined });
     if (op.kind === 'pr-state') this.prInFlight.set(op.volume, (this.prInFlight.get(op.volume) ?? 0) + 1);
     out.push({ kind: 'send', message: toMessage(op, false, seq) });
     if (this.unsafeAckBeforePeer) {

@@ -21,6 +21,7 @@
  */
 import { ProutAction } from '../../protocol/scsi/pr.ts';
 import type { PrNoticeWire, PrStateWire, LinkNexus } from '../../protocol/replication/link.ts';
+import { SENSE_REASONS } from '../../protocol/scsi/sense.ts';
 import type { SenseReason } from '../../protocol/scsi/sense.ts';
 import { initiatorPortName, targetPortName } from '../../protocol/iscsi/names.ts';
 import type { LogicalUnit } from '../scsi/lu.ts';
@@ -76,6 +77,11 @@ function capture<T>(lu: LogicalUnit, preemptAndAbort: boolean, body: () => T): {
   };
 }
 
+/** A sense reason named on the link, checked against the table (the peer may be a different build). */
+function reasonOf(name: string): SenseReason {
+  return Object.hasOwn(SENSE_REASONS, name) ? name as SenseReason : 'InternalTargetFailure';
+}
+
 function regMatches(r: WireRegs[number], n: Nexus): boolean {
   return r.initiatorName === n.initiatorName.toLowerCase()
     && (r.isid === null || r.isid === n.isid.toLowerCase())
@@ -94,7 +100,7 @@ export function installPrState(lu: LogicalUnit, s: PrStateWire): void {
   });
   for (const x of s.notices) {
     for (const n of lu.target.nexuses.values()) {
-      if (n.key !== x.except && x.regs.some((r) => regMatches(r, n))) lu.ua.establish(n.key, x.reason as SenseReason);
+      if (n.key !== x.except && x.regs.some((r) => regMatches(r, n))) lu.ua.establish(n.key, reasonOf(x.reason));
     }
   }
   if (s.abort) {
@@ -200,7 +206,7 @@ function forward(lu: LogicalUnit, group: PrSink, volume: number, req: ScsiReques
       cdb: Buffer.from(req.cdb.subarray(0, def.cdbLength)), data: Buffer.from(req.dataOut ?? Buffer.alloc(0)),
     };
     const answer = (x: PrOutResult): ScsiResponse => {
-      if (x.status === ScsiStatus.CheckCondition) { lu.stats.errors++; return lu.check(x.reason as SenseReason, x.fieldPointer ? { fieldPointer: x.fieldPointer } : {}); }
+      if (x.status === ScsiStatus.CheckCondition) { lu.stats.errors++; return lu.check(reasonOf(x.reason), x.fieldPointer ? { fieldPointer: x.fieldPointer } : {}); }
       if (x.status !== ScsiStatus.Good) lu.stats.errors++;
       return { status: x.status, data: null, sense: null, ...(x.status === ScsiStatus.Good ? { dataOutLength: length } : {}) };
     };
