@@ -99,7 +99,8 @@ export type LinkMessage =
   | { type: 'unmap'; forwarded: boolean; seq: bigint; volume: number; ranges: { lba: bigint; blocks: number }[] }
   | { type: 'ack'; forwarded: boolean; seq: bigint; status: AckStatus }
   | { type: 'compare-and-write'; id: bigint; volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
-  | { type: 'compare-and-write-result'; id: bigint; outcome: 'written' | 'miscompare' | 'failed'; offset: number }
+  /** `retry`: not run, a PR state was on its way to the secondary (see ACK_STATUS pr-changed); the host gets ABORTED COMMAND. */
+  | { type: 'compare-and-write-result'; id: bigint; outcome: 'written' | 'miscompare' | 'failed' | 'retry'; offset: number }
   | { type: 'heartbeat'; nonce: bigint; reply: boolean }
   | { type: 'error'; code: LinkErrorCode; message: string }
   /** The primary tells the secondary the group's sync status (HPE showrcopy SyncStatus words). */
@@ -144,7 +145,7 @@ const TYPE_CODE: Record<LinkMessageType, MessageType> = {
   heartbeat: MessageType.Heartbeat, error: MessageType.Error, 'group-state': MessageType.GroupState, 'role-swap': MessageType.RoleSwap,
   'pr-out': MessageType.PrOut, 'pr-out-result': MessageType.PrOutResult, 'pr-state': MessageType.PrState,
 };
-const OUTCOME = ['written', 'miscompare', 'failed'] as const;
+const OUTCOME = ['written', 'miscompare', 'failed', 'retry'] as const;
 
 /** A malformed message: the link is dropped (the receiver cannot resynchronise on a byte stream). */
 export class LinkProtocolError extends Error {

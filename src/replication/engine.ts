@@ -390,8 +390,10 @@ export class ReplicationGroup {
   /** COMPARE AND WRITE from the secondary: run here under the range lock; its write replicates like any other. */
   private compareAndWriteHere(m: Extract<LinkMessage, { type: 'compare-and-write' }>): void {
     const lu = this.volumes[m.volume];
-    const reply = (outcome: 'written' | 'miscompare' | 'failed', offset = 0) => this.send({ type: 'compare-and-write-result', id: m.id, outcome, offset });
+    const reply = (outcome: 'written' | 'miscompare' | 'failed' | 'retry', offset = 0) => this.send({ type: 'compare-and-write-result', id: m.id, outcome, offset });
     if (!lu) { reply('failed'); return; }
+    // Gated at the secondary by a PR state this array is replacing, as for forwarded writes (orderForwarded).
+    if (this.machine.prPending(m.volume) && !prHooks.noForwardFence) { reply('retry'); return; }
     const onErr = (e: unknown) => {
       if (e instanceof SenseError && e.reason === 'MiscompareDuringVerify') reply('miscompare', Number(e.detail.information ?? 0));
       else reply('failed');

@@ -525,7 +525,8 @@ export class GroupMachine {
         const origin = this.cawSent.get(m.id);
         if (!origin) return;
         this.cawSent.delete(m.id);
-        const outcome: Outcome = m.outcome === 'written' ? { kind: 'ok' } : m.outcome === 'miscompare' ? { kind: 'miscompare', offset: m.offset } : { kind: 'failed', why: 'compare-and-write failed at the primary' };
+        const outcome: Outcome = m.outcome === 'written' ? { kind: 'ok' } : m.outcome === 'miscompare' ? { kind: 'miscompare', offset: m.offset }
+          : m.outcome === 'retry' ? { kind: 'retry', why: 'the persistent reservations changed while the command was forwarded' } : { kind: 'failed', why: 'compare-and-write failed at the primary' };
         out.push({ kind: 'complete', origin, outcome });
         return;
       }

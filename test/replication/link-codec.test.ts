@@ -67,6 +67,11 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     bytes: frame(7, 8, fields(['u64', 11n], ['u8', 1], ['u32', 17])),
   },
   {
+    name: 'COMPARE AND WRITE result: retry (a PR state on its way to the secondary)', seq: 8,
+    m: { type: 'compare-and-write-result', id: 12n, outcome: 'retry', offset: 0 },
+    bytes: frame(7, 8, fields(['u64', 12n], ['u8', 3], ['u32', 0])),
+  },
+  {
     name: 'heartbeat reply', seq: 0xffffffff,
     m: { type: 'heartbeat', nonce: 0xdeadbeefn, reply: true },
     bytes: frame(8, 0xffffffff, fields(['u64', 0xdeadbeefn], ['u8', 1])),

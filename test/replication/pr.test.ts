@@ -167,8 +167,8 @@ describe('persistent reservations replicated between two arrays', () => {
     });
   }
 
-  for (const fence of [true, false]) {
-    it(fence ? 'a write through B gated before a RESERVE through A, arriving at A after it, is refused for a retry, and the retry conflicts'
+  for (const [fence, caw] of [[true, false], [false, false], [true, true]]) {
+    it(fence ? `a ${caw ? 'COMPARE AND WRITE' : 'write'} through B gated before a RESERVE through A, arriving at A after it, is refused for a retry, and the retry conflicts`
       : 'negative control: without that refusal the non-holder\'s write lands after the reservation', async () => {
       pair = await startPair();
       const h = await hosts(pair);
@@ -178,7 +178,8 @@ describe('persistent reservations replicated between two arrays', () => {
       expect(senseOf(await settled(() => h.b2.write(50n, block('warm up'))))).toBe('good');
       // 300 ms on B's side of the link: node 2's forwarded write reaches A after node 1's RESERVE has run there.
       pair.b.rcopy!.setLink({ latencyMs: 300 });
-      const w = h.b2.write(51n, block('node2, gated before the reservation'));
+      const w = caw ? h.b2.compareAndWrite(51n, Buffer.alloc(512), block('node2, gated before the reservation'))
+        : h.b2.write(51n, block('node2, gated before the reservation'));
       await until(() => pair!.gb.machine.snapshot().pending > 0, 'the write forwarded by B');
       expect(await out(h.a1, ProutAction.Reserve, { key: K1, type: PrType.WriteExclusive })).toBe('good');
       const first = senseOf(await w);
