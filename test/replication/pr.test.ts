@@ -254,6 +254,13 @@ describe('persistent reservations replicated between two arrays', () => {
     expect(await reservation(h.a2)).toBe('3:2222/type3');
   });
 
+  it('the link is refused when both arrays have a port with the same relative target port identifier (READ FULL STATUS could not tell them apart)', async () => {
+    pair = await startPair({ tpgtB: 1, noWait: true });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(pair.ga.stats.linkUps + pair.gb.stats.linkUps).toBe(0);
+    expect(pair.ga.machine.status).toBe('Stopped');
+  });
+
   it('negative control: with the primary not shipping PR OUT, the checks above fail', async () => {
     pair = await startPair();
     const h = await hosts(pair);
