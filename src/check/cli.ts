@@ -24,7 +24,7 @@ export const checkCommand: CommandModule<object, Args> = {
     .option('faults', { type: 'string', describe: `only these fault kinds, comma-separated: ${FAULTS.map((f) => f.name).join(', ')}` })
     .option('rate', { type: 'number', default: 25, describe: 'operations per second per client at most (2 hosts × 5 clients)' })
     .option('out', { type: 'string', default: 'results', describe: 'directory for check-<seed>.json' })
-    .option('hook', { type: 'string', describe: 'negative control: run the arrays with ARRAYSIM_FAULT_HOOK=<hook> (ack-before-peer)' })
+    .option('hook', { type: 'string', describe: 'negative control: run the arrays with ARRAYSIM_FAULT_HOOK=<hook> (ack-before-peer, split-brain)' })
     .option('verbose', { type: 'boolean', default: false, describe: 'print every operation as it ends (invocation, answer, time taken)' })
     .option('keep', { type: 'boolean', default: false, describe: 'keep the arrays\' scratch directory (configs, volumes, logs)' }) as never,
   handler: async (a) => {

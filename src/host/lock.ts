@@ -235,8 +235,12 @@ export class VmfsLock {
   }
 }
 
-/** The `host lock` verb: mount, acquire, heartbeat every `heartbeatMs` for `holdMs`, release. */
-export async function lockRun(host: EsxHost, dev: ScsiDevice, o: { lba: bigint; holdMs: number; heartbeatMs: number; atsOnly?: boolean; volume?: string; owner?: string }) {
+/**
+ * The `host lock` verb: mount, acquire, heartbeat every `heartbeatMs` for `holdMs` (or, with
+ * `until`, until it says so: the lab holds a lock through a day's work), release. `onHeartbeat`
+ * hears each one that succeeded.
+ */
+export async function lockRun(host: EsxHost, dev: ScsiDevice, o: { lba: bigint; holdMs: number; heartbeatMs: number; atsOnly?: boolean; volume?: string; owner?: string; until?: () => boolean; onHeartbeat?: () => void }) {
   const run = new Run(host, 'lock');
   const bs = await dev.blockSize();
   const lock = new VmfsLock(host, dev, o.lba, o);
@@ -248,10 +252,11 @@ export async function lockRun(host: EsxHost, dev: ScsiDevice, o: { lba: bigint; 
   if (a.kind === 'held') return rep('held', `lock at LBA ${o.lba} is held by ${a.owner} (generation ${a.generation})`, a.owner);
   if (a.kind === 'failed') return rep('failed', a.message);
   const end = Date.now() + o.holdMs;
-  while (Date.now() < end) {
-    await sleep(Math.min(o.heartbeatMs, Math.max(0, end - Date.now())));
+  while (o.until ? !o.until() : Date.now() < end) {
+    await sleep(o.until ? o.heartbeatMs : Math.min(o.heartbeatMs, Math.max(0, end - Date.now())));
     const h = await lock.heartbeat(run);
     if (h.kind !== 'ok') return rep(h.kind, h.message);
+    o.onHeartbeat?.();
   }
   const r = await lock.release(run);
   if (r.kind === 'failed') return rep('failed', r.message);

@@ -21,6 +21,8 @@ interface LabArgs {
   scenarios?: string[];
   all: boolean;
   json: boolean;
+  /** run: the mixed day's seed. */
+  seed?: number;
   /** up (the CLI fills in the defaults). */
   topology?: Topology;
   siteA?: string;
@@ -84,7 +86,7 @@ export async function runLab(a: LabArgs, print: (s: string) => void = (s) => pro
   const p = Progress.start({ label: 'lab run', total: names.length, noun: 'scenarios', ...progress });
   try {
     for (const n of names) {
-      rows.push(await runScenario(findScenario(n)!));
+      rows.push(await runScenario(findScenario(n)!, { seed: a.seed }));
       p.tick();
     }
   } finally {
@@ -110,6 +112,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
     .positional('action', { choices: ['list', 'run', 'up'] as const, describe: 'list the scenarios, run some, or bring up the metro pair' })
     .positional('scenarios', { type: 'string', array: true, describe: 'scenario names (run)' })
     .option('all', { type: 'boolean', default: false, describe: 'run every scenario' })
+    .option('seed', { type: 'number', describe: 'run: the mixed day\'s seed (it draws the Table 2 preset and the day\'s work; printed in its row)' })
     .option('json', { type: 'boolean', default: false, describe: 'run: rows as JSON (with each host run\'s report and verify\'s extents); up: one JSON object (portals, target, admin and witness addresses, pids), then keep running' })
     .option('topology', { choices: TOPOLOGIES, default: 'metro' as Topology, describe: 'up: metro (Active Peer Persistence, uniform hosts), sync (Active Sync, each host on its local array), classic (Peer Persistence: the secondary is standby)' })
     .option('site-a', { type: 'string', default: '127.0.1.1', describe: 'up: site A\'s loopback address (primary)' })

@@ -7,6 +7,15 @@
 /** clone, zero and unmap cover 8 MiB each; lock mounts an ATS+SCSI volume, takes its lock, heartbeats and releases it. */
 export type LabOp = 'clone' | 'zero' | 'unmap' | 'lock';
 
+/**
+ * How a scenario runs: `ops` (run.ts: the host's ops one after the other, then verify),
+ * `initialization` (initialization.ts: the group's first initialization while a host heartbeats
+ * its VMFS lock), `seeding` (seeding.ts: the field notes' dd seeding over a rate-limited remote
+ * copy, seeded against unseeded), `mixed-day` (mixed-day.ts: two hosts under a seeded random
+ * Table 2 preset, the outcome predicted from the preset's policies).
+ */
+export type ScenarioKind = 'ops' | 'initialization' | 'seeding' | 'mixed-day';
+
 export interface Expected {
   /** The array did at least part of the work by the primitive. */
   offloaded: boolean;
@@ -14,9 +23,15 @@ export interface Expected {
   fellBack: boolean;
   /** verify finds the copy equal to production. */
   consistent: boolean;
+  /** initialization: the group's first initialization ends with the transfer active (not in error). */
+  initialized?: boolean;
+  /** seeding: the seeded initialization sends at most this fraction of the volume; the unseeded one all of it. */
+  seededAtMost?: number;
 }
 
 export interface Scenario {
+  /** Default `ops`. */
+  kind?: ScenarioKind;
   name: string;
   title: string;
   /** SPLITTER SPEC (preset or per-primitive policies). */
@@ -31,6 +46,8 @@ export interface Scenario {
 }
 
 const P2010 = 'recoverpoint-vaai-interoperability-2010.md';
+const P2011 = 'recoverpoint-vaai-update-2011.md';
+const NOTES = 'field-notes-vspex-hadoop-powerpath-recoverpoint.md, "RecoverPoint Initial Synchronization with DD"';
 const TABLE2 = 'emc-recoverpoint-vmware-dr-whitepaper-2011.md, Table 2';
 const IGNORED = `${P2010}: "ignored (not rejected)" -> "Replicas that are corrupt and unusable"`;
 const REJECTED = `${P2010}: rejected "as not implemented" -> the host "fall[s] back to pre-VAAI behavior"`;
@@ -98,6 +115,43 @@ SCENARIOS_MUTABLE.push(
   table2('rp-vmaxe', 'Symmetrix VMAXe write splitter', 'Rejected, Rejected, Supported', { offloaded: true, fellBack: true, consistent: true }),
   table2('rp-clariion', 'CLRIION-based write splitter', 'Rejected, Rejected, Supported', { offloaded: true, fellBack: true, consistent: true }),
 );
+
+// The 2011 update: consistency groups failing to initialize with CAS (ATS) through the FLARE 30
+// array splitter before patch .509. The host writes its datastore while the group is paused, mounts
+// it and heartbeats its VMFS lock with ATS; the operator starts the transfer (the first
+// initialization, a full sweep) under the heartbeats.
+SCENARIOS_MUTABLE.push(
+  {
+    kind: 'initialization', name: 'rp-flare30-pre509', title: 'FLARE 30 array splitter before .509: first initialization under ATS heartbeats', splitter: 'rp-flare30-pre509', policy: 'rp-flare30-pre509',
+    settings: [], ops: ['lock'], expect: { offloaded: true, fellBack: false, consistent: false, initialized: false },
+    source: `${P2011}: "his consistency groups (CGs) were failing to initialize ... hardware-assisted locking ... with the FLARE 30 array splitter"`,
+  },
+  {
+    kind: 'initialization', name: 'rp-flare30-pre509-workaround', title: 'FLARE 30 before .509, ATS disabled host-wide: initializes with SCSI reservations', splitter: 'rp-flare30-pre509', policy: 'rp-flare30-pre509',
+    settings: ['VMFS3.HardwareAcceleratedLocking=0'], ops: ['lock'], expect: { offloaded: false, fellBack: true, consistent: true, initialized: true },
+    source: `${P2011}: "The only way he could get his CGs to properly initialize and replicate was to disable VAAI"`,
+  },
+  {
+    kind: 'initialization', name: 'rp-flare30-509', title: 'FLARE 30 array splitter at 4.30.000.5.509: initializes under ATS heartbeats', splitter: 'rp-flare30-509', policy: 'rp-flare30-509',
+    settings: [], ops: ['lock'], expect: { offloaded: true, fellBack: false, consistent: true, initialized: true },
+    source: `${P2011}: "With the latest revision of FLARE 30 (4.30.000.5.509), this RP-VAAI interoperability issue is resolved"`,
+  },
+);
+
+SCENARIOS_MUTABLE.push({
+  kind: 'seeding', name: 'crr-dd-seeding', title: 'dd seeding of a remote copy over an 80 Mbit/s link: seeded (the changes since the dd travel) against unseeded (a full sweep)',
+  splitter: 'rp-vnx-flare31', policy: 'rp-vnx-flare31, CRR at 80Mbit', settings: [], ops: [],
+  expect: { offloaded: false, fellBack: false, consistent: true, seededAtMost: 0.1 },
+  source: `${NOTES}: "The traffic you see will be the changes to the source volume since the block-level dd copy was made"; "transferring roughly 21GB (6.36%)"`,
+});
+
+SCENARIOS_MUTABLE.push({
+  kind: 'mixed-day', name: 'mixed-day', title: 'VMFS-like mixed day: two hosts heartbeat their locks, clone, zero and write under a random Table 2 preset (--seed N replays)',
+  splitter: 'a Table 2 preset drawn from the seed', policy: 'drawn', settings: [], ops: ['lock', 'clone', 'zero'],
+  // Placeholder: the run predicts its expectation from the preset it draws (mixed-day.ts, predict).
+  expect: { offloaded: true, fellBack: false, consistent: true },
+  source: `${TABLE2}: the drawn column's policies; ${P2010}: ignored -> corrupt, rejected -> fall back`,
+});
 
 export const SCENARIOS: readonly Scenario[] = SCENARIOS_MUTABLE;
 

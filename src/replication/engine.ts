@@ -82,6 +82,9 @@ function senseFor(o: Outcome, err?: unknown): unknown {
 
 interface Waiter { resolve(): void; reject(e: unknown): void; settled?: { ok: boolean; err?: unknown } }
 
+/** The checker's negative controls (ARRAYSIM_FAULT_HOOK), never set from configuration. */
+export interface FaultHooks { ackBeforePeer?: boolean; splitBrain?: boolean }
+
 export class ReplicationGroup {
   readonly machine: GroupMachine;
   readonly volumes: LogicalUnit[] = [];
@@ -108,8 +111,11 @@ export class ReplicationGroup {
   /** Counters for status and the resync proof. */
   readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, resyncBlocks: 0, resyncRecords: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
 
-  constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, unsafeAckBeforePeer = false) {
-    this.machine = new GroupMachine({ name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, unsafeAckBeforePeer, array: rc.peers.name, witness: !!rc.peers.witness, restarted: true });
+  constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, hooks: FaultHooks = {}) {
+    this.machine = new GroupMachine({
+      name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, array: rc.peers.name, witness: !!rc.peers.witness, restarted: true,
+      unsafeAckBeforePeer: hooks.ackBeforePeer, unsafeWriteAloneWithoutWitness: hooks.splitBrain, unsafePromoteOnLinkDown: hooks.splitBrain,
+    });
     this.machine.started = cfg.role === 'primary' && cfg.start !== false;
     this.machine.startOnLink = this.machine.started;
   }
@@ -558,8 +564,9 @@ export class RemoteCopy {
   private readonly accepted = new Set<net.Socket>();
   /** In touch with the quorum witness (peers.witness), or null. */
   readonly witness: WitnessClient | null;
-  /** Test hook (never from configuration): acknowledge before the peer has the write. */
+  /** Test hooks (never from configuration): acknowledge before the peer has the write; serve on both sides of a partition. */
   static unsafeAckBeforePeer = false;
+  static unsafeSplitBrain = false;
 
   constructor(readonly peers: PeersConfig, readonly cfg: RcopyConfig, readonly log: Logger, readonly events?: ArrayEvents) {
     // The checker's negative control (README "Correctness checker"): honoured only when set explicitly.
@@ -567,9 +574,13 @@ export class RemoteCopy {
       RemoteCopy.unsafeAckBeforePeer = true;
       log.warn('ARRAYSIM_FAULT_HOOK=ack-before-peer: writes are acknowledged before the peer has them (test hook)');
     }
+    if (process.env.ARRAYSIM_FAULT_HOOK === 'split-brain') {
+      RemoteCopy.unsafeSplitBrain = true;
+      log.warn('ARRAYSIM_FAULT_HOOK=split-brain: a secondary takes over on link loss without the witness, and a primary writes alone without it (test hook)');
+    }
     for (const g of cfg.groups) {
       if (this.groups.has(g.name)) throw new Error(`rcopy.groups: group ${g.name} twice`);
-      const group = new ReplicationGroup(this, g, log.child({ component: 'rcopy' }), RemoteCopy.unsafeAckBeforePeer);
+      const group = new ReplicationGroup(this, g, log.child({ component: 'rcopy' }), { ackBeforePeer: RemoteCopy.unsafeAckBeforePeer, splitBrain: RemoteCopy.unsafeSplitBrain });
       this.groups.set(g.name, group);
       g.volumes.forEach((v, i) => {
         const k = `${v.target}\0${v.lun}`;

@@ -207,6 +207,12 @@ export interface GroupMachineOptions {
   witness?: boolean;
   /** Test hook, never set in the product: a primary writes alone as if it had no witness (no record, no lease, no Failsafe) while its peer still fails over with one (the no-split-brain check's negative control). */
   unsafeWriteAloneWithoutWitness?: boolean;
+  /**
+   * Test hook, never set in the product: a Synced secondary that loses the link takes the primary
+   * role at once, with no grant from the witness (the end-to-end split-brain negative control:
+   * ARRAYSIM_FAULT_HOOK=split-brain sets this and unsafeWriteAloneWithoutWitness on both arrays).
+   */
+  unsafePromoteOnLinkDown?: boolean;
   /** How long a witness verdict lets the owner write alone, from when its heartbeat was sent (ms); below the witness's fail timeout. */
   leaseMs?: number;
   /**
@@ -253,6 +259,7 @@ export class GroupMachine {
   private readonly linkTimeoutMs: number;
   private readonly unsafeAckBeforePeer: boolean;
   private readonly unsafeWriteAlone: boolean;
+  private readonly unsafePromote: boolean;
   /** Primary: next group sequence number to assign; secondary: the last one applied. */
   private seq = 0n;
   private peerSeqApplied = 0n;
@@ -321,6 +328,7 @@ export class GroupMachine {
     this.linkTimeoutMs = o.linkTimeoutMs ?? 3000;
     this.unsafeAckBeforePeer = !!o.unsafeAckBeforePeer;
     this.unsafeWriteAlone = !!o.unsafeWriteAloneWithoutWitness;
+    this.unsafePromote = !!o.unsafePromoteOnLinkDown;
     this.restarted = !!o.restarted;
     this.aluaKey = `${this.serving ? 1 : 0}${this.role}`;
   }
@@ -663,6 +671,10 @@ export class GroupMachine {
     if (this.swapPending) this.swapPending = null;
     if (this.status === 'Synced' || this.status === 'Syncing') this.transition(this.status, 'Stopped', `replication link down: ${reason}`, out);
     else out.push({ kind: 'alua', ...this.alua(), reason: `replication link down: ${reason}` });
+    if (this.unsafePromote && this.role === 'secondary' && this.syncedAtLoss) {
+      this.becomePrimary(this.epoch + 1, 'TEST HOOK split-brain: took the primary role on link loss without the witness', out);
+      out.push({ kind: 'alua', ...this.alua(), reason: 'TEST HOOK split-brain: serving alone' });
+    }
   }
 
   private tick(now: number, out: GroupAction[]): void {

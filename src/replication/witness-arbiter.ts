@@ -18,6 +18,8 @@
  *   - the owner's lease has run out, which failTimeoutMs implies: an owner keeps writing alone only
  *     while it holds a verdict younger than its lease (leaseMs < failTimeoutMs, counted from when it
  *     sent the heartbeat, before the witness heard it), so it has stopped before the witness grants.
+ * An owner that restarts comes back as its configured role with epoch 0 (roles and epochs live in
+ * memory); reporting secondary with an older epoch, it is judged by its last report as primary.
  * A grant makes the requester the owner with epoch + 1, once: two arrays are never both owners.
  */
 import type { GroupReport, GroupVerdict, PeerSight } from '../../protocol/replication/witness.ts';
@@ -29,7 +31,12 @@ export interface ArbiterOptions {
   startedAt: number;
 }
 
-interface Member { lastSeen: number; report: GroupReport }
+interface Member {
+  lastSeen: number;
+  report: GroupReport;
+  /** The last report in which this array said it was primary, and when it came. */
+  asPrimary?: { seen: number; report: GroupReport };
+}
 
 interface GroupRecord { owner: string; epoch: number; members: Map<string, Member> }
 
@@ -62,7 +69,8 @@ export class WitnessArbiter {
   private one(array: string, r: GroupReport, now: number, events: ArbiterEvent[]): GroupVerdict {
     let g = this.groups.get(r.group);
     if (!g) { g = { owner: '', epoch: 0, members: new Map() }; this.groups.set(r.group, g); }
-    g.members.set(array, { lastSeen: now, report: { ...r } });
+    const before = g.members.get(array);
+    g.members.set(array, { lastSeen: now, report: { ...r }, asPrimary: r.role === 'primary' ? { seen: now, report: { ...r } } : before?.asPrimary });
     const peer = [...g.members.keys()].find((a) => a !== array) ?? '';
     const pm = peer ? g.members.get(peer)! : undefined;
     let granted = false;
@@ -121,9 +129,16 @@ export class WitnessArbiter {
     if (r.link) return 'the requester\'s replication link is up';
     if (!r.syncedAtLoss) return 'the requester was not Synced when it lost the link: it may lack acknowledged writes';
     if (!pm) return 'the witness has never heard from the other array: it cannot tell whether that array wrote alone';
-    const silent = now - pm.lastSeen;
-    if (silent <= this.failTimeoutMs) return `the other array was heard ${silent} ms ago: a link failure, not an array failure (the primary keeps serving)`;
-    if (!(pm.report.link && pm.report.status === 'Synced')) return `the other array last reported ${pm.report.status} with its link ${pm.report.link ? 'up' : 'down'}: it may have written alone`;
+    // The owner came back from a restart as a secondary with an older epoch: its process lost the
+    // role (roles and epochs live in memory), and the one that held it is gone. Judge that one, as
+    // if the owner had not been heard since its last report as primary. The new process serves
+    // nothing until a primary resynchronises it, so the pair would otherwise wait for an operator.
+    const restartedOwner = pm.report.role === 'secondary' && pm.report.epoch < g.epoch && g.owner !== array && pm.asPrimary !== undefined;
+    const seen = restartedOwner ? pm.asPrimary!.seen : pm.lastSeen;
+    const last = restartedOwner ? pm.asPrimary!.report : pm.report;
+    const silent = now - seen;
+    if (silent <= this.failTimeoutMs) return `the other array was heard ${silent} ms ago${restartedOwner ? ' as primary' : ''}: a link failure, not an array failure (the primary keeps serving)`;
+    if (!(last.link && last.status === 'Synced')) return `the other array last reported ${last.status} with its link ${last.link ? 'up' : 'down'}${restartedOwner ? ' as primary' : ''}: it may have written alone`;
     return null;
   }
 

@@ -53,6 +53,12 @@ export interface LuProtection {
   hides(p: SplitPrimitive): boolean;
   ignored(c: IgnoredCommand): void;
   /**
+   * A primitive the policy lets through reached the splitter, before it runs and whatever its
+   * outcome (an ATS that miscompares arrived all the same): where a splitter version's known
+   * faults are modelled (rp-flare30-pre509).
+   */
+  arrived(p: SplitPrimitive): void;
+  /**
    * `data` is lent (a Data-Out or a store view): keep a copy, not the buffer, unless `owned` says
    * the caller made it for this record and will not touch it again.
    */
@@ -151,7 +157,9 @@ export function splitGate(def: CommandDef, cmd: unknown, lu: LogicalUnit, req: S
   }
   const supported: LogicalUnit[] = [];
   for (const [t, ext] of byLu) {
-    if (cls === 'write' || cls === 'none' || t.protection!.policy(cls) === 'support') { supported.push(t); continue; }
+    if (cls === 'write' || cls === 'none') { supported.push(t); continue; }
+    t.protection!.arrived(cls);
+    if (t.protection!.policy(cls) === 'support') { supported.push(t); continue; }
     t.protection!.ignored({
       primitive: cls, name: def.name, opcode: def.opcode, serviceAction: def.serviceAction, lu: t, extents: ext,
       initiator: req.nexus.initiatorName, time: new Date(),

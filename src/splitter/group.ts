@@ -748,10 +748,10 @@ export class ReplicationSet implements LuProtection {
 
   ignored(c: IgnoredCommand): void { this.group.logIgnored(this, c); }
 
-  private arrived(cls: SplitterClass): void {
-    // rp-flare30-pre509: ATS through the FLARE 30 array splitter made group initialization fail
-    // (recoverpoint-vaai-update-2011.md).
-    if (cls === 'ats' && this.group.transfer === 'init' && this.group.spec.quirks?.atsFailsInitialization) {
+  arrived(p: SplitPrimitive): void {
+    // rp-flare30-pre509: CAS (ATS) through the FLARE 30 array splitter made consistency groups fail
+    // to initialize (recoverpoint-vaai-update-2011.md). The command itself runs on production.
+    if (p === 'ats' && this.group.transfer === 'init' && this.group.spec.quirks?.atsFailsInitialization) {
       this.group.transition('init', 'error', 'initialization failed: COMPARE AND WRITE (ATS) arrived through the FLARE 30 array splitter (fixed in 4.30.000.5.509)');
     }
   }
@@ -768,7 +768,6 @@ export class ReplicationSet implements LuProtection {
   get waitsForDurability(): boolean { return this.group.journal.kind === 'file'; }
 
   data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): Promise<void> | null {
-    this.arrived(cls);
     if (this.untracked(lba, data.length / this.lu.blockSize)) return null;
     return this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: data.length / this.lu.blockSize, data: owned ? data : this.group.journal.copyIn(data), unmap: false });
   }
@@ -778,13 +777,11 @@ export class ReplicationSet implements LuProtection {
   discard(kept: Buffer): void { this.group.journal.discard(kept); }
 
   same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): Promise<void> | null {
-    this.arrived(cls);
     if (this.untracked(lba, blocks)) return null;
     return this.group.append({ time: Date.now(), set: this.index, kind: 'same', lba, blocks, data: unmap ? null : this.group.journal.copyIn(block), unmap });
   }
 
   unmap(lba: bigint, blocks: number, cls: SplitterClass): Promise<void> | null {
-    this.arrived(cls);
     if (this.untracked(lba, blocks)) return null;
     return this.group.append({ time: Date.now(), set: this.index, kind: 'unmap', lba, blocks, data: null, unmap: true });
   }

@@ -3,7 +3,8 @@
  * `serve` processes, two hosts with multipath, seeded faults), judged by its exit code and its
  * JSON report. A clean run must pass having really done something (acknowledged writes, reads,
  * increments, faults, failovers); the negative control (ARRAYSIM_FAULT_HOOK=ack-before-peer:
- * the primary acknowledges writes before the secondary has them) must be caught.
+ * the primary acknowledges writes before the secondary has them) must be caught, and so must
+ * ARRAYSIM_FAULT_HOOK=split-brain (both arrays accept writes while the link is cut).
  * CHECK_SEED=<n> replays a failing seed; the long form is `--seconds 1800` (README).
  */
 import { spawn } from 'node:child_process';
@@ -58,5 +59,13 @@ describe('arraysim check metro (short form)', () => {
     expect(code).toBe(1);
     const kinds = new Set(report.violations.map((v) => v.kind));
     expect([...kinds].some((k) => k === 'stale-read' || k === 'lost-write' || k === 'divergence')).toBe(true);
+  }, 300_000);
+
+  it('negative control: catches both arrays accepting writes during a partition (split brain)', async () => {
+    // ARRAYSIM_FAULT_HOOK=split-brain: on a link cut the secondary takes over without the witness
+    // while the primary keeps writing alone. The arrays' own events must show it.
+    const { code, report } = await run(['--seconds', '20', '--seed', String(SEED), '--faults', 'link-cut', '--hook', 'split-brain']);
+    expect(code).toBe(1);
+    expect(report.violations.some((v) => v.kind === 'split-brain')).toBe(true);
   }, 300_000);
 });

@@ -65,6 +65,36 @@ describe('witness arbiter', () => {
     expect(w.heartbeat('B', [S_ASKS], 60_000).events).toContainEqual(expect.objectContaining({ reason: expect.stringMatching(/never heard/) }));
   });
 
+  it('an owner that restarts as a secondary with an older epoch (its role died with the process) is judged by its last report as primary', () => {
+    // The long checker run (seed 20261203) found this: B had failed over (epoch 17), was killed, and
+    // came back as its configured role (secondary, epoch 0); A, Synced when it lost B, asked and
+    // was denied ("heard 0 ms ago") for ever: both arrays secondary, no I/O, until an operator.
+    const w = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
+    w.heartbeat('B', [report({ epoch: 17 })], 0);
+    w.heartbeat('A', [report({ role: 'secondary', epoch: 17 })], 0);
+    const restarted = report({ role: 'secondary', status: 'Stopped', link: false, epoch: 0 });
+    // B's new process reports at once; within the fail timeout of its last report as primary: denied.
+    w.heartbeat('B', [restarted], 1000);
+    const early = w.heartbeat('A', [{ ...S_ASKS, epoch: 17 }], 1500);
+    expect(early.verdicts[0]).toMatchObject({ granted: false, owner: 'B' });
+    expect(early.events).toContainEqual(expect.objectContaining({ kind: 'denied', reason: expect.stringMatching(/heard 1500 ms ago as primary/) }));
+    // Past it, although the new B is heard every beat: granted, epoch 18.
+    w.heartbeat('B', [restarted], 2900);
+    expect(w.heartbeat('A', [{ ...S_ASKS, epoch: 17 }], 3000).verdicts[0]).toMatchObject({ granted: true, owner: 'A', epoch: 18 });
+    // But not when B's last report as primary said it was writing alone (it may hold writes A lacks).
+    const w2 = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
+    w2.heartbeat('B', [report({ epoch: 17, status: 'Stopped', link: false })], 0);
+    w2.heartbeat('B', [restarted], 1000);
+    const r = w2.heartbeat('A', [{ ...S_ASKS, epoch: 17 }], 5000);
+    expect(r.verdicts[0]).toMatchObject({ granted: false, owner: 'B' });
+    expect(r.events).toContainEqual(expect.objectContaining({ reason: expect.stringMatching(/may have written alone/) }));
+    // Nor for a secondary that is simply alive with the owner's epoch (a link failure).
+    const w3 = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
+    w3.heartbeat('B', [report({ epoch: 17 })], 0);
+    w3.heartbeat('B', [report({ role: 'secondary', status: 'Stopped', link: false, epoch: 17 })], 1000);
+    expect(w3.heartbeat('A', [{ ...S_ASKS, epoch: 17 }], 5000).verdicts[0]).toMatchObject({ granted: false });
+  });
+
   it('two arrays that both ask are never both granted', () => {
     const w = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
     w.heartbeat('A', [report({ role: 'secondary' })], 0);

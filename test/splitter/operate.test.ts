@@ -273,4 +273,17 @@ describe('journal and initialization', () => {
       }
     });
   }
+
+  it('rp-flare30-pre509: a CAS that miscompares (the lock is another host\'s) reached the splitter too: initialization fails', async () => {
+    const { lu, submit } = lun(64 * 2048);
+    for (let i = 0; i < 64; i++) lu.store.write(BigInt(i * 2048), pattern(4096, i));
+    const g = new ConsistencyGroup({ name: 'm', spec: parseSplitterSpec('rp-flare30-pre509'), luns: [lu], copies: ['local'], journalBytes: 1 << 30, startTransfer: false });
+    const done = g.startTransfer('test');
+    await new Promise((r) => setImmediate(r));
+    const wrong = pattern(512, 99); // not what block 0 holds
+    const r = await submit(caw16(0, 1), Buffer.concat([wrong, pattern(512, 77)]));
+    expect(r.status).toBe(ScsiStatus.CheckCondition); // MISCOMPARE: nothing written
+    await done;
+    expect(g.transfer).toBe('error');
+  });
 });

@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findChromium, launch } from '../../test/console/browser.ts';
+import { Progress } from '../../src/progress.ts';
 import { numOpt } from './target.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
       look();
     })`;
     const samples = new Map<string, { first: number[]; fresh: number[] }>(pages.map(([n]) => [n, { first: [], fresh: [] }]));
+    const progress = Progress.start({ label: 'console-paint', total: ROUNDS * pages.length, noun: 'browsers' });
     for (let r = 0; r < ROUNDS; r++) {
       for (let k = 0; k < pages.length; k++) {
         const [name, url] = pages[(r + k) % pages.length];
@@ -91,12 +93,14 @@ async function main(): Promise<void> {
           const fresh = await p2.evaluate(fcp) as number;
           samples.get(name)!.first.push(first);
           samples.get(name)!.fresh.push(fresh);
-          process.stderr.write(`console-paint: round ${r + 1}/${ROUNDS} ${name}: first page ${first.toFixed(0)} ms, fresh tab ${fresh.toFixed(0)} ms (load ${os.loadavg()[0].toFixed(1)})\n`);
+          progress.note(`console-paint: round ${r + 1}/${ROUNDS} ${name}: first page ${first.toFixed(0)} ms, fresh tab ${fresh.toFixed(0)} ms (load ${os.loadavg()[0].toFixed(1)})`);
         } finally {
           await browser.close();
         }
+        progress.tick();
       }
     }
+    progress.done();
     const fmt = (xs: number[]) => `${median(xs).toFixed(0)}<br><sub>${xs.map((x) => x.toFixed(0)).join(' ')}</sub>`;
     console.log([
       `Console first contentful paint, ms from navigation start, medians of ${ROUNDS} fresh browsers (node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')})`,

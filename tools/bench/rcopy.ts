@@ -38,6 +38,7 @@ import { spawn } from 'node:child_process';
 import { cdb16 } from '../../test/helpers/cdb.ts';
 import { TestInitiator } from '../../test/helpers/initiator.ts';
 import { BENCH_KEYS, cpuSeconds, numOpt, prioritize, senseOf, startTarget } from './target.ts';
+import { Progress } from '../../src/progress.ts';
 
 const SECONDS = numOpt('seconds', 5);
 const ROUNDS = numOpt('rounds', 3);
@@ -254,27 +255,31 @@ async function main(): Promise<void> {
 
   const q1: Record<'U' | 'A' | 'B' | 'Alat' | 'RU' | 'RA', number[][]> = { U: [], A: [], B: [], Alat: [], RU: [], RA: [] };
   const q32: Record<'U' | 'A', { iops: number; cpuUs: number[]; clientUs: number }[]> = { U: [], A: [] };
+  // On a terminal, a bar over the measurements (8 a round, then the resync) with the time left;
+  // the per-round lines go to stderr through it, so stdout holds the table.
+  const progress = Progress.start({ label: 'rcopy bench', total: ROUNDS * 8 + 1, noun: 'measurements' });
+  const say = (line: string): void => { progress.note(line); progress.tick(); };
   for (let round = 0; round < ROUNDS; round++) {
     const order = (['U', 'A', 'B'] as const).map((_, i, a) => a[(i + round) % 3]);
     for (const k of order) {
       const lat = await qd1(ini[k], SECONDS, 1000 + round);
       q1[k].push(lat);
-      out(`round ${round + 1} QD1 ${k}: median ${median(lat).toFixed(0)} µs (${lat.length} writes; load ${load()})`);
+      say(`round ${round + 1} QD1 ${k}: median ${median(lat).toFixed(0)} µs (${lat.length} writes; load ${load()})`);
     }
     for (const [k, r] of (round % 2 ? [['RA', relayA], ['RU', relayU]] : [['RU', relayU], ['RA', relayA]]) as ['RU' | 'RA', typeof relayU][]) {
       const lat = await relayQd1(r.port, SECONDS);
       q1[k].push(lat);
-      out(`round ${round + 1} QD1 bare relay ${k === 'RU' ? 'client→P→client' : 'client→P→Q→P→client'}: median ${median(lat).toFixed(0)} µs (load ${load()})`);
+      say(`round ${round + 1} QD1 bare relay ${k === 'RU' ? 'client→P→client' : 'client→P→Q→P→client'}: median ${median(lat).toFixed(0)} µs (load ${load()})`);
     }
     await admin(A, 'POST', '/v1/rcopy/link', { latencyMs: LATENCY_MS });
     const lat = await qd1(ini.A, SECONDS, 2000 + round);
     await admin(A, 'POST', '/v1/rcopy/link', { latencyMs: 0 });
     q1.Alat.push(lat);
-    out(`round ${round + 1} QD1 A +${LATENCY_MS} ms: median ${median(lat).toFixed(0)} µs (load ${load()})`);
+    say(`round ${round + 1} QD1 A +${LATENCY_MS} ms: median ${median(lat).toFixed(0)} µs (load ${load()})`);
     for (const k of round % 2 ? (['A', 'U'] as const) : (['U', 'A'] as const)) {
       const r = await qd32(ini[k], SECONDS, k === 'U' ? [U.pid] : [A.pid, B.pid], 3000 + round);
       q32[k].push(r);
-      out(`round ${round + 1} QD32 ${k}: ${Math.round(r.iops)} IOPS, CPU/write ${r.cpuUs.map((x) => x.toFixed(1)).join(' + ')} µs (client ${r.clientUs.toFixed(1)} µs; load ${load()})`);
+      say(`round ${round + 1} QD32 ${k}: ${Math.round(r.iops)} IOPS, CPU/write ${r.cpuUs.map((x) => x.toFixed(1)).join(' + ')} µs (client ${r.clientUs.toFixed(1)} µs; load ${load()})`);
     }
   }
 
@@ -297,6 +302,8 @@ async function main(): Promise<void> {
   const after = (await group(A)).stats;
   const resync = { written, sent: after.resyncBytes - before.resyncBytes, lastResyncBytes: after.lastResyncBytes, resyncMs: after.lastResyncMs, restoreToSyncedMs: Math.round(wallMs), volumeBytes: BLOCKS * 512 };
 
+  progress.tick();
+  progress.done();
   const m = (xs: number[][]) => median(xs.map(median));
   const lat = { U: m(q1.U), A: m(q1.A), B: m(q1.B), Alat: m(q1.Alat), RU: m(q1.RU), RA: m(q1.RA) };
   const p99 = { U: median(q1.U.map((x) => pct(x, 0.99))), A: median(q1.A.map((x) => pct(x, 0.99))), B: median(q1.B.map((x) => pct(x, 0.99))), Alat: median(q1.Alat.map((x) => pct(x, 0.99))) };

@@ -17,6 +17,7 @@
 import { loadavg } from 'node:os';
 import { cdb16 } from '../../test/helpers/cdb.ts';
 import type { TestInitiator } from '../../test/helpers/initiator.ts';
+import { Progress } from '../../src/progress.ts';
 import { check, cpuSeconds, numOpt, session, startTarget, waitPort } from './target.ts';
 
 const ROUNDS = numOpt('rounds', 3);
@@ -79,6 +80,9 @@ async function main(): Promise<void> {
     const r4: Record<string, number[]> = { unprotected: [], protected: [] };
     const r128: Record<string, number[]> = { unprotected: [], protected: [] };
     const cpu: Record<string, number[]> = { unprotected: [], protected: [] };
+    // On a terminal, a bar over the measurements with the time left; the round lines go to stderr
+    // (through the bar), so stdout holds only the results.
+    const progress = Progress.start({ label: 'splitter bench', total: ROUNDS * 4, noun: 'runs' });
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? [0, 1] : [1, 0];
       for (const i of order) {
@@ -87,14 +91,17 @@ async function main(): Promise<void> {
         const iops = await randomWrites(inis[i], SECONDS);
         cpu[sides[i].name].push(((cpuSeconds(pid) - c0) * 1e6) / (iops * SECONDS));
         r4[sides[i].name].push(iops);
-        console.log(`round ${round + 1} 4KiB-rand ${sides[i].name}: ${Math.round(iops)} IOPS (target CPU ~${cpu[sides[i].name].at(-1)!.toFixed(0)} us/op; load ${load()})`);
+        progress.note(`round ${round + 1} 4KiB-rand ${sides[i].name}: ${Math.round(iops)} IOPS (target CPU ~${cpu[sides[i].name].at(-1)!.toFixed(0)} us/op; load ${load()})`);
+        progress.tick();
       }
       for (const i of order) {
         const mibs = await seqWrites128(inis[i], SECONDS);
         r128[sides[i].name].push(mibs);
-        console.log(`round ${round + 1} 128KiB ${sides[i].name}: ${mibs.toFixed(0)} MiB/s (load ${load()})`);
+        progress.note(`round ${round + 1} 128KiB ${sides[i].name}: ${mibs.toFixed(0)} MiB/s (load ${load()})`);
+        progress.tick();
       }
     }
+    progress.done();
     const m4 = [median(r4.unprotected), median(r4.protected)];
     const m128 = [median(r128.unprotected), median(r128.protected)];
     console.log(`median 4 KiB random QD32: unprotected ${Math.round(m4[0])} IOPS, protected ${Math.round(m4[1])} IOPS: ${(100 * m4[1] / m4[0]).toFixed(0)}% (goal 85%)`);

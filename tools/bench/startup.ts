@@ -29,6 +29,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Progress } from '../../src/progress.ts';
 import { cpuSeconds, numOpt, rssKiB } from './target.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -115,14 +116,18 @@ async function main(): Promise<void> {
   process.stderr.write(`startup: warming up (one untimed start of each)\n`);
   for (const v of VARIANTS) await once(v);
   const samples = new Map<string, Sample[]>(VARIANTS.map((v) => [v.name, []]));
+  // On a terminal, a bar with the starts done and the time left (stderr; nothing when piped).
+  const progress = Progress.start({ label: 'startup', total: ROUNDS * VARIANTS.length, noun: 'starts' });
   for (let r = 0; r < ROUNDS; r++) {
     for (let k = 0; k < VARIANTS.length; k++) {
       const v = VARIANTS[(r + k) % VARIANTS.length];
       const s = await once(v);
       samples.get(v.name)!.push(s);
-      process.stderr.write(`startup: round ${r + 1}/${ROUNDS} ${v.name}: ${s.startMs.toFixed(0)} ms (CPU ${s.cpuMs.toFixed(0)} ms), RSS ${mib(s.rssKiB)} MiB (group ${mib(s.groupRssKiB)} MiB${s.esbuild ? ', esbuild running' : ''})\n`);
+      progress.note(`startup: round ${r + 1}/${ROUNDS} ${v.name}: ${s.startMs.toFixed(0)} ms (CPU ${s.cpuMs.toFixed(0)} ms), RSS ${mib(s.rssKiB)} MiB (group ${mib(s.groupRssKiB)} MiB${s.esbuild ? ', esbuild running' : ''})`);
+      progress.tick();
     }
   }
+  progress.done();
 
   const med = (name: string, f: (s: Sample) => number) => median(samples.get(name)!.map(f));
   const all = (name: string, f: (s: Sample) => number, fmt: (x: number) => string) => samples.get(name)!.map((s) => fmt(f(s))).join(' ');

@@ -214,6 +214,10 @@ systemctl start multipathd 2>/dev/null || multipathd
 sleep 2; multipath -r >/dev/null 2>&1; sleep 2
 multipath -ll >"$OUT/multipath-ll.txt" 2>&1; cat "$OUT/multipath-ll.txt"
 MP=/dev/mapper/$(awk '/ARRAYSIM/ {print $1; exit}' "$OUT/multipath-ll.txt")
+# udev makes the /dev/mapper node after the map exists; on a loaded host (TCG) that can take
+# seconds (a CI run at load 24 listed the map with both priorities but had no node yet).
+udevadm settle -t 20 2>/dev/null || true
+for _ in $(seq 1 40); do [[ -b $MP ]] && break; sleep 0.5; done
 if [[ -b $MP ]] && grep -q 'prio=50' "$OUT/multipath-ll.txt" && grep -q 'prio=10' "$OUT/multipath-ll.txt"; then
   pass "multipath -ll: one map $MP, path groups prio=50 (optimized) and prio=10 (non-optimized)"
 else abort "multipath map with ALUA priorities not found"; fi
