@@ -4,7 +4,8 @@
  * Every message is a 24-byte header and a payload:
  *
  *   0  magic    u32 BE  0x41525243 ("ARRC")
- *   4  version  u8      LINK_VERSION (3: the hello carries the restart flags; 2 the group epoch only; 1 neither)
+ *   4  version  u8      LINK_VERSION (4: persistent reservations (pr-out, pr-out-result, pr-state) and the
+ *                       hello's relative target ports; 3 the restart flags; 2 the group epoch only; 1 neither)
  *   5  type     u8      MessageType
  *   6  flags    u16 BE  reserved, 0
  *   8  length   u32 BE  payload bytes (≤ MAX_PAYLOAD)
@@ -19,7 +20,7 @@
 import { crc32c, readDigest } from '../iscsi/digest.ts';
 
 export const LINK_MAGIC = 0x41525243;
-export const LINK_VERSION = 3;
+export const LINK_VERSION = 4;
 export const HEADER_LENGTH = 24;
 /** Largest payload accepted: a 16 MiB write plus its fields (a COMPARE AND WRITE carries 2 × 255 blocks). */
 export const MAX_PAYLOAD = 16 * 1024 * 1024 + 64;
@@ -36,6 +37,9 @@ export const enum MessageType {
   Error = 9,
   GroupState = 10,
   RoleSwap = 11,
+  PrOut = 12,
+  PrOutResult = 13,
+  PrState = 14,
 }
 
 /** One replicated volume as the handshake describes it: both sides must agree on all of it. */
@@ -46,6 +50,29 @@ export interface VolumeGeometry {
   blockSize: number;
   blockCount: bigint;
 }
+
+/**
+ * Persistent reservation state of one volume as the link carries it (SPC-5 §5.14): what the
+ * primary's registry holds after a PERSISTENT RESERVE OUT, shipped whole (a few registrations, so
+ * a snapshot is smaller than any diff and cannot drift). A registration belongs to an I_T nexus;
+ * null isid or targetPortName is a wildcard (TransportID format 00b, ALL_TG_PT=1).
+ */
+export interface PrRegistrationWire { key: bigint; initiatorName: string; isid: string | null; targetPortName: string | null; relativeTargetPortId: number }
+/** A unit attention the PR OUT raised (SPC-5 §5.14.11): for the I_T nexuses `regs` match, except `except` (a nexus key). */
+export interface PrNoticeWire { reason: string; except: string; regs: { initiatorName: string; isid: string | null; targetPortName: string | null }[] }
+export interface PrStateWire {
+  generation: number;
+  aptpl: boolean;
+  registrations: PrRegistrationWire[];
+  /** holder: index into registrations. */
+  reservation: { holder: number; type: number } | null;
+  notices: PrNoticeWire[];
+  /** PREEMPT AND ABORT: the preempted I_T nexuses whose tasks are aborted on both arrays (SPC-5 §5.14.11.5), except `except`. */
+  abort: { except: string; regs: PrNoticeWire['regs'] } | null;
+}
+
+/** The I_T nexus a forwarded PERSISTENT RESERVE OUT came in on (relative target port id = tpgt, as session.ts assigns it). */
+export interface LinkNexus { initiatorName: string; isid: string; targetName: string; tpgt: number; targetPortGroup: number }
 
 /** Role of the sender in the group (HPE: Primary / Secondary; -Rev after a failover). */
 export type LinkRole = 'primary' | 'secondary';
@@ -63,14 +90,17 @@ export type LinkMessage =
    * what differs (its dirty map was in memory). `volatile`: its volumes do not survive a restart (memory stores), so a
    * restarted sender lost the data it had. `empty`: restarted on memory stores and nothing written since, so its volumes
    * hold nothing at all. Wire: one flags byte after the epoch, bit 0 restarted, bit 1 volatile, bit 2 empty.
+   * `ports`: the relative target port identifiers of the sender's ports for the group's volumes
+   * (u16 count, u16 each): both arrays' must differ, or READ FULL STATUS could not tell them apart.
    */
-  | { type: 'hello'; arrayId: string; group: string; role: LinkRole; volumes: VolumeGeometry[]; epoch: number; restarted: boolean; volatile: boolean; empty: boolean }
+  | { type: 'hello'; arrayId: string; group: string; role: LinkRole; volumes: VolumeGeometry[]; epoch: number; restarted: boolean; volatile: boolean; empty: boolean; ports: number[] }
   | { type: 'write'; forwarded: boolean; seq: bigint; volume: number; lba: bigint; fua: boolean; data: Buffer }
   | { type: 'write-same'; forwarded: boolean; seq: bigint; volume: number; lba: bigint; blocks: number; unmap: boolean; block: Buffer }
   | { type: 'unmap'; forwarded: boolean; seq: bigint; volume: number; ranges: { lba: bigint; blocks: number }[] }
   | { type: 'ack'; forwarded: boolean; seq: bigint; status: AckStatus }
   | { type: 'compare-and-write'; id: bigint; volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
-  | { type: 'compare-and-write-result'; id: bigint; outcome: 'written' | 'miscompare' | 'failed'; offset: number }
+  /** `retry`: not run, a PR state was on its way to the secondary (see ACK_STATUS pr-changed); the host gets ABORTED COMMAND. */
+  | { type: 'compare-and-write-result'; id: bigint; outcome: 'written' | 'miscompare' | 'failed' | 'retry'; offset: number }
   | { type: 'heartbeat'; nonce: bigint; reply: boolean }
   | { type: 'error'; code: LinkErrorCode; message: string }
   /** The primary tells the secondary the group's sync status (HPE showrcopy SyncStatus words). */
@@ -81,7 +111,13 @@ export type LinkMessage =
    * roles become the natural ones (HPE setrcopygroup reverse); otherwise the natural roles are
    * back (restore).
    */
-  | { type: 'role-swap'; epoch: number; reverse: boolean; reason: string };
+  | { type: 'role-swap'; epoch: number; reverse: boolean; reason: string }
+  /** A PERSISTENT RESERVE OUT that arrived at the secondary, sent to the primary to execute (CDB and parameter list as received). */
+  | { type: 'pr-out'; id: bigint; volume: number; nexus: LinkNexus; cdb: Buffer; data: Buffer }
+  /** Its outcome: SCSI status, and for CHECK CONDITION the sense reason (SenseReason name) and field pointer. */
+  | { type: 'pr-out-result'; id: bigint; status: number; reason: string; fieldPointer: { inCdb: boolean; byte: number; bit?: number } | null }
+  /** The volume's PR state after a PR OUT, ordered by group sequence number with the writes (acked like one). */
+  | { type: 'pr-state'; seq: bigint; volume: number; state: PrStateWire };
 
 /** The SyncStatus a group can be in on the link (HPE showrcopy: Synced, Syncing, Stopped; Failsafe). */
 export const GROUP_SYNC_STATUS = ['Stopped', 'Syncing', 'Synced', 'Failsafe'] as const;
@@ -89,8 +125,13 @@ export type GroupSyncStatus = typeof GROUP_SYNC_STATUS[number];
 
 export type LinkMessageType = LinkMessage['type'];
 
-/** Ack status: ok, or why the receiver could not apply (the sender then stops the group). */
-export const ACK_STATUS = { ok: 0, 'not-applied': 1, 'out-of-order': 2, 'no-such-volume': 3, 'not-primary': 4 } as const;
+/**
+ * Ack status: ok, or why the receiver could not apply (the sender then stops the group).
+ * `pr-changed` (forwarded writes only): the primary has sent a PR state the secondary had not
+ * acknowledged when it forwarded the write, so the secondary's reservation gate may have judged it
+ * by the old state; the secondary answers its host ABORTED COMMAND, and the retry is gated anew.
+ */
+export const ACK_STATUS = { ok: 0, 'not-applied': 1, 'out-of-order': 2, 'no-such-volume': 3, 'not-primary': 4, 'pr-changed': 5 } as const;
 export type AckStatus = keyof typeof ACK_STATUS;
 const ACK_BY_CODE = Object.fromEntries(Object.entries(ACK_STATUS).map(([k, v]) => [v, k])) as Record<number, AckStatus>;
 
@@ -102,8 +143,9 @@ const TYPE_CODE: Record<LinkMessageType, MessageType> = {
   hello: MessageType.Hello, write: MessageType.Write, 'write-same': MessageType.WriteSame, unmap: MessageType.Unmap,
   ack: MessageType.Ack, 'compare-and-write': MessageType.CompareAndWrite, 'compare-and-write-result': MessageType.CompareAndWriteResult,
   heartbeat: MessageType.Heartbeat, error: MessageType.Error, 'group-state': MessageType.GroupState, 'role-swap': MessageType.RoleSwap,
+  'pr-out': MessageType.PrOut, 'pr-out-result': MessageType.PrOutResult, 'pr-state': MessageType.PrState,
 };
-const OUTCOME = ['written', 'miscompare', 'failed'] as const;
+const OUTCOME = ['written', 'miscompare', 'failed', 'retry'] as const;
 
 /** A malformed message: the link is dropped (the receiver cannot resynchronise on a byte stream). */
 export class LinkProtocolError extends Error {
@@ -136,6 +178,8 @@ class Out {
   u32(v: number): this { this.room(4).writeUInt32BE(v >>> 0, this.n); this.n += 4; return this; }
   u64(v: bigint): this { this.room(8).writeBigUInt64BE(v, this.n); this.n += 8; return this; }
   str(s: string): this { const b = Buffer.from(s, 'utf8'); if (b.length > 0xffff) throw new RangeError('string too long'); this.u16(b.length); b.copy(this.room(b.length), this.n); this.n += b.length; return this; }
+  /** A string that may be absent: u8 0, or u8 1 and the string. */
+  ostr(s: string | null): this { return s === null ? this.u8(0) : this.u8(1).str(s); }
   wwn(hex: string): this {
     if (!/^[0-9a-fA-F]{16}$/.test(hex)) throw new RangeError(`WWN must be 16 hex digits, not "${hex}"`);
     Buffer.from(hex, 'hex').copy(this.room(8), this.n); this.n += 8; return this;
@@ -152,6 +196,8 @@ function payloadOf(m: LinkMessage): Buffer[] {
       o.str(m.arrayId).str(m.group).u8(m.role === 'primary' ? 1 : 2).u16(m.volumes.length);
       for (const v of m.volumes) o.wwn(v.wwn).str(v.serial).u32(v.blockSize).u64(v.blockCount);
       o.u32(m.epoch).u8((m.restarted ? 1 : 0) | (m.volatile ? 2 : 0) | (m.empty ? 4 : 0));
+      o.u16(m.ports.length);
+      for (const p of m.ports) o.u16(p);
       break;
     case 'write':
       o.u8(m.forwarded ? 1 : 0).u64(m.seq).u16(m.volume).u8(m.fua ? 1 : 0).u64(m.lba).raw(m.data);
@@ -185,6 +231,31 @@ function payloadOf(m: LinkMessage): Buffer[] {
     case 'role-swap':
       o.u32(m.epoch).u8(m.reverse ? 1 : 0).str(m.reason);
       break;
+    case 'pr-out': {
+      const n = m.nexus;
+      if (m.cdb.length > 0xff) throw new RangeError('CDB too long');
+      o.u64(m.id).u16(m.volume).str(n.initiatorName).str(n.isid).str(n.targetName).u16(n.tpgt).u16(n.targetPortGroup).u8(m.cdb.length).raw(m.cdb).raw(m.data);
+      break;
+    }
+    case 'pr-out-result': {
+      const f = m.fieldPointer;
+      o.u64(m.id).u8(m.status).str(m.reason);
+      if (!f) o.u8(0).u16(0).u8(0);
+      else o.u8(1 | (f.inCdb ? 2 : 0) | (f.bit !== undefined ? 4 : 0)).u16(f.byte).u8(f.bit ?? 0);
+      break;
+    }
+    case 'pr-state': {
+      const st = m.state;
+      o.u64(m.seq).u16(m.volume).u32(st.generation).u8((st.aptpl ? 1 : 0) | (st.reservation ? 2 : 0) | (st.abort ? 4 : 0));
+      if (st.reservation) o.u16(st.reservation.holder).u8(st.reservation.type);
+      o.u16(st.registrations.length);
+      for (const r of st.registrations) o.u64(r.key).str(r.initiatorName).ostr(r.isid).ostr(r.targetPortName).u16(r.relativeTargetPortId);
+      const regs = (rs: PrNoticeWire['regs']) => { o.u16(rs.length); for (const r of rs) o.str(r.initiatorName).ostr(r.isid).ostr(r.targetPortName); };
+      o.u16(st.notices.length);
+      for (const x of st.notices) { o.str(x.reason).str(x.except); regs(x.regs); }
+      if (st.abort) { o.str(st.abort.except); regs(st.abort.regs); }
+      break;
+    }
   }
   o.flush();
   return o.parts;
@@ -241,6 +312,7 @@ class In {
   u32(): number { this.need(4); const v = this.b.readUInt32BE(this.o); this.o += 4; return v; }
   u64(): bigint { this.need(8); const v = this.b.readBigUInt64BE(this.o); this.o += 8; return v; }
   str(): string { const n = this.u16(); this.need(n); const s = this.b.toString('utf8', this.o, this.o + n); this.o += n; return s; }
+  ostr(): string | null { return this.bool() ? this.str() : null; }
   wwn(): string { this.need(8); const s = this.b.toString('hex', this.o, this.o + 8); this.o += 8; return s; }
   bool(): boolean { const v = this.u8(); if (v > 1) throw new LinkProtocolError('bad-payload', `flag byte ${v} at ${this.o - 1}`); return v === 1; }
   /** The rest of the payload, as a view. */
@@ -262,7 +334,10 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
       for (let k = 0; k < n; k++) volumes.push({ wwn: i.wwn(), serial: i.str(), blockSize: i.u32(), blockCount: i.u64() });
       const epoch = i.u32(); const f = i.u8();
       if (f & ~7) throw new LinkProtocolError('bad-payload', `hello flags 0x${f.toString(16)}`);
-      m = { type: 'hello', arrayId, group, role: r === 1 ? 'primary' : 'secondary', volumes, epoch, restarted: !!(f & 1), volatile: !!(f & 2), empty: !!(f & 4) };
+      const np = i.u16();
+      const ports: number[] = [];
+      for (let k = 0; k < np; k++) ports.push(i.u16());
+      m = { type: 'hello', arrayId, group, role: r === 1 ? 'primary' : 'secondary', volumes, epoch, restarted: !!(f & 1), volatile: !!(f & 2), empty: !!(f & 4), ports };
       break;
     }
     case MessageType.Write:
@@ -317,6 +392,37 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
     case MessageType.RoleSwap:
       m = { type: 'role-swap', epoch: i.u32(), reverse: i.bool(), reason: i.str() };
       break;
+    case MessageType.PrOut: {
+      const id = i.u64(); const volume = i.u16();
+      const nexus: LinkNexus = { initiatorName: i.str(), isid: i.str(), targetName: i.str(), tpgt: i.u16(), targetPortGroup: i.u16() };
+      const cdb = i.take(i.u8());
+      m = { type: 'pr-out', id, volume, nexus, cdb, data: i.rest() };
+      break;
+    }
+    case MessageType.PrOutResult: {
+      const id = i.u64(); const status = i.u8(); const reason = i.str(); const f = i.u8(); const byte = i.u16(); const bit = i.u8();
+      if (f & ~7 || (f && !(f & 1)) || bit > 7) throw new LinkProtocolError('bad-payload', `field pointer flags 0x${f.toString(16)} bit ${bit}`);
+      m = { type: 'pr-out-result', id, status, reason, fieldPointer: f & 1 ? { inCdb: !!(f & 2), byte, ...(f & 4 ? { bit } : {}) } : null };
+      break;
+    }
+    case MessageType.PrState: {
+      const seq = i.u64(); const volume = i.u16(); const generation = i.u32(); const f = i.u8();
+      if (f & ~7) throw new LinkProtocolError('bad-payload', `pr-state flags 0x${f.toString(16)}`);
+      const reservation = f & 2 ? { holder: i.u16(), type: i.u8() } : null;
+      const registrations: PrRegistrationWire[] = [];
+      for (let k = 0, n = i.u16(); k < n; k++) registrations.push({ key: i.u64(), initiatorName: i.str(), isid: i.ostr(), targetPortName: i.ostr(), relativeTargetPortId: i.u16() });
+      if (reservation && reservation.holder >= registrations.length) throw new LinkProtocolError('bad-payload', `reservation holder ${reservation.holder} of ${registrations.length} registrations`);
+      const regs = (): PrNoticeWire['regs'] => {
+        const rs: PrNoticeWire['regs'] = [];
+        for (let k = 0, n = i.u16(); k < n; k++) rs.push({ initiatorName: i.str(), isid: i.ostr(), targetPortName: i.ostr() });
+        return rs;
+      };
+      const notices: PrNoticeWire[] = [];
+      for (let k = 0, n = i.u16(); k < n; k++) notices.push({ reason: i.str(), except: i.str(), regs: regs() });
+      const abort = f & 4 ? { except: i.str(), regs: regs() } : null;
+      m = { type: 'pr-state', seq, volume, state: { generation, aptpl: !!(f & 1), registrations, reservation, notices, abort } };
+      break;
+    }
     default:
       throw new LinkProtocolError('unknown-type', `message type ${type}`);
   }

@@ -23,7 +23,7 @@ import { crc32c } from '../../protocol/iscsi/digest.ts';
 import { buildFixedSense } from '../../protocol/scsi/sense.ts';
 import type { SenseReason } from '../../protocol/scsi/sense.ts';
 import { ScsiStatus } from '../scsi/types.ts';
-import type { ScsiRequest, ScsiResponse } from '../scsi/types.ts';
+import type { Nexus, ScsiRequest, ScsiResponse } from '../scsi/types.ts';
 import { LoginNegotiation, LoginStatus } from './login.ts';
 import type { LoginStatusName } from './login.ts';
 import type { PortalConfig } from './config.ts';
@@ -929,6 +929,13 @@ export class Connection {
       default:
         return TmfResponse.NotSupported;
     }
+  }
+
+  /** Abort this connection's tasks for `lun` if its session's I_T nexus is one `which` selects (PREEMPT AND ABORT). */
+  abortTasksOf(lun: number, which: (n: Nexus) => boolean): void {
+    const n = this.session?.nexus;
+    if (!n || !which(n)) return;
+    for (const t of [...this.tasks.values()]) if (t.lun === lun) void this.abortTask(t);
   }
 
   /** Abort one task of this connection; resolves when any in-flight execution has settled. */

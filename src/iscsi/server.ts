@@ -62,6 +62,7 @@ export class IscsiServer {
 
   addTarget(config: IscsiTargetConfig, scsi: ScsiTarget): void {
     this.targets.set(config.name, { config, scsi });
+    scsi.abortTasks = (lun, which) => { for (const c of [...this.connectionsOf(config.name)]) c.abortTasksOf(lun, which); };
   }
 
   findTargetConfig(name: string): IscsiTargetConfig | undefined {

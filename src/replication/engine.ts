@@ -22,8 +22,10 @@ import { compareAndWrite } from '../scsi/sbc-ats.ts';
 import { miscompare } from '../scsi/sbc-verify.ts';
 import { SenseError } from '../scsi/types.ts';
 import { interceptCompareAndWrite } from './caw-forward.ts';
-import { GroupMachine, PROXIMITIES } from './group-machine.ts';
-import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq } from './group-machine.ts';
+import { extentsOf, GroupMachine, PROXIMITIES } from './group-machine.ts';
+import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq, DirtyOp, PrOutReq, PrOutResult } from './group-machine.ts';
+import { gateSanitize } from './sanitize-gate.ts';
+import { executeForwardedProut, installPrState, interceptPersistentReserveOut, prHooks } from './pr-replication.ts';
 import { applyOp, ReplicatedStore } from './replicated-store.ts';
 import { LinkFaultInjector } from './link-faults.ts';
 import type { LinkFaultRequest, LinkFaults, LinkShaper } from './link-faults.ts';
@@ -69,8 +71,10 @@ const RESYNC_WINDOW = 16;
 function senseFor(o: Outcome, err?: unknown): unknown {
   switch (o.kind) {
     case 'link-lost': return new SenseError('CommandAborted'); // not acknowledged: the host retries (then on a serving path)
+    case 'retry': return new SenseError('CommandAborted');
     case 'unavailable': return new SenseError('NotReadyAluaUnavailable');
     case 'miscompare': return miscompare(o.offset);
+    case 'pr-out': return new Error('not a failure');
     case 'failed': return err ?? new SenseError('InternalTargetFailure');
     default: return new Error('not a failure');
   }
@@ -96,6 +100,8 @@ export class ReplicationGroup {
   private nextLocal = 1;
   private readonly waiters = new Map<string, Waiter>();
   private readonly localErrors = new Map<number, unknown>();
+  /** Answers of PR OUTs this secondary sent to the primary, by local origin id, until their caller takes them. */
+  private readonly prResults = new Map<number, PrOutResult>();
   private peerApply: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private dialTimer: NodeJS.Timeout | null = null;
@@ -103,7 +109,7 @@ export class ReplicationGroup {
   /** The current resync (a new one supersedes the last). */
   private resyncGen = 0;
   /** Counters for status and the resync proof. */
-  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, resyncBlocks: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
+  readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, resyncBlocks: 0, resyncRecords: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
 
   constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, hooks: FaultHooks = {}) {
     this.machine = new GroupMachine({
@@ -131,6 +137,20 @@ export class ReplicationGroup {
   compareAndWrite(req: CompareAndWriteReq): void | Promise<void> {
     return this.await({ kind: 'local', id: this.nextLocal++ }, (origin) => ({ kind: 'host-compare-and-write', origin, req, now: Date.now() }));
   }
+
+  /** PERSISTENT RESERVE OUT at the secondary: executed by the primary (pr-replication.ts). */
+  prOut(req: PrOutReq): PrOutResult | Promise<PrOutResult> {
+    const id = this.nextLocal++;
+    const take = (): PrOutResult => { const r = this.prResults.get(id)!; this.prResults.delete(id); return r; };
+    const r = this.await({ kind: 'local', id }, (origin) => ({ kind: 'host-pr-out', origin, req }));
+    return r instanceof Promise ? r.then(take) : take();
+  }
+
+  /** This array serves the group's host I/O now. */
+  get serving(): boolean { return this.machine.serving; }
+
+  /** Writes reach both arrays before GOOD now. */
+  get replicating(): boolean { return this.machine.link === 'up' && (this.machine.status === 'Synced' || this.machine.status === 'Syncing'); }
 
   /** Run `event` for `origin`, and return when the machine completes it (synchronously if it already has). */
   private await(origin: Origin, event: (o: Origin) => GroupEvent): void | Promise<void> {
@@ -170,7 +190,7 @@ export class ReplicationGroup {
           this.log.info({ group: this.cfg.name, role: this.role, from: a.from, to: a.to, reason: a.reason }, 'Remote Copy group state');
           this.rc.events?.emit({ type: 'rcopy.group', group: this.cfg.name, role: this.role, from: a.from, to: a.to, reason: a.reason });
           break;
-        case 'resync': void this.resync(a.full ? this.volumes.map((lu, volume) => ({ volume, lba: 0n, blocks: Number(lu.blockCount) })) : a.extents); break;
+        case 'resync': void this.resync(a.full ? this.volumes.map((lu, volume) => ({ volume, lba: 0n, blocks: Number(lu.blockCount) })) : a.extents, a.full ? [] : a.records); break;
         case 'role':
           this.log.warn({ group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, cause: a.cause, reason: a.reason }, 'Remote Copy group role');
           this.rc.events?.emit({ type: a.cause === 'failover' ? 'rcopy.failover' : 'rcopy.role', group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, reason: a.reason });
@@ -189,9 +209,14 @@ export class ReplicationGroup {
       this.step({ kind: 'applied', tag, ok, why: err instanceof Error ? err.message : undefined });
     };
     if (!store) { done(false, new Error(`no volume ${a.op.volume}`)); return; }
+    const op = a.op;
     const once = (): void | Promise<void> => {
       let r: void | Promise<void>;
-      try { r = applyOp(store, a.op); } catch (e) { done(false, e); return; }
+      try {
+        // A PR state: the primary's registry already holds it (pr-replication.ts); the secondary installs it.
+        if (op.kind === 'pr-state') { if (tag.from === 'peer') installPrState(this.volumes[op.volume], op.state); r = undefined; }
+        else r = applyOp(store, op);
+      } catch (e) { done(false, e); return; }
       if (r instanceof Promise) return r.then(() => done(true), (e) => done(false, e));
       done(true);
     };
@@ -219,6 +244,7 @@ export class ReplicationGroup {
     if (!w) return;
     this.waiters.delete(key);
     if (outcome.kind === 'ok') { w.resolve(); return; }
+    if (outcome.kind === 'pr-out') { this.prResults.set(origin.id as number, outcome.result); w.resolve(); return; }
     const err = origin.kind === 'local' ? this.localErrors.get(origin.id) : undefined;
     if (origin.kind === 'local') this.localErrors.delete(origin.id);
     w.reject(senseFor(outcome, err));
@@ -267,7 +293,7 @@ export class ReplicationGroup {
   }
 
   private hello(): LinkMessage {
-    return { type: 'hello', arrayId: this.rc.peers.name, group: this.cfg.name, role: this.role, volumes: this.geometry(), epoch: this.machine.epoch, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty };
+    return { type: 'hello', arrayId: this.rc.peers.name, group: this.cfg.name, role: this.role, volumes: this.geometry(), epoch: this.machine.epoch, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty, ports: this.rc.relativePorts(this) };
   }
 
   private handshake(s: net.Socket, m: LinkMessage): void {
@@ -289,7 +315,9 @@ export class ReplicationGroup {
       return;
     }
     const mine = this.geometry();
-    const why = geometryMismatch(mine, m.volumes);
+    // One device, two arrays: a relative target port identifier on both would make READ FULL STATUS and REGISTER AND MOVE ambiguous.
+    const both = this.rc.relativePorts(this).filter((p) => m.ports.includes(p));
+    const why = geometryMismatch(mine, m.volumes) ?? (both.length ? `relative target port ${both.join(', ')} on both arrays (give each array's portals distinct tpgt)` : null);
     if (why) { this.refuse(s, 'geometry-mismatch', why); return; }
     if (!this.outbound) this.send(this.hello());
     this.linkUp = true;
@@ -314,6 +342,7 @@ export class ReplicationGroup {
         if (this.role === 'primary') { this.compareAndWriteHere(m); return; }
         this.send({ type: 'compare-and-write-result', id: m.id, outcome: 'failed', offset: 0 });
         return;
+      case 'pr-out': this.prOutHere(m); return;
     }
     this.step({ kind: 'peer', message: m });
   }
@@ -322,6 +351,8 @@ export class ReplicationGroup {
   private orderForwarded(m: Extract<LinkMessage, { type: 'write' | 'write-same' | 'unmap' }>): void {
     const lu = this.volumes[m.volume];
     if (!lu) { this.send({ type: 'ack', forwarded: true, seq: m.seq, status: 'no-such-volume' }); return; }
+    // Gated at the secondary by a PR state this array is replacing: refused, the host's retry is gated anew (GroupMachine.prPending).
+    if (this.machine.prPending(m.volume) && !prHooks.noForwardFence) { this.send({ type: 'ack', forwarded: true, seq: m.seq, status: 'pr-changed' }); return; }
     const origin: Origin = { kind: 'forwarded', id: m.seq };
     let op: WriteOp;
     let lba: bigint;
@@ -342,11 +373,33 @@ export class ReplicationGroup {
     if (r instanceof Promise) r.catch(() => {}); // the outcome went back on the link as the ack
   }
 
+  /**
+   * PERSISTENT RESERVE OUT from the secondary: executed here, its new state replicated (ordered
+   * with the writes) before the answer goes back, so the secondary holds it when its host hears.
+   */
+  private prOutHere(m: Extract<LinkMessage, { type: 'pr-out' }>): void {
+    const reply = (status: number, reason = '', fieldPointer: PrOutResult['fieldPointer'] = null) => this.send({ type: 'pr-out-result', id: m.id, status, reason, fieldPointer });
+    const lu = this.volumes[m.volume];
+    if (!lu) { reply(0x02, 'LogicalUnitNotSupported'); return; }
+    if (this.role !== 'primary' || !this.machine.serving) { reply(0x02, 'NotReadyAluaUnavailable'); return; }
+    const { result, state } = executeForwardedProut(lu, m);
+    const answer = () => reply(result.status, result.reason, result.fieldPointer);
+    if (!state || prHooks.skipReplication) { answer(); return; }
+    const fail = (e: unknown) => reply(0x02, e instanceof SenseError ? e.reason : 'CommandAborted');
+    try {
+      const w = this.write({ kind: 'pr-state', volume: m.volume, state });
+      if (w instanceof Promise) w.then(answer, fail);
+      else answer();
+    } catch (e) { fail(e); }
+  }
+
   /** COMPARE AND WRITE from the secondary: run here under the range lock; its write replicates like any other. */
   private compareAndWriteHere(m: Extract<LinkMessage, { type: 'compare-and-write' }>): void {
     const lu = this.volumes[m.volume];
-    const reply = (outcome: 'written' | 'miscompare' | 'failed', offset = 0) => this.send({ type: 'compare-and-write-result', id: m.id, outcome, offset });
+    const reply = (outcome: 'written' | 'miscompare' | 'failed' | 'retry', offset = 0) => this.send({ type: 'compare-and-write-result', id: m.id, outcome, offset });
     if (!lu) { reply('failed'); return; }
+    // Gated at the secondary by a PR state this array is replacing, as for forwarded writes (orderForwarded).
+    if (this.machine.prPending(m.volume) && !prHooks.noForwardFence) { reply('retry'); return; }
     const onErr = (e: unknown) => {
       if (e instanceof SenseError && e.reason === 'MiscompareDuringVerify') reply('miscompare', Number(e.detail.information ?? 0));
       else reply('failed');
@@ -416,7 +469,7 @@ export class ReplicationGroup {
    * chunk checks the link first); a resync superseded by a later one (the link came back) never
    * reports resync-done, so it cannot clear a dirty map that the later one still has to send.
    */
-  private async resync(extents: { volume: number; lba: bigint; blocks: number }[]): Promise<void> {
+  private async resync(extents: { volume: number; lba: bigint; blocks: number }[], records: DirtyOp[] = []): Promise<void> {
     const gen = ++this.resyncGen;
     const t0 = performance.now();
     const bytes0 = this.stats.resyncBytes;
@@ -427,6 +480,10 @@ export class ReplicationGroup {
     })();
     // The machine's link goes down first on a heartbeat timeout (the socket closes later).
     const live = () => { if (gen !== this.resyncGen || !this.linkUp || this.machine.link !== 'up') throw new Error(gen !== this.resyncGen ? 'superseded by a later resync' : 'replication link down'); };
+    // Every resync (the initial sync, after an outage, after a failover) first carries each
+    // volume's PR state: PR changes made while the group was stopped are not in the dirty map,
+    // and the state is a few hundred bytes (pr-replication.ts).
+    const prStates = () => this.volumes.map((lu, volume) => this.await({ kind: 'resync', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op: { kind: 'pr-state', volume, state: prStateOf(lu) } })));
     const worker = async () => {
       for (let c = chunks.next(); !c.done; c = chunks.next()) {
         const { volume, lba, blocks } = c.value;
@@ -442,6 +499,17 @@ export class ReplicationGroup {
       }
     };
     try {
+      live();
+      const first: (void | Promise<void>)[] = prStates();
+      // The WRITE SAMEs and UNMAPs made meanwhile, as records in their order (GroupMachine.dirtyOps),
+      // stepped now, before any await, so they are ordered before every host write and chunk that follows.
+      for (const op of records) {
+        this.stats.resyncBytes += op.kind === 'write-same' ? op.block.length : 0;
+        this.stats.resyncRecords++;
+        first.push(this.await({ kind: 'resync', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op })));
+      }
+      await Promise.all(first);
+      for (const op of records) for (const x of extentsOf(op)) this.stats.resyncBlocks += x.blocks;
       await Promise.all(Array.from({ length: RESYNC_WINDOW }, worker));
       live();
       this.stats.lastResyncBytes = this.stats.resyncBytes - bytes0;
@@ -462,6 +530,15 @@ export class ReplicationGroup {
 }
 
 function originKey(o: Origin): string { return `${o.kind}:${o.id}`; }
+
+/** A volume's PR state as a resync ships it: no unit attentions (nothing happened), no abort. */
+function prStateOf(lu: LogicalUnit): import('../../protocol/replication/link.ts').PrStateWire {
+  const s = lu.reservations.pr.export();
+  return {
+    generation: s.generation, aptpl: s.aptpl, reservation: s.reservation, notices: [], abort: null,
+    registrations: s.registrations.map((r) => ({ key: r.key, initiatorName: r.initiatorName, isid: r.isid, targetPortName: r.targetPortName, relativeTargetPortId: r.relativeTargetPortId })),
+  };
+}
 
 function geometryMismatch(a: VolumeGeometry[], b: VolumeGeometry[]): string | null {
   if (a.length !== b.length) return `${a.length} volumes here, ${b.length} on the peer`;
@@ -537,6 +614,8 @@ export class RemoteCopy {
     if (lu.store.kind === 'memory') v.group.machine.volatile = true;
     v.group.stores[v.index] = lu.store;
     interceptCompareAndWrite(lu, v.group);
+    interceptPersistentReserveOut(lu, v.group, () => v.index);
+    gateSanitize(lu, v.group);
   }
 
   /** Every volume is bound, every target's ALUA model exists: show the groups' initial ALUA. */
@@ -557,6 +636,15 @@ export class RemoteCopy {
   }
 
   private targets = new Map<string, ScsiTarget>();
+
+  /** Relative target port identifiers of this array's ports for the group's volumes (the hello's `ports`). */
+  relativePorts(g: ReplicationGroup): number[] {
+    const ids = new Set<number>();
+    for (const v of g.cfg.volumes) {
+      for (const tpg of this.targets.get(v.target)?.alua.groups.values() ?? []) for (const p of tpg.ports) ids.add(p);
+    }
+    return [...ids].sort((a, b) => a - b);
+  }
 
   /** Set this array's target port groups (of the targets holding the group's volumes) to what the group says. */
   applyAlua(g: ReplicationGroup, state: import('../scsi/alua.ts').AccessState, hosts: Record<string, import('../scsi/alua.ts').AccessState>, reason: string): void {

@@ -16,7 +16,7 @@
  * replicated writes in sequence order only. So overlapping writes land in one order on both.
  */
 import type { AccessState } from '../scsi/alua.ts';
-import type { AckStatus, GroupSyncStatus, LinkMessage } from '../../protocol/replication/link.ts';
+import type { AckStatus, GroupSyncStatus, LinkMessage, LinkNexus, PrStateWire } from '../../protocol/replication/link.ts';
 import type { GroupReport, GroupVerdict } from '../../protocol/replication/witness.ts';
 
 export type Role = 'primary' | 'secondary';
@@ -34,11 +34,21 @@ export interface GroupPolicies {
   auto_synchronize: boolean;
 }
 
-/** The writes a group replicates, as records (a WRITE SAME is its one block and a count, not the blocks). */
+/**
+ * The writes a group replicates, as records (a WRITE SAME is its one block and a count, not the
+ * blocks). `pr-state`: a volume's persistent reservations after a PR OUT, ordered with the writes
+ * (README "Peer replication", persistent reservations); it covers no blocks.
+ */
 export type WriteOp =
   | { kind: 'write'; volume: number; lba: bigint; blocks: number; fua: boolean; data: Buffer }
   | { kind: 'write-same'; volume: number; lba: bigint; blocks: number; unmap: boolean; block: Buffer }
-  | { kind: 'unmap'; volume: number; ranges: { lba: bigint; blocks: number }[] };
+  | { kind: 'unmap'; volume: number; ranges: { lba: bigint; blocks: number }[] }
+  | { kind: 'pr-state'; volume: number; state: PrStateWire };
+
+/** A PERSISTENT RESERVE OUT at the secondary, for the primary to execute. */
+export interface PrOutReq { volume: number; nexus: LinkNexus; cdb: Buffer; data: Buffer }
+/** What the primary answered: SCSI status, and for CHECK CONDITION the sense reason and field pointer. */
+export interface PrOutResult { status: number; reason: string; fieldPointer: { inCdb: boolean; byte: number; bit?: number } | null }
 
 /** Who waits for a write's outcome: a command on this array, or a write the secondary forwarded here. */
 export type Origin = { kind: 'local'; id: number } | { kind: 'forwarded'; id: bigint } | { kind: 'resync'; id: number };
@@ -51,7 +61,11 @@ export type Outcome =
   /** This array does not serve the group now (secondary not Synced, Failsafe): NOT READY 04/0C. */
   | { kind: 'unavailable' }
   | { kind: 'failed'; why: string }
-  | { kind: 'miscompare'; offset: number };
+  | { kind: 'miscompare'; offset: number }
+  /** Not done, and the host should send it again (a forwarded write judged by a PR state that was being replaced): ABORTED COMMAND. */
+  | { kind: 'retry'; why: string }
+  /** A forwarded PR OUT executed at the primary (whatever its status, its state is on both arrays). */
+  | { kind: 'pr-out'; result: PrOutResult };
 
 export interface CompareAndWriteReq { volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
 
@@ -60,6 +74,8 @@ export type GroupEvent =
   | { kind: 'host-write'; origin: Origin; op: WriteOp; now?: number }
   /** COMPARE AND WRITE arrived at this array (the secondary sends it to the primary). */
   | { kind: 'host-compare-and-write'; origin: Origin; req: CompareAndWriteReq; now?: number }
+  /** PERSISTENT RESERVE OUT arrived at the secondary (it sends it to the primary, which executes it and replicates the state). */
+  | { kind: 'host-pr-out'; origin: Origin; req: PrOutReq }
   /** The shell applied an op to the local store: `tag` from the apply action. */
   | { kind: 'applied'; tag: ApplyTag; ok: boolean; why?: string }
   /** A message from the peer (hello is handled by the shell before link-up). */
@@ -102,13 +118,21 @@ export type GroupAction =
   | { kind: 'alua'; state: AccessState; hosts: Record<string, AccessState>; reason: string }
   | { kind: 'transition'; from: SyncStatus; to: SyncStatus; reason: string }
   /** `full`: after a failover the old primary may hold writes it never acknowledged: copy every volume whole. */
-  | { kind: 'resync'; extents: DirtyExtent[]; full: boolean }
+  /**
+   * `records`: the WRITE SAMEs and UNMAPs made while the group was stopped, in the order they were
+   * made, resent as records before the extents' data (see `dirtyOps`); ignored when `full`.
+   */
+  | { kind: 'resync'; extents: DirtyExtent[]; records: DirtyOp[]; full: boolean }
   /** This array's role in the group changed (failover, demotion, role swap). */
   | { kind: 'role'; from: Role; to: Role; epoch: number; cause: 'failover' | 'yield' | 'swap'; reason: string }
   | { kind: 'drop-link'; reason: string }
   | { kind: 'refuse'; why: string };
 
 export interface DirtyExtent { volume: number; lba: bigint; blocks: number }
+/** A WRITE SAME or UNMAP kept as a record for the resync (dirtyOps). */
+export type DirtyOp = Extract<WriteOp, { kind: 'write-same' | 'unmap' }>;
+/** At most this many records are kept; later WRITE SAMEs and UNMAPs go into the dirty extents (sent as data). */
+const MAX_DIRTY_OPS = 4096;
 
 export interface GroupSnapshot {
   name: string;
@@ -240,13 +264,25 @@ export class GroupMachine {
   private seq = 0n;
   private peerSeqApplied = 0n;
   /** Primary: writes replicated and not yet acknowledged, by group seq. */
-  private readonly awaitingPeer = new Map<bigint, { origin: Origin; extents: DirtyExtent[] }>();
+  private readonly awaitingPeer = new Map<bigint, { origin: Origin; extents: DirtyExtent[]; prVolume?: number }>();
   /** Secondary: forwarded writes and compare-and-writes, by request id. */
   private readonly forwarded = new Map<bigint, Origin>();
   private readonly cawSent = new Map<bigint, Origin>();
+  private readonly prSent = new Map<bigint, Origin>();
+  /** Primary: PR states replicated and not yet acknowledged, per volume (prPending). */
+  private readonly prInFlight = new Map<number, number>();
   private nextRequest = 1n;
   /** Writes the secondary does not have (made while the group was stopped): resent by a resync. */
   private dirty: DirtyExtent[] = [];
+  /**
+   * WRITE SAMEs and UNMAPs made while the group was stopped, in order: the resync resends them as
+   * records (a block and a count) and then the dirty extents as data read at that moment. That is
+   * exact: a block last written by a plain write is in an extent and gets the current data; a block
+   * only records touched ends as they leave it, replayed in order; one touched by both is in an
+   * extent, so the data sent last is what the primary holds. Any record may be turned into its
+   * extents (data) without harm, which is what happens past MAX_DIRTY_OPS.
+   */
+  private dirtyOps: DirtyOp[] = [];
   /** Coalesce the dirty list when it reaches this many records (amortised: a hot region rewritten all through a long outage stays a few records, not one per write). */
   private dirtyCompactAt = 1024;
   private lastHeard = 0;
@@ -340,6 +376,7 @@ export class GroupMachine {
         if (e.now !== undefined && e.now > this.now) this.now = e.now;
         this.hostCompareAndWrite(e.origin, e.req, out);
         break;
+      case 'host-pr-out': this.hostPrOut(e.origin, e.req, out); break;
       case 'applied': if (e.ok) this.wroteSinceStart = true; this.applied(e, out); break;
       case 'peer': this.peer(e.message, out); break;
       case 'link-up': this.linkUp(e.peerArray, out, e.peer); break;
@@ -396,6 +433,15 @@ export class GroupMachine {
     out.push({ kind: 'send', message: { type: 'compare-and-write', id, ...req } });
   }
 
+  private hostPrOut(origin: Origin, req: PrOutReq, out: GroupAction[]): void {
+    // The primary runs PR OUT itself and replicates the state as a pr-state host-write.
+    if (this.role === 'primary') { out.push({ kind: 'refuse', why: 'the primary executes PERSISTENT RESERVE OUT locally' }); return; }
+    if (!this.serving) { out.push({ kind: 'complete', origin, outcome: { kind: 'unavailable' } }); return; }
+    const id = this.nextRequest++;
+    this.prSent.set(id, origin);
+    out.push({ kind: 'send', message: { type: 'pr-out', id, ...req } });
+  }
+
   private applied(e: Extract<GroupEvent, { kind: 'applied' }>, out: GroupAction[]): void {
     if (e.tag.from === 'peer') {
       out.push({ kind: 'send', message: { type: 'ack', forwarded: false, seq: e.tag.seq, status: e.ok ? 'ok' : 'not-applied' } });
@@ -420,12 +466,14 @@ export class GroupMachine {
 
   private replicate(origin: Origin, op: WriteOp, out: GroupAction[]): void {
     if (!this.replicating) {
-      this.markDirty(extentsOf(op));
+      if ((op.kind === 'write-same' || op.kind === 'unmap') && this.dirtyOps.length < MAX_DIRTY_OPS) this.dirtyOps.push(op);
+      else this.markDirty(extentsOf(op));
       out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } });
       return;
     }
     const seq = ++this.seq;
-    this.awaitingPeer.set(seq, { origin, extents: extentsOf(op) });
+    this.awaitingPeer.set(seq, { origin, extents: extentsOf(op), prVolume: op.kind === 'pr-state' ? op.volume : undefined });
+    if (op.kind === 'pr-state') this.prInFlight.set(op.volume, (this.prInFlight.get(op.volume) ?? 0) + 1);
     out.push({ kind: 'send', message: toMessage(op, false, seq) });
     if (this.unsafeAckBeforePeer) {
       this.awaitingPeer.delete(seq);
@@ -437,9 +485,9 @@ export class GroupMachine {
 
   private peer(m: LinkMessage, out: GroupAction[]): void {
     switch (m.type) {
-      case 'write': case 'write-same': case 'unmap': {
+      case 'write': case 'write-same': case 'unmap': case 'pr-state': {
         const op = fromMessage(m);
-        if (m.forwarded) {
+        if (m.type !== 'pr-state' && m.forwarded) {
           // At the primary: the shell takes the range and sends it back in as a host-write.
           if (this.role !== 'primary') out.push({ kind: 'send', message: { type: 'ack', forwarded: true, seq: m.seq, status: 'not-primary' } });
           return;
@@ -464,6 +512,7 @@ export class GroupMachine {
         const w = this.awaitingPeer.get(m.seq);
         if (!w) return;
         this.awaitingPeer.delete(m.seq);
+        if (w.prVolume !== undefined) this.prSettled(w.prVolume);
         const origin = w.origin;
         if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } }); this.maybeSwap(out); return; }
         // The secondary could not apply: it no longer has the group's data; stop the group
@@ -473,11 +522,19 @@ export class GroupMachine {
         this.stopReplication(`secondary could not apply write ${m.seq} (${m.status})`, out);
         return;
       }
+      case 'pr-out-result': {
+        const origin = this.prSent.get(m.id);
+        if (!origin) return;
+        this.prSent.delete(m.id);
+        out.push({ kind: 'complete', origin, outcome: { kind: 'pr-out', result: { status: m.status, reason: m.reason, fieldPointer: m.fieldPointer } } });
+        return;
+      }
       case 'compare-and-write-result': {
         const origin = this.cawSent.get(m.id);
         if (!origin) return;
         this.cawSent.delete(m.id);
-        const outcome: Outcome = m.outcome === 'written' ? { kind: 'ok' } : m.outcome === 'miscompare' ? { kind: 'miscompare', offset: m.offset } : { kind: 'failed', why: 'compare-and-write failed at the primary' };
+        const outcome: Outcome = m.outcome === 'written' ? { kind: 'ok' } : m.outcome === 'miscompare' ? { kind: 'miscompare', offset: m.offset }
+          : m.outcome === 'retry' ? { kind: 'retry', why: 'the persistent reservations changed while the command was forwarded' } : { kind: 'failed', why: 'compare-and-write failed at the primary' };
         out.push({ kind: 'complete', origin, outcome });
         return;
       }
@@ -512,13 +569,27 @@ export class GroupMachine {
         // primary restarted without its data) is followed by a copy of the whole group to it.
         if (this.status !== 'Synced') {
           this.fullResync = true;
-          this.dirty = [];
+          this.dirty = []; this.dirtyOps = [];
           if (this.link === 'up' && this.status === 'Stopped') this.startReplication('the old primary restarted without its data: copy the group whole', out);
         }
         return;
       default:
         return; // hello (the shell's), compare-and-write (the shell runs it at the primary)
     }
+  }
+
+  /**
+   * Primary: a PR state of `volume` is on its way to the secondary and not acknowledged. A write
+   * the secondary forwards meanwhile may have passed its reservation gate on the old state (the
+   * link is FIFO: a forward that arrives before the ack left the secondary before it installed the
+   * new state), so the shell refuses it with `pr-changed` and the host's retry is gated anew.
+   */
+  prPending(volume: number): boolean { return (this.prInFlight.get(volume) ?? 0) > 0; }
+
+  private prSettled(volume: number): void {
+    const n = (this.prInFlight.get(volume) ?? 1) - 1;
+    if (n > 0) this.prInFlight.set(volume, n);
+    else this.prInFlight.delete(volume);
   }
 
   /** Note that the peer was heard from (any message). */
@@ -567,7 +638,7 @@ export class GroupMachine {
       this.role = 'secondary';
       this.started = false;
       this.startOnLink = false;
-      this.dirty = [];
+      this.dirty = []; this.dirtyOps = [];
       this.fullResync = false;
       this.restarted = true; // until the peer's copy makes this array Synced
       const reason = 'restarted on memory stores: the peer holds the volumes and becomes primary';
@@ -590,9 +661,12 @@ export class GroupMachine {
     }
     for (const [, origin] of this.forwarded) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
     for (const [, origin] of this.cawSent) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
+    for (const [, origin] of this.prSent) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });
     this.awaitingPeer.clear();
+    this.prInFlight.clear();
     this.forwarded.clear();
     this.cawSent.clear();
+    this.prSent.clear();
     this.syncedAtLoss = this.status === 'Synced';
     if (this.swapPending) this.swapPending = null;
     if (this.status === 'Synced' || this.status === 'Syncing') this.transition(this.status, 'Stopped', `replication link down: ${reason}`, out);
@@ -711,7 +785,7 @@ export class GroupMachine {
     this.fullResync = true;
     this.failoverRequested = false;
     this.seq = 0n;
-    this.dirty = [];
+    this.dirty = []; this.dirtyOps = [];
     out.push({ kind: 'role', from, to: 'primary', epoch, cause: 'failover', reason });
     if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', reason, out);
   }
@@ -722,7 +796,7 @@ export class GroupMachine {
     this.epoch = Math.max(this.epoch, epoch);
     this.started = false;
     this.startOnLink = false;
-    this.dirty = [];
+    this.dirty = []; this.dirtyOps = [];
     this.fullResync = false;
     out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, cause: 'yield', reason });
     if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', reason, out);
@@ -800,12 +874,12 @@ export class GroupMachine {
   private startReplication(reason: string, out: GroupAction[]): void {
     this.transition(this.status, 'Syncing', reason, out);
     out.push({ kind: 'send', message: { type: 'group-state', state: 'Syncing', reason } });
-    out.push({ kind: 'resync', extents: coalesce(this.dirty), full: this.fullResync });
+    out.push({ kind: 'resync', extents: coalesce(this.dirty), records: [...this.dirtyOps], full: this.fullResync });
   }
 
   private resyncDone(out: GroupAction[]): void {
     if (this.status !== 'Syncing') return;
-    this.dirty = [];
+    this.dirty = []; this.dirtyOps = [];
     this.dirtyCompactAt = 1024;
     this.fullResync = false;
     this.transition('Syncing', 'Synced', 'resync complete', out);
@@ -879,10 +953,13 @@ export class GroupMachine {
   get dirtyRecords(): number { return this.dirty.length; }
 
   /** The regions the secondary lacks (written while the group was stopped, or in flight at a link loss), coalesced. */
-  dirtyExtents(): DirtyExtent[] { return coalesce(this.dirty); }
+  dirtyExtents(): DirtyExtent[] { return coalesce([...this.dirty, ...this.dirtyOps.flatMap(extentsOf)]); }
+
+  /** The WRITE SAMEs and UNMAPs kept as records for the resync. */
+  get dirtyOpCount(): number { return this.dirtyOps.length; }
 
   snapshot(): GroupSnapshot {
-    const d = coalesce(this.dirty);
+    const d = this.dirtyExtents();
     const roleName = (this.role === 'primary' ? 'Primary' : 'Secondary') + (this.role === this.naturalRole ? '' : '-Rev');
     const witness: WitnessView | null = this.hasWitness ? {
       reachable: this.witnessHeardAt > 0 && this.now - this.witnessHeardAt <= this.leaseMs, owner: this.owner, epoch: this.witnessEpoch,
@@ -891,7 +968,7 @@ export class GroupMachine {
     return {
       name: this.name, role: this.role, naturalRole: this.naturalRole, roleName, epoch: this.epoch, serving: this.serving, witness, status: this.status, started: this.started, link: this.link, peerArray: this.peerArray, restarted: this.restarted,
       policies: { ...this.policies }, hosts: Object.fromEntries(this.hosts), seq: String(this.role === 'primary' ? this.seq : this.peerSeqApplied),
-      pending: this.awaitingPeer.size + this.forwarded.size + this.cawSent.size,
+      pending: this.awaitingPeer.size + this.forwarded.size + this.cawSent.size + this.prSent.size,
       dirtyExtents: d.length, dirtyBlocks: String(d.reduce((n, x) => n + BigInt(x.blocks), 0n)),
       operatorNeeded: this.operatorNeeded(),
       storeFailure: this.storeFailure,
@@ -900,6 +977,7 @@ export class GroupMachine {
 }
 
 function ackFailure(s: AckStatus): Outcome {
+  if (s === 'pr-changed') return { kind: 'retry', why: 'the persistent reservations changed while the write was forwarded' };
   return s === 'not-primary' ? { kind: 'unavailable' } : { kind: 'failed', why: `peer answered ${s}` };
 }
 
@@ -908,14 +986,17 @@ export function toMessage(op: WriteOp, forwarded: boolean, seq: bigint): LinkMes
     case 'write': return { type: 'write', forwarded, seq, volume: op.volume, lba: op.lba, fua: op.fua, data: op.data };
     case 'write-same': return { type: 'write-same', forwarded, seq, volume: op.volume, lba: op.lba, blocks: op.blocks, unmap: op.unmap, block: op.block };
     case 'unmap': return { type: 'unmap', forwarded, seq, volume: op.volume, ranges: op.ranges };
+    // Never forwarded: a PR OUT at the secondary goes to the primary as the command (pr-out).
+    case 'pr-state': return { type: 'pr-state', seq, volume: op.volume, state: op.state };
   }
 }
 
-export function fromMessage(m: Extract<LinkMessage, { type: 'write' | 'write-same' | 'unmap' }>): WriteOp {
+export function fromMessage(m: Extract<LinkMessage, { type: 'write' | 'write-same' | 'unmap' | 'pr-state' }>): WriteOp {
   switch (m.type) {
     case 'write': return { kind: 'write', volume: m.volume, lba: m.lba, blocks: -1, fua: m.fua, data: m.data };
     case 'write-same': return { kind: 'write-same', volume: m.volume, lba: m.lba, blocks: m.blocks, unmap: m.unmap, block: m.block };
     case 'unmap': return { kind: 'unmap', volume: m.volume, ranges: m.ranges };
+    case 'pr-state': return { kind: 'pr-state', volume: m.volume, state: m.state };
   }
 }
 
@@ -923,6 +1004,8 @@ export function extentsOf(op: WriteOp): DirtyExtent[] {
   switch (op.kind) {
     case 'write': case 'write-same': return [{ volume: op.volume, lba: op.lba, blocks: op.blocks }];
     case 'unmap': return op.ranges.map((r) => ({ volume: op.volume, lba: r.lba, blocks: r.blocks }));
+    // No blocks: a PR change made while the group is stopped is not marked; every resync ships each volume's PR state.
+    case 'pr-state': return [];
   }
 }
 

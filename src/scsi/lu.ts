@@ -219,6 +219,15 @@ export class LogicalUnit {
     return { reason: LOW_POWER_SENSE[this.powerCondition] };
   }
 
+  /**
+   * PREEMPT AND ABORT (SPC-5 §5.14.11.5): abort this LU's tasks from the I_T nexuses `which`
+   * selects, through the transport that holds the task sets. They end without status (TAS=0, the
+   * Control mode page here), as tasks an ABORT TASK SET ends.
+   */
+  abortNexusTasks(which: (n: Nexus) => boolean): void {
+    this.target.abortTasks?.(this.lun, which);
+  }
+
   /** Let `onAbort` end the task of `req` early when the transport aborts it; returns the unregister function. */
   whenAborted(req: ScsiRequest, onAbort: () => void): () => void {
     const key = `${req.nexus.key}#${req.taskTag}`;

@@ -11,7 +11,7 @@ import {
 import type { Decoded, MoveParameters, ProutParameters } from '../../protocol/scsi/pr.ts';
 import type { CommandContext, CommandDef } from './command.ts';
 import type { LogicalUnit } from './lu.ts';
-import { isAllRegistrants } from './pr-registry.ts';
+import { isAllRegistrants, matches } from './pr-registry.ts';
 import { ScsiStatus, SenseError } from './types.ts';
 import type { ScsiRequest, ScsiResponse } from './types.ts';
 
@@ -145,9 +145,14 @@ const PROUT_ACTIONS: Record<Exclude<ProutAction, ProutAction.RegisterAndMove | P
   [ProutAction.Clear]: ({ lu, nexus }, c) => lu.reservations.pr.clear(nexus, c.params.reservationKey),
   [ProutAction.Preempt]: ({ lu, nexus }, c) =>
     lu.reservations.pr.preempt(nexus, c.params.reservationKey, c.params.serviceActionKey, c.type as PrType),
-  // Tasks of the preempted I_T nexuses are not aborted here (no task set in the LU pipeline).
-  [ProutAction.PreemptAndAbort]: ({ lu, nexus }, c) =>
-    lu.reservations.pr.preempt(nexus, c.params.reservationKey, c.params.serviceActionKey, c.type as PrType),
+  // SPC-5 §5.14.11.5: the tasks of the preempted I_T nexuses are aborted (not the PREEMPT AND ABORT's own nexus).
+  [ProutAction.PreemptAndAbort]: ({ lu, nexus }, c) => {
+    const pr = lu.reservations.pr;
+    const before = [...pr.registrations];
+    pr.preempt(nexus, c.params.reservationKey, c.params.serviceActionKey, c.type as PrType);
+    const gone = before.filter((r) => !pr.registrations.includes(r));
+    if (gone.length) lu.abortNexusTasks((n) => n.key !== nexus.key && gone.some((r) => matches(r, n)));
+  },
 };
 
 /** Bits of CDB byte 2 (SCOPE, TYPE) the service action looks at. */

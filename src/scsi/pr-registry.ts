@@ -38,6 +38,14 @@ export interface PrReservation {
   type: PrType;
 }
 
+/** The registry's state as a value (export/install). */
+export interface PrSnapshot {
+  generation: number;
+  aptpl: boolean;
+  registrations: Registration[];
+  reservation: { holder: number; type: number } | null;
+}
+
 /** Where transitions report unit attentions: to the I_T nexuses of `regs`, except `except`. */
 export type PrNotify = (regs: readonly Registration[], reason: SenseReason, except: Nexus) => void;
 
@@ -209,6 +217,29 @@ export class PersistentReservations {
     if (p.unreg) this.drop([own]);
     this.aptpl = p.aptpl;
     this.bump();
+  }
+
+  // ---- the state as a whole (peer replication: src/replication/pr-replication.ts) ---------
+
+  /** Everything a PR IN reports and a PR OUT decides on: registrations, the reservation (holder by index), PRGENERATION, APTPL. */
+  export(): PrSnapshot {
+    const res = this.reservation;
+    return {
+      generation: this.generation, aptpl: this.aptpl,
+      registrations: this.registrations.map((r) => ({ ...r })),
+      reservation: res ? { holder: this.registrations.indexOf(res.holder), type: res.type } : null,
+    };
+  }
+
+  /** Replace the state with `s` (another array's, after its PR OUT): no unit attention here, the caller raises what the PR OUT raised. */
+  install(s: PrSnapshot): void {
+    this.registrations.length = 0;
+    this.registrations.push(...s.registrations.map((r) => ({ ...r })));
+    this.reservation = s.reservation && this.registrations[s.reservation.holder]
+      ? { holder: this.registrations[s.reservation.holder], type: s.reservation.type as PrType } : null;
+    this.generation = s.generation >>> 0;
+    this.aptpl = s.aptpl;
+    this.byNexus.clear();
   }
 
   // ---- internals --------------------------------------------------------------------------

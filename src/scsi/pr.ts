@@ -21,7 +21,7 @@ import type { SenseReason } from '../../protocol/scsi/sense.ts';
 import type { CommandDef, ReservationClass } from './command.ts';
 import type { LogicalUnit } from './lu.ts';
 import { isRegistrantType, matches, PersistentReservations } from './pr-registry.ts';
-import type { Registration } from './pr-registry.ts';
+import type { PrNotify, Registration } from './pr-registry.ts';
 import { ScsiStatus, StatusError } from './types.ts';
 import type { Nexus, ScsiRequest } from './types.ts';
 import { PR_COMMANDS, OP_PERSISTENT_RESERVE_IN } from './pr-commands.ts';
@@ -39,6 +39,11 @@ export class Reservations {
   /** SPC-2 RESERVE(6)/(10) holder: an I_T nexus key, or null. */
   legacyHolder: string | null = null;
   readonly pr: PersistentReservations;
+  /**
+   * Sees every unit attention a PR OUT raises, before this array's nexuses get it: peer
+   * replication ships them to the other array's nexuses (src/replication/pr-replication.ts).
+   */
+  onNotice: PrNotify | null = null;
 
   constructor(readonly lu: LogicalUnit) {
     this.pr = new PersistentReservations((regs, reason, except) => this.notify(regs, reason, except));
@@ -143,6 +148,7 @@ export class Reservations {
   /** Unit attention to the live I_T nexuses of `regs`, except the one that caused it. */
   private notify(regs: readonly Registration[], reason: SenseReason, except: Nexus): void {
     if (regs.length === 0) return;
+    this.onNotice?.(regs, reason, except);
     for (const n of this.lu.target.nexuses.values()) {
       if (n.key !== except.key && regs.some((r) => matches(r, n))) this.lu.ua.establish(n.key, reason);
     }

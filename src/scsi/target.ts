@@ -21,6 +21,11 @@ export class ScsiTarget {
    * with one built from the portals and the YAML `alua:` section).
    */
   alua: AluaModel;
+  /**
+   * Abort the tasks of LUN `lun` from the I_T nexuses `which` selects (PREEMPT AND ABORT, SPC-5
+   * §5.14.11.5): set by the transport that holds the task sets (src/iscsi/server.ts).
+   */
+  abortTasks: ((lun: number, which: (n: Nexus) => boolean) => void) | null = null;
 
   constructor(readonly name: string, readonly log?: Logger) {
     this.alua = new AluaModel(this, log);

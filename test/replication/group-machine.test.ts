@@ -271,3 +271,60 @@ describe('the dirty map while the secondary is away', () => {
   });
 });
 
+
+describe('persistent reservations through the machine (pr-replication.ts is the shell side)', () => {
+  const state = (generation: number): WriteOp => ({ kind: 'pr-state', volume: 0, state: { generation, aptpl: false, registrations: [], reservation: null, notices: [], abort: null } });
+  const req = { volume: 0, nexus: { initiatorName: 'iqn.x:n', isid: '400001370000', targetName: 'iqn.t', tpgt: 2, targetPortGroup: 2 }, cdb: Buffer.alloc(10), data: Buffer.alloc(24) };
+
+  it('a PR state is ordered with the writes: the secondary applies it in sequence and the host is answered after its ack', () => {
+    const { p, s } = pair();
+    p.step({ kind: 'host-write', origin: { kind: 'local', id: 1 }, op: w(7, 'x') });
+    p.step({ kind: 'host-write', origin: { kind: 'local', id: 2 }, op: state(5) });
+    expect(p.m.prPending(0)).toBe(true);
+    expect(p.completed).toEqual([]);
+    const sent = p.outbox.map((m) => (m.type === 'write' || m.type === 'pr-state' ? `${m.type}:${m.seq}` : m.type));
+    expect(sent).toEqual(['write:1', 'pr-state:2']);
+    deliver(p, s);
+    expect(s.actions.filter((a) => a.kind === 'apply').map((a) => (a as { op: WriteOp }).op.kind)).toEqual(['write', 'pr-state']);
+    deliver(s, p);
+    expect(p.completed.map((c) => c.outcome.kind)).toEqual(['ok', 'ok']);
+    expect(p.m.prPending(0)).toBe(false);
+  });
+
+  it('while stopped a PR state marks nothing dirty (every resync ships the state); WRITE SAME and UNMAP become records', () => {
+    const { p } = pair();
+    p.step({ kind: 'link-down', reason: 'cut' });
+    p.step({ kind: 'host-write', origin: { kind: 'local', id: 1 }, op: state(6) });
+    p.step({ kind: 'host-write', origin: { kind: 'local', id: 2 }, op: { kind: 'write-same', volume: 0, lba: 100n, blocks: 50, unmap: false, block: Buffer.alloc(512, 1) } });
+    p.step({ kind: 'host-write', origin: { kind: 'local', id: 3 }, op: { kind: 'unmap', volume: 0, ranges: [{ lba: 400n, blocks: 10 }] } });
+    expect(p.completed.map((c) => c.outcome.kind)).toEqual(['ok', 'ok', 'ok']);
+    expect(p.m.dirtyRecords).toBe(0);
+    expect(p.m.dirtyOpCount).toBe(2);
+    expect(p.m.dirtyExtents()).toEqual([{ volume: 0, lba: 100n, blocks: 50 }, { volume: 0, lba: 400n, blocks: 10 }]);
+    p.step({ kind: 'link-up', peerArray: 'B' });
+    expect(p.last('resync')).toMatchObject({ extents: [], records: [{ kind: 'write-same' }, { kind: 'unmap' }], full: false });
+  });
+
+  it('PR OUT at the secondary goes to the primary and completes with its answer; refused when not serving; link loss answers link-lost', () => {
+    const { s } = pair();
+    s.step({ kind: 'host-pr-out', origin: { kind: 'local', id: 1 }, req });
+    const m = s.outbox.pop()!;
+    expect(m).toMatchObject({ type: 'pr-out', id: 1n, volume: 0, nexus: req.nexus });
+    s.step({ kind: 'peer', message: { type: 'pr-out-result', id: 1n, status: 0x18, reason: '', fieldPointer: null } });
+    expect(s.completed.pop()).toEqual({ origin: { kind: 'local', id: 1 }, outcome: { kind: 'pr-out', result: { status: 0x18, reason: '', fieldPointer: null } } });
+    s.step({ kind: 'host-pr-out', origin: { kind: 'local', id: 2 }, req });
+    s.step({ kind: 'link-down', reason: 'cut' });
+    expect(s.completed.pop()).toEqual({ origin: { kind: 'local', id: 2 }, outcome: { kind: 'link-lost' } });
+    s.step({ kind: 'host-pr-out', origin: { kind: 'local', id: 3 }, req });
+    expect(s.completed.pop()).toEqual({ origin: { kind: 'local', id: 3 }, outcome: { kind: 'unavailable' } });
+  });
+
+  it('a forwarded write refused with pr-changed completes as retry (ABORTED COMMAND at the shell)', () => {
+    const { s } = pair();
+    s.step({ kind: 'host-write', origin: { kind: 'local', id: 1 }, op: w(3, 'y') });
+    const f = s.outbox.pop()!;
+    expect(f).toMatchObject({ type: 'write', forwarded: true });
+    s.step({ kind: 'peer', message: { type: 'ack', forwarded: true, seq: (f as { seq: bigint }).seq, status: 'pr-changed' } });
+    expect(s.completed.pop()?.outcome.kind).toBe('retry');
+  });
+});

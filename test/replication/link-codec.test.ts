@@ -6,18 +6,20 @@ import { crc32cBitwise, fields, frame } from './link-builder.ts';
 
 const data = Buffer.from('0123456789abcdef'.repeat(64)); // two 512-byte blocks
 const block = Buffer.alloc(512, 0xa5);
+/** PR OUT parameter list (SPC-5 §6.17.3): RESERVATION KEY 0, SERVICE ACTION RESERVATION KEY 0xabc, flags 0. */
+const prParams = Buffer.from('0000000000000000' + '0000000000000abc' + '00000000' + '00000000', 'hex');
 
 /** Each vector: the message, its link sequence, and the bytes built field by field. */
 const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = [
   {
     name: 'hello from the primary, one volume', seq: 0,
-    m: { type: 'hello', arrayId: 'site-a', group: 'rcg1', role: 'primary', volumes: [{ wwn: '502a751000000001', serial: 'ASIMVOL1', blockSize: 512, blockCount: 2097152n }], epoch: 3, restarted: false, volatile: false, empty: false },
-    bytes: frame(1, 0, fields(['str', 'site-a'], ['str', 'rcg1'], ['u8', 1], ['u16', 1], ['hex', '502a751000000001'], ['str', 'ASIMVOL1'], ['u32', 512], ['u64', 2097152n], ['u32', 3], ['u8', 0])),
+    m: { type: 'hello', arrayId: 'site-a', group: 'rcg1', role: 'primary', volumes: [{ wwn: '502a751000000001', serial: 'ASIMVOL1', blockSize: 512, blockCount: 2097152n }], epoch: 3, restarted: false, volatile: false, empty: false, ports: [1, 3] },
+    bytes: frame(1, 0, fields(['str', 'site-a'], ['str', 'rcg1'], ['u8', 1], ['u16', 1], ['hex', '502a751000000001'], ['str', 'ASIMVOL1'], ['u32', 512], ['u64', 2097152n], ['u32', 3], ['u8', 0], ['u16', 2], ['u16', 1], ['u16', 3])),
   },
   {
     name: 'hello from a secondary that restarted on memory stores', seq: 0,
-    m: { type: 'hello', arrayId: 'site-b', group: 'rcg1', role: 'secondary', volumes: [], epoch: 0, restarted: true, volatile: true, empty: true },
-    bytes: frame(1, 0, fields(['str', 'site-b'], ['str', 'rcg1'], ['u8', 2], ['u16', 0], ['u32', 0], ['u8', 7])),
+    m: { type: 'hello', arrayId: 'site-b', group: 'rcg1', role: 'secondary', volumes: [], epoch: 0, restarted: true, volatile: true, empty: true, ports: [] },
+    bytes: frame(1, 0, fields(['str', 'site-b'], ['str', 'rcg1'], ['u8', 2], ['u16', 0], ['u32', 0], ['u8', 7], ['u16', 0])),
   },
   {
     name: 'replicated write, group seq 7, volume 0, FUA', seq: 1,
@@ -50,6 +52,11 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     bytes: frame(5, 6, fields(['u8', 1], ['u64', 3n], ['u8', 4])),
   },
   {
+    name: 'ack of a forwarded write, refused: PR state changing (retry)', seq: 6,
+    m: { type: 'ack', forwarded: true, seq: 4n, status: 'pr-changed' },
+    bytes: frame(5, 6, fields(['u8', 1], ['u64', 4n], ['u8', 5])),
+  },
+  {
     name: 'COMPARE AND WRITE request, one block', seq: 7,
     m: { type: 'compare-and-write', id: 11n, volume: 0, lba: 2048n, blocks: 1, fua: false, verify: data.subarray(0, 512), data: data.subarray(512) },
     bytes: frame(6, 7, Buffer.concat([fields(['u64', 11n], ['u16', 0], ['u8', 0], ['u64', 2048n], ['u32', 1]), data])),
@@ -58,6 +65,11 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     name: 'COMPARE AND WRITE result: miscompare at byte 17', seq: 8,
     m: { type: 'compare-and-write-result', id: 11n, outcome: 'miscompare', offset: 17 },
     bytes: frame(7, 8, fields(['u64', 11n], ['u8', 1], ['u32', 17])),
+  },
+  {
+    name: 'COMPARE AND WRITE result: retry (a PR state on its way to the secondary)', seq: 8,
+    m: { type: 'compare-and-write-result', id: 12n, outcome: 'retry', offset: 0 },
+    bytes: frame(7, 8, fields(['u64', 12n], ['u8', 3], ['u32', 0])),
   },
   {
     name: 'heartbeat reply', seq: 0xffffffff,
@@ -78,6 +90,54 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     name: 'role swap: restore, epoch 5', seq: 11,
     m: { type: 'role-swap', epoch: 5, reverse: false, reason: 'setrcopygroup restore' },
     bytes: frame(11, 11, fields(['u32', 5], ['u8', 0], ['str', 'setrcopygroup restore'])),
+  },
+  {
+    name: 'PR OUT forwarded by the secondary: REGISTER through TPGT 2, 24-byte parameter list', seq: 12,
+    m: {
+      type: 'pr-out', id: 4n, volume: 0,
+      nexus: { initiatorName: 'iqn.1994-05.com.example:node1', isid: '400001370000', targetName: 'iqn.2026-11.dev.arraysim:t', tpgt: 2, targetPortGroup: 2 },
+      cdb: Buffer.from('5f000000000000001800', 'hex'), data: prParams,
+    },
+    bytes: frame(12, 12, Buffer.concat([fields(['u64', 4n], ['u16', 0], ['str', 'iqn.1994-05.com.example:node1'], ['str', '400001370000'], ['str', 'iqn.2026-11.dev.arraysim:t'],
+      ['u16', 2], ['u16', 2], ['u8', 10], ['hex', '5f000000000000001800']), prParams])),
+  },
+  {
+    name: 'PR OUT result: CHECK CONDITION, INVALID FIELD IN PARAMETER LIST at byte 20 bit 3', seq: 13,
+    m: { type: 'pr-out-result', id: 4n, status: 2, reason: 'InvalidFieldInParameterList', fieldPointer: { inCdb: false, byte: 20, bit: 3 } },
+    bytes: frame(13, 13, fields(['u64', 4n], ['u8', 2], ['str', 'InvalidFieldInParameterList'], ['u8', 0b101], ['u16', 20], ['u8', 3])),
+  },
+  {
+    name: 'PR OUT result: RESERVATION CONFLICT, no sense', seq: 14,
+    m: { type: 'pr-out-result', id: 5n, status: 0x18, reason: '', fieldPointer: null },
+    bytes: frame(13, 14, fields(['u64', 5n], ['u8', 0x18], ['str', ''], ['u8', 0], ['u16', 0], ['u8', 0])),
+  },
+  {
+    name: 'PR state after PREEMPT AND ABORT: two registrations (one ALL_TG_PT), WE-RO held by the first, one notice, abort', seq: 15,
+    m: {
+      type: 'pr-state', seq: 21n, volume: 1,
+      state: {
+        generation: 9, aptpl: false, reservation: { holder: 0, type: 5 },
+        registrations: [
+          { key: 0xaan, initiatorName: 'iqn.a', isid: '400001370000', targetPortName: 'iqn.t,t,0x0001', relativeTargetPortId: 1 },
+          { key: 0xbbn, initiatorName: 'iqn.b', isid: null, targetPortName: null, relativeTargetPortId: 2 },
+        ],
+        notices: [{ reason: 'RegistrationsPreempted', except: 'iqn.a,i,0x400001370000|iqn.t,t,0x0001', regs: [{ initiatorName: 'iqn.c', isid: '400001370001', targetPortName: 'iqn.t,t,0x0002' }] }],
+        abort: { except: 'iqn.a,i,0x400001370000|iqn.t,t,0x0001', regs: [{ initiatorName: 'iqn.c', isid: '400001370001', targetPortName: 'iqn.t,t,0x0002' }] },
+      },
+    },
+    bytes: frame(14, 15, fields(['u64', 21n], ['u16', 1], ['u32', 9], ['u8', 0b110], ['u16', 0], ['u8', 5],
+      ['u16', 2],
+      ['u64', 0xaan], ['str', 'iqn.a'], ['u8', 1], ['str', '400001370000'], ['u8', 1], ['str', 'iqn.t,t,0x0001'], ['u16', 1],
+      ['u64', 0xbbn], ['str', 'iqn.b'], ['u8', 0], ['u8', 0], ['u16', 2],
+      ['u16', 1], ['str', 'RegistrationsPreempted'], ['str', 'iqn.a,i,0x400001370000|iqn.t,t,0x0001'],
+      ['u16', 1], ['str', 'iqn.c'], ['u8', 1], ['str', '400001370001'], ['u8', 1], ['str', 'iqn.t,t,0x0002'],
+      ['str', 'iqn.a,i,0x400001370000|iqn.t,t,0x0001'],
+      ['u16', 1], ['str', 'iqn.c'], ['u8', 1], ['str', '400001370001'], ['u8', 1], ['str', 'iqn.t,t,0x0002'])),
+  },
+  {
+    name: 'PR state shipped by a resync: nothing registered, APTPL set', seq: 16,
+    m: { type: 'pr-state', seq: 1n, volume: 0, state: { generation: 0, aptpl: true, reservation: null, registrations: [], notices: [], abort: null } },
+    bytes: frame(14, 16, fields(['u64', 1n], ['u16', 0], ['u32', 0], ['u8', 1], ['u16', 0], ['u16', 0])),
   },
 ];
 
@@ -128,6 +188,9 @@ describe('link codec refusals: the framer reports one error and stops', () => {
     { name: 'bad magic', bytes: frame(2, 1, good.subarray(24), { magic: 0x41525244 }), code: 'bad-magic' },
     { name: 'other version (1: a hello without the epoch)', bytes: frame(2, 1, good.subarray(24), { version: 1 }), code: 'bad-version' },
     { name: 'other version (2: a hello without the restart flags)', bytes: frame(2, 1, good.subarray(24), { version: 2 }), code: 'bad-version' },
+    { name: 'other version (3: an array without persistent reservation replication)', bytes: frame(2, 1, good.subarray(24), { version: 3 }), code: 'bad-version' },
+    { name: 'PR state whose holder is not a registration', bytes: frame(14, 1, fields(['u64', 1n], ['u16', 0], ['u32', 0], ['u8', 2], ['u16', 0], ['u8', 1], ['u16', 0], ['u16', 0])), code: 'bad-payload' },
+    { name: 'PR OUT result with a field pointer bit above 7', bytes: frame(13, 1, fields(['u64', 1n], ['u8', 2], ['str', 'x'], ['u8', 0b101], ['u16', 1], ['u8', 9])), code: 'bad-payload' },
     { name: 'damaged length field', bytes: (() => { const b = Buffer.from(good); b[11] ^= 1; return b; })(), code: 'bad-header-crc' },
     { name: 'damaged payload', bytes: (() => { const b = Buffer.from(good); b[40] ^= 0x80; return b; })(), code: 'bad-data-crc' },
     { name: 'oversize payload', bytes: (() => { const h = frame(2, 1, Buffer.alloc(0)); h.writeUInt32BE(MAX_PAYLOAD + 1, 8); h.writeUInt32LE(crc32cBitwise(h.subarray(0, 20)), 20); return h; })(), code: 'oversize' },
@@ -135,7 +198,7 @@ describe('link codec refusals: the framer reports one error and stops', () => {
     { name: 'truncated fields', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n])), code: 'bad-payload' },
     { name: 'trailing bytes', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n], ['u8', 0], ['u8', 9])), code: 'bad-payload' },
     { name: 'unknown ack status', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n], ['u8', 99])), code: 'bad-payload' },
-    { name: 'unknown hello flag', bytes: frame(1, 0, fields(['str', 'a'], ['str', 'g'], ['u8', 1], ['u16', 0], ['u32', 0], ['u8', 8])), code: 'bad-payload' },
+    { name: 'unknown hello flag', bytes: frame(1, 0, fields(['str', 'a'], ['str', 'g'], ['u8', 1], ['u16', 0], ['u32', 0], ['u8', 8], ['u16', 0])), code: 'bad-payload' },
     { name: 'flag byte not 0/1', bytes: frame(5, 1, fields(['u8', 2], ['u64', 7n], ['u8', 0])), code: 'bad-payload' },
   ];
   for (const c of cases) {

@@ -18,9 +18,9 @@ export const GROUP = 'rcg1';
 export const VOLUME = { naa: '502a7510000a0001', serial: 'ASIMRCOPYVOL1' };
 export const BLOCKS = 131072; // 64 MiB of 512-byte blocks (thin memory: only what is written takes memory)
 
-function config(site: 'A' | 'B', peerPort: number | null, hosts: Record<string, Proximity>, witness?: { host: string; port: number }): ArrayConfig {
+function config(site: 'A' | 'B', peerPort: number | null, hosts: Record<string, Proximity>, witness?: { host: string; port: number }, tpgtB = 2): ArrayConfig {
   const host = site === 'A' ? '127.0.1.1' : '127.0.2.1';
-  const tpg = site === 'A' ? 1 : 2;
+  const tpg = site === 'A' ? 1 : tpgtB;
   return {
     portals: [{ host, port: 0, tpgt: tpg, targetPortGroup: tpg }],
     targets: [{ name: TARGET, luns: [{ spec: `${BLOCKS * 512}`, naa: VOLUME.naa, serial: VOLUME.serial }] }],
@@ -37,7 +37,8 @@ export interface Pair {
   ga: ReplicationGroup;
   gb: ReplicationGroup;
   url(site: 'A' | 'B'): string;
-  open(site: 'A' | 'B', initiatorName?: string): Promise<ScsiDevice>;
+  /** `isid`: one initiator port through both arrays (as open-iscsi uses one ISID per iface); default a random one per session. */
+  open(site: 'A' | 'B', initiatorName?: string, isid?: string): Promise<ScsiDevice>;
   synced(): Promise<void>;
   close(): Promise<void>;
   /** An array failure: stop one array (its portals, link and witness connection close). */
@@ -46,9 +47,10 @@ export interface Pair {
 
 /** `unsafeAckBeforePeer`: site A acknowledges writes before B has them (only for negative controls). */
 /** `witness`: both arrays keep in touch with the quorum witness at that address (peers.witness). */
-export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAckBeforePeer?: boolean; witness?: { host: string; port: number } } = {}): Promise<Pair> {
+/** `tpgtB`: site B's TPGT (= relative target port id; default 2, A's is 1); `noWait`: return without waiting for Synced. */
+export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAckBeforePeer?: boolean; witness?: { host: string; port: number }; tpgtB?: number; noWait?: boolean } = {}): Promise<Pair> {
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const b = await StorageArray.create(config('B', null, o.hosts ?? {}, o.witness), log.child({ site: 'B' }));
+  const b = await StorageArray.create(config('B', null, o.hosts ?? {}, o.witness, o.tpgtB), log.child({ site: 'B' }));
   await b.start();
   RemoteCopy.unsafeAckBeforePeer = !!o.unsafeAckBeforePeer;
   let a: StorageArray;
@@ -66,8 +68,8 @@ export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAc
       const p = (site === 'A' ? a : b).config.portals[0];
       return `iscsi://${p.host}:${p.port}/${TARGET}/0`;
     },
-    open: async (site, initiatorName) => {
-      const d = await ScsiDevice.open(pair.url(site), { initiatorName });
+    open: async (site, initiatorName, isid) => {
+      const d = await ScsiDevice.open(pair.url(site), { initiatorName, isid });
       await d.clearUnitAttentions();
       devices.push(d);
       return d;
@@ -85,7 +87,7 @@ export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAc
       await x.stop();
     },
   };
-  await pair.synced();
+  if (!o.noWait) await pair.synced();
   return pair;
 }
 

@@ -40,7 +40,7 @@ describe('restart reconciliation at link-up (the primary decides)', () => {
     const a = machine('primary', { restarted: true, volatile: true });
     const out = a.step({ kind: 'link-up', peerArray: 'B', peer: peer(true, true, true) });
     expect(a.role).toBe('primary');
-    expect(resync(out)).toEqual({ kind: 'resync', extents: [], full: false });
+    expect(resync(out)).toEqual({ kind: 'resync', extents: [], records: [], full: false });
   });
 
   it('a secondary restarted on memory stores but partly resynced is not empty: the primary keeps the role', () => {
@@ -72,6 +72,6 @@ describe('restart reconciliation at link-up (the primary decides)', () => {
     const a = machine('primary', { restarted: false, volatile: true });
     const out = a.step({ kind: 'link-up', peerArray: 'B' });
     expect(a.role).toBe('primary');
-    expect(resync(out)).toEqual({ kind: 'resync', extents: [], full: false });
+    expect(resync(out)).toEqual({ kind: 'resync', extents: [], records: [], full: false });
   });
 });

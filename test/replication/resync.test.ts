@@ -119,6 +119,28 @@ describe('resync after an outage sends only the dirty regions', () => {
     if (midway === 'Syncing') expect(pair.ga.stats.resyncBytes - before).toBeGreaterThan(300 * 8 * 512);
   }, 90_000);
 
+  it('WRITE SAME and UNMAP made during the outage are resent as records, in order, with plain writes over them as data', async () => {
+    pair = await startPair();
+    const da = await pair.open('A');
+    // Data on both first, so that the UNMAP below has something to take away on B.
+    expect(senseOf(await settled(() => da.write(20_000n, block('before the outage', 64))))).toBe('good');
+    await outage(pair);
+    // 4 MiB of WRITE SAME, 1 MiB of UNMAP, then a plain write inside the WRITE SAME and a second WRITE SAME over part of the first.
+    expect(senseOf(await settled(() => da.writeSame(10_000n, 8192, block(0x5a))))).toBe('good');
+    expect(senseOf(await settled(() => da.unmap([{ lba: 20_000n, blocks: 2048 }])))).toBe('good');
+    expect(senseOf(await settled(() => da.write(12_000n, block('plain write over the WRITE SAME', 8))))).toBe('good');
+    expect(senseOf(await settled(() => da.writeSame(16_000n, 100, block(0xa7))))).toBe('good');
+    expect(pair.ga.machine.dirtyOpCount).toBe(3);
+    const before = { bytes: pair.ga.stats.resyncBytes, records: pair.ga.stats.resyncRecords };
+    await restore(pair);
+    // Two blocks of WRITE SAME pattern and the 8 blocks of the plain write: not 5 MiB.
+    expect(pair.ga.stats.resyncBytes - before.bytes).toBe(2 * 512 + 8 * 512);
+    expect(pair.ga.stats.resyncRecords - before.records).toBe(3);
+    expect(await differences(pair, [{ lba: 10_000, blocks: 8192 }, { lba: 20_000, blocks: 2048 }])).toEqual([]);
+    const r = await settled(() => da.read(12_000n, 8));
+    expect(r.kind === 'good' && r.value.equals(block('plain write over the WRITE SAME', 8))).toBe(true);
+  }, 60_000);
+
   it('negative control: a block changed behind the group is not resent, and the check finds A and B differ there', async () => {
     pair = await startPair();
     const da = await pair.open('A');

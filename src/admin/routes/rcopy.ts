@@ -73,7 +73,7 @@ export const GROUP_REPLY = {
     volumes: { type: 'array', items: { type: 'object', properties: { target: { type: 'string' }, lun: { type: 'integer' }, wwn: { type: 'string' } }, required: ['target', 'lun', 'wwn'] } },
     stats: {
       type: 'object',
-      properties: Object.fromEntries(['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'resyncBlocks', 'linkUps', 'linkDowns', 'lastResyncBytes', 'lastResyncMs'].map((k) => [k, { type: 'integer', minimum: 0 }])),
+      properties: Object.fromEntries(['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'resyncBlocks', 'resyncRecords', 'linkUps', 'linkDowns', 'lastResyncBytes', 'lastResyncMs'].map((k) => [k, { type: 'integer', minimum: 0 }])),
       required: ['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'resyncBlocks', 'linkUps', 'linkDowns', 'lastResyncBytes', 'lastResyncMs'],
       description: 'resyncBytes: all resyncs since start; lastResync*: the last completed resync (data bytes sent, milliseconds from Syncing to Synced)',
     },
