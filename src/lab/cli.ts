@@ -9,7 +9,7 @@ import { formatTable, runScenario } from './run.ts';
 import type { LabRow } from './run.ts';
 import { findScenario, SCENARIOS } from './scenarios.ts';
 import { TOPOLOGIES } from './topology.ts';
-import { findMetroScenario, METRO_SCENARIOS, NEGATIVE_CONTROLS } from './metro/scenarios.ts';
+import { allMetroScenarios, findMetroScenario, isMetroName } from './metro/scenarios.ts';
 import { formatMetroTable } from './metro/judge.ts';
 import type { MetroRow } from './metro/judge.ts';
 import type { Topology } from './topology.ts';
@@ -50,16 +50,17 @@ export async function runLab(a: LabArgs, print: (s: string) => void = (s) => pro
     }
   }
   if (a.action === 'list') {
-    if (a.json) { print(JSON.stringify([...SCENARIOS, ...METRO_SCENARIOS], null, 2)); return 0; }
-    const w = Math.max(...[...SCENARIOS, ...METRO_SCENARIOS].map((s) => s.name.length));
+    const metro = allMetroScenarios();
+    if (a.json) { print(JSON.stringify([...SCENARIOS, ...metro], null, 2)); return 0; }
+    const w = Math.max(...[...SCENARIOS, ...metro].map((s) => s.name.length));
     for (const s of SCENARIOS) print(`${s.name.padEnd(w)}  ${s.title} [splitter ${s.splitter}${s.settings.length ? `; ${s.settings.join(' ')}` : ''}]`);
-    for (const s of [...METRO_SCENARIOS, ...NEGATIVE_CONTROLS]) print(`${s.name.padEnd(w)}  ${s.title} [metro pair${s.witness ? ' + witness' : ''}, two hosts]`);
+    for (const s of metro) print(`${s.name.padEnd(w)}  ${s.title} [${s.topology === 'sync' ? 'Active Sync pair' : 'metro pair'}${s.witness ? ' + witness' : ''}, two hosts${s.topology === 'sync' ? ', each on its local array' : ''}]`);
     return 0;
   }
-  // metro/<scenario>: the failure lab on the replicated pair (src/lab/metro), its own table.
-  const metro = (a.scenarios ?? []).filter((n) => n.startsWith('metro/'));
+  // metro/<scenario> and metro-sync/<scenario>: the failure lab on the replicated pair (src/lab/metro), its own table.
+  const metro = (a.scenarios ?? []).filter(isMetroName);
   if (metro.length) {
-    if (a.all || metro.length !== a.scenarios!.length) throw new LabUsageError('run metro/ scenarios on their own (not with --all or VAAI scenarios)');
+    if (a.all || metro.length !== a.scenarios!.length) throw new LabUsageError('run metro/ and metro-sync/ scenarios on their own (not with --all or VAAI scenarios)');
     const unknownMetro = metro.filter((n) => !findMetroScenario(n));
     if (unknownMetro.length) throw new LabUsageError(`unknown scenario ${unknownMetro.map((n) => `"${n}"`).join(', ')}; \`lab list\` shows them`);
     const { runMetroScenario } = await import('./metro/run.ts');
@@ -74,7 +75,9 @@ export async function runLab(a: LabArgs, print: (s: string) => void = (s) => pro
     else {
       print(formatMetroTable(rows));
       const misses = rows.filter((r) => !r.match).length;
+      const restarted = rows.filter((r) => r.startups.length).map((r) => `${r.scenario} (${r.startups.length})`);
       print(`\n${rows.length - misses} of ${rows.length} metro scenarios match the paper (${(rows.reduce((t, r) => t + r.ms, 0) / 1000).toFixed(1)} s)`);
+      if (restarted.length) print(`started again before the fault (the pair was not steady): ${restarted.join(', ')}`);
     }
     return bad(rows) ? 1 : 0;
   }
@@ -107,7 +110,7 @@ export class LabUsageError extends Error {}
 
 export const labCommand: CommandModule<object, LabArgs> = {
   command: 'lab <action> [scenarios..]',
-  describe: 'the VAAI corruption lab (list, run: scripted scenarios with a splitter, an ESXi-like host and verify) and the metro failure lab (run metro/<scenario>: failures from the HPE paper on the pair, two multipath hosts); up: a replicated pair and its witness on loopback',
+  describe: 'the VAAI corruption lab (list, run: scripted scenarios with a splitter, an ESXi-like host and verify) and the metro failure lab (run metro/<scenario> for Active Peer Persistence, metro-sync/<scenario> for Active Sync: failures from the HPE paper on the pair, two multipath hosts); up: a replicated pair and its witness on loopback',
   builder: (y: Argv) => y
     .positional('action', { choices: ['list', 'run', 'up'] as const, describe: 'list the scenarios, run some, or bring up the metro pair' })
     .positional('scenarios', { type: 'string', array: true, describe: 'scenario names (run)' })

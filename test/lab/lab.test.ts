@@ -10,7 +10,7 @@ import { findScenario, SCENARIOS } from '../../src/lab/scenarios.ts';
 import { judgeSeeding } from '../../src/lab/seeding.ts';
 import { planDay, runMixedDay, TABLE2_PRESETS } from '../../src/lab/mixed-day.ts';
 import type { SeedingResult } from '../../src/lab/seeding.ts';
-import { METRO_SCENARIOS, NEGATIVE_CONTROLS } from '../../src/lab/metro/scenarios.ts';
+import { ACTIVE_SYNC_SCENARIOS, METRO_SCENARIOS, NEGATIVE_CONTROLS } from '../../src/lab/metro/scenarios.ts';
 import { FakeTty } from '../helpers/fake-tty.ts';
 
 describe('lab scenarios', () => {
@@ -154,10 +154,14 @@ describe('lab CLI', () => {
   it('list names every scenario; run prints the table and exits 0 when all match', async () => {
     const out: string[] = [];
     expect(await runLab({ action: 'list', all: false, json: false }, (s) => out.push(s))).toBe(0);
-    // The VAAI scenarios, then the metro failure lab's (src/lab/metro) and its two negative controls.
-    expect(out.length).toBe(SCENARIOS.length + METRO_SCENARIOS.length + NEGATIVE_CONTROLS.length);
-    expect(out.at(-2)).toMatch(/^metro\/negative-control /);
-    expect(out.at(-1)).toMatch(/^metro\/negative-control-divergence /);
+    // The VAAI scenarios, then the metro failure lab's (src/lab/metro): Active Peer Persistence and
+    // its two negative controls, then Active Sync and its negative control.
+    expect(out.length).toBe(SCENARIOS.length + METRO_SCENARIOS.length + NEGATIVE_CONTROLS.length + ACTIVE_SYNC_SCENARIOS.length + 1);
+    const apc = SCENARIOS.length + METRO_SCENARIOS.length;
+    expect(out[apc]).toMatch(/^metro\/negative-control /);
+    expect(out[apc + 1]).toMatch(/^metro\/negative-control-divergence /);
+    expect(out[apc + 2]).toMatch(/^metro-sync\/link-failure .*\[Active Sync pair \+ witness, two hosts, each on its local array\]$/);
+    expect(out.at(-1)).toMatch(/^metro-sync\/negative-control /);
     const run: string[] = [];
     expect(await runLab({ action: 'run', scenarios: ['writesame-reject'], all: false, json: false }, (s) => run.push(s))).toBe(0);
     expect(run[0]).toMatch(/^\| scenario \| policy \| host settings \| offloaded\? \| fell back\? \| replica consistent\? \| diverged blocks \|/);

@@ -31,14 +31,22 @@ export class LabHost {
   /** The host is down (a data center failure): it has no paths and does no I/O. */
   crashed = false;
 
-  private constructor(readonly name: string, readonly firstLba: number, private dev: MultipathDevice, private readonly clock: () => number, private readonly reopen: () => Promise<MultipathDevice>) {}
+  private constructor(
+    readonly name: string,
+    readonly firstLba: number,
+    /** The arrays this host is cabled to (its paths' names): both with uniform connectivity, its local one with Active Sync. */
+    readonly cabled: readonly string[],
+    private dev: MultipathDevice,
+    private readonly clock: () => number,
+    private readonly reopen: () => Promise<MultipathDevice>,
+  ) {}
 
   static async open(name: string, initiator: string, paths: { name: string; url: string }[], firstLba: number, clock: () => number, o: { deadlineMs: number; onPath?: (line: string) => void }): Promise<LabHost> {
     const open = () => MultipathDevice.open(paths, {
       initiatorName: initiator, deadlineMs: o.deadlineMs, commandTimeoutMs: Math.min(o.deadlineMs, 5000), pathCheckMs: 500,
       onPath: (p, from, why) => o.onPath?.(`${(clock() / 1000).toFixed(1)}s ${name} path ${p.name} ${from} -> ${p.state} (${why})`),
     });
-    return new LabHost(name, firstLba, await open(), clock, open);
+    return new LabHost(name, firstLba, paths.map((p) => p.name), await open(), clock, open);
   }
 
   /** Path name → ALUA state as this host last saw it (none while it is down). */
@@ -47,11 +55,11 @@ export class LabHost {
     return Object.fromEntries(this.dev.info().map((p) => [p.name, p.state]));
   }
 
-  /** The host fails with its site: its I/O stops (recorded as a failure) and its sessions drop. */
-  async crash(): Promise<void> {
+  /** The host fails (alone, or with its site): its I/O stops (recorded as a failure) and its sessions drop. */
+  async crash(why = 'the host is down (its data center failed)'): Promise<void> {
     this.crashed = true;
     this.running = false;
-    this.failures.push({ t: this.clock(), seq: this.seq, why: 'the host is down (its data center failed)' });
+    this.failures.push({ t: this.clock(), seq: this.seq, why });
     await this.dev.close().catch(() => {});
     await this.loop;
   }

@@ -4,8 +4,7 @@
  * expected one, and no acknowledged write was lost. Kept apart from the runner so that the same
  * observations can be judged against a deliberately wrong expectation (the negative control).
  */
-import type { PathState } from '../../initiator/multipath.ts';
-import type { ArrayName, HostExpect, HostName, MetroScenario, PathExpect } from './scenarios.ts';
+import type { ArrayName, HostExpect, HostName, LabPathState, MetroScenario, MetroTopology, PathExpect } from './scenarios.ts';
 import type { VolumeCompare } from './volumes.ts';
 
 /** `midway`: only in scenarios with several faults, once all but the last have settled. */
@@ -13,7 +12,7 @@ export type Phase = 'before' | 'midway' | 'during' | 'after';
 export const PHASES: readonly Phase[] = ['before', 'midway', 'during', 'after'];
 
 export interface HostObserved {
-  paths: Record<Exclude<Phase, 'midway'>, Record<ArrayName, PathState>> & { midway?: Record<ArrayName, PathState> };
+  paths: Record<Exclude<Phase, 'midway'>, Record<ArrayName, LabPathState>> & { midway?: Record<ArrayName, LabPathState> };
   /** No write failed between the fault and the end of the run. */
   keptIo: boolean;
   /** Writes that failed (no path within the deadline). */
@@ -28,6 +27,8 @@ export interface HostObserved {
 export interface MetroRow {
   scenario: string;
   title: string;
+  /** lab up's topology: metro (Active Peer Persistence, uniform hosts) or sync (Active Sync, each host on its local array). */
+  topology: MetroTopology;
   paper: string;
   source: string;
   expected: Record<HostName, HostExpect>;
@@ -36,6 +37,8 @@ export interface MetroRow {
   volumes: VolumeCompare;
   match: boolean;
   mismatch: string[];
+  /** Start-ups of the pair that were not steady before the fault, and why (empty: the first one was); each was started again before any fault. */
+  startups: string[];
   /** Timeline notes: the fault, the heal, path changes. */
   events: string[];
   ms: number;
@@ -54,7 +57,7 @@ export function judge(s: Pick<MetroScenario, 'expect'>, observed: Record<HostNam
       if (!want) continue;
       for (const arr of ['A', 'B'] as ArrayName[]) {
         const got = o.paths[phase]?.[arr] ?? 'not observed';
-        if (!want[arr].includes(got as PathState)) out.push(`${host} ${phase}: path to ${arr} is ${got}, expected ${want[arr].join(' or ')}`);
+        if (!want[arr].includes(got as LabPathState)) out.push(`${host} ${phase}: path to ${arr} is ${got}, expected ${want[arr].join(' or ')}`);
       }
     }
     if (o.keptIo !== e.keepsIo) out.push(`${host}: ${o.keptIo ? 'kept I/O' : `lost I/O (${o.failedWrites} writes failed, ${o.rtoMs} ms without an acknowledgement)`}, expected it to ${e.keepsIo ? 'keep' : 'lose'} I/O`);

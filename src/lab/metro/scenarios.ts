@@ -3,17 +3,24 @@
  * ("Remote Copy Active Sync", shared/seeds/hpe-remote-copy-active-sync.md, section "Active Peer
  * Persistence failure scenarios and recovery") says each host sees. Topology: `lab up`'s metro
  * (Active Peer Persistence, uniform host connectivity): host-a stands at site A (the primary),
- * host-b at site B (the secondary), each with a path to both arrays.
+ * host-b at site B (the secondary), each with a path to both arrays. The Active Sync set
+ * (`metro-sync/...`, each host cabled to its local array only) is in active-sync.ts.
  *
  * Path expectations are sets of ALUA states (as libiscsi's tests accept a set of ASCQs): where
  * the paper names a state ("unavailable", "active non-optimized") the set is that state; where it
  * says only that hosts use the paths to an array, the set is both active states. `down` is a path
- * whose array is gone (no session).
+ * whose array is gone (no session); `none` is no path at all (Active Sync: the host is not cabled
+ * to that array).
  */
 import type { PathState } from '../../initiator/multipath.ts';
+import { ACTIVE_SYNC_NEGATIVE_CONTROL, ACTIVE_SYNC_SCENARIOS } from './active-sync.ts';
 
 export type ArrayName = 'A' | 'B';
 export type HostName = 'host-a' | 'host-b';
+/** A path's state as the lab records it: the multipath device's, or `none` when the host has no path to that array (not cabled). */
+export type LabPathState = PathState | 'none';
+/** lab up's topology the scenario runs on (src/lab/topology.ts): metro = Active Peer Persistence, sync = Active Sync. */
+export type MetroTopology = 'metro' | 'sync';
 
 /** What is done to the pair. */
 export type MetroFault =
@@ -27,10 +34,12 @@ export type MetroFault =
   /** The array's RAID set or metadata fails: every I/O to the volume's store fails (POST /v1/stores/fault); healed by a repair. */
   | { kind: 'store-fail'; array: ArrayName; sense: 'medium-error' | 'hardware-error' }
   /** A host loses its path to an array (multipath fails it: MultipathDevice.failPath); healed by reinstating it. */
-  | { kind: 'host-disconnect'; host: HostName; array: ArrayName };
+  | { kind: 'host-disconnect'; host: HostName; array: ArrayName }
+  /** A cluster server fails alone (its sessions drop, its I/O stops); the arrays are untouched. Healed by the host logging in again. */
+  | { kind: 'host-crash'; host: HostName };
 
 /** Per path (named by its array), the states that satisfy the paper. */
-export type PathExpect = Record<ArrayName, readonly PathState[]>;
+export type PathExpect = Record<ArrayName, readonly LabPathState[]>;
 
 export interface HostExpect {
   before: PathExpect;
@@ -45,6 +54,8 @@ export interface HostExpect {
 export interface MetroScenario {
   name: string;
   title: string;
+  /** Absent: metro (Active Peer Persistence, uniform hosts). */
+  topology?: MetroTopology;
   /** Run the pair with a quorum witness. */
   witness: boolean;
   /** Faults in order (e.g. the witness first, then the link). */
@@ -201,6 +212,18 @@ export const METRO_SCENARIOS: readonly MetroScenario[] = [
     source: `${SRC}, "Host disconnect"`,
   },
   {
+    name: 'metro/cluster-server-failure',
+    title: 'host-a fails (its sessions drop, its I/O stops); the arrays are untouched, witness up',
+    witness: true,
+    faults: [{ kind: 'host-crash', host: 'host-a' }],
+    expect: {
+      'host-a': { before: HEALTHY['host-a'], during: { A: ['down'], B: ['down'] }, after: HEALTHY['host-a'], keepsIo: false },
+      'host-b': { before: HEALTHY['host-b'], during: HEALTHY['host-b'], after: HEALTHY['host-b'], keepsIo: true },
+    },
+    paper: 'if a server fails, its VMs and applications fail too and are restarted by the cluster on other servers: "RPO=0, but RTO <> 0 for the failed VMs"; the arrays and the other servers are not affected',
+    source: `${SRC}, "Cluster server failure"`,
+  },
+  {
     name: 'metro/data-center-failure',
     title: 'site A fails: its array (the primary) and host-a with it, witness up',
     witness: true,
@@ -248,6 +271,16 @@ export const NEGATIVE_CONTROL_DIVERGENCE: MetroScenario = {
 
 export const NEGATIVE_CONTROLS: readonly MetroScenario[] = [NEGATIVE_CONTROL, NEGATIVE_CONTROL_DIVERGENCE];
 
+export { ACTIVE_SYNC_NEGATIVE_CONTROL, ACTIVE_SYNC_SCENARIOS };
+
+/** Every scenario `lab list` names, in its order: Active Peer Persistence, its controls, Active Sync, its control. */
+export function allMetroScenarios(): readonly MetroScenario[] {
+  return [...METRO_SCENARIOS, ...NEGATIVE_CONTROLS, ...ACTIVE_SYNC_SCENARIOS, ACTIVE_SYNC_NEGATIVE_CONTROL];
+}
+
+/** The lab's metro scenarios are named metro/... (Active Peer Persistence) and metro-sync/... (Active Sync). */
+export const isMetroName = (n: string): boolean => n.startsWith('metro/') || n.startsWith('metro-sync/');
+
 export function findMetroScenario(name: string): MetroScenario | undefined {
-  return [...METRO_SCENARIOS, ...NEGATIVE_CONTROLS].find((s) => s.name === name);
+  return allMetroScenarios().find((s) => s.name === name);
 }
