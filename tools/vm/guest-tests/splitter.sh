@@ -16,7 +16,8 @@
 #                host clones and zeroes, from filefrag) and /results/files.sha256.
 #  ext4-inspect  (after the host cloned and zeroed, and enabled image access on copy "local")
 #                production (fabric) and the replica image (fabric-local) both mounted read-only;
-#                which files differ and how. TARGET_BEFORE_SHA: files.sha256 of ext4-write.
+#                which files differ and how. TARGET_BEFORE_SHA: files.sha256 of ext4-write;
+#                TARGET_EXPECT_REPLICA=consistent (the --workaround control): every file equal.
 #
 # Output: /results/summary.txt (PASS/WARN/FAIL lines, last line RESULT: ...), one folder per case.
 set -uo pipefail
@@ -229,7 +230,7 @@ ext4_inspect() {
   img=$(login "$iqn-local") || abort "login to $BASE:fabric-local (image access enabled?): $(first_line "$OUT/login-fabric-local.txt")"
   e2fsck -fn "$img" >"$OUT/fsck-image.txt" 2>&1
   local rc=$?; cat "$OUT/fsck-image.txt"
-  expect "the replica image's ext4 checks clean (e2fsck -fn exit $rc): the metadata was replicated, the damage is silent" test "$rc" = 0
+  expect "the replica image's ext4 checks clean (e2fsck -fn exit $rc): the metadata was replicated" test "$rc" = 0
   mkdir -p /mnt/prod /mnt/image
   mount -o ro "$prod" /mnt/prod || abort "mount production $prod"
   mount -o ro,noload "$img" /mnt/image || abort "mount the replica image $img"
@@ -244,12 +245,19 @@ ext4_inspect() {
       "$f" "$p" "$i" "${before:--}" "$n" "$pz" "$iz" | tee -a "$OUT/files-compared.txt"
     eval "P_${f//[^a-z0-9]/_}=$p I_${f//[^a-z0-9]/_}=$i B_${f//[^a-z0-9]/_}=${before:-none} Z_${f//[^a-z0-9]/_}=$pz/$iz N_${f//[^a-z0-9]/_}=$n"
   done
-  expect "vm1/vm1.vmx and vm1/vm1-flat.vmdk (written by Linux, split): identical on the image" \
-    test "$P_vm1_vm1_vmx/$P_vm1_vm1_flat_vmdk" = "$I_vm1_vm1_vmx/$I_vm1_vm1_flat_vmdk"
-  expect "vm2/vm2-flat.vmdk (the clone, EXTENDED COPY ignored): production holds vm1's data, the image holds zeros ($N_vm2_vm2_flat_vmdk 4 KiB blocks differ)" \
-    test "$P_vm2_vm2_flat_vmdk/$Z_vm2_vm2_flat_vmdk" = "$P_vm1_vm1_flat_vmdk/no/yes"
-  expect "vm3/vm3-flat.vmdk (eager-zeroed, WRITE SAME ignored): production reads zeros, the image still holds the old disk's data ($N_vm3_vm3_flat_vmdk 4 KiB blocks differ; sha256 as before: $([[ $I_vm3_vm3_flat_vmdk == "$B_vm3_vm3_flat_vmdk" ]] && echo yes || echo no))" \
-    test "$Z_vm3_vm3_flat_vmdk/$I_vm3_vm3_flat_vmdk" = "yes/no/$B_vm3_vm3_flat_vmdk"
+  if [[ ${TARGET_EXPECT_REPLICA:-corrupt} == consistent ]]; then
+    # The control (splitter-proof.sh --workaround): the host cloned and zeroed with READ/WRITE.
+    expect "control: every file identical on the image, the clone vm2 = vm1 and vm3 all zeros on both" \
+      test "$P_vm1_vm1_vmx/$P_vm1_vm1_flat_vmdk/$P_vm2_vm2_flat_vmdk/$P_vm3_vm3_flat_vmdk/$Z_vm3_vm3_flat_vmdk" \
+        = "$I_vm1_vm1_vmx/$I_vm1_vm1_flat_vmdk/$I_vm2_vm2_flat_vmdk/$I_vm3_vm3_flat_vmdk/yes/yes" -a "$P_vm2_vm2_flat_vmdk" = "$P_vm1_vm1_flat_vmdk"
+  else
+    expect "vm1/vm1.vmx and vm1/vm1-flat.vmdk (written by Linux, split): identical on the image" \
+      test "$P_vm1_vm1_vmx/$P_vm1_vm1_flat_vmdk" = "$I_vm1_vm1_vmx/$I_vm1_vm1_flat_vmdk"
+    expect "vm2/vm2-flat.vmdk (the clone, EXTENDED COPY ignored): production holds vm1's data, the image holds zeros ($N_vm2_vm2_flat_vmdk 4 KiB blocks differ)" \
+      test "$P_vm2_vm2_flat_vmdk/$Z_vm2_vm2_flat_vmdk" = "$P_vm1_vm1_flat_vmdk/no/yes"
+    expect "vm3/vm3-flat.vmdk (eager-zeroed, WRITE SAME ignored): production reads zeros, the image still holds the old disk's data ($N_vm3_vm3_flat_vmdk 4 KiB blocks differ; sha256 as before: $([[ $I_vm3_vm3_flat_vmdk == "$B_vm3_vm3_flat_vmdk" ]] && echo yes || echo no))" \
+      test "$Z_vm3_vm3_flat_vmdk/$I_vm3_vm3_flat_vmdk" = "yes/no/$B_vm3_vm3_flat_vmdk"
+  fi
   umount /mnt/prod /mnt/image
   logout "$iqn"; logout "$iqn-local"
 }
