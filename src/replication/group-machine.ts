@@ -848,7 +848,10 @@ export class GroupMachine {
     if (v.owner === this.array && v.owner) {
       // The lease counts from when the heartbeat left, which is before the witness heard it.
       this.leaseUntil = Math.max(this.leaseUntil, sentAt + this.leaseMs);
-      if (v.epoch > this.epoch) this.epoch = v.epoch;
+      // Not a secondary new from a restart: the owner named is its dead process, which held the
+      // primary role; by keeping its older epoch it tells the witness so (witness-arbiter.ts), and
+      // the array that was Synced with that process can be granted the group.
+      if (v.epoch > this.epoch && !(this.restarted && this.role === 'secondary')) this.epoch = v.epoch;
     }
     if (v.granted && this.role === 'secondary' && this.link === 'down') {
       this.becomePrimary(v.epoch, `${this.failoverRequested ? 'setrcopygroup failover' : 'automatic failover (auto_failover)'}: the quorum witness granted it (the primary array is lost)`, out);

@@ -235,6 +235,49 @@ describe('no split brain: seeded simulation of two arrays and the witness', () =
     expect(t).toBeGreaterThan(2500);
   });
 
+  it('a failed-over primary that dies and restarts at once as its configured role (secondary) hands the group to the array that was Synced with it', () => {
+    // The machines as the product makes them (restarted: a process start), over the arbiter. The
+    // 1800 s checker run with seed 20261205 stalled here: the new B took the witness's epoch as
+    // the named owner, so the witness saw no restart, and A was refused for good.
+    const w = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
+    const mk = (array: string, role: 'primary' | 'secondary') => new GroupMachine({ name: 'rcg', role, policies: { active_active: true }, array, witness: true, restarted: true });
+    const link = (p: GroupMachine, s: GroupMachine) => {
+      const deliver = (as: GroupAction[]) => { for (const x of as) if (x.kind === 'send') s.step({ kind: 'peer', message: x.message }); };
+      s.step({ kind: 'link-up', peerArray: p === a ? 'A' : 'B' });
+      deliver(p.step({ kind: 'link-up', peerArray: s === a ? 'A' : 'B' }));
+      deliver(p.step({ kind: 'resync-done' }));
+    };
+    let t = 0;
+    const beat = (...ms: [string, GroupMachine][]) => {
+      t += 250;
+      for (const [name, m] of ms) m.step({ kind: 'witness', verdict: w.heartbeat(name, [m.witnessReport()], t).verdicts[0], sentAt: t, now: t });
+      for (const [, m] of ms) m.step({ kind: 'tick', now: t });
+    };
+    let a = mk('A', 'primary');
+    let b = mk('B', 'secondary');
+    a.started = true;
+    link(a, b);
+    beat(['A', a], ['B', b]);
+    // A dies: B is granted the group (epoch 1). A comes back as its configured role, yields, and is resynchronised.
+    b.step({ kind: 'link-down', reason: 'A crashed' });
+    while (b.role !== 'primary' && t < 20_000) beat(['B', b]);
+    expect([b.role, b.epoch]).toEqual(['primary', 1]);
+    a = mk('A', 'primary');
+    beat(['A', a], ['B', b]);
+    expect(a.role).toBe('secondary');
+    link(b, a);
+    beat(['A', a], ['B', b]);
+    expect([a.status, b.status]).toEqual(['Synced', 'Synced']);
+    // Now B dies and is back within 0.5 s, as its configured role: secondary.
+    a.step({ kind: 'link-down', reason: 'B crashed' });
+    b = mk('B', 'secondary');
+    const start = t;
+    while (a.role !== 'primary' && t < start + 20_000) beat(['A', a], ['B', b]);
+    expect([a.role, a.serving, b.serving]).toEqual(['primary', true, false]);
+    expect(b.epoch).toBeLessThan(a.epoch);
+    expect(t - start).toBeGreaterThan(2000);
+  });
+
   it('negative control: a primary that writes alone as if it had no witness (no record, lease or Failsafe) is caught writing while the other is granted', () => {
     const failures: string[] = [];
     for (let seed = 1; seed <= 200 && failures.length === 0; seed++) {
