@@ -150,7 +150,7 @@ export class ReplicationGroup {
   get serving(): boolean { return this.machine.serving; }
 
   /** Writes reach both arrays before GOOD now. */
-  get replicating(): boolean { return this.machine.link === 'up' && (this.machine.status === 'Synced' || this.machine.status === 'Syncing'); }
+  get replicating(): boolean { return this.machine.replicating; }
 
   /** Run `event` for `origin`, and return when the machine completes it (synchronously if it already has). */
   private await(origin: Origin, event: (o: Origin) => GroupEvent): void | Promise<void> {

@@ -364,7 +364,7 @@ export class GroupMachine {
   }
 
   /** Replicating: writes must reach the peer before the host is answered. */
-  private get replicating(): boolean {
+  get replicating(): boolean {
     return this.link === 'up' && (this.status === 'Synced' || this.status === 'Syncing');
   }
 
