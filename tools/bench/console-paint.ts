@@ -22,7 +22,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findChromium, launch } from '../../test/console/browser.ts';
+import { FIRST_PAINT, findChromium, launch } from '../../test/console/browser.ts';
 import { Progress } from '../../src/progress.ts';
 import { numOpt } from './target.ts';
 
@@ -65,18 +65,7 @@ async function main(): Promise<void> {
     const plainBase = `http://127.0.0.1:${(plain.address() as { port: number }).port}`;
     const pages: [string, string][] = [['blank', `${plainBase}/blank`], ['console', `${base}/`], ['console, no js', `${plainBase}/no-js`]];
 
-    // The paint entry is recorded after the frame, which can come after `load` on a busy machine.
-    // A string, not a function: tsx's transform would name the inner function with a helper the
-    // page does not have.
-    const fcp = `new Promise((resolve) => {
-      const t0 = performance.now();
-      const look = () => {
-        const e = performance.getEntriesByName('first-contentful-paint')[0];
-        if (e || performance.now() - t0 > 5000) resolve(e ? e.startTime : NaN);
-        else setTimeout(look, 20);
-      };
-      look();
-    })`;
+    const fcp = FIRST_PAINT;
     const samples = new Map<string, { first: number[]; fresh: number[] }>(pages.map(([n]) => [n, { first: [], fresh: [] }]));
     const progress = Progress.start({ label: 'console-paint', total: ROUNDS * pages.length, noun: 'browsers' });
     for (let r = 0; r < ROUNDS; r++) {
@@ -109,6 +98,10 @@ async function main(): Promise<void> {
       `| page | first page of a new browser | fresh tab, same browser |`,
       `|---|---:|---:|`,
       ...pages.map(([n]) => `| ${n} | ${fmt(samples.get(n)!.first)} | ${fmt(samples.get(n)!.fresh)} |`),
+      '',
+      // The goal (issue 14): the console paints within 300 ms on loopback. Judged here, on the
+      // median fresh tab, not in a unit test: a timed test judges the machine's other work.
+      `Goal, console fresh tab under 300 ms: median ${median(samples.get('console')!.fresh).toFixed(0)} ms, ${median(samples.get('console')!.fresh) < 300 ? 'met' : 'NOT met'}; first page of a new browser ${median(samples.get('console')!.first).toFixed(0)} ms.`,
     ].join('\n'));
   } finally {
     plain.close();
