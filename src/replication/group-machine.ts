@@ -67,6 +67,9 @@ export type Outcome =
   /** A forwarded PR OUT executed at the primary (whatever its status, its state is on both arrays). */
   | { kind: 'pr-out'; result: PrOutResult };
 
+/** The outcome of nearly every write: one object for all (outcomes are only read). */
+const OK: Outcome = Object.freeze({ kind: 'ok' });
+
 export interface CompareAndWriteReq { volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
 
 export type GroupEvent =
@@ -471,7 +474,7 @@ export class GroupMachine {
     if (!this.replicating) {
       if ((op.kind === 'write-same' || op.kind === 'unmap') && this.dirtyOps.length < MAX_DIRTY_OPS) this.dirtyOps.push(op);
       else this.markDirty(extentsOf(op));
-      out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } });
+      out.push({ kind: 'complete', origin, outcome: OK });
       return;
     }
     const seq = ++this.seq;
@@ -481,7 +484,7 @@ export class GroupMachine {
     out.push({ kind: 'send', message: toMessage(op, false, seq) });
     if (this.unsafeAckBeforePeer) {
       this.awaitingPeer.delete(seq);
-      out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } });
+      out.push({ kind: 'complete', origin, outcome: OK });
     }
   }
 
@@ -510,7 +513,7 @@ export class GroupMachine {
           const origin = this.forwarded.get(m.seq);
           if (!origin) return;
           this.forwarded.delete(m.seq);
-          out.push({ kind: 'complete', origin, outcome: m.status === 'ok' ? { kind: 'ok' } : ackFailure(m.status) });
+          out.push({ kind: 'complete', origin, outcome: m.status === 'ok' ? OK : ackFailure(m.status) });
           return;
         }
         const w = this.awaitingPeer.get(m.seq);
@@ -518,7 +521,7 @@ export class GroupMachine {
         this.awaitingPeer.delete(m.seq);
         if (w.op.kind === 'pr-state') this.prSettled(w.op.volume);
         const origin = w.origin;
-        if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } }); this.maybeSwap(out); return; }
+        if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: OK }); this.maybeSwap(out); return; }
         // The secondary could not apply: it no longer has the group's data; stop the group
         // (HPE no_fail_wrt_on_err would hide it from the host; here the write is not acknowledged).
         this.markDirty(extentsOf(w.op));

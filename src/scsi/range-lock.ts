@@ -77,7 +77,9 @@ export class RangeLock {
       const r = body();
       if (!(r instanceof Promise)) return r;
       this.entries.push(e);
-      return r.finally(() => this.release(e));
+      // then(), not finally(): finally adds two promises and two microtask hops per call, and a
+      // replicated write comes through here every time (its store write settles when the peer acks).
+      return r.then((v) => { this.release(e); return v; }, (err: unknown) => { this.release(e); throw err; });
     }
     return this.acquire(lba, blocks, mode).then(async (release) => {
       try {
