@@ -34,6 +34,17 @@ export function crc32c(buf: Buffer, initial = 0): number {
   return ~c >>> 0;
 }
 
+/**
+ * CRC32C of buf[start, end) without making a view of it: for the short fields of a replication
+ * link header or ack (a Buffer view costs more than the CRC of 20 bytes). Long ranges go native.
+ */
+export function crc32cRange(buf: Buffer, start: number, end: number, initial = 0): number {
+  if (end - start > SHORT) return nativeCrc32c(buf.subarray(start, end), initial) >>> 0;
+  let c = ~initial;
+  for (let i = start; i < end; i++) c = TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
 /** CRC32C over several buffers (e.g. data segment + pad) without concatenating them. */
 export function crc32cOf(parts: readonly Buffer[]): number {
   let c = 0;

@@ -17,7 +17,7 @@
  * designator body (16 hex digits). Why a protocol of its own rather than iSCSI: README
  * "Peer replication".
  */
-import { crc32c, readDigest } from '../iscsi/digest.ts';
+import { crc32c, crc32cRange, readDigest } from '../iscsi/digest.ts';
 
 export const LINK_MAGIC = 0x41525243;
 export const LINK_VERSION = 4;
@@ -266,22 +266,70 @@ function payloadOf(m: LinkMessage): Buffer[] {
  * write's data is not copied. `sequence` is the link sequence number the sender assigns.
  */
 export function encodeMessage(m: LinkMessage, sequence: number): Buffer[] {
+  // The two messages of every replicated write (the write, its ack) are built directly; the
+  // bytes are the same as payloadOf's (the golden vectors in test/replication/link-codec.test.ts).
+  if (m.type === 'write') return encodeWrite(m, sequence);
+  if (m.type === 'ack') return encodeAck(m, sequence);
   const parts = payloadOf(m);
   // The first part always opens with the reserved header (every message starts with fields).
   const h = parts[0];
+  let crc = crc32cRange(h, HEADER_LENGTH, h.length);
   let len = h.length - HEADER_LENGTH;
-  let crc = len ? crc32c(h.subarray(HEADER_LENGTH), 0) : 0;
   for (let i = 1; i < parts.length; i++) { len += parts[i].length; crc = crc32c(parts[i], crc); }
+  finishHeader(h, TYPE_CODE[m.type], len, sequence, crc);
+  return parts;
+}
+
+/** Fill in a reserved header (its payload's length and CRC known) and its own CRC. */
+function finishHeader(h: Buffer, type: MessageType, len: number, sequence: number, crc: number): void {
   if (len > MAX_PAYLOAD) throw new RangeError(`payload of ${len} bytes is over ${MAX_PAYLOAD}`);
   h.writeUInt32BE(LINK_MAGIC, 0);
   h[4] = LINK_VERSION;
-  h[5] = TYPE_CODE[m.type];
-  h.writeUInt16BE(0, 6); // flags: reserved
+  h[5] = type;
+  h[6] = 0; h[7] = 0; // flags: reserved
   h.writeUInt32BE(len, 8);
   h.writeUInt32BE(sequence >>> 0, 12);
   h.writeUInt32LE(crc, 16);
-  h.writeUInt32LE(crc32c(h.subarray(0, 20)), 20);
-  return parts;
+  h.writeUInt32LE(crc32cRange(h, 0, 20), 20);
+}
+
+const TWO_32 = 4294967296;
+
+/** A u64 field: two u32 writes while the value is a safe integer (writeBigUInt64BE costs ten times more). */
+function putU64(b: Buffer, off: number, v: bigint): void {
+  const n = Number(v);
+  if (n >= 0 && n <= Number.MAX_SAFE_INTEGER) { b.writeUInt32BE(Math.floor(n / TWO_32), off); b.writeUInt32BE(n >>> 0, off + 4); }
+  else b.writeBigUInt64BE(v, off);
+}
+
+function getU64(b: Buffer, off: number): bigint {
+  const hi = b.readUInt32BE(off);
+  return hi < 0x200000 ? BigInt(hi * TWO_32 + b.readUInt32BE(off + 4)) : b.readBigUInt64BE(off);
+}
+
+/** Write: [header + forwarded u8, seq u64, volume u16, fua u8, lba u64] and the data as its own part. */
+const WRITE_FIELDS = 20;
+function encodeWrite(m: Extract<LinkMessage, { type: 'write' }>, sequence: number): Buffer[] {
+  const h = Buffer.allocUnsafe(HEADER_LENGTH + WRITE_FIELDS);
+  h[24] = m.forwarded ? 1 : 0;
+  putU64(h, 25, m.seq);
+  h.writeUInt16BE(m.volume, 33);
+  h[35] = m.fua ? 1 : 0;
+  putU64(h, 36, m.lba);
+  const crc = crc32cRange(h, HEADER_LENGTH, HEADER_LENGTH + WRITE_FIELDS);
+  finishHeader(h, MessageType.Write, WRITE_FIELDS + m.data.length, sequence, m.data.length ? crc32c(m.data, crc) : crc);
+  return m.data.length ? [h, m.data] : [h];
+}
+
+/** Ack: [header + forwarded u8, seq u64, status u8]. */
+const ACK_FIELDS = 10;
+function encodeAck(m: Extract<LinkMessage, { type: 'ack' }>, sequence: number): Buffer[] {
+  const h = Buffer.allocUnsafe(HEADER_LENGTH + ACK_FIELDS);
+  h[24] = m.forwarded ? 1 : 0;
+  putU64(h, 25, m.seq);
+  h[33] = ACK_STATUS[m.status];
+  finishHeader(h, MessageType.Ack, ACK_FIELDS, sequence, crc32cRange(h, HEADER_LENGTH, HEADER_LENGTH + ACK_FIELDS));
+  return [h];
 }
 
 // ---------------------------------------------------------------- decoding
@@ -294,13 +342,13 @@ export interface LinkHeader {
 }
 
 /** Check and read a 24-byte header. Throws LinkProtocolError on anything it cannot trust. */
-export function decodeHeader(h: Buffer): LinkHeader {
-  if (h.readUInt32BE(0) !== LINK_MAGIC) throw new LinkProtocolError('bad-magic', `bad magic 0x${h.readUInt32BE(0).toString(16)}`);
-  if (readDigest(h, 20) !== crc32c(h.subarray(0, 20))) throw new LinkProtocolError('bad-header-crc', 'header CRC32C mismatch');
-  if (h[4] !== LINK_VERSION) throw new LinkProtocolError('bad-version', `link protocol version ${h[4]} (this array speaks ${LINK_VERSION})`);
-  const length = h.readUInt32BE(8);
+export function decodeHeader(h: Buffer, at = 0): LinkHeader {
+  if (h.readUInt32BE(at) !== LINK_MAGIC) throw new LinkProtocolError('bad-magic', `bad magic 0x${h.readUInt32BE(at).toString(16)}`);
+  if (readDigest(h, at + 20) !== crc32cRange(h, at, at + 20)) throw new LinkProtocolError('bad-header-crc', 'header CRC32C mismatch');
+  if (h[at + 4] !== LINK_VERSION) throw new LinkProtocolError('bad-version', `link protocol version ${h[at + 4]} (this array speaks ${LINK_VERSION})`);
+  const length = h.readUInt32BE(at + 8);
   if (length > MAX_PAYLOAD) throw new LinkProtocolError('oversize', `payload of ${length} bytes is over ${MAX_PAYLOAD}`);
-  return { type: h[5], length, sequence: h.readUInt32BE(12), dataCrc: readDigest(h, 16) };
+  return { type: h[at + 5], length, sequence: h.readUInt32BE(at + 12), dataCrc: readDigest(h, at + 16) };
 }
 
 class In {
@@ -459,9 +507,13 @@ export class LinkFramer {
     try {
       while (off < chunk.length || (this.state === LinkFramerState.Payload && this.header!.length === 0)) {
         const need = this.state === LinkFramerState.Header ? HEADER_LENGTH : this.header!.length;
+        // The unit (a header or a payload) is unit[at, at + need): in the chunk itself when it is
+        // whole there (no view made here), else gathered into a buffer of its own.
         let unit: Buffer;
+        let at = 0;
         if (this.acc === null && chunk.length - off >= need) {
-          unit = chunk.subarray(off, off + need);
+          unit = chunk;
+          at = off;
           off += need;
         } else {
           if (this.acc === null) { this.acc = Buffer.allocUnsafe(need); this.fill = 0; }
@@ -474,12 +526,11 @@ export class LinkFramer {
           this.acc = null;
         }
         if (this.state === LinkFramerState.Header) {
-          this.header = decodeHeader(unit);
+          this.header = decodeHeader(unit, at);
           this.state = LinkFramerState.Payload;
         } else {
           const h = this.header!;
-          if (crc32c(unit) !== h.dataCrc) throw new LinkProtocolError('bad-data-crc', `payload CRC32C mismatch (message ${h.sequence})`);
-          const message = decodePayload(h.type, unit);
+          const message = decodeChecked(h, unit, at, at + need);
           this.state = LinkFramerState.Header;
           this.header = null;
           emit({ kind: 'message', sequence: h.sequence, message });
@@ -491,4 +542,41 @@ export class LinkFramer {
       emit({ kind: 'error', error: e });
     }
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+const crcMismatch = (h: LinkHeader) => new LinkProtocolError('bad-data-crc', `payload CRC32C mismatch (message ${h.sequence})`);
+const flag = (v: number, at: number): boolean => {
+  if (v > 1) throw new LinkProtocolError('bad-payload', `flag byte ${v} at ${at}`);
+  return v === 1;
+};
+
+/**
+ * Check the payload b[start, end) against its header's CRC and decode it. A write and an ack (the
+ * messages of every replicated write) are read in place, only the write's data becoming a view;
+ * the rest go through decodePayload. Same results and errors either way.
+ */
+function decodeChecked(h: LinkHeader, b: Buffer, start: number, end: number): LinkMessage {
+  if (h.type === MessageType.Write && h.length >= WRITE_FIELDS) {
+    let crc = crc32cRange(b, start, start + WRITE_FIELDS);
+    const data = h.length > WRITE_FIELDS ? b.subarray(start + WRITE_FIELDS, end) : EMPTY;
+    if (data.length) crc = crc32c(data, crc);
+    if (crc !== h.dataCrc) throw crcMismatch(h);
+    const forwarded = flag(b[start], 0);
+    const seq = getU64(b, start + 1);
+    const volume = b.readUInt16BE(start + 9);
+    const fua = flag(b[start + 11], 11);
+    return { type: 'write', forwarded, seq, volume, fua, lba: getU64(b, start + 12), data };
+  }
+  if (h.type === MessageType.Ack && h.length === ACK_FIELDS) {
+    if (crc32cRange(b, start, end) !== h.dataCrc) throw crcMismatch(h);
+    const forwarded = flag(b[start], 0);
+    const seq = getU64(b, start + 1);
+    const status = ACK_BY_CODE[b[start + 9]];
+    if (!status) throw new LinkProtocolError('bad-payload', `ack status ${b[start + 9]}`);
+    return { type: 'ack', forwarded, seq, status };
+  }
+  const p = start === 0 && end === b.length ? b : b.subarray(start, end);
+  if (crc32c(p) !== h.dataCrc) throw crcMismatch(h);
+  return decodePayload(h.type, p);
 }

@@ -23,7 +23,7 @@ import { miscompare } from '../scsi/sbc-verify.ts';
 import { SenseError } from '../scsi/types.ts';
 import { interceptCompareAndWrite } from './caw-forward.ts';
 import { extentsOf, GroupMachine, PROXIMITIES } from './group-machine.ts';
-import type { GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq, DirtyOp, PrOutReq, PrOutResult } from './group-machine.ts';
+import type { ApplyTag, GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq, DirtyOp, PrOutReq, PrOutResult } from './group-machine.ts';
 import { gateSanitize } from './sanitize-gate.ts';
 import { executeForwardedProut, installPrState, interceptPersistentReserveOut, prHooks } from './pr-replication.ts';
 import { applyOp, ReplicatedStore } from './replicated-store.ts';
@@ -80,7 +80,11 @@ function senseFor(o: Outcome, err?: unknown): unknown {
   }
 }
 
-interface Waiter { resolve(): void; reject(e: unknown): void; settled?: { ok: boolean; err?: unknown } }
+/**
+ * Who waits for an origin's outcome. Settled (state 1 ok, 2 failed) before anyone awaits when the
+ * machine completes it within the step that started it; otherwise `resolve`/`reject` of the promise.
+ */
+interface Waiter { state: 0 | 1 | 2; err: unknown; resolve: (() => void) | null; reject: ((e: unknown) => void) | null }
 
 /** The checker's negative controls (ARRAYSIM_FAULT_HOOK), never set from configuration. */
 export interface FaultHooks { ackBeforePeer?: boolean; splitBrain?: boolean }
@@ -98,7 +102,8 @@ export class ReplicationGroup {
   private sendSeq = 0;
   private recvSeq = -1;
   private nextLocal = 1;
-  private readonly waiters = new Map<string, Waiter>();
+  /** By origin: the machine hands back the very Origin object it was given (no key strings per write). */
+  private readonly waiters = new Map<Origin, Waiter>();
   private readonly localErrors = new Map<number, unknown>();
   /** Answers of PR OUTs this secondary sent to the primary, by local origin id, until their caller takes them. */
   private readonly prResults = new Map<number, PrOutResult>();
@@ -130,19 +135,22 @@ export class ReplicationGroup {
 
   /** A write from this array's LU (the caller holds its range). */
   write(op: WriteOp): void | Promise<void> {
-    return this.await({ kind: 'local', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op, now: Date.now() }));
+    const origin: Origin = { kind: 'local', id: this.nextLocal++ };
+    return this.await(origin, { kind: 'host-write', origin, op, now: Date.now() });
   }
 
   /** COMPARE AND WRITE at the secondary: executed by the primary. */
   compareAndWrite(req: CompareAndWriteReq): void | Promise<void> {
-    return this.await({ kind: 'local', id: this.nextLocal++ }, (origin) => ({ kind: 'host-compare-and-write', origin, req, now: Date.now() }));
+    const origin: Origin = { kind: 'local', id: this.nextLocal++ };
+    return this.await(origin, { kind: 'host-compare-and-write', origin, req, now: Date.now() });
   }
 
   /** PERSISTENT RESERVE OUT at the secondary: executed by the primary (pr-replication.ts). */
   prOut(req: PrOutReq): PrOutResult | Promise<PrOutResult> {
     const id = this.nextLocal++;
     const take = (): PrOutResult => { const r = this.prResults.get(id)!; this.prResults.delete(id); return r; };
-    const r = this.await({ kind: 'local', id }, (origin) => ({ kind: 'host-pr-out', origin, req }));
+    const origin: Origin = { kind: 'local', id };
+    const r = this.await(origin, { kind: 'host-pr-out', origin, req });
     return r instanceof Promise ? r.then(take) : take();
   }
 
@@ -153,17 +161,18 @@ export class ReplicationGroup {
   get replicating(): boolean { return this.machine.replicating; }
 
   /** Run `event` for `origin`, and return when the machine completes it (synchronously if it already has). */
-  private await(origin: Origin, event: (o: Origin) => GroupEvent): void | Promise<void> {
-    const key = originKey(origin);
-    const w: Waiter = { resolve: () => { w.settled = { ok: true }; }, reject: (err) => { w.settled = { ok: false, err }; } };
-    this.waiters.set(key, w);
-    this.step(event(origin));
-    if (w.settled) {
-      this.waiters.delete(key);
-      if (w.settled.ok) return;
-      throw w.settled.err;
-    }
+  private await(origin: Origin, event: GroupEvent): void | Promise<void> {
+    const w: Waiter = { state: 0, err: undefined, resolve: null, reject: null };
+    this.waiters.set(origin, w);
+    this.step(event);
+    if (w.state === 1) return;
+    if (w.state === 2) throw w.err;
     return new Promise<void>((resolve, reject) => { w.resolve = resolve; w.reject = reject; });
+  }
+
+  private settle(w: Waiter, ok: boolean, err?: unknown): void {
+    if (ok) { if (w.resolve) w.resolve(); else w.state = 1; return; }
+    if (w.reject) w.reject(err); else { w.state = 2; w.err = err; }
   }
 
   step(e: GroupEvent): void {
@@ -203,35 +212,34 @@ export class ReplicationGroup {
 
   private apply(a: Extract<GroupAction, { kind: 'apply' }>): void {
     const store = this.stores[a.op.volume]?.inner;
-    const tag = a.tag;
-    const done = (ok: boolean, err?: unknown) => {
-      if (!ok && tag.from === 'host' && tag.origin.kind === 'local') this.localErrors.set(tag.origin.id, err);
-      this.step({ kind: 'applied', tag, ok, why: err instanceof Error ? err.message : undefined });
-    };
-    if (!store) { done(false, new Error(`no volume ${a.op.volume}`)); return; }
-    const op = a.op;
-    const once = (): void | Promise<void> => {
-      let r: void | Promise<void>;
-      try {
-        // A PR state: the primary's registry already holds it (pr-replication.ts); the secondary installs it.
-        if (op.kind === 'pr-state') { if (tag.from === 'peer') installPrState(this.volumes[op.volume], op.state); r = undefined; }
-        else r = applyOp(store, op);
-      } catch (e) { done(false, e); return; }
-      if (r instanceof Promise) return r.then(() => done(true), (e) => done(false, e));
-      done(true);
-    };
-    if (tag.from === 'peer') {
-      // Replicated writes are applied in sequence order, one after the other, without this
-      // array's range lock: a host write here may hold that range while it waits for the
-      // primary, which waits for this apply (README "Peer replication", ordering).
-      const r = this.peerApply ? this.peerApply.then(once) : once();
-      if (r instanceof Promise) {
-        this.peerApply = r;
-        void r.then(() => { if (this.peerApply === r) this.peerApply = null; });
-      }
-      return;
+    const { op, tag } = a;
+    if (!store) { this.applied(tag, false, new Error(`no volume ${op.volume}`)); return; }
+    if (tag.from !== 'peer') { void this.applyNow(store, op, tag); return; }
+    // Replicated writes are applied in sequence order, one after the other, without this
+    // array's range lock: a host write here may hold that range while it waits for the
+    // primary, which waits for this apply (README "Peer replication", ordering).
+    const r = this.peerApply ? this.peerApply.then(() => this.applyNow(store, op, tag)) : this.applyNow(store, op, tag);
+    if (r instanceof Promise) {
+      this.peerApply = r;
+      void r.then(() => { if (this.peerApply === r) this.peerApply = null; });
     }
-    void once();
+  }
+
+  /** Apply `op` to the local store and step `applied` when it is done (synchronously for a memory store). */
+  private applyNow(store: ReplicatedStore['inner'], op: WriteOp, tag: ApplyTag): void | Promise<void> {
+    let r: void | Promise<void>;
+    try {
+      // A PR state: the primary's registry already holds it (pr-replication.ts); the secondary installs it.
+      if (op.kind === 'pr-state') { if (tag.from === 'peer') installPrState(this.volumes[op.volume], op.state); r = undefined; }
+      else r = applyOp(store, op);
+    } catch (e) { this.applied(tag, false, e); return; }
+    if (r instanceof Promise) return r.then(() => this.applied(tag, true), (e) => this.applied(tag, false, e));
+    this.applied(tag, true);
+  }
+
+  private applied(tag: ApplyTag, ok: boolean, err?: unknown): void {
+    if (!ok && tag.from === 'host' && tag.origin.kind === 'local') this.localErrors.set(tag.origin.id, err);
+    this.step({ kind: 'applied', tag, ok, why: err instanceof Error ? err.message : undefined });
   }
 
   private complete(origin: Origin, outcome: Outcome): void {
@@ -239,15 +247,14 @@ export class ReplicationGroup {
       this.send({ type: 'ack', forwarded: true, seq: origin.id, status: outcome.kind === 'ok' ? 'ok' : outcome.kind === 'unavailable' ? 'not-primary' : 'not-applied' });
     }
     if (outcome.kind === 'ok' && origin.kind !== 'resync') this.stats.replicatedWrites++;
-    const key = originKey(origin);
-    const w = this.waiters.get(key);
+    const w = this.waiters.get(origin);
     if (!w) return;
-    this.waiters.delete(key);
-    if (outcome.kind === 'ok') { w.resolve(); return; }
-    if (outcome.kind === 'pr-out') { this.prResults.set(origin.id as number, outcome.result); w.resolve(); return; }
+    this.waiters.delete(origin);
+    if (outcome.kind === 'ok') { this.settle(w, true); return; }
+    if (outcome.kind === 'pr-out') { this.prResults.set(origin.id as number, outcome.result); this.settle(w, true); return; }
     const err = origin.kind === 'local' ? this.localErrors.get(origin.id) : undefined;
     if (origin.kind === 'local') this.localErrors.delete(origin.id);
-    w.reject(senseFor(outcome, err));
+    this.settle(w, false, senseFor(outcome, err));
   }
 
   // ------------------------------------------------------------ the link
@@ -369,7 +376,7 @@ export class ReplicationGroup {
       const end = m.ranges.reduce((x, r) => (r.lba + BigInt(r.blocks) > x ? r.lba + BigInt(r.blocks) : x), 0n);
       blocks = end > lba ? end - lba : 0n;
     }
-    const r = exclusive(lu, lba, blocks, () => this.await(origin, (o) => ({ kind: 'host-write', origin: o, op, now: Date.now() })));
+    const r = exclusive(lu, lba, blocks, () => this.await(origin, { kind: 'host-write', origin, op, now: Date.now() }));
     if (r instanceof Promise) r.catch(() => {}); // the outcome went back on the link as the ack
   }
 
@@ -483,7 +490,7 @@ export class ReplicationGroup {
     // Every resync (the initial sync, after an outage, after a failover) first carries each
     // volume's PR state: PR changes made while the group was stopped are not in the dirty map,
     // and the state is a few hundred bytes (pr-replication.ts).
-    const prStates = () => this.volumes.map((lu, volume) => this.await({ kind: 'resync', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op: { kind: 'pr-state', volume, state: prStateOf(lu) } })));
+    const prStates = () => this.volumes.map((lu, volume) => this.resyncWrite({ kind: 'pr-state', volume, state: prStateOf(lu) }));
     const worker = async () => {
       for (let c = chunks.next(); !c.done; c = chunks.next()) {
         const { volume, lba, blocks } = c.value;
@@ -492,7 +499,7 @@ export class ReplicationGroup {
           const data = Buffer.from(await this.stores[volume].inner.read(lba, blocks));
           live(); // checked just before the step: with the link down the machine would only re-mark the region dirty
           this.stats.resyncBytes += data.length;
-          await this.await({ kind: 'resync', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op: { kind: 'write', volume, lba, blocks, fua: false, data } }));
+          await this.resyncWrite({ kind: 'write', volume, lba, blocks, fua: false, data });
           // Counted once the peer holds them: `rcopy startgroup --wait` shows this against dirtyBlocks.
           this.stats.resyncBlocks += blocks;
         });
@@ -506,7 +513,7 @@ export class ReplicationGroup {
       for (const op of records) {
         this.stats.resyncBytes += op.kind === 'write-same' ? op.block.length : 0;
         this.stats.resyncRecords++;
-        first.push(this.await({ kind: 'resync', id: this.nextLocal++ }, (origin) => ({ kind: 'host-write', origin, op })));
+        first.push(this.resyncWrite(op));
       }
       await Promise.all(first);
       for (const op of records) for (const x of extentsOf(op)) this.stats.resyncBlocks += x.blocks;
@@ -520,6 +527,12 @@ export class ReplicationGroup {
     }
   }
 
+  /** A write the resync sends: the data is already here, only the peer needs it (GroupMachine.hostWrite). */
+  private resyncWrite(op: WriteOp): void | Promise<void> {
+    const origin: Origin = { kind: 'resync', id: this.nextLocal++ };
+    return this.await(origin, { kind: 'host-write', origin, op });
+  }
+
   snapshot(): GroupSnapshot & { volumes: { target: string; lun: number; wwn: string }[]; stats: ReplicationGroup['stats'] } {
     return {
       ...this.machine.snapshot(),
@@ -529,7 +542,6 @@ export class ReplicationGroup {
   }
 }
 
-function originKey(o: Origin): string { return `${o.kind}:${o.id}`; }
 
 /** A volume's PR state as a resync ships it: no unit attentions (nothing happened), no abort. */
 function prStateOf(lu: LogicalUnit): import('../../protocol/replication/link.ts').PrStateWire {

@@ -67,6 +67,9 @@ export type Outcome =
   /** A forwarded PR OUT executed at the primary (whatever its status, its state is on both arrays). */
   | { kind: 'pr-out'; result: PrOutResult };
 
+/** The outcome of nearly every write: one object for all (outcomes are only read). */
+const OK: Outcome = Object.freeze({ kind: 'ok' });
+
 export interface CompareAndWriteReq { volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
 
 export type GroupEvent =
@@ -264,7 +267,7 @@ export class GroupMachine {
   private seq = 0n;
   private peerSeqApplied = 0n;
   /** Primary: writes replicated and not yet acknowledged, by group seq. */
-  private readonly awaitingPeer = new Map<bigint, { origin: Origin; extents: DirtyExtent[]; prVolume?: number }>();
+  private readonly awaitingPeer = new Map<bigint, { origin: Origin; op: WriteOp }>();
   /** Secondary: forwarded writes and compare-and-writes, by request id. */
   private readonly forwarded = new Map<bigint, Origin>();
   private readonly cawSent = new Map<bigint, Origin>();
@@ -312,7 +315,8 @@ export class GroupMachine {
   private peerSight: GroupVerdict['peerSight'] | null = null;
   private leaseUntil = 0;
   private failoverRequested = false;
-  private aluaKey = '';
+  /** serving and role as last shown (aluaIfChanged): serving 1, primary 2. */
+  private aluaKey = -1;
   /** A volume's store has failed: this array is a failed array for the group until it is repaired. */
   storeFailure: string | null = null;
 
@@ -330,7 +334,7 @@ export class GroupMachine {
     this.unsafeWriteAlone = !!o.unsafeWriteAloneWithoutWitness;
     this.unsafePromote = !!o.unsafePromoteOnLinkDown;
     this.restarted = !!o.restarted;
-    this.aluaKey = `${this.serving ? 1 : 0}${this.role}`;
+    this.aluaKey = this.aluaKeyNow();
   }
 
   /** Primary: replicated writes the peer has not acknowledged yet. */
@@ -396,8 +400,10 @@ export class GroupMachine {
    * Emit the ALUA states when serving or the role changed without a transition that showed it
    * (a lease ran out, a witness verdict, a role swap). A cheap key: this runs for every event.
    */
+  private aluaKeyNow(): number { return (this.serving ? 1 : 0) | (this.role === 'primary' ? 2 : 0); }
+
   private aluaIfChanged(out: GroupAction[]): void {
-    const key = `${this.serving ? 1 : 0}${this.role}`;
+    const key = this.aluaKeyNow();
     if (key === this.aluaKey) return;
     this.aluaKey = key;
     out.push({ kind: 'alua', ...this.alua(), reason: `${this.role}, ${this.serving ? 'serving' : 'not serving'} the group` });
@@ -468,16 +474,17 @@ export class GroupMachine {
     if (!this.replicating) {
       if ((op.kind === 'write-same' || op.kind === 'unmap') && this.dirtyOps.length < MAX_DIRTY_OPS) this.dirtyOps.push(op);
       else this.markDirty(extentsOf(op));
-      out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } });
+      out.push({ kind: 'complete', origin, outcome: OK });
       return;
     }
     const seq = ++this.seq;
-    this.awaitingPeer.set(seq, { origin, extents: extentsOf(op), prVolume: op.kind === 'pr-state' ? op.volume : undefined });
+    // The op, not its extents: they are needed only if the write never reaches the peer (markDirty).
+    this.awaitingPeer.set(seq, { origin, op });
     if (op.kind === 'pr-state') this.prInFlight.set(op.volume, (this.prInFlight.get(op.volume) ?? 0) + 1);
     out.push({ kind: 'send', message: toMessage(op, false, seq) });
     if (this.unsafeAckBeforePeer) {
       this.awaitingPeer.delete(seq);
-      out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } });
+      out.push({ kind: 'complete', origin, outcome: OK });
     }
   }
 
@@ -506,18 +513,18 @@ export class GroupMachine {
           const origin = this.forwarded.get(m.seq);
           if (!origin) return;
           this.forwarded.delete(m.seq);
-          out.push({ kind: 'complete', origin, outcome: m.status === 'ok' ? { kind: 'ok' } : ackFailure(m.status) });
+          out.push({ kind: 'complete', origin, outcome: m.status === 'ok' ? OK : ackFailure(m.status) });
           return;
         }
         const w = this.awaitingPeer.get(m.seq);
         if (!w) return;
         this.awaitingPeer.delete(m.seq);
-        if (w.prVolume !== undefined) this.prSettled(w.prVolume);
+        if (w.op.kind === 'pr-state') this.prSettled(w.op.volume);
         const origin = w.origin;
-        if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: { kind: 'ok' } }); this.maybeSwap(out); return; }
+        if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: OK }); this.maybeSwap(out); return; }
         // The secondary could not apply: it no longer has the group's data; stop the group
         // (HPE no_fail_wrt_on_err would hide it from the host; here the write is not acknowledged).
-        this.markDirty(w.extents);
+        this.markDirty(extentsOf(w.op));
         out.push({ kind: 'complete', origin, outcome: ackFailure(m.status) });
         this.stopReplication(`secondary could not apply write ${m.seq} (${m.status})`, out);
         return;
@@ -656,7 +663,7 @@ export class GroupMachine {
     // Writes the peer has not acknowledged are not acknowledged to their hosts: the region is
     // marked for resync (it may be on this array only). No write is ever acknowledged without both.
     for (const [, w] of this.awaitingPeer) {
-      this.markDirty(w.extents);
+      this.markDirty(extentsOf(w.op));
       out.push({ kind: 'complete', origin: w.origin, outcome: { kind: 'link-lost' } });
     }
     for (const [, origin] of this.forwarded) out.push({ kind: 'complete', origin, outcome: { kind: 'link-lost' } });

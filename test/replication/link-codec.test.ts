@@ -139,6 +139,22 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     m: { type: 'pr-state', seq: 1n, volume: 0, state: { generation: 0, aptpl: true, reservation: null, registrations: [], notices: [], abort: null } },
     bytes: frame(14, 16, fields(['u64', 1n], ['u16', 0], ['u32', 0], ['u8', 1], ['u16', 0], ['u16', 0])),
   },
+  {
+    // u64 fields past 2^53 (the encoder's and decoder's two-u32 shortcut does not apply), and an empty write.
+    name: 'write with seq and LBA past 2^53, no data', seq: 0xffffffff,
+    m: { type: 'write', forwarded: false, seq: 0xffffffffffffffffn, volume: 0xffff, lba: (1n << 53n) + 1n, fua: false, data: Buffer.alloc(0) },
+    bytes: frame(2, 0xffffffff, fields(['u8', 0], ['u64', 0xffffffffffffffffn], ['u16', 0xffff], ['u8', 0], ['u64', (1n << 53n) + 1n])),
+  },
+  {
+    name: 'ack of seq 2^53 - 1', seq: 9,
+    m: { type: 'ack', forwarded: false, seq: (1n << 53n) - 1n, status: 'ok' },
+    bytes: frame(5, 9, fields(['u8', 0], ['u64', (1n << 53n) - 1n], ['u8', 0])),
+  },
+  {
+    name: 'ack of seq 2^53', seq: 10,
+    m: { type: 'ack', forwarded: false, seq: 1n << 53n, status: 'not-applied' },
+    bytes: frame(5, 10, fields(['u8', 0], ['u64', 1n << 53n], ['u8', 1])),
+  },
 ];
 
 function norm(m: LinkMessage): unknown {
@@ -200,6 +216,11 @@ describe('link codec refusals: the framer reports one error and stops', () => {
     { name: 'unknown ack status', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n], ['u8', 99])), code: 'bad-payload' },
     { name: 'unknown hello flag', bytes: frame(1, 0, fields(['str', 'a'], ['str', 'g'], ['u8', 1], ['u16', 0], ['u32', 0], ['u8', 8], ['u16', 0])), code: 'bad-payload' },
     { name: 'flag byte not 0/1', bytes: frame(5, 1, fields(['u8', 2], ['u64', 7n], ['u8', 0])), code: 'bad-payload' },
+    { name: 'write: FUA byte not 0/1', bytes: frame(2, 1, Buffer.concat([fields(['u8', 0], ['u64', 7n], ['u16', 0], ['u8', 2], ['u64', 0n]), data])), code: 'bad-payload' },
+    { name: 'write: shorter than its fields', bytes: frame(2, 1, fields(['u8', 0], ['u64', 7n], ['u16', 0], ['u8', 0])), code: 'bad-payload' },
+    { name: 'write: damaged data', bytes: (() => { const b = Buffer.from(VECTORS[2].bytes); b[b.length - 1] ^= 1; return b; })(), code: 'bad-data-crc' },
+    { name: 'write: damaged field', bytes: (() => { const b = Buffer.from(VECTORS[2].bytes); b[30] ^= 1; return b; })(), code: 'bad-data-crc' },
+    { name: 'ack: damaged field', bytes: (() => { const b = Buffer.from(VECTORS[6].bytes); b[30] ^= 1; return b; })(), code: 'bad-data-crc' },
   ];
   for (const c of cases) {
     it(c.name, () => {

@@ -6,7 +6,7 @@
  *   A  primary          127.0.1.1:PORT+1  the same LUN in Remote Copy group rcg1 (active_active)
  *   B  secondary        127.0.2.1:PORT+2  its peer (link listeners PORT+3 on B, PORT+4 on A)
  *
- *   npx tsx tools/bench/rcopy.ts [--seconds 5] [--rounds 3] [--port 3490] [--latency-ms 1] [--resync-percent 1] [--json]
+ *   npx tsx tools/bench/rcopy.ts [--seconds 5] [--rounds 3] [--port 3490] [--latency-ms 1] [--resync-percent 1] [--json] [--qd32-only]
  *   (ARRAYSIM_BENCH_PRIORITY=-20 on a shared machine, as root: tools/bench/target.ts prioritize)
  *
  * Needs a current dist/ (`npm run build`; bin/arraysim.js refuses a stale one). The client is the
@@ -27,7 +27,8 @@
  *   Synced) and the wall time from restore to both Synced (that includes the redial, up to 200 ms,
  *   and the handshake). Goal: about 1% of the volume sent, in under 2 s.
  *
- * Rounds alternate which side goes first; each cell is the median round. A table is printed, or
+ * --qd32-only measures the QD32 rows alone (a quick before/after of CPU per write, or a profile
+ * with ARRAYSIM_BENCH_CPU_PROF that holds nothing else). Rounds alternate which side goes first; each cell is the median round. A table is printed, or
  * with --json one JSON object (the table then goes to stderr).
  */
 import { loadavg, tmpdir } from 'node:os';
@@ -46,6 +47,7 @@ const PORT = numOpt('port', 3490);
 const LATENCY_MS = numOpt('latency-ms', 1);
 const RESYNC_PERCENT = numOpt('resync-percent', 1);
 const JSON_OUT = process.argv.includes('--json');
+const QD32_ONLY = process.argv.includes('--qd32-only');
 const IQN = 'iqn.2026-11.dev.arraysim:rcopy-bench';
 const BLOCKS = 2 * 1024 * 1024; // 1 GiB of 512-byte blocks
 const SLOTS = BLOCKS / 8; // 4 KiB slots
@@ -257,9 +259,40 @@ async function main(): Promise<void> {
   const q32: Record<'U' | 'A', { iops: number; cpuUs: number[]; clientUs: number }[]> = { U: [], A: [] };
   // On a terminal, a bar over the measurements (8 a round, then the resync) with the time left;
   // the per-round lines go to stderr through it, so stdout holds the table.
-  const progress = Progress.start({ label: 'rcopy bench', total: ROUNDS * 8 + 1, noun: 'measurements' });
+  const progress = Progress.start({ label: 'rcopy bench', total: QD32_ONLY ? ROUNDS * 2 : ROUNDS * 8 + 1, noun: 'measurements' });
   const say = (line: string): void => { progress.note(line); progress.tick(); };
+  // Without the QD1 measurements first, the first QD32 round would pay the arrays' JIT warm-up.
+  if (QD32_ONLY) for (const k of ['U', 'A'] as const) await qd32(ini[k], 1, [], 999);
   for (let round = 0; round < ROUNDS; round++) {
+    if (!QD32_ONLY) await qd1Round(round);
+    for (const k of round % 2 ? (['A', 'U'] as const) : (['U', 'A'] as const)) {
+      const r = await qd32(ini[k], SECONDS, k === 'U' ? [U.pid] : [A.pid, B.pid], 3000 + round);
+      q32[k].push(r);
+      say(`round ${round + 1} QD32 ${k}: ${Math.round(r.iops)} IOPS, CPU/write ${r.cpuUs.map((x) => x.toFixed(1)).join(' + ')} µs (client ${r.clientUs.toFixed(1)} µs; load ${load()})`);
+    }
+  }
+  const pick = (xs: { iops: number; cpuUs: number[]; clientUs: number }[]) => { const s = [...xs].sort((a, b) => a.iops - b.iops); return s[Math.floor(s.length / 2)]; };
+  const iops = { U: pick(q32.U), A: pick(q32.A) };
+  const rowsQd32 = [
+    `| QD32 4 KiB random write IOPS | ${Math.round(iops.U.iops)} | ${Math.round(iops.A.iops)} | ${(100 * iops.A.iops / iops.U.iops).toFixed(0)}% / ≥ 60% |`,
+    `| CPU per write (array process) | ${iops.U.cpuUs[0].toFixed(1)} µs | A ${iops.A.cpuUs[0].toFixed(1)} µs + B ${iops.A.cpuUs[1].toFixed(1)} µs | client ${iops.U.clientUs.toFixed(1)} / ${iops.A.clientUs.toFixed(1)} µs |`,
+  ];
+  const qd32Result = {
+    unreplicatedIops: iops.U.iops, replicatedIops: iops.A.iops, ratio: iops.A.iops / iops.U.iops, goalRatio: 0.6,
+    cpuUsPerWrite: { unreplicated: iops.U.cpuUs[0], primary: iops.A.cpuUs[0], secondary: iops.A.cpuUs[1], clientUnreplicated: iops.U.clientUs, clientReplicated: iops.A.clientUs },
+    rounds: { U: q32.U.map((r) => Math.round(r.iops)), A: q32.A.map((r) => Math.round(r.iops)) },
+  };
+  const header = ['| measurement | unreplicated (U) | replicated (A, primary) | ratio / goal |', '|---|---|---|---|'];
+  if (QD32_ONLY) {
+    progress.done();
+    out([...header, ...rowsQd32].join('\n'));
+    out(`load after: ${load()}`);
+    if (JSON_OUT) console.log(JSON.stringify({ when: new Date().toISOString(), load: load(), seconds: SECONDS, rounds: ROUNDS, qd32: qd32Result }, null, 2));
+    for (const i of Object.values(ini)) i.close();
+    return;
+  }
+
+  async function qd1Round(round: number): Promise<void> {
     const order = (['U', 'A', 'B'] as const).map((_, i, a) => a[(i + round) % 3]);
     for (const k of order) {
       const lat = await qd1(ini[k], SECONDS, 1000 + round);
@@ -276,11 +309,6 @@ async function main(): Promise<void> {
     await admin(A, 'POST', '/v1/rcopy/link', { latencyMs: 0 });
     q1.Alat.push(lat);
     say(`round ${round + 1} QD1 A +${LATENCY_MS} ms: median ${median(lat).toFixed(0)} µs (load ${load()})`);
-    for (const k of round % 2 ? (['A', 'U'] as const) : (['U', 'A'] as const)) {
-      const r = await qd32(ini[k], SECONDS, k === 'U' ? [U.pid] : [A.pid, B.pid], 3000 + round);
-      q32[k].push(r);
-      say(`round ${round + 1} QD32 ${k}: ${Math.round(r.iops)} IOPS, CPU/write ${r.cpuUs.map((x) => x.toFixed(1)).join(' + ')} µs (client ${r.clientUs.toFixed(1)} µs; load ${load()})`);
-    }
   }
 
   // Resync after an outage in which RESYNC_PERCENT of the volume was written.
@@ -307,8 +335,6 @@ async function main(): Promise<void> {
   const m = (xs: number[][]) => median(xs.map(median));
   const lat = { U: m(q1.U), A: m(q1.A), B: m(q1.B), Alat: m(q1.Alat), RU: m(q1.RU), RA: m(q1.RA) };
   const p99 = { U: median(q1.U.map((x) => pct(x, 0.99))), A: median(q1.A.map((x) => pct(x, 0.99))), B: median(q1.B.map((x) => pct(x, 0.99))), Alat: median(q1.Alat.map((x) => pct(x, 0.99))) };
-  const pick = (xs: { iops: number; cpuUs: number[]; clientUs: number }[]) => { const s = [...xs].sort((a, b) => a.iops - b.iops); return s[Math.floor(s.length / 2)]; };
-  const iops = { U: pick(q32.U), A: pick(q32.A) };
   const goalLat = 1.2 * (lat.A + LATENCY_MS * 1000);
   const result = {
     when: new Date().toISOString(), load: load(), seconds: SECONDS, rounds: ROUNDS,
@@ -317,24 +343,18 @@ async function main(): Promise<void> {
       injectedMs: LATENCY_MS, withInjectedUs: lat.Alat, goalUs: goalLat, rounds: { U: q1.U.map(median), A: q1.A.map(median), B: q1.B.map(median), Alat: q1.Alat.map(median) },
       bareRelay: { unreplicatedUs: lat.RU, replicatedUs: lat.RA, ratio: lat.RA / lat.RU },
     },
-    qd32: {
-      unreplicatedIops: iops.U.iops, replicatedIops: iops.A.iops, ratio: iops.A.iops / iops.U.iops, goalRatio: 0.6,
-      cpuUsPerWrite: { unreplicated: iops.U.cpuUs[0], primary: iops.A.cpuUs[0], secondary: iops.A.cpuUs[1], clientUnreplicated: iops.U.clientUs, clientReplicated: iops.A.clientUs },
-      rounds: { U: q32.U.map((r) => Math.round(r.iops)), A: q32.A.map((r) => Math.round(r.iops)) },
-    },
+    qd32: qd32Result,
     resync: { ...resync, sentPercentOfVolume: (100 * resync.sent) / resync.volumeBytes, goalMs: 2000 },
   };
 
   const us = (x: number) => `${x.toFixed(0)} µs`;
   const table = [
-    '| measurement | unreplicated (U) | replicated (A, primary) | ratio / goal |',
-    '|---|---|---|---|',
+    ...header,
     `| QD1 4 KiB write latency, median (p99) | ${us(lat.U)} (${us(p99.U)}) | ${us(lat.A)} (${us(p99.A)}) | ${(lat.A / lat.U).toFixed(2)}x / ≤ 1.5x |`,
     `| QD1 floor: a bare Node TCP relay with the same hops (no iSCSI, CRC or store) | ${us(lat.RU)} | ${us(lat.RA)} | ${(lat.RA / lat.RU).toFixed(2)}x |`,
     `| QD1 via the secondary (B forwards to A) | | ${us(lat.B)} (${us(p99.B)}) | ${(lat.B / lat.U).toFixed(2)}x |`,
     `| QD1 with +${LATENCY_MS} ms round trip on the link | | ${us(lat.Alat)} (${us(p99.Alat)}) | goal ≤ ${us(goalLat)} (1.2 × (${us(lat.A)} + ${LATENCY_MS} ms)): ${lat.Alat <= goalLat ? 'met' : 'missed'} |`,
-    `| QD32 4 KiB random write IOPS | ${Math.round(iops.U.iops)} | ${Math.round(iops.A.iops)} | ${(100 * iops.A.iops / iops.U.iops).toFixed(0)}% / ≥ 60% |`,
-    `| CPU per write (array process) | ${iops.U.cpuUs[0].toFixed(1)} µs | A ${iops.A.cpuUs[0].toFixed(1)} µs + B ${iops.A.cpuUs[1].toFixed(1)} µs | client ${iops.U.clientUs.toFixed(1)} / ${iops.A.clientUs.toFixed(1)} µs |`,
+    ...rowsQd32,
     `| resync after ${RESYNC_PERCENT}% of 1 GiB written (${(written / 1048576).toFixed(1)} MiB) | | sent ${(resync.sent / 1048576).toFixed(2)} MiB (${result.resync.sentPercentOfVolume.toFixed(2)}% of the volume) in ${resync.resyncMs} ms; restore → Synced ${resync.restoreToSyncedMs} ms | goal ~${RESYNC_PERCENT}%, < 2 s |`,
   ].join('\n');
   out(table);
