@@ -13,6 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScsiDevice } from '../../src/initiator/index.ts';
+import { targetAnd, volumeRef } from '../../src/replication/cli.ts';
 import { senseOf, settled } from './pair.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -79,6 +80,17 @@ async function readOk(d: ScsiDevice, lba: bigint, blocks: number): Promise<Buffe
   if (r.kind !== 'good') throw new Error(`read ${lba}: ${senseOf(r)}`);
   return r.value;
 }
+
+describe('the verbs\' words (HPE VV and TARGET:SECVV)', () => {
+  it('reads a VV as LUN or IQN/LUN, and TARGET:REST at the first colon', () => {
+    expect(volumeRef('3', 'VV')).toEqual({ lun: 3 });
+    expect(volumeRef(`${TARGET}/12`, 'VV')).toEqual({ target: TARGET, lun: 12 });
+    for (const bad of ['', 'x', `${TARGET}/`, '1.5', '-1']) expect(() => volumeRef(bad, 'SECVV')).toThrow(/SECVV must be LUN or IQN\/LUN/);
+    expect(targetAnd(`site-b:${TARGET}/0`)).toEqual({ peer: 'site-b', rest: `${TARGET}/0` });
+    expect(targetAnd('site-b:sync')).toEqual({ peer: 'site-b', rest: 'sync' });
+    expect(targetAnd('site-b')).toEqual({ peer: 'site-b', rest: undefined });
+  });
+});
 
 describe('Remote Copy groups defined at runtime (two serve processes)', () => {
   beforeAll(async () => {
