@@ -13,7 +13,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScsiDevice } from '../../src/initiator/index.ts';
+import pino from 'pino';
+import { StorageArray } from '../../src/array.ts';
+import type { ArrayConfig } from '../../src/config.ts';
 import { targetAnd, volumeRef } from '../../src/replication/cli.ts';
+import { admitVolume, createGroup, setPolicy } from '../../src/replication/runtime-groups.ts';
+import { startWitness } from './witness-process.ts';
 import { senseOf, settled } from './pair.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -112,6 +117,9 @@ describe('Remote Copy groups defined at runtime (two serve processes)', () => {
       const r = await api('a', 'POST', p, body);
       expect({ p, body, status: r.status, field: r.body.field }).toEqual({ p, body, status: 400, field });
     }
+    // The routes are in the OpenAPI document the array serves, with their bodies.
+    const doc = (await api('a', 'GET', '/v1/openapi.json')).body;
+    for (const p of ['/v1/rcopy/groups', '/v1/rcopy/groups/{group}/volumes', '/v1/rcopy/groups/{group}/policies']) expect(doc.paths[p]?.post?.requestBody, p).toBeDefined();
     // Negative control of the table: a well-formed request is not a 400 (the group does not exist: 404).
     expect((await api('a', 'POST', '/v1/rcopy/groups/g1/policies', { policy: 'active_active' })).status).toBe(404);
   });
@@ -198,4 +206,53 @@ describe('Remote Copy groups defined at runtime (two serve processes)', () => {
     const viaB2 = await open('b');
     expect((await readOk(viaB2, 5000n, 8)).equals(z)).toBe(true);
   }, 90_000);
+});
+
+/**
+ * A group made at runtime fails over like one of the YAML: the arrays in this process (peers:
+ * sections only), the witness as its own process; the group is defined with the functions the
+ * admin routes call, started, and the primary array is stopped.
+ */
+describe('a group made at runtime, with the quorum witness', () => {
+  it('the witness grants the secondary a failover when the primary array fails, and it serves the data', async () => {
+    const witness = await startWitness();
+    cleanup.push(async () => { await witness.stop(); });
+    const log = pino({ level: 'silent' });
+    const config = (s: 'a' | 'b', peer?: number): ArrayConfig => ({
+      portals: [{ host: site[s].host, port: 0, tpgt: s === 'a' ? 1 : 2, targetPortGroup: s === 'a' ? 1 : 2 }],
+      targets: [{ name: `${TARGET}-w`, luns: [{ spec: `${4 * MiB}`, naa: s === 'a' ? '502a7510000b0a10' : '502a7510000b0b10', serial: `ASIMRTW${s}` }] }],
+      iscsi: { nopInterval: 0 }, logLevel: 'silent',
+      peers: { name: `site-${s}`, listen: { host: site[s].host, port: 0 }, peer: peer === undefined ? undefined : { host: site.b.host, port: peer }, witness: { host: witness.host, port: witness.port } },
+      rcopy: { groups: [] },
+    });
+    const b = await StorageArray.create(config('b'), log);
+    await b.start();
+    cleanup.push(() => b.stop());
+    const a = await StorageArray.create(config('a', b.config.peers!.listen!.port), log);
+    await a.start();
+    let aStopped = false;
+    cleanup.push(() => (aStopped ? undefined : a.stop()));
+
+    const ga = await createGroup(a.rcopy!, { name: 'rcgw', peer: 'site-b' });
+    await admitVolume(a.rcopy!, ga, { volume: { lun: 0 }, peer: 'site-b', secondaryVolume: { lun: 0 } });
+    await setPolicy(a.rcopy!, ga, 'active_active');
+    const gb = b.rcopy!.groups.get('rcgw')!;
+    await until(async () => ga.machine.link === 'up', 'the link up again after admitvv');
+    expect(ga.operator({ kind: 'operator', command: { verb: 'start' } })).toBeNull();
+    await until(async () => ga.machine.status === 'Synced' && gb.machine.status === 'Synced'
+      && ga.machine.snapshot().witness?.recorded === 'Synced' && gb.machine.snapshot().witness?.recorded === 'Synced', 'rcgw Synced, and so recorded by the witness');
+    const db = await ScsiDevice.open(`iscsi://${site.b.host}:${b.config.portals[0].port}/${TARGET}-w/0`);
+    cleanup.push(() => db.close().catch(() => {}));
+    await db.clearUnitAttentions();
+    const before = randomBytes(16 * 512);
+    expect(senseOf(await settled(() => db.write(40n, before)))).toBe('good');
+
+    aStopped = true;
+    await a.stop();
+    await until(async () => gb.role === 'primary', `B failed over; witness: ${witness.log().split('\n').filter((l) => /owner|grant/.test(l)).slice(-3).join(' | ')}`, 20_000);
+    expect(gb.snapshot()).toMatchObject({ roleName: 'Primary-Rev', epoch: 1, serving: true, witness: { owner: 'site-b' } });
+    const after = randomBytes(16 * 512);
+    expect(senseOf(await settled(() => db.write(56n, after)))).toBe('good');
+    expect((await readOk(db, 40n, 32)).equals(Buffer.concat([before, after]))).toBe(true);
+  }, 60_000);
 });
