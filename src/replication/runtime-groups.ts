@@ -199,6 +199,8 @@ function apply(rc: RemoteCopy, r: GroupAdminRequest): void {
   // One device on two arrays: the secondary volume answers INQUIRY with the primary's designators (VPD 0x80, 0x83).
   lu.naa = r.wwn;
   lu.serial = r.serial;
+  // SPC-5 (INQUIRY): changed INQUIRY data is reported to every I_T nexus as UNIT ATTENTION 3F/03.
+  lu.ua.establishAll(lu.target.nexusKeys(), 'InquiryDataChanged');
   rc.admit(g, target, lu);
   rc.log.info({ group: r.group, target, lun: lu.lun, wwn: r.wwn }, 'volume admitted to Remote Copy group (admitvv on the primary)');
 }

@@ -146,11 +146,17 @@ describe('Remote Copy groups defined at runtime (two serve processes)', () => {
     expect(geo.status).toBe(409);
     expect(geo.body.field).toBe('secondaryVolume');
     expect(geo.body.error).toMatch(/same geometry/);
+    // A host already logged in to B's volume is told its INQUIRY data changed.
+    const early = await open('b');
+    expect((await early.clearUnitAttentions()).unitAttentions).toEqual([]);
     const admitted = await cli('admitvv', '0', 'rcg9', `site-b:${TARGET}/0`);
     expect(admitted.volumes).toEqual([{ target: TARGET, lun: 0, wwn: naaA }]);
     // The secondary volume now presents the primary's WWN and serial.
     const [luA, luB] = [await lunOn('a', 0), await lunOn('b', 0)];
     expect({ naa: luB.naa, serial: luB.serial }).toEqual({ naa: luA.naa, serial: luA.serial });
+    const uas = (await early.clearUnitAttentions()).unitAttentions.map((u) => [u.key, u.asc, u.ascq]);
+    expect(uas).toContainEqual([6, 0x3f, 0x03]);
+    expect((await early.naa()).toString('hex')).toBe(naaA);
     await until(async () => (await groupOn('a', 'rcg9')).link === 'up', 'the link up again with the volume');
     expect(await groupOn('b', 'rcg9')).toMatchObject({ volumes: [{ lun: 0, wwn: naaA }] });
 
