@@ -187,6 +187,12 @@ describe('Remote Copy groups defined at runtime (two serve processes)', () => {
     expect((await groupOn('a', 'rcg9')).stats.lastResyncBytes).toBe(16 * MiB);
     // active_active first applied, no proximity set: primary paths optimized, secondary non-optimized.
     expect([await tpgState('a'), await tpgState('b')]).toEqual(['active/optimized', 'active/non-optimized']);
+    // admithost -proximity all on each array (as HPE: host definitions on both): that host is optimized on both.
+    const host = 'iqn.1994-05.com.example:h1';
+    for (const s of ['a', 'b'] as const) expect((await api(s, 'POST', '/v1/rcopy/groups/rcg9/hosts', { host, proximity: 'all' })).body.hosts).toEqual({ [host]: 'all' });
+    const hostState = async (s: 'a' | 'b') => (await api(s, 'GET', '/v1/alua')).body.targets[0].groups.find((g: { ports: number[] }) => g.ports.length).hosts[host];
+    await until(async () => (await hostState('b')) === 'active/optimized', 'B optimized for the host of proximity all');
+    expect(await hostState('a')).toBe('active/optimized');
 
     const viaB = await open('b');
     expect((await viaB.naa()).toString('hex')).toBe(naaA);
