@@ -40,6 +40,8 @@ export const enum MessageType {
   PrOut = 12,
   PrOutResult = 13,
   PrState = 14,
+  GroupAdmin = 15,
+  GroupAdminResult = 16,
 }
 
 /** One replicated volume as the handshake describes it: both sides must agree on all of it. */
@@ -117,7 +119,17 @@ export type LinkMessage =
   /** Its outcome: SCSI status, and for CHECK CONDITION the sense reason (SenseReason name) and field pointer. */
   | { type: 'pr-out-result'; id: bigint; status: number; reason: string; fieldPointer: { inCdb: boolean; byte: number; bit?: number } | null }
   /** The volume's PR state after a PR OUT, ordered by group sequence number with the writes (acked like one). */
-  | { type: 'pr-state'; seq: bigint; volume: number; state: PrStateWire };
+  | { type: 'pr-state'; seq: bigint; volume: number; state: PrStateWire }
+  /**
+   * Group definition from the array an operator runs creategroup, admitvv or setgroup on, sent on
+   * a connection of its own (not a group's link) to the other array's link listener, which
+   * answers with a group-admin-result and closes. `request` is JSON of a runtime-groups.ts
+   * GroupAdminRequest: these are a few per group's life, and JSON keeps the verbs' fields in one
+   * place. Added without a version change: an array of link version 4 without them answers
+   * unknown-type (a protocol error), which the sender reports.
+   */
+  | { type: 'group-admin'; request: string }
+  | { type: 'group-admin-result'; ok: boolean; reply: string };
 
 /** The SyncStatus a group can be in on the link (HPE showrcopy: Synced, Syncing, Stopped; Failsafe). */
 export const GROUP_SYNC_STATUS = ['Stopped', 'Syncing', 'Synced', 'Failsafe'] as const;
@@ -144,6 +156,7 @@ const TYPE_CODE: Record<LinkMessageType, MessageType> = {
   ack: MessageType.Ack, 'compare-and-write': MessageType.CompareAndWrite, 'compare-and-write-result': MessageType.CompareAndWriteResult,
   heartbeat: MessageType.Heartbeat, error: MessageType.Error, 'group-state': MessageType.GroupState, 'role-swap': MessageType.RoleSwap,
   'pr-out': MessageType.PrOut, 'pr-out-result': MessageType.PrOutResult, 'pr-state': MessageType.PrState,
+  'group-admin': MessageType.GroupAdmin, 'group-admin-result': MessageType.GroupAdminResult,
 };
 const OUTCOME = ['written', 'miscompare', 'failed', 'retry'] as const;
 
@@ -256,6 +269,12 @@ function payloadOf(m: LinkMessage): Buffer[] {
       if (st.abort) { o.str(st.abort.except); regs(st.abort.regs); }
       break;
     }
+    case 'group-admin':
+      o.str(m.request);
+      break;
+    case 'group-admin-result':
+      o.u8(m.ok ? 1 : 0).str(m.reply);
+      break;
   }
   o.flush();
   return o.parts;
@@ -439,6 +458,12 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
     }
     case MessageType.RoleSwap:
       m = { type: 'role-swap', epoch: i.u32(), reverse: i.bool(), reason: i.str() };
+      break;
+    case MessageType.GroupAdmin:
+      m = { type: 'group-admin', request: i.str() };
+      break;
+    case MessageType.GroupAdminResult:
+      m = { type: 'group-admin-result', ok: i.bool(), reply: i.str() };
       break;
     case MessageType.PrOut: {
       const id = i.u64(); const volume = i.u16();

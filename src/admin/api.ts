@@ -10,6 +10,7 @@
  *                POST /v1/groups/:group/verify, POST /v1/groups/:group/bookmarks
  *   events.ts    GET  /v1/events        state changes as server-sent events
  *   rcopy.ts     GET  /v1/rcopy/groups, POST …/groups/:group/start|stop|hosts, POST /v1/rcopy/link
+ *   rcopy-define.ts POST /v1/rcopy/groups, POST …/groups/:group/volumes|policies (creategroup, admitvv, setgroup)
  *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
  *   metrics.ts   GET  /metrics          Prometheus text format (src/metrics)
  *   console.ts   GET  /, /console/:file the web console's files (hidden: not API)
@@ -46,6 +47,7 @@ import * as alua from './routes/alua.ts';
 import * as events from './routes/events.ts';
 import * as openapi from './routes/openapi.ts';
 import * as rcopy from './routes/rcopy.ts';
+import * as rcopyDefine from './routes/rcopy-define.ts';
 import * as splitter from './routes/splitter.ts';
 import * as stores from './routes/stores.ts';
 import * as metrics from './routes/metrics.ts';
@@ -72,7 +74,7 @@ export interface AdminRouteModule {
 }
 
 /** Every route module, in the order the OpenAPI document lists them. */
-export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, rcopy, stores, openapi, metrics, webConsole];
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, rcopy, rcopyDefine, stores, openapi, metrics, webConsole];
 
 export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */

@@ -1,6 +1,9 @@
 /**
  * `arraysim rcopy …`: the HPE Remote Copy CLI words against a running array's admin API.
  *
+ *   arraysim rcopy creategroup GROUP TARGET[:sync]       (creatercopygroup; on the primary: the group on both arrays, TARGET the other's peers.name)
+ *   arraysim rcopy admitvv VV GROUP TARGET:SECVV         (admitrcopyvv; on the primary, group stopped; a VV is LUN or IQN/LUN)
+ *   arraysim rcopy setgroup pol [no_]POLICY GROUP        (setrcopygroup pol; on the primary, applied on both arrays)
  *   arraysim rcopy showgroup [GROUP]
  *   arraysim rcopy startgroup GROUP [--wait] (startrcopygroup; run against the primary; --wait: until Synced,
  *                                             showing the resync's progress on a terminal)
@@ -18,10 +21,12 @@
 import type { Argv, CommandModule } from 'yargs';
 import { adminCall, defaultAdmin } from '../admin/client.ts';
 import { ADMITHOST_BODY, LINK_BODY, WITNESS_BODY } from '../admin/routes/rcopy.ts';
+import { ADMITVV_BODY, CREATEGROUP_BODY, SETGROUP_BODY } from '../admin/routes/rcopy-define.ts';
+import type { VolumeRef } from './runtime-groups.ts';
 import { waitFor } from '../admin/wait.ts';
 import type { WaitOptions, WaitSample } from '../admin/wait.ts';
 
-const VERBS = ['showgroup', 'startgroup', 'stopgroup', 'admithost', 'failover', 'recover', 'restore', 'reverse', 'witness', 'link'] as const;
+const VERBS = ['creategroup', 'admitvv', 'setgroup', 'showgroup', 'startgroup', 'stopgroup', 'admithost', 'failover', 'recover', 'restore', 'reverse', 'witness', 'link'] as const;
 
 /** HPE writes `-proximity all`: take it before yargs would read it as the short options -p -r -o …. */
 export function hpeProximity(words: string[]): { proximity?: string; rest: string[] } {
@@ -32,6 +37,20 @@ export function hpeProximity(words: string[]): { proximity?: string; rest: strin
     rest.push(words[i]);
   }
   return { proximity, rest };
+}
+
+/** A VV as the verbs write it: `LUN` (the array's first target) or `IQN/LUN`. */
+export function volumeRef(word: string, what: string): VolumeRef {
+  const slash = word.lastIndexOf('/');
+  const lun = Number(word.slice(slash + 1));
+  if (!/^\d+$/.test(word.slice(slash + 1)) || !Number.isSafeInteger(lun)) throw new Error(`${what} must be LUN or IQN/LUN, not ${word}`);
+  return slash < 0 ? { lun } : { target: word.slice(0, slash), lun };
+}
+
+/** HPE's TARGET:REST (TARGET:MODE, TARGET:SECVV): the other array's name before the first colon. */
+export function targetAnd(word: string): { peer: string; rest: string | undefined } {
+  const i = word.indexOf(':');
+  return i < 0 ? { peer: word, rest: undefined } : { peer: word.slice(0, i), rest: word.slice(i + 1) };
 }
 
 /** `--one-way out|in|off` as the API's oneWay (off heals: null). */
@@ -70,10 +89,10 @@ export async function waitSynced(admin: string, group: string, o: Partial<WaitOp
 
 export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latency?: number; loss?: number; oneWay?: string; seed?: number; wait: boolean; timeout: number }> = {
   command: 'rcopy <verb> [args..]',
-  describe: 'Remote Copy: showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, failover|recover|restore|reverse GROUP, witness status|cut|restore, link cut|restore',
+  describe: 'Remote Copy: creategroup GROUP TARGET:sync, admitvv VV GROUP TARGET:SECVV, setgroup pol POLICY GROUP, showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, failover|recover|restore|reverse GROUP, witness status|cut|restore, link cut|restore',
   builder: (y: Argv) => y
     .positional('verb', { choices: VERBS, describe: 'what to do' })
-    .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or status|cut|restore (witness), or cut|restore (link)' })
+    .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or VV GROUP TARGET:SECVV, or status|cut|restore (witness), or cut|restore (link)' })
     .option('admin', { type: 'string', default: defaultAdmin(), describe: 'admin API address of the array to ask' })
     .option('latency', { type: 'number', alias: 'latency-ms', describe: 'link: ms added to every message this array sends (1 ms round trip per 100 km)' })
     .option('loss', { type: 'number', describe: 'link: percent of the frames this array sends that are lost (each waits for a TCP retransmission: 200 ms, doubling)' })
@@ -87,6 +106,25 @@ export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]
     const print = (x: unknown) => console.log(JSON.stringify(x, null, 2));
     const need = (n: number, usage: string) => { if (words.length !== n) throw new Error(`usage: arraysim rcopy ${usage}`); };
     switch (a.verb) {
+      case 'creategroup': {
+        need(2, 'creategroup GROUP TARGET[:sync]');
+        const { peer, rest } = targetAnd(words[1]);
+        print(await adminCall(a.admin, 'POST', '/v1/rcopy/groups', { body: { name: words[0], peer, mode: rest ?? 'sync' }, schema: CREATEGROUP_BODY }));
+        return;
+      }
+      case 'admitvv': {
+        need(3, 'admitvv VV GROUP TARGET:SECVV');
+        const { peer, rest } = targetAnd(words[2]);
+        if (rest === undefined) throw new Error('usage: arraysim rcopy admitvv VV GROUP TARGET:SECVV (the secondary volume after the other array\'s name)');
+        const body = { volume: volumeRef(words[0], 'VV'), peer, secondaryVolume: volumeRef(rest, 'SECVV') };
+        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[1])}/volumes`, { body, schema: ADMITVV_BODY }));
+        return;
+      }
+      case 'setgroup': {
+        if (words.length !== 3 || words[0] !== 'pol') throw new Error('usage: arraysim rcopy setgroup pol [no_]POLICY GROUP');
+        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[2])}/policies`, { body: { policy: words[1] }, schema: SETGROUP_BODY }));
+        return;
+      }
       case 'showgroup': {
         const all = await adminCall(a.admin, 'GET', '/v1/rcopy/groups') as { groups: { name: string }[] };
         if (words.length) print({ ...all, groups: all.groups.filter((g) => words.includes(g.name)) });

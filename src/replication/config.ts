@@ -35,6 +35,8 @@ export function rcopySections(doc: any, defaultTarget: string, err: (m: string) 
   };
   const peers: PeersConfig = { name: p.name, listen: addr(p.listen, 'peers.listen'), peer: addr(p.peer, 'peers.peer'), witness: addr(p.witness, 'peers.witness') };
   if (peers.witness && !/:\d+$/.test(p.witness)) throw err('peers.witness must be "HOST:PORT" (the witness listens on 5300 by default)');
+  // peers: alone is an array ready for `rcopy creategroup` (runtime-groups.ts): no group yet.
+  if (r === undefined) return { peers, rcopy: { groups: [] } };
   if (typeof r !== 'object' || r === null || !Array.isArray(r.groups)) throw err('rcopy.groups must be a list');
   const groups = r.groups.map((g: any, i: number): RcopyGroupConfig => {
     const w = `rcopy.groups[${i}]`;

@@ -30,6 +30,7 @@ import { applyOp, ReplicatedStore } from './replicated-store.ts';
 import { LinkFaultInjector } from './link-faults.ts';
 import type { LinkFaultRequest, LinkFaults, LinkShaper } from './link-faults.ts';
 import { WitnessClient } from './witness-client.ts';
+import { answerGroupAdmin } from './runtime-groups.ts';
 import { FaultStore } from '../store/fault.ts';
 import type { GroupVerdict } from '../../protocol/replication/witness.ts';
 
@@ -53,6 +54,8 @@ export interface RcopyGroupConfig {
   hosts?: Record<string, Proximity>;
   /** Start replicating as soon as the link is up (default true; the primary decides). */
   start?: boolean;
+  /** Made by `rcopy creategroup` in this process (runtime-groups.ts), not by a restart: no data was lost. */
+  runtime?: boolean;
 }
 
 export interface RcopyConfig {
@@ -118,7 +121,7 @@ export class ReplicationGroup {
 
   constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, hooks: FaultHooks = {}) {
     this.machine = new GroupMachine({
-      name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, array: rc.peers.name, witness: !!rc.peers.witness, restarted: true,
+      name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, array: rc.peers.name, witness: !!rc.peers.witness, restarted: !cfg.runtime,
       unsafeAckBeforePeer: hooks.ackBeforePeer, unsafeWriteAloneWithoutWitness: hooks.splitBrain, unsafePromoteOnLinkDown: hooks.splitBrain,
     });
     this.machine.started = cfg.role === 'primary' && cfg.start !== false;
@@ -590,20 +593,53 @@ export class RemoteCopy {
       RemoteCopy.unsafeSplitBrain = true;
       log.warn('ARRAYSIM_FAULT_HOOK=split-brain: a secondary takes over on link loss without the witness, and a primary writes alone without it (test hook)');
     }
-    for (const g of cfg.groups) {
-      if (this.groups.has(g.name)) throw new Error(`rcopy.groups: group ${g.name} twice`);
-      const group = new ReplicationGroup(this, g, log.child({ component: 'rcopy' }), { ackBeforePeer: RemoteCopy.unsafeAckBeforePeer, splitBrain: RemoteCopy.unsafeSplitBrain });
-      this.groups.set(g.name, group);
-      g.volumes.forEach((v, i) => {
-        const k = `${v.target}\0${v.lun}`;
-        if (this.byVolume.has(k)) throw new Error(`rcopy.groups: ${v.target} LUN ${v.lun} is in two groups`);
-        this.byVolume.set(k, { group, index: i });
-      });
-    }
+    for (const g of cfg.groups) this.addGroup(g);
     this.witness = peers.witness ? new WitnessClient(peers.witness, peers.name, {
       reports: () => [...this.groups.values()].filter((g) => g.machine.reportsToWitness).map((g) => g.machine.witnessReport()),
       verdict: (v: GroupVerdict, sentAt: number, now: number) => this.groups.get(v.group)?.step({ kind: 'witness', verdict: v, sentAt, now }),
     }, log.child({ component: 'witness-client' })) : null;
+  }
+
+  /** A group of the configuration, or one `rcopy creategroup` makes (runtime-groups.ts: started at once if the array runs). */
+  addGroup(g: RcopyGroupConfig): ReplicationGroup {
+    if (this.groups.has(g.name)) throw new Error(`rcopy.groups: group ${g.name} twice`);
+    const group = new ReplicationGroup(this, g, this.log.child({ component: 'rcopy' }), { ackBeforePeer: RemoteCopy.unsafeAckBeforePeer, splitBrain: RemoteCopy.unsafeSplitBrain });
+    this.groups.set(g.name, group);
+    g.volumes.forEach((v, i) => this.claim(v.target, v.lun, group, i));
+    if (this.running) group.start();
+    return group;
+  }
+
+  private claim(target: string, lun: number, group: ReplicationGroup, index: number): void {
+    const k = `${target}\0${lun}`;
+    if (this.byVolume.has(k)) throw new Error(`rcopy.groups: ${target} LUN ${lun} is in two groups`);
+    this.byVolume.set(k, { group, index });
+  }
+
+  /** The group a volume belongs to, if any. */
+  groupOf(target: string, lun: number): ReplicationGroup | undefined { return this.byVolume.get(`${target}\0${lun}`)?.group; }
+
+  /** A LU of this array (after bind). */
+  lu(target: string, lun: number): LogicalUnit | undefined { return this.targets.get(target)?.luns.get(lun); }
+
+  /** This array's target names, the first being the default one. */
+  targetNames(): string[] { return [...this.targets.keys()]; }
+
+  /**
+   * admitvv (runtime-groups.ts): join a running LU to a group as its next volume. Its store is put
+   * behind a ReplicatedStore now (wrapStore does that for configured volumes before the LU exists),
+   * and the group takes over its target's port groups as bind() does.
+   */
+  admit(g: ReplicationGroup, target: string, lu: LogicalUnit): number {
+    const index = g.cfg.volumes.length;
+    this.claim(target, lu.lun, g, index);
+    g.cfg.volumes.push({ target, lun: lu.lun });
+    if (!(lu.store instanceof ReplicatedStore)) lu.store = new ReplicatedStore(lu.store);
+    this.adopt(target, lu);
+    this.own(g, target);
+    const a = g.machine.alua();
+    this.applyAlua(g, a.state, a.hosts, `admitvv ${target} LUN ${lu.lun}`);
+    return index;
   }
 
   /** The store a replicated LU is built on (its writes go through its group). */
@@ -635,19 +671,27 @@ export class RemoteCopy {
     this.targets = targets;
     for (const g of this.groups.values()) {
       g.cfg.volumes.forEach((v, i) => { if (!g.volumes[i]) throw new Error(`rcopy group ${g.cfg.name}: no LUN ${v.lun} on target ${v.target}`); });
-      // The group owns its target port groups' states: no host moves a non-serving array's paths.
-      for (const name of new Set(g.cfg.volumes.map((v) => v.target))) {
-        const t = targets.get(name);
-        if (!t) continue;
-        const prev = t.alua.hostChangeVeto;
-        t.alua.hostChangeVeto = (tpg) => prev?.(tpg) ?? (g.machine.serving ? null : `Remote Copy group ${g.cfg.name} is not served by this array (${g.machine.status})`);
-      }
+      for (const name of new Set(g.cfg.volumes.map((v) => v.target))) this.own(g, name);
       const a = g.machine.alua();
       this.applyAlua(g, a.state, a.hosts, 'Remote Copy group configured');
     }
   }
 
+  private readonly owned = new Set<string>();
+
+  /** The group owns its target port groups' states: no host moves a non-serving array's paths. */
+  private own(g: ReplicationGroup, name: string): void {
+    const t = this.targets.get(name);
+    const k = `${g.cfg.name}\0${name}`;
+    if (!t || this.owned.has(k)) return;
+    this.owned.add(k);
+    const prev = t.alua.hostChangeVeto;
+    t.alua.hostChangeVeto = (tpg) => prev?.(tpg) ?? (g.machine.serving ? null : `Remote Copy group ${g.cfg.name} is not served by this array (${g.machine.status})`);
+  }
+
   private targets = new Map<string, ScsiTarget>();
+  /** start() has run: a group added later starts at once. */
+  private running = false;
 
   /** Relative target port identifiers of this array's ports for the group's volumes (the hello's `ports`). */
   relativePorts(g: ReplicationGroup): number[] {
@@ -688,6 +732,7 @@ export class RemoteCopy {
         });
       });
     }
+    this.running = true;
     for (const g of this.groups.values()) g.start();
     this.witness?.start();
   }
@@ -709,6 +754,7 @@ export class RemoteCopy {
       s.off('data', onData);
       clearTimeout(timer);
       const m = ev.message;
+      if (m.type === 'group-admin') { void answerGroupAdmin(this, s, m.request); return; }
       const g = m.type === 'hello' ? this.groups.get(m.group) : undefined;
       if (!g) {
         const parts = encodeMessage({ type: 'error', code: 'unknown-group', message: m.type === 'hello' ? `no group ${m.group} here` : 'expected hello' }, 0);

@@ -965,6 +965,9 @@ export class GroupMachine {
   /** The regions the secondary lacks (written while the group was stopped, or in flight at a link loss), coalesced. */
   dirtyExtents(): DirtyExtent[] { return coalesce([...this.dirty, ...this.dirtyOps.flatMap(extentsOf)]); }
 
+  /** admitvv (runtime-groups.ts): the secondary holds nothing of a volume admitted now, so the group's first start copies it whole. */
+  admitted(volume: number, blocks: number): void { this.markDirty([{ volume, lba: 0n, blocks }]); }
+
   /** The WRITE SAMEs and UNMAPs kept as records for the resync. */
   get dirtyOpCount(): number { return this.dirtyOps.length; }
 

@@ -84,11 +84,13 @@ export interface LuSettings {
 
 export class LogicalUnit {
   readonly lun: number;
-  readonly store: BackingStore;
+  /** Not readonly: `rcopy admitvv` puts a ReplicatedStore in front of it (src/replication/runtime-groups.ts). */
+  store: BackingStore;
   readonly readonly: boolean;
   readonly removable: boolean;
-  readonly naa: string;
-  readonly serial: string;
+  /** Not readonly: admitvv gives a secondary volume the primary's WWN and serial (one device on two arrays). */
+  naa: string;
+  serial: string;
   readonly vendor: string;
   readonly product: string;
   readonly revision: string;

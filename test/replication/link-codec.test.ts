@@ -92,6 +92,16 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     bytes: frame(11, 11, fields(['u32', 5], ['u8', 0], ['str', 'setrcopygroup restore'])),
   },
   {
+    name: 'group-admin: creategroup from the primary (JSON request), on a connection of its own', seq: 0,
+    m: { type: 'group-admin', request: '{"verb":"creategroup","group":"rcg9","target":"site-b","from":"site-a"}' },
+    bytes: frame(15, 0, fields(['str', '{"verb":"creategroup","group":"rcg9","target":"site-b","from":"site-a"}'])),
+  },
+  {
+    name: 'group-admin-result: refused', seq: 0,
+    m: { type: 'group-admin-result', ok: false, reply: '{"ok":false,"status":409,"error":"x","field":"volume"}' },
+    bytes: frame(16, 0, fields(['u8', 0], ['str', '{"ok":false,"status":409,"error":"x","field":"volume"}'])),
+  },
+  {
     name: 'PR OUT forwarded by the secondary: REGISTER through TPGT 2, 24-byte parameter list', seq: 12,
     m: {
       type: 'pr-out', id: 4n, volume: 0,

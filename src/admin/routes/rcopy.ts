@@ -123,7 +123,7 @@ export const GROUPS_REPLY = {
   required: ['array', 'link', 'witness', 'groups'],
 } as const;
 
-const GROUP_PARAMS = {
+export const GROUP_PARAMS = {
   type: 'object',
   properties: { group: { type: 'string', minLength: 1, maxLength: 64, description: 'Remote Copy group name' } },
   required: ['group'],
@@ -159,13 +159,13 @@ export const WITNESS_BODY = {
   required: ['action'],
 } as const;
 
-function remoteCopy(deps: AdminDeps): RemoteCopy {
+export function remoteCopy(deps: AdminDeps): RemoteCopy {
   const rc = deps.array.rcopy;
-  if (!rc) throw new AdminError(404, 'no Remote Copy on this array (the config has no peers:/rcopy: sections)');
+  if (!rc) throw new AdminError(404, 'no Remote Copy on this array (the config has no peers: section)');
   return rc;
 }
 
-function group(deps: AdminDeps, name: string): ReplicationGroup {
+export function group(deps: AdminDeps, name: string): ReplicationGroup {
   const rc = remoteCopy(deps);
   const g = rc.groups.get(name);
   if (!g) throw new AdminError(404, `no Remote Copy group ${name} (have ${[...rc.groups.keys()].join(', ')})`, 'group', 'params');

@@ -1,0 +1,72 @@
+/**
+ * Remote Copy groups defined at runtime (src/replication/runtime-groups.ts), run on the primary;
+ * each changes both arrays:
+ *   POST /v1/rcopy/groups                      creatercopygroup GROUP TARGET:sync  {name, peer, mode}
+ *   POST /v1/rcopy/groups/:group/volumes       admitrcopyvv VV GROUP TARGET:SECVV  {volume, peer, secondaryVolume}
+ *   POST /v1/rcopy/groups/:group/policies      setrcopygroup pol POLICY GROUP      {policy}
+ * All answer the group as GET /v1/rcopy/groups shows it on this array.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { AdminDeps } from '../api.ts';
+import { group, GROUP_PARAMS, GROUP_REPLY, remoteCopy } from './rcopy.ts';
+import { admitVolume, createGroup, POLICY_WORDS, setPolicy } from '../../replication/runtime-groups.ts';
+import type { VolumeRef } from '../../replication/runtime-groups.ts';
+
+const NAME = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$', description: 'Remote Copy group name (letters, digits, _ . -)' } as const;
+const PEER = { type: 'string', minLength: 1, maxLength: 64, description: 'the Remote Copy target (HPE TARGET): the other array\'s peers.name; it must answer to it' } as const;
+
+const VOLUME = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    target: { type: 'string', minLength: 1, maxLength: 223, description: 'iSCSI target holding the volume (default: the array\'s first target)' },
+    lun: { type: 'integer', minimum: 0, maximum: 16383 },
+  },
+  required: ['lun'],
+} as const;
+
+export const CREATEGROUP_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: NAME,
+    peer: PEER,
+    mode: { type: 'string', enum: ['sync'], default: 'sync', description: 'replication mode (HPE TARGET:MODE); only synchronous replication is built' },
+  },
+  required: ['name', 'peer'],
+} as const;
+
+export const ADMITVV_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    volume: { ...VOLUME, description: 'the primary volume (HPE VV), on this array' },
+    peer: PEER,
+    secondaryVolume: { ...VOLUME, description: 'the secondary volume (HPE SECVV) on the other array: same block size and count; it takes this volume\'s WWN and serial' },
+  },
+  required: ['volume', 'peer', 'secondaryVolume'],
+} as const;
+
+export const SETGROUP_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { policy: { type: 'string', enum: POLICY_WORDS, description: 'a policy to turn on, or its no_ form to turn off' } },
+  required: ['policy'],
+} as const;
+
+export function register(app: FastifyInstance, deps: AdminDeps): void {
+  const tags = ['rcopy'];
+  app.post<{ Body: { name: string; peer: string; mode: 'sync' } }>('/v1/rcopy/groups',
+    { schema: { tags, body: CREATEGROUP_BODY, response: { 200: GROUP_REPLY }, summary: 'creatercopygroup GROUP TARGET:sync (primary): the group on both arrays, stopped and empty' } },
+    async (req) => (await createGroup(remoteCopy(deps), req.body)).snapshot());
+  app.post<{ Params: { group: string }; Body: { volume: VolumeRef; peer: string; secondaryVolume: VolumeRef } }>('/v1/rcopy/groups/:group/volumes',
+    { schema: { tags, params: GROUP_PARAMS, body: ADMITVV_BODY, response: { 200: GROUP_REPLY }, summary: 'admitrcopyvv VV GROUP TARGET:SECVV (primary, group stopped): the secondary volume takes the primary\'s WWN and serial; the next startgroup copies it whole' } },
+    async (req) => {
+      return (await admitVolume(remoteCopy(deps), group(deps, req.params.group), req.body)).snapshot();
+    });
+  app.post<{ Params: { group: string }; Body: { policy: string } }>('/v1/rcopy/groups/:group/policies',
+    { schema: { tags, params: GROUP_PARAMS, body: SETGROUP_BODY, response: { 200: GROUP_REPLY }, summary: 'setrcopygroup pol POLICY GROUP (primary): on both arrays; an active_active group keeps auto_failover and path_management' } },
+    async (req) => {
+      return (await setPolicy(remoteCopy(deps), group(deps, req.params.group), req.body.policy)).snapshot();
+    });
+}
