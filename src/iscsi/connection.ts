@@ -925,7 +925,7 @@ export class Connection {
       case TmfFunction.TargetColdReset:
         abortWhere(() => true, this.server.connectionsOf(s.targetConfig!.name));
         await Promise.allSettled(waitFor);
-        scsi.reset();
+        await scsi.reset(s.nexus!);
         return TmfResponse.FunctionComplete;
       case TmfFunction.TaskReassign:
         return TmfResponse.ReassignmentNotSupported;

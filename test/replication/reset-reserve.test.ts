@@ -70,6 +70,16 @@ describe('LOGICAL UNIT RESET on a replicated volume reaches both arrays', () => 
     expect(senseOf(await settled(() => h.b2.write(60n, block('node2 via B after the reset'))))).toBe('good');
     expect(senseOf(await settled(() => h.a2.write(61n, block('node2 via A after the reset'))))).toBe('good');
   });
+
+  it('a TARGET WARM RESET through B (libiscsi Reserve6.TargetWarmReset) resets the LU on both arrays: the RESERVE taken through B is gone at A too', async () => {
+    pair = await startPair();
+    const h = await hosts(pair);
+    expect(senseOf(await settled(() => h.b1.reserve6()))).toBe('good');
+    expect(await h.b1.session.taskManagement(TmfFunction.TargetWarmReset, 0)).toBe(TmfResponse.FunctionComplete);
+    expect(await unitAttentions(h.a2)).toContain('29/03');
+    expect(senseOf(await settled(() => h.b2.reserve6()))).toBe('good');
+    expect(senseOf(await settled(() => h.a1.write(62n, block('node1 via A, B holds'))))).toBe('RESERVATION CONFLICT');
+  });
 });
 
 describe('SPC-2 RESERVE/RELEASE on a replicated volume: one holder through both arrays', () => {
