@@ -4,8 +4,10 @@
  * Every message is a 24-byte header and a payload:
  *
  *   0  magic    u32 BE  0x41525243 ("ARRC")
- *   4  version  u8      LINK_VERSION (4: persistent reservations (pr-out, pr-out-result, pr-state) and the
- *                       hello's relative target ports; 3 the restart flags; 2 the group epoch only; 1 neither)
+ *   4  version  u8      LINK_VERSION (5: the pr-state's SPC-2 RESERVE holder and LOGICAL UNIT RESET flag, and pr-out
+ *                       carrying RESERVE/RELEASE or (no CDB) a LOGICAL UNIT RESET; 4: persistent reservations (pr-out,
+ *                       pr-out-result, pr-state) and the hello's relative target ports; 3 the restart flags; 2 the
+ *                       group epoch only; 1 neither)
  *   5  type     u8      MessageType
  *   6  flags    u16 BE  reserved, 0
  *   8  length   u32 BE  payload bytes (≤ MAX_PAYLOAD)
@@ -20,7 +22,7 @@
 import { crc32c, crc32cRange, readDigest } from '../iscsi/digest.ts';
 
 export const LINK_MAGIC = 0x41525243;
-export const LINK_VERSION = 4;
+export const LINK_VERSION = 5;
 export const HEADER_LENGTH = 24;
 /** Largest payload accepted: a 16 MiB write plus its fields (a COMPARE AND WRITE carries 2 × 255 blocks). */
 export const MAX_PAYLOAD = 16 * 1024 * 1024 + 64;
@@ -71,6 +73,13 @@ export interface PrStateWire {
   notices: PrNoticeWire[];
   /** PREEMPT AND ABORT: the preempted I_T nexuses whose tasks are aborted on both arrays (SPC-5 §5.14.11.5), except `except`. */
   abort: { except: string; regs: PrNoticeWire['regs'] } | null;
+  /** The SPC-2 RESERVE(6)/(10) holder (SPC-2 §5.5.1): an I_T nexus key (initiator port|target port), or null. */
+  legacyHolder: string | null;
+  /**
+   * A LOGICAL UNIT RESET ran (SAM-5 §6.6): the receiver aborts the volume's tasks of every I_T nexus
+   * and gives each of them the unit attention BUS DEVICE RESET FUNCTION OCCURRED (29/03).
+   */
+  reset: boolean;
 }
 
 /** The I_T nexus a forwarded PERSISTENT RESERVE OUT came in on (relative target port id = tpgt, as session.ts assigns it). */
@@ -114,7 +123,11 @@ export type LinkMessage =
    * back (restore).
    */
   | { type: 'role-swap'; epoch: number; reverse: boolean; reason: string }
-  /** A PERSISTENT RESERVE OUT that arrived at the secondary, sent to the primary to execute (CDB and parameter list as received). */
+  /**
+   * A reservation command that arrived at the secondary, sent to the primary to execute: PERSISTENT
+   * RESERVE OUT, RESERVE(6)/(10) or RELEASE(6)/(10), CDB and parameter list as received; an empty
+   * CDB is the LOGICAL UNIT RESET task management function (SAM-5 §7.7), which has none.
+   */
   | { type: 'pr-out'; id: bigint; volume: number; nexus: LinkNexus; cdb: Buffer; data: Buffer }
   /** Its outcome: SCSI status, and for CHECK CONDITION the sense reason (SenseReason name) and field pointer. */
   | { type: 'pr-out-result'; id: bigint; status: number; reason: string; fieldPointer: { inCdb: boolean; byte: number; bit?: number } | null }
@@ -259,7 +272,7 @@ function payloadOf(m: LinkMessage): Buffer[] {
     }
     case 'pr-state': {
       const st = m.state;
-      o.u64(m.seq).u16(m.volume).u32(st.generation).u8((st.aptpl ? 1 : 0) | (st.reservation ? 2 : 0) | (st.abort ? 4 : 0));
+      o.u64(m.seq).u16(m.volume).u32(st.generation).u8((st.aptpl ? 1 : 0) | (st.reservation ? 2 : 0) | (st.abort ? 4 : 0) | (st.legacyHolder !== null ? 8 : 0) | (st.reset ? 16 : 0));
       if (st.reservation) o.u16(st.reservation.holder).u8(st.reservation.type);
       o.u16(st.registrations.length);
       for (const r of st.registrations) o.u64(r.key).str(r.initiatorName).ostr(r.isid).ostr(r.targetPortName).u16(r.relativeTargetPortId);
@@ -267,6 +280,7 @@ function payloadOf(m: LinkMessage): Buffer[] {
       o.u16(st.notices.length);
       for (const x of st.notices) { o.str(x.reason).str(x.except); regs(x.regs); }
       if (st.abort) { o.str(st.abort.except); regs(st.abort.regs); }
+      if (st.legacyHolder !== null) o.str(st.legacyHolder);
       break;
     }
     case 'group-admin':
@@ -480,7 +494,7 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
     }
     case MessageType.PrState: {
       const seq = i.u64(); const volume = i.u16(); const generation = i.u32(); const f = i.u8();
-      if (f & ~7) throw new LinkProtocolError('bad-payload', `pr-state flags 0x${f.toString(16)}`);
+      if (f & ~31) throw new LinkProtocolError('bad-payload', `pr-state flags 0x${f.toString(16)}`);
       const reservation = f & 2 ? { holder: i.u16(), type: i.u8() } : null;
       const registrations: PrRegistrationWire[] = [];
       for (let k = 0, n = i.u16(); k < n; k++) registrations.push({ key: i.u64(), initiatorName: i.str(), isid: i.ostr(), targetPortName: i.ostr(), relativeTargetPortId: i.u16() });
@@ -493,7 +507,8 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
       const notices: PrNoticeWire[] = [];
       for (let k = 0, n = i.u16(); k < n; k++) notices.push({ reason: i.str(), except: i.str(), regs: regs() });
       const abort = f & 4 ? { except: i.str(), regs: regs() } : null;
-      m = { type: 'pr-state', seq, volume, state: { generation, aptpl: !!(f & 1), registrations, reservation, notices, abort } };
+      const legacyHolder = f & 8 ? i.str() : null;
+      m = { type: 'pr-state', seq, volume, state: { generation, aptpl: !!(f & 1), registrations, reservation, notices, abort, legacyHolder, reset: !!(f & 16) } };
       break;
     }
     default:

@@ -915,14 +915,17 @@ export class Connection {
         if (!luExists) return TmfResponse.LunDoesNotExist;
         abortWhere((t) => t.lun === pdu.lun, this.server.connectionsOf(s.targetConfig!.name));
         await Promise.allSettled(waitFor);
-        scsi.luns.get(pdu.lun)!.reset();
+        // On a replicated LU this waits until the other array of the pair has reset too (its
+        // unit attention is set before FUNCTION COMPLETE, so every path reports it next).
+        const done = scsi.luns.get(pdu.lun)!.logicalUnitReset(s.nexus!);
+        if (done) await done.catch((e: unknown) => this.log.warn({ err: e instanceof Error ? e.message : String(e), lun: pdu.lun }, 'logical unit reset: peer array not reached'));
         return TmfResponse.FunctionComplete;
       }
       case TmfFunction.TargetWarmReset:
       case TmfFunction.TargetColdReset:
         abortWhere(() => true, this.server.connectionsOf(s.targetConfig!.name));
         await Promise.allSettled(waitFor);
-        scsi.reset();
+        await scsi.reset(s.nexus!);
         return TmfResponse.FunctionComplete;
       case TmfFunction.TaskReassign:
         return TmfResponse.ReassignmentNotSupported;

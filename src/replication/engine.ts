@@ -25,7 +25,7 @@ import { interceptCompareAndWrite } from './caw-forward.ts';
 import { extentsOf, GroupMachine, PROXIMITIES } from './group-machine.ts';
 import type { ApplyTag, GroupAction, GroupEvent, GroupPolicies, GroupSnapshot, Origin, Outcome, Proximity, Role, WriteOp, CompareAndWriteReq, DirtyOp, PrOutReq, PrOutResult } from './group-machine.ts';
 import { gateSanitize } from './sanitize-gate.ts';
-import { executeForwardedProut, installPrState, interceptPersistentReserveOut, prHooks } from './pr-replication.ts';
+import { executeForwardedProut, installPrState, interceptPersistentReserveOut, prHooks, prStateOf } from './pr-replication.ts';
 import { applyOp, ReplicatedStore } from './replicated-store.ts';
 import { LinkFaultInjector } from './link-faults.ts';
 import type { LinkFaultRequest, LinkFaults, LinkShaper } from './link-faults.ts';
@@ -116,6 +116,8 @@ export class ReplicationGroup {
   private closed = false;
   /** The current resync (a new one supersedes the last). */
   private resyncGen = 0;
+  /** The peer array's relative target ports for the group's volumes, from its last hello (REGISTER AND MOVE resolves them). */
+  peerPorts: readonly number[] = [];
   /** Counters for status and the resync proof. */
   readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, resyncBlocks: 0, resyncRecords: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
 
@@ -330,6 +332,7 @@ export class ReplicationGroup {
     const why = geometryMismatch(mine, m.volumes) ?? (both.length ? `relative target port ${both.join(', ')} on both arrays (give each array's portals distinct tpgt)` : null);
     if (why) { this.refuse(s, 'geometry-mismatch', why); return; }
     if (!this.outbound) this.send(this.hello());
+    this.peerPorts = m.ports;
     this.linkUp = true;
     this.stats.linkUps++;
     this.log.info({ group: this.cfg.name, peer: m.arrayId, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty, peerRestarted: m.restarted, peerVolatile: m.volatile, peerEmpty: m.empty }, 'replication link up');
@@ -546,15 +549,6 @@ export class ReplicationGroup {
 }
 
 
-/** A volume's PR state as a resync ships it: no unit attentions (nothing happened), no abort. */
-function prStateOf(lu: LogicalUnit): import('../../protocol/replication/link.ts').PrStateWire {
-  const s = lu.reservations.pr.export();
-  return {
-    generation: s.generation, aptpl: s.aptpl, reservation: s.reservation, notices: [], abort: null,
-    registrations: s.registrations.map((r) => ({ key: r.key, initiatorName: r.initiatorName, isid: r.isid, targetPortName: r.targetPortName, relativeTargetPortId: r.relativeTargetPortId })),
-  };
-}
-
 function geometryMismatch(a: VolumeGeometry[], b: VolumeGeometry[]): string | null {
   if (a.length !== b.length) return `${a.length} volumes here, ${b.length} on the peer`;
   for (let i = 0; i < a.length; i++) {
@@ -663,6 +657,7 @@ export class RemoteCopy {
     v.group.stores[v.index] = lu.store;
     interceptCompareAndWrite(lu, v.group);
     interceptPersistentReserveOut(lu, v.group, () => v.index);
+    lu.reservations.peerPorts = () => v.group.peerPorts;
     gateSanitize(lu, v.group);
   }
 

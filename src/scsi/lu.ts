@@ -281,6 +281,15 @@ export class LogicalUnit {
     this.ua.establishAll(this.target.nexusKeys(), 'BusDeviceResetOccurred');
   }
 
+  /**
+   * The LOGICAL UNIT RESET task management function (SAM-5 §7.7), once the transport has aborted
+   * this array's tasks for the LU. Peer replication replaces it on a replicated LU
+   * (src/replication/pr-replication.ts), so that the reset reaches the other array's I_T nexuses.
+   */
+  logicalUnitReset(_nexus: Nexus): void | Promise<void> {
+    this.reset();
+  }
+
   /** An I_T nexus went away (session closed): drop what SPC ties to it. */
   nexusLost(nexus: Nexus): void {
     this.reservations.onNexusLoss(nexus);

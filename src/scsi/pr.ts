@@ -25,6 +25,7 @@ import type { PrNotify, Registration } from './pr-registry.ts';
 import { ScsiStatus, StatusError } from './types.ts';
 import type { Nexus, ScsiRequest } from './types.ts';
 import { PR_COMMANDS, OP_PERSISTENT_RESERVE_IN } from './pr-commands.ts';
+import { targetPortName as targetPortNameOf } from '../../protocol/iscsi/names.ts';
 
 export { PR_COMMANDS };
 
@@ -136,12 +137,25 @@ export class Reservations {
     if (this.legacyHolder === nexus.key) this.legacyHolder = null;
   }
 
-  /** Resolve a relative target port identifier to a target port name, from the nexuses we know. */
+  /**
+   * Relative target port identifiers of the other array of a replicated pair, which presents this
+   * LU too (src/replication/pr-replication.ts sets it from the link's hello); none otherwise.
+   */
+  peerPorts: () => readonly number[] = () => [];
+
+  /**
+   * Resolve a relative target port identifier (REGISTER AND MOVE, SPC-5 §6.17.4) to a target port
+   * name: from the nexuses we know, else a port of this target (its ALUA groups) or of the peer
+   * array with no session now. Relative target port identifier = TPGT here (session.ts), so such a
+   * port's name follows from the target name.
+   */
   targetPortName(relativeTargetPortId: number, via: Nexus): string | undefined {
     if (via.relativeTargetPortId === relativeTargetPortId) return via.targetPortName;
     for (const n of this.lu.target.nexuses.values()) {
       if (n.relativeTargetPortId === relativeTargetPortId && n.targetName === via.targetName) return n.targetPortName;
     }
+    const local = [...this.lu.target.alua.groups.values()].some((g) => g.ports.includes(relativeTargetPortId));
+    if (local || this.peerPorts().includes(relativeTargetPortId)) return targetPortNameOf(via.targetName, relativeTargetPortId);
     return undefined;
   }
 

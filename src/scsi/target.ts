@@ -78,8 +78,11 @@ export class ScsiTarget {
     }
   }
 
-  /** TARGET WARM RESET / TARGET COLD RESET (RFC 7143 §11.5.1): reset every LU. */
-  reset(): void {
-    for (const lu of this.luns.values()) lu.reset();
+  /**
+   * TARGET WARM RESET / TARGET COLD RESET (RFC 7143 §11.5.1): reset every LU, each as a LOGICAL
+   * UNIT RESET from `nexus`, so that a replicated LU resets on both arrays of its pair.
+   */
+  async reset(nexus: Nexus): Promise<void> {
+    await Promise.allSettled([...this.luns.values()].map((lu) => lu.logicalUnitReset(nexus)));
   }
 }

@@ -273,7 +273,7 @@ describe('the dirty map while the secondary is away', () => {
 
 
 describe('persistent reservations through the machine (pr-replication.ts is the shell side)', () => {
-  const state = (generation: number): WriteOp => ({ kind: 'pr-state', volume: 0, state: { generation, aptpl: false, registrations: [], reservation: null, notices: [], abort: null } });
+  const state = (generation: number): WriteOp => ({ kind: 'pr-state', volume: 0, state: { generation, aptpl: false, registrations: [], reservation: null, notices: [], abort: null, legacyHolder: null, reset: false } });
   const req = { volume: 0, nexus: { initiatorName: 'iqn.x:n', isid: '400001370000', targetName: 'iqn.t', tpgt: 2, targetPortGroup: 2 }, cdb: Buffer.alloc(10), data: Buffer.alloc(24) };
 
   it('a PR state is ordered with the writes: the secondary applies it in sequence and the host is answered after its ack', () => {

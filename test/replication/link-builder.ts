@@ -27,11 +27,11 @@ export function fields(...fs: Field[]): Buffer {
   return Buffer.concat(out);
 }
 
-/** Header (magic "ARRC", version 4, type, flags 0, length, sequence, payload CRC LSB first, header CRC) + payload. */
+/** Header (magic "ARRC", version 5, type, flags 0, length, sequence, payload CRC LSB first, header CRC) + payload. */
 export function frame(type: number, sequence: number, payload: Buffer, o: { version?: number; magic?: number } = {}): Buffer {
   const h = Buffer.alloc(24);
   h.writeUInt32BE(o.magic ?? 0x41525243, 0);
-  h[4] = o.version ?? 4;
+  h[4] = o.version ?? 5;
   h[5] = type;
   h.writeUInt32BE(payload.length, 8);
   h.writeUInt32BE(sequence, 12);

@@ -133,6 +133,7 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
         ],
         notices: [{ reason: 'RegistrationsPreempted', except: 'iqn.a,i,0x400001370000|iqn.t,t,0x0001', regs: [{ initiatorName: 'iqn.c', isid: '400001370001', targetPortName: 'iqn.t,t,0x0002' }] }],
         abort: { except: 'iqn.a,i,0x400001370000|iqn.t,t,0x0001', regs: [{ initiatorName: 'iqn.c', isid: '400001370001', targetPortName: 'iqn.t,t,0x0002' }] },
+        legacyHolder: null, reset: false,
       },
     },
     bytes: frame(14, 15, fields(['u64', 21n], ['u16', 1], ['u32', 9], ['u8', 0b110], ['u16', 0], ['u8', 5],
@@ -146,7 +147,7 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
   },
   {
     name: 'PR state shipped by a resync: nothing registered, APTPL set', seq: 16,
-    m: { type: 'pr-state', seq: 1n, volume: 0, state: { generation: 0, aptpl: true, reservation: null, registrations: [], notices: [], abort: null } },
+    m: { type: 'pr-state', seq: 1n, volume: 0, state: { generation: 0, aptpl: true, reservation: null, registrations: [], notices: [], abort: null, legacyHolder: null, reset: false } },
     bytes: frame(14, 16, fields(['u64', 1n], ['u16', 0], ['u32', 0], ['u8', 1], ['u16', 0], ['u16', 0])),
   },
   {
@@ -164,6 +165,28 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     name: 'ack of seq 2^53', seq: 10,
     m: { type: 'ack', forwarded: false, seq: 1n << 53n, status: 'not-applied' },
     bytes: frame(5, 10, fields(['u8', 0], ['u64', 1n << 53n], ['u8', 1])),
+  },
+  {
+    name: 'PR state after RESERVE(6) through TPGT 2: the SPC-2 holder (flag 0x08) and its nexus key', seq: 17,
+    m: { type: 'pr-state', seq: 2n, volume: 0, state: { generation: 0, aptpl: false, reservation: null, registrations: [], notices: [], abort: null, legacyHolder: 'iqn.a,i,0x400001370000|iqn.t,t,0x0002', reset: false } },
+    bytes: frame(14, 17, fields(['u64', 2n], ['u16', 0], ['u32', 0], ['u8', 0b1000], ['u16', 0], ['u16', 0], ['str', 'iqn.a,i,0x400001370000|iqn.t,t,0x0002'])),
+  },
+  {
+    name: 'PR state of a LOGICAL UNIT RESET (flag 0x10): no SPC-2 holder left, one registration kept', seq: 18,
+    m: {
+      type: 'pr-state', seq: 3n, volume: 0,
+      state: { generation: 1, aptpl: false, reservation: null, registrations: [{ key: 0x11n, initiatorName: 'iqn.a', isid: null, targetPortName: null, relativeTargetPortId: 1 }], notices: [], abort: null, legacyHolder: null, reset: true },
+    },
+    bytes: frame(14, 18, fields(['u64', 3n], ['u16', 0], ['u32', 1], ['u8', 0b10000], ['u16', 1], ['u64', 0x11n], ['str', 'iqn.a'], ['u8', 0], ['u8', 0], ['u16', 1], ['u16', 0])),
+  },
+  {
+    name: 'LOGICAL UNIT RESET forwarded by the secondary: a pr-out with no CDB and no parameter list', seq: 19,
+    m: {
+      type: 'pr-out', id: 6n, volume: 0,
+      nexus: { initiatorName: 'iqn.a', isid: '400001370000', targetName: 'iqn.t', tpgt: 2, targetPortGroup: 2 },
+      cdb: Buffer.alloc(0), data: Buffer.alloc(0),
+    },
+    bytes: frame(12, 19, fields(['u64', 6n], ['u16', 0], ['str', 'iqn.a'], ['str', '400001370000'], ['str', 'iqn.t'], ['u16', 2], ['u16', 2], ['u8', 0])),
   },
 ];
 
@@ -215,6 +238,8 @@ describe('link codec refusals: the framer reports one error and stops', () => {
     { name: 'other version (1: a hello without the epoch)', bytes: frame(2, 1, good.subarray(24), { version: 1 }), code: 'bad-version' },
     { name: 'other version (2: a hello without the restart flags)', bytes: frame(2, 1, good.subarray(24), { version: 2 }), code: 'bad-version' },
     { name: 'other version (3: an array without persistent reservation replication)', bytes: frame(2, 1, good.subarray(24), { version: 3 }), code: 'bad-version' },
+    { name: 'other version (4: an array without RESERVE/RELEASE and LU reset replication)', bytes: frame(2, 1, good.subarray(24), { version: 4 }), code: 'bad-version' },
+    { name: 'PR state with an unknown flag (0x20)', bytes: frame(14, 1, fields(['u64', 1n], ['u16', 0], ['u32', 0], ['u8', 0x20], ['u16', 0], ['u16', 0])), code: 'bad-payload' },
     { name: 'PR state whose holder is not a registration', bytes: frame(14, 1, fields(['u64', 1n], ['u16', 0], ['u32', 0], ['u8', 2], ['u16', 0], ['u8', 1], ['u16', 0], ['u16', 0])), code: 'bad-payload' },
     { name: 'PR OUT result with a field pointer bit above 7', bytes: frame(13, 1, fields(['u64', 1n], ['u8', 2], ['str', 'x'], ['u8', 0b101], ['u16', 1], ['u8', 9])), code: 'bad-payload' },
     { name: 'damaged length field', bytes: (() => { const b = Buffer.from(good); b[11] ^= 1; return b; })(), code: 'bad-header-crc' },

@@ -10,58 +10,15 @@ import type { ScsiDevice } from '../../src/initiator/index.ts';
 import { prHooks } from '../../src/replication/pr-replication.ts';
 import { block, senseOf, settled, startPair, until } from './pair.ts';
 import type { Pair } from './pair.ts';
+import { fullStatus, hosts, K1, K2, keys, out, reservation } from './pr-host.ts';
 
 let pair: Pair | null = null;
 afterEach(async () => { prHooks.skipReplication = false; await pair?.close(); pair = null; });
-
-const NODE1 = 'iqn.1994-05.com.example:node1';
-const NODE2 = 'iqn.1994-05.com.example:node2';
-const K1 = 0x1111n, K2 = 0x2222n;
-
-async function out(d: ScsiDevice, action: ProutAction, p: { key?: bigint; saKey?: bigint; type?: PrType; allTgPt?: boolean }): Promise<string> {
-  return senseOf(await settled(() => d.persistentReserveOut(action, { reservationKey: p.key ?? 0n, serviceActionKey: p.saKey ?? 0n, type: p.type, allTgPt: p.allTgPt })));
-}
-
-async function keys(d: ScsiDevice): Promise<{ generation: number; keys: string[] }> {
-  const r = await settled(() => d.readKeys());
-  if (r.kind !== 'good') throw new Error(`READ KEYS: ${senseOf(r)}`);
-  return { generation: r.value.generation, keys: r.value.keys.map((k) => k.toString(16)).sort() };
-}
-
-async function reservation(d: ScsiDevice): Promise<string> {
-  const r = await settled(() => d.readReservation());
-  if (r.kind !== 'good') throw new Error(`READ RESERVATION: ${senseOf(r)}`);
-  const v = r.value.reservation;
-  return `${r.value.generation}:${v ? `${v.key.toString(16)}/type${v.type}` : 'none'}`;
-}
-
-/** READ FULL STATUS (SPC-5 §6.16.5): key, ALL_TG_PT, R_HOLDER, relative target port identifier and initiator of each registration. */
-async function fullStatus(d: ScsiDevice): Promise<string[]> {
-  const r = await settled(() => d.persistentReserveIn(PrinAction.ReadFullStatus));
-  if (r.kind !== 'good') throw new Error(`READ FULL STATUS: ${senseOf(r)}`);
-  const b = r.value;
-  const out: string[] = [];
-  const end = 8 + b.readUInt32BE(4);
-  for (let o = 8; o < end;) {
-    const tidLen = b.readUInt32BE(o + 20);
-    const tid = b.subarray(o + 24, o + 24 + tidLen);
-    const name = tid.toString('utf8', 4, 4 + tid.readUInt16BE(2)).replace(/\0+$/, '');
-    out.push(`${b.readBigUInt64BE(o).toString(16)} port${b.readUInt16BE(o + 18)}${b[o + 12] & 2 ? ' all' : ''}${b[o + 12] & 1 ? ' holder' : ''} ${name.split(',')[0]}`);
-    o += 24 + tidLen;
-  }
-  return out.sort();
-}
 
 /** What a host sees of the PR state through one array, all four PR IN service actions. */
 async function view(d: ScsiDevice): Promise<unknown> {
   const caps = await settled(() => d.persistentReserveIn(PrinAction.ReportCapabilities));
   return { keys: await keys(d), reservation: await reservation(d), full: await fullStatus(d), caps: caps.kind === 'good' ? caps.value.toString('hex') : senseOf(caps) };
-}
-
-/** Node 1 and node 2, each with a path through array A and one through array B; each node has one initiator port (ISID) for both. */
-async function hosts(p: Pair): Promise<{ a1: ScsiDevice; b1: ScsiDevice; a2: ScsiDevice; b2: ScsiDevice }> {
-  const [i1, i2] = ['400001370001', '400001370002'];
-  return { a1: await p.open('A', NODE1, i1), b1: await p.open('B', NODE1, i1), a2: await p.open('A', NODE2, i2), b2: await p.open('B', NODE2, i2) };
 }
 
 /**

@@ -59,13 +59,13 @@ describe('RESERVE(6) / RELEASE(6)', () => {
     expect(status(submit(lu, B, reserve6()))).toBe(ScsiStatus.Good);
   });
 
-  it('released by logical unit reset and target reset (libiscsi Reserve6 LUNReset / Target*Reset)', () => {
+  it('released by logical unit reset and target reset (libiscsi Reserve6 LUNReset / Target*Reset)', async () => {
     const { lu, target } = setup(A, B);
     submit(lu, A, reserve6());
     lu.reset();
     lu.ua.forget(B.key);
     expect(status(submit(lu, B, reserve6()))).toBe(ScsiStatus.Good);
-    target.reset();
+    await target.reset(A);
     expect(lu.reservations.legacyHolder).toBeNull();
   });
 
