@@ -212,7 +212,7 @@ export class ReplicationGroup {
   private apply(a: Extract<GroupAction, { kind: 'apply' }>): void {
     const store = this.stores[a.op.volume]?.inner;
     const tag = a.tag;
-    const done = (ok: boolean, err?: unknown) => {
+    let done = (ok: boolean, err?: unknown) => {
       if (!ok && tag.from === 'host' && tag.origin.kind === 'local') this.localErrors.set(tag.origin.id, err);
       this.step({ kind: 'applied', tag, ok, why: err instanceof Error ? err.message : undefined });
     };
@@ -239,9 +239,20 @@ export class ReplicationGroup {
       }
       return;
     }
+    const meta = this.meta;
+    if (!meta) { void once(); return; }
     // Out of sync (or not yet known on disk to be Synced), a host write's regions are in the
-    // metadata file before the write is applied (group-meta.ts): a restart then knows them.
-    const gate = this.meta?.tracking ? this.meta.mark(extentsOf(op)) : undefined;
+    // metadata file before the write is applied, and before the machine hears it was (the pair
+    // may have lost sync meanwhile, and the machine then acknowledges it): group-meta.ts.
+    const untracked = !meta.tracking;
+    if (untracked) meta.untracked++;
+    const finish = done;
+    done = (ok, err) => {
+      const p = meta.afterApply(untracked, () => extentsOf(op));
+      if (p) p.then(() => finish(ok, err), (e) => finish(false, e));
+      else finish(ok, err);
+    };
+    const gate = untracked ? undefined : meta.mark(extentsOf(op));
     if (gate) { gate.then(once, (e) => done(false, e)); return; }
     void once();
   }

@@ -10,10 +10,13 @@
  * dirty): while the pair is out of sync, a primary writes a region only after the bitmap that
  * names it is on disk (fsync, then rename). Bits are set in memory and flushed in batches, one
  * flush at a time; a write to a region already marked waits for nothing. While the pair is Synced
- * and that is on disk, nothing is written at all: the file says `outOfSync: false`, and a restart
+ * and that is on disk, nothing is written at all (a write is only counted while it is applied,
+ * `untracked`): the file says `outOfSync: false`, and a restart
  * from that state (writes may have been in flight to the peer when the process died) copies the
- * group whole, as a missing or corrupt file does. A restarted array never trusts a bitmap it
- * cannot verify.
+ * group whole, as a missing or corrupt file does. When the pair loses sync, the writes in flight
+ * to the peer are marked at once; those still being applied here when it happened are marked when
+ * they finish (before the machine may acknowledge them), and until the last has, the file keeps
+ * saying its bitmap is incomplete. A restarted array never trusts a bitmap it cannot verify.
  *
  * Layout (little endian), every field covered by the trailing CRC32C:
  *   0  magic 'ARGM'          4  version u16 (1)      6  flags u16 (FLAGS)
@@ -142,6 +145,11 @@ export class GroupMeta {
   private diskSynced = false;
   private flushing: Promise<void> | null = null;
   private again = false;
+  /**
+   * Host writes being applied that were not marked (the pair was Synced on disk when they began).
+   * While any is, the file never says its bitmap is complete: a restart copies the group whole.
+   */
+  untracked = 0;
   /** Flushes written (status: the cost of keeping the map). */
   flushes = 0;
   lastError: string | null = null;
@@ -193,6 +201,18 @@ export class GroupMeta {
     return fresh ? this.flush() : this.flushing ?? undefined;
   }
 
+  /**
+   * A host write was applied (`untracked`: it began unmarked). If the pair is out of sync now, its
+   * regions are marked before the machine may acknowledge it; the last unmarked write to finish
+   * lets the file say its bitmap is complete.
+   */
+  afterApply(untracked: boolean, extents: () => DirtyExtent[]): void | Promise<void> {
+    const last = untracked && --this.untracked === 0 && this.want.outOfSync;
+    if (!this.tracking) return;
+    const p = this.mark(extents());
+    return last ? this.flush() : p;
+  }
+
   /** The pair went out of sync with these extents possibly different on the peer (writes in flight at a link loss). */
   outOfSync(extents: readonly DirtyExtent[]): Promise<void> {
     this.want.outOfSync = true;
@@ -240,7 +260,8 @@ export class GroupMeta {
       do {
         this.again = false;
         const synced = !this.want.outOfSync;
-        await this.writeFile(encodeMeta(this.want));
+        // Unmarked writes still being applied may be in regions the bitmap lacks: not complete yet.
+        await this.writeFile(encodeMeta(this.untracked > 0 ? { ...this.want, outOfSync: false } : this.want));
         this.flushes++;
         this.diskSynced = synced && !this.want.outOfSync;
       } while (this.again);

@@ -96,6 +96,20 @@ describe('group metadata file: marking before a write', () => {
     expect(s.kind === 'loaded' && [s.state.outOfSync, bitmapExtents(s.state)]).toEqual([false, []]);
   });
 
+  it('a write applied while Synced and finished after the pair lost sync: the file is incomplete until its bits are in', async () => {
+    const file = scratch();
+    const m = new GroupMeta(file, SHAPES, header);
+    await m.flush();
+    expect(m.tracking).toBe(false);
+    m.untracked++; // the shell counts a write it applies unmarked
+    await m.outOfSync([{ volume: 0, lba: 0n, blocks: 1 }]); // the link went down meanwhile
+    const onDisk = () => { const r = decodeMeta(readFileSync(file), SHAPES); return r.kind === 'loaded' && [r.state.outOfSync, bitmapExtents(r.state)]; };
+    expect(onDisk()).toEqual([false, [{ volume: 0, lba: 0n, blocks: 8 }]]); // not trusted: a restart would copy the group whole
+    await m.afterApply(true, () => [{ volume: 0, lba: 80n, blocks: 8 }]);
+    expect(m.untracked).toBe(0);
+    expect(onDisk()).toEqual([true, [{ volume: 0, lba: 0n, blocks: 8 }, { volume: 0, lba: 80n, blocks: 8 }]]);
+  });
+
   it('batches: marks made while a flush runs share the next one', async () => {
     const m = new GroupMeta(scratch(), SHAPES, header);
     await m.outOfSync([]);
