@@ -533,7 +533,12 @@ export class ReplicationGroup {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.dialTimer) clearTimeout(this.dialTimer);
-    this.socket?.destroy();
+    const s = this.socket;
+    s?.destroy();
+    // The link is down now, not at the close event: writes in flight are marked dirty, and on file
+    // volumes the metadata file says so before the process exits (RemoteCopy.stop waits for it),
+    // so a primary stopped while Synced comes back with a dirty map rather than a whole copy.
+    if (s) this.lost(s, 'array stopping');
   }
 
   // ------------------------------------------------------------ resync
