@@ -72,6 +72,7 @@ export class StorageArray {
     // One copy manager for the array: EXTENDED COPY may name any LU of any target.
     joinCopyDomain([...a.scsiTargets.values()]);
     a.rcopy?.bind(a.scsiTargets);
+    await a.rcopy?.loadMeta();
     await a.createGroups();
     if (config.metrics !== false) a.server.commandLatency = new CommandLatency();
     return a;

@@ -32,6 +32,8 @@ import type { LinkFaultRequest, LinkFaults, LinkShaper } from './link-faults.ts'
 import { WitnessClient } from './witness-client.ts';
 import { answerGroupAdmin } from './runtime-groups.ts';
 import { FaultStore } from '../store/fault.ts';
+import { FileStore } from '../store/file.ts';
+import { bitmapExtents, GroupMeta } from './group-meta.ts';
 import type { GroupVerdict } from '../../protocol/replication/witness.ts';
 
 export interface PeersConfig {
@@ -118,6 +120,10 @@ export class ReplicationGroup {
   private resyncGen = 0;
   /** The peer array's relative target ports for the group's volumes, from its last hello (REGISTER AND MOVE resolves them). */
   peerPorts: readonly number[] = [];
+  /** The group's metadata file (group-meta.ts): null for a group on memory volumes. */
+  meta: GroupMeta | null = null;
+  /** What loading it found, for status. */
+  metaLoad = 'not loaded';
   /** Counters for status and the resync proof. */
   readonly stats = { replicatedWrites: 0, replicatedBytes: 0, resyncBytes: 0, resyncBlocks: 0, resyncRecords: 0, linkUps: 0, linkDowns: 0, lastResyncBytes: 0, lastResyncMs: 0 };
 
@@ -201,11 +207,13 @@ export class ReplicationGroup {
         case 'complete': this.complete(a.origin, a.outcome); break;
         case 'alua': this.rc.applyAlua(this, a.state, a.hosts, a.reason); break;
         case 'transition':
+          this.metaTransition(a.from, a.to);
           this.log.info({ group: this.cfg.name, role: this.role, from: a.from, to: a.to, reason: a.reason }, 'Remote Copy group state');
           this.rc.events?.emit({ type: 'rcopy.group', group: this.cfg.name, role: this.role, from: a.from, to: a.to, reason: a.reason });
           break;
         case 'resync': void this.resync(a.full ? this.volumes.map((lu, volume) => ({ volume, lba: 0n, blocks: Number(lu.blockCount) })) : a.extents, a.full ? [] : a.records); break;
         case 'role':
+          this.metaHeader();
           this.log.warn({ group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, cause: a.cause, reason: a.reason }, 'Remote Copy group role');
           this.rc.events?.emit({ type: a.cause === 'failover' ? 'rcopy.failover' : 'rcopy.role', group: this.cfg.name, from: a.from, to: a.to, epoch: a.epoch, reason: a.reason });
           break;
@@ -219,7 +227,11 @@ export class ReplicationGroup {
     const store = this.stores[a.op.volume]?.inner;
     const { op, tag } = a;
     if (!store) { this.applied(tag, false, new Error(`no volume ${op.volume}`)); return; }
-    if (tag.from !== 'peer') { void this.applyNow(store, op, tag); return; }
+    if (tag.from !== 'peer') {
+      if (this.meta) this.applyTracked(this.meta, store, op, tag);
+      else void this.applyNow(store, op, tag);
+      return;
+    }
     // Replicated writes are applied in sequence order, one after the other, without this
     // array's range lock: a host write here may hold that range while it waits for the
     // primary, which waits for this apply (README "Peer replication", ordering).
@@ -230,21 +242,95 @@ export class ReplicationGroup {
     }
   }
 
-  /** Apply `op` to the local store and step `applied` when it is done (synchronously for a memory store). */
-  private applyNow(store: ReplicatedStore['inner'], op: WriteOp, tag: ApplyTag): void | Promise<void> {
+  /**
+   * A host write on a group with a metadata file. Out of sync (or not yet known on disk to be
+   * Synced), its regions are in the metadata file before the write is applied, and before the
+   * machine hears it was (the pair may have lost sync meanwhile, and the machine then
+   * acknowledges it): group-meta.ts.
+   */
+  private applyTracked(meta: GroupMeta, store: ReplicatedStore['inner'], op: WriteOp, tag: ApplyTag): void {
+    const untracked = !meta.tracking;
+    if (untracked) meta.untracked++;
+    const finish = (ok: boolean, err?: unknown): void => {
+      const p = meta.afterApply(untracked, () => extentsOf(op));
+      if (p) p.then(() => this.applied(tag, ok, err), (e) => this.applied(tag, false, e));
+      else this.applied(tag, ok, err);
+    };
+    const gate = untracked ? undefined : meta.mark(extentsOf(op));
+    if (gate) { gate.then(() => this.applyNow(store, op, tag, finish), (e) => finish(false, e)); return; }
+    void this.applyNow(store, op, tag, finish);
+  }
+
+  /** Apply `op` to the local store and report it (`applied`, or `finish` for a tracked write) when done (synchronously for a memory store). */
+  private applyNow(store: ReplicatedStore['inner'], op: WriteOp, tag: ApplyTag, finish?: (ok: boolean, err?: unknown) => void): void | Promise<void> {
+    const done = finish ?? ((ok: boolean, err?: unknown) => this.applied(tag, ok, err));
     let r: void | Promise<void>;
     try {
       // A PR state: the primary's registry already holds it (pr-replication.ts); the secondary installs it.
       if (op.kind === 'pr-state') { if (tag.from === 'peer') installPrState(this.volumes[op.volume], op.state); r = undefined; }
       else r = applyOp(store, op);
-    } catch (e) { this.applied(tag, false, e); return; }
-    if (r instanceof Promise) return r.then(() => this.applied(tag, true), (e) => this.applied(tag, false, e));
-    this.applied(tag, true);
+    } catch (e) { done(false, e); return; }
+    if (r instanceof Promise) return r.then(() => done(true), (e) => done(false, e));
+    done(true);
   }
 
   private applied(tag: ApplyTag, ok: boolean, err?: unknown): void {
     if (!ok && tag.from === 'host' && tag.origin.kind === 'local') this.localErrors.set(tag.origin.id, err);
     this.step({ kind: 'applied', tag, ok, why: err instanceof Error ? err.message : undefined });
+  }
+
+  // ------------------------------------------------------------ the metadata file
+
+  /**
+   * Load the group's metadata file (group-meta.ts) and restore the machine from it, before the
+   * array serves anything: the role and epoch it had, and the dirty map when the file's bitmap can
+   * be trusted (written out of sync by a primary). Otherwise (missing, unreadable, or Synced when
+   * the process died) a primary copies the group whole at the first link-up; unreadable, it also
+   * does not serve alone until it has reached the peer. Groups on memory volumes keep no file.
+   */
+  async loadMeta(): Promise<void> {
+    const files = this.stores.map((s) => fileOf(s));
+    if (files.some((f) => f === null)) { this.metaLoad = 'none (memory volumes: a restart loses their data)'; return; }
+    const shapes = this.volumes.map((lu) => ({ blockCount: lu.blockCount, blockSize: lu.blockSize }));
+    const file = GroupMeta.pathFor(files[0]!, this.cfg.name);
+    const r = await GroupMeta.read(file, shapes);
+    const m = this.machine;
+    if (r.kind === 'loaded') {
+      const s = r.state;
+      const trusted = s.role === 'primary' && s.outOfSync && !s.full;
+      m.restore({ role: s.role, naturalRole: s.naturalRole, epoch: s.epoch, full: s.full, dirty: trusted ? bitmapExtents(s) : null });
+      this.metaLoad = trusted ? 'restored with its dirty map' : s.role === 'primary' ? 'restored (Synced when it stopped, or a whole copy pending: copy the group whole)' : 'restored';
+    } else {
+      m.restore({ role: this.cfg.role, naturalRole: this.cfg.role, epoch: 0, full: true, dirty: null, unsure: r.kind === 'invalid' });
+      this.metaLoad = r.kind === 'missing' ? 'missing (new group): copy the group whole' : `unreadable (${r.why}): copy the group whole, and serve alone only after reaching the peer`;
+    }
+    (r.kind === 'invalid' ? this.log.error : this.log.info).call(this.log, { group: this.cfg.name, file, load: this.metaLoad, role: m.role, epoch: m.epoch, dirtyBlocks: m.snapshot().dirtyBlocks }, 'Remote Copy group metadata');
+    this.meta = new GroupMeta(file, shapes, { role: m.role, naturalRole: m.naturalRole, epoch: m.epoch, full: m.wholeCopyPending });
+    if (r.kind === 'loaded') this.meta.adopt(r.state);
+    await this.meta.flush();
+    const a = m.alua();
+    this.rc.applyAlua(this, a.state, a.hosts, `restored from ${file}`);
+  }
+
+  /** Role, epoch or the whole-copy flag may have changed. */
+  metaHeader(): void {
+    const m = this.machine;
+    const p = this.meta?.header({ role: m.role, naturalRole: m.naturalRole, epoch: m.epoch, full: m.wholeCopyPending });
+    if (p) p.catch((e) => this.metaFailed(e));
+  }
+
+  private metaTransition(from: string, to: string): void {
+    if (!this.meta) return;
+    let p: Promise<void> | undefined;
+    if (to === 'Synced') p = this.meta.synced();
+    // Writes in flight at a link loss are in the machine's dirty map now: the file names them too.
+    else if (this.role === 'primary' && (from === 'Synced' || from === 'Syncing')) p = this.meta.outOfSync(this.machine.dirtyExtents());
+    p?.catch((e) => this.metaFailed(e));
+    this.metaHeader();
+  }
+
+  private metaFailed(e: unknown): void {
+    this.log.error({ group: this.cfg.name, file: this.meta?.file, err: e instanceof Error ? e.message : String(e) }, 'Remote Copy group metadata not written');
   }
 
   private complete(origin: Origin, outcome: Outcome): void {
@@ -469,7 +555,12 @@ export class ReplicationGroup {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.dialTimer) clearTimeout(this.dialTimer);
-    this.socket?.destroy();
+    const s = this.socket;
+    s?.destroy();
+    // The link is down now, not at the close event: writes in flight are marked dirty, and on file
+    // volumes the metadata file says so before the process exits (RemoteCopy.stop waits for it),
+    // so a primary stopped while Synced comes back with a dirty map rather than a whole copy.
+    if (s) this.lost(s, 'array stopping');
   }
 
   // ------------------------------------------------------------ resync
@@ -539,13 +630,20 @@ export class ReplicationGroup {
     return this.await(origin, { kind: 'host-write', origin, op });
   }
 
-  snapshot(): GroupSnapshot & { volumes: { target: string; lun: number; wwn: string }[]; stats: ReplicationGroup['stats'] } {
+  snapshot(): GroupSnapshot & { volumes: { target: string; lun: number; wwn: string }[]; stats: ReplicationGroup['stats']; meta: { file: string | null; load: string; flushes: number; error: string | null } } {
     return {
       ...this.machine.snapshot(),
+      meta: { file: this.meta?.file ?? null, load: this.metaLoad, flushes: this.meta?.flushes ?? 0, error: this.meta?.lastError ?? null },
       volumes: this.volumes.map((lu, i) => ({ target: this.cfg.volumes[i].target, lun: lu.lun, wwn: lu.naa })),
       stats: { ...this.stats },
     };
   }
+}
+
+/** The file under a volume's store wrappers (replication, fault injection), or null: not a file volume. */
+function fileOf(s: import('../store/store.ts').BackingStore): string | null {
+  for (let x: unknown = s; x; x = (x as { inner?: unknown }).inner) if (x instanceof FileStore) return x.path;
+  return null;
 }
 
 
@@ -590,7 +688,11 @@ export class RemoteCopy {
     for (const g of cfg.groups) this.addGroup(g);
     this.witness = peers.witness ? new WitnessClient(peers.witness, peers.name, {
       reports: () => [...this.groups.values()].filter((g) => g.machine.reportsToWitness).map((g) => g.machine.witnessReport()),
-      verdict: (v: GroupVerdict, sentAt: number, now: number) => this.groups.get(v.group)?.step({ kind: 'witness', verdict: v, sentAt, now }),
+      verdict: (v: GroupVerdict, sentAt: number, now: number) => {
+        const g = this.groups.get(v.group);
+        g?.step({ kind: 'witness', verdict: v, sentAt, now });
+        g?.metaHeader(); // the witness may have raised the epoch
+      },
     }, log.child({ component: 'witness-client' })) : null;
   }
 
@@ -659,6 +761,11 @@ export class RemoteCopy {
     interceptPersistentReserveOut(lu, v.group, () => v.index);
     lu.reservations.peerPorts = () => v.group.peerPorts;
     gateSanitize(lu, v.group);
+  }
+
+  /** Every group's metadata file, read before the array serves (ReplicationGroup.loadMeta). */
+  async loadMeta(): Promise<void> {
+    for (const g of this.groups.values()) await g.loadMeta();
   }
 
   /** Every volume is bound, every target's ALUA model exists: show the groups' initial ALUA. */
@@ -786,6 +893,7 @@ export class RemoteCopy {
   async stop(): Promise<void> {
     this.witness?.stop();
     for (const g of this.groups.values()) g.stop();
+    for (const g of this.groups.values()) await g.meta?.settled();
     for (const s of this.accepted) s.destroy();
     if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
   }

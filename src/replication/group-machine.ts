@@ -319,6 +319,10 @@ export class GroupMachine {
   private aluaKey = -1;
   /** A volume's store has failed: this array is a failed array for the group until it is repaired. */
   storeFailure: string | null = null;
+  /** Restored from the group's metadata (group-meta.ts) with a dirty map that covers every region the peer may lack. */
+  private dirtyKnown = false;
+  /** The metadata could not be read: a primary does not serve alone until the peer has been reached. */
+  private unsure = false;
 
   constructor(o: GroupMachineOptions) {
     this.name = o.name;
@@ -336,6 +340,30 @@ export class GroupMachine {
     this.restarted = !!o.restarted;
     this.aluaKey = this.aluaKeyNow();
   }
+
+  /**
+   * What the group's metadata file (group-meta.ts) says this array was when its process stopped:
+   * its role and epoch, and `dirty` when the file's bitmap covers every region the peer may lack
+   * (null: it does not, so a primary copies the group whole at the first link-up). `unsure`: the
+   * file was unreadable, so a primary does not serve alone before it has reached the peer.
+   */
+  restore(r: { role: Role; naturalRole: Role; epoch: number; full: boolean; dirty: DirtyExtent[] | null; unsure?: boolean }): void {
+    // A group this array had taken over (failover, reverse) was started by that.
+    if (r.role === 'primary' && this.role !== 'primary') { this.started = true; this.startOnLink = true; }
+    if (r.role === 'secondary') { this.started = false; this.startOnLink = false; }
+    this.role = r.role;
+    this.naturalRole = r.naturalRole;
+    this.epoch = r.epoch;
+    this.fullResync = r.role === 'primary' && (r.full || r.dirty === null);
+    this.dirtyKnown = r.dirty !== null;
+    this.dirty = []; this.dirtyOps = [];
+    if (r.dirty) this.markDirty(r.dirty);
+    this.unsure = !!r.unsure;
+    this.aluaKey = this.aluaKeyNow();
+  }
+
+  /** The next start copies the group whole (after a failover, or a restart with no dirty map to trust). */
+  get wholeCopyPending(): boolean { return this.fullResync; }
 
   /** Primary: replicated writes the peer has not acknowledged yet. */
   get inFlight(): number { return this.awaitingPeer.size; }
@@ -358,7 +386,7 @@ export class GroupMachine {
     if (this.replicating) return true;
     // A primary restarted on memory stores must not write alone: its volumes are empty, and what
     // it wrote would be all that a later resync could keep of them.
-    if (this.dataLost) return false;
+    if (this.dataLost || this.unsure) return false;
     return this.mayWriteAlone();
   }
 
@@ -613,6 +641,7 @@ export class GroupMachine {
     this.syncedAtLoss = false;
     this.failoverRequested = false;
     if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', 'replication link restored', out);
+    this.unsure = false;
     if (this.role === 'primary' && this.reconcileRestart(peer, out)) return;
     // auto_recover (HPE): a group stopped by a link failure restarts when the link returns.
     if (this.role === 'primary' && this.started && this.startOnLink) { this.startOnLink = false; this.startReplication('link up (group configured started)', out); }
@@ -629,7 +658,8 @@ export class GroupMachine {
    * - the peer is empty (restarted on memory stores, nothing written since) and this array is
    *   not: copy the group whole to it;
    * - this primary restarted on persistent stores: it may hold writes it applied and never
-   *   acknowledged (they died with its dirty map), so copy the group whole to the peer;
+   *   acknowledged, so copy the group whole to the peer, unless its metadata file restored a
+   *   dirty map that covers them (`restore`, group-meta.ts): then only that map is resent;
    * - both empty: nothing to copy.
    * A peer that restarted on persistent stores (or on memory stores and was partly resynced)
    * lacks only what this primary's dirty map (or its pending whole copy) already covers.
@@ -653,7 +683,7 @@ export class GroupMachine {
       out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, cause: 'swap', reason });
       return true;
     }
-    if ((peer.empty && !empty) || (mine && !this.volatile)) this.fullResync = true;
+    if ((peer.empty && !empty) || (mine && !this.volatile && !this.dirtyKnown)) this.fullResync = true;
     return false;
   }
 

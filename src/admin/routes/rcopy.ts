@@ -77,6 +77,12 @@ export const GROUP_REPLY = {
       required: ['replicatedWrites', 'replicatedBytes', 'resyncBytes', 'resyncBlocks', 'linkUps', 'linkDowns', 'lastResyncBytes', 'lastResyncMs'],
       description: 'resyncBytes: all resyncs since start; lastResync*: the last completed resync (data bytes sent, milliseconds from Syncing to Synced)',
     },
+    meta: {
+      type: 'object',
+      description: 'the group\'s metadata file (role, epoch, dirty bitmap; README "Peer replication", restarts): null file for a group on memory volumes',
+      properties: { file: { type: ['string', 'null'] }, load: { type: 'string', description: 'what this process found at start' }, flushes: { type: 'integer', minimum: 0 }, error: { type: ['string', 'null'] } },
+      required: ['file', 'load', 'flushes', 'error'],
+    },
   },
   required: ['name', 'role', 'naturalRole', 'roleName', 'epoch', 'serving', 'witness', 'status', 'started', 'link', 'peerArray', 'policies', 'hosts', 'seq', 'pending', 'dirtyExtents', 'dirtyBlocks', 'operatorNeeded', 'storeFailure', 'volumes', 'stats'],
 } as const;
