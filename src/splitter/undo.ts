@@ -106,6 +106,18 @@ export class UndoStream {
     for (let i = this.entries.length - 1; i >= this.head && this.entries[i].seq > after; i--) yield this.entries[i];
   }
 
+  /** Entries with seq > `after`, oldest first (a copy of the list; the entries themselves are shared). */
+  after(after: number): UndoEntry[] {
+    let lo = this.head;
+    let hi = this.entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.entries[mid].seq <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.entries.slice(lo);
+  }
+
   /** The oldest sequence held (or null). */
   get oldestSeq(): number | null { return this.length ? this.entries[this.head].seq : null; }
 
