@@ -8,10 +8,10 @@
  * the block's content at S lives: in the undo data of the *earliest* such record (what it
  * overwrote is what the block held at S, since no record between S and it touched the block), or,
  * for a block no such record touched, in the replica itself. It is built from the undo entries
- * after S in one pass plus one native sort, with no data copied: time O(n log n) in the number n
- * of undo pieces (one per record, more when a record spans allocated and deallocated runs), and
- * ~40 bytes per piece while building, ~20 per run kept (typed arrays, no object per write: the
- * pieces themselves are the undo stream's, referenced by index).
+ * after S (the stream's typed-array columns, undo.ts PieceColumns) in one pass plus one native
+ * sort, with no data copied: time O(n log n) in the number n of undo pieces (one per record, more
+ * when a record spans allocated and deallocated runs), ~44 bytes per piece while building, ~24 per
+ * run kept (typed arrays, and a reference to the winning piece: no object per write).
  *
  * Resolution of overlaps: the pieces are sorted by first block; a sweep keeps the pieces that
  * cover the current block in a min-heap by age (index in oldest-first order), so the block's
@@ -26,26 +26,15 @@
  */
 import { MemoryStore } from '../store/memory.ts';
 import type { BackingStore } from '../store/store.ts';
-import type { UndoEntry, UndoPiece } from './undo.ts';
+import { partitionPoint } from './undo.ts';
+import type { PieceColumns, UndoPiece } from './undo.ts';
 
-/** One replication set's map: runs [start, end) of blocks sorted by start, each read from `pieces[src]`. */
+/** One replication set's map: runs [start, end) of blocks sorted by start, run i read from `pieces[i]`. */
 export class ReadMap {
-  constructor(
-    readonly start: Float64Array, readonly end: Float64Array, readonly src: Int32Array,
-    readonly runs: number, private readonly pieces: readonly UndoPiece[],
-  ) {}
+  constructor(readonly start: Float64Array, readonly end: Float64Array, readonly runs: number, private readonly pieces: readonly UndoPiece[]) {}
 
   /** Index of the first run that ends after `lba` (runs when none). */
-  private firstAfter(lba: number): number {
-    let lo = 0;
-    let hi = this.runs;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.end[mid] <= lba) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
+  private firstAfter(lba: number): number { return partitionPoint(0, this.runs, (i) => this.end[i] <= lba); }
 
   /** Lay the image's content of the mapped blocks in [lba, lba+blocks) over `out` (which holds the replica's). */
   fill(lba: number, blocks: number, out: Buffer, bs: number): void {
@@ -53,7 +42,7 @@ export class ReadMap {
     for (let i = this.firstAfter(lba); i < this.runs && this.start[i] < stop; i++) {
       const from = Math.max(this.start[i], lba);
       const to = Math.min(this.end[i], stop);
-      const p = this.pieces[this.src[i]];
+      const p = this.pieces[i];
       const o = (from - lba) * bs;
       const len = (to - from) * bs;
       // A deallocated run of the undo data: the block read zeros at S.
@@ -76,59 +65,85 @@ export class ReadMap {
 const INDEX_BITS = 24;
 const MAX_PIECES = 1 << INDEX_BITS;
 const MAX_LBA = 2 ** 40;
+const LOW = 2 ** (32 - INDEX_BITS);
 
 /**
- * The read maps of image S, one per replication set, from the undo entries after S (oldest first,
- * as the undo stream holds them). Entries must not change while the maps are in use.
+ * The read maps of image S, one per replication set, from the undo stream's pieces after S
+ * (oldest first, as the stream holds them). The pieces must stay while the maps are in use
+ * (LocalCopy.heldSeq); the maps keep references to the winning pieces only, not row numbers.
  */
-export function buildReadMaps(entries: readonly UndoEntry[], sets: number): ReadMap[] {
-  // One pass to size the typed arrays per set.
+export function buildReadMaps(cols: PieceColumns, after: number, sets: number): ReadMap[] {
+  const first = cols.firstAfter(after);
   const count = new Int32Array(sets);
-  for (const e of entries) count[e.set] += e.pieces.length;
-  const pieces = Array.from({ length: sets }, (_, s) => new Array<UndoPiece>(count[s]));
-  const starts = Array.from({ length: sets }, (_, s) => new Float64Array(count[s]));
-  const ends = Array.from({ length: sets }, (_, s) => new Float64Array(count[s]));
-  const at = new Int32Array(sets);
-  for (const e of entries) {
-    const s = e.set;
-    for (const p of e.pieces) {
-      const i = at[s]++;
-      pieces[s][i] = p;
-      const lba = Number(p.lba);
-      starts[s][i] = lba;
-      ends[s][i] = lba + p.blocks;
+  let maxLba = 0;
+  for (let r = first; r < cols.length; r++) { count[cols.set[r]]++; if (cols.lba[r] > maxLba) maxLba = cols.lba[r]; }
+  const maps: ReadMap[] = [];
+  for (let s = 0; s < sets; s++) {
+    // Per set: each piece's end and row, and its first block in the sort's input.
+    const n = count[s];
+    const ends = new Float64Array(n);
+    const rows = new Int32Array(n);
+    const keyed = n <= MAX_PIECES && maxLba < MAX_LBA;
+    const starts = new Float64Array(n); // keyed: reused for the 64-bit sort keys
+    const half = new Uint32Array(starts.buffer); // little endian: [low, high] per key
+    for (let r = first, i = 0; r < cols.length; r++) {
+      if (cols.set[r] !== s) continue;
+      const lba = cols.lba[r];
+      ends[i] = lba + cols.blocks[r];
+      rows[i] = r;
+      if (keyed) {
+        half[2 * i] = ((lba % LOW) * MAX_PIECES + i) >>> 0;
+        half[2 * i + 1] = Math.floor(lba / LOW);
+      } else starts[i] = lba;
+      i++;
     }
+    const order = keyed ? sortKeys(starts) : sortStarts(starts);
+    const m = resolve(order, starts, ends);
+    const pieces = new Array<UndoPiece>(m.runs);
+    for (let k = 0; k < m.runs; k++) pieces[k] = cols.refs[rows[m.src[k]]];
+    maps.push(new ReadMap(m.start, m.end, m.runs, pieces));
   }
-  return pieces.map((ps, s) => resolve(starts[s], ends[s], ps));
+  return maps;
 }
 
-/** Piece indexes sorted by first block (ties: any order; the sweep does not care). */
-function byStart(start: Float64Array, n: number): Int32Array {
+
+/**
+ * `buf` holds a 64-bit key per piece (first block in the high 40 bits, index in the low 24): a
+ * native numeric sort (a comparator function costs ~10x more at 1,000,000), then, in place, the
+ * first blocks in sorted order; returns the piece indexes in that order. Ties go oldest first,
+ * which lets the sweep drop rewrites of the same blocks early.
+ */
+function sortKeys(buf: Float64Array): Int32Array {
+  const n = buf.length;
+  new BigUint64Array(buf.buffer, buf.byteOffset, n).sort();
+  const half = new Uint32Array(buf.buffer, buf.byteOffset, 2 * n);
   const order = new Int32Array(n);
-  let fits = n <= MAX_PIECES;
-  for (let i = 0; fits && i < n; i++) if (start[i] >= MAX_LBA) fits = false;
-  if (!fits) {
-    for (let i = 0; i < n; i++) order[i] = i;
-    return order.sort((a, b) => start[a] - start[b]);
-  }
-  // A native numeric sort of 64-bit keys (a comparator function costs ~10x more at 1,000,000).
-  const keys = new BigUint64Array(n);
-  const half = new Uint32Array(keys.buffer); // little endian: [low, high] per key
-  const LOW = 2 ** (32 - INDEX_BITS);
   for (let i = 0; i < n; i++) {
-    const lba = start[i];
-    half[2 * i] = ((lba % LOW) * MAX_PIECES + i) >>> 0;
-    half[2 * i + 1] = Math.floor(lba / LOW);
+    const lo = half[2 * i];
+    const lba = half[2 * i + 1] * LOW + (lo >>> INDEX_BITS);
+    order[i] = lo & (MAX_PIECES - 1);
+    buf[i] = lba;
   }
-  keys.sort();
-  for (let i = 0; i < n; i++) order[i] = half[2 * i] & (MAX_PIECES - 1);
   return order;
 }
 
-/** The sweep: for each block, the oldest piece covering it (smallest index), as runs. */
-function resolve(start: Float64Array, end: Float64Array, pieces: UndoPiece[]): ReadMap {
-  const n = pieces.length;
-  const order = byStart(start, n);
+/** Beyond the keys' range (2^24 pieces, 2^40 blocks): a comparator sort; `starts` sorted in place too. */
+function sortStarts(starts: Float64Array): Int32Array {
+  const n = starts.length;
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => starts[a] - starts[b] || a - b);
+  const copy = Float64Array.from(starts);
+  for (let i = 0; i < n; i++) starts[i] = copy[order[i]];
+  return order;
+}
+
+/**
+ * The sweep over the pieces in `order` (their first blocks `sorted`, ascending): for each block,
+ * the oldest piece covering it (smallest index), as runs of piece indexes.
+ */
+function resolve(order: Int32Array, sorted: Float64Array, end: Float64Array): { start: Float64Array; end: Float64Array; src: Int32Array; runs: number } {
+  const n = order.length;
   // A binary min-heap of piece indexes (oldest on top).
   const heap = new Int32Array(n);
   let size = 0;
@@ -155,7 +170,7 @@ function resolve(start: Float64Array, end: Float64Array, pieces: UndoPiece[]): R
     }
     heap[i] = v;
   };
-  let rs = new Float64Array(Math.max(16, n));
+  let rs = new Float64Array(Math.min(Math.max(16, n), 1 << 16));
   let re = new Float64Array(rs.length);
   let rsrc = new Int32Array(rs.length);
   let runs = 0;
@@ -170,16 +185,22 @@ function resolve(start: Float64Array, end: Float64Array, pieces: UndoPiece[]): R
   let i = 0;
   let cur = 0;
   while (i < n || size > 0) {
-    if (size === 0) cur = start[order[i]];
-    while (i < n && start[order[i]] <= cur) push(order[i++]);
+    if (size === 0) cur = sorted[i];
     while (size > 0 && end[heap[0]] <= cur) pop();
+    while (i < n && sorted[i] <= cur) {
+      const p = order[i++];
+      // Dominated: an older piece already covers all of it (the usual fate of a rewrite of the
+      // same blocks). Left out, it would sit in the heap, never winning, until it reached the top.
+      if (end[p] <= cur || (size > 0 && heap[0] < p && end[heap[0]] >= end[p])) continue;
+      push(p);
+    }
     if (size === 0) continue;
     const w = heap[0];
-    const next = i < n ? Math.min(end[w], start[order[i]]) : end[w];
+    const next = i < n ? Math.min(end[w], sorted[i]) : end[w];
     emit(cur, next, w);
     cur = next;
   }
-  return new ReadMap(rs.subarray(0, runs), re.subarray(0, runs), rsrc.subarray(0, runs), runs, pieces);
+  return { start: rs.subarray(0, runs), end: re.subarray(0, runs), src: rsrc.subarray(0, runs), runs };
 }
 
 /**

@@ -125,7 +125,7 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
         // No roll back: the undo entries after the image are read in place (the journal and the
         // undo stream hold them while the image is accessed: LocalCopy.heldSeq).
         const t0 = performance.now();
-        virtual = new VirtualImage(buildReadMaps(c.undo.after(seq), c.replicas.length), c.replicas, performance.now() - t0);
+        virtual = new VirtualImage(buildReadMaps(c.undo.pieces, seq, c.replicas.length), c.replicas, performance.now() - t0);
       } else {
         await rollBack(g, c, seq);
         c.appliedSeq = seq;

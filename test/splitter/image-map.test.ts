@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BlockSet, buildReadMaps } from '../../src/splitter/image-map.ts';
+import { PieceColumns, UndoStream } from '../../src/splitter/undo.ts';
 import type { UndoEntry, UndoPiece } from '../../src/splitter/undo.ts';
 import { seededRandom as rng } from '../../src/replication/link-faults.ts';
 
@@ -58,9 +59,16 @@ function model(es: UndoEntry[], set: number): Buffer {
   return out;
 }
 
+/** The entries' pieces as the undo stream indexes them, in the order given. */
+function columns(es: UndoEntry[]): PieceColumns {
+  const c = new PieceColumns();
+  for (const e of es) for (const p of e.pieces) c.push(e.seq, e.set, p);
+  return c;
+}
+
 /** The image through the map, read in random-sized pieces (fill() at every offset and length). */
 function throughMap(es: UndoEntry[], set: number, seed: number): Buffer {
-  const map = buildReadMaps(es, 2)[set];
+  const map = buildReadMaps(columns(es), 0, 2)[set];
   const out = Buffer.alloc(VOLUME * BS, 0xee);
   const r = rng(seed ^ 0x5eed);
   for (let at = 0; at < VOLUME;) {
@@ -89,11 +97,36 @@ describe('virtual access read map', () => {
     expect(throughMap(wrong, 0, 2).equals(model(es, 0))).toBe(false);
   });
 
+  it('from an undo stream after dropBefore, truncateAfter and its columns\' compaction: the entries in (after, last] only', () => {
+    const es = entries(6, 5000, 16);
+    const u = new UndoStream();
+    for (const e of es.slice(0, 3000)) u.push(e.seq, e.set, e.pieces);
+    u.dropBefore(1000);
+    for (const e of es.slice(3000)) u.push(e.seq, e.set, e.pieces); // past 4096 rows: the columns move
+    u.truncateAfter(4200);
+    for (const set of [0, 1]) {
+      const map = buildReadMaps(u.pieces, 1500, 2)[set];
+      const got = Buffer.alloc(VOLUME * BS, 0xee);
+      map.fill(0, VOLUME, got, BS);
+      expect(got.equals(model(es.filter((e) => e.seq > 1500 && e.seq <= 4200), set)), `set ${set}`).toBe(true);
+    }
+  });
+
+  it('beyond the sort keys\' range (LBAs from 2^40: the comparator sort) the same runs', () => {
+    const es = entries(7, 3000, 24);
+    const far = 2 ** 41;
+    const moved = es.map((e) => ({ ...e, pieces: e.pieces.map((p) => ({ ...p, lba: p.lba + BigInt(far) })) }));
+    const [near, high] = [buildReadMaps(columns(es), 0, 2)[1], buildReadMaps(columns(moved), 0, 2)[1]];
+    expect(high.runs).toBe(near.runs);
+    expect(Array.from(high.start, (x) => x - far)).toEqual(Array.from(near.start));
+    expect(Array.from(high.end, (x) => x - far)).toEqual(Array.from(near.end));
+  });
+
   it('an empty map changes nothing; runs never overlap and are sorted', () => {
     const out = Buffer.alloc(16 * BS, 0xee);
-    buildReadMaps([], 1)[0].fill(0, 16, out, BS);
+    buildReadMaps(new PieceColumns(), 0, 1)[0].fill(0, 16, out, BS);
     expect(out.every((b) => b === 0xee)).toBe(true);
-    const m = buildReadMaps(entries(5, 5000, 40), 2)[0];
+    const m = buildReadMaps(columns(entries(5, 5000, 40)), 0, 2)[0];
     for (let i = 1; i < m.runs; i++) expect(m.start[i]).toBeGreaterThanOrEqual(m.end[i - 1]);
     for (let i = 0; i < m.runs; i++) expect(m.end[i]).toBeGreaterThan(m.start[i]);
   });
