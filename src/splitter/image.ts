@@ -213,6 +213,7 @@ export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTrans
       // The replica is the image (seq) again: re-applying the journal recaptures the undo data after it.
       // Virtual access never moved the replica (it is still at appliedSeq, with its undo data).
       if (mode !== 'virtual-access') c.undo.truncateAfter(img.seq);
+      img.virtual?.close();
       c.image = null;
       g.copyAccess(c, 'no-access', `disable_image_access start_transfer=${startTransfer ? 'yes' : 'no'}`);
     } finally {

@@ -324,6 +324,8 @@ describe('virtual access', () => {
     same(good(await img0.read(0n, 10)), at1[0].subarray(0, 10 * 512));
     same(Buffer.from(await c.replicas[0].read(10n, 16)), good(await prod0.read(10n, 16)));
     expect(g.status().copies[0].image!.virtual).toMatchObject({ overlayBlocks: 24 });
+    const vimg = c.image!.virtual!;
+    expect(vimg.overlayBytes).toBeGreaterThan(0);
     v = await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true });
     expect(v.json).toMatchObject({ consistent: false, image: { imageWrites: 2 } });
     // The mode does not change while virtual.
@@ -332,6 +334,7 @@ describe('virtual access', () => {
 
     // disable: map and overlay go, the copy catches up from where it was.
     await verb(rig, 'disable_image_access', { copy: 'local' });
+    expect(vimg.overlayBytes).toBe(0); // its memory went back to the pool
     expect(kcq(await img0.read(0n, 8))).toEqual(NOT_READY_MANUAL);
     await caughtUp(g);
     expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', {})).json).toMatchObject({ consistent: true });
