@@ -303,7 +303,7 @@ export function register(app: FastifyInstance, { array }: AdminDeps): void {
     (group) => startTransfer(array, { group }));
   verb('pause_transfer', 'RecoverPoint pause_transfer: stop distributing; writes mark their regions', EMPTY_BODY,
     (group) => pauseTransfer(array, { group }));
-  verb('enable_image_access', 'RecoverPoint enable_image_access: roll the copy to an image (latest, bookmark, seq:N, time) and open its target; distribution to it pauses',
+  verb('enable_image_access', 'RecoverPoint enable_image_access: roll the copy to an image (latest, bookmark, seq:N, time), or with mode=virtual map it over the unrolled replica, and open its target; distribution to it pauses',
     ENABLE_IMAGE_ACCESS_BODY, (group, b) => enableImageAccess(array, { group, copy: b.copy, image: b.image, mode: b.mode }));
   verb('set_image_access_mode', 'RecoverPoint set_image_access_mode: logged to direct (writes straight to the replica; the copy\'s journal history is lost)',
     SET_IMAGE_ACCESS_MODE_BODY, (group, b) => setImageAccessMode(array, { group, copy: b.copy, mode: b.mode }));
