@@ -105,8 +105,8 @@ export interface ImageAccessEvent {
   type: 'group.image-access';
   group: string;
   copy: string;
-  from: 'no-access' | 'logged-access' | 'direct-access';
-  to: 'no-access' | 'logged-access' | 'direct-access';
+  from: 'no-access' | 'logged-access' | 'direct-access' | 'virtual-access';
+  to: 'no-access' | 'logged-access' | 'direct-access' | 'virtual-access';
   phase: 'rolling' | 'done';
   /** The image the copy gives access to, as the operator named it (latest, a bookmark, a time, seq:N); null with no access. */
   image: string | null;

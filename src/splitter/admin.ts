@@ -60,18 +60,19 @@ function copyOf(g: ConsistencyGroup, v: unknown, required: boolean): LocalCopy {
   return c;
 }
 
-const modeOf = (v: unknown, dflt: ImageAccessMode | undefined): ImageAccessMode => {
+/** `virtual`: only enable_image_access takes it (the mode of a virtual image does not change). */
+const modeOf = (v: unknown, dflt: ImageAccessMode | undefined, virtual = false): ImageAccessMode => {
   if ((v === undefined || v === null) && dflt) return dflt;
-  if (v === 'logged' || v === 'direct') return v;
-  throw new SplitterInputError('mode', `must be logged or direct, not ${JSON.stringify(v)}`);
+  if (v === 'logged' || v === 'direct' || (virtual && v === 'virtual')) return v;
+  throw new SplitterInputError('mode', `must be logged${virtual ? ', direct or virtual' : ' or direct'}, not ${JSON.stringify(v)}`);
 };
 
-/** enable_image_access group=G copy=C [image=latest|BOOKMARK|TIME|seq:N] [mode=logged|direct] (defaults latest, logged). */
+/** enable_image_access group=G copy=C [image=latest|BOOKMARK|TIME|seq:N] [mode=logged|direct|virtual] (defaults latest, logged). */
 export async function enableImageAccess(reg: GroupRegistry, input: { group: unknown; copy?: unknown; image?: unknown; mode?: unknown }): Promise<VerbReply> {
   const g = group(reg, input.group);
   const c = copyOf(g, input.copy, true);
   if (input.image !== undefined && (typeof input.image !== 'string' || !input.image)) throw new SplitterInputError('image', 'latest, a bookmark, seq:N or an ISO time');
-  const mode = modeOf(input.mode, 'logged');
+  const mode = modeOf(input.mode, 'logged', true);
   await imaging(() => enableImage(g, c, (input.image as string | undefined) ?? 'latest', mode));
   return { verb: 'enable_image_access', group: g.status() };
 }

@@ -8,7 +8,7 @@
  *       RecoverPoint's CLI words and key=value form (field notes, "The Commands"):
  *       enable_group group=G [start_transfer=yes|no], disable_group group=G, clear_markers group=G [copy=C],
  *       start_transfer group=G, pause_transfer group=G, bookmark group=G name=N, get_group_state group=G,
- *       enable_image_access group=G copy=C [image=latest|BOOKMARK|TIME|seq:N] [mode=logged|direct],
+ *       enable_image_access group=G copy=C [image=latest|BOOKMARK|TIME|seq:N] [mode=logged|direct|virtual],
  *       set_image_access_mode group=G copy=C mode=logged|direct, disable_image_access group=G copy=C [start_transfer=yes|no],
  *       disable_copy group=G copy=C, enable_copy group=G copy=C
  *       exit 0 done, 1 refused by the array (the reason printed), 2 usage (unknown verb, key or value: named)
@@ -46,6 +46,7 @@ const YES_NO = ['yes', 'no'] as const;
 const G: RpKey = { required: true };
 const C: RpKey = { required: true };
 const MODES = ['logged', 'direct'] as const;
+const ENABLE_MODES = [...MODES, 'virtual'] as const;
 const post = (verb: string) => (g: string) => `/v1/groups/${encodeURIComponent(g)}/${verb}`;
 
 /** The verbs, with the keys each takes: the one table `arraysim rp` checks its arguments against. */
@@ -58,7 +59,7 @@ export const RP_VERBS: Record<string, RpVerb> = {
   bookmark: { keys: { group: G, name: { required: true } }, method: 'POST', path: post('bookmarks'), schema: BOOKMARK_BODY },
   get_group_state: { keys: { group: G }, method: 'GET', path: (g) => `/v1/groups/${encodeURIComponent(g)}` },
   enable_image_access: {
-    keys: { group: G, copy: C, image: {}, mode: { values: MODES } }, method: 'POST', path: post('enable_image_access'), schema: ENABLE_IMAGE_ACCESS_BODY,
+    keys: { group: G, copy: C, image: {}, mode: { values: ENABLE_MODES } }, method: 'POST', path: post('enable_image_access'), schema: ENABLE_IMAGE_ACCESS_BODY,
   },
   disable_image_access: {
     keys: { group: G, copy: C, start_transfer: { values: YES_NO } }, method: 'POST', path: post('disable_image_access'), schema: DISABLE_IMAGE_ACCESS_BODY,
@@ -111,7 +112,9 @@ export function formatGroupState(g: GroupStatus): string {
     lines.push(`  copy ${c.name}: ${c.enabled ? '' : 'DISABLED, '}applied seq ${c.appliedSeq}, lag ${c.lag.records} records (${size(c.lag.bytes)}); `
       + (m?.fullSweep ? 'full sweep due' : `markers: ${m?.regions ?? 0} regions (${size(m?.bytes ?? 0)})`));
     if (c.image) {
-      lines.push(`    image access: ${c.access} to ${c.image.image} (seq ${c.image.seq}, rolled from ${c.image.rolledFrom}), ${c.image.writes} host writes`);
+      const v = c.image.virtual;
+      const how = v ? `replica at ${c.image.rolledFrom}, read map of ${v.mapRuns} runs built in ${v.mapMs} ms, ${v.overlayBlocks} blocks in the overlay` : `rolled from ${c.image.rolledFrom}`;
+      lines.push(`    image access: ${c.access} to ${c.image.image} (seq ${c.image.seq}, ${how}), ${c.image.writes} host writes`);
     } else {
       lines.push(`    image access: none (${c.oldestImageSeq === null ? 'no image yet' : `images from seq ${c.oldestImageSeq}`})`);
     }
@@ -204,7 +207,7 @@ export function splitterCommands(defaultAdmin: string): CommandModule<object, an
       + 'enable_image_access, set_image_access_mode, disable_image_access, disable_copy, enable_copy',
     builder: (y) => y
       .positional('verb', { type: 'string', describe: Object.keys(RP_VERBS).join(' | ') })
-      .positional('args', { type: 'string', array: true, describe: 'key=value (group=G, start_transfer=yes|no, copy=C, name=N, image=I, mode=logged|direct)' })
+      .positional('args', { type: 'string', array: true, describe: 'key=value (group=G, start_transfer=yes|no, copy=C, name=N, image=I, mode=logged|direct|virtual)' })
       .option('admin', { type: 'string', default: defaultAdmin, describe: 'admin API address' })
       .option('json', { type: 'boolean', describe: 'print the reply as JSON' })
       .option('wait', { type: 'boolean', describe: 'enable_group, start_transfer: wait until the transfer is active (initialization progress on a terminal)' })

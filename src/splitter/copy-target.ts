@@ -19,6 +19,7 @@ import { AluaModel } from '../scsi/alua.ts';
 import { ScsiTarget } from '../scsi/target.ts';
 import type { BackingStore } from '../store/store.ts';
 import type { LocalCopy } from './copy.ts';
+import type { VirtualImage } from './image-map.ts';
 import type { ConsistencyGroup } from './group.ts';
 
 export function copyTargetName(production: string, copy: string): string {
@@ -28,7 +29,8 @@ export function copyTargetName(production: string, copy: string): string {
 /**
  * The replica volume as the copy's LU sees it: reads are private copies (the replica may be
  * rolled or restored under a finished READ's buffer), and in logged access each write saves what
- * it overwrites in the image-access log first (image.ts restores it on disable).
+ * it overwrites in the image-access log first (image.ts restores it on disable); in virtual
+ * access reads go through the image's read map and writes to its overlay (image-map.ts).
  */
 export class ImageStore implements BackingStore {
   constructor(private readonly copy: LocalCopy, private readonly set: number) {}
@@ -39,25 +41,38 @@ export class ImageStore implements BackingStore {
   get kind(): BackingStore['kind'] { return this.replica.kind; }
   get thin(): boolean { return this.replica.thin; }
 
+  /** Virtual access: the image is the replica seen through the read map, with the host's overlay (image-map.ts). */
+  private get virtual(): VirtualImage | null { return this.copy.image?.virtual ?? null; }
+
   read(lba: bigint, blocks: number, into?: Buffer): Buffer | Promise<Buffer> {
+    const v = this.virtual;
+    if (v) return v.read(this.set, lba, blocks, into);
     const r = this.replica;
     return r.read(lba, blocks, into ?? (r.kind === 'memory' ? Buffer.allocUnsafe(blocks * r.blockSize) : undefined));
   }
 
   write(lba: bigint, data: Buffer, fua?: boolean): void | Promise<void> {
+    const v = this.virtual;
+    if (v) { this.copy.image!.writes++; return v.write(this.set, lba, data); }
     return this.logged(lba, data.length / this.blockSize, () => this.replica.write(lba, data, fua));
   }
 
   unmap(lba: bigint, blocks: number): void | Promise<void> {
+    const v = this.virtual;
+    if (v) { this.copy.image!.writes++; return v.unmap(this.set, lba, blocks); }
     const r = this.replica;
     return this.logged(lba, blocks, () => (r.unmap ? r.unmap(lba, blocks) : r.write(lba, Buffer.alloc(blocks * r.blockSize))));
   }
 
   writeSame(lba: bigint, blocks: number, block: Buffer, unmap: boolean): void | Promise<void> {
+    const v = this.virtual;
+    if (v) { this.copy.image!.writes++; return v.writeSame(this.set, lba, blocks, block, unmap); }
     return this.logged(lba, blocks, () => this.replica.writeSame!(lba, blocks, block, unmap));
   }
 
   mapping(lba: bigint): { mapped: boolean; blocks: bigint } {
+    // Virtual access: the replica's provisioning is not the image's; everything reads as mapped.
+    if (this.virtual) return { mapped: true, blocks: this.blockCount - lba };
     return this.replica.mapping?.(lba) ?? { mapped: true, blocks: this.blockCount - lba };
   }
 

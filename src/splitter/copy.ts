@@ -4,11 +4,12 @@
  * records applied to it (undo.ts, for image access), and its own state, in RecoverPoint's words
  * (shared/reference/replication-anchors.md §3, FAPI ConsistencyGroupCopyState and
  * StorageAccessState): enabled or disabled, and its storage access: `no-access` (the replica is
- * distributed to; its LUs answer NOT READY), `logged-access` or `direct-access` (image access:
- * distribution to it pauses, image.ts).
+ * distributed to; its LUs answer NOT READY), `logged-access`, `direct-access` or `virtual-access`
+ * (image access: distribution to it pauses, image.ts).
  */
 import type { LogicalUnit } from '../scsi/lu.ts';
 import type { BackingStore } from '../store/store.ts';
+import type { VirtualImage } from './image-map.ts';
 import type { JournalRecord } from './journal.ts';
 import type { ReplicationLink } from './link.ts';
 import { UndoStream } from './undo.ts';
@@ -71,13 +72,18 @@ export class RegionMarkers {
 }
 
 /** RecoverPoint's storage access states of a copy (FAPI StorageAccessState: NO_ACCESS, LOGGED_ACCESS, DIRECT_ACCESS). */
-export type StorageAccessState = 'no-access' | 'logged-access' | 'direct-access';
+export type StorageAccessState = 'no-access' | 'logged-access' | 'direct-access' | 'virtual-access';
 
-/** Which access changes are legal (logged → direct, as the field notes do; direct never back to logged). */
+/**
+ * Which access changes are legal (logged → direct, as the field notes do; direct never back to
+ * logged; virtual access presents the image without rolling the replica, so it has no way to
+ * logged or direct but through no-access).
+ */
 const ACCESS_EDGES: Record<StorageAccessState, readonly StorageAccessState[]> = {
-  'no-access': ['logged-access', 'direct-access'],
+  'no-access': ['logged-access', 'direct-access', 'virtual-access'],
   'logged-access': ['direct-access', 'no-access'],
   'direct-access': ['no-access'],
+  'virtual-access': ['no-access'],
 };
 
 /** The image a copy gives access to (image.ts). */
@@ -87,13 +93,15 @@ export interface AccessedImage {
   /** The journal sequence the image is at (everything up to it, nothing after). */
   seq: number;
   bookmark: string | null;
-  /** The sequence the replica was at before it was rolled to the image. */
+  /** The sequence the replica was at before it was rolled to the image (virtual access: where it stays). */
   rolledFrom: number;
   enabledAt: string;
   /** Logged access: what the host's writes to the image overwrote (restored on disable). */
   log: UndoStream;
-  /** Host writes to the image (both modes). */
+  /** Host writes to the image (every mode). */
   writes: number;
+  /** Virtual access: the read map over the replica and the host's overlay (image-map.ts); null otherwise. */
+  virtual: VirtualImage | null;
 }
 
 /** Synchronization of one copy (first initialization, after direct access, enable_copy). */
@@ -162,6 +170,13 @@ export class LocalCopy {
 
   /** Whether the distributor applies the journal to it now. */
   get distributing(): boolean { return this.enabled && this.access === 'no-access' && !this.syncing; }
+
+  /**
+   * The journal sequence the copy holds history from: the records after it, and its undo data
+   * after it, stay (virtual access reads the undo data after its image; logged access has rolled
+   * the replica back to it).
+   */
+  get heldSeq(): number { return this.image ? Math.min(this.appliedSeq, this.image.seq) : this.appliedSeq; }
 
   /** Whether its replicas are the journal's image at appliedSeq (what a checkpoint may call initialized). */
   get inStep(): boolean { return this.distributing && !this.needsSweep && this.markedRegions === 0; }

@@ -469,7 +469,7 @@ export class ConsistencyGroup {
    */
   private trimJournal(durable: boolean): void {
     const live = this.copies.filter((c) => c.enabled);
-    this.journal.trim(live.length ? Math.min(...live.map((c) => (durable ? c.checkpointSeq : c.appliedSeq))) : Infinity);
+    this.journal.trim(live.length ? Math.min(...live.map((c) => Math.min(durable ? c.checkpointSeq : c.appliedSeq, c.heldSeq))) : Infinity);
     for (const c of this.copies) c.undo.dropBefore(this.journal.firstSeq);
   }
 
@@ -690,6 +690,9 @@ export class ConsistencyGroup {
         image: c.image && {
           image: c.image.image, seq: c.image.seq, bookmark: c.image.bookmark, rolledFrom: c.image.rolledFrom,
           enabledAt: c.image.enabledAt, writes: c.image.writes, logBytes: c.image.log.bytes,
+          virtual: c.image.virtual && {
+            mapRuns: c.image.virtual.runs, mapBlocks: c.image.virtual.mapBlocks, mapMs: Math.round(c.image.virtual.buildMs * 10) / 10, overlayBlocks: c.image.virtual.overlayBlocks,
+          },
         },
         // The oldest image enable_image_access can reach (null: none until the copy is synchronized).
         oldestImageSeq: c.imageFloor === null ? null : Math.max(c.imageFloor, this.journal.firstSeq - 1),
@@ -718,7 +721,8 @@ export interface GroupStatus {
   journal: { kind: 'memory' | 'file'; bytes: number; limitBytes: number; records: number; lastSeq: number; evictedRecords: number; protectionWindow: ProtectionWindow };
   copies: Array<{
     name: string; kind: string; enabled: boolean; access: StorageAccessState; appliedSeq: number; lag: { records: number; bytes: number };
-    image: (Omit<AccessedImage, 'log'> & { logBytes: number }) | null; oldestImageSeq: number | null; undoBytes: number;
+    image: (Omit<AccessedImage, 'log' | 'virtual'> & { logBytes: number; virtual: { mapRuns: number; mapBlocks: number; mapMs: number; overlayBlocks: number } | null }) | null;
+    oldestImageSeq: number | null; undoBytes: number;
     synchronization: InitProgress | null;
     /** A remote copy's link: where, its rate limit, bytes that crossed it. */
     link?: LinkStatus;

@@ -19,6 +19,14 @@
  *     direct access loses the journal. After disable_image_access the replica is no image of
  *     production: the copy is synchronized by a full sweep (digests; only regions that differ
  *     are sent), as the field notes' "full volume sweep" after the dd restore.
+ *   enable_image_access ... mode=virtual (RecoverPoint's virtual access): the replica is not rolled
+ *     back. A read map built from the undo data of the records after the image (image-map.ts)
+ *     says where each block they touched held its content at the image; reads go through it,
+ *     host writes go to an overlay, and disable_image_access drops both: the replica never
+ *     changed, distribution resumes where it stopped. Enabling costs O(n log n) in the undo
+ *     entries after the image, no data copied (a copy behind the image is first rolled forward,
+ *     as the distributor would have). The mode is chosen at enable; it does not change (disable,
+ *     then enable logged or direct).
  *   disable_image_access start_transfer=yes|no (default yes): no leaves the group's transfer
  *     paused, as RecoverPoint's does without startTransfer.
  */
@@ -26,9 +34,10 @@ import type { LogicalUnit } from '../scsi/lu.ts';
 import { exclusive } from '../scsi/range-lock.ts';
 import type { AccessedImage, LocalCopy } from './copy.ts';
 import type { ConsistencyGroup } from './group.ts';
+import { buildReadMaps, VirtualImage } from './image-map.ts';
 import { restorePieces, UndoStream } from './undo.ts';
 
-export type ImageAccessMode = 'logged' | 'direct';
+export type ImageAccessMode = 'logged' | 'direct' | 'virtual';
 
 /** The operator named an image that does not exist or cannot be reached (HTTP 400 on `field`). */
 export class ImageChoiceError extends Error {
@@ -99,7 +108,7 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
     const why = unreachable(g, c, seq);
     if (why) throw new ImageChoiceError('image', why);
     // Distribution to the copy stops here (LocalCopy.distributing), and what is in flight ends.
-    const to = mode === 'direct' ? 'direct-access' : 'logged-access';
+    const to = mode === 'direct' ? 'direct-access' : mode === 'virtual' ? 'virtual-access' : 'logged-access';
     const reason = `enable_image_access image=${image}`;
     g.copyAccess(c, to, reason, { phase: 'rolling', image: { image, seq, bookmark } });
     c.changing = true;
@@ -111,18 +120,17 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
         await c.apply(r);
       }
       const rolledFrom = c.appliedSeq;
-      // Back: what each record after the image overwrote, newest first. The undo entries stay
-      // until disable (verify --image rebuilds production's image from them).
-      for (const e of c.undo.newestFirst(seq)) {
-        // A record every copy had applied kept no payload (journal.ts trim): with every later
-        // record undone, the replica holds exactly its image of the extent, read back so that
-        // the distributor can apply it again after the image access.
-        const r = g.journal.at(e.seq);
-        if (r && r.kind === 'data' && r.data === null) g.journal.restoreData(r, await c.replicas[e.set].read(r.lba, r.blocks));
-        await restorePieces(c.replicas[e.set], e.pieces);
+      let virtual: VirtualImage | null = null;
+      if (mode === 'virtual') {
+        // No roll back: the undo entries after the image are read in place (the journal and the
+        // undo stream hold them while the image is accessed: LocalCopy.heldSeq).
+        const t0 = performance.now();
+        virtual = new VirtualImage(buildReadMaps(c.undo.pieces, seq, c.replicas.length), c.replicas, performance.now() - t0);
+      } else {
+        await rollBack(g, c, seq);
+        c.appliedSeq = seq;
       }
-      c.appliedSeq = seq;
-      c.image = { image, seq, bookmark, rolledFrom, enabledAt: new Date().toISOString(), log: new UndoStream(), writes: 0 };
+      c.image = { image, seq, bookmark, rolledFrom, enabledAt: new Date().toISOString(), log: new UndoStream(), writes: 0, virtual };
       if (mode === 'direct') toDirect(g, c);
       await g.checkpointOutOfStep(c);
     } catch (e) {
@@ -139,10 +147,26 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
     }
     // A unit attention (SAM-5 §5.14, SPC-5 §5.12): NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED (28/00).
     for (const lu of c.exported) lu.ua.establishAll(lu.target.nexusKeys(), 'MediumMayHaveChanged');
-    g.logInfo({ copy: c.name, image, seq, bookmark, rolledFrom: c.image.rolledFrom, mode }, 'image access enabled');
+    const v = c.image.virtual;
+    g.logInfo({ copy: c.name, image, seq, bookmark, rolledFrom: c.image.rolledFrom, mode, ...(v ? { mapRuns: v.runs, mapMs: Math.round(v.buildMs) } : {}) }, 'image access enabled');
     g.announceAccess(c, 'no-access', 'done', reason);
     return c.image;
   });
+}
+
+/**
+ * Roll the replica back to `seq`: what each record after it overwrote, newest first. The undo
+ * entries stay until disable (verify --image rebuilds production's image from them).
+ */
+async function rollBack(g: ConsistencyGroup, c: LocalCopy, seq: number): Promise<void> {
+  for (const e of c.undo.newestFirst(seq)) {
+    // A record every copy had applied kept no payload (journal.ts trim): with every later
+    // record undone, the replica holds exactly its image of the extent, read back so that
+    // the distributor can apply it again after the image access.
+    const r = g.journal.at(e.seq);
+    if (r && r.kind === 'data' && r.data === null) g.journal.restoreData(r, await c.replicas[e.set].read(r.lba, r.blocks));
+    await restorePieces(c.replicas[e.set], e.pieces);
+  }
 }
 
 /** Direct access from here: the image-access log and the copy's history go; a full sweep is due after it. */
@@ -158,6 +182,9 @@ function toDirect(g: ConsistencyGroup, c: LocalCopy): void {
 export function setImageAccessMode(g: ConsistencyGroup, c: LocalCopy, mode: ImageAccessMode): Promise<AccessedImage> {
   return oneAtATime(c, async () => {
     if (c.access === 'no-access' || !c.image) throw new ImageStateError(`copy ${c.name} has no image access: enable_image_access first`);
+    if (mode === 'virtual' || c.access === 'virtual-access') {
+      throw new ImageStateError(`copy ${c.name}: virtual access is chosen at enable_image_access mode=virtual and does not change; disable_image_access, then enable_image_access with the mode wanted`);
+    }
     if (mode === 'logged' && c.access === 'direct-access') {
       throw new ImageStateError(`copy ${c.name} is in direct access: its journal history is gone, logged access cannot come back; disable_image_access first`);
     }
@@ -169,7 +196,7 @@ export function setImageAccessMode(g: ConsistencyGroup, c: LocalCopy, mode: Imag
   });
 }
 
-/** disable_image_access: undo the image's writes (logged) and let distribution resume; or paused. */
+/** disable_image_access: undo the image's writes (logged) or drop map and overlay (virtual), and let distribution resume; or paused. */
 export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTransfer: boolean): Promise<void> {
   return oneAtATime(c, async () => {
     const img = c.image;
@@ -184,7 +211,9 @@ export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTrans
         }
       });
       // The replica is the image (seq) again: re-applying the journal recaptures the undo data after it.
-      c.undo.truncateAfter(img.seq);
+      // Virtual access never moved the replica (it is still at appliedSeq, with its undo data).
+      if (mode !== 'virtual-access') c.undo.truncateAfter(img.seq);
+      img.virtual?.close();
       c.image = null;
       g.copyAccess(c, 'no-access', `disable_image_access start_transfer=${startTransfer ? 'yes' : 'no'}`);
     } finally {

@@ -3,7 +3,8 @@
  * the copy's own target `<production IQN>-<copy>`: NOT READY (02/04/03) while image access is
  * disabled; logged access at a bookmark shows the bookmark's data, host writes to it are undone
  * on disable and the copy catches up with production; direct access keeps the writes, drops the
- * copy's history and sweeps it afterwards; verify --image and its negative controls; disable_copy
+ * copy's history and sweeps it afterwards; virtual access (the replica not rolled: a read map of
+ * the undo data, host writes in an overlay); verify --image and its negative controls; disable_copy
  * while the other copy goes on; each change of a copy's access or state is an event on
  * GET /v1/events.
  */
@@ -121,6 +122,30 @@ describe('the copy\'s target', () => {
   });
 });
 
+/** A file journal and file replicas: the image at a bookmark, a host write to it, disable, caught up. */
+async function fileJournalImage(mode: 'logged' | 'virtual'): Promise<void> {
+  rig = await start(['local'], true);
+  const g = rig.group;
+  await g.startTransfer('test');
+  await caughtUp(g);
+  const prod = await open(rig, TARGET, 0);
+  const a = pattern(64 * KiB, 11);
+  good(await prod.write(0n, a));
+  await verb(rig, 'bookmarks', { name: 'f' });
+  good(await prod.write(16n, pattern(8 * KiB, 12)));
+  good(await prod.writeSame(64n, 32, pattern(512, 14)));
+  await caughtUp(g);
+  await verb(rig, 'enable_image_access', { copy: 'local', image: 'f', mode });
+  const img = await open(rig, `${TARGET}-local`, 0);
+  same(good(await img.read(0n, 128)), a);
+  expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true })).json).toMatchObject({ consistent: true });
+  good(await img.write(0n, pattern(4 * KiB, 13)));
+  expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true })).json).toMatchObject({ consistent: false });
+  await verb(rig, 'disable_image_access', { copy: 'local' });
+  await caughtUp(g);
+  expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', {})).json).toMatchObject({ consistent: true });
+}
+
 describe('logged access', () => {
   it('shows the bookmark\'s data; host writes to the image are undone on disable and the copy catches up', async () => {
     rig = await start();
@@ -190,27 +215,7 @@ describe('logged access', () => {
     await verb(rig, 'disable_image_access', { copy: 'local' });
   }, 60_000);
 
-  it('with a file journal (file replicas: undo data and the image-access log read and restored asynchronously): the same', async () => {
-    rig = await start(['local'], true);
-    const g = rig.group;
-    await g.startTransfer('test');
-    await caughtUp(g);
-    const prod = await open(rig, TARGET, 0);
-    const a = pattern(64 * KiB, 11);
-    good(await prod.write(0n, a));
-    await verb(rig, 'bookmarks', { name: 'f' });
-    good(await prod.write(16n, pattern(8 * KiB, 12)));
-    await caughtUp(g);
-    await verb(rig, 'enable_image_access', { copy: 'local', image: 'f' });
-    const img = await open(rig, `${TARGET}-local`, 0);
-    same(good(await img.read(0n, 128)), a);
-    expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true })).json).toMatchObject({ consistent: true });
-    good(await img.write(0n, pattern(4 * KiB, 13)));
-    expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true })).json).toMatchObject({ consistent: false });
-    await verb(rig, 'disable_image_access', { copy: 'local' });
-    await caughtUp(g);
-    expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', {})).json).toMatchObject({ consistent: true });
-  }, 60_000);
+  it('with a file journal (file replicas: undo data and the image-access log read and restored asynchronously): the same', () => fileJournalImage('logged'), 60_000);
 
   it('reaches an image by time and by seq:N', async () => {
     rig = await start();
@@ -248,7 +253,8 @@ describe('logged access', () => {
     expect(await call('enable_image_access', { copy: 'local', image: 'seq:999' })).toMatchObject({ status: 400, json: { field: 'image' } });
     expect(await call('enable_image_access', { copy: 'other' })).toMatchObject({ status: 404 });
     expect(await call('enable_image_access', {})).toMatchObject({ status: 400, json: { field: 'copy' } });
-    expect(await call('enable_image_access', { copy: 'local', mode: 'virtual' })).toMatchObject({ status: 400, json: { field: 'mode' } });
+    expect(await call('enable_image_access', { copy: 'local', mode: 'snapshot' })).toMatchObject({ status: 400, json: { field: 'mode' } });
+    expect(await call('set_image_access_mode', { copy: 'local', mode: 'virtual' })).toMatchObject({ status: 400, json: { field: 'mode' } });
     expect(await call('disable_image_access', { copy: 'local' })).toMatchObject({ status: 409, json: { error: expect.stringMatching(/no image access/) } });
     expect(await call('verify', { image: true })).toMatchObject({ status: 409, json: { error: expect.stringMatching(/no image access/) } });
     expect(await call('verify', { at: 'latest' })).toMatchObject({ status: 400, json: { field: 'at' } });
@@ -261,6 +267,93 @@ describe('logged access', () => {
     expect(await call('set_image_access_mode', { copy: 'local', mode: 'logged' })).toMatchObject({ status: 409, json: { error: expect.stringMatching(/journal history is gone/) } });
     expect(await call('verify', { image: true })).toMatchObject({ status: 409, json: { error: expect.stringMatching(/direct access/) } });
   }, 60_000);
+});
+
+describe('virtual access', () => {
+  it('shows the bookmark through the read map without rolling the replica; writes go to an overlay that disable drops', async () => {
+    rig = await start();
+    const g = rig.group;
+    const c = g.copies[0];
+    const prod0 = await open(rig, TARGET, 0);
+    const prod1 = prod0.on(1);
+    await prod1.clearUnitAttentions();
+    const a0 = pattern(64 * KiB, 31);
+    good(await prod0.write(0n, a0));
+    good(await prod1.unmap([{ lba: 0n, blocks: 64 }]));
+    good(await prod1.write(4096n, pattern(32 * KiB, 32)));
+    const bm = await verb(rig, 'bookmarks', { name: 'v1' });
+    const at1 = [Buffer.from(good(await prod0.read(0n, 256))), Buffer.from(good(await prod1.read(4096n, 256)))];
+    // After it: overlapping writes, a WRITE SAME (one compact record), an UNMAP, a WRITE SAME with UNMAP.
+    good(await prod0.write(8n, pattern(16 * KiB, 33)));
+    good(await prod0.write(16n, pattern(16 * KiB, 34)));
+    good(await prod0.write(4n, pattern(4 * KiB, 35)));
+    good(await prod0.writeSame(100n, 100, pattern(512, 36)));
+    good(await prod1.unmap([{ lba: 4100n, blocks: 20 }]));
+    good(await prod1.writeSame(4200n, 30, Buffer.alloc(512), { unmap: true }));
+    good(await prod1.writeSame(4150n, 10, pattern(512, 37)));
+    await caughtUp(g);
+    const end = g.journal.nextSeq - 1;
+
+    const reply = await verb(rig, 'enable_image_access', { copy: 'local', image: 'v1', mode: 'virtual' });
+    expect(reply.group.copies[0]).toMatchObject({ access: 'virtual-access', appliedSeq: end, image: { image: 'v1', seq: bm.seq, rolledFrom: end, virtual: { overlayBlocks: 0 } } });
+    expect(reply.group.copies[0].image.virtual.mapRuns).toBeGreaterThan(0);
+    // The replica did not move: it is production's end.
+    same(Buffer.from(await c.replicas[0].read(0n, 256)), good(await prod0.read(0n, 256)));
+    const img0 = await open(rig, `${TARGET}-local`, 0);
+    const img1 = img0.on(1);
+    await img1.clearUnitAttentions();
+    same(good(await img0.read(0n, 256)), at1[0]);
+    same(good(await img1.read(4096n, 256)), at1[1]);
+    // Odd pieces of it too (reads across map runs).
+    same(good(await img0.read(7n, 13)), at1[0].subarray(7 * 512, 20 * 512));
+    same(good(await img1.read(4190n, 40)), at1[1].subarray(94 * 512, 134 * 512));
+    let v = await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true });
+    expect(v.json).toMatchObject({ consistent: true, seq: bm.seq, image: { mode: 'virtual-access', blocksNotCompared: 0 } });
+    v = await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true, at: 'latest' });
+    expect(v.json.consistent).toBe(false);
+
+    // Production goes on: journaled, not distributed while the image is accessed.
+    good(await prod0.write(2048n, pattern(4 * KiB, 38)));
+    expect(c.appliedSeq).toBe(end);
+    // Host writes to the image: in the overlay, the replica untouched.
+    const w = pattern(8 * KiB, 39);
+    good(await img0.write(10n, w));
+    good(await img1.unmap([{ lba: 4096n, blocks: 8 }]));
+    same(good(await img0.read(10n, 16)), w);
+    same(good(await img1.read(4096n, 8)), Buffer.alloc(4 * KiB));
+    same(good(await img0.read(0n, 10)), at1[0].subarray(0, 10 * 512));
+    same(Buffer.from(await c.replicas[0].read(10n, 16)), good(await prod0.read(10n, 16)));
+    expect(g.status().copies[0].image!.virtual).toMatchObject({ overlayBlocks: 24 });
+    const vimg = c.image!.virtual!;
+    expect(vimg.overlayBytes).toBeGreaterThan(0);
+    v = await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', { image: true });
+    expect(v.json).toMatchObject({ consistent: false, image: { imageWrites: 2 } });
+    // The mode does not change while virtual.
+    expect(await adminCall(rig.addr, 'POST', '/v1/groups/G/set_image_access_mode', { copy: 'local', mode: 'direct' }))
+      .toMatchObject({ status: 409, json: { error: expect.stringMatching(/virtual access/) } });
+
+    // disable: map and overlay go, the copy catches up from where it was.
+    await verb(rig, 'disable_image_access', { copy: 'local' });
+    expect(vimg.overlayBytes).toBe(0); // its memory went back to the pool
+    expect(kcq(await img0.read(0n, 8))).toEqual(NOT_READY_MANUAL);
+    await caughtUp(g);
+    expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', {})).json).toMatchObject({ consistent: true });
+    // The same bookmark again (the history stayed): the overlay's writes are gone.
+    await verb(rig, 'enable_image_access', { copy: 'local', image: 'v1', mode: 'virtual' });
+    await img0.clearUnitAttentions();
+    await img1.clearUnitAttentions();
+    same(good(await img0.read(0n, 256)), at1[0]);
+    same(good(await img1.read(4096n, 256)), at1[1]);
+    await verb(rig, 'disable_image_access', { copy: 'local' });
+    // And logged access to it still rolls the replica, as before.
+    await caughtUp(g);
+    await verb(rig, 'enable_image_access', { copy: 'local', image: 'v1' });
+    await img0.clearUnitAttentions();
+    same(good(await img0.read(0n, 256)), at1[0]);
+    same(Buffer.from(await c.replicas[0].read(0n, 256)), at1[0]);
+  }, 60_000);
+
+  it('with a file journal and file replicas (undo data read from file): the same image', () => fileJournalImage('virtual'), 60_000);
 });
 
 describe('direct access', () => {
@@ -378,7 +471,7 @@ describe('image access and copy changes on GET /v1/events', () => {
     // Negative control of the schema check: it refuses what is not such an event.
     const good1 = ev()[0];
     expect(validEvent(good1)).toBe(true);
-    expect(validEvent({ ...good1, to: 'virtual-access' })).toBe(false);
+    expect(validEvent({ ...good1, to: 'snapshot-access' })).toBe(false);
     expect(validEvent({ ...good1, imageSeq: undefined })).toBe(false);
     expect(validEvent({ ...ev()[4], markedRegions: -1 })).toBe(false);
   }, 60_000);
@@ -432,5 +525,13 @@ describe('arraysim verify --image', () => {
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/DIFFERS FROM production at bm/);
     expect(r.out).toMatch(/LUN 0 LBA 0-7, differs from production at that point/);
+    r = await cli(['rp', 'disable_image_access', 'group=G', 'copy=local']);
+    expect(r, r.err).toMatchObject({ code: 0 });
+    await caughtUp(rig.group);
+    r = await cli(['rp', 'enable_image_access', 'group=G', 'copy=local', 'image=bm', 'mode=virtual']);
+    expect(r, r.err).toMatchObject({ code: 0 });
+    expect(r.out).toMatch(/image access: virtual-access to bm \(seq 1, replica at 2, read map of 1 runs built in [\d.]+ ms, 0 blocks in the overlay\)/);
+    r = await cli(['verify', '--group', 'G', '--image']);
+    expect(r, r.err).toMatchObject({ code: 0 });
   }, 120_000);
 });

@@ -4,6 +4,9 @@
  * UNMAP, UNMAP, COMPARE AND WRITE, EXTENDED COPY within and across the two LUs), many in flight,
  * overlapping. Between bursts a bookmark is taken and production is photographed. At the end:
  *  - the copy equals production (verify consistent, and byte for byte);
+ *  - at every bookmark, the copy's image under virtual access (read through the copy's LUs: the
+ *    read map of its undo data over the unmoved replica) equals production as it was then; a
+ *    write to the image shows in it and is gone after disable, the replica untouched;
  *  - at every bookmark, newest first, the copy's image under enable_image_access (rolled back with
  *    its undo data) equals production as it was then, and after disable_image_access the copy is
  *    production again.
@@ -98,6 +101,32 @@ describe('mixed soak under support', () => {
     const now = r.lus.map((lu) => Buffer.from(lu.store.read(0n, SPAN) as Buffer));
     // Not vacuous: some bookmark's image differs from production at the end.
     expect(marks.some((m) => m.image.some((img, i) => !img.equals(now[i])))).toBe(true);
+    // Virtual access first (the replica is not rolled): each bookmark's image, read through the
+    // copy's LUs (the read map over the replica), equals production then; a write to the image
+    // shows in it, and after disable the replica is still production's end, untouched.
+    const seqBefore = c.appliedSeq;
+    for (const m of marks) {
+      const img = await enableImageAccess(r.group, c, m.name, 'virtual');
+      expect(img.seq).toBe(m.seq);
+      expect(img.virtual).not.toBeNull();
+      const lus = c.exported.map((lu) => lu.store);
+      m.image.forEach((want, i) => {
+        const got = lus[i].read(0n, SPAN) as Buffer;
+        expect(got.equals(want), `virtual image at ${m.name} LU ${i}`).toBe(true);
+      });
+      // The overlay: a host write shows in the image, not in the replica.
+      const mine = pattern(8 * BS, 0xbeef);
+      await lus[1].write(100n, mine);
+      expect((lus[1].read(100n, 8) as Buffer).equals(mine)).toBe(true);
+      await disableImageAccess(r.group, c, true);
+      expect(c.appliedSeq).toBe(seqBefore);
+      r.lus.forEach((_lu, i) => expect(Buffer.from(c.replicas[i].read(0n, SPAN) as Buffer).equals(now[i]), `after virtual ${m.name}: LU ${i} untouched`).toBe(true));
+    }
+    // The overlay went with the disable: the image of the last bookmark again, not the write.
+    const last = marks[marks.length - 1];
+    await enableImageAccess(r.group, c, last.name, 'virtual');
+    expect((c.exported[1].store.read(0n, SPAN) as Buffer).equals(last.image[1])).toBe(true);
+    await disableImageAccess(r.group, c, true);
     for (const m of [...marks].reverse()) {
       const img = await enableImageAccess(r.group, c, m.name, 'logged');
       expect(img.seq).toBe(m.seq);

@@ -85,7 +85,7 @@ export const GROUP_STATUS = {
         properties: {
           name: { type: 'string' }, kind: { type: 'string', enum: ['local', 'remote'], description: 'local: CDP, replicas on this array; remote: CRR, replicas on another arraysim over iSCSI' },
           enabled: { type: 'boolean', description: 'false after disable_copy: not distributed to, its regions marked' },
-          access: { type: 'string', enum: ['no-access', 'logged-access', 'direct-access'], description: 'RecoverPoint\'s storage access state: image access to the copy, or none (its LUs answer NOT READY 02/04/03)' },
+          access: { type: 'string', enum: ['no-access', 'logged-access', 'direct-access', 'virtual-access'], description: 'RecoverPoint\'s storage access state: image access to the copy, or none (its LUs answer NOT READY 02/04/03)' },
           appliedSeq: { type: 'integer' },
           lag: { type: 'object', properties: { records: { type: 'integer' }, bytes: { type: 'integer' } }, required: ['records', 'bytes'] },
           image: {
@@ -94,6 +94,14 @@ export const GROUP_STATUS = {
               image: { type: 'string' }, seq: { type: 'integer' }, bookmark: { type: ['string', 'null'] },
               rolledFrom: { type: 'integer', description: 'the sequence the replica was at before the roll' }, enabledAt: { type: 'string' },
               writes: { type: 'integer', description: 'host writes to the image' }, logBytes: { type: 'integer', description: 'image-access log (logged access): bytes saved to undo them' },
+              virtual: {
+                type: ['object', 'null'], description: 'virtual access: the read map over the replica and the host\'s overlay; null in logged or direct access',
+                properties: {
+                  mapRuns: { type: 'integer', description: 'runs of blocks read from undo data instead of the replica' },
+                  mapBlocks: { type: 'integer' }, mapMs: { type: 'number', description: 'time to build the map at enable' },
+                  overlayBlocks: { type: 'integer', description: 'blocks the host wrote to the image (dropped on disable)' },
+                },
+              },
             },
             required: ['image', 'seq', 'bookmark', 'rolledFrom', 'enabledAt', 'writes', 'logBytes'],
           },
@@ -229,7 +237,11 @@ const MODE = { type: 'string', enum: ['logged', 'direct'], description: 'logged:
 export const ENABLE_IMAGE_ACCESS_BODY = {
   type: 'object', additionalProperties: false, required: ['copy'],
   properties: {
-    copy: COPY, image: { type: 'string', minLength: 1, maxLength: 64, description: 'latest (default), a bookmark, seq:N or an ISO time' }, mode: { ...MODE, description: `default logged. ${MODE.description}` },
+    copy: COPY, image: { type: 'string', minLength: 1, maxLength: 64, description: 'latest (default), a bookmark, seq:N or an ISO time' },
+    mode: {
+      ...MODE, enum: [...MODE.enum, 'virtual'],
+      description: `default logged. ${MODE.description}; virtual: the replica is not rolled, reads go through a map of the journal's undo data (enabling costs the index, no data), writes to an overlay dropped on disable`,
+    },
   },
 } as const;
 export const SET_IMAGE_ACCESS_MODE_BODY = { type: 'object', additionalProperties: false, required: ['copy', 'mode'], properties: { copy: COPY, mode: MODE } } as const;
@@ -291,7 +303,7 @@ export function register(app: FastifyInstance, { array }: AdminDeps): void {
     (group) => startTransfer(array, { group }));
   verb('pause_transfer', 'RecoverPoint pause_transfer: stop distributing; writes mark their regions', EMPTY_BODY,
     (group) => pauseTransfer(array, { group }));
-  verb('enable_image_access', 'RecoverPoint enable_image_access: roll the copy to an image (latest, bookmark, seq:N, time) and open its target; distribution to it pauses',
+  verb('enable_image_access', 'RecoverPoint enable_image_access: roll the copy to an image (latest, bookmark, seq:N, time), or with mode=virtual map it over the unrolled replica, and open its target; distribution to it pauses',
     ENABLE_IMAGE_ACCESS_BODY, (group, b) => enableImageAccess(array, { group, copy: b.copy, image: b.image, mode: b.mode }));
   verb('set_image_access_mode', 'RecoverPoint set_image_access_mode: logged to direct (writes straight to the replica; the copy\'s journal history is lost)',
     SET_IMAGE_ACCESS_MODE_BODY, (group, b) => setImageAccessMode(array, { group, copy: b.copy, mode: b.mode }));
