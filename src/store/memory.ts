@@ -200,8 +200,12 @@ export class MemoryStore implements BackingStore {
     releaseShared(b);
   }
 
+  /** Whether any chunk of this store was ever shared (share(), adopt()): own() costs nothing otherwise. */
+  private mayShare = false;
+
   /** Chunk ci's memory, safe to change: a chunk another holder shares is copied first (copy-on-write). */
   private own(ci: number, chunk: Buffer): Buffer {
+    if (!this.mayShare) return chunk;
     const s = shares.get(chunk);
     if (!s || s.refs === 1) return chunk;
     this.letGo(ci, chunk);
@@ -225,6 +229,7 @@ export class MemoryStore implements BackingStore {
     let s = shares.get(chunk);
     if (!s) shares.set(chunk, (s = { refs: 1, onFree: null }));
     s.refs++;
+    this.mayShare = true;
     return chunk;
   }
 
@@ -238,6 +243,7 @@ export class MemoryStore implements BackingStore {
     this.allocated += data.length;
     this.chunks.set(ci, data);
     shares.get(data)!.refs++;
+    this.mayShare = true;
   }
 
   get blockCount(): bigint { return this.count; }
