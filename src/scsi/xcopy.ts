@@ -308,11 +308,8 @@ async function copyPiece(src: LogicalUnit, srcByte: number, dst: LogicalUnit, ds
         // A memory destination under a memory journal: recorded once written, as the store holds
         // it, and a whole chunk shared copy-on-write instead of copied (MemoryStore.share), so
         // neither the journal nor a thin replica pays a copy into fresh memory for it.
-        if (split.sharesWith(dst)) {
-          const w = dst.store.write(BigInt(dFirst), b, durable) as void;
-          split.written(dst, BigInt(dFirst), dBlocks);
-          return w;
-        }
+        // (A replicated store's write settles once its peer has it: recorded then, the range still held.)
+        if (split.sharesWith(dst)) return afterStore(dst.store.write(BigInt(dFirst), b, durable), () => split.written(dst, BigInt(dFirst), dBlocks));
         const rec = split.keep(dst, b);
         let w: void | Promise<void>;
         try {

@@ -62,7 +62,9 @@ async function one(ini: TestInitiator, r: SplitterRig): Promise<void> {
     }
     case 8: {
       // Whole 1 MiB chunks: the journal and the replica share the destination's chunk copy-on-write
-      // (MemoryStore.share) instead of copying it; the writes that follow must not reach them.
+      // (MemoryStore.share) instead of copying it; the writes that follow must not reach them. At
+      // most 64 or so (plus those in flight), so the journal (256 MiB) evicts nothing.
+      if ((kinds.get('EXTENDED COPY(LID1) of whole chunks') ?? 0) >= 64) return one(ini, r);
       k = 'EXTENDED COPY(LID1) of whole chunks';
       const chunk = (1 << 20) / BS;
       const list = xcopyList({ cscds: r.lus.map((lu) => ({ naa: lu.naa })), segments: [{ src: lun, dst: rnd(2), blocks: chunk, srcLba: rnd(2) * chunk, dstLba: rnd(2) * chunk }] });
