@@ -70,6 +70,14 @@ export interface LuProtection {
    */
   keep(data: Buffer): Buffer;
   discard(kept: Buffer): void;
+  /**
+   * The journal can hold a memory store's chunk shared copy-on-write (BackingStore.share) instead
+   * of a copy: a memory journal. shared() records blocks [lba, …) as `chunk` holds them, and lets
+   * the chunk go (releaseShared) when the record drops its payload, or at once when nothing is
+   * recorded.
+   */
+  readonly sharesChunks: boolean;
+  shared(lba: bigint, chunk: Buffer, cls: SplitterClass): Promise<void> | null;
   same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): Promise<void> | null;
   unmap(lba: bigint, blocks: number, cls: SplitterClass): Promise<void> | null;
   /**
@@ -116,6 +124,27 @@ export class SplitRecorder {
   /** A private copy of `data` for data(lu, …, owned = true) later (LuProtection.keep). */
   keep(lu: LogicalUnit, data: Buffer): Buffer {
     return this.to(lu)?.keep(data) ?? Buffer.from(data);
+  }
+
+  /**
+   * Whether blocks written to `lu` can be recorded by written() instead of data(): a memory store
+   * (synchronous, read() as it stands) and a journal that shares chunks.
+   */
+  sharesWith(lu: LogicalUnit): boolean {
+    const p = this.to(lu);
+    return p !== null && p.sharesChunks && lu.store.kind === 'memory' && lu.store.share !== undefined;
+  }
+
+  /**
+   * Blocks [lba, lba+blocks) of `lu` were just written (sharesWith(lu)): recorded as the store
+   * holds them, a whole chunk shared copy-on-write (no copy), else copied from the store's view.
+   */
+  written(lu: LogicalUnit, lba: bigint, blocks: number): void {
+    const p = this.to(lu);
+    if (!p) return;
+    const chunk = lu.store.share!(lba, blocks);
+    if (chunk) this.track(p.shared(lba, chunk, this.cls));
+    else this.track(p.data(lba, lu.store.read(lba, blocks) as Buffer, this.cls, false));
   }
 
   /** `kept` will not be recorded: its write failed. */

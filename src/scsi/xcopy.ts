@@ -305,6 +305,11 @@ async function copyPiece(src: LogicalUnit, srcByte: number, dst: LogicalUnit, ds
       // The copy goes to the journal's memory (LuProtection.keep), not a fresh 1 MiB Buffer per piece.
       const put = (b: Buffer) => {
         if (split === null) return dst.store.write(BigInt(dFirst), b, durable);
+        // A memory destination under a memory journal: recorded once written, as the store holds
+        // it, and a whole chunk shared copy-on-write instead of copied (MemoryStore.share), so
+        // neither the journal nor a thin replica pays a copy into fresh memory for it.
+        // (A replicated store's write settles once its peer has it: recorded then, the range still held.)
+        if (split.sharesWith(dst)) return afterStore(dst.store.write(BigInt(dFirst), b, durable), () => split.written(dst, BigInt(dFirst), dBlocks));
         const rec = split.keep(dst, b);
         let w: void | Promise<void>;
         try {

@@ -25,7 +25,7 @@ import type { SenseReason } from '../../protocol/scsi/sense.ts';
 import type { LogicalUnit } from '../scsi/lu.ts';
 import { shared } from '../scsi/range-lock.ts';
 import type { IgnoredCommand, LuProtection, SplitPrimitive, SplitterClass } from '../scsi/split.ts';
-import { MemoryStore } from '../store/memory.ts';
+import { MemoryStore, releaseShared } from '../store/memory.ts';
 import type { BackingStore } from '../store/store.ts';
 import { CrrCopy, LocalCopy, REGION_BYTES, RegionMarkers } from './copy.ts';
 import type { AccessedImage, InitProgress, StorageAccessState } from './copy.ts';
@@ -779,6 +779,14 @@ export class ReplicationSet implements LuProtection {
   keep(data: Buffer): Buffer { return this.group.journal.copyIn(data); }
 
   discard(kept: Buffer): void { this.group.journal.discard(kept); }
+
+  /** A memory journal holds shared chunks (a file journal's queue would outlive the record's payload). */
+  get sharesChunks(): boolean { return this.group.journal.kind === 'memory'; }
+
+  shared(lba: bigint, chunk: Buffer, cls: SplitterClass): Promise<void> | null {
+    if (this.untracked(lba, chunk.length / this.lu.blockSize)) { releaseShared(chunk); return null; }
+    return this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: chunk.length / this.lu.blockSize, data: chunk, unmap: false, shared: true });
+  }
 
   same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): Promise<void> | null {
     if (this.untracked(lba, blocks)) return null;

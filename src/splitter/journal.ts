@@ -15,6 +15,7 @@
  * persistence; whenDurable() is where they differ.
  */
 
+import { releaseShared } from '../store/memory.ts';
 import { Arenas } from './arena.ts';
 import type { Arena } from './arena.ts';
 
@@ -45,6 +46,12 @@ export interface JournalRecord {
   bytes: number;
   /** The arena holding `data`, if the journal copied it into one. */
   arena?: Arena;
+  /**
+   * `data` is a memory store's chunk shared copy-on-write (MemoryStore.share: an EXTENDED COPY
+   * piece), not a copy: released (releaseShared) when the record drops it. A thin memory replica
+   * written this buffer adopts it as its chunk, again without a copy.
+   */
+  shared?: boolean;
 }
 
 /** Per-record bookkeeping charged to the journal besides the payload (RecoverPoint keeps metadata too). */
@@ -181,6 +188,7 @@ export class MemoryJournal implements Journal {
   /** Drop record `r`'s payload (its arena slice goes back when it had one). */
   private dropData(r: JournalRecord): void {
     if (r.arena) { this.arenas.release(r.arena); r.arena = undefined; }
+    if (r.shared) { releaseShared(r.data!); r.shared = false; }
     r.data = null;
   }
 
@@ -224,6 +232,7 @@ export class MemoryJournal implements Journal {
       this.head++;
       // 'same' blocks (and payloads not yet dropped) go with their record.
       if (r.arena) this.arenas.release(r.arena);
+      if (r.shared) releaseShared(r.data!);
       this.used -= r.bytes;
       this.evicted++;
       this.evictedBytes += r.bytes;

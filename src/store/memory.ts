@@ -10,6 +10,13 @@
  *
  * read() hands back a view of the chunk (no copy) when the range lies inside one chunk; a range
  * that straddles chunks is copied into one buffer. Callers must not mutate what read() returns.
+ *
+ * A whole chunk can be shared, copy-on-write (share(), an array's clone of an extent): the
+ * splitter's journal record of an EXTENDED COPY piece holds the destination's chunk instead of a
+ * copy, and a replica that is written that very buffer adopts it as its own chunk (write()).
+ * Memory written for the first time costs several times a copy into memory touched before (page
+ * faults), and each copy of a 1 GiB XCOPY's data was that much. A shared chunk does not change
+ * while it has more than one holder: whoever writes to it first moves to a copy (own()).
  */
 import { totalmem } from 'node:os';
 import type { BackingStore } from './store.ts';
@@ -52,6 +59,24 @@ interface Slab {
   used: Uint8Array;
   /** Slots whose chunk moved out (detach) while a view of them is still in use: not reused. */
   retired: Uint8Array;
+}
+
+/**
+ * Chunk memory with more than one holder (share()): the stores whose chunk it is, journal records
+ * (releaseShared() when they let go) and views a READ still sends (detach()). While `refs` > 1
+ * nobody changes it; `onFree` runs when the last holder lets go (its slab slot is reused then).
+ */
+interface Share { refs: number; onFree: (() => void) | null }
+const shares = new WeakMap<Buffer, Share>();
+
+/** A holder of `chunk` (a share() result) lets go of it. */
+export function releaseShared(chunk: Buffer): void {
+  const s = shares.get(chunk);
+  if (!s) return;
+  if (--s.refs === 0) {
+    shares.delete(chunk);
+    s.onFree?.();
+  }
 }
 
 /** Shared zero buffers, one per chunk size: the source of every read of unwritten blocks. */
@@ -148,9 +173,77 @@ export class MemoryStore implements BackingStore {
     this.chunks.delete(c);
     this.allocated -= b.length;
     memoryPool.used -= b.length;
+    this.letGo(c, b);
+  }
+
+  /**
+   * Chunk c no longer uses memory `b`. Its slab slot is free again, unless `b` is shared: then the
+   * slot stays out of use (retired) until the last holder lets go.
+   */
+  private letGo(c: number, b: Buffer): void {
     const k = Math.floor(c / this.slabChunks);
     const slab = this.slabs.get(k);
-    if (slab && b.buffer === slab.buf.buffer && --slab.live === 0) this.slabs.delete(k);
+    const inSlab = slab !== undefined && b.buffer === slab.buf.buffer;
+    const s = shares.get(b);
+    if (!s) {
+      if (inSlab && --slab.live === 0) this.slabs.delete(k);
+      return;
+    }
+    if (inSlab) {
+      const slot = c - k * this.slabChunks;
+      slab.retired[slot] = 1;
+      s.onFree = () => {
+        slab.retired[slot] = 0;
+        if (--slab.live === 0 && this.slabs.get(k) === slab) this.slabs.delete(k);
+      };
+    }
+    releaseShared(b);
+  }
+
+  /** Whether any chunk of this store was ever shared (share(), adopt()): own() costs nothing otherwise. */
+  private mayShare = false;
+
+  /** Chunk ci's memory, safe to change: a chunk another holder shares is copied first (copy-on-write). */
+  private own(ci: number, chunk: Buffer): Buffer {
+    if (!this.mayShare) return chunk;
+    const s = shares.get(chunk);
+    if (!s || s.refs === 1) return chunk;
+    this.letGo(ci, chunk);
+    // Its own slab slot, unless that slot is the shared memory itself (then retired by letGo).
+    const mine = (chunk.length === this.chunkBytes ? this.slabChunk(ci) : null) ?? Buffer.allocUnsafeSlow(chunk.length);
+    chunk.copy(mine);
+    this.chunks.set(ci, mine);
+    return mine;
+  }
+
+  /**
+   * The whole chunk holding exactly [lba, lba+blocks), shared copy-on-write with the caller, who
+   * must not change it and calls releaseShared() when done; null unless the range is exactly one
+   * allocated full-size chunk.
+   */
+  share(lba: bigint, blocks: number): Buffer | null {
+    const off = this.offsetOf(lba, blocks);
+    if (off % this.chunkBytes !== 0 || blocks * this.blockSize !== this.chunkBytes) return null;
+    const chunk = this.chunks.get(off / this.chunkBytes);
+    if (!chunk || chunk.length !== this.chunkBytes) return null;
+    let s = shares.get(chunk);
+    if (!s) shares.set(chunk, (s = { refs: 1, onFree: null }));
+    s.refs++;
+    this.mayShare = true;
+    return chunk;
+  }
+
+  /** Write a share() result over a whole chunk of a thin store: it becomes this chunk, no copy. */
+  private adopt(ci: number, data: Buffer): void {
+    const cur = this.chunks.get(ci);
+    if (cur === data) return;
+    if (memoryPool.used + data.length - (cur?.length ?? 0) > memoryPool.limit) throw new SpaceExhaustedError(data.length, memoryPool.limit);
+    if (cur) this.freeChunk(ci);
+    memoryPool.used += data.length;
+    this.allocated += data.length;
+    this.chunks.set(ci, data);
+    shares.get(data)!.refs++;
+    this.mayShare = true;
   }
 
   get blockCount(): bigint { return this.count; }
@@ -196,6 +289,10 @@ export class MemoryStore implements BackingStore {
   /** `fua` needs nothing here: memory is as durable as this store gets. */
   write(lba: bigint, data: Buffer, _fua?: boolean): void {
     const off = this.offsetOf(lba, data.length / this.blockSize);
+    if (this.thin && data.length === this.chunkBytes && off % this.chunkBytes === 0 && shares.has(data)) {
+      this.adopt(off / this.chunkBytes, data);
+      return;
+    }
     let pos = 0;
     let o = off;
     while (pos < data.length) {
@@ -208,10 +305,10 @@ export class MemoryStore implements BackingStore {
         // Zeros over a deallocated range change nothing; zeros over a whole chunk free it.
         if (chunk) {
           if (n === this.chunkLen(ci)) this.freeChunk(ci);
-          else chunk.fill(0, start, start + n);
+          else this.own(ci, chunk).fill(0, start, start + n);
         }
       } else {
-        if (!chunk) chunk = this.allocChunk(ci);
+        chunk = chunk ? this.own(ci, chunk) : this.allocChunk(ci);
         seg.copy(chunk, start);
       }
       pos += n;
@@ -235,9 +332,16 @@ export class MemoryStore implements BackingStore {
     const off = this.offsetOf(lba, blocks);
     const c = Math.floor(off / this.chunkBytes);
     const base = view.byteOffset - (off - c * this.chunkBytes);
+    const cur = this.chunks.get(c);
+    const s = cur && shares.get(cur);
+    if (s && cur.buffer === view.buffer && cur.byteOffset === base) {
+      // A shared chunk: the view is one more holder, so nobody changes it while the view is in use.
+      s.refs++;
+      let released = false;
+      return () => { if (!released) { released = true; releaseShared(cur); } };
+    }
     let r = this.retired.get(view.buffer)?.get(base);
     if (!r) {
-      const cur = this.chunks.get(c);
       if (!cur || cur.buffer !== view.buffer || cur.byteOffset !== base) return () => {};
       if (memoryPool.used + cur.length > memoryPool.limit) return null;
       r = this.retire(c, cur);
@@ -306,9 +410,9 @@ export class MemoryStore implements BackingStore {
       const n = Math.min(this.chunkLen(ci) - start, end - o);
       let chunk = this.chunks.get(ci);
       if (pattern === null) {
-        chunk?.fill(0, start, start + n);
+        if (chunk) this.own(ci, chunk).fill(0, start, start + n);
       } else {
-        if (!chunk) chunk = this.allocChunk(ci);
+        chunk = chunk ? this.own(ci, chunk) : this.allocChunk(ci);
         // Chunk boundaries are block aligned, so the pattern repeats in phase.
         chunk.fill(pattern, start, start + n);
       }
@@ -331,7 +435,7 @@ export class MemoryStore implements BackingStore {
       const start = Math.max(off, base) - base;
       const stop = Math.min(end, base + chunk.length) - base;
       if (start === 0 && stop === chunk.length) this.freeChunk(ci);
-      else chunk.fill(0, start, stop);
+      else this.own(ci, chunk).fill(0, start, stop);
     };
     edge(first);
     if (last !== first) edge(last);
@@ -376,7 +480,7 @@ export class MemoryStore implements BackingStore {
     for (const [c, chunk] of this.chunks) {
       const start = c * this.chunkBytes;
       if (start >= bytes) this.freeChunk(c);
-      else if (start + chunk.length > bytes) chunk.fill(0, bytes - start);
+      else if (start + chunk.length > bytes) this.own(c, chunk).fill(0, bytes - start);
     }
     this.bytes = bytes;
     this.count = blockCount;
@@ -400,6 +504,7 @@ export class MemoryStore implements BackingStore {
   }
 
   close(): void {
+    for (const b of this.chunks.values()) releaseShared(b);
     this.chunks.clear();
     this.slabs.clear();
     memoryPool.used -= this.allocated;

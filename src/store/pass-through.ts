@@ -19,6 +19,7 @@ export class PassThroughStore implements BackingStore {
   close(): void | Promise<void> { return this.inner.close(); }
 
   get detach(): BackingStore['detach'] { return this.inner.detach?.bind(this.inner); }
+  get share(): BackingStore['share'] { return this.inner.share?.bind(this.inner); }
   get flush(): BackingStore['flush'] { return this.inner.flush?.bind(this.inner); }
   get unmap(): BackingStore['unmap'] { return this.inner.unmap?.bind(this.inner); }
   get writeSame(): BackingStore['writeSame'] { return this.inner.writeSame?.bind(this.inner); }

@@ -25,6 +25,12 @@ export interface BackingStore {
    * view is done. null when it cannot (no room). See MemoryStore.detach.
    */
   detach?(lba: bigint, blocks: number, view: Buffer): (() => void) | null;
+  /**
+   * Memory stores: the buffer holding exactly [lba, lba+blocks), shared copy-on-write instead of
+   * copied (nobody changes it while shared; the caller lets go with releaseShared, memory.ts);
+   * null when the range is not one whole allocated chunk. See MemoryStore.share.
+   */
+  share?(lba: bigint, blocks: number): Buffer | null;
   /** Write data (a whole number of blocks) at lba. `fua`: reach stable storage before completing. */
   write(lba: bigint, data: Buffer, fua?: boolean): void | Promise<void>;
   /** Make all written data durable (SYNCHRONIZE CACHE). */

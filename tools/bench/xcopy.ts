@@ -14,7 +14,8 @@
  *    segments by default), --xcopy-qd in flight, source -> LUN 1;
  *  - host: READ(16) then WRITE(16) of --io-kib pieces, --host-qd in flight over iSCSI (the
  *    TestInitiator, in this process), the way a host without offload copies, source -> LUN 2.
- * Both copies are verified by reading back samples. Prints both times and the ratio.
+ * Both copies are verified by reading back samples. Prints both times and the ratio, and the
+ * target's CPU time (utime+stime) over each copy.
  *
  * With qemu-img on the machine (and --qemu 1, the default), a third-party client does the same
  * pair on the same LUNs afterwards: `qemu-img convert -C -m 1` (qemu's iscsi driver turns the
@@ -26,7 +27,7 @@ import type { TestInitiator } from '../../test/helpers/initiator.ts';
 import { xcopyCdb, xcopyList } from '../../test/scsi/xcopy-params.ts';
 import { spawnSync } from 'node:child_process';
 import { cdb16 } from '../../test/helpers/cdb.ts';
-import { check, numOpt as opt, session as benchSession, startTarget, waitPort } from './target.ts';
+import { check, cpuSeconds, numOpt as opt, session as benchSession, startTarget, waitPort } from './target.ts';
 
 const PORT = opt('port', 3415);
 const GIB = opt('gib', 1);
@@ -74,7 +75,7 @@ function qemuImg(args: string[]): number | string {
 
 async function main(): Promise<void> {
   const lun = `${GIB}GiB${THIN ? '' : ',thick'}`;
-  const { stop } = startTarget(['--listen', `127.0.0.1:${PORT}`, '--target', IQN, '--lun', lun, '--lun', lun, '--lun', lun, '--admin', 'none', ...(SPLITTER ? ['--splitter', SPLITTER] : [])]);
+  const { child, stop } = startTarget(['--listen', `127.0.0.1:${PORT}`, '--target', IQN, '--lun', lun, '--lun', lun, '--lun', lun, '--admin', 'none', ...(SPLITTER ? ['--splitter', SPLITTER] : [])]);
   try {
     await waitPort(PORT);
     const ini = await session();
@@ -97,18 +98,22 @@ async function main(): Promise<void> {
     // Offload: one EXTENDED COPY per segment, from a fresh session (as a host would have).
     const xi = await session();
     const segBlocks = SEGMENT / BS;
+    const cpu = (): number => cpuSeconds(child.pid!);
+    let c0 = cpu();
     let t0 = performance.now();
     await pool(TOTAL / SEGMENT, XQD, async (i) => {
       const list = xcopyList({ usage: 3, cscds: [{ naa: naa0 }, { naa: naa1 }], segments: [{ src: 0, dst: 1, blocks: segBlocks, srcLba: i * segBlocks, dstLba: i * segBlocks }] });
       check(await xi.scsi(0, xcopyCdb(list.length), { write: list }), 'xcopy');
     });
     const offload = (performance.now() - t0) / 1000;
+    const offloadCpu = cpu() - c0;
     xi.close();
     await verify(1, 'offload copy');
 
     // Host copy: READ from LUN 0, WRITE to LUN 2, over the wire (a fresh session, as above).
     const hi = await session();
     const ioBlocks = IO / BS;
+    c0 = cpu();
     t0 = performance.now();
     await pool(TOTAL / IO, HQD, async (i) => {
       const r = await hi.scsi(0, cdb16(0x88, i * ioBlocks, ioBlocks), { read: IO });
@@ -116,6 +121,7 @@ async function main(): Promise<void> {
       check(await hi.scsi(2, cdb16(0x8a, i * ioBlocks, ioBlocks), { write: r.data }), 'write');
     });
     const host = (performance.now() - t0) / 1000;
+    const hostCpu = cpu() - c0;
     await verify(2, 'host copy');
     hi.close();
     ini.close();
@@ -125,6 +131,8 @@ async function main(): Promise<void> {
     console.log(`offload: EXTENDED COPY, ${SEGMENT >> 20} MiB segments, QD${XQD}: ${offload.toFixed(3)} s (${(mib / offload).toFixed(0)} MiB/s)`);
     console.log(`host:    READ(16)+WRITE(16) of ${IO >> 10} KiB, QD${HQD}:   ${host.toFixed(3)} s (${(mib / host).toFixed(0)} MiB/s)`);
     console.log(`ratio (host / offload): ${(host / offload).toFixed(1)}x`);
+    // The target's own CPU time (utime+stime) over each copy: less moved by other load on a shared machine.
+    console.log(`target CPU: offload ${offloadCpu.toFixed(2)} s, host ${hostCpu.toFixed(2)} s${SPLITTER ? ` (--splitter ${SPLITTER})` : ''}`);
 
     if (QEMU) {
       // Third-party client, same LUNs (now written, so no first-touch cost on either side).
