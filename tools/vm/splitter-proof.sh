@@ -115,12 +115,47 @@ verify() {     # verify GROUP WANT_EXIT [PATTERN...]: arraysim verify, output in
 }
 
 phases=discard
-((full)) && phases="discard ext4-write"
+((full)) && phases="discard discard-support xcopy support-write ext4-write"
+((full)) && export ARRAYSIM_VM_TIMEOUT=${ARRAYSIM_VM_TIMEOUT:-1500}   # guest 1 takes 5+ min under load
 guest guest1 "$phases"
 verify ws-reject 0
 verify ws-ignore 1 'LUN 0 LBA 0-4095, caused by [0-9]+ WRITE SAME\(1[06]\) \(ignored\) from iqn'
 verify unmap-reject 0
 verify unmap-ignore 1 'LUN 0 LBA 0-4095, caused by [0-9]+ UNMAP \(ignored\) from iqn'
+
+if ((full)); then
+  verify ws-support 0
+  verify unmap-support 0
+  # sg_xcopy copies LBA 0-2047 to 16384-18431, sg_compare_and_write writes block 32768 (512-byte
+  # blocks): support and reject leave the copy consistent, ignore names both commands.
+  verify xc-support 0
+  verify xc-reject 0
+  verify xc-ignore 1 'LUN 0 LBA 16384-18431, caused by 1 EXTENDED COPY\(LID1\) \(ignored\) from iqn' \
+    'LUN 0 LBA 32768-32768, caused by 1 COMPARE AND WRITE \(ignored\) from iqn'
+  # ext4 + fio under support: bookmark, then production moves on (the host zeroes fio's second
+  # file with WRITE SAME, split), then image access to the bookmark for the second guest.
+  if [[ -s $OUT/guest1/support.sha256 && -s $OUT/guest1/support-actions.txt ]]; then
+    verify support 0
+    arraysim rp bookmark group=support name=fio-done --admin "127.0.0.1:$ADMIN" >"$OUT/bookmark.txt" 2>&1 && rc=0 || rc=$?
+    check "rp bookmark group=support name=fio-done: exit $rc, $(head -n1 "$OUT/bookmark.txt")" test "$rc" = 0
+    surl=iscsi://127.0.0.1:$PORT/$BASE:support/0
+    : >"$OUT/host-support.txt"
+    ok=true
+    while read -r verb a b; do
+      [[ $verb == zero ]] || continue
+      echo "\$ npx arraysim host zero --to $surl --lba $a --blocks $b" >>"$OUT/host-support.txt"
+      arraysim host zero --to "$surl" --lba "$a" --blocks "$b" >>"$OUT/host-support.txt" 2>&1 || ok=false
+    done <"$OUT/guest1/support-actions.txt"
+    check "after the bookmark, host zero of fio/fv.0.1 on $BASE:support: $(grep -c '^\$' "$OUT/host-support.txt") runs, $(awk '/^  offloaded:/ {s += $2} END {print s + 0}' "$OUT/host-support.txt") blocks offloaded" $ok
+    verify support 0
+    arraysim rp enable_image_access group=support copy=local image=fio-done --admin "127.0.0.1:$ADMIN" >"$OUT/image-access-support.txt" 2>&1 && rc=0 || rc=$?
+    check "rp enable_image_access group=support copy=local image=fio-done: exit $rc" test "$rc" = 0
+    export TARGET_SUPPORT_SHA
+    TARGET_SUPPORT_SHA=$(cat "$OUT/guest1/support.sha256")
+  else
+    note "FAIL support: the guest wrote no support.sha256 / support-actions.txt"; nfail=$((nfail + 1))
+  fi
+fi
 
 if ((full)); then
   url=iscsi://127.0.0.1:$PORT/$BASE:fabric/0
@@ -152,7 +187,9 @@ if ((full)); then
     check "rp enable_image_access group=fabric copy=local image=latest: exit $rc" test "$rc" = 0
     export TARGET_BEFORE_SHA
     TARGET_BEFORE_SHA=$(cat "$OUT/guest1/files.sha256")
-    guest guest2 ext4-inspect
+    phases2=ext4-inspect
+    [[ -n ${TARGET_SUPPORT_SHA:-} ]] && phases2="support-inspect ext4-inspect"
+    guest guest2 "$phases2"
   else
     note "FAIL ext4: the guest wrote no host-actions.txt"; nfail=$((nfail + 1))
   fi
