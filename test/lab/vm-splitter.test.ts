@@ -53,7 +53,7 @@ describe('tools/vm splitter proof: target file, guest and driver agree', () => {
     const base = /^BASE=(\S+)$/m.exec(driver)?.[1];
     expect(base).toBe(/BASE=\$\{TARGET_IQN_BASE:-(\S+)\}/.exec(guest)?.[1]);
     expect(c.portals.map((p) => p.port)).toEqual([3410]);
-    expect(c.targets.map((t) => t.name)).toEqual(Object.keys(CASES).map((k) => `${base}:${k}`));
+    expect(c.targets.map((t) => t.name)).toEqual([...Object.keys(CASES), 'rpsync'].map((k) => `${base}:${k}`));
     for (const [name, want] of Object.entries(CASES)) {
       const g = c.groups?.find((x) => x.name === name);
       expect(g, name).toBeDefined();
@@ -63,6 +63,10 @@ describe('tools/vm splitter proof: target file, guest and driver agree', () => {
       expect(s?.spec.policies, name).toMatchObject(want);
     }
     expect(c.splitters?.find((x) => x.name === 'fabric')?.spec).toEqual(parseSplitterSpec('rp-fabric-2010'));
+    // --seeding: the field notes' group, copy and target names, with the transfer not started.
+    const rp = c.groups?.find((x) => x.name === 'RPSyncGroup');
+    expect(rp).toMatchObject({ target: `${base}:rpsync`, copies: ['DR_RPSyncGroup'], startTransfer: false });
+    expect(guest).toContain(`dr_iqn=$BASE:rpsync-dr-rpsyncgroup`);
   });
 
   it('the guest runs every discard and xcopy case with the policy its group has, and the driver verifies each', () => {
@@ -81,6 +85,13 @@ describe('tools/vm splitter proof: target file, guest and driver agree', () => {
     expect(driver).toContain('rp enable_image_access group=fabric copy=local image=latest');
     expect(driver).toContain('rp bookmark group=support name=fio-done');
     expect(driver).toContain('rp enable_image_access group=support copy=local image=fio-done');
+    expect(driver).toMatch(/^ *verify RPSyncGroup 0$/m);
+    for (const step of ['enable_group group=RPSyncGroup start_transfer=no', 'clear_markers group=RPSyncGroup',
+      'enable_image_access group=RPSyncGroup copy=DR_RPSyncGroup image=latest',
+      'set_image_access_mode group=RPSyncGroup copy=DR_RPSyncGroup mode=direct',
+      'disable_image_access group=RPSyncGroup copy=DR_RPSyncGroup start_transfer=no', 'start_transfer group=RPSyncGroup']) {
+      expect(guest).toContain(`step "${step}"`);
+    }
   });
 
   it('negative control: a case whose policy disagrees with the guest is caught', () => {

@@ -11,6 +11,15 @@
 #                SCSI mid-layer logging of failed commands is on around the call (sd disables
 #                WRITE SAME quietly, see below). Records the sd/queue limits before and after, the
 #                kernel log, whether the range reads zeros. The host runs verify afterwards.
+#  discard-support  ws-support, unmap-support: the same under writesame=support / unmap=support.
+#  xcopy         xc-support, xc-reject, xc-ignore (xcopy=P,ats=P): sg_xcopy within the LU and
+#                sg_compare_and_write; what the host reads back afterwards.
+#  support-write target support (every primitive supported): mkfs.ext4, a fio verify job, a copy of
+#                /etc; /results/support.sha256 (every file), support-actions.txt (fio's 2nd file).
+#  support-inspect  (after the host's bookmark, its zeroing of that file and image access to the
+#                bookmark) the image through support-local, read-only: every sha256 as at the
+#                bookmark (TARGET_SUPPORT_SHA), fio --verify_only; production differs in that file.
+#  dd-seeding    the field notes' dd seeding on rpsync (splitter-proof.sh --seeding).
 #  ext4-write    target fabric (rp-fabric-2010: every primitive ignored): mkfs.ext4, three 4 MiB
 #                "virtual disks" and a small file; writes /results/host-actions.txt (which LBAs the
 #                host clones and zeroes, from filefrag) and /results/files.sha256.
@@ -301,6 +310,74 @@ support_inspect() {
   logout "$iqn"; logout "$iqn-local"
 }
 
+# --- dd-seeding: the field notes' "RecoverPoint Initial Synchronization with DD" --------------
+# Group RPSyncGroup (copy DR_RPSyncGroup, transfer not started) on target rpsync, 32 MiB. The
+# notes' commands go verbatim to the host's rp-operator (tools/vm/rp-operator.mjs), which runs them
+# with `arraysim rp`, as the notes' plink runs them on the RPA; dd is Linux's, with the notes' bs=512k.
+# TARGET_SEED_SKIP_DD=1 (the control): no reverse dd, so the sweep must send far more.
+plink() {      # plink "VERB key=value ...": prints the answer, returns arraysim rp's exit status
+  python3 - "$1" <<'PY'
+import os, sys, urllib.request
+url = 'http://%s:%s/rp' % (os.environ['TARGET_HOST'], os.environ['TARGET_RP_OPERATOR_PORT'])
+r = urllib.request.urlopen(urllib.request.Request(url, data=sys.argv[1].encode(), method='POST'), timeout=150)
+sys.stdout.write(r.read().decode())
+sys.exit(int(r.headers['x-exit']))
+PY
+}
+dd_seeding() {
+  local iqn=$BASE:rpsync dr_iqn=$BASE:rpsync-dr-rpsyncgroup d dr rc st dir=$OUT/seeding
+  mkdir -p "$dir"; local tr=$dir/transcript.txt; : >"$tr"
+  step() {     # step "COMMAND LINE": plink it, log it, FAIL on a non-zero exit
+    echo "\$ plink \"$1\"" >>"$tr"; plink "$1" >"$dir/out.txt" 2>&1; local rc=$?
+    sed 's/^/  /' "$dir/out.txt" >>"$tr"; cat "$dir/out.txt"
+    expect "plink \"$1\": exit $rc$( ((rc)) && echo ": $(first_line "$dir/out.txt")")" test "$rc" = 0
+  }
+  ddlog() { echo "\$ $*" >>"$tr"; "$@" 2>>"$tr"; }
+  hdr "dd-seeding on $iqn (group RPSyncGroup, copy DR_RPSyncGroup)"
+  [[ -n ${TARGET_RP_OPERATOR_PORT:-} ]] || abort "TARGET_RP_OPERATOR_PORT is not set (splitter-proof.sh --seeding)"
+  d=$(login "$iqn") || abort "login to $iqn: $(first_line "$OUT/login-rpsync.txt")"
+  # "confirm that all the data has first been migrated": 24 MiB of the 32 MiB volume.
+  dd if=/dev/urandom of="$d" bs=1M count=24 oflag=direct status=none || abort "writing the data"
+  step "enable_group group=RPSyncGroup start_transfer=no"
+  step "clear_markers group=RPSyncGroup"
+  ddlog dd if="$d" of=/root/rpsync.img bs=512k || fail "dd of production into /root/rpsync.img"
+  # "roughly two days elapsed": production changes in regions 2, 9 and 12/13 (1 MiB regions).
+  echo "# the two days: 4 writes in regions 2, 2, 9, 12-13" >>"$tr"
+  for w in "$((2 * 2048 + 8)) 16" "$((2 * 2048 + 800)) 8" "$((9 * 2048)) 128" "$((13 * 2048 - 4)) 8"; do
+    set -- $w
+    dd if=/dev/urandom of="$d" bs=512 seek="$1" count="$2" oflag=direct conv=notrunc status=none || fail "write at LBA $1"
+  done
+  step "enable_image_access group=RPSyncGroup copy=DR_RPSyncGroup image=latest"
+  step "set_image_access_mode group=RPSyncGroup copy=DR_RPSyncGroup mode=direct"
+  if [[ ${TARGET_SEED_SKIP_DD:-0} == 1 ]]; then
+    echo "# control: no reverse dd" >>"$tr"
+  else
+    dr=$(login "$dr_iqn") || abort "login to the copy's target $dr_iqn: $(first_line "$OUT/login-rpsync-dr-rpsyncgroup.txt")"
+    ddlog dd if=/root/rpsync.img of="$dr" bs=512k || fail "reverse dd onto $dr ($dr_iqn)"
+    sync
+    logout "$dr_iqn"
+  fi
+  step "disable_image_access group=RPSyncGroup copy=DR_RPSyncGroup start_transfer=no"
+  step "start_transfer group=RPSyncGroup"
+  # "Monitor the consistency group."
+  for _ in $(seq 90); do
+    plink "get_group_state group=RPSyncGroup" >"$dir/state.txt" 2>&1
+    grep -q 'transfer active' "$dir/state.txt" && grep -q 'initialization.*done' "$dir/state.txt" && break
+    sleep 2
+  done
+  echo '$ plink "get_group_state group=RPSyncGroup"' >>"$tr"; sed 's/^/  /' "$dir/state.txt" >>"$tr"
+  cat "$tr"
+  st=$(grep -m1 -o 'initialization (full-sweep): .*' "$dir/state.txt")
+  if [[ ${TARGET_SEED_SKIP_DD:-0} == 1 ]]; then
+    expect "control (no reverse dd): the sweep sent more than the 4 changed regions: ${st:-no initialization line}" \
+      test -n "$st" -a -z "$(echo "$st" | grep '4\.0 MiB of 32\.0 MiB sent')"
+  else
+    expect "seeded by dd: transfer active, the sweep sent only the 4 regions changed after the dd: ${st:-no initialization line}" \
+      grep -q 'initialization (full-sweep): 4\.0 MiB of 32\.0 MiB sent (12\.50%).*done' "$dir/state.txt"
+  fi
+  logout "$iqn"
+}
+
 # --- ext4-write: a small "datastore" on the fabric-split LUN --------------------------------
 extents() {    # extents FILE -> "logical physical length" per extent, in filesystem blocks
   filefrag -v "$1" | awk -F'[ .:]+' '/^ *[0-9]+:/ {print $3, $5, $7}'
@@ -414,10 +491,11 @@ for phase in $PHASES; do
       xc_case xc-reject reject
       xc_case xc-ignore ignore
       ;;
+    dd-seeding) dd_seeding ;;
     support-write) support_write ;;
     support-inspect) support_inspect ;;
     ext4-write) ext4_write ;;
     ext4-inspect) ext4_inspect ;;
-    *) fail "unknown phase '$phase' (TARGET_PHASE: discard, discard-support, xcopy, support-write, support-inspect, ext4-write, ext4-inspect)" ;;
+    *) fail "unknown phase '$phase' (TARGET_PHASE: discard, discard-support, xcopy, support-write, support-inspect, ext4-write, ext4-inspect, dd-seeding)" ;;
   esac
 done
