@@ -27,7 +27,21 @@ const CASES = {
   'unmap-reject': { writesame: 'support', unmap: 'reject' },
   'unmap-ignore': { writesame: 'support', unmap: 'ignore' },
   fabric: { writesame: 'ignore', unmap: 'ignore' },
+  'ws-support': { writesame: 'support', unmap: 'support' },
+  'unmap-support': { writesame: 'support', unmap: 'support' },
+  'xc-support': { xcopy: 'support', ats: 'support' },
+  'xc-reject': { xcopy: 'reject', ats: 'reject' },
+  'xc-ignore': { xcopy: 'ignore', ats: 'ignore' },
+  support: { ats: 'support', xcopy: 'support', writesame: 'support', unmap: 'support' },
 } as const;
+
+/** The discard cases: guest operation and the policy under test. */
+const DISCARD = {
+  'ws-reject': ['zeroout', 'reject'], 'ws-ignore': ['zeroout', 'ignore'], 'ws-support': ['zeroout', 'support'],
+  'unmap-reject': ['discard', 'reject'], 'unmap-ignore': ['discard', 'ignore'], 'unmap-support': ['discard', 'support'],
+} as const;
+const XCOPY = { 'xc-support': 'support', 'xc-reject': 'reject', 'xc-ignore': 'ignore' } as const;
+const wantExit = (policy: string) => (policy === 'ignore' ? 1 : 0);
 
 describe('tools/vm splitter proof: target file, guest and driver agree', () => {
   const yaml = read('tools/vm/targets/splitter.yaml');
@@ -39,7 +53,7 @@ describe('tools/vm splitter proof: target file, guest and driver agree', () => {
     const base = /^BASE=(\S+)$/m.exec(driver)?.[1];
     expect(base).toBe(/BASE=\$\{TARGET_IQN_BASE:-(\S+)\}/.exec(guest)?.[1]);
     expect(c.portals.map((p) => p.port)).toEqual([3410]);
-    expect(c.targets.map((t) => t.name)).toEqual(Object.keys(CASES).map((k) => `${base}:${k}`));
+    expect(c.targets.map((t) => t.name)).toEqual([...Object.keys(CASES), 'rpsync'].map((k) => `${base}:${k}`));
     for (const [name, want] of Object.entries(CASES)) {
       const g = c.groups?.find((x) => x.name === name);
       expect(g, name).toBeDefined();
@@ -49,18 +63,35 @@ describe('tools/vm splitter proof: target file, guest and driver agree', () => {
       expect(s?.spec.policies, name).toMatchObject(want);
     }
     expect(c.splitters?.find((x) => x.name === 'fabric')?.spec).toEqual(parseSplitterSpec('rp-fabric-2010'));
+    // --seeding: the field notes' group, copy and target names, with the transfer not started.
+    const rp = c.groups?.find((x) => x.name === 'RPSyncGroup');
+    expect(rp).toMatchObject({ target: `${base}:rpsync`, copies: ['DR_RPSyncGroup'], startTransfer: false });
+    expect(guest).toContain(`dr_iqn=$BASE:rpsync-dr-rpsyncgroup`);
   });
 
-  it('the guest runs every discard case with the policy its group has, and the driver verifies each', () => {
-    for (const [name, p] of Object.entries(CASES)) {
-      if (name === 'fabric') continue;
-      const op = p.writesame === 'support' ? 'discard' : 'zeroout';
-      const policy = p.writesame === 'support' ? p.unmap : p.writesame;
+  it('the guest runs every discard and xcopy case with the policy its group has, and the driver verifies each', () => {
+    for (const [name, [op, policy]] of Object.entries(DISCARD)) {
+      const p = CASES[name as keyof typeof CASES] as Record<string, string>;
+      expect(p[op === 'zeroout' ? 'writesame' : 'unmap'], name).toBe(policy);
       expect(guest).toContain(`discard_case ${name} ${op} ${policy}\n`);
-      expect(driver).toMatch(new RegExp(`^verify ${name} ${policy === 'reject' ? 0 : 1}\\b`, 'm'));
+      expect(driver).toMatch(new RegExp(`^ *verify ${name} ${wantExit(policy)}\\b`, 'm'));
+    }
+    for (const [name, policy] of Object.entries(XCOPY)) {
+      expect(CASES[name as keyof typeof CASES]).toEqual({ xcopy: policy, ats: policy });
+      expect(guest).toContain(`xc_case ${name} ${policy}\n`);
+      expect(driver).toMatch(new RegExp(`^ *verify ${name} ${wantExit(policy)}\\b`, 'm'));
     }
     expect(guest).toContain('img=$(login "$iqn-local")');
     expect(driver).toContain('rp enable_image_access group=fabric copy=local image=latest');
+    expect(driver).toContain('rp bookmark group=support name=fio-done');
+    expect(driver).toContain('rp enable_image_access group=support copy=local image=fio-done');
+    expect(driver).toMatch(/^ *verify RPSyncGroup 0$/m);
+    for (const step of ['enable_group group=RPSyncGroup start_transfer=no', 'clear_markers group=RPSyncGroup',
+      'enable_image_access group=RPSyncGroup copy=DR_RPSyncGroup image=latest',
+      'set_image_access_mode group=RPSyncGroup copy=DR_RPSyncGroup mode=direct',
+      'disable_image_access group=RPSyncGroup copy=DR_RPSyncGroup start_transfer=no', 'start_transfer group=RPSyncGroup']) {
+      expect(guest).toContain(`step "${step}"`);
+    }
   });
 
   it('negative control: a case whose policy disagrees with the guest is caught', () => {

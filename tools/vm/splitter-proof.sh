@@ -9,19 +9,30 @@
 #   3. `arraysim verify` per case: reject -> exit 0 (consistent), ignore -> exit 1 naming the
 #      ignored WRITE SAME / UNMAP and its extent
 #   full form only (without --short):
-#   4. the same guest boot then writes an ext4 "datastore" on the rp-fabric-2010 target (phase
-#      ext4-write); on the host, `arraysim host clone` (EXTENDED COPY) copies vm1's extents onto
-#      vm2's and `arraysim host zero` (WRITE SAME) zeroes vm3's, as ESXi's data mover would;
-#      verify (exit 1, both attributed); `arraysim rp enable_image_access` on copy "local"
-#   5. a second guest boot (phase ext4-inspect) mounts production and the replica image
-#      read-only and compares the files
-#   6. stop the target; RESULT_DIR/summary.txt; exit 0 only if every check passed
+#   4. the same guest boot goes on: blkdiscard -z / blkdiscard under writesame=support / unmap=support
+#      (phase discard-support: verify exit 0); sg_xcopy and sg_compare_and_write under
+#      xcopy=P,ats=P for P = support, reject, ignore (phase xcopy: verify exit 0, 0, 1 naming both);
+#      ext4 + a fio verify job under support (phase support-write); then an ext4 "datastore" on the
+#      rp-fabric-2010 target (phase ext4-write)
+#   5. host: `arraysim rp bookmark group=support name=fio-done`; `arraysim host zero` of one of fio's
+#      files (production moves on, split); verify; `rp enable_image_access ... image=fio-done`.
+#      `arraysim host clone` (EXTENDED COPY) copies vm1's extents onto vm2's and `arraysim host zero`
+#      (WRITE SAME) zeroes vm3's on fabric, as ESXi's data mover would; verify (exit 1, both
+#      attributed); `arraysim rp enable_image_access` on fabric's copy "local"
+#   6. a second guest boot (phases support-inspect, ext4-inspect) mounts the bookmark's image
+#      read-only through support-local and checks every file's sha256 against the bookmark's (and
+#      fio --verify_only), then production and fabric's replica image, and compares the files
+#   7. stop the target; RESULT_DIR/summary.txt; exit 0 only if every check passed
 #
-# Usage:  splitter-proof.sh [--short | --workaround] [RESULT_DIR]  (default ./vm-results/splitter-<timestamp>)
+# Usage:  splitter-proof.sh [--short | --workaround | --seeding] [RESULT_DIR]  (default ./vm-results/splitter-<timestamp>)
 #   --workaround  the full form with the 2010 post's host-wide workaround: the host runs with
 #                 DataMover.HardwareAcceleratedMove=0 and HardwareAcceleratedInit=0, so it clones
 #                 and zeroes with READ/WRITE; verify must find the copy consistent and the image's
 #                 files equal production's (the control for the ext4 comparison)
+#   --seeding     only the field notes' dd seeding (phase dd-seeding): group RPSyncGroup, copy
+#                 DR_RPSyncGroup; the guest sends the notes' commands to rp-operator.mjs (port
+#                 ADMIN + 1), dd is Linux's; verify exit 0. TARGET_SEED_SKIP_DD=1: the control
+#                 without the reverse dd (the sweep must send more than the changed regions)
 # Env:    ARRAYSIM_SPLITTER_PORT  portal port (default ARRAYSIM_PORT + 10, i.e. 3270)
 #         ARRAYSIM_SPLITTER_ADMIN admin API port (default portal port + 1)
 #         ARRAYSIM_VM_*           VM settings, see run.sh
@@ -30,10 +41,11 @@ set -euo pipefail
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$VM_DIR/../.." && pwd)
-full=1 workaround=0
+full=1 workaround=0 seeding=0
 case ${1:-} in
   --short) full=0; shift ;;
   --workaround) workaround=1; shift ;;
+  --seeding) full=0 seeding=1; shift ;;
 esac
 if [[ $# -gt 1 || ${1:-} == -* ]]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
@@ -62,14 +74,17 @@ check() {      # check DESCRIPTION TEST...: a PASS/FAIL line in the summary
 }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/arraysim-splitter.XXXXXX")
-target_pid=
+target_pid= operator_pid=
 cleanup() {
-  # Only ever our own target: the process group we created with setsid.
-  if [[ -n $target_pid ]] && kill -0 "$target_pid" 2>/dev/null; then
-    kill -TERM -- "-$target_pid" 2>/dev/null || true
-    sleep 1
-    kill -KILL -- "-$target_pid" 2>/dev/null || true
-  fi
+  # Only ever our own target (and operator): the process groups we created with setsid.
+  local pid
+  for pid in $operator_pid $target_pid; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      sleep 1
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -114,13 +129,65 @@ verify() {     # verify GROUP WANT_EXIT [PATTERN...]: arraysim verify, output in
   check "verify $group: exit $rc (want $want): $(head -n1 "$OUT/verify-$group.txt" | sed 's/ (journal.*//')$(sed -n '2p' "$OUT/verify-$group.txt" | sed 's/^ */; /')" $ok
 }
 
+if ((seeding)); then
+  # The field notes' dd seeding: the guest sends the notes' command lines to rp-operator.mjs
+  # (port ADMIN + 1), which runs them with `arraysim rp` against our admin API.
+  OPER=$((ADMIN + 1))
+  if listening "$OPER"; then note "FAIL rp-operator: 127.0.0.1:$OPER is already in use (not by us)"; exit 1; fi
+  (cd "$REPO" && exec setsid node tools/vm/rp-operator.mjs --listen "127.0.0.1:$OPER" --admin "127.0.0.1:$ADMIN") \
+    >"$OUT/rp-operator.log" 2>&1 </dev/null &
+  operator_pid=$!
+  for _ in $(seq 50); do listening "$OPER" && break; sleep 0.2; done
+  export TARGET_RP_OPERATOR_PORT=$OPER
+  guest guest-seed dd-seeding
+  sed 's/^/    /' "$OUT/rp-operator.log" >>"$SUMMARY"
+  verify RPSyncGroup 0
+fi
+
 phases=discard
-((full)) && phases="discard ext4-write"
+((full)) && phases="discard discard-support xcopy support-write ext4-write"
+((full)) && export ARRAYSIM_VM_TIMEOUT=${ARRAYSIM_VM_TIMEOUT:-1500}   # guest 1 takes 5+ min under load
+if ((!seeding)); then
 guest guest1 "$phases"
 verify ws-reject 0
 verify ws-ignore 1 'LUN 0 LBA 0-4095, caused by [0-9]+ WRITE SAME\(1[06]\) \(ignored\) from iqn'
 verify unmap-reject 0
 verify unmap-ignore 1 'LUN 0 LBA 0-4095, caused by [0-9]+ UNMAP \(ignored\) from iqn'
+fi
+
+if ((full)); then
+  verify ws-support 0
+  verify unmap-support 0
+  # sg_xcopy copies LBA 0-2047 to 16384-18431, sg_compare_and_write writes block 32768 (512-byte
+  # blocks): support and reject leave the copy consistent, ignore names both commands.
+  verify xc-support 0
+  verify xc-reject 0
+  verify xc-ignore 1 'LUN 0 LBA 16384-18431, caused by 1 EXTENDED COPY\(LID1\) \(ignored\) from iqn' \
+    'LUN 0 LBA 32768-32768, caused by 1 COMPARE AND WRITE \(ignored\) from iqn'
+  # ext4 + fio under support: bookmark, then production moves on (the host zeroes fio's second
+  # file with WRITE SAME, split), then image access to the bookmark for the second guest.
+  if [[ -s $OUT/guest1/support.sha256 && -s $OUT/guest1/support-actions.txt ]]; then
+    verify support 0
+    arraysim rp bookmark group=support name=fio-done --admin "127.0.0.1:$ADMIN" >"$OUT/bookmark.txt" 2>&1 && rc=0 || rc=$?
+    check "rp bookmark group=support name=fio-done: exit $rc, $(head -n1 "$OUT/bookmark.txt")" test "$rc" = 0
+    surl=iscsi://127.0.0.1:$PORT/$BASE:support/0
+    : >"$OUT/host-support.txt"
+    ok=true
+    while read -r verb a b; do
+      [[ $verb == zero ]] || continue
+      echo "\$ npx arraysim host zero --to $surl --lba $a --blocks $b" >>"$OUT/host-support.txt"
+      arraysim host zero --to "$surl" --lba "$a" --blocks "$b" >>"$OUT/host-support.txt" 2>&1 || ok=false
+    done <"$OUT/guest1/support-actions.txt"
+    check "after the bookmark, host zero of fio/fv.0.1 on $BASE:support: $(grep -c '^\$' "$OUT/host-support.txt") runs, $(awk '/^  offloaded:/ {s += $2} END {print s + 0}' "$OUT/host-support.txt") blocks offloaded" $ok
+    verify support 0
+    arraysim rp enable_image_access group=support copy=local image=fio-done --admin "127.0.0.1:$ADMIN" >"$OUT/image-access-support.txt" 2>&1 && rc=0 || rc=$?
+    check "rp enable_image_access group=support copy=local image=fio-done: exit $rc" test "$rc" = 0
+    export TARGET_SUPPORT_SHA
+    TARGET_SUPPORT_SHA=$(cat "$OUT/guest1/support.sha256")
+  else
+    note "FAIL support: the guest wrote no support.sha256 / support-actions.txt"; nfail=$((nfail + 1))
+  fi
+fi
 
 if ((full)); then
   url=iscsi://127.0.0.1:$PORT/$BASE:fabric/0
@@ -152,7 +219,9 @@ if ((full)); then
     check "rp enable_image_access group=fabric copy=local image=latest: exit $rc" test "$rc" = 0
     export TARGET_BEFORE_SHA
     TARGET_BEFORE_SHA=$(cat "$OUT/guest1/files.sha256")
-    guest guest2 ext4-inspect
+    phases2=ext4-inspect
+    [[ -n ${TARGET_SUPPORT_SHA:-} ]] && phases2="support-inspect ext4-inspect"
+    guest guest2 "$phases2"
   else
     note "FAIL ext4: the guest wrote no host-actions.txt"; nfail=$((nfail + 1))
   fi
@@ -164,6 +233,10 @@ target_pid=
 verdict=PASS
 ((nfail == 0)) || verdict=FAIL
 form=short; ((full)) && form=full; ((workaround)) && form="full, host workaround Move=0 Init=0"
+if ((seeding)); then
+  form="dd seeding"
+  if [[ ${TARGET_SEED_SKIP_DD:-0} == 1 ]]; then form+=", control: no reverse dd"; fi
+fi
 echo "SPLITTER-PROOF: $verdict in $(since "$t_all") s ($form)" >>"$SUMMARY"
 echo
 cat "$SUMMARY"
