@@ -34,6 +34,7 @@ import type { IdentificationCscd, SegmentDescriptor, XcopyLimits } from '../../p
 import { dataOut, invalidField, invalidParam, reserved } from './cdb.ts';
 import type { CommandContext, CommandDef } from './command.ts';
 import type { LogicalUnit } from './lu.ts';
+import { releaseShared } from '../store/memory.ts';
 import { rangeLockOf } from './range-lock.ts';
 import { afterStore, mustBeDurable } from './sbc-common.ts';
 import type { SplitRecorder } from './split.ts';
@@ -321,8 +322,18 @@ async function copyPiece(src: LogicalUnit, srcByte: number, dst: LogicalUnit, ds
         if (w instanceof Promise) w = w.catch((e: unknown) => { split.discard(dst, rec); throw e; });
         return afterStore(w, () => split.data(dst, BigInt(dFirst), rec, true));
       };
-      const d = src.store.read(BigInt(sFirst), sBlocks);
-      const w = d instanceof Promise ? d.then(put) : put(d);
+      // A whole allocated chunk of a memory source onto a whole chunk of a thin memory
+      // destination is cloned, not copied: the destination takes the source's chunk
+      // copy-on-write (MemoryStore.share, adopted by write()), as arrays clone extents for an
+      // offloaded copy; the first later write to either side copies that one chunk.
+      const cloned = dst.store.kind === 'memory' && dst.store.thin ? src.store.share?.(BigInt(sFirst), sBlocks) ?? null : null;
+      const d = cloned ?? src.store.read(BigInt(sFirst), sBlocks);
+      let w: void | Promise<void>;
+      try {
+        w = d instanceof Promise ? d.then(put) : put(d);
+      } finally {
+        if (cloned) releaseShared(cloned);
+      }
       if (w instanceof Promise) await w;
     } else {
       const out = Buffer.alloc(dBlocks * dbs);

@@ -150,6 +150,26 @@ describe('EXTENDED COPY execution', () => {
     expect(read(r.lu0, 3000, 8000).equals(data)).toBe(true);
   });
 
+  it('a whole chunk between thin memory LUs is cloned copy-on-write: later writes to either side stay on that side', async () => {
+    const r = rig(8192);
+    const C = 2048; // blocks per 1 MiB chunk
+    const data = pattern(2 * C * 512, 9);
+    fill(r.lu0, 0, data);
+    const res = await xcopy(r, xcopyList({ cscds: [{ naa: NAA0 }, { naa: NAA1 }], segments: [{ src: 0, dst: 1, blocks: 2 * C, srcLba: 0, dstLba: C }] }));
+    expect(res.status).toBe(ScsiStatus.Good);
+    expect(read(r.lu1, C, 2 * C).equals(data)).toBe(true);
+    // One memory, not two: the destination's chunk is the source's (a copy would be other memory).
+    const view = (lu: LogicalUnit, lba: number) => lu.store.read(BigInt(lba), C) as Buffer;
+    const same = (a: Buffer, b: Buffer) => a.buffer === b.buffer && a.byteOffset === b.byteOffset;
+    expect([0, 1].map((k) => same(view(r.lu1, (k + 1) * C), view(r.lu0, k * C)))).toEqual([true, true]);
+    fill(r.lu0, 5, Buffer.alloc(512, 0xee));
+    fill(r.lu1, 2 * C + 7, Buffer.alloc(512, 0xdd));
+    expect(read(r.lu1, C, C).equals(data.subarray(0, C * 512))).toBe(true);
+    expect(read(r.lu0, C + 7, 1).equals(data.subarray((C + 7) * 512, (C + 8) * 512))).toBe(true);
+    expect(read(r.lu0, 5, 1).equals(Buffer.alloc(512, 0xee))).toBe(true);
+    expect(read(r.lu1, 2 * C + 7, 1).equals(Buffer.alloc(512, 0xdd))).toBe(true);
+  });
+
   it('copies byte ranges with block offsets (segment 0Ah), keeping the bytes around them', async () => {
     const r = rig();
     const src = pattern(4 * 512, 9);
