@@ -169,6 +169,11 @@ export class SplitRecorder {
 export function splitGate(def: CommandDef, cmd: unknown, lu: LogicalUnit, req: ScsiRequest): SplitRecorder | null {
   const cls = def.splitter;
   const extents: Extent[] = def.writes ? def.writes(cmd) : [];
+  // A plain write of one extent (every WRITE): no policy to ask, one LU to record for.
+  if (cls === 'write' && extents.length === 1) {
+    const t = extents[0].lu ?? lu;
+    return t.protection && extents[0].blocks !== 0 ? new SplitRecorder(cls, [t]) : null;
+  }
   const byLu = new Map<LogicalUnit, Array<{ lba: bigint; blocks: number }>>();
   for (const e of extents) {
     const t = e.lu ?? lu;

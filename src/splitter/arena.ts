@@ -20,6 +20,9 @@ export class Arenas {
   /** Every arena by its memory, for arenaOf(). */
   private readonly all = new Map<ArrayBufferLike, Arena>();
 
+  /** The arena the last take() came from (undefined: a Buffer of its own): arenaOf() without the lookup. */
+  last: Arena | undefined = undefined;
+
   constructor(readonly arenaBytes = ARENA_BYTES) {}
 
   /** Arenas allocated so far (tests: reuse keeps it bounded). */
@@ -31,7 +34,7 @@ export class Arenas {
    * them.
    */
   take(n: number): Buffer {
-    if (n > this.arenaBytes / 2) return Buffer.allocUnsafeSlow(n);
+    if (n > this.arenaBytes / 2) { this.last = undefined; return Buffer.allocUnsafeSlow(n); }
     let a = this.cur;
     if (!a || a.used + n > a.buf.length) {
       if (a && a.live === 0) this.spare.push(a);
@@ -42,6 +45,7 @@ export class Arenas {
     // 8-byte aligned slices.
     a.used += (n + 7) & ~7;
     a.live++;
+    this.last = a;
     return out;
   }
 

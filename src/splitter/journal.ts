@@ -162,11 +162,12 @@ export class MemoryJournal implements Journal {
   }
 
   append(r: Omit<JournalRecord, 'seq' | 'bytes'>): JournalRecord {
-    const rec = r as JournalRecord;
-    // A payload copyIn() took holds its arena until the record lets it go (trim).
-    rec.arena = this.arenas.arenaOf(rec.data);
-    rec.seq = this.nextSeq++;
-    rec.bytes = (r.data?.length ?? 0) + RECORD_OVERHEAD_BYTES;
+    // One shape for every record (all fields set at once). A payload copyIn() took holds its
+    // arena until the record lets it go (trim).
+    const rec: JournalRecord = {
+      seq: this.nextSeq++, time: r.time, set: r.set, kind: r.kind, lba: r.lba, blocks: r.blocks, data: r.data, unmap: r.unmap,
+      bytes: (r.data?.length ?? 0) + RECORD_OVERHEAD_BYTES, arena: this.arenas.arenaOf(r.data), shared: r.shared ?? false,
+    };
     this.records.push(rec);
     this.used += rec.bytes;
     return rec;

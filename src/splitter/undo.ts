@@ -31,6 +31,15 @@ export interface UndoEntry { seq: number; set: number; pieces: UndoPiece[]; byte
  * Deallocated runs of a thin store are pieces without data.
  */
 export function captureBefore(store: BackingStore, lba: bigint, blocks: number, arenas?: Arenas): UndoPiece[] | Promise<UndoPiece[]> {
+  // The common case, a memory replica whose extent is all mapped or all not: one piece, no walk.
+  if (store.kind === 'memory' && arenas) {
+    const whole = store.thin ? store.rangeMapped?.(lba, blocks) : true;
+    if (whole === false) return [{ lba, blocks, data: null }];
+    if (whole === true) {
+      const into = arenas.take(blocks * store.blockSize);
+      return [{ lba, blocks, data: store.read(lba, blocks, into) as Buffer, arena: arenas.last }];
+    }
+  }
   const runs: Array<{ lba: bigint; blocks: number; mapped: boolean }> = [];
   const end = lba + BigInt(blocks);
   for (let at = lba; at < end;) {
@@ -163,9 +172,12 @@ export class UndoStream {
   }
 
   push(seq: number, set: number, pieces: UndoPiece[]): void {
-    const bytes = pieces.reduce((n, p) => n + (p.data?.length ?? 0), 0);
+    let bytes = 0;
+    for (const p of pieces) {
+      if (p.data) bytes += p.data.length;
+      this.pieces.push(seq, set, p);
+    }
     this.entries.push({ seq, set, pieces, bytes });
-    for (const p of pieces) this.pieces.push(seq, set, p);
     this.bytes += bytes;
   }
 

@@ -447,6 +447,16 @@ export class MemoryStore implements BackingStore {
     }
   }
 
+  rangeMapped(lba: bigint, blocks: number): boolean | null {
+    const bpc = this.chunkBytes / this.blockSize;
+    const first = Number(lba);
+    const c0 = Math.floor(first / bpc);
+    const c1 = Math.floor((first + blocks - 1) / bpc);
+    const mapped = this.chunks.has(c0);
+    for (let c = c0 + 1; c <= c1; c++) if (this.chunks.has(c) !== mapped) return null;
+    return mapped;
+  }
+
   mapping(lba: bigint, within?: bigint): { mapped: boolean; blocks: bigint } {
     if (lba < 0n || lba >= this.count) throw new RangeError(`lba ${lba} beyond end`);
     const bpc = this.chunkBytes / this.blockSize;

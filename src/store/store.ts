@@ -46,6 +46,11 @@ export interface BackingStore {
    */
   mapping?(lba: bigint, within?: bigint): { mapped: boolean; blocks: bigint };
   /**
+   * Whether all of [lba, lba+blocks) is mapped (true), none of it (false), or some (null): the
+   * question the splitter's undo capture asks of every write, answered without allocating.
+   */
+  rangeMapped?(lba: bigint, blocks: number): boolean | null;
+  /**
    * Stores whose data is elsewhere (a remote copy's replica, src/splitter/remote-store.ts): the
    * region digest of [lba, lba+blocks) computed where the data is (src/splitter/digest.ts format),
    * or null when the range is wholly deallocated. Absent: callers read and digest themselves.
