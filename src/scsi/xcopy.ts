@@ -331,8 +331,15 @@ async function copyPiece(src: LogicalUnit, srcByte: number, dst: LogicalUnit, ds
       let w: void | Promise<void>;
       try {
         w = d instanceof Promise ? d.then(put) : put(d);
-      } finally {
+      } catch (e) {
         if (cloned) releaseShared(cloned);
+        throw e;
+      }
+      // Held until the write settles: a replicated destination sends the chunk to its peer
+      // meanwhile, and while it is shared a write to the source copies instead of changing it.
+      if (cloned) {
+        if (w instanceof Promise) w = w.finally(() => releaseShared(cloned));
+        else releaseShared(cloned);
       }
       if (w instanceof Promise) await w;
     } else {
