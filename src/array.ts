@@ -143,7 +143,8 @@ export class StorageArray {
             type: 'group.image-access', group: e.group, copy: e.copy, from: e.from, to: e.to, phase: e.phase,
             image: e.image?.image ?? null, imageSeq: e.image?.seq ?? null, bookmark: e.image?.bookmark ?? null, reason: e.reason,
           });
-        } else this.events.emit({ type: 'group.copy', group: e.group, copy: e.copy, from: e.from, to: e.to, markedRegions: e.markedRegions, reason: e.reason });
+        } else if (e.kind === 'high-load') this.events.emit({ type: 'group.high-load', group: e.group, highLoad: e.highLoad, reason: e.reason });
+        else this.events.emit({ type: 'group.copy', group: e.group, copy: e.copy, from: e.from, to: e.to, markedRegions: e.markedRegions, reason: e.reason });
       });
       this.log.info({ group: g.name, splitter: g.splitter, target: t.name, luns: luns.map((l) => l.lun), copies: g.copies }, 'consistency group ready');
     }

@@ -128,7 +128,19 @@ export interface CopyStateEvent {
   reason: string;
 }
 
-export type ArrayEventBody = AluaStateEvent | SessionEvent | GroupTransferEvent | ImageAccessEvent | CopyStateEvent | RcopyGroupEvent | RcopyRoleEvent;
+/**
+ * A consistency group's high load began (its journal is full of writes not yet distributed:
+ * writes mark their regions instead) or ended (the copies caught up; a short initialization sends
+ * the marked regions). src/splitter/group.ts ConsistencyGroup.highLoad.
+ */
+export interface HighLoadEvent {
+  type: 'group.high-load';
+  group: string;
+  highLoad: boolean;
+  reason: string;
+}
+
+export type ArrayEventBody = AluaStateEvent | SessionEvent | GroupTransferEvent | ImageAccessEvent | CopyStateEvent | HighLoadEvent | RcopyGroupEvent | RcopyRoleEvent;
 export type ArrayEvent = ArrayEventBody & EventStamp;
 export type ArrayEventType = ArrayEvent['type'];
 

@@ -104,7 +104,7 @@ const size = (b: number): string => {
 export function formatGroupState(g: GroupStatus): string {
   const j = g.journal;
   const lines = [
-    `group ${g.name}: ${g.state}, transfer ${g.transfer}; splitter ${g.splitter.spec}`,
+    `group ${g.name}: ${g.state}, transfer ${g.transfer}${g.highLoad ? ' (high load: writes marked)' : ''}; splitter ${g.splitter.spec}`,
     `  journal: ${j.records} records, ${size(j.bytes)} of ${size(j.limitBytes)}; last seq ${j.lastSeq}`,
   ];
   for (const c of g.copies) {

@@ -46,7 +46,7 @@ export type TransferState = 'init' | 'active' | 'paused' | 'error';
 /** Which transfer changes are legal, and nothing else. */
 const TRANSFER_EDGES: Record<TransferState, readonly TransferState[]> = {
   init: ['active', 'paused', 'error'],
-  active: ['paused', 'error'],
+  active: ['paused', 'error', 'init'],
   paused: ['init', 'active'],
   error: ['init', 'paused'],
 };
@@ -70,6 +70,8 @@ export const IGNORED_LOG_LIMIT = 10_000;
 
 /** The distributor applies at most this many records per event-loop turn. */
 const DISTRIBUTE_BATCH = 4096;
+/** The journal's bytes, as a multiple of its size, past which a write asks whether it is full (checkFull). */
+const HIGH_LOAD_CHECK = 1.125;
 
 export interface GroupOptions {
   name: string;
@@ -101,7 +103,9 @@ export type GroupChange =
   /** A copy's storage access (image access, image.ts): `rolling` while the replica is rolled to the image, then `done`. */
   | { kind: 'copy-access'; group: string; copy: string; from: StorageAccessState; to: StorageAccessState; phase: 'rolling' | 'done'; image: ImageRef | null; reason: string }
   /** disable_copy / enable_copy. */
-  | { kind: 'copy-state'; group: string; copy: string; from: 'enabled' | 'disabled'; to: 'enabled' | 'disabled'; markedRegions: number; reason: string };
+  | { kind: 'copy-state'; group: string; copy: string; from: 'enabled' | 'disabled'; to: 'enabled' | 'disabled'; markedRegions: number; reason: string }
+  /** High load began (writes marked: the journal is full of writes not yet distributed) or ended. */
+  | { kind: 'high-load'; group: string; highLoad: boolean; reason: string; time: string };
 
 const imageRef = (img: AccessedImage | null): ImageRef | null => (img ? { image: img.image, seq: img.seq, bookmark: img.bookmark } : null);
 
@@ -124,6 +128,15 @@ export class ConsistencyGroup {
    * sent, bytes sent to the copies (summed over copies) against the volumes' size.
    */
   init: InitProgress = { kind: 'none', regions: 0, regionsCompared: 0, bytesSent: 0, volumeBytes: 0, done: false };
+  /**
+   * RecoverPoint's high load: the journal holds more writes not yet distributed than its size
+   * allows (a copy slower than production: a rate-limited link, an accessed image that holds the
+   * journal, a copy in error). Writes then mark their regions instead of growing the journal
+   * without bound; once every copy distributed to has caught up and the journal is within its
+   * size again, a short initialization sends the marked regions (transfer active -> init ->
+   * active). Checked when the journal passes HIGH_LOAD_CHECK of its size.
+   */
+  highLoad = false;
   private scheduled = false;
   private initializing: Promise<void> = Promise.resolve();
   private readonly log?: Logger;
@@ -191,6 +204,11 @@ export class ConsistencyGroup {
     if (this.state === 'disabled') throw new Error(`group ${this.name} is disabled: enable_group first`);
     if (this.transfer === 'active' || this.transfer === 'init') return this.initializing;
     if (!this.copies.some((c) => c.needsSweep || c.markedRegions > 0)) { this.transition(this.transfer, 'active', reason); return Promise.resolve(); }
+    return this.beginInit(reason);
+  }
+
+  /** Transfer `init`: the sweep or the marked regions go to the copies, then `active`. */
+  private beginInit(reason: string): Promise<void> {
     this.transition(this.transfer, 'init', reason);
     return this.initializing = this.initialize().then(
       () => {
@@ -214,7 +232,7 @@ export class ConsistencyGroup {
   }
 
   /** True while a write is tracked by markers instead of journaled. */
-  get marking(): boolean { return this.transfer === 'paused'; }
+  get marking(): boolean { return this.transfer === 'paused' || this.highLoad; }
 
   /**
    * enable_group: split and track again. A group that was disabled missed writes it did not
@@ -397,6 +415,7 @@ export class ConsistencyGroup {
     const rec = this.journal.append(r);
     // A disabled copy is not distributed to: the write marks its regions for enable_copy.
     for (const c of this.copies) if (!c.enabled) c.markers[r.set].mark(r.lba, r.blocks);
+    if (this.journal.bytes > this.journal.limitBytes * HIGH_LOAD_CHECK) this.checkFull();
     if (this.transfer === 'active') this.schedule();
     return this.journal.whenDurable(rec.seq);
   }
@@ -471,6 +490,33 @@ export class ConsistencyGroup {
     const live = this.copies.filter((c) => c.enabled);
     this.journal.trim(live.length ? Math.min(...live.map((c) => Math.min(durable ? c.checkpointSeq : c.appliedSeq, c.heldSeq))) : Infinity);
     for (const c of this.copies) c.undo.dropBefore(this.journal.firstSeq);
+    if (this.highLoad) this.endHighLoad();
+  }
+
+  /** The journal is past HIGH_LOAD_CHECK of its size: history is dropped first; what is left over the size is undistributed (high load). */
+  private checkFull(): void {
+    if (this.highLoad) return;
+    // The distributor first: a burst of writes within one event-loop turn has not given it its turn yet.
+    if (this.transfer === 'active' && !this.journal.writeCheckpoint) this.distribute(DISTRIBUTE_BATCH);
+    this.trimJournal(!!this.journal.writeCheckpoint);
+    if (this.journal.bytes <= this.journal.limitBytes) return;
+    this.highLoad = true;
+    const lagging = this.copies.filter((c) => c.enabled && c.appliedSeq < this.journal.nextSeq - 1).map((c) => c.name);
+    this.log?.warn({ group: this.name, journalBytes: this.journal.bytes, limitBytes: this.journal.limitBytes, lagging }, 'high load: the journal is full of writes not yet distributed; writes are marked');
+    this.announce({ kind: 'high-load', group: this.name, highLoad: true, reason: `journal full (${this.journal.bytes} of ${this.journal.limitBytes} bytes) with writes not yet distributed to ${lagging.join(', ') || 'no copy'}`, time: new Date().toISOString() });
+  }
+
+  /** High load ends once every copy distributed to has caught up and the journal is within its size; the marked regions follow. */
+  private endHighLoad(): void {
+    if (this.journal.bytes > this.journal.limitBytes) return;
+    const last = this.journal.nextSeq - 1;
+    if (this.copies.some((c) => c.distributing && c.appliedSeq < last)) return;
+    this.highLoad = false;
+    this.log?.info({ group: this.name }, 'high load over');
+    this.announce({ kind: 'high-load', group: this.name, highLoad: false, reason: 'the copies caught up', time: new Date().toISOString() });
+    if (this.transfer === 'active' && this.copies.some((c) => c.distributing && (c.needsSweep || c.markedRegions > 0))) {
+      void this.beginInit('high load over: the regions marked meanwhile are sent (short initialization)').catch(() => {});
+    }
   }
 
   /** Apply everything journaled so far to `copy` now (verify's drain). Only with transfer active. */
@@ -704,6 +750,7 @@ export class ConsistencyGroup {
         copy: c.name, regions: c.markedRegions, bytes: c.markers.reduce((n, m, i) => n + m.count * m.regionBlocks * this.sets[i].lu.blockSize, 0),
         fullSweep: c.needsSweep,
       })),
+      highLoad: this.highLoad,
       initialization: { ...this.init, percent: this.init.volumeBytes ? Math.round((10000 * this.init.bytesSent) / this.init.volumeBytes) / 100 : 0 },
       bookmarks: [...this.bookmarks].map(([name, b]) => ({ name, ...b })),
       ignored: { ...this.ignoredCounts },
@@ -729,6 +776,8 @@ export interface GroupStatus {
   }>;
   /** Per copy: regions marked while paused (bytes: their size), and whether a full sweep is due. */
   markers: Array<{ copy: string; regions: number; bytes: number; fullSweep: boolean }>;
+  /** Writes are marked, not journaled: the journal is full of writes not yet distributed (ConsistencyGroup.highLoad). */
+  highLoad: boolean;
   initialization: InitProgress & { percent: number };
   bookmarks: Array<{ name: string; seq: number; time: string }>;
   ignored: Record<Primitive, number>;

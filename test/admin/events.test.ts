@@ -103,7 +103,7 @@ describe('GET /v1/events', () => {
     expect(validEvent({ ...good, why: undefined })).toBe(false);
     expect(validEvent({ ...good, type: 'session.vanished' })).toBe(false);
     expect(validEvent({ ...good, tsih: '1' })).toBe(false);
-    expect(Object.keys(EVENT_SCHEMAS).sort()).toEqual(['alua.state', 'group.copy', 'group.image-access', 'group.transfer', 'rcopy.failover', 'rcopy.group', 'rcopy.role', 'session.drop', 'session.login', 'session.logout']);
+    expect(Object.keys(EVENT_SCHEMAS).sort()).toEqual(['alua.state', 'group.copy', 'group.high-load', 'group.image-access', 'group.transfer', 'rcopy.failover', 'rcopy.group', 'rcopy.role', 'session.drop', 'session.login', 'session.logout']);
   });
 
   it('keep-alive comments flow while nothing happens', async () => {

@@ -100,7 +100,7 @@ describe('GET /v1/openapi.json', () => {
     expect(set.requestBody.content['application/json'].schema.properties.state.enum).toContain('standby');
     expect(set.responses['400'].content['application/json'].schema.required).toEqual(['error', 'field']);
     expect(Object.keys(doc.paths['/v1/events'].get.responses['200'].content)).toEqual(['text/event-stream']);
-    expect(doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema.oneOf).toHaveLength(10);
+    expect(doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema.oneOf).toHaveLength(11);
   });
 
   it('is a valid OpenAPI 3.1 document', async () => {

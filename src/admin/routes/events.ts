@@ -139,6 +139,17 @@ export const EVENT_SCHEMAS = {
     },
     required: ['type', 'seq', 'time', 'group', 'copy', 'from', 'to', 'markedRegions', 'reason'],
   },
+  'group.high-load': {
+    type: 'object', additionalProperties: false,
+    description: "a consistency group's high load began (the journal is full of writes not yet distributed: writes mark their regions) or ended (a short initialization sends them)",
+    properties: {
+      type: { const: 'group.high-load' }, ...STAMP,
+      group: { type: 'string' },
+      highLoad: { type: 'boolean' },
+      reason: { type: 'string' },
+    },
+    required: ['type', 'seq', 'time', 'group', 'highLoad', 'reason'],
+  },
 } as const satisfies Record<ArrayEvent['type'], object>;
 
 /** Any event: what each `data:` line of the stream holds. */

@@ -134,6 +134,7 @@ export const GROUP_STATUS = {
         required: ['copy', 'regions', 'bytes', 'fullSweep'],
       },
     },
+    highLoad: { type: 'boolean', description: "high load: the journal is full of writes not yet distributed, so writes mark their regions until the copies catch up (README 'Splitter and replicas', high load)" },
     initialization: {
       type: 'object',
       description: 'the last synchronization (full sweep comparing region digests, or the marked regions): regions and bytes sent to the copies, of the volumes\' size',
@@ -152,7 +153,7 @@ export const GROUP_STATUS = {
       },
     },
   },
-  required: ['name', 'state', 'transfer', 'splitter', 'replicationSets', 'journal', 'copies', 'markers', 'initialization', 'bookmarks', 'ignored', 'history'],
+  required: ['name', 'state', 'transfer', 'splitter', 'replicationSets', 'journal', 'copies', 'markers', 'highLoad', 'initialization', 'bookmarks', 'ignored', 'history'],
 } as const;
 
 export const GROUPS_REPLY = { type: 'object', properties: { groups: { type: 'array', items: GROUP_STATUS } }, required: ['groups'] } as const;

@@ -94,7 +94,7 @@ export type AluaStateEvent = AluaStateBody & EventStamp;
 export type SessionEvent = SessionBody & EventStamp;
 
 /** The event types the console listens for; a `group.*` one refreshes the splitter panel. */
-export const EVENT_TYPES = ['alua.state', 'session.login', 'session.logout', 'session.drop', 'group.transfer', 'group.image-access', 'group.copy'] as const;
+export const EVENT_TYPES = ['alua.state', 'session.login', 'session.logout', 'session.drop', 'group.transfer', 'group.image-access', 'group.copy', 'group.high-load'] as const;
 
 export class ApiError extends Error {
   constructor(readonly status: number, message: string, readonly field: string | null) {
