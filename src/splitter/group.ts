@@ -146,8 +146,29 @@ export class ConsistencyGroup {
       return new LocalCopy(c, o.replicas?.[k] ?? o.luns.map((lu) => new MemoryStore(lu.blockCount, { blockSize: lu.blockSize })));
     });
     for (const s of this.sets) s.lu.protection = s;
+    void this.syncClaims();
     if (o.startTransfer) this.startTransfer('group created with start_transfer=yes');
   }
+
+  private claimsSent: Promise<void> = Promise.resolve();
+
+  /**
+   * Claim each remote copy's LUs on the remote array while the copy is distributed to or waits
+   * for it (group and copy enabled, no image access), release them otherwise (REPLICA CLAIM,
+   * src/scsi/replica-claim.ts): RecoverPoint's replica volumes are not accessible to the remote
+   * site's hosts but through image access. Called at every such change; settles once the remote
+   * array has the outcome (or the link failed to carry it: the link's status says `pending`).
+   */
+  syncClaims(): Promise<void> {
+    const sent = Promise.all(this.copies.map((c) => (c instanceof CrrCopy
+      ? c.link.setClaim(this.state === 'enabled' && c.enabled && c.access === 'no-access')
+      : null))).then(() => {});
+    this.claimsSent = sent;
+    return sent;
+  }
+
+  /** Settles once the last claim change reached the remote arrays (the admin verbs wait for it). */
+  claimsSettled(): Promise<void> { return this.claimsSent; }
 
   /** The one place transfer state changes: checked against TRANSFER_EDGES, logged, announced. */
   transition(from: TransferState, to: TransferState, reason: string): void {
@@ -173,6 +194,7 @@ export class ConsistencyGroup {
   copyAccess(c: LocalCopy, to: StorageAccessState, reason: string, o: { phase?: 'rolling' | 'done'; image?: ImageRef | null } = {}): void {
     const ch = c.transition(to, reason);
     this.logInfo(ch, 'copy storage access');
+    if (c instanceof CrrCopy) void this.syncClaims();
     this.announceAccess(c, ch.from, o.phase ?? 'done', reason, to === 'no-access' ? null : o.image ?? imageRef(c.image));
   }
 
@@ -230,6 +252,7 @@ export class ConsistencyGroup {
     }
     this.state = 'enabled';
     this.log?.info({ group: this.name, reason }, 'consistency group enabled');
+    void this.syncClaims();
     return startTransfer ? this.startTransfer(reason) : Promise.resolve();
   }
 
@@ -242,6 +265,7 @@ export class ConsistencyGroup {
     this.state = 'disabled';
     for (const c of this.copies) { c.needsSweep = true; c.imageFloor = null; c.undo.clear(); for (const m of c.markers) m.clear(); }
     this.log?.info({ group: this.name, reason }, 'consistency group disabled');
+    void this.syncClaims();
   }
 
   /**
@@ -626,6 +650,7 @@ export class ConsistencyGroup {
     c.undo.clear();
     if (this.journal.writeCheckpoint) void this.drainCopy(c, 0).catch(() => {});
     this.log?.info({ group: this.name, copy: c.name, reason, markedRegions: c.markedRegions }, 'copy disabled');
+    void this.syncClaims();
     this.announce({ kind: 'copy-state', group: this.name, copy: c.name, from: 'enabled', to: 'disabled', markedRegions: c.markedRegions, reason });
     return c;
   }
@@ -642,6 +667,7 @@ export class ConsistencyGroup {
     // Everything it missed is marked: the journal before now is not applied to it.
     c.appliedSeq = this.journal.nextSeq - 1;
     this.log?.info({ group: this.name, copy: c.name, reason }, 'copy enabled');
+    void this.syncClaims();
     this.announce({ kind: 'copy-state', group: this.name, copy: c.name, from: 'disabled', to: 'enabled', markedRegions: c.markedRegions, reason });
     void this.resyncCopy(c, false).catch((err: unknown) => this.log?.error({ err, group: this.name, copy: c.name }, 'copy synchronization failed'));
     return c;
