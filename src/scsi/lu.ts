@@ -305,6 +305,8 @@ export class LogicalUnit {
 
   /** An I_T nexus went away (session closed): drop what SPC ties to it. */
   nexusLost(nexus: Nexus): void {
+    // A remote copy's link dropped: the records its claim holds waiting are dropped (sent again).
+    if (this.replicaClaim?.nexusKey === nexus.key) this.replicaClaim.receiver.drop('the link\'s session is gone');
     this.reservations.onNexusLoss(nexus);
     this.preventers.delete(nexus.key);
     this.ua.forget(nexus.key);

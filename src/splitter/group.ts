@@ -48,7 +48,8 @@ const TRANSFER_EDGES: Record<TransferState, readonly TransferState[]> = {
   init: ['active', 'paused', 'error'],
   active: ['paused', 'error'],
   paused: ['init', 'active'],
-  error: ['init', 'paused'],
+  // start_transfer after an error with nothing to synchronize (a remote copy's lost link) resumes at once.
+  error: ['init', 'paused', 'active'],
 };
 
 /** One entry of the group's "ignored" log: a command production ran that no copy received. */
@@ -466,10 +467,11 @@ export class ConsistencyGroup {
   }
 
   /**
-   * A remote copy (CRR) of a memory-journaled group: up to `max` records go over its link one
-   * after the other in write order (each acknowledged before the next), off the distributor's
-   * turn; the local copies do not wait for it. A record the remote array refuses, or a lost link,
-   * stops the transfer (`error`); start_transfer resumes from the copy's last applied record.
+   * A remote copy (CRR) of a memory-journaled group: up to `max` records go over its link in
+   * write order, several in flight and applied by the remote array in sequence order (CrrCopy.ship),
+   * off the distributor's turn; the local copies do not wait for it. A record the remote array
+   * refuses, or a lost link, stops the transfer (`error`); start_transfer resumes from where the
+   * remote array says it is.
    */
   private ship(c: CrrCopy, max: number): void {
     if (c.shipping) return;
@@ -539,9 +541,13 @@ export class ConsistencyGroup {
     const run = c.serial.then(async () => {
       // A snapshot of the records: the index may be compacted while the writes are awaited.
       const batch = [...this.journal.after(c.appliedSeq, max)];
-      for (const r of batch) {
-        if (stop?.()) break;
-        await c.apply(r);
+      // A remote copy: several records in flight, applied by the remote array in sequence order.
+      if (c instanceof CrrCopy) await c.ship(batch, this.journal.nextSeq - 1, stop);
+      else {
+        for (const r of batch) {
+          if (stop?.()) break;
+          await c.apply(r);
+        }
       }
       if (!this.journal.writeCheckpoint) return;
       // A copy out of step with the journal (image access, disabled, marked, synchronizing) is

@@ -12,7 +12,10 @@
  * TCP/IP framing are not counted.
  */
 import type { Logger } from 'pino';
-import { encodeReplicaClaimCdb, encodeReplicaClaimParams, ReplicaClaimAction } from '../../protocol/scsi/replica-claim.ts';
+import {
+  decodeReplicaSequence, encodeReplicaClaimCdb, encodeReplicaClaimParams, encodeReplicaSequenceCdb, REPLICA_SEQUENCE_LENGTH, ReplicaClaimAction,
+} from '../../protocol/scsi/replica-claim.ts';
+import type { ReplicaSequence } from '../../protocol/scsi/replica-claim.ts';
 import { SenseKey } from '../../protocol/scsi/sense.ts';
 import { ScsiCommandError, ScsiDevice, Session } from '../initiator/index.ts';
 import type { ScsiResult } from '../initiator/index.ts';
@@ -127,9 +130,11 @@ export class ReplicationLink {
    * before it goes (the bucket is the link's serialization delay). A unit attention (the remote
    * LU changed, SAM-5 §5.14) is consumed and the command sent again, as a host does.
    */
-  async run<T>(lun: number, sent: number, received: number, what: string, cmd: (d: ScsiDevice) => Promise<ScsiResult<T>>): Promise<T> {
+  async run<T>(lun: number, sent: number, received: number, what: string, cmd: (d: ScsiDevice) => Promise<ScsiResult<T>>, on?: Session): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const d = await this.device(lun);
+      // `on`: only that session (a pipelined shipment: no record may go on a later session than the one before it).
+      if (on?.closed) throw new Error(`${what} on remote LUN ${lun}: the link's session is gone`);
+      const d = on ? new ScsiDevice(on, lun) : await this.device(lun);
       const o = this.out?.take(sent + COMMAND_OVERHEAD_BYTES / 2);
       if (o) await o;
       const i = this.in?.take(received + COMMAND_OVERHEAD_BYTES / 2);
@@ -182,6 +187,35 @@ export class ReplicationLink {
     }
     this.claimed = claim;
     this.log?.info({ luns: this.config.luns, ...this.config.claimFor }, claim ? 'remote replica LUs claimed' : 'remote replica LUs released');
+  }
+
+  /** The logged-in session (logging in when there is none). */
+  async current(): Promise<Session> {
+    return (await this.device(this.config.luns[0])).session;
+  }
+
+  /** Drop the session without a logout: the remote array drops the records it holds waiting for it. */
+  drop(): void {
+    const s = this.session;
+    this.session = null;
+    s?.close();
+  }
+
+  /**
+   * REPLICA SEQUENCE: the sequence the remote receive queue of this copy's claim has applied
+   * (valid: a base was set or a record applied since the remote array started).
+   */
+  querySequence(): Promise<ReplicaSequence> {
+    const lun = this.config.luns[0];
+    return this.run(lun, 0, REPLICA_SEQUENCE_LENGTH, 'REPLICA SEQUENCE', (d) => d.raw({ cdb: encodeReplicaSequenceCdb(), dataIn: REPLICA_SEQUENCE_LENGTH }))
+      .then(decodeReplicaSequence);
+  }
+
+  /** CLAIM with SETBASE: the remote copy is production's image at `seq` (after a synchronization); nothing older waits there. */
+  async setBase(seq: number): Promise<void> {
+    const params = encodeReplicaClaimParams({ ...this.config.claimFor!, base: seq });
+    const cdb = encodeReplicaClaimCdb(ReplicaClaimAction.Claim, params.length);
+    await this.run(this.config.luns[0], params.length, 0, 'REPLICA CLAIM (base)', (d) => d.raw({ cdb, dataOut: params }));
   }
 
   status(): LinkStatus {

@@ -12,6 +12,7 @@ import type { StorageArray } from '../../array.ts';
 import type { AdminDeps } from '../api.ts';
 import { AdminError } from '../errors.ts';
 import { releaseClaim } from '../../scsi/replica-claim.ts';
+import type { ReplicaClaim } from '../../scsi/replica-claim.ts';
 
 export const REPLICA_CLAIM = {
   type: 'object',
@@ -22,8 +23,13 @@ export const REPLICA_CLAIM = {
     initiator: { type: 'string', description: 'production\'s link initiator name (the owner)' },
     since: { type: 'string', description: 'when it was first claimed (ISO time)' },
     linkLoggedIn: { type: 'boolean', description: 'whether the owner has a session with this target now (false: the link is down; the claim holds)' },
+    appliedSeq: { type: ['integer', 'null'], description: 'the group sequence the claim\'s receive queue has applied (REPLICA RECORD): the remote LUs are production\'s image at it; null until a base is set or a record applied' },
+    queued: { type: 'integer', description: 'records received ahead of their predecessor, waiting' },
+    received: { type: 'integer', description: 'REPLICA RECORDs received (duplicates included)' },
+    duplicates: { type: 'integer', description: 'records received that were already applied (answered GOOD, not written again)' },
+    dropped: { type: 'integer', description: 'waiting records dropped (the link\'s session went, or a new base was set)' },
   },
-  required: ['group', 'copy', 'initiator', 'since', 'linkLoggedIn'],
+  required: ['group', 'copy', 'initiator', 'since', 'linkLoggedIn', 'appliedSeq', 'queued', 'received', 'duplicates', 'dropped'],
 } as const;
 
 const CLAIM_ROW = {
@@ -48,10 +54,14 @@ export const RELEASE_BODY = {
 } as const;
 
 /** The claim on `lu` as the API shows it (null: not claimed). */
-export function claimOf(a: StorageArray, target: string, claim: { group: string; copy: string; initiator: string; since: string } | null) {
+export function claimOf(a: StorageArray, target: string, claim: ReplicaClaim | null) {
   if (!claim) return null;
   const linkLoggedIn = [...a.server.sessions].some((s) => s.targetConfig?.name === target && s.initiatorName === claim.initiator);
-  return { group: claim.group, copy: claim.copy, initiator: claim.initiator, since: claim.since, linkLoggedIn };
+  const r = claim.receiver;
+  return {
+    group: claim.group, copy: claim.copy, initiator: claim.initiator, since: claim.since, linkLoggedIn,
+    appliedSeq: r.valid ? r.applied : null, queued: r.queued, received: r.counters.received, duplicates: r.counters.duplicates, dropped: r.counters.dropped,
+  };
 }
 
 function claims(a: StorageArray, target?: string, lun?: number) {
