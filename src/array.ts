@@ -167,6 +167,7 @@ export class StorageArray {
         host: r.host, port: r.port, target: r.target, luns: remoteLuns, rate: r.rate,
         geometry: luns.map((lu) => ({ blocks: lu.blockCount, blockSize: lu.blockSize })),
         initiatorName: `${target}.splitter.${id(group)}.${id(name)}`,
+        claimFor: { group, copy: name },
       }, this.log.child({ component: 'splitter', group, copy: name }));
       try { await link.device(remoteLuns[0]); } catch (e) { this.log.warn({ group, copy: name, err: (e as Error).message }, 'remote copy: the remote array is not reachable yet'); }
       out[name] = { link, replicas: luns.map((lu, i) => new RemoteStore(link, remoteLuns[i], lu.blockCount, lu.blockSize)) };

@@ -11,6 +11,7 @@
  *   events.ts    GET  /v1/events        state changes as server-sent events
  *   rcopy.ts     GET  /v1/rcopy/groups, POST …/groups/:group/start|stop|hosts, POST /v1/rcopy/link
  *   rcopy-define.ts POST /v1/rcopy/groups, POST …/groups/:group/volumes|policies (creategroup, admitvv, setgroup)
+ *   replica-claims.ts GET /v1/replica-claims, POST /v1/replica-claims/release (remote copies' claims on this array's LUs)
  *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
  *   metrics.ts   GET  /metrics          Prometheus text format (src/metrics)
  *   console.ts   GET  /, /console/:file the web console's files (hidden: not API)
@@ -50,6 +51,7 @@ import * as rcopy from './routes/rcopy.ts';
 import * as rcopyDefine from './routes/rcopy-define.ts';
 import * as splitter from './routes/splitter.ts';
 import * as stores from './routes/stores.ts';
+import * as replicaClaims from './routes/replica-claims.ts';
 import * as metrics from './routes/metrics.ts';
 import * as webConsole from './routes/console.ts';
 
@@ -74,7 +76,7 @@ export interface AdminRouteModule {
 }
 
 /** Every route module, in the order the OpenAPI document lists them. */
-export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, rcopy, rcopyDefine, stores, openapi, metrics, webConsole];
+export const ROUTES: readonly AdminRouteModule[] = [status, alua, splitter, events, rcopy, rcopyDefine, stores, replicaClaims, openapi, metrics, webConsole];
 
 export interface AdminOptions {
   /** Open (loopback) or bearer token; default open. The caller decides with adminAccess(). */

@@ -21,6 +21,7 @@ import type { Nexus, ScsiRequest, ScsiResponse } from './types.ts';
 import { UnitAttentions } from './ua.ts';
 import { Reservations } from './pr.ts';
 import { splitGate } from './split.ts';
+import type { ReplicaClaim } from './replica-claim.ts';
 import type { LuProtection, SplitRecorder } from './split.ts';
 
 export interface LuOptions {
@@ -126,6 +127,12 @@ export class LogicalUnit {
    */
   availability: (() => SenseReason | null) | null = null;
   /**
+   * A remote copy's claim on this LU as its replica volume (REPLICA CLAIM, replica-claim.ts): media
+   * commands from any I_T nexus but the claim's answer NOT READY (02/04/03). Checked by the medium
+   * gate and by REQUEST SENSE, beside `availability`.
+   */
+  replicaClaim: ReplicaClaim | null = null;
+  /**
    * Counters the admin API and /metrics report. `commands`: every command submitted to this LU;
    * reads/writes and bytes: media transfers done (XCOPY's included); `errors`: commands that
    * failed or were refused (fail()); a pending unit attention reported is not one.
@@ -187,7 +194,7 @@ export class LogicalUnit {
       const cmd = def.decode(req.cdb, this, req);
       this.target.alua.gate(def, this, req.nexus);
       this.reservations.gate(def, req, cmd);
-      if (def.needsMedium) this.mediumGate();
+      if (def.needsMedium) this.mediumGate(req.nexus);
       // EXTENDED COPY is governed by its destination LUs' protection, which may be another LU's.
       let split: SplitRecorder | null = null;
       if (def.splitter !== 'none' && (this.protection !== null || def.splitter === 'xcopy')) split = splitGate(def, cmd, this, req);
@@ -203,20 +210,26 @@ export class LogicalUnit {
   }
 
   /** SBC-4 §4.19 / SPC-5: a stopped unit or an absent medium refuses media access. */
-  mediumGate(): void {
+  mediumGate(nexus?: Nexus): void {
     if (!this.mediumPresent) throw new SenseError('MediumNotPresent');
     if (!this.started) throw new SenseError('NotReadyInitializingCommandRequired');
-    const why = this.availability?.();
+    const why = this.availability?.() ?? this.claimedAgainst(nexus);
     if (why) throw new SenseError(why);
   }
 
+  /** NOT READY for every nexus but the claim's (`nexus` absent: the array's own I/O, which is not the claim's either). */
+  private claimedAgainst(nexus?: Nexus): SenseReason | null {
+    const c = this.replicaClaim;
+    return c !== null && c.nexusKey !== nexus?.key ? 'NotReadyManualInterventionRequired' : null;
+  }
+
   /** The sense REQUEST SENSE returns when no unit attention is pending (SPC-5 §6.39.2): the LU's condition. */
-  readiness(): { reason: SenseReason; detail?: SenseDetail } {
+  readiness(nexus?: Nexus): { reason: SenseReason; detail?: SenseDetail } {
     const op = this.operation;
     if (op) return { reason: op.reason, detail: { progress: op.progress() } };
     if (!this.mediumPresent) return { reason: 'MediumNotPresent' };
     if (!this.started) return { reason: 'NotReadyInitializingCommandRequired' };
-    const why = this.availability?.();
+    const why = this.availability?.() ?? this.claimedAgainst(nexus);
     if (why) return { reason: why };
     return { reason: LOW_POWER_SENSE[this.powerCondition] };
   }
@@ -292,6 +305,8 @@ export class LogicalUnit {
 
   /** An I_T nexus went away (session closed): drop what SPC ties to it. */
   nexusLost(nexus: Nexus): void {
+    // A remote copy's link dropped: the records its claim holds waiting are dropped (sent again).
+    if (this.replicaClaim?.nexusKey === nexus.key) this.replicaClaim.receiver.drop('the link\'s session is gone');
     this.reservations.onNexusLoss(nexus);
     this.preventers.delete(nexus.key);
     this.ua.forget(nexus.key);

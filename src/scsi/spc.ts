@@ -170,7 +170,7 @@ const REQUEST_SENSE: CommandDef<RequestSenseCmd> = {
     // SPC-5 §6.39.2: a pending unit attention is returned as the parameter data and cleared
     // (SAM-5 §5.14); otherwise the sense that describes the LU's current state (sanitize
     // progress, no medium, stopped, low power: LogicalUnit.readiness).
-    const now = lu.ua.take(nexus.key) ?? lu.readiness();
+    const now = lu.ua.take(nexus.key) ?? lu.readiness(nexus);
     const data = senseBytes(cmd.desc, now.reason, now.detail);
     return dataIn(data, cmd.allocationLength);
   },

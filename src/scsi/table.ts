@@ -10,8 +10,9 @@ import { PR_COMMANDS } from './pr.ts';
 import { XCOPY_COMMANDS } from './xcopy.ts';
 import { ALUA_COMMANDS } from './alua-commands.ts';
 import { VENDOR_COMMANDS } from './vendor-digest.ts';
+import { REPLICA_COMMANDS } from './replica-claim.ts';
 
-export const ALL_COMMANDS: readonly CommandDef[] = [...SPC_COMMANDS, ...SBC_COMMANDS, ...PR_COMMANDS, ...ALUA_COMMANDS, ...XCOPY_COMMANDS, ...VENDOR_COMMANDS];
+export const ALL_COMMANDS: readonly CommandDef[] = [...SPC_COMMANDS, ...SBC_COMMANDS, ...PR_COMMANDS, ...ALUA_COMMANDS, ...XCOPY_COMMANDS, ...VENDOR_COMMANDS, ...REPLICA_COMMANDS];
 
 export const COMMAND_TABLE: ReadonlyMap<number, CommandDef> = (() => {
   const m = new Map<number, CommandDef>();

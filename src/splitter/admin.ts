@@ -74,6 +74,7 @@ export async function enableImageAccess(reg: GroupRegistry, input: { group: unkn
   if (input.image !== undefined && (typeof input.image !== 'string' || !input.image)) throw new SplitterInputError('image', 'latest, a bookmark, seq:N or an ISO time');
   const mode = modeOf(input.mode, 'logged', true);
   await imaging(() => enableImage(g, c, (input.image as string | undefined) ?? 'latest', mode));
+  await g.claimsSettled();
   return { verb: 'enable_image_access', group: g.status() };
 }
 
@@ -92,22 +93,25 @@ export async function disableImageAccess(reg: GroupRegistry, input: { group: unk
   const c = copyOf(g, input.copy, true);
   const start = yesNo('start_transfer', input.start_transfer, true);
   await imaging(() => disableImage(g, c, start));
+  await g.claimsSettled();
   return { verb: 'disable_image_access', group: g.status() };
 }
 
 /** disable_copy group=G copy=C: the other copies go on; this one's regions are marked. */
-export function disableCopy(reg: GroupRegistry, input: { group: unknown; copy?: unknown }): VerbReply {
+export async function disableCopy(reg: GroupRegistry, input: { group: unknown; copy?: unknown }): Promise<VerbReply> {
   const g = group(reg, input.group);
   const c = copyOf(g, input.copy, true);
   stateful(() => g.disableCopy(c.name, 'operator: disable_copy'));
+  await g.claimsSettled();
   return { verb: 'disable_copy', group: g.status() };
 }
 
 /** enable_copy group=G copy=C: its marked regions are sent (at once when the transfer is active). */
-export function enableCopy(reg: GroupRegistry, input: { group: unknown; copy?: unknown }): VerbReply {
+export async function enableCopy(reg: GroupRegistry, input: { group: unknown; copy?: unknown }): Promise<VerbReply> {
   const g = group(reg, input.group);
   const c = copyOf(g, input.copy, true);
   stateful(() => g.enableCopy(c.name, 'operator: enable_copy'));
+  await g.claimsSettled();
   return { verb: 'enable_copy', group: g.status() };
 }
 
@@ -138,12 +142,14 @@ export async function enableGroup(reg: GroupRegistry, input: { group: unknown; s
   const running = stateful(() => g.enable(start, `operator: enable_group start_transfer=${start ? 'yes' : 'no'}`));
   // The initialization runs on; the reply says where it is (get_group_state follows it).
   void running.catch(() => {});
+  await g.claimsSettled();
   return { verb: 'enable_group', group: g.status() };
 }
 
-export function disableGroup(reg: GroupRegistry, input: { group: unknown }): VerbReply {
+export async function disableGroup(reg: GroupRegistry, input: { group: unknown }): Promise<VerbReply> {
   const g = group(reg, input.group);
   stateful(() => g.disable('operator: disable_group'));
+  await g.claimsSettled();
   return { verb: 'disable_group', group: g.status() };
 }
 

@@ -17,6 +17,7 @@
  */
 import type { CommandModule } from 'yargs';
 import { adminCall } from '../admin/client.ts';
+import { RELEASE_BODY } from '../admin/routes/replica-claims.ts';
 import {
   BOOKMARK_BODY, CLEAR_MARKERS_BODY, COPY_BODY, DISABLE_IMAGE_ACCESS_BODY, EMPTY_BODY, ENABLE_GROUP_BODY, ENABLE_IMAGE_ACCESS_BODY, SET_IMAGE_ACCESS_MODE_BODY,
   VERIFY_BODY,
@@ -237,5 +238,22 @@ export function splitterCommands(defaultAdmin: string): CommandModule<object, an
       }
     },
   };
-  return [verify, splitter, rp];
+  // On the remote array of a remote copy: the claims production's links hold, and the operator's
+  // release when production is gone (src/admin/routes/replica-claims.ts).
+  const claims: CommandModule<object, { action: 'show' | 'release'; admin: string; target?: string; lun?: number; reason?: string }> = {
+    command: 'replica-claims <action>',
+    describe: 'remote copies\' replica claims on this array\'s LUs: show them, or release them (production gone) so every host can use the LUs again',
+    builder: (y) => y
+      .positional('action', { choices: ['show', 'release'] as const, describe: 'show: list the claims; release: release them' })
+      .option('admin', { type: 'string', default: defaultAdmin, describe: 'admin API address (of the remote array)' })
+      .option('target', { type: 'string', describe: 'release: only this target\'s LUs' })
+      .option('lun', { type: 'number', describe: 'release: only this LUN' })
+      .option('reason', { type: 'string', describe: 'release: logged with it' }) as never,
+    handler: async (a) => {
+      if (a.action === 'show') { console.log(JSON.stringify(await adminCall(a.admin, 'GET', '/v1/replica-claims'), null, 2)); return; }
+      const body = { ...(a.target !== undefined ? { target: a.target } : {}), ...(a.lun !== undefined ? { lun: a.lun } : {}), ...(a.reason !== undefined ? { reason: a.reason } : {}) };
+      console.log(JSON.stringify(await adminCall(a.admin, 'POST', '/v1/replica-claims/release', { body, schema: RELEASE_BODY }), null, 2));
+    },
+  };
+  return [verify, splitter, rp, claims];
 }

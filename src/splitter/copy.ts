@@ -12,6 +12,7 @@ import type { BackingStore } from '../store/store.ts';
 import type { VirtualImage } from './image-map.ts';
 import type { JournalRecord } from './journal.ts';
 import type { ReplicationLink } from './link.ts';
+import type { RemoteStore } from './remote-store.ts';
 import { UndoStream } from './undo.ts';
 import type { UndoPiece } from './undo.ts';
 
@@ -220,12 +221,21 @@ export class LocalCopy {
   }
 }
 
+/** Records a remote copy keeps in flight on its link at most, and their payload bytes at most. */
+export const SHIP_WINDOW = 16;
+export const SHIP_WINDOW_BYTES = 8 << 20;
+
 /**
  * A remote copy (CRR): its replica volumes are LUs of another arraysim (remote-store.ts), reached
- * over the copy's link (link.ts). The group ships it the journal's records one after the other, in
- * the group's write order, each acknowledged by the remote array before the next goes, so the
- * remote replicas are always the image of production at some sequence (write-order consistent,
- * whatever moment the link drops).
+ * over the copy's link (link.ts), claimed there (REPLICA CLAIM) so that no other host writes them.
+ * The group's records cross the link as REPLICA RECORDs carrying their group sequence and the
+ * sequence shipped before them; up to SHIP_WINDOW go at once (or SHIP_WINDOW_BYTES of payload),
+ * and the remote array applies them strictly in sequence order (its receive queue,
+ * src/scsi/replica-claim.ts), answering each once applied. So the remote replicas are at every
+ * moment production's image at some sequence, whenever the link drops, and the copy's appliedSeq
+ * moves over the acknowledged prefix. After a login the copy asks the remote where it is (REPLICA
+ * SEQUENCE) and goes on from there; after a synchronization (sweep, markers, clear_markers) it
+ * tells the remote its new base.
  *
  * It keeps no undo data: what a record overwrote would have to be read back over the link before
  * each write (RecoverPoint keeps it in the remote site's journal). So its images are the latest
@@ -235,15 +245,98 @@ export class CrrCopy extends LocalCopy {
   override readonly kind = 'remote' as const;
   /** The distributor's shipment to it, while one runs (group.ts ship). */
   shipping: Promise<void> | null = null;
+  /** The replicas became an image by another way than records (a synchronization): the remote must be told the new base. */
+  private baseDirty = false;
+  /** The link login after which the remote's position is known (-1: ask it). */
+  private knownLogin = -1;
+  /** Records shipped, and the most that were in flight at once. */
+  readonly shipped = { records: 0, maxInFlight: 0, resumedFrom: null as number | null };
 
   constructor(name: string, replicas: BackingStore[], readonly link: ReplicationLink) {
     super(name, replicas);
   }
 
-  override apply(r: JournalRecord): void | Promise<void> {
-    const p = this.write(r);
-    const moved = (): void => { if (this.imageFloor !== null) this.imageFloor = r.seq; };
-    if (p instanceof Promise) return p.then(moved);
-    moved();
+  override consistentAt(seq: number): void {
+    super.consistentAt(seq);
+    this.baseDirty = true;
+  }
+
+  override apply(r: JournalRecord): Promise<void> {
+    return this.ship([r], r.seq);
+  }
+
+  /**
+   * Where the remote receive queue is, before records go: after a synchronization its base is set
+   * to appliedSeq; after a login (the link dropped, production restarted) it is asked, and the
+   * records it applied that this array never saw acknowledged count as applied (a record it
+   * queued but had not applied was dropped with the session, and goes again).
+   */
+  private async position(lastSeq: number): Promise<void> {
+    if (this.baseDirty) {
+      await this.link.setBase(this.appliedSeq);
+      this.baseDirty = false;
+      this.knownLogin = this.link.counters.logins;
+      return;
+    }
+    if (this.knownLogin === this.link.counters.logins && this.link.connected) return;
+    const q = await this.link.querySequence();
+    if (q.valid && q.applied > this.appliedSeq && q.applied <= lastSeq) {
+      this.shipped.resumedFrom = q.applied;
+      this.appliedRecords += q.applied - this.appliedSeq;
+      this.appliedSeq = q.applied;
+      if (this.imageFloor !== null) this.imageFloor = q.applied;
+    } else if (!q.valid || q.applied !== this.appliedSeq) {
+      await this.link.setBase(this.appliedSeq);
+    }
+    this.knownLogin = this.link.counters.logins;
+  }
+
+  /**
+   * Ship `batch` (records in sequence order; `lastSeq` the journal's newest) with up to
+   * SHIP_WINDOW in flight on one session, until `stop` says so. On the first failure nothing more
+   * goes, the session is dropped (the remote drops what it holds waiting), and the failure is
+   * thrown once what was in flight has settled; appliedSeq is the acknowledged prefix.
+   */
+  async ship(batch: readonly JournalRecord[], lastSeq: number, stop?: () => boolean): Promise<void> {
+    if (!batch.length) return;
+    await this.position(lastSeq);
+    const session = await this.link.current();
+    const inFlight: Array<{ r: JournalRecord; done: boolean }> = [];
+    const sends: Promise<void>[] = [];
+    let bytes = 0;
+    let failure: unknown = null;
+    let wake: (() => void) | null = null;
+    let prev = this.appliedSeq;
+    const advance = () => {
+      while (inFlight.length && inFlight[0].done) {
+        const { r } = inFlight.shift()!;
+        this.appliedSeq = r.seq;
+        this.appliedRecords++;
+        if (this.imageFloor !== null) this.imageFloor = r.seq;
+      }
+    };
+    for (const r of batch) {
+      if (r.seq <= prev) continue; // the remote had it (position)
+      while (!failure && (inFlight.length >= SHIP_WINDOW || bytes >= SHIP_WINDOW_BYTES)) await new Promise<void>((res) => { wake = res; });
+      if (failure || stop?.()) break;
+      const e = { r, done: false };
+      inFlight.push(e);
+      this.shipped.maxInFlight = Math.max(this.shipped.maxInFlight, inFlight.length);
+      const n = r.data?.length ?? 0;
+      bytes += n;
+      sends.push((this.replicas[r.set] as RemoteStore).record(r, prev, session).then(
+        () => { e.done = true; this.shipped.records++; advance(); },
+        (err: unknown) => {
+          if (failure) return;
+          failure = err;
+          // What the remote holds waiting behind a record that failed can never be applied: dropping
+          // the session makes it drop them (and ends their commands here).
+          this.link.drop();
+        },
+      ).finally(() => { bytes -= n; const w = wake; wake = null; w?.(); }));
+      prev = r.seq;
+    }
+    await Promise.all(sends);
+    if (failure) throw failure;
   }
 }

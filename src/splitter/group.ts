@@ -48,7 +48,8 @@ const TRANSFER_EDGES: Record<TransferState, readonly TransferState[]> = {
   init: ['active', 'paused', 'error'],
   active: ['paused', 'error', 'init'],
   paused: ['init', 'active'],
-  error: ['init', 'paused'],
+  // start_transfer after an error with nothing to synchronize (a remote copy's lost link) resumes at once.
+  error: ['init', 'paused', 'active'],
 };
 
 /** One entry of the group's "ignored" log: a command production ran that no copy received. */
@@ -159,8 +160,29 @@ export class ConsistencyGroup {
       return new LocalCopy(c, o.replicas?.[k] ?? o.luns.map((lu) => new MemoryStore(lu.blockCount, { blockSize: lu.blockSize })));
     });
     for (const s of this.sets) s.lu.protection = s;
+    void this.syncClaims();
     if (o.startTransfer) this.startTransfer('group created with start_transfer=yes');
   }
+
+  private claimsSent: Promise<void> = Promise.resolve();
+
+  /**
+   * Claim each remote copy's LUs on the remote array while the copy is distributed to or waits
+   * for it (group and copy enabled, no image access), release them otherwise (REPLICA CLAIM,
+   * src/scsi/replica-claim.ts): RecoverPoint's replica volumes are not accessible to the remote
+   * site's hosts but through image access. Called at every such change; settles once the remote
+   * array has the outcome (or the link failed to carry it: the link's status says `pending`).
+   */
+  syncClaims(): Promise<void> {
+    const sent = Promise.all(this.copies.map((c) => (c instanceof CrrCopy
+      ? c.link.setClaim(this.state === 'enabled' && c.enabled && c.access === 'no-access')
+      : null))).then(() => {});
+    this.claimsSent = sent;
+    return sent;
+  }
+
+  /** Settles once the last claim change reached the remote arrays (the admin verbs wait for it). */
+  claimsSettled(): Promise<void> { return this.claimsSent; }
 
   /** The one place transfer state changes: checked against TRANSFER_EDGES, logged, announced. */
   transition(from: TransferState, to: TransferState, reason: string): void {
@@ -186,6 +208,7 @@ export class ConsistencyGroup {
   copyAccess(c: LocalCopy, to: StorageAccessState, reason: string, o: { phase?: 'rolling' | 'done'; image?: ImageRef | null } = {}): void {
     const ch = c.transition(to, reason);
     this.logInfo(ch, 'copy storage access');
+    if (c instanceof CrrCopy) void this.syncClaims();
     this.announceAccess(c, ch.from, o.phase ?? 'done', reason, to === 'no-access' ? null : o.image ?? imageRef(c.image));
   }
 
@@ -248,6 +271,7 @@ export class ConsistencyGroup {
     }
     this.state = 'enabled';
     this.log?.info({ group: this.name, reason }, 'consistency group enabled');
+    void this.syncClaims();
     return startTransfer ? this.startTransfer(reason) : Promise.resolve();
   }
 
@@ -260,6 +284,7 @@ export class ConsistencyGroup {
     this.state = 'disabled';
     for (const c of this.copies) { c.needsSweep = true; c.imageFloor = null; c.undo.clear(); for (const m of c.markers) m.clear(); }
     this.log?.info({ group: this.name, reason }, 'consistency group disabled');
+    void this.syncClaims();
   }
 
   /**
@@ -461,10 +486,11 @@ export class ConsistencyGroup {
   }
 
   /**
-   * A remote copy (CRR) of a memory-journaled group: up to `max` records go over its link one
-   * after the other in write order (each acknowledged before the next), off the distributor's
-   * turn; the local copies do not wait for it. A record the remote array refuses, or a lost link,
-   * stops the transfer (`error`); start_transfer resumes from the copy's last applied record.
+   * A remote copy (CRR) of a memory-journaled group: up to `max` records go over its link in
+   * write order, several in flight and applied by the remote array in sequence order (CrrCopy.ship),
+   * off the distributor's turn; the local copies do not wait for it. A record the remote array
+   * refuses, or a lost link, stops the transfer (`error`); start_transfer resumes from where the
+   * remote array says it is.
    */
   private ship(c: CrrCopy, max: number): void {
     if (c.shipping) return;
@@ -561,9 +587,13 @@ export class ConsistencyGroup {
     const run = c.serial.then(async () => {
       // A snapshot of the records: the index may be compacted while the writes are awaited.
       const batch = [...this.journal.after(c.appliedSeq, max)];
-      for (const r of batch) {
-        if (stop?.()) break;
-        await c.apply(r);
+      // A remote copy: several records in flight, applied by the remote array in sequence order.
+      if (c instanceof CrrCopy) await c.ship(batch, this.journal.nextSeq - 1, stop);
+      else {
+        for (const r of batch) {
+          if (stop?.()) break;
+          await c.apply(r);
+        }
       }
       if (!this.journal.writeCheckpoint) return;
       // A copy out of step with the journal (image access, disabled, marked, synchronizing) is
@@ -672,6 +702,7 @@ export class ConsistencyGroup {
     c.undo.clear();
     if (this.journal.writeCheckpoint) void this.drainCopy(c, 0).catch(() => {});
     this.log?.info({ group: this.name, copy: c.name, reason, markedRegions: c.markedRegions }, 'copy disabled');
+    void this.syncClaims();
     this.announce({ kind: 'copy-state', group: this.name, copy: c.name, from: 'enabled', to: 'disabled', markedRegions: c.markedRegions, reason });
     return c;
   }
@@ -688,6 +719,7 @@ export class ConsistencyGroup {
     // Everything it missed is marked: the journal before now is not applied to it.
     c.appliedSeq = this.journal.nextSeq - 1;
     this.log?.info({ group: this.name, copy: c.name, reason }, 'copy enabled');
+    void this.syncClaims();
     this.announce({ kind: 'copy-state', group: this.name, copy: c.name, from: 'disabled', to: 'enabled', markedRegions: c.markedRegions, reason });
     void this.resyncCopy(c, false).catch((err: unknown) => this.log?.error({ err, group: this.name, copy: c.name }, 'copy synchronization failed'));
     return c;

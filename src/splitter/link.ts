@@ -12,6 +12,10 @@
  * TCP/IP framing are not counted.
  */
 import type { Logger } from 'pino';
+import {
+  decodeReplicaSequence, encodeReplicaClaimCdb, encodeReplicaClaimParams, encodeReplicaSequenceCdb, REPLICA_SEQUENCE_LENGTH, ReplicaClaimAction,
+} from '../../protocol/scsi/replica-claim.ts';
+import type { ReplicaSequence } from '../../protocol/scsi/replica-claim.ts';
 import { SenseKey } from '../../protocol/scsi/sense.ts';
 import { ScsiCommandError, ScsiDevice, Session } from '../initiator/index.ts';
 import type { ScsiResult } from '../initiator/index.ts';
@@ -34,6 +38,8 @@ export interface LinkConfig {
   rate?: number;
   /** The initiator name this array logs in to the remote target with. */
   initiatorName: string;
+  /** The group and copy the remote LUs are claimed for (REPLICA CLAIM); absent: never claimed. */
+  claimFor?: { group: string; copy: string };
 }
 
 export interface LinkStatus {
@@ -49,6 +55,13 @@ export interface LinkStatus {
   commands: number;
   logins: number;
   lastError: string | null;
+  /**
+   * The remote LUs' replica claim (REPLICA CLAIM, src/scsi/replica-claim.ts): `held` (other hosts
+   * of the remote array get NOT READY), `released`, or `pending` while what this array wants
+   * (wantClaim) has not reached the remote array (link down: it goes at the next login).
+   */
+  claim: 'held' | 'released' | 'pending';
+  wantClaim: boolean;
 }
 
 /** The session to the remote array, logged in on demand and again after it is lost. */
@@ -59,6 +72,11 @@ export class ReplicationLink {
   private readonly in: TokenBucket | null;
   readonly counters = { bytesSent: 0, bytesReceived: 0, commands: 0, logins: 0 };
   lastError: string | null = null;
+  /** Whether the remote LUs should be claimed (the group says: enabled, copy enabled, no image access). */
+  private wantClaim = false;
+  /** What the remote array holds as far as this array knows: true after a CLAIM went through, false after a RELEASE. */
+  private claimed = false;
+  private claimOps: Promise<void> = Promise.resolve();
 
   constructor(readonly config: LinkConfig, private readonly log?: Logger) {
     this.out = config.rate ? new TokenBucket(config.rate) : null;
@@ -78,6 +96,11 @@ export class ReplicationLink {
     const c = this.config;
     try {
       const s = await Session.login({ host: c.host, port: c.port, targetName: c.target, initiatorName: c.initiatorName, commandTimeoutMs: 60_000 });
+      // First the claim: while the remote LUs are claimed by this array's old session, the new one
+      // is another I_T nexus and gets NOT READY until it claims them again (the claim moves to it).
+      try {
+        if (this.wantClaim || this.claimed) await this.sendClaim(s, this.wantClaim);
+      } catch (e) { await s.logout().catch(() => s.close()); throw e; }
       // Power-on and I_T nexus loss unit attentions (SAM-5 §5.14) are reported once per LU: consumed here.
       for (const [i, lun] of c.luns.entries()) {
         const d = new ScsiDevice(s, lun);
@@ -107,9 +130,11 @@ export class ReplicationLink {
    * before it goes (the bucket is the link's serialization delay). A unit attention (the remote
    * LU changed, SAM-5 §5.14) is consumed and the command sent again, as a host does.
    */
-  async run<T>(lun: number, sent: number, received: number, what: string, cmd: (d: ScsiDevice) => Promise<ScsiResult<T>>): Promise<T> {
+  async run<T>(lun: number, sent: number, received: number, what: string, cmd: (d: ScsiDevice) => Promise<ScsiResult<T>>, on?: Session): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const d = await this.device(lun);
+      // `on`: only that session (a pipelined shipment: no record may go on a later session than the one before it).
+      if (on?.closed) throw new Error(`${what} on remote LUN ${lun}: the link's session is gone`);
+      const d = on ? new ScsiDevice(on, lun) : await this.device(lun);
       const o = this.out?.take(sent + COMMAND_OVERHEAD_BYTES / 2);
       if (o) await o;
       const i = this.in?.take(received + COMMAND_OVERHEAD_BYTES / 2);
@@ -126,12 +151,80 @@ export class ReplicationLink {
     }
   }
 
+  /**
+   * Claim the remote LUs (`want`) or release them, now when the link is up or can come up, else
+   * at the next login. Never throws: a claim that cannot be sent shows as `pending` and in
+   * lastError (a release that cannot reach a lost remote is what the remote operator's release is for).
+   */
+  setClaim(want: boolean): Promise<void> {
+    if (!this.config.claimFor) return Promise.resolve();
+    this.wantClaim = want;
+    const run = this.claimOps.then(async () => {
+      if (this.wantClaim === this.claimed) return;
+      try {
+        if (this.session && !this.session.closed) await this.sendClaim(this.session, this.wantClaim);
+        else await this.device(this.config.luns[0]); // the login claims or releases
+      } catch (e) {
+        this.lastError = (e as Error).message;
+        this.log?.warn({ err: this.lastError, claim: this.wantClaim }, 'remote copy: replica claim not sent');
+      }
+    });
+    this.claimOps = run;
+    return run;
+  }
+
+  /** REPLICA CLAIM CLAIM or RELEASE on every remote LU of the copy, over session `s`. */
+  private async sendClaim(s: Session, claim: boolean): Promise<void> {
+    const params = encodeReplicaClaimParams(this.config.claimFor!);
+    const cdb = encodeReplicaClaimCdb(claim ? ReplicaClaimAction.Claim : ReplicaClaimAction.Release, params.length);
+    const what = claim ? 'REPLICA CLAIM' : 'REPLICA CLAIM (release)';
+    for (const lun of this.config.luns) {
+      this.counters.bytesSent += params.length + COMMAND_OVERHEAD_BYTES / 2;
+      this.counters.bytesReceived += COMMAND_OVERHEAD_BYTES / 2;
+      this.counters.commands++;
+      const r = await new ScsiDevice(s, lun).raw({ cdb, dataOut: params });
+      if (r.kind !== 'good') throw new ScsiCommandError(r, `${what} of remote LUN ${lun}`);
+    }
+    this.claimed = claim;
+    this.log?.info({ luns: this.config.luns, ...this.config.claimFor }, claim ? 'remote replica LUs claimed' : 'remote replica LUs released');
+  }
+
+  /** The logged-in session (logging in when there is none). */
+  async current(): Promise<Session> {
+    return (await this.device(this.config.luns[0])).session;
+  }
+
+  /** Drop the session without a logout: the remote array drops the records it holds waiting for it. */
+  drop(): void {
+    const s = this.session;
+    this.session = null;
+    s?.close();
+  }
+
+  /**
+   * REPLICA SEQUENCE: the sequence the remote receive queue of this copy's claim has applied
+   * (valid: a base was set or a record applied since the remote array started).
+   */
+  querySequence(): Promise<ReplicaSequence> {
+    const lun = this.config.luns[0];
+    return this.run(lun, 0, REPLICA_SEQUENCE_LENGTH, 'REPLICA SEQUENCE', (d) => d.raw({ cdb: encodeReplicaSequenceCdb(), dataIn: REPLICA_SEQUENCE_LENGTH }))
+      .then(decodeReplicaSequence);
+  }
+
+  /** CLAIM with SETBASE: the remote copy is production's image at `seq` (after a synchronization); nothing older waits there. */
+  async setBase(seq: number): Promise<void> {
+    const params = encodeReplicaClaimParams({ ...this.config.claimFor!, base: seq });
+    const cdb = encodeReplicaClaimCdb(ReplicaClaimAction.Claim, params.length);
+    await this.run(this.config.luns[0], params.length, 0, 'REPLICA CLAIM (base)', (d) => d.raw({ cdb, dataOut: params }));
+  }
+
   status(): LinkStatus {
     const c = this.config;
     return {
       portal: `${c.host}:${c.port}`, target: c.target, luns: c.luns,
       rate: c.rate ? formatRate(c.rate) : null, rateBytesPerSec: c.rate ?? null,
       connected: this.connected, ...this.counters, lastError: this.lastError,
+      claim: this.wantClaim !== this.claimed ? 'pending' : this.claimed ? 'held' : 'released', wantClaim: this.wantClaim,
     };
   }
 

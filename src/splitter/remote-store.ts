@@ -9,8 +9,13 @@
  * (the REGION DIGEST vendor command, src/scsi/vendor-digest.ts) answers whether a range is
  * deallocated and otherwise gives its CRC32Cs, computed on the remote array.
  */
+import {
+  encodeReplicaRecordCdb, encodeReplicaRecordHeader, REPLICA_RECORD_HEADER, ReplicaRecordKind,
+} from '../../protocol/scsi/replica-claim.ts';
+import type { Session } from '../initiator/index.ts';
 import { REGION_DIGEST_OPCODE, regionDigestLength } from '../scsi/vendor-digest.ts';
 import type { BackingStore } from '../store/store.ts';
+import type { JournalRecord } from './journal.ts';
 import type { ReplicationLink } from './link.ts';
 
 export class RemoteStore implements BackingStore {
@@ -59,6 +64,23 @@ export class RemoteStore implements BackingStore {
     const data = await this.link.run(this.lun, 0, len, 'REGION DIGEST', (d) => d.raw({ cdb, dataIn: len }));
     if (data[0] & 1) return null;
     return Buffer.from(data.subarray(8, 8 + 4 * data.readUInt32BE(4)));
+  }
+
+  /**
+   * One journal record as a REPLICA RECORD (src/scsi/replica-claim.ts) on `session`: its sequence,
+   * the one shipped before it (`prev`), and the payload its kind needs (the data; one block for a
+   * WRITE SAME; nothing for a deallocation). Settles once the remote array applied it.
+   */
+  record(r: JournalRecord, prev: number, session: Session): Promise<void> {
+    const kind = r.kind === 'data' ? ReplicaRecordKind.Write : r.kind === 'same' && !r.unmap ? ReplicaRecordKind.WriteSame : ReplicaRecordKind.Deallocate;
+    const payload = kind === ReplicaRecordKind.Deallocate ? null : r.data!;
+    // The header and the payload in one Data-Out buffer: one copy of the payload per record.
+    const out = Buffer.allocUnsafe(REPLICA_RECORD_HEADER + (payload?.length ?? 0));
+    encodeReplicaRecordHeader(out, r.seq, prev);
+    payload?.copy(out, REPLICA_RECORD_HEADER);
+    if (r.blocks > 0xffff_ffff) return Promise.reject(new RangeError(`record ${r.seq}: ${r.blocks} blocks do not fit a REPLICA RECORD`));
+    const cdb = encodeReplicaRecordCdb({ kind, lba: r.lba, blocks: r.blocks });
+    return this.link.run(this.lun, out.length, 0, 'REPLICA RECORD', (d) => d.raw({ cdb, dataOut: out }), session).then(() => {});
   }
 
   /** The link is the copy's: the group closes it. */

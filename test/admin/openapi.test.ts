@@ -90,6 +90,7 @@ describe('GET /v1/openapi.json', () => {
       'POST /v1/rcopy/groups/:group/hosts', 'POST /v1/rcopy/groups/:group/start', 'POST /v1/rcopy/groups/:group/stop', 'POST /v1/rcopy/link',
       'POST /v1/rcopy/groups/:group/failover', 'POST /v1/rcopy/groups/:group/recover', 'POST /v1/rcopy/groups/:group/restore', 'POST /v1/rcopy/groups/:group/reverse',
       'GET /v1/rcopy/witness', 'POST /v1/rcopy/witness', 'GET /v1/stores', 'POST /v1/stores/fault',
+      'GET /v1/replica-claims', 'POST /v1/replica-claims/release',
       'POST /v1/rcopy/groups', 'POST /v1/rcopy/groups/:group/volumes', 'POST /v1/rcopy/groups/:group/policies'].sort());
     expect(coverage(doc, routes)).toEqual([]);
     expect(hidden.sort()).toEqual(['GET /', 'GET /console/:file']);

@@ -4,6 +4,7 @@ import type { AdminDeps } from '../api.ts';
 import { GROUP_STATUS } from './splitter.ts';
 import { GROUPS_REPLY } from './rcopy.ts';
 import { listGroups } from '../../splitter/admin.ts';
+import { claimOf, REPLICA_CLAIM } from './replica-claims.ts';
 
 /** Counters: the named ones always, and any a later change adds (new counters show without a schema change). */
 function counters(names: string[], description: string) {
@@ -58,8 +59,9 @@ export const STATUS_REPLY = {
                 removable: { type: 'boolean' },
                 allocatedBytes: { type: ['integer', 'null'], description: 'bytes the store holds (null: not known)' },
                 stats: LU_STATS,
+                replicaClaim: { ...REPLICA_CLAIM, type: ['object', 'null'], description: 'a remote copy\'s claim on this LU (GET /v1/replica-claims), or null' },
               },
-              required: ['lun', 'naa', 'serial', 'blockSize', 'blocks', 'readonly', 'removable', 'allocatedBytes', 'stats'],
+              required: ['lun', 'naa', 'serial', 'blockSize', 'blocks', 'readonly', 'removable', 'allocatedBytes', 'stats', 'replicaClaim'],
             },
           },
           sessions: {
@@ -100,6 +102,7 @@ export function status({ array: a }: AdminDeps) {
       luns: [...t.luns.values()].map((lu) => ({
         lun: lu.lun, naa: lu.naa, serial: lu.serial, blockSize: lu.blockSize, blocks: String(lu.blockCount),
         readonly: lu.readonly, removable: lu.removable, allocatedBytes: lu.store.allocatedBytes?.() ?? null, stats: lu.stats,
+        replicaClaim: claimOf(a, t.name, lu.replicaClaim),
       })),
       sessions: [...a.server.sessions].filter((s) => s.targetConfig?.name === t.name).map((s) => ({
         tsih: s.tsih, initiator: s.initiatorName, isid: s.isid, tpgt: s.portal.tpgt, connections: s.connections.size,

@@ -1,0 +1,286 @@
+/**
+ * REPLICA CLAIM (vendor specific, opcode C2h; layout in protocol/scsi/replica-claim.ts): how the
+ * production array of a remote copy (CRR, src/splitter/link.ts) makes an LU of this array the
+ * replica volume of copy C of consistency group G. While the claim holds, the LU answers every
+ * media command from any other I_T nexus with CHECK CONDITION, NOT READY, LOGICAL UNIT NOT READY,
+ * MANUAL INTERVENTION REQUIRED (02/04/03), as a local copy's replica LU does while image access is
+ * disabled (src/splitter/copy-target.ts: INQUIRY, REPORT LUNS and REQUEST SENSE answer as usual,
+ * SPC-5 §4.6.5); the claiming nexus (the link) reads and writes it.
+ *
+ * The claim is RecoverPoint's "no access" of a replica copy: the remote site's appliances hold the
+ * replica volumes whatever the WAN does, so a lost link leaves the claim in place (the remote
+ * volumes stay production's image at some sequence; a host at the remote site does not write into
+ * them by accident). It belongs to the initiator name, not the session: production's link logs in
+ * again (a new I_T nexus) and claims again, which moves the claim to the new nexus. Another
+ * initiator's CLAIM or RELEASE while it holds is RESERVATION CONFLICT. What frees a claim whose
+ * production is gone is the remote operator (`arraysim replica-claims release`, POST
+ * /v1/replica-claims/release), as RecoverPoint's failover is run from the remote site. Claims live
+ * in memory: a restarted remote array has none until production's link claims again.
+ */
+import {
+  decodeReplicaClaimParams, decodeReplicaRecordHeader, encodeReplicaSequence, REPLICA_CLAIM_OPCODE, REPLICA_RECORD_HEADER,
+  REPLICA_RECORD_OPCODE, REPLICA_SEQUENCE_OPCODE, ReplicaClaimAction, ReplicaClaimFormatError, ReplicaRecordKind,
+} from '../../protocol/scsi/replica-claim.ts';
+import type { CommandDef } from './command.ts';
+import { checkRange, dataOut, invalidField, invalidParam, reserved } from './cdb.ts';
+import type { LogicalUnit } from './lu.ts';
+import { exclusive } from './range-lock.ts';
+import { MEDIA } from './sbc-common.ts';
+import type { ScsiTarget } from './target.ts';
+import { GOOD, ScsiStatus, SenseError, StatusError } from './types.ts';
+import type { ScsiResponse } from './types.ts';
+
+/** The claim on one LU, as status shows it. */
+export interface ReplicaClaim {
+  group: string;
+  copy: string;
+  /** The owner: production's link initiator name. */
+  initiator: string;
+  /** The I_T nexus that reads and writes the LU (the link's current session). */
+  nexusKey: string;
+  since: string;
+  /** The claim's receive queue, shared by every LU of the same owner, group and copy. */
+  receiver: ReplicaReceiver;
+}
+
+/** Records received ahead of their predecessor that one claim holds at most (production keeps 16 in flight). */
+export const RECEIVE_QUEUE_LIMIT = 256;
+
+interface Waiting { seq: number; prev: number; apply: () => void | Promise<void>; settle: (e?: unknown) => void }
+
+/**
+ * The first piece of the remote site's journal: the receive queue of one claim (owner, group,
+ * copy). Records (REPLICA RECORD) carry their group sequence and the one shipped before them; a
+ * record is applied only once its predecessor is, one at a time, so the claim's LUs are at every
+ * moment production's image at the applied sequence, whatever order the records arrive or their
+ * writes complete in. A record whose predecessor has not come waits here (its command stays
+ * open: GOOD means applied); a record already applied (sent again after a lost link) is GOOD at
+ * once. What waits is dropped when the claim's nexus goes (the link dropped): production asks
+ * for the applied sequence (REPLICA SEQUENCE) and sends again from there.
+ */
+export class ReplicaReceiver {
+  applied = 0;
+  /** A base was set or a record applied: `applied` is a sequence of the group. */
+  valid = false;
+  private readonly waiting = new Map<number, Waiting>();
+  /** The record being applied (its write has not settled). */
+  private current: { seq: number; done: Promise<void> } | null = null;
+  readonly counters = { received: 0, applied: 0, duplicates: 0, queuedMax: 0, dropped: 0 };
+
+  constructor(readonly key: string, private readonly log?: { info(o: object, msg: string): void }) {}
+
+  get queued(): number { return this.waiting.size; }
+
+  /** CLAIM with SETBASE: production's copy is at `seq` (after a synchronization); nothing older waits. */
+  setBase(seq: number): void {
+    this.drop('a new base sequence was set');
+    this.applied = seq;
+    this.valid = true;
+  }
+
+  /** Drop what waits (the link's nexus is gone, or a base was set): its commands end with CHECK CONDITION. */
+  drop(why: string): void {
+    if (!this.waiting.size) return;
+    const ws = [...this.waiting.values()];
+    this.waiting.clear();
+    this.counters.dropped += ws.length;
+    for (const w of ws) w.settle(new SenseError('CommandSequenceError'));
+    this.log?.info({ claim: this.key, dropped: ws.length, why }, 'replica receive queue dropped');
+  }
+
+  /**
+   * One record: GOOD once it is applied (at once if it was). `keep` is called before the record
+   * waits (its payload must outlive the transport's buffer).
+   */
+  receive(seq: number, prev: number, apply: () => void | Promise<void>, keep: () => void): ScsiResponse | Promise<ScsiResponse> {
+    this.counters.received++;
+    if (!this.valid) { this.applied = prev; this.valid = true; }
+    if (seq <= this.applied) { this.counters.duplicates++; return GOOD; }
+    if (this.current?.seq === seq) { this.counters.duplicates++; return this.current.done.then(() => GOOD); }
+    const now = prev === this.applied && !this.current;
+    if (!now && this.waiting.size >= RECEIVE_QUEUE_LIMIT) throw new StatusError(ScsiStatus.TaskSetFull);
+    return new Promise<ScsiResponse>((resolve, reject) => {
+      const w: Waiting = { seq, prev, apply, settle: (e) => (e ? reject(e) : resolve(GOOD)) };
+      if (now) { this.run(w); return; }
+      keep();
+      const old = this.waiting.get(prev);
+      this.waiting.set(prev, w);
+      old?.settle(new SenseError('CommandSequenceError'));
+      this.counters.queuedMax = Math.max(this.counters.queuedMax, this.waiting.size);
+    });
+  }
+
+  /** Apply `w`, then every waiting record that follows it, in order, one write at a time. */
+  private run(w: Waiting): void {
+    for (let cur: Waiting | undefined = w; cur;) {
+      let r: void | Promise<void>;
+      try { r = cur.apply(); } catch (e) { this.fail(cur, e); return; }
+      if (r instanceof Promise) {
+        const at = cur;
+        this.current = { seq: at.seq, done: r.then(() => {}, () => {}) };
+        r.then(() => {
+          this.current = null;
+          this.applyDone(at);
+          const next = this.take(at.seq);
+          if (next) this.run(next);
+        }, (e: unknown) => { this.current = null; this.fail(at, e); });
+        return;
+      }
+      this.applyDone(cur);
+      cur = this.take(cur.seq);
+    }
+  }
+
+  private applyDone(w: Waiting): void {
+    this.applied = w.seq;
+    this.counters.applied++;
+    w.settle();
+  }
+
+  private take(prev: number): Waiting | undefined {
+    const w = this.waiting.get(prev);
+    if (w) this.waiting.delete(prev);
+    return w;
+  }
+
+  /** A record could not be applied: it fails, and what waits behind it can never be applied. */
+  private fail(w: Waiting, e: unknown): void {
+    w.settle(e);
+    this.drop(`record ${w.seq} failed`);
+  }
+}
+
+/** The receive queues of a target's claims, by owner, group and copy. */
+const receivers = new WeakMap<ScsiTarget, Map<string, ReplicaReceiver>>();
+
+function receiverOf(target: ScsiTarget, key: string): ReplicaReceiver {
+  let m = receivers.get(target);
+  if (!m) receivers.set(target, m = new Map());
+  let r = m.get(key);
+  if (!r) m.set(key, r = new ReplicaReceiver(key, target.log));
+  return r;
+}
+
+interface ReplicaClaimCmd { action: ReplicaClaimAction; length: number }
+
+/** A parameter list of at most this many bytes (two names of 255 and the header). */
+const MAX_PARAMETER_LIST = 16 + 255 + 255;
+
+const REPLICA_CLAIM: CommandDef<ReplicaClaimCmd> = {
+  opcode: REPLICA_CLAIM_OPCODE, name: 'REPLICA CLAIM (vendor specific)', cdbLength: 16,
+  usage: [REPLICA_CLAIM_OPCODE, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x04],
+  // Not a media command: the link's new session must be able to claim an LU its old session
+  // holds (so no medium gate), and a pending unit attention stays for the next command.
+  dataDirection: 'out', reservation: 'allowed', alua: 'unavailable-ok', ua: 'skip', splitter: 'none',
+  decode: (cdb) => {
+    const action = cdb[1] & 0x1f;
+    if (action !== ReplicaClaimAction.Claim && action !== ReplicaClaimAction.Release) throw invalidField(1);
+    reserved(cdb, 1, 0xe0);
+    for (const b of [2, 3, 4, 5, 6, 7, 8, 9, 14]) reserved(cdb, b, 0xff);
+    const length = cdb.readUInt32BE(10);
+    if (length > MAX_PARAMETER_LIST) throw invalidField(10);
+    return { action, length };
+  },
+  execute: ({ lu, req }, c) => {
+    let p;
+    try {
+      p = decodeReplicaClaimParams(dataOut(req, c.length));
+    } catch (e) {
+      if (!(e instanceof ReplicaClaimFormatError)) throw e;
+      if (e.reason === 'ParameterListLengthError') throw new SenseError('ParameterListLengthError');
+      throw invalidParam(e.byte ?? 0);
+    }
+    const held = lu.replicaClaim;
+    const owner = req.nexus.initiatorName;
+    const same = held !== null && held.initiator === owner && held.group === p.group && held.copy === p.copy;
+    if (held && !same) throw new StatusError(ScsiStatus.ReservationConflict);
+    if (c.action === ReplicaClaimAction.Release) {
+      if (held) releaseClaim(lu, `released by ${owner}`);
+      return GOOD;
+    }
+    if (held?.nexusKey !== req.nexus.key) {
+      const receiver = held?.receiver ?? receiverOf(lu.target, `${owner}|${p.group}|${p.copy}`);
+      // A new session of the owner: what the old one left waiting is dropped (it is sent again).
+      if (held) receiver.drop('the claim moved to a new session');
+      lu.replicaClaim = { group: p.group, copy: p.copy, initiator: owner, nexusKey: req.nexus.key, since: held?.since ?? new Date().toISOString(), receiver };
+      lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, initiator: owner, nexus: req.nexus.key, moved: !!held }, 'replica claimed');
+    }
+    if (p.base !== undefined) lu.replicaClaim!.receiver.setBase(p.base);
+    return GOOD;
+  },
+};
+
+/** Drop the claim on `lu` (the owner's RELEASE, or the operator). Returns the claim dropped. */
+export function releaseClaim(lu: LogicalUnit, reason: string): ReplicaClaim | null {
+  const held = lu.replicaClaim;
+  if (!held) return null;
+  lu.replicaClaim = null;
+  lu.target.log?.info({ lun: lu.lun, group: held.group, copy: held.copy, initiator: held.initiator, reason }, 'replica claim released');
+  return held;
+}
+
+interface ReplicaRecordCmd { kind: ReplicaRecordKind; lba: bigint; blocks: number; payload: number }
+
+/**
+ * REPLICA RECORD: one journal record, applied to the LU through the receive queue of the claim the
+ * sender holds (a media command: the claim's gate lets only the claim's nexus through). On an LU
+ * the sender has not claimed: ILLEGAL REQUEST, INVALID FIELD IN CDB (byte 0).
+ */
+const REPLICA_RECORD: CommandDef<ReplicaRecordCmd> = {
+  opcode: REPLICA_RECORD_OPCODE, name: 'REPLICA RECORD (vendor specific)', cdbLength: 16,
+  usage: [REPLICA_RECORD_OPCODE, 0x03, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x04],
+  dataDirection: 'out', reservation: 'write', splitter: 'none', ...MEDIA,
+  decode: (cdb, lu) => {
+    const kind = cdb[1] & 0x03;
+    if (kind > ReplicaRecordKind.Deallocate) throw invalidField(1);
+    reserved(cdb, 1, 0xfc);
+    reserved(cdb, 14, 0xff);
+    const lba = cdb.readBigUInt64BE(2);
+    const blocks = cdb.readUInt32BE(10);
+    checkRange(lu, lba, blocks);
+    const payload = kind === ReplicaRecordKind.Write ? blocks * lu.blockSize : kind === ReplicaRecordKind.WriteSame ? lu.blockSize : 0;
+    return { kind, lba, blocks, payload };
+  },
+  execute: ({ lu, req }, c) => {
+    const claim = lu.replicaClaim;
+    if (!claim || claim.nexusKey !== req.nexus.key) throw invalidField(0);
+    const d = dataOut(req, REPLICA_RECORD_HEADER + c.payload);
+    if (d.length < REPLICA_RECORD_HEADER + c.payload) throw new SenseError('ParameterListLengthError');
+    const { seq, prev } = decodeReplicaRecordHeader(d);
+    if (prev >= seq) throw invalidParam(8);
+    // The transport lends Data-Out until the response: a record that waits keeps its own copy.
+    let body = d.subarray(REPLICA_RECORD_HEADER);
+    const apply = () => {
+      const s = lu.store;
+      lu.stats.writes++;
+      lu.stats.writeBytes += c.blocks * lu.blockSize;
+      return exclusive(lu, c.lba, c.blocks, () => {
+        if (c.kind === ReplicaRecordKind.Write) return s.write(c.lba, body);
+        if (c.kind === ReplicaRecordKind.WriteSame) return s.writeSame ? s.writeSame(c.lba, c.blocks, body, false) : s.write(c.lba, Buffer.alloc(c.blocks * lu.blockSize).fill(body));
+        // A deallocated range reads zeros (LBPRZ=1).
+        return s.unmap ? s.unmap(c.lba, c.blocks) : s.write(c.lba, Buffer.alloc(c.blocks * lu.blockSize));
+      });
+    };
+    return claim.receiver.receive(seq, prev, apply, () => { body = Buffer.from(body); });
+  },
+};
+
+/** REPLICA SEQUENCE: the applied sequence of the claim the asking initiator holds on this LU (the link asks it after a login). */
+const REPLICA_SEQUENCE: CommandDef<{ allocation: number }> = {
+  opcode: REPLICA_SEQUENCE_OPCODE, name: 'REPLICA SEQUENCE (vendor specific)', cdbLength: 16,
+  usage: [REPLICA_SEQUENCE_OPCODE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x04],
+  dataDirection: 'in', reservation: 'allowed', alua: 'unavailable-ok', ua: 'skip', splitter: 'none',
+  decode: (cdb) => {
+    for (const b of [1, 2, 3, 4, 5, 6, 7, 8, 9, 14]) reserved(cdb, b, 0xff);
+    return { allocation: cdb.readUInt32BE(10) };
+  },
+  execute: ({ lu, req }, c) => {
+    const claim = lu.replicaClaim;
+    if (claim && claim.initiator !== req.nexus.initiatorName) throw new StatusError(ScsiStatus.ReservationConflict);
+    const r = claim?.receiver;
+    const data = encodeReplicaSequence({ applied: r?.applied ?? 0, valid: r?.valid ?? false, claimed: !!claim, queued: r?.queued ?? 0 });
+    return { status: ScsiStatus.Good, data: data.subarray(0, Math.min(data.length, c.allocation)), sense: null };
+  },
+};
+
+export const REPLICA_COMMANDS: CommandDef[] = [REPLICA_CLAIM, REPLICA_RECORD, REPLICA_SEQUENCE];
