@@ -13,7 +13,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { encodeMessage, LinkFramer } from '../../protocol/replication/link.ts';
-import type { LinkMessage, VolumeGeometry } from '../../protocol/replication/link.ts';
+import type { LinkFrameEvent, LinkMessage, VolumeGeometry } from '../../protocol/replication/link.ts';
 import type { ArrayEvents } from '../events.ts';
 import type { LogicalUnit } from '../scsi/lu.ts';
 import type { ScsiTarget } from '../scsi/target.ts';
@@ -28,6 +28,7 @@ import { gateSanitize } from './sanitize-gate.ts';
 import { executeForwardedProut, installPrState, interceptPersistentReserveOut, prHooks, prStateOf } from './pr-replication.ts';
 import { applyOp, ReplicatedStore } from './replicated-store.ts';
 import { LinkFaultInjector } from './link-faults.ts';
+import { LinkReader } from './link-reader.ts';
 import type { LinkFaultRequest, LinkFaults, LinkShaper } from './link-faults.ts';
 import { WitnessClient } from './witness-client.ts';
 import { answerGroupAdmin } from './runtime-groups.ts';
@@ -113,6 +114,8 @@ export class ReplicationGroup {
   /** Answers of PR OUTs this secondary sent to the primary, by local origin id, until their caller takes them. */
   private readonly prResults = new Map<number, PrOutResult>();
   private peerApply: Promise<void> | null = null;
+  /** Replicated writes from the peer applied within the callback that delivered them (LinkReader.retained). */
+  private peerAppliedAtOnce = 0;
   private timer: NodeJS.Timeout | null = null;
   private dialTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -269,8 +272,9 @@ export class ReplicationGroup {
       // A PR state: the primary's registry already holds it (pr-replication.ts); the secondary installs it.
       if (op.kind === 'pr-state') { if (tag.from === 'peer') installPrState(this.volumes[op.volume], op.state); r = undefined; }
       else r = applyOp(store, op);
-    } catch (e) { done(false, e); return; }
+    } catch (e) { if (tag.from === 'peer') this.peerAppliedAtOnce++; done(false, e); return; }
     if (r instanceof Promise) return r.then(() => done(true), (e) => done(false, e));
+    if (tag.from === 'peer') this.peerAppliedAtOnce++;
     done(true);
   }
 
@@ -362,7 +366,7 @@ export class ReplicationGroup {
   }
 
   /** Take a connected socket (dialled, or accepted and routed by its hello) as this group's link. */
-  attach(s: net.Socket, framer: LinkFramer, first: { sequence: number; message: LinkMessage } | null): (sequence: number, m: LinkMessage) => void {
+  attach(s: net.Socket, framer: LinkFramer, reader: LinkReader, first: { sequence: number; message: LinkMessage } | null): (sequence: number, m: LinkMessage) => void {
     if (this.socket && !this.socket.destroyed) { s.destroy(); return () => {}; }
     const outbound = first === null;
     this.socket = s;
@@ -379,14 +383,22 @@ export class ReplicationGroup {
       this.recvSeq = sequence;
       this.machine.heard(Date.now());
       if (!this.linkUp) { this.handshake(s, m); return; }
+      if (m.type !== 'write' && m.type !== 'write-same' && m.type !== 'compare-and-write' && m.type !== 'pr-out') { this.receive(m); return; }
+      // These carry views of the read buffer (LinkReader). A replicated write applied within this
+      // callback is in the store now (stores copy what they are given); anything else (a write
+      // applied later, a forwarded write whose frame to the peer is queued, a range lock waited
+      // for) keeps the view, and the next read goes to a new buffer.
+      const n = this.peerAppliedAtOnce;
       this.receive(m);
+      if (m.type !== 'write' || m.forwarded || this.peerAppliedAtOnce !== n + 1) reader.retained = true;
     };
     if (first) onMessage(first.sequence, first.message);
-    s.on('data', (chunk: Buffer) => framer.push(chunk, (ev) => {
+    const onEvent = (ev: LinkFrameEvent): void => {
       if (ev.kind === 'error') { this.log.warn({ group: this.cfg.name, err: ev.error.message }, 'replication link protocol error'); s.destroy(); return; }
       if (this.socket === s) onMessage(ev.sequence, ev.message);
-    }));
-    this.rc.injector.receiving(s);
+    };
+    reader.onChunk = (chunk: Buffer) => framer.push(chunk, onEvent);
+    this.rc.injector.receiving(s, reader.userBuffers);
     return (sequence, m) => { if (this.socket === s) onMessage(sequence, m); };
   }
 
@@ -542,9 +554,10 @@ export class ReplicationGroup {
   private dial(): void {
     if (this.closed || this.socket || this.rc.faults.cut || this.machine.storeFailure) { this.scheduleDial(); return; }
     const p = this.rc.peers.peer!;
-    const s = net.connect(p.port, p.host);
+    const reader = new LinkReader();
+    const s = reader.connect(p.port, p.host);
     s.on('error', () => {});
-    s.once('connect', () => this.attach(s, new LinkFramer(), null));
+    s.once('connect', () => this.attach(s, new LinkFramer(), reader, null));
     s.once('close', () => { if (this.socket !== s) this.scheduleDial(); });
   }
 
@@ -823,7 +836,8 @@ export class RemoteCopy {
   async start(): Promise<void> {
     if (this.peers.listen) {
       const l = this.peers.listen;
-      this.server = net.createServer((s) => this.accept(s));
+      // Paused on accept: the socket is first moved to one reading into a LinkReader's buffer.
+      this.server = net.createServer({ pauseOnConnect: true }, (s) => this.accept(s));
       await new Promise<void>((resolve, reject) => {
         this.server!.once('error', reject);
         this.server!.listen(l.port, l.host, () => {
@@ -840,8 +854,10 @@ export class RemoteCopy {
   }
 
   /** An incoming link: routed to its group by the first message (a hello). */
-  private accept(s: net.Socket): void {
-    if (this.faults.cut) { s.destroy(); return; }
+  private accept(raw: net.Socket): void {
+    if (this.faults.cut) { raw.destroy(); return; }
+    const reader = new LinkReader();
+    const s = reader.adopt(raw);
     this.accepted.add(s);
     s.on('close', () => this.accepted.delete(s));
     s.on('error', () => {});
@@ -849,11 +865,11 @@ export class RemoteCopy {
     const timer = setTimeout(() => s.destroy(), 5000);
     timer.unref();
     let routed: ((sequence: number, m: import('../../protocol/replication/link.ts').LinkMessage) => void) | null = null;
-    const onData = (chunk: Buffer) => framer.push(chunk, (ev) => {
+    reader.onChunk = (chunk: Buffer) => framer.push(chunk, (ev) => {
       if (ev.kind === 'error') { s.destroy(); return; }
       // Messages after the hello in the same chunk go to the group the hello chose.
       if (routed) { routed(ev.sequence, ev.message); return; }
-      s.off('data', onData);
+      reader.onChunk = () => {};
       clearTimeout(timer);
       const m = ev.message;
       if (m.type === 'group-admin') { void answerGroupAdmin(this, s, m.request); return; }
@@ -864,10 +880,9 @@ export class RemoteCopy {
         s.end();
         return;
       }
-      routed = g.attach(s, framer, { sequence: ev.sequence, message: m });
+      routed = g.attach(s, framer, reader, { sequence: ev.sequence, message: m });
     });
-    s.on('data', onData);
-    this.injector.receiving(s);
+    this.injector.receiving(s, reader.userBuffers);
   }
 
   /** POST /v1/rcopy/link: cut, restore, latency, loss, one-way partition of every replication link of this array (link-faults.ts). */

@@ -1,0 +1,67 @@
+/**
+ * LinkReader (src/replication/link-reader.ts): a link socket is read into one buffer, reused
+ * while no chunk's view is kept, and replaced when one is (the kept view must never be written
+ * over by a later read).
+ */
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LinkReader } from '../../src/replication/link-reader.ts';
+
+const closers: (() => void)[] = [];
+afterEach(() => { for (const c of closers.splice(0)) c(); });
+
+/** A LinkReader dialled to a loopback server; `send` writes from the server's side and waits for the chunk. */
+async function pair(): Promise<{ reader: LinkReader; send: (b: Buffer) => Promise<void>; got: () => Buffer[] }> {
+  const got: Buffer[] = [];
+  const reader = new LinkReader();
+  let waiting: (() => void) | null = null;
+  reader.onChunk = (chunk) => { got.push(chunk); waiting?.(); };
+  const sender = await new Promise<net.Socket>((resolve) => {
+    const srv = net.createServer((s) => resolve(s));
+    closers.push(() => srv.close());
+    srv.listen(0, '127.0.0.1', () => {
+      const c = reader.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
+      closers.push(() => c.destroy());
+    });
+  });
+  closers.push(() => sender.destroy());
+  return {
+    reader,
+    got: () => got,
+    send: async (b: Buffer) => {
+      const n = got.length;
+      const arrived = new Promise<void>((r) => { waiting = () => { if (got.length > n) r(); }; });
+      sender.write(b);
+      await arrived;
+    },
+  };
+}
+
+describe('LinkReader', () => {
+  it('reads every chunk into the same buffer while no view is kept', async () => {
+    const { send, got } = await pair();
+    await send(Buffer.from('first'));
+    await send(Buffer.from('second'));
+    expect(got()[0].buffer).toBe(got()[1].buffer);
+    expect(got()[1].toString()).toBe('second');
+  });
+
+  it('a kept view is not written over: the next read goes to a new buffer', async () => {
+    const { reader, send, got } = await pair();
+    const orig = reader.onChunk;
+    reader.onChunk = (c) => { orig(c); reader.retained = true; };
+    await send(Buffer.from('kept-one'));
+    reader.onChunk = orig;
+    await send(Buffer.from('XXXXXXXXXXXXXXXX'));
+    expect(got()[0].toString()).toBe('kept-one');
+    expect(got()[1].buffer).not.toBe(got()[0].buffer);
+    expect(reader.renewed).toBe(1);
+  });
+
+  it('negative control: without `retained` the first chunk is overwritten by the second read', async () => {
+    const { send, got } = await pair();
+    await send(Buffer.from('kept-one'));
+    await send(Buffer.from('XXXXXXXX'));
+    expect(got()[0].toString()).toBe('XXXXXXXX');
+  });
+});
