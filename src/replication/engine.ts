@@ -46,6 +46,27 @@ export interface PeersConfig {
   peer?: { host: string; port: number };
   /** HOST:PORT of the quorum witness (`arraysim witness`): automatic failover and Failsafe need it. */
   witness?: { host: string; port: number };
+  /**
+   * Whether the data of the writes this array sends is in the link's CRC32C (README "Link data
+   * integrity"): `crc32c` always, `none` never (TCP's checksum alone, DRBD's default), `auto`
+   * (default) unless the link is on loopback. Headers, fields and other messages are always checked.
+   */
+  dataIntegrity?: DataIntegrity;
+}
+
+export const DATA_INTEGRITY = ['auto', 'crc32c', 'none'] as const;
+export type DataIntegrity = typeof DATA_INTEGRITY[number];
+
+/**
+ * `auto`: a loopback link (both arrays on one machine, as `lab up` and the benchmarks run) carries
+ * bytes from memory to memory through the kernel, with no NIC, cable, switch or middlebox that the
+ * CRC would guard against (Linux does not even compute TCP checksums on loopback); any other link
+ * checks the data.
+ */
+export function checksData(mode: DataIntegrity, remoteAddress: string | undefined): boolean {
+  if (mode !== 'auto') return mode === 'crc32c';
+  const a = remoteAddress ?? '';
+  return !(a.startsWith('127.') || a === '::1' || a.startsWith('::ffff:127.'));
 }
 
 export interface RcopyGroupConfig {
@@ -107,6 +128,8 @@ export class ReplicationGroup {
   private outbound = false;
   private sendSeq = 0;
   private recvSeq = -1;
+  /** The data of the writes sent on this link is in their CRC (peers.dataIntegrity, checksData). */
+  dataChecked = true;
   private nextLocal = 1;
   /** By origin: the machine hands back the very Origin object it was given (no key strings per write). */
   private readonly waiters = new Map<Origin, Waiter>();
@@ -357,7 +380,7 @@ export class ReplicationGroup {
   send(m: LinkMessage): void {
     const s = this.socket;
     if (!s || !this.linkUp && m.type !== 'hello' && m.type !== 'error') return;
-    const parts = encodeMessage(m, this.sendSeq++);
+    const parts = encodeMessage(m, this.sendSeq++, this.dataChecked);
     if (m.type === 'write') this.stats.replicatedBytes += m.data.length;
     // A replicated write with no other in flight leaves now rather than at the end of the
     // callback: at QD1 nothing else would join its writev, and the rest of the callback (the
@@ -374,6 +397,7 @@ export class ReplicationGroup {
     this.outbound = outbound;
     this.sendSeq = 0;
     this.recvSeq = -1;
+    this.dataChecked = checksData(this.rc.peers.dataIntegrity ?? 'auto', s.remoteAddress);
     s.setNoDelay(true);
     s.on('error', () => {});
     s.on('close', () => this.lost(s, 'connection closed'));
@@ -433,7 +457,7 @@ export class ReplicationGroup {
     this.peerPorts = m.ports;
     this.linkUp = true;
     this.stats.linkUps++;
-    this.log.info({ group: this.cfg.name, peer: m.arrayId, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty, peerRestarted: m.restarted, peerVolatile: m.volatile, peerEmpty: m.empty }, 'replication link up');
+    this.log.info({ group: this.cfg.name, peer: m.arrayId, dataChecked: this.dataChecked, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty, peerRestarted: m.restarted, peerVolatile: m.volatile, peerEmpty: m.empty }, 'replication link up');
     this.step({ kind: 'link-up', peerArray: m.arrayId, peer: { restarted: m.restarted, volatile: m.volatile, empty: m.empty } });
   }
 
