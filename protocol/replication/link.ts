@@ -4,7 +4,7 @@
  * Every message is a 24-byte header and a payload:
  *
  *   0  magic    u32 BE  0x41525243 ("ARRC")
- *   4  version  u8      LINK_VERSION (6: the DATA_UNCHECKED flag; 5: the pr-state's SPC-2 RESERVE holder and LOGICAL UNIT RESET flag, and pr-out
+ *   4  version  u8      LINK_VERSION (6: the DATA_UNCHECKED flag and the acks message; 5: the pr-state's SPC-2 RESERVE holder and LOGICAL UNIT RESET flag, and pr-out
  *                       carrying RESERVE/RELEASE or (no CDB) a LOGICAL UNIT RESET; 4: persistent reservations (pr-out,
  *                       pr-out-result, pr-state) and the hello's relative target ports; 3 the restart flags; 2 the
  *                       group epoch only; 1 neither)
@@ -48,6 +48,7 @@ export const enum MessageType {
   PrState = 14,
   GroupAdmin = 15,
   GroupAdminResult = 16,
+  Acks = 17,
 }
 
 /** One replicated volume as the handshake describes it: both sides must agree on all of it. */
@@ -113,6 +114,13 @@ export type LinkMessage =
   | { type: 'write-same'; forwarded: boolean; seq: bigint; volume: number; lba: bigint; blocks: number; unmap: boolean; block: Buffer }
   | { type: 'unmap'; forwarded: boolean; seq: bigint; volume: number; ranges: { lba: bigint; blocks: number }[] }
   | { type: 'ack'; forwarded: boolean; seq: bigint; status: AckStatus }
+  /**
+   * A cumulative ack from the secondary: the replicated writes of group sequence numbers
+   * first..last (a run, first < last) are all applied, in that order (the secondary applies in
+   * sequence order, and any write it could not apply gets an ack of its own, ending the run
+   * before it). One frame for the acks of a whole read's writes instead of one per write.
+   */
+  | { type: 'acks'; first: bigint; last: bigint }
   | { type: 'compare-and-write'; id: bigint; volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
   /** `retry`: not run, a PR state was on its way to the secondary (see ACK_STATUS pr-changed); the host gets ABORTED COMMAND. */
   | { type: 'compare-and-write-result'; id: bigint; outcome: 'written' | 'miscompare' | 'failed' | 'retry'; offset: number }
@@ -173,7 +181,7 @@ const TYPE_CODE: Record<LinkMessageType, MessageType> = {
   ack: MessageType.Ack, 'compare-and-write': MessageType.CompareAndWrite, 'compare-and-write-result': MessageType.CompareAndWriteResult,
   heartbeat: MessageType.Heartbeat, error: MessageType.Error, 'group-state': MessageType.GroupState, 'role-swap': MessageType.RoleSwap,
   'pr-out': MessageType.PrOut, 'pr-out-result': MessageType.PrOutResult, 'pr-state': MessageType.PrState,
-  'group-admin': MessageType.GroupAdmin, 'group-admin-result': MessageType.GroupAdminResult,
+  'group-admin': MessageType.GroupAdmin, 'group-admin-result': MessageType.GroupAdminResult, acks: MessageType.Acks,
 };
 const OUTCOME = ['written', 'miscompare', 'failed', 'retry'] as const;
 
@@ -241,6 +249,10 @@ function payloadOf(m: LinkMessage): Buffer[] {
       break;
     case 'ack':
       o.u8(m.forwarded ? 1 : 0).u64(m.seq).u8(ACK_STATUS[m.status]);
+      break;
+    case 'acks':
+      if (m.last <= m.first) throw new RangeError('an acks run has first < last (a single ack is an ack)');
+      o.u64(m.first).u64(m.last);
       break;
     case 'compare-and-write':
       if (m.verify.length !== m.data.length) throw new RangeError('verify and write instances differ in length');
@@ -449,6 +461,12 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
       const status = ACK_BY_CODE[s];
       if (!status) throw new LinkProtocolError('bad-payload', `ack status ${s}`);
       m = { type: 'ack', forwarded, seq, status };
+      break;
+    }
+    case MessageType.Acks: {
+      const first = i.u64(); const last = i.u64();
+      if (last <= first) throw new LinkProtocolError('bad-payload', `acks run ${first}..${last}`);
+      m = { type: 'acks', first, last };
       break;
     }
     case MessageType.CompareAndWrite: {

@@ -380,6 +380,35 @@ export class ReplicationGroup {
   send(m: LinkMessage): void {
     const s = this.socket;
     if (!s || !this.linkUp && m.type !== 'hello' && m.type !== 'error') return;
+    if (m.type === 'ack' && !m.forwarded && m.status === 'ok') { this.ackLater(m.seq); return; }
+    if (this.ackRun) this.flushAcks();
+    this.sendNow(m);
+  }
+
+  /**
+   * The secondary's ok acks of consecutive group sequence numbers, gathered until the end of the
+   * tick (or until any other frame is sent: the link stays in order) and sent as one `acks` frame
+   * (a lone one as an `ack`): at QD32 a read brings several writes, and their acks were one frame
+   * and one socket write each.
+   */
+  private ackRun: { first: bigint; last: bigint } | null = null;
+  private readonly flushAcks = (): void => {
+    const r = this.ackRun;
+    if (!r) return;
+    this.ackRun = null;
+    this.sendNow(r.first === r.last ? { type: 'ack', forwarded: false, seq: r.first, status: 'ok' } : { type: 'acks', first: r.first, last: r.last });
+  };
+
+  private ackLater(seq: bigint): void {
+    const r = this.ackRun;
+    if (r && seq === r.last + 1n) { r.last = seq; return; }
+    if (r) this.flushAcks();
+    else process.nextTick(this.flushAcks);
+    this.ackRun = { first: seq, last: seq };
+  }
+
+  private sendNow(m: LinkMessage): void {
+    if (!this.socket) return;
     const parts = encodeMessage(m, this.sendSeq++, this.dataChecked);
     if (m.type === 'write') this.stats.replicatedBytes += m.data.length;
     // A replicated write with no other in flight leaves now rather than at the end of the
@@ -397,6 +426,7 @@ export class ReplicationGroup {
     this.outbound = outbound;
     this.sendSeq = 0;
     this.recvSeq = -1;
+    this.ackRun = null;
     this.dataChecked = checksData(this.rc.peers.dataIntegrity ?? 'auto', s.remoteAddress);
     s.setNoDelay(true);
     s.on('error', () => {});
@@ -549,6 +579,7 @@ export class ReplicationGroup {
   private lost(s: net.Socket, why: string): void {
     if (this.socket !== s) return;
     this.socket = null;
+    this.ackRun = null; // not sent: the primary marks those writes dirty on its side of the loss
     this.shaper?.close();
     this.shaper = null;
     const wasUp = this.linkUp;

@@ -193,6 +193,11 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer; check
     },
     bytes: frame(12, 19, fields(['u64', 6n], ['u16', 0], ['str', 'iqn.a'], ['str', '400001370000'], ['str', 'iqn.t'], ['u16', 2], ['u16', 2], ['u8', 0])),
   },
+  {
+    name: 'acks: the replicated writes of group seq 7 to 38 all applied (one frame for a read\'s worth)', seq: 20,
+    m: { type: 'acks', first: 7n, last: 38n },
+    bytes: frame(17, 20, fields(['u64', 7n], ['u64', 38n])),
+  },
 ];
 
 function norm(m: LinkMessage): unknown {
@@ -257,6 +262,8 @@ describe('link codec refusals: the framer reports one error and stops', () => {
     { name: 'unknown type', bytes: frame(0x77, 1, Buffer.alloc(4)), code: 'unknown-type' },
     { name: 'truncated fields', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n])), code: 'bad-payload' },
     { name: 'trailing bytes', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n], ['u8', 0], ['u8', 9])), code: 'bad-payload' },
+    { name: 'acks run that is not a run (last = first)', bytes: frame(17, 1, fields(['u64', 7n], ['u64', 7n])), code: 'bad-payload' },
+    { name: 'acks run backwards', bytes: frame(17, 1, fields(['u64', 8n], ['u64', 7n])), code: 'bad-payload' },
     { name: 'unknown ack status', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n], ['u8', 99])), code: 'bad-payload' },
     { name: 'unknown hello flag', bytes: frame(1, 0, fields(['str', 'a'], ['str', 'g'], ['u8', 1], ['u16', 0], ['u32', 0], ['u8', 8], ['u16', 0])), code: 'bad-payload' },
     { name: 'flag byte not 0/1', bytes: frame(5, 1, fields(['u8', 2], ['u64', 7n], ['u8', 0])), code: 'bad-payload' },
