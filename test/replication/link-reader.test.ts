@@ -65,3 +65,22 @@ describe('LinkReader', () => {
     expect(got()[0].toString()).toBe('XXXXXXXX');
   });
 });
+
+describe('LinkReader under a one-way partition (link-faults.ts)', () => {
+  it("'in' stops reading a link socket that reads through onread, and healing it resumes the same connection", async () => {
+    const { startPair, block, settled, senseOf } = await import('./pair.ts');
+    const pair = await startPair();
+    try {
+      const da = await pair.open('A');
+      const downs = pair.ga.stats.linkDowns + pair.gb.stats.linkDowns;
+      pair.b.rcopy!.setLink({ oneWay: 'in' });
+      let done = false;
+      const w = settled(() => da.write(0n, block('partitioned', 8))).then((r) => { done = true; return r; });
+      await new Promise((r) => setTimeout(r, 400));
+      expect(done).toBe(false); // B reads nothing, so it neither applies nor acks
+      pair.b.rcopy!.setLink({ oneWay: null });
+      expect(senseOf(await w)).toBe('good');
+      expect(pair.ga.stats.linkDowns + pair.gb.stats.linkDowns).toBe(downs); // the same connection, not a redial
+    } finally { await pair.close(); }
+  });
+});
