@@ -84,3 +84,26 @@ describe('LinkReader under a one-way partition (link-faults.ts)', () => {
     } finally { await pair.close(); }
   });
 });
+
+describe('LinkReader with a secondary whose store applies later', () => {
+  it('a replicated write the secondary applies after its read callback keeps its data: 64 writes at once read back intact through B', async () => {
+    const { startPair, block, settled, senseOf } = await import('./pair.ts');
+    const pair = await startPair();
+    try {
+      // B's store finishes each write a millisecond later, holding the data it was given until
+      // then (as a file store does): that data is a view of B's link read buffer.
+      const inner = pair.gb.stores[0].inner;
+      const write = inner.write.bind(inner);
+      inner.write = (lba, data, fua) => new Promise<void>((r) => setTimeout(r, 1)).then(() => write(lba, Buffer.from(data), fua));
+      const da = await pair.open('A');
+      const want = Array.from({ length: 64 }, (_, i) => block(`later ${i}`, 8));
+      const rs = await Promise.all(want.map((d, i) => settled(() => da.write(BigInt(i * 8), d))));
+      expect(rs.map(senseOf)).toEqual(want.map(() => 'good'));
+      const db = await pair.open('B');
+      for (let i = 0; i < want.length; i++) {
+        const got = await settled(() => db.read(BigInt(i * 8), 8));
+        expect(got.kind === 'good' && got.value.equals(want[i]), `block ${i}`).toBe(true);
+      }
+    } finally { await pair.close(); }
+  });
+});
