@@ -7,24 +7,34 @@
  * sockets).
  *
  * A message decoded from a read may be a view of the read buffer (a write's data: the framer makes
- * no copy, link.ts). The buffer is reused only when nothing kept such a view past the callback
- * that delivered it: the consumer sets `retained` when it keeps one (a write whose apply is not
- * done within the callback, a frame queued for the other array, a COMPARE AND WRITE under a range
- * lock), and the next read then goes to a new buffer, the old one staying with whoever holds it.
+ * no copy, link.ts). Bytes are read over again only when nothing kept such a view past the
+ * callback that delivered them: the consumer sets `retained` when it keeps one (a write whose
+ * apply is not done within the callback, a frame queued for the other array, a COMPARE AND WRITE
+ * under a range lock), and the next read then goes after them, into the rest of the buffer; when
+ * less than MIN_READ_BYTES is left, into a new buffer, the old one staying with whoever holds it.
+ * So a link whose reads are all kept (forwarded writes at the primary, a file store's applies)
+ * takes a new 256 KiB buffer per ~192 KiB read, not one per read.
  */
 import net from 'node:net';
 import { adoptSocket } from '../iscsi/socket-read.ts';
 
 /** One read's worth: a 4 KiB write frame is 4,140 bytes, so a read takes up to ~60 of them. */
 export const LINK_READ_BYTES = 256 * 1024;
+/** Below this much room a read goes to a new buffer (Node's own reads are 64 KiB). */
+export const MIN_READ_BYTES = 64 * 1024;
 
 export class LinkReader {
   private buf = Buffer.allocUnsafeSlow(LINK_READ_BYTES);
-  /** Set by the consumer while it handles a chunk: it keeps a view of it, so the buffer is not read into again. */
+  /** Where the last read went in `buf`, and how many bytes it brought. */
+  private at = 0;
+  private lastRead = 0;
+  /** Everything before this offset of `buf` is held by views: reads go after it. */
+  private floor = 0;
+  /** Set by the consumer while it handles a chunk: it keeps a view of it, so those bytes are not read into again. */
   retained = false;
   /** Who gets the chunks now (the accept path hands the socket to its group after the hello). */
   onChunk: (chunk: Buffer) => void = () => {};
-  /** New read buffers taken because a view was kept (for tests and status). */
+  /** New read buffers taken because views filled the last one (for tests). */
   renewed = 0;
   /** The socket reads into our buffers (false: Node's own chunks, on a Node without `_handle`). */
   userBuffers = true;
@@ -32,10 +42,13 @@ export class LinkReader {
   /** For net.connect / adoptSocket: the buffer the next read goes into, and the read. */
   readonly onread = {
     buffer: (): Buffer => {
-      if (this.retained) { this.buf = Buffer.allocUnsafeSlow(LINK_READ_BYTES); this.retained = false; this.renewed++; }
-      return this.buf;
+      if (this.retained) { this.floor = this.at + this.lastRead; this.retained = false; }
+      if (LINK_READ_BYTES - this.floor < MIN_READ_BYTES) { this.buf = Buffer.allocUnsafeSlow(LINK_READ_BYTES); this.floor = 0; this.renewed++; }
+      this.at = this.floor;
+      return this.floor === 0 ? this.buf : this.buf.subarray(this.floor);
     },
     callback: (n: number, buf: Uint8Array): boolean => {
+      this.lastRead = n;
       this.onChunk((buf as Buffer).subarray(0, n));
       return true;
     },

@@ -46,7 +46,7 @@ describe('LinkReader', () => {
     expect(got()[1].toString()).toBe('second');
   });
 
-  it('a kept view is not written over: the next read goes to a new buffer', async () => {
+  it('a kept view is not written over: the next read goes after it in the buffer', async () => {
     const { reader, send, got } = await pair();
     const orig = reader.onChunk;
     reader.onChunk = (c) => { orig(c); reader.retained = true; };
@@ -54,8 +54,29 @@ describe('LinkReader', () => {
     reader.onChunk = orig;
     await send(Buffer.from('XXXXXXXXXXXXXXXX'));
     expect(got()[0].toString()).toBe('kept-one');
-    expect(got()[1].buffer).not.toBe(got()[0].buffer);
-    expect(reader.renewed).toBe(1);
+    expect(got()[1].buffer).toBe(got()[0].buffer);
+    expect(got()[1].byteOffset).toBe(got()[0].byteOffset + got()[0].length);
+    expect(reader.renewed).toBe(0);
+  });
+
+  it('kept reads fill the buffer, then the next read goes to a new one; unkept reads go over the same bytes (onread driven by hand)', () => {
+    const r = new LinkReader();
+    const chunks: Buffer[] = [];
+    let keep = true;
+    r.onChunk = (c) => { chunks.push(c); r.retained = keep; };
+    const read = (n: number, v: number) => { const b = r.onread.buffer(); b.fill(v, 0, n); r.onread.callback(n, b); };
+    read(60 * 1024, 1); read(60 * 1024, 2); read(60 * 1024, 3); // 180 KiB kept: 76 KiB left, enough for a read
+    expect(r.renewed).toBe(0);
+    read(60 * 1024, 4); // 240 KiB kept: 16 KiB left, under MIN_READ_BYTES
+    expect(r.renewed).toBe(0);
+    keep = false;
+    read(1000, 5); // into a new buffer
+    expect(r.renewed).toBe(1);
+    expect(chunks[4].buffer).not.toBe(chunks[0].buffer);
+    read(1000, 6); // not kept before: the same bytes again
+    expect(chunks[5].byteOffset).toBe(chunks[4].byteOffset);
+    for (let i = 0; i < 4; i++) expect(chunks[i].every((x) => x === i + 1), `kept chunk ${i}`).toBe(true);
+    expect(new Set(chunks.slice(0, 4).map((c) => c.buffer)).size).toBe(1);
   });
 
   it('negative control: without `retained` the first chunk is overwritten by the second read', async () => {
