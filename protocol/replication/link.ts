@@ -4,12 +4,14 @@
  * Every message is a 24-byte header and a payload:
  *
  *   0  magic    u32 BE  0x41525243 ("ARRC")
- *   4  version  u8      LINK_VERSION (5: the pr-state's SPC-2 RESERVE holder and LOGICAL UNIT RESET flag, and pr-out
+ *   4  version  u8      LINK_VERSION (6: the DATA_UNCHECKED flag and the acks message; 5: the pr-state's SPC-2 RESERVE holder and LOGICAL UNIT RESET flag, and pr-out
  *                       carrying RESERVE/RELEASE or (no CDB) a LOGICAL UNIT RESET; 4: persistent reservations (pr-out,
  *                       pr-out-result, pr-state) and the hello's relative target ports; 3 the restart flags; 2 the
  *                       group epoch only; 1 neither)
  *   5  type     u8      MessageType
- *   6  flags    u16 BE  reserved, 0
+ *   6  flags    u16 BE  bit 0 DATA_UNCHECKED (writes only): dataCrc covers the write's fields, not
+ *                       its data (the sender's peers.dataIntegrity, README "Link data integrity");
+ *                       the other bits are 0
  *   8  length   u32 BE  payload bytes (≤ MAX_PAYLOAD)
  *   12 sequence u32 BE  link sequence number of this message, +1 per message in each direction
  *   16 dataCrc  u32     CRC32C of the payload (RFC 7143 §13.1 polynomial, LSB first as iSCSI digests)
@@ -22,7 +24,9 @@
 import { crc32c, crc32cRange, readDigest } from '../iscsi/digest.ts';
 
 export const LINK_MAGIC = 0x41525243;
-export const LINK_VERSION = 5;
+export const LINK_VERSION = 6;
+/** Header flag: a write whose dataCrc covers its fields only (its data is left to TCP's checksum, as DRBD does without data-integrity-alg). */
+export const FLAG_DATA_UNCHECKED = 0x0001;
 export const HEADER_LENGTH = 24;
 /** Largest payload accepted: a 16 MiB write plus its fields (a COMPARE AND WRITE carries 2 × 255 blocks). */
 export const MAX_PAYLOAD = 16 * 1024 * 1024 + 64;
@@ -44,6 +48,7 @@ export const enum MessageType {
   PrState = 14,
   GroupAdmin = 15,
   GroupAdminResult = 16,
+  Acks = 17,
 }
 
 /** One replicated volume as the handshake describes it: both sides must agree on all of it. */
@@ -109,6 +114,13 @@ export type LinkMessage =
   | { type: 'write-same'; forwarded: boolean; seq: bigint; volume: number; lba: bigint; blocks: number; unmap: boolean; block: Buffer }
   | { type: 'unmap'; forwarded: boolean; seq: bigint; volume: number; ranges: { lba: bigint; blocks: number }[] }
   | { type: 'ack'; forwarded: boolean; seq: bigint; status: AckStatus }
+  /**
+   * A cumulative ack from the secondary: the replicated writes of group sequence numbers
+   * first..last (a run, first < last) are all applied, in that order (the secondary applies in
+   * sequence order, and any write it could not apply gets an ack of its own, ending the run
+   * before it). One frame for the acks of a whole read's writes instead of one per write.
+   */
+  | { type: 'acks'; first: bigint; last: bigint }
   | { type: 'compare-and-write'; id: bigint; volume: number; lba: bigint; blocks: number; fua: boolean; verify: Buffer; data: Buffer }
   /** `retry`: not run, a PR state was on its way to the secondary (see ACK_STATUS pr-changed); the host gets ABORTED COMMAND. */
   | { type: 'compare-and-write-result'; id: bigint; outcome: 'written' | 'miscompare' | 'failed' | 'retry'; offset: number }
@@ -169,13 +181,13 @@ const TYPE_CODE: Record<LinkMessageType, MessageType> = {
   ack: MessageType.Ack, 'compare-and-write': MessageType.CompareAndWrite, 'compare-and-write-result': MessageType.CompareAndWriteResult,
   heartbeat: MessageType.Heartbeat, error: MessageType.Error, 'group-state': MessageType.GroupState, 'role-swap': MessageType.RoleSwap,
   'pr-out': MessageType.PrOut, 'pr-out-result': MessageType.PrOutResult, 'pr-state': MessageType.PrState,
-  'group-admin': MessageType.GroupAdmin, 'group-admin-result': MessageType.GroupAdminResult,
+  'group-admin': MessageType.GroupAdmin, 'group-admin-result': MessageType.GroupAdminResult, acks: MessageType.Acks,
 };
 const OUTCOME = ['written', 'miscompare', 'failed', 'retry'] as const;
 
 /** A malformed message: the link is dropped (the receiver cannot resynchronise on a byte stream). */
 export class LinkProtocolError extends Error {
-  constructor(readonly code: 'bad-magic' | 'bad-version' | 'bad-header-crc' | 'bad-data-crc' | 'oversize' | 'unknown-type' | 'bad-payload', message: string) {
+  constructor(readonly code: 'bad-magic' | 'bad-version' | 'bad-header-crc' | 'bad-flags' | 'bad-data-crc' | 'oversize' | 'unknown-type' | 'bad-payload', message: string) {
     super(message);
   }
 }
@@ -238,6 +250,10 @@ function payloadOf(m: LinkMessage): Buffer[] {
     case 'ack':
       o.u8(m.forwarded ? 1 : 0).u64(m.seq).u8(ACK_STATUS[m.status]);
       break;
+    case 'acks':
+      if (m.last <= m.first) throw new RangeError('an acks run has first < last (a single ack is an ack)');
+      o.u64(m.first).u64(m.last);
+      break;
     case 'compare-and-write':
       if (m.verify.length !== m.data.length) throw new RangeError('verify and write instances differ in length');
       o.u64(m.id).u16(m.volume).u8(m.fua ? 1 : 0).u64(m.lba).u32(m.blocks).raw(m.verify).raw(m.data);
@@ -297,11 +313,13 @@ function payloadOf(m: LinkMessage): Buffer[] {
 /**
  * Encode one message as [header + payload fields, ...data parts], ready for a corked writev: a
  * write's data is not copied. `sequence` is the link sequence number the sender assigns.
+ * `checkData` false: a write's data is left out of its CRC (FLAG_DATA_UNCHECKED); its fields and
+ * every other message stay covered.
  */
-export function encodeMessage(m: LinkMessage, sequence: number): Buffer[] {
+export function encodeMessage(m: LinkMessage, sequence: number, checkData = true): Buffer[] {
   // The two messages of every replicated write (the write, its ack) are built directly; the
   // bytes are the same as payloadOf's (the golden vectors in test/replication/link-codec.test.ts).
-  if (m.type === 'write') return encodeWrite(m, sequence);
+  if (m.type === 'write') return encodeWrite(m, sequence, checkData);
   if (m.type === 'ack') return encodeAck(m, sequence);
   const parts = payloadOf(m);
   // The first part always opens with the reserved header (every message starts with fields).
@@ -314,12 +332,12 @@ export function encodeMessage(m: LinkMessage, sequence: number): Buffer[] {
 }
 
 /** Fill in a reserved header (its payload's length and CRC known) and its own CRC. */
-function finishHeader(h: Buffer, type: MessageType, len: number, sequence: number, crc: number): void {
+function finishHeader(h: Buffer, type: MessageType, len: number, sequence: number, crc: number, flags = 0): void {
   if (len > MAX_PAYLOAD) throw new RangeError(`payload of ${len} bytes is over ${MAX_PAYLOAD}`);
   h.writeUInt32BE(LINK_MAGIC, 0);
   h[4] = LINK_VERSION;
   h[5] = type;
-  h[6] = 0; h[7] = 0; // flags: reserved
+  h.writeUInt16BE(flags, 6);
   h.writeUInt32BE(len, 8);
   h.writeUInt32BE(sequence >>> 0, 12);
   h.writeUInt32LE(crc, 16);
@@ -342,7 +360,7 @@ function getU64(b: Buffer, off: number): bigint {
 
 /** Write: [header + forwarded u8, seq u64, volume u16, fua u8, lba u64] and the data as its own part. */
 const WRITE_FIELDS = 20;
-function encodeWrite(m: Extract<LinkMessage, { type: 'write' }>, sequence: number): Buffer[] {
+function encodeWrite(m: Extract<LinkMessage, { type: 'write' }>, sequence: number, checkData: boolean): Buffer[] {
   const h = Buffer.allocUnsafe(HEADER_LENGTH + WRITE_FIELDS);
   h[24] = m.forwarded ? 1 : 0;
   putU64(h, 25, m.seq);
@@ -350,7 +368,8 @@ function encodeWrite(m: Extract<LinkMessage, { type: 'write' }>, sequence: numbe
   h[35] = m.fua ? 1 : 0;
   putU64(h, 36, m.lba);
   const crc = crc32cRange(h, HEADER_LENGTH, HEADER_LENGTH + WRITE_FIELDS);
-  finishHeader(h, MessageType.Write, WRITE_FIELDS + m.data.length, sequence, m.data.length ? crc32c(m.data, crc) : crc);
+  if (!checkData) finishHeader(h, MessageType.Write, WRITE_FIELDS + m.data.length, sequence, crc, FLAG_DATA_UNCHECKED);
+  else finishHeader(h, MessageType.Write, WRITE_FIELDS + m.data.length, sequence, m.data.length ? crc32c(m.data, crc) : crc);
   return m.data.length ? [h, m.data] : [h];
 }
 
@@ -369,6 +388,7 @@ function encodeAck(m: Extract<LinkMessage, { type: 'ack' }>, sequence: number): 
 
 export interface LinkHeader {
   type: number;
+  flags: number;
   length: number;
   sequence: number;
   dataCrc: number;
@@ -381,7 +401,9 @@ export function decodeHeader(h: Buffer, at = 0): LinkHeader {
   if (h[at + 4] !== LINK_VERSION) throw new LinkProtocolError('bad-version', `link protocol version ${h[at + 4]} (this array speaks ${LINK_VERSION})`);
   const length = h.readUInt32BE(at + 8);
   if (length > MAX_PAYLOAD) throw new LinkProtocolError('oversize', `payload of ${length} bytes is over ${MAX_PAYLOAD}`);
-  return { type: h[at + 5], length, sequence: h.readUInt32BE(at + 12), dataCrc: readDigest(h, at + 16) };
+  const flags = h.readUInt16BE(at + 6);
+  if (flags !== 0 && (flags !== FLAG_DATA_UNCHECKED || h[at + 5] !== MessageType.Write)) throw new LinkProtocolError('bad-flags', `header flags 0x${flags.toString(16)} on message type ${h[at + 5]}`);
+  return { type: h[at + 5], flags, length, sequence: h.readUInt32BE(at + 12), dataCrc: readDigest(h, at + 16) };
 }
 
 class In {
@@ -439,6 +461,12 @@ export function decodePayload(type: number, p: Buffer): LinkMessage {
       const status = ACK_BY_CODE[s];
       if (!status) throw new LinkProtocolError('bad-payload', `ack status ${s}`);
       m = { type: 'ack', forwarded, seq, status };
+      break;
+    }
+    case MessageType.Acks: {
+      const first = i.u64(); const last = i.u64();
+      if (last <= first) throw new LinkProtocolError('bad-payload', `acks run ${first}..${last}`);
+      m = { type: 'acks', first, last };
       break;
     }
     case MessageType.CompareAndWrite: {
@@ -600,7 +628,7 @@ function decodeChecked(h: LinkHeader, b: Buffer, start: number, end: number): Li
   if (h.type === MessageType.Write && h.length >= WRITE_FIELDS) {
     let crc = crc32cRange(b, start, start + WRITE_FIELDS);
     const data = h.length > WRITE_FIELDS ? b.subarray(start + WRITE_FIELDS, end) : EMPTY;
-    if (data.length) crc = crc32c(data, crc);
+    if (data.length && h.flags !== FLAG_DATA_UNCHECKED) crc = crc32c(data, crc);
     if (crc !== h.dataCrc) throw crcMismatch(h);
     const forwarded = flag(b[start], 0);
     const seq = getU64(b, start + 1);

@@ -6,6 +6,7 @@
  *     listen: 127.0.1.1:5260       # link listener (the secondary of a group needs one)
  *     peer: 127.0.2.1:5260         # the other array's link listener (the primary dials it)
  *     witness: 127.0.3.1:5300      # the quorum witness (optional): automatic failover, Failsafe
+ *     dataIntegrity: auto          # auto | crc32c | none: write data in the link CRC (engine.ts checksData)
  *   rcopy:
  *     groups:
  *       - name: rcg1
@@ -17,6 +18,7 @@
 import { parseHostPort } from '../config.ts';
 import { PROXIMITIES } from './group-machine.ts';
 import type { GroupPolicies, Proximity } from './group-machine.ts';
+import { DATA_INTEGRITY } from './engine.ts';
 import type { PeersConfig, RcopyConfig, RcopyGroupConfig } from './engine.ts';
 
 const POLICIES: readonly (keyof GroupPolicies)[] = ['active_active', 'path_management', 'auto_failover', 'auto_recover', 'auto_synchronize'];
@@ -26,14 +28,15 @@ export function rcopySections(doc: any, defaultTarget: string, err: (m: string) 
   const r = doc.rcopy;
   if (p === undefined && r === undefined) return {};
   if (typeof p !== 'object' || p === null || Array.isArray(p)) throw err('peers must be a mapping (name, listen, peer) when rcopy is configured');
-  for (const k of Object.keys(p)) if (!['name', 'listen', 'peer', 'witness'].includes(k)) throw err(`peers.${k} is not a known key (want name, listen, peer, witness)`);
+  for (const k of Object.keys(p)) if (!['name', 'listen', 'peer', 'witness', 'dataIntegrity'].includes(k)) throw err(`peers.${k} is not a known key (want name, listen, peer, witness, dataIntegrity)`);
+  if (p.dataIntegrity !== undefined && !DATA_INTEGRITY.includes(p.dataIntegrity)) throw err(`peers.dataIntegrity must be one of ${DATA_INTEGRITY.join(', ')}`);
   if (typeof p.name !== 'string' || !p.name) throw err('peers.name must name this array');
   const addr = (v: unknown, w: string) => {
     if (v === undefined) return undefined;
     if (typeof v !== 'string') throw err(`${w} must be "HOST:PORT"`);
     try { return parseHostPort(v); } catch (e) { throw err(`${w}: ${(e as Error).message}`); }
   };
-  const peers: PeersConfig = { name: p.name, listen: addr(p.listen, 'peers.listen'), peer: addr(p.peer, 'peers.peer'), witness: addr(p.witness, 'peers.witness') };
+  const peers: PeersConfig = { name: p.name, listen: addr(p.listen, 'peers.listen'), peer: addr(p.peer, 'peers.peer'), witness: addr(p.witness, 'peers.witness'), dataIntegrity: p.dataIntegrity };
   if (peers.witness && !/:\d+$/.test(p.witness)) throw err('peers.witness must be "HOST:PORT" (the witness listens on 5300 by default)');
   // peers: alone is an array ready for `rcopy creategroup` (runtime-groups.ts): no group yet.
   if (r === undefined) return { peers, rcopy: { groups: [] } };

@@ -13,7 +13,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { encodeMessage, LinkFramer } from '../../protocol/replication/link.ts';
-import type { LinkMessage, VolumeGeometry } from '../../protocol/replication/link.ts';
+import type { LinkFrameEvent, LinkMessage, VolumeGeometry } from '../../protocol/replication/link.ts';
 import type { ArrayEvents } from '../events.ts';
 import type { LogicalUnit } from '../scsi/lu.ts';
 import type { ScsiTarget } from '../scsi/target.ts';
@@ -28,6 +28,7 @@ import { gateSanitize } from './sanitize-gate.ts';
 import { executeForwardedProut, installPrState, interceptPersistentReserveOut, prHooks, prStateOf } from './pr-replication.ts';
 import { applyOp, ReplicatedStore } from './replicated-store.ts';
 import { LinkFaultInjector } from './link-faults.ts';
+import { LinkReader } from './link-reader.ts';
 import type { LinkFaultRequest, LinkFaults, LinkShaper } from './link-faults.ts';
 import { WitnessClient } from './witness-client.ts';
 import { answerGroupAdmin } from './runtime-groups.ts';
@@ -45,6 +46,27 @@ export interface PeersConfig {
   peer?: { host: string; port: number };
   /** HOST:PORT of the quorum witness (`arraysim witness`): automatic failover and Failsafe need it. */
   witness?: { host: string; port: number };
+  /**
+   * Whether the data of the writes this array sends is in the link's CRC32C (README "Link data
+   * integrity"): `crc32c` always, `none` never (TCP's checksum alone, DRBD's default), `auto`
+   * (default) unless the link is on loopback. Headers, fields and other messages are always checked.
+   */
+  dataIntegrity?: DataIntegrity;
+}
+
+export const DATA_INTEGRITY = ['auto', 'crc32c', 'none'] as const;
+export type DataIntegrity = typeof DATA_INTEGRITY[number];
+
+/**
+ * `auto`: a loopback link (both arrays on one machine, as `lab up` and the benchmarks run) carries
+ * bytes from memory to memory through the kernel, with no NIC, cable, switch or middlebox that the
+ * CRC would guard against (Linux does not even compute TCP checksums on loopback); any other link
+ * checks the data.
+ */
+export function checksData(mode: DataIntegrity, remoteAddress: string | undefined): boolean {
+  if (mode !== 'auto') return mode === 'crc32c';
+  const a = remoteAddress ?? '';
+  return !(a.startsWith('127.') || a === '::1' || a.startsWith('::ffff:127.'));
 }
 
 export interface RcopyGroupConfig {
@@ -106,6 +128,8 @@ export class ReplicationGroup {
   private outbound = false;
   private sendSeq = 0;
   private recvSeq = -1;
+  /** The data of the writes sent on this link is in their CRC (peers.dataIntegrity, checksData). */
+  dataChecked = true;
   private nextLocal = 1;
   /** By origin: the machine hands back the very Origin object it was given (no key strings per write). */
   private readonly waiters = new Map<Origin, Waiter>();
@@ -113,6 +137,8 @@ export class ReplicationGroup {
   /** Answers of PR OUTs this secondary sent to the primary, by local origin id, until their caller takes them. */
   private readonly prResults = new Map<number, PrOutResult>();
   private peerApply: Promise<void> | null = null;
+  /** Replicated writes from the peer applied within the callback that delivered them (LinkReader.retained). */
+  private peerAppliedAtOnce = 0;
   private timer: NodeJS.Timeout | null = null;
   private dialTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -269,8 +295,9 @@ export class ReplicationGroup {
       // A PR state: the primary's registry already holds it (pr-replication.ts); the secondary installs it.
       if (op.kind === 'pr-state') { if (tag.from === 'peer') installPrState(this.volumes[op.volume], op.state); r = undefined; }
       else r = applyOp(store, op);
-    } catch (e) { done(false, e); return; }
+    } catch (e) { if (tag.from === 'peer') this.peerAppliedAtOnce++; done(false, e); return; }
     if (r instanceof Promise) return r.then(() => done(true), (e) => done(false, e));
+    if (tag.from === 'peer') this.peerAppliedAtOnce++;
     done(true);
   }
 
@@ -353,7 +380,36 @@ export class ReplicationGroup {
   send(m: LinkMessage): void {
     const s = this.socket;
     if (!s || !this.linkUp && m.type !== 'hello' && m.type !== 'error') return;
-    const parts = encodeMessage(m, this.sendSeq++);
+    if (m.type === 'ack' && !m.forwarded && m.status === 'ok') { this.ackLater(m.seq); return; }
+    if (this.ackRun) this.flushAcks();
+    this.sendNow(m);
+  }
+
+  /**
+   * The secondary's ok acks of consecutive group sequence numbers, gathered until the end of the
+   * tick (or until any other frame is sent: the link stays in order) and sent as one `acks` frame
+   * (a lone one as an `ack`): at QD32 a read brings several writes, and their acks were one frame
+   * and one socket write each.
+   */
+  private ackRun: { first: bigint; last: bigint } | null = null;
+  private readonly flushAcks = (): void => {
+    const r = this.ackRun;
+    if (!r) return;
+    this.ackRun = null;
+    this.sendNow(r.first === r.last ? { type: 'ack', forwarded: false, seq: r.first, status: 'ok' } : { type: 'acks', first: r.first, last: r.last });
+  };
+
+  private ackLater(seq: bigint): void {
+    const r = this.ackRun;
+    if (r && seq === r.last + 1n) { r.last = seq; return; }
+    if (r) this.flushAcks();
+    else process.nextTick(this.flushAcks);
+    this.ackRun = { first: seq, last: seq };
+  }
+
+  private sendNow(m: LinkMessage): void {
+    if (!this.socket) return;
+    const parts = encodeMessage(m, this.sendSeq++, this.dataChecked);
     if (m.type === 'write') this.stats.replicatedBytes += m.data.length;
     // A replicated write with no other in flight leaves now rather than at the end of the
     // callback: at QD1 nothing else would join its writev, and the rest of the callback (the
@@ -362,7 +418,7 @@ export class ReplicationGroup {
   }
 
   /** Take a connected socket (dialled, or accepted and routed by its hello) as this group's link. */
-  attach(s: net.Socket, framer: LinkFramer, first: { sequence: number; message: LinkMessage } | null): (sequence: number, m: LinkMessage) => void {
+  attach(s: net.Socket, framer: LinkFramer, reader: LinkReader, first: { sequence: number; message: LinkMessage } | null): (sequence: number, m: LinkMessage) => void {
     if (this.socket && !this.socket.destroyed) { s.destroy(); return () => {}; }
     const outbound = first === null;
     this.socket = s;
@@ -370,6 +426,8 @@ export class ReplicationGroup {
     this.outbound = outbound;
     this.sendSeq = 0;
     this.recvSeq = -1;
+    this.ackRun = null;
+    this.dataChecked = checksData(this.rc.peers.dataIntegrity ?? 'auto', s.remoteAddress);
     s.setNoDelay(true);
     s.on('error', () => {});
     s.on('close', () => this.lost(s, 'connection closed'));
@@ -379,14 +437,22 @@ export class ReplicationGroup {
       this.recvSeq = sequence;
       this.machine.heard(Date.now());
       if (!this.linkUp) { this.handshake(s, m); return; }
+      if (m.type !== 'write' && m.type !== 'write-same' && m.type !== 'compare-and-write' && m.type !== 'pr-out') { this.receive(m); return; }
+      // These carry views of the read buffer (LinkReader). A replicated write applied within this
+      // callback is in the store now (stores copy what they are given); anything else (a write
+      // applied later, a forwarded write whose frame to the peer is queued, a range lock waited
+      // for) keeps the view, and the next read goes to a new buffer.
+      const n = this.peerAppliedAtOnce;
       this.receive(m);
+      if (m.type !== 'write' || m.forwarded || this.peerAppliedAtOnce !== n + 1) reader.retained = true;
     };
     if (first) onMessage(first.sequence, first.message);
-    s.on('data', (chunk: Buffer) => framer.push(chunk, (ev) => {
+    const onEvent = (ev: LinkFrameEvent): void => {
       if (ev.kind === 'error') { this.log.warn({ group: this.cfg.name, err: ev.error.message }, 'replication link protocol error'); s.destroy(); return; }
       if (this.socket === s) onMessage(ev.sequence, ev.message);
-    }));
-    this.rc.injector.receiving(s);
+    };
+    reader.onChunk = (chunk: Buffer) => framer.push(chunk, onEvent);
+    this.rc.injector.receiving(s, reader.userBuffers);
     return (sequence, m) => { if (this.socket === s) onMessage(sequence, m); };
   }
 
@@ -421,7 +487,7 @@ export class ReplicationGroup {
     this.peerPorts = m.ports;
     this.linkUp = true;
     this.stats.linkUps++;
-    this.log.info({ group: this.cfg.name, peer: m.arrayId, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty, peerRestarted: m.restarted, peerVolatile: m.volatile, peerEmpty: m.empty }, 'replication link up');
+    this.log.info({ group: this.cfg.name, peer: m.arrayId, dataChecked: this.dataChecked, restarted: this.machine.restarted, volatile: this.machine.volatile, empty: this.machine.empty, peerRestarted: m.restarted, peerVolatile: m.volatile, peerEmpty: m.empty }, 'replication link up');
     this.step({ kind: 'link-up', peerArray: m.arrayId, peer: { restarted: m.restarted, volatile: m.volatile, empty: m.empty } });
   }
 
@@ -513,6 +579,7 @@ export class ReplicationGroup {
   private lost(s: net.Socket, why: string): void {
     if (this.socket !== s) return;
     this.socket = null;
+    this.ackRun = null; // not sent: the primary marks those writes dirty on its side of the loss
     this.shaper?.close();
     this.shaper = null;
     const wasUp = this.linkUp;
@@ -542,9 +609,10 @@ export class ReplicationGroup {
   private dial(): void {
     if (this.closed || this.socket || this.rc.faults.cut || this.machine.storeFailure) { this.scheduleDial(); return; }
     const p = this.rc.peers.peer!;
-    const s = net.connect(p.port, p.host);
+    const reader = new LinkReader();
+    const s = reader.connect(p.port, p.host);
     s.on('error', () => {});
-    s.once('connect', () => this.attach(s, new LinkFramer(), null));
+    s.once('connect', () => this.attach(s, new LinkFramer(), reader, null));
     s.once('close', () => { if (this.socket !== s) this.scheduleDial(); });
   }
 
@@ -823,7 +891,8 @@ export class RemoteCopy {
   async start(): Promise<void> {
     if (this.peers.listen) {
       const l = this.peers.listen;
-      this.server = net.createServer((s) => this.accept(s));
+      // Paused on accept: the socket is first moved to one reading into a LinkReader's buffer.
+      this.server = net.createServer({ pauseOnConnect: true }, (s) => this.accept(s));
       await new Promise<void>((resolve, reject) => {
         this.server!.once('error', reject);
         this.server!.listen(l.port, l.host, () => {
@@ -840,8 +909,10 @@ export class RemoteCopy {
   }
 
   /** An incoming link: routed to its group by the first message (a hello). */
-  private accept(s: net.Socket): void {
-    if (this.faults.cut) { s.destroy(); return; }
+  private accept(raw: net.Socket): void {
+    if (this.faults.cut) { raw.destroy(); return; }
+    const reader = new LinkReader();
+    const s = reader.adopt(raw);
     this.accepted.add(s);
     s.on('close', () => this.accepted.delete(s));
     s.on('error', () => {});
@@ -849,11 +920,11 @@ export class RemoteCopy {
     const timer = setTimeout(() => s.destroy(), 5000);
     timer.unref();
     let routed: ((sequence: number, m: import('../../protocol/replication/link.ts').LinkMessage) => void) | null = null;
-    const onData = (chunk: Buffer) => framer.push(chunk, (ev) => {
+    reader.onChunk = (chunk: Buffer) => framer.push(chunk, (ev) => {
       if (ev.kind === 'error') { s.destroy(); return; }
       // Messages after the hello in the same chunk go to the group the hello chose.
       if (routed) { routed(ev.sequence, ev.message); return; }
-      s.off('data', onData);
+      reader.onChunk = () => {};
       clearTimeout(timer);
       const m = ev.message;
       if (m.type === 'group-admin') { void answerGroupAdmin(this, s, m.request); return; }
@@ -864,10 +935,9 @@ export class RemoteCopy {
         s.end();
         return;
       }
-      routed = g.attach(s, framer, { sequence: ev.sequence, message: m });
+      routed = g.attach(s, framer, reader, { sequence: ev.sequence, message: m });
     });
-    s.on('data', onData);
-    this.injector.receiving(s);
+    this.injector.receiving(s, reader.userBuffers);
   }
 
   /** POST /v1/rcopy/link: cut, restore, latency, loss, one-way partition of every replication link of this array (link-faults.ts). */

@@ -544,19 +544,13 @@ export class GroupMachine {
           out.push({ kind: 'complete', origin, outcome: m.status === 'ok' ? OK : ackFailure(m.status) });
           return;
         }
-        const w = this.awaitingPeer.get(m.seq);
-        if (!w) return;
-        this.awaitingPeer.delete(m.seq);
-        if (w.op.kind === 'pr-state') this.prSettled(w.op.volume);
-        const origin = w.origin;
-        if (m.status === 'ok') { out.push({ kind: 'complete', origin, outcome: OK }); this.maybeSwap(out); return; }
-        // The secondary could not apply: it no longer has the group's data; stop the group
-        // (HPE no_fail_wrt_on_err would hide it from the host; here the write is not acknowledged).
-        this.markDirty(extentsOf(w.op));
-        out.push({ kind: 'complete', origin, outcome: ackFailure(m.status) });
-        this.stopReplication(`secondary could not apply write ${m.seq} (${m.status})`, out);
+        this.peerAcked(m.seq, m.status, out);
         return;
       }
+      case 'acks':
+        // In order, as the secondary applied them; a failure among them would have had its own ack.
+        for (let seq = m.first; seq <= m.last; seq++) this.peerAcked(seq, 'ok', out);
+        return;
       case 'pr-out-result': {
         const origin = this.prSent.get(m.id);
         if (!origin) return;
@@ -611,6 +605,21 @@ export class GroupMachine {
       default:
         return; // hello (the shell's), compare-and-write (the shell runs it at the primary)
     }
+  }
+
+  /** Primary: the secondary acknowledged replicated write `seq`. */
+  private peerAcked(seq: bigint, status: AckStatus, out: GroupAction[]): void {
+    const w = this.awaitingPeer.get(seq);
+    if (!w) return;
+    this.awaitingPeer.delete(seq);
+    if (w.op.kind === 'pr-state') this.prSettled(w.op.volume);
+    const origin = w.origin;
+    if (status === 'ok') { out.push({ kind: 'complete', origin, outcome: OK }); this.maybeSwap(out); return; }
+    // The secondary could not apply: it no longer has the group's data; stop the group
+    // (HPE no_fail_wrt_on_err would hide it from the host; here the write is not acknowledged).
+    this.markDirty(extentsOf(w.op));
+    out.push({ kind: 'complete', origin, outcome: ackFailure(status) });
+    this.stopReplication(`secondary could not apply write ${seq} (${status})`, out);
   }
 
   /**

@@ -214,7 +214,8 @@ export class LinkFaultInjector {
   readonly counters: LinkFaultCounters = { framesShaped: 0, retransmissions: 0, framesQueued: 0 };
   random: () => number;
   private readonly shapers = new Set<LinkShaper>();
-  private readonly receivers = new Set<net.Socket>();
+  /** Link sockets being read, and whether each reads through `onread` (link-reader.ts: no 'data' listeners). */
+  private readonly receivers = new Map<net.Socket, boolean>();
 
   constructor(seed = (Date.now() ^ (process.pid << 16)) >>> 0) {
     this.faults = { cut: false, latencyMs: 0, lossPercent: 0, oneWay: null, seed };
@@ -233,9 +234,10 @@ export class LinkFaultInjector {
   /**
    * The receive side of a link connection: not read while a one-way `in` partition is set. Call it
    * before adding the 'data' listener (a paused socket stays paused when one is added).
+   * `userReads`: it reads through `onread` (link-reader.ts), so it has no 'data' listener to wait for.
    */
-  receiving(s: net.Socket): void {
-    this.receivers.add(s);
+  receiving(s: net.Socket, userReads = false): void {
+    this.receivers.set(s, userReads);
     s.once('close', () => this.receivers.delete(s));
     if (this.faults.oneWay === 'in') s.pause();
   }
@@ -250,9 +252,9 @@ export class LinkFaultInjector {
     if (o.lossPercent !== undefined) f.lossPercent = o.lossPercent;
     if (o.oneWay !== undefined) f.oneWay = o.oneWay;
     if (o.seed !== undefined) { f.seed = o.seed >>> 0; this.random = seededRandom(f.seed); }
-    for (const s of this.receivers) {
+    for (const [s, userReads] of this.receivers) {
       if (f.oneWay === 'in') s.pause();
-      else if (s.isPaused() && s.listenerCount('data') > 0) s.resume();
+      else if (s.isPaused() && (userReads || s.listenerCount('data') > 0)) s.resume();
     }
     for (const sh of this.shapers) sh.kick();
     return o.action === 'cut';

@@ -78,6 +78,22 @@ describe('group machine: synchronous writes', () => {
     expect(p.completed).toEqual([{ origin: { kind: 'local', id: 1 }, outcome: { kind: 'ok' } }]);
   });
 
+  it('a cumulative ack (acks first..last) completes exactly those writes, in order; writes after the run still wait', () => {
+    const { p, s } = pair();
+    for (let i = 1; i <= 4; i++) p.step({ kind: 'host-write', origin: { kind: 'local', id: i }, op: w(i, `v${i}`) });
+    deliver(p, s);
+    const seqs = s.outbox.filter((m) => m.type === 'ack').map((m) => (m as { seq: bigint }).seq);
+    expect(seqs).toHaveLength(4);
+    s.outbox.length = 0;
+    // What the shell sends for the first three acks of one tick (engine.ts ackLater).
+    p.step({ kind: 'peer', message: { type: 'acks', first: seqs[0], last: seqs[2] } });
+    expect(p.completed.map((c) => c.origin)).toEqual([1, 2, 3].map((id) => ({ kind: 'local', id })));
+    expect(p.m.inFlight).toBe(1);
+    p.step({ kind: 'peer', message: { type: 'ack', forwarded: false, seq: seqs[3], status: 'ok' } });
+    expect(p.completed.map((c) => (c.origin as { id: number }).id)).toEqual([1, 2, 3, 4]);
+    expect(p.m.inFlight).toBe(0);
+  });
+
   it('a secondary write is forwarded, not applied locally first, ordered by the primary, and completed after both have it', () => {
     const { p, s } = pair();
     s.step({ kind: 'host-write', origin: { kind: 'local', id: 9 }, op: w(7, 'y') });

@@ -27,15 +27,19 @@ export function fields(...fs: Field[]): Buffer {
   return Buffer.concat(out);
 }
 
-/** Header (magic "ARRC", version 5, type, flags 0, length, sequence, payload CRC LSB first, header CRC) + payload. */
-export function frame(type: number, sequence: number, payload: Buffer, o: { version?: number; magic?: number } = {}): Buffer {
+/**
+ * Header (magic "ARRC", version 6, type, flags, length, sequence, payload CRC LSB first, header CRC) + payload.
+ * `crcBytes`: the payload CRC covers only the first that many bytes (a write sent with flag 0x0001, its data unchecked).
+ */
+export function frame(type: number, sequence: number, payload: Buffer, o: { version?: number; magic?: number; flags?: number; crcBytes?: number } = {}): Buffer {
   const h = Buffer.alloc(24);
   h.writeUInt32BE(o.magic ?? 0x41525243, 0);
-  h[4] = o.version ?? 5;
+  h[4] = o.version ?? 6;
   h[5] = type;
+  h.writeUInt16BE(o.flags ?? 0, 6);
   h.writeUInt32BE(payload.length, 8);
   h.writeUInt32BE(sequence, 12);
-  h.writeUInt32LE(crc32cBitwise(payload), 16);
+  h.writeUInt32LE(crc32cBitwise(payload.subarray(0, o.crcBytes ?? payload.length)), 16);
   h.writeUInt32LE(crc32cBitwise(h.subarray(0, 20)), 20);
   return Buffer.concat([h, payload]);
 }

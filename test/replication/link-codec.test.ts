@@ -9,8 +9,8 @@ const block = Buffer.alloc(512, 0xa5);
 /** PR OUT parameter list (SPC-5 §6.17.3): RESERVATION KEY 0, SERVICE ACTION RESERVATION KEY 0xabc, flags 0. */
 const prParams = Buffer.from('0000000000000000' + '0000000000000abc' + '00000000' + '00000000', 'hex');
 
-/** Each vector: the message, its link sequence, and the bytes built field by field. */
-const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = [
+/** Each vector: the message, its link sequence, and the bytes built field by field (`checkData` false: encoded with the data unchecked). */
+const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer; checkData?: boolean }[] = [
   {
     name: 'hello from the primary, one volume', seq: 0,
     m: { type: 'hello', arrayId: 'site-a', group: 'rcg1', role: 'primary', volumes: [{ wwn: '502a751000000001', serial: 'ASIMVOL1', blockSize: 512, blockCount: 2097152n }], epoch: 3, restarted: false, volatile: false, empty: false, ports: [1, 3] },
@@ -25,6 +25,11 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     name: 'replicated write, group seq 7, volume 0, FUA', seq: 1,
     m: { type: 'write', forwarded: false, seq: 7n, volume: 0, lba: 0x1234n, fua: true, data },
     bytes: frame(2, 1, Buffer.concat([fields(['u8', 0], ['u64', 7n], ['u16', 0], ['u8', 1], ['u64', 0x1234n]), data])),
+  },
+  {
+    name: 'replicated write with its data unchecked (flag 0x0001: the CRC covers the 20 bytes of fields only)', seq: 1, checkData: false,
+    m: { type: 'write', forwarded: false, seq: 7n, volume: 0, lba: 0x1234n, fua: true, data },
+    bytes: frame(2, 1, Buffer.concat([fields(['u8', 0], ['u64', 7n], ['u16', 0], ['u8', 1], ['u64', 0x1234n]), data]), { flags: 1, crcBytes: 20 }),
   },
   {
     name: 'forwarded write (secondary → primary), request 3', seq: 2,
@@ -188,6 +193,11 @@ const VECTORS: { name: string; seq: number; m: LinkMessage; bytes: Buffer }[] = 
     },
     bytes: frame(12, 19, fields(['u64', 6n], ['u16', 0], ['str', 'iqn.a'], ['str', '400001370000'], ['str', 'iqn.t'], ['u16', 2], ['u16', 2], ['u8', 0])),
   },
+  {
+    name: 'acks: the replicated writes of group seq 7 to 38 all applied (one frame for a read\'s worth)', seq: 20,
+    m: { type: 'acks', first: 7n, last: 38n },
+    bytes: frame(17, 20, fields(['u64', 7n], ['u64', 38n])),
+  },
 ];
 
 function norm(m: LinkMessage): unknown {
@@ -208,7 +218,7 @@ describe('link codec golden vectors', () => {
 
   for (const v of VECTORS) {
     it(`${v.name}: encodes to the built bytes and decodes back`, () => {
-      expect(Buffer.concat(encodeMessage(v.m, v.seq)).toString('hex')).toBe(v.bytes.toString('hex'));
+      expect(Buffer.concat(encodeMessage(v.m, v.seq, v.checkData)).toString('hex')).toBe(v.bytes.toString('hex'));
       expect(collect([v.bytes])).toEqual([{ kind: 'message', sequence: v.seq, message: norm(v.m) }]);
     });
   }
@@ -233,12 +243,16 @@ describe('link codec golden vectors', () => {
 
 describe('link codec refusals: the framer reports one error and stops', () => {
   const good = VECTORS[1].bytes;
+  const unchecked = VECTORS[3].bytes;
   const cases: { name: string; bytes: Buffer; code: string }[] = [
     { name: 'bad magic', bytes: frame(2, 1, good.subarray(24), { magic: 0x41525244 }), code: 'bad-magic' },
     { name: 'other version (1: a hello without the epoch)', bytes: frame(2, 1, good.subarray(24), { version: 1 }), code: 'bad-version' },
     { name: 'other version (2: a hello without the restart flags)', bytes: frame(2, 1, good.subarray(24), { version: 2 }), code: 'bad-version' },
     { name: 'other version (3: an array without persistent reservation replication)', bytes: frame(2, 1, good.subarray(24), { version: 3 }), code: 'bad-version' },
     { name: 'other version (4: an array without RESERVE/RELEASE and LU reset replication)', bytes: frame(2, 1, good.subarray(24), { version: 4 }), code: 'bad-version' },
+    { name: 'other version (5: an array without the DATA_UNCHECKED flag)', bytes: frame(2, 1, good.subarray(24), { version: 5 }), code: 'bad-version' },
+    { name: 'DATA_UNCHECKED on a message that is not a write (an ack)', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n], ['u8', 0]), { flags: 1 }), code: 'bad-flags' },
+    { name: 'an unknown header flag (0x0002) on a write', bytes: frame(2, 1, Buffer.concat([fields(['u8', 0], ['u64', 7n], ['u16', 0], ['u8', 0], ['u64', 0n]), data]), { flags: 2 }), code: 'bad-flags' },
     { name: 'PR state with an unknown flag (0x20)', bytes: frame(14, 1, fields(['u64', 1n], ['u16', 0], ['u32', 0], ['u8', 0x20], ['u16', 0], ['u16', 0])), code: 'bad-payload' },
     { name: 'PR state whose holder is not a registration', bytes: frame(14, 1, fields(['u64', 1n], ['u16', 0], ['u32', 0], ['u8', 2], ['u16', 0], ['u8', 1], ['u16', 0], ['u16', 0])), code: 'bad-payload' },
     { name: 'PR OUT result with a field pointer bit above 7', bytes: frame(13, 1, fields(['u64', 1n], ['u8', 2], ['str', 'x'], ['u8', 0b101], ['u16', 1], ['u8', 9])), code: 'bad-payload' },
@@ -248,6 +262,8 @@ describe('link codec refusals: the framer reports one error and stops', () => {
     { name: 'unknown type', bytes: frame(0x77, 1, Buffer.alloc(4)), code: 'unknown-type' },
     { name: 'truncated fields', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n])), code: 'bad-payload' },
     { name: 'trailing bytes', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n], ['u8', 0], ['u8', 9])), code: 'bad-payload' },
+    { name: 'acks run that is not a run (last = first)', bytes: frame(17, 1, fields(['u64', 7n], ['u64', 7n])), code: 'bad-payload' },
+    { name: 'acks run backwards', bytes: frame(17, 1, fields(['u64', 8n], ['u64', 7n])), code: 'bad-payload' },
     { name: 'unknown ack status', bytes: frame(5, 1, fields(['u8', 0], ['u64', 7n], ['u8', 99])), code: 'bad-payload' },
     { name: 'unknown hello flag', bytes: frame(1, 0, fields(['str', 'a'], ['str', 'g'], ['u8', 1], ['u16', 0], ['u32', 0], ['u8', 8], ['u16', 0])), code: 'bad-payload' },
     { name: 'flag byte not 0/1', bytes: frame(5, 1, fields(['u8', 2], ['u64', 7n], ['u8', 0])), code: 'bad-payload' },
@@ -255,14 +271,36 @@ describe('link codec refusals: the framer reports one error and stops', () => {
     { name: 'write: shorter than its fields', bytes: frame(2, 1, fields(['u8', 0], ['u64', 7n], ['u16', 0], ['u8', 0])), code: 'bad-payload' },
     { name: 'write: damaged data', bytes: (() => { const b = Buffer.from(VECTORS[2].bytes); b[b.length - 1] ^= 1; return b; })(), code: 'bad-data-crc' },
     { name: 'write: damaged field', bytes: (() => { const b = Buffer.from(VECTORS[2].bytes); b[30] ^= 1; return b; })(), code: 'bad-data-crc' },
-    { name: 'ack: damaged field', bytes: (() => { const b = Buffer.from(VECTORS[6].bytes); b[30] ^= 1; return b; })(), code: 'bad-data-crc' },
+    { name: 'ack: damaged field', bytes: (() => { const b = Buffer.from(VECTORS[7].bytes); b[30] ^= 1; return b; })(), code: 'bad-data-crc' },
+    { name: 'write with its data unchecked: a damaged field is still caught', bytes: (() => { const b = Buffer.from(unchecked); b[30] ^= 1; return b; })(), code: 'bad-data-crc' },
+    { name: 'write with its data unchecked: a damaged length is still caught', bytes: (() => { const b = Buffer.from(unchecked); b[11] ^= 1; return b; })(), code: 'bad-header-crc' },
+    { name: 'write with its data unchecked: the flag cleared on the way is caught (header CRC)', bytes: (() => { const b = Buffer.from(unchecked); b[7] = 0; return b; })(), code: 'bad-header-crc' },
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const ev = collect([c.bytes, VECTORS[5].bytes]);
+      const ev = collect([c.bytes, VECTORS[6].bytes]);
       expect(ev).toHaveLength(1);
       expect(ev[0].kind).toBe('error');
       expect((ev[0] as { error: { code: string } }).error.code).toBe(c.code);
     });
   }
+});
+
+describe('link data integrity (peers.dataIntegrity)', () => {
+  it('checked (the default): a damaged byte of a write\'s data is caught', () => {
+    const b = Buffer.concat(encodeMessage({ type: 'write', forwarded: false, seq: 1n, volume: 0, lba: 0n, fua: false, data }, 0));
+    b[b.length - 100] ^= 0x10;
+    const ev = collect([b]);
+    expect(ev).toEqual([{ kind: 'error', error: expect.objectContaining({ code: 'bad-data-crc' }) }]);
+  });
+
+  it('negative control: unchecked, the same damage passes the framer (what the option leaves to TCP)', () => {
+    const b = Buffer.concat(encodeMessage({ type: 'write', forwarded: false, seq: 1n, volume: 0, lba: 0n, fua: false, data }, 0, false));
+    b[b.length - 100] ^= 0x10;
+    const ev = collect([b]);
+    expect(ev).toHaveLength(1);
+    expect(ev[0].kind).toBe('message');
+    const got = (ev[0] as unknown as { message: { data: string } }).message.data;
+    expect(got).not.toBe(data.toString('hex'));
+  });
 });

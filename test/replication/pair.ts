@@ -11,14 +11,14 @@ import { ScsiCommandError, ScsiDevice } from '../../src/initiator/index.ts';
 import type { ScsiResult } from '../../src/initiator/index.ts';
 import type { Proximity } from '../../src/replication/group-machine.ts';
 import { RemoteCopy } from '../../src/replication/engine.ts';
-import type { ReplicationGroup } from '../../src/replication/engine.ts';
+import type { DataIntegrity, ReplicationGroup } from '../../src/replication/engine.ts';
 
 export const TARGET = 'iqn.2026-11.dev.arraysim:rcopy-test';
 export const GROUP = 'rcg1';
 export const VOLUME = { naa: '502a7510000a0001', serial: 'ASIMRCOPYVOL1' };
 export const BLOCKS = 131072; // 64 MiB of 512-byte blocks (thin memory: only what is written takes memory)
 
-function config(site: 'A' | 'B', peerPort: number | null, hosts: Record<string, Proximity>, witness?: { host: string; port: number }, tpgtB = 2): ArrayConfig {
+function config(site: 'A' | 'B', peerPort: number | null, hosts: Record<string, Proximity>, witness?: { host: string; port: number }, tpgtB = 2, dataIntegrity?: DataIntegrity): ArrayConfig {
   const host = site === 'A' ? '127.0.1.1' : '127.0.2.1';
   const tpg = site === 'A' ? 1 : tpgtB;
   return {
@@ -26,7 +26,7 @@ function config(site: 'A' | 'B', peerPort: number | null, hosts: Record<string, 
     targets: [{ name: TARGET, luns: [{ spec: `${BLOCKS * 512}`, naa: VOLUME.naa, serial: VOLUME.serial }] }],
     iscsi: { nopInterval: 0 },
     logLevel: 'silent',
-    peers: { name: `site-${site.toLowerCase()}`, listen: { host, port: 0 }, peer: peerPort === null ? undefined : { host: '127.0.2.1', port: peerPort }, witness },
+    peers: { name: `site-${site.toLowerCase()}`, listen: { host, port: 0 }, peer: peerPort === null ? undefined : { host: '127.0.2.1', port: peerPort }, witness, dataIntegrity },
     rcopy: { groups: [{ name: GROUP, role: site === 'A' ? 'primary' : 'secondary', volumes: [{ target: TARGET, lun: 0 }], policies: { active_active: true }, hosts }] },
   };
 }
@@ -48,14 +48,15 @@ export interface Pair {
 /** `unsafeAckBeforePeer`: site A acknowledges writes before B has them (only for negative controls). */
 /** `witness`: both arrays keep in touch with the quorum witness at that address (peers.witness). */
 /** `tpgtB`: site B's TPGT (= relative target port id; default 2, A's is 1); `noWait`: return without waiting for Synced. */
-export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAckBeforePeer?: boolean; witness?: { host: string; port: number }; tpgtB?: number; noWait?: boolean } = {}): Promise<Pair> {
+/** `dataIntegrity`: both arrays' peers.dataIntegrity (default: auto, so unchecked on loopback). */
+export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAckBeforePeer?: boolean; witness?: { host: string; port: number }; tpgtB?: number; noWait?: boolean; dataIntegrity?: DataIntegrity } = {}): Promise<Pair> {
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const b = await StorageArray.create(config('B', null, o.hosts ?? {}, o.witness, o.tpgtB), log.child({ site: 'B' }));
+  const b = await StorageArray.create(config('B', null, o.hosts ?? {}, o.witness, o.tpgtB, o.dataIntegrity), log.child({ site: 'B' }));
   await b.start();
   RemoteCopy.unsafeAckBeforePeer = !!o.unsafeAckBeforePeer;
   let a: StorageArray;
   try {
-    a = await StorageArray.create(config('A', b.config.peers!.listen!.port, o.hosts ?? {}, o.witness), log.child({ site: 'A' }));
+    a = await StorageArray.create(config('A', b.config.peers!.listen!.port, o.hosts ?? {}, o.witness, 2, o.dataIntegrity), log.child({ site: 'A' }));
   } finally {
     RemoteCopy.unsafeAckBeforePeer = false;
   }

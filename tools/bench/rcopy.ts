@@ -6,7 +6,7 @@
  *   A  primary          127.0.1.1:PORT+1  the same LUN in Remote Copy group rcg1 (active_active)
  *   B  secondary        127.0.2.1:PORT+2  its peer (link listeners PORT+3 on B, PORT+4 on A)
  *
- *   npx tsx tools/bench/rcopy.ts [--seconds 5] [--rounds 3] [--port 3490] [--latency-ms 1] [--resync-percent 1] [--json] [--qd32-only]
+ *   npx tsx tools/bench/rcopy.ts [--seconds 5] [--rounds 3] [--port 3490] [--latency-ms 1] [--resync-percent 1] [--json] [--qd32-only] [--data-integrity auto|crc32c|none]
  *   (ARRAYSIM_BENCH_PRIORITY=-20 on a shared machine, as root: tools/bench/target.ts prioritize)
  *
  * Needs a current dist/ (`npm run build`; bin/arraysim.js refuses a stale one). The client is the
@@ -48,6 +48,8 @@ const LATENCY_MS = numOpt('latency-ms', 1);
 const RESYNC_PERCENT = numOpt('resync-percent', 1);
 const JSON_OUT = process.argv.includes('--json');
 const QD32_ONLY = process.argv.includes('--qd32-only');
+/** --data-integrity auto|crc32c|none: both arrays' peers.dataIntegrity (default: the arrays' default, auto: unchecked on loopback). */
+const DATA_INTEGRITY = ((i) => (i >= 0 ? process.argv[i + 1] : undefined))(process.argv.indexOf('--data-integrity'));
 const IQN = 'iqn.2026-11.dev.arraysim:rcopy-bench';
 const BLOCKS = 2 * 1024 * 1024; // 1 GiB of 512-byte blocks
 const SLOTS = BLOCKS / 8; // 4 KiB slots
@@ -70,6 +72,7 @@ function yaml(site: 'U' | 'A' | 'B'): string {
   ];
   if (site !== 'U') {
     lines.push('peers:', `  name: site-${site.toLowerCase()}`, `  listen: ${host}:${site === 'B' ? PORT + 3 : PORT + 4}`);
+    if (DATA_INTEGRITY) lines.push(`  dataIntegrity: ${DATA_INTEGRITY}`);
     if (site === 'A') lines.push(`  peer: 127.0.2.1:${PORT + 3}`);
     lines.push('rcopy:', '  groups:', '    - name: rcg1', `      role: ${site === 'A' ? 'primary' : 'secondary'}`, '      volumes: [0]', '      policies: [active_active]');
   }
