@@ -139,6 +139,12 @@ export class LocalCopy {
   image: AccessedImage | null = null;
   /** Image access is being enabled or disabled (rolling, undoing the image's writes): its LUs are not ready. */
   changing = false;
+  /**
+   * enable_image_access is taking the replica to this sequence (before `image` is set): the journal
+   * keeps the payloads after it, which the roll back restores (journal.restoreData) and the
+   * distributor re-applies after disable; a trim meanwhile (production writing) must not drop them again.
+   */
+  enablingTo: number | null = null;
   /** The LUs of the copy's own target (copy-target.ts), one per replication set. */
   exported: LogicalUnit[] = [];
   /** A synchronization of this copy alone runs (enable_copy, after direct access): not distributed to meanwhile. */
@@ -177,7 +183,10 @@ export class LocalCopy {
    * after it, stay (virtual access reads the undo data after its image; logged access has rolled
    * the replica back to it).
    */
-  get heldSeq(): number { return this.image ? Math.min(this.appliedSeq, this.image.seq) : this.appliedSeq; }
+  get heldSeq(): number {
+    const to = this.image ? this.image.seq : this.enablingTo;
+    return to === null ? this.appliedSeq : Math.min(this.appliedSeq, to);
+  }
 
   /** Whether its replicas are the journal's image at appliedSeq (what a checkpoint may call initialized). */
   get inStep(): boolean { return this.distributing && !this.needsSweep && this.markedRegions === 0; }

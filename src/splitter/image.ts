@@ -112,6 +112,9 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
     const reason = `enable_image_access image=${image}`;
     g.copyAccess(c, to, reason, { phase: 'rolling', image: { image, seq, bookmark } });
     c.changing = true;
+    // The journal is held at the image from now on, not only once c.image is set: production
+    // writing during the roll back trims the journal, and must leave the payloads it restores.
+    c.enablingTo = seq;
     try {
       await c.serial;
       // Forward: the journal up to the image (its undo data kept like the distributor's).
@@ -144,6 +147,7 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
       throw e;
     } finally {
       c.changing = false;
+      c.enablingTo = null;
     }
     // A unit attention (SAM-5 §5.14, SPC-5 §5.12): NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED (28/00).
     for (const lu of c.exported) lu.ua.establishAll(lu.target.nexusKeys(), 'MediumMayHaveChanged');

@@ -91,14 +91,16 @@ async function verb(r: Rig, v: string, body: object): Promise<any> {
   return res.json;
 }
 
-/** The transfer is active and every enabled copy has applied the whole journal. */
+/** The transfer is active and every enabled copy has applied the whole journal (fails at once if the transfer stopped with an error). */
 async function caughtUp(g: ConsistencyGroup): Promise<void> {
   await g.ready();
+  const why = () => `transfer ${g.transfer} (${g.history.at(-1)?.reason}), journal next seq ${g.journal.nextSeq}, copies ${JSON.stringify(g.status().copies)}`;
   for (let i = 0; i < 2000; i++) {
     if (g.transfer === 'active' && g.copies.every((c) => !c.enabled || (c.distributing && c.appliedSeq === g.journal.nextSeq - 1))) return;
+    if (g.transfer === 'error') throw new Error(`copies cannot catch up: ${why()}`);
     await new Promise((res) => setTimeout(res, 10));
   }
-  throw new Error(`copies never caught up: ${JSON.stringify(g.status().copies)}`);
+  throw new Error(`copies never caught up: ${why()}`);
 }
 
 describe('the copy\'s target', () => {
@@ -216,6 +218,37 @@ describe('logged access', () => {
   }, 60_000);
 
   it('with a file journal (file replicas: undo data and the image-access log read and restored asynchronously): the same', () => fileJournalImage('logged'), 60_000);
+
+  it('with a file journal, production writing while the replica is rolled back: the payloads it restores stay for the catch-up', async () => {
+    rig = await start(['local'], true);
+    const g = rig.group;
+    await g.startTransfer('test');
+    await caughtUp(g);
+    const prod = await open(rig, TARGET, 0);
+    good(await prod.write(0n, pattern(64 * KiB, 1)));
+    const bm = await verb(rig, 'bookmarks', { name: 'f' });
+    // 40 records after the bookmark, applied (so trimmed of their payloads: history is undo data).
+    for (let k = 0; k < 40; k++) good(await prod.write(BigInt(k * 16), pattern(8 * KiB, 100 + k)));
+    await caughtUp(g);
+    const last = g.journal.nextSeq - 1;
+    // Production goes on while the roll back reads and writes the file replica record by record.
+    let writing = true;
+    let during = 0;
+    const writer = (async () => {
+      for (let k = 0; writing; k++) { good(await prod.write(BigInt(12_000 + (k % 100) * 8), pattern(4 * KiB, 500 + k))); during++; }
+    })();
+    await verb(rig, 'enable_image_access', { copy: 'local', image: 'f' });
+    const duringEnable = during;
+    writing = false;
+    await writer;
+    expect(duringEnable, 'production wrote during the enable').toBeGreaterThan(0);
+    // The roll back gave each record after the image its payload again, and no trim took it since.
+    const bare = [...g.journal.after(bm.seq)].filter((r) => r.seq <= last && r.kind === 'data' && r.data === null).map((r) => r.seq);
+    expect(bare).toEqual([]);
+    await verb(rig, 'disable_image_access', { copy: 'local' });
+    await caughtUp(g);
+    expect((await adminCall(rig.addr, 'POST', '/v1/groups/G/verify', {})).json).toMatchObject({ consistent: true });
+  }, 60_000);
 
   it('reaches an image by time and by seq:N', async () => {
     rig = await start();
