@@ -23,6 +23,7 @@ import { configFromFlags } from '../../src/config.ts';
 import { ScsiDevice } from '../../src/initiator/index.ts';
 import type { ScsiResult } from '../../src/initiator/index.ts';
 import { replicaJournalHooks } from '../../src/scsi/replica-journal.ts';
+import { formatGroupState } from '../../src/splitter/cli.ts';
 import type { ConsistencyGroup, CrrCopy } from '../../src/splitter/group.ts';
 import { verifyGroup } from '../../src/splitter/verify.ts';
 import { cdb16 } from '../helpers/cdb.ts';
@@ -129,6 +130,8 @@ describe('remote copy (CRR): images from the remote site\'s journal', () => {
     expect(dr.oldestImageSeq).toBeLessThanOrEqual(a);
     expect(dr.remoteJournal).toMatchObject({ applied: p.copy.appliedSeq, image: null });
     expect(dr.undoBytes).toBe(claims[0].claim.undoBytes);
+    // get_group_state on the command line: the copy's window, from the remote.
+    expect(formatGroupState(state)).toMatch(new RegExp(`remote journal: undo [\\d.]+ KiB of 256\\.0 MiB, window seq ${dr.remoteJournal.oldestImage} to ${p.copy.appliedSeq}`));
 
     const en = await verb(p, 'enable_image_access', { copy: 'dr', image: 'a' });
     expect(en.status, JSON.stringify(en.json)).toBe(200);
