@@ -58,6 +58,24 @@ describe('REPLICA CLAIM parameter list', () => {
 });
 
 describe('REPLICA CLAIM on an LU', () => {
+  it('other nexuses cannot register or reserve a claimed LU (NOT READY 02/04/03); the owner can, and everyone once it is released', async () => {
+    const l = setupLun();
+    const link = up(l, LINK, '23d000000011');
+    const other = up(l, 'iqn.2026-01.test:dr-host', '23d000000012');
+    // PERSISTENT RESERVE OUT REGISTER (service action 00h) with a 24-byte list: SERVICE ACTION RESERVATION KEY 0xabc.
+    const register = (n: Nexus, key: number) => {
+      const list = Buffer.alloc(24); list.writeUInt32BE(key, 12);
+      return submit(l, [0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0], { dataOut: list, nexus: n });
+    };
+    const reserve6 = (n: Nexus) => submit(l, [0x16, 0, 0, 0, 0, 0], { nexus: n });
+    expect((await claim(l, link)).status).toBe(ScsiStatus.Good);
+    expect(senseOf(await register(other, 0xabc))).toEqual([0x02, 0x04, 0x03]);
+    expect(senseOf(await reserve6(other))).toEqual([0x02, 0x04, 0x03]);
+    expect((await register(link, 0xdef)).status).toBe(ScsiStatus.Good);
+    expect((await claim(l, link, ReplicaClaimAction.Release)).status).toBe(ScsiStatus.Good);
+    expect((await register(other, 0xabc)).status).toBe(ScsiStatus.Good);
+  });
+
   it('other nexuses get NOT READY 02/04/03 for media commands; the owner\'s new session takes it over; another initiator conflicts', async () => {
     const l = setupLun();
     const link = up(l, LINK, '23d000000001');
