@@ -1,7 +1,7 @@
 /**
  * REGION DIGEST, a vendor-specific command (SPC-5 §4.3.4.1: operation codes C0h-FFh are vendor
- * specific): the CRC32C of each 64 KiB piece of a range of blocks, the digest that verify and the
- * first-initialization sweep compare (src/splitter/digest.ts). A remote copy (CRR) of a consistency
+ * specific): the digest of each 64 KiB piece of a range of blocks (its CRC32C XOR its CRC-32,
+ * src/splitter/digest.ts), the digest that verify and the first-initialization sweep compare. A remote copy (CRR) of a consistency
  * group compares its replica on another arraysim with production by asking that array for its
  * digests over the iSCSI session: 4 bytes per 64 KiB cross the link instead of the data, which is
  * what makes a sweep after dd seeding send only what differs (the field notes' "21 GB of 330 GB").
@@ -11,7 +11,7 @@
  * CDB (16 bytes): byte 0 opcode C1h; bytes 2-9 LOGICAL BLOCK ADDRESS; bytes 10-13 NUMBER OF
  * LOGICAL BLOCKS (at most 64 MiB); bytes 14-15 ALLOCATION LENGTH (the parameter data is small).
  * Parameter data: byte 0 bit 0 DEALLOCATED (the store reports the whole range deallocated: no
- * digest follows, it reads zeros, LBPRZ=1); bytes 4-7 PIECES; then PIECES × 4-byte CRC32C.
+ * digest follows, it reads zeros, LBPRZ=1); bytes 4-7 PIECES; then PIECES × 4-byte digest.
  */
 import type { CommandDef } from './command.ts';
 import { checkRange, invalidField, reserved } from './cdb.ts';
