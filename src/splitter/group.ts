@@ -35,6 +35,8 @@ import type { Journal, JournalRecord, ProtectionWindow } from './journal.ts';
 import { PRIMITIVES } from './policy.ts';
 import type { Primitive, SplitterSpec } from './policy.ts';
 import { formatSpec } from './policy.ts';
+import { restorePieces } from './undo.ts';
+import { applyWriteAhead, DurableUndoStream, UndoLog } from './undo-file.ts';
 import type { LinkStatus, ReplicationLink } from './link.ts';
 
 export { CrrCopy, LocalCopy, REGION_BYTES, RegionMarkers };
@@ -589,6 +591,7 @@ export class ConsistencyGroup {
       const batch = [...this.journal.after(c.appliedSeq, max)];
       // A remote copy: several records in flight, applied by the remote array in sequence order.
       if (c instanceof CrrCopy) await c.ship(batch, this.journal.nextSeq - 1, stop);
+      else if (c.undo instanceof DurableUndoStream) await applyWriteAhead(c, c.undo, batch, stop);
       else {
         for (const r of batch) {
           if (stop?.()) break;
@@ -633,7 +636,9 @@ export class ConsistencyGroup {
     let reapplied = 0;
     let sweep = unclean;
     let reason = unclean ? 'the last stop was not clean' : 'clean stop';
+    await this.loadBookmarks();
     for (const c of this.copies) {
+      const undo = await this.openUndo(c);
       const cp = await j.readCheckpoint(c.name);
       if (!cp || cp.appliedSeq + 1 < j.firstSeq) {
         // No checkpoint (new copy), or the journal no longer holds what it lacks: sweep it.
@@ -645,11 +650,13 @@ export class ConsistencyGroup {
       if (!cp.initialized) { sweep = true; reason = `copy ${c.name}: its initialization had not completed`; }
       c.appliedSeq = c.checkpointSeq = cp.appliedSeq;
       c.checkpointInitialized = cp.initialized;
+      // Its undo data on disk: images older than the restart stay reachable (a sweep drops them, below).
+      const kept = undo && !sweep ? await this.recoverUndo(c, undo) : false;
       const before = c.appliedSeq;
       await this.drainCopy(c, Infinity);
       reapplied += c.appliedSeq - before;
-      // Undo data lives in memory: images from here on.
-      c.consistentAt(c.appliedSeq);
+      // No undo data kept: images from here on.
+      if (!kept) c.consistentAt(c.appliedSeq);
     }
     // Records older than a sweep must not be applied after it (production is newer): the sweep
     // starts from the journal's end. Its start is durable first, so a crash during it sweeps again.
@@ -661,6 +668,10 @@ export class ConsistencyGroup {
         c.checkpointInitialized = false;
         c.needsSweep = true;
         c.imageFloor = null;
+        // The sweep writes regions no record describes, so the undo data kept cannot take the
+        // replica back past it: the history goes (recapturing the sweep's before-images is not built).
+        if (c.undo.length) this.log?.warn({ group: this.name, copy: c.name, undoEntries: c.undo.length, oldestSeq: c.undo.oldestSeq }, 'undo data dropped: the copy is swept, images before the sweep are no longer reachable');
+        c.undo.clear();
       }
     } else {
       // Every copy is where its checkpoint says, and was initialized: start_transfer needs no sweep.
@@ -669,6 +680,78 @@ export class ConsistencyGroup {
     }
     this.recovery = { reapplied, sweep, reason };
     this.log?.info({ group: this.name, ...this.recovery }, 'journal recovered');
+  }
+
+  /** File journal: the local copy's undo stream, kept on disk from now on (undo-file.ts); null for a remote copy. */
+  private async openUndo(c: LocalCopy): Promise<DurableUndoStream | null> {
+    if (!this.journal.undoPath || c instanceof CrrCopy) return null;
+    if (c.undo instanceof DurableUndoStream) return c.undo;
+    const log = await UndoLog.open(this.journal.undoPath(c.name));
+    const undo = new DurableUndoStream(log);
+    c.undo = undo;
+    if (log.recovery.stop) this.log?.warn({ group: this.name, copy: c.name, ...log.recovery }, 'undo segments cut at a torn or bad entry');
+    return undo;
+  }
+
+  /**
+   * Recovery of copy `c`'s undo stream from its segments, before the records after its checkpoint
+   * are re-applied; true when the history is kept (imageFloor set from it). Every record after the
+   * image floor has an entry, so the entries that count are the run of consecutive sequences
+   * ending at the newest. Entries after the checkpoint are records the replica may hold in part
+   * (write-ahead: never a change without its entry): the replica is rolled back with them, newest
+   * first, to the checkpoint, and re-applying the records recaptures them, so the chain stays
+   * exact. History that cannot be trusted is dropped: entries lost before the newest (a segment
+   * cut in the middle, not a torn tail), or missing between the newest and the checkpoint.
+   */
+  private async recoverUndo(c: LocalCopy, undo: DurableUndoStream): Promise<boolean> {
+    const cp = c.appliedSeq;
+    const found = undo.log.found;
+    undo.log.found = [];
+    let k = found.length - 1;
+    while (k > 0 && found[k - 1].seq === found[k].seq - 1) k--;
+    const run = found.slice(Math.max(k, 0));
+    const newest = run.length ? run[run.length - 1].seq : cp;
+    const drop = (why: string): false => {
+      this.log?.warn({ group: this.name, copy: c.name, undoEntries: run.length, checkpoint: cp, why }, 'undo data dropped: images start at the recovery point');
+      undo.clear();
+      return false;
+    };
+    if (undo.log.recovery.lostSegments) return drop('undo segments lost after a bad entry');
+    if (newest < cp) return drop(`undo entries end at ${newest}, before the checkpoint ${cp}`);
+    const floor = run.length ? run[0].seq - 1 : cp;
+    undo.adopt(run);
+    if (run.length) undo.log.dropBefore(run[0].seq);
+    if (newest > cp) {
+      for (const e of undo.newestFirst(cp)) await restorePieces(c.replicas[e.set], e.pieces);
+      for (const s of c.replicas) await s.flush?.();
+      undo.truncateAfter(cp);
+      await undo.log.settled();
+    }
+    c.imageFloor = floor;
+    this.log?.info({ group: this.name, copy: c.name, imageFloor: floor, undoEntries: undo.length, rolledBack: newest - cp }, 'undo data recovered');
+    return true;
+  }
+
+  private bookmarksSaved: Promise<void> = Promise.resolve();
+
+  /** File journal: the bookmarks go to disk, one save after the other (the last has them all). */
+  private saveBookmarks(): void {
+    const j = this.journal;
+    if (!j.writeBookmarks) return;
+    const list = [...this.bookmarks].map(([name, b]) => ({ name, ...b }));
+    this.bookmarksSaved = this.bookmarksSaved.then(() => j.writeBookmarks!(list)).catch((err: unknown) => {
+      this.log?.error({ err, group: this.name }, 'bookmarks could not be saved');
+    });
+  }
+
+  /** File journal: the bookmarks saved before the stop (those naming records the journal lost go). */
+  private async loadBookmarks(): Promise<void> {
+    if (!this.journal.readBookmarks) return;
+    const last = this.journal.nextSeq - 1;
+    for (const b of await this.journal.readBookmarks()) {
+      if (b.seq > last) { this.log?.warn({ group: this.name, bookmark: b.name, seq: b.seq, lastSeq: last }, 'bookmark dropped: it names records the journal lost'); continue; }
+      this.bookmarks.set(b.name, { seq: b.seq, time: b.time });
+    }
   }
 
   /** Clean stop: let the distributor finish, make the journal durable and close the files. */
@@ -680,6 +763,8 @@ export class ConsistencyGroup {
     // The checkpoint says where each copy is, and whether its initialization completed.
     for (const c of this.copies) await (this.journal.writeCheckpoint ? this.drainCopy(c, 0) : c.serial);
     await Promise.all(this.copies.map((c) => (c instanceof CrrCopy ? c.shipping : null)));
+    await this.bookmarksSaved;
+    for (const c of this.copies) if (c.undo instanceof DurableUndoStream) await c.undo.log.close();
     await this.journal.close();
     if (this.journal.writeCheckpoint) {
       for (const c of this.copies) for (const s of c.replicas) { await s.flush?.(); await s.close(); }
@@ -746,6 +831,7 @@ export class ConsistencyGroup {
     if (this.bookmarks.has(name)) throw new Error(`name: bookmark "${name}" exists in group ${this.name}`);
     const b = { seq: this.journal.nextSeq - 1, time: new Date().toISOString() };
     this.bookmarks.set(name, b);
+    this.saveBookmarks();
     this.log?.info({ group: this.name, bookmark: name, seq: b.seq }, 'bookmark');
     return { name, ...b };
   }

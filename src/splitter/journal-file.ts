@@ -11,6 +11,8 @@
  *                                    the copy's replica files are fdatasync'd (see group.ts)
  *   DIR/open                         exists while the journal is open; still there at start-up
  *                                    means the last stop was not clean
+ *   DIR/<copy>.undo/                 a local copy's undo segments (undo-file.ts)
+ *   DIR/bookmarks.json               the group's bookmarks
  *
  * A record: a 48-byte header, then the payload (little-endian):
  *    0 u32 magic "ASJR"           12 u8  kind (1 data, 2 same, 3 unmap)   24 u64 time (ms)
@@ -363,6 +365,21 @@ export class FileJournal implements Journal {
   /** Record durably that `copy` holds every record up to `appliedSeq` (its replicas already synced). */
   writeCheckpoint(copy: string, c: CopyCheckpoint): Promise<void> {
     return writeDurably(path.join(this.dir, `copy-${copy}.json`), JSON.stringify(c) + '\n');
+  }
+
+  /** Where copy `copy` keeps its undo segments (undo-file.ts). */
+  undoPath(copy: string): string {
+    return path.join(this.dir, `${copy}.undo`);
+  }
+
+  async readBookmarks(): Promise<Array<{ name: string; seq: number; time: string }>> {
+    const b = await readJson(path.join(this.dir, 'bookmarks.json'));
+    return Array.isArray(b) ? b.filter((x) => x && typeof x.name === 'string' && Number.isInteger(x.seq) && typeof x.time === 'string') : [];
+  }
+
+  /** Every bookmark, replacing the file (few: one per operator verb). */
+  writeBookmarks(b: Array<{ name: string; seq: number; time: string }>): Promise<void> {
+    return writeDurably(path.join(this.dir, 'bookmarks.json'), JSON.stringify(b) + '\n');
   }
 
   /** Where copy `copy`'s replica of replication set `set` lives. */
