@@ -614,7 +614,7 @@ export class ConsistencyGroup {
   }
 
   /** What recover() found and did (status shows it). */
-  recovery: { reapplied: number; sweep: boolean; reason: string } | null = null;
+  recovery: { reapplied: number; sweep: boolean; reason: string; imagesKept?: boolean } | null = null;
 
   /**
    * Start-up of a file-journaled group, before the transfer starts: each copy re-applies the
@@ -622,6 +622,9 @@ export class ConsistencyGroup {
    * journal records never became durable (never acknowledged, but on disk all the same), so the
    * copies are swept again (the first initialization) once the re-application is done; without
    * an activity log (DRBD's) the sweep cannot be narrowed to the regions that were in flight.
+   * When every copy kept its undo data (undo-file.ts), that sweep runs here instead, before the
+   * target serves, and journals what differs (sweepIntoJournal), so the images before the stop
+   * stay reachable; otherwise it is the transfer's first initialization, and the history goes.
    */
   async recover(unclean: boolean, testSkip = false): Promise<void> {
     const j = this.journal;
@@ -637,6 +640,7 @@ export class ConsistencyGroup {
     let sweep = unclean;
     let reason = unclean ? 'the last stop was not clean' : 'clean stop';
     await this.loadBookmarks();
+    const keeping = new Set<LocalCopy>();
     for (const c of this.copies) {
       const undo = await this.openUndo(c);
       const cp = await j.readCheckpoint(c.name);
@@ -650,8 +654,9 @@ export class ConsistencyGroup {
       if (!cp.initialized) { sweep = true; reason = `copy ${c.name}: its initialization had not completed`; }
       c.appliedSeq = c.checkpointSeq = cp.appliedSeq;
       c.checkpointInitialized = cp.initialized;
-      // Its undo data on disk: images older than the restart stay reachable (a sweep drops them, below).
-      const kept = undo && !sweep ? await this.recoverUndo(c, undo) : false;
+      // Its undo data on disk: images older than the restart stay reachable.
+      const kept = undo && cp.initialized ? await this.recoverUndo(c, undo) : false;
+      if (kept) keeping.add(c);
       const before = c.appliedSeq;
       await this.drainCopy(c, Infinity);
       reapplied += c.appliedSeq - before;
@@ -660,7 +665,8 @@ export class ConsistencyGroup {
     }
     // Records older than a sweep must not be applied after it (production is newer): the sweep
     // starts from the journal's end. Its start is durable first, so a crash during it sweeps again.
-    if (sweep) {
+    const imagesKept = keeping.size === this.copies.length;
+    if (sweep && !imagesKept) {
       for (const c of this.copies) {
         c.appliedSeq = j.nextSeq - 1;
         await j.writeCheckpoint!(c.name, { appliedSeq: c.appliedSeq, initialized: false });
@@ -668,8 +674,8 @@ export class ConsistencyGroup {
         c.checkpointInitialized = false;
         c.needsSweep = true;
         c.imageFloor = null;
-        // The sweep writes regions no record describes, so the undo data kept cannot take the
-        // replica back past it: the history goes (recapturing the sweep's before-images is not built).
+        // The initialization's sweep writes regions no record describes, while production writes:
+        // the undo data kept cannot take the replica back past it, so the history goes.
         if (c.undo.length) this.log?.warn({ group: this.name, copy: c.name, undoEntries: c.undo.length, oldestSeq: c.undo.oldestSeq }, 'undo data dropped: the copy is swept, images before the sweep are no longer reachable');
         c.undo.clear();
       }
@@ -677,9 +683,51 @@ export class ConsistencyGroup {
       // Every copy is where its checkpoint says, and was initialized: start_transfer needs no sweep.
       this.init.done = true;
       for (const c of this.copies) c.needsSweep = false;
+      if (sweep) await this.sweepIntoJournal();
     }
-    this.recovery = { reapplied, sweep, reason };
+    this.recovery = { reapplied, sweep, reason, imagesKept: this.copies.every((c) => c.imageFloor !== null && keeping.has(c)) };
     this.log?.info({ group: this.name, ...this.recovery }, 'journal recovered');
+  }
+
+  /**
+   * The sweep after an unclean stop, for copies that kept their history: at start-up, before the
+   * target serves (production cannot change under it), each region that differs between
+   * production and any copy's replica (CRC32C digests, as the first initialization) is journaled
+   * as a write of production's data, and the copies apply those records as any other: each
+   * before-image is saved first (write-ahead), so an image before the stop rolls the sweep back
+   * too, and the copies' checkpoints move past it. A crash during it leaves a later unclean start
+   * to sweep again from where the journal is.
+   */
+  private async sweepIntoJournal(): Promise<void> {
+    const j = this.journal;
+    const init: InitProgress = this.init = { kind: 'full-sweep', regions: 0, regionsCompared: 0, bytesSent: 0, volumeBytes: 0, done: false };
+    for (const s of this.sets) {
+      const lu = s.lu;
+      init.volumeBytes += Number(lu.blockCount) * lu.blockSize;
+      const per = BigInt(this.copies[0].markers[s.index].regionBlocks);
+      for (let lba = 0n; lba < lu.blockCount;) {
+        let skip = unmappedRun(lu.store, lba);
+        for (const c of this.copies) { const b = unmappedRun(c.replicas[s.index], lba); if (b < skip) skip = b; }
+        skip = (skip / per) * per;
+        if (skip > 0n) { lba += skip; continue; }
+        const n = Number(lu.blockCount - lba < per ? lu.blockCount - lba : per);
+        const d = await lu.store.read(lba, n);
+        const digest = regionDigest(d);
+        init.regionsCompared++;
+        let differs = false;
+        for (const c of this.copies) if (!differs && !digest.equals(await replicaDigest(c.replicas[s.index], lba, n))) differs = true;
+        if (differs) {
+          j.append({ time: Date.now(), set: s.index, kind: 'data', lba, blocks: n, data: j.copyIn(d), unmap: false });
+          init.regions++;
+          init.bytesSent += n * lu.blockSize;
+        }
+        lba += BigInt(n);
+      }
+    }
+    await j.whenDurable(j.nextSeq - 1);
+    for (const c of this.copies) await this.drainCopy(c, Infinity);
+    init.done = true;
+    this.log?.info({ group: this.name, ...init }, 'recovery sweep journaled what differed: the images before the stop are kept');
   }
 
   /** File journal: the local copy's undo stream, kept on disk from now on (undo-file.ts); null for a remote copy. */

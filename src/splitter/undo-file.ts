@@ -15,7 +15,7 @@
  * recovery can roll the replica back to the checkpoint exactly before re-applying the journal.
  *
  * On disk (folder DIR/<copy>.undo):
- *   <seq of its first entry, 16 digits>.undo   segments, appended to; a new one once the current
+ *   <ordinal, 16 digits>.undo                  segments, appended to; a new one once the current
  *                                             one passes `segmentBytes`; deleted once all its
  *                                             entries are dropped (dropBefore); cut back by
  *                                             truncateAfter; all deleted by clear()
@@ -125,6 +125,7 @@ export interface UndoRecovery {
 }
 
 interface UndoSegment {
+  /** Its file: an ordinal, 16 digits (a sequence cut by truncateAfter comes again, in a new file). */
   name: string;
   firstSeq: number;
   lastSeq: number;
@@ -134,7 +135,7 @@ interface UndoSegment {
   offsets: number[];
 }
 
-const undoSegName = (firstSeq: number) => `${String(firstSeq).padStart(16, '0')}.undo`;
+const undoSegName = (ordinal: number) => `${String(ordinal).padStart(16, '0')}.undo`;
 
 /** One copy's undo segments: appends queued, made durable by sync(); drops, cuts and clears in the same order. */
 export class UndoLog {
@@ -147,6 +148,9 @@ export class UndoLog {
   private failed: Error | null = null;
   /** fdatasyncs made (write-ahead runs, lone applies). */
   syncs = 0;
+
+  /** The next segment's ordinal. */
+  private ordinal = 1;
 
   private constructor(readonly dir: string, private readonly segments: UndoSegment[], readonly segmentBytes: number,
     /** The entries found at open (recovery adopts them, then they are released here). */
@@ -185,6 +189,7 @@ export class UndoLog {
     rec.segments = segs.length;
     rec.entries = found.length;
     const log = new UndoLog(dir, segs, o.segmentBytes ?? 16 << 20, found, rec);
+    log.ordinal = names.length ? Number(names[names.length - 1].slice(0, 16)) + 1 : 1;
     const last = segs[segs.length - 1];
     if (last) log.fh = await fsp.open(path.join(dir, last.name), 'r+');
     return log;
@@ -229,7 +234,7 @@ export class UndoLog {
       let seg = this.segments[this.segments.length - 1];
       if (!seg || !this.fh || seg.bytes >= this.segmentBytes) {
         await this.fh?.close();
-        seg = { name: undoSegName(entries[0].seq), firstSeq: entries[0].seq, lastSeq: entries[0].seq - 1, bytes: 0, seqs: [], offsets: [] };
+        seg = { name: undoSegName(this.ordinal++), firstSeq: entries[0].seq, lastSeq: entries[0].seq - 1, bytes: 0, seqs: [], offsets: [] };
         this.fh = await fsp.open(path.join(this.dir, seg.name), 'w+');
         this.segments.push(seg);
         await syncDir(this.dir);
