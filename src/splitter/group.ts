@@ -684,6 +684,9 @@ export class ConsistencyGroup {
       this.init.done = true;
       for (const c of this.copies) c.needsSweep = false;
       if (sweep) await this.sweepIntoJournal();
+      // The checkpoints say so at once (the re-application wrote them before the initialization
+      // counted as done): a crash before the next distribution keeps the history too.
+      for (const c of this.copies) await this.drainCopy(c, 0);
     }
     this.recovery = { reapplied, sweep, reason, imagesKept: this.copies.every((c) => c.imageFloor !== null && keeping.has(c)) };
     this.log?.info({ group: this.name, ...this.recovery }, 'journal recovered');
@@ -858,8 +861,13 @@ export class ConsistencyGroup {
     return c;
   }
 
-  /** File journal: a copy out of step with the journal (image access) is checkpointed as not initialized, so a restart sweeps it. */
+  /**
+   * File journal: a copy out of step with the journal (image access) is checkpointed as not
+   * initialized, so a restart sweeps it; and as initialized again once it is back in step
+   * (disable_image_access), its undo data cut back on disk first.
+   */
   async checkpointOutOfStep(c: LocalCopy): Promise<void> {
+    if (c.undo instanceof DurableUndoStream) await c.undo.log.settled();
     if (this.journal.writeCheckpoint) await this.drainCopy(c, 0);
   }
 

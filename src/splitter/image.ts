@@ -220,6 +220,8 @@ export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTrans
       img.virtual?.close();
       c.image = null;
       g.copyAccess(c, 'no-access', `disable_image_access start_transfer=${startTransfer ? 'yes' : 'no'}`);
+      // File journal: the replica is the image again, so a restart need not sweep it.
+      await g.checkpointOutOfStep(c);
     } finally {
       c.changing = false;
     }

@@ -300,6 +300,8 @@ describe('a file-journaled group keeps its undo data on disk across a clean rest
       // One 1 MiB region differed: it is one journal record after the last one before the stop.
       expect(g.status().initialization).toMatchObject({ kind: 'full-sweep', regions: 1, done: true });
       expect(g.journal.nextSeq - 1).toBe(last + 1);
+      // Checkpointed as initialized at once: a second crash before any write keeps the history too.
+      expect(JSON.parse(readFileSync(path.join(rig.journal, 'copy-local.json'), 'utf8'))).toEqual({ appliedSeq: last + 1, initialized: true });
       const c = g.copy();
       expect(c.undo.length).toBe(81);
       expect(await slot(g, 7)).toBe(0xee);
