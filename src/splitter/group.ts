@@ -695,7 +695,7 @@ export class ConsistencyGroup {
   /**
    * The sweep after an unclean stop, for copies that kept their history: at start-up, before the
    * target serves (production cannot change under it), each region that differs between
-   * production and any copy's replica (CRC32C digests, as the first initialization) is journaled
+   * production and any copy's replica (compared byte for byte) is journaled
    * as a write of production's data, and the copies apply those records as any other: each
    * before-image is saved first (write-ahead), so an image before the stop rolls the sweep back
    * too, and the copies' checkpoints move past it. A crash during it leaves a later unclean start
@@ -715,10 +715,12 @@ export class ConsistencyGroup {
         if (skip > 0n) { lba += skip; continue; }
         const n = Number(lu.blockCount - lba < per ? lu.blockCount - lba : per);
         const d = await lu.store.read(lba, n);
-        const digest = regionDigest(d);
         init.regionsCompared++;
+        // Byte for byte, not by digest: the replicas are local files, read whole either way, and a
+        // CRC32C digest cannot tell apart blocks that end with their own CRC32C (CRC linearity:
+        // such a block leaves the register at a constant), as the crash test's blocks do.
         let differs = false;
-        for (const c of this.copies) if (!differs && !digest.equals(await replicaDigest(c.replicas[s.index], lba, n))) differs = true;
+        for (const c of this.copies) if (!differs && !d.equals(await c.replicas[s.index].read(lba, n))) differs = true;
         if (differs) {
           j.append({ time: Date.now(), set: s.index, kind: 'data', lba, blocks: n, data: j.copyIn(d), unmap: false });
           init.regions++;

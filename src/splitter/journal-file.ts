@@ -304,15 +304,7 @@ export class FileJournal implements Journal {
       this.segments.push(seg);
       await syncDir(this.dir);
     }
-    let pos = seg.bytes;
-    for (let i = 0; i < bufs.length; i += IOV_CHUNK) {
-      const part = bufs.slice(i, i + IOV_CHUNK);
-      const want = part.reduce((a, b) => a + b.length, 0);
-      const { bytesWritten } = await this.fh.writev(part, pos);
-      // A short writev of a regular file is rare; finish it from where it stopped.
-      if (bytesWritten < want) await this.fh.write(Buffer.concat(part).subarray(bytesWritten), 0, want - bytesWritten, pos + bytesWritten);
-      pos += want;
-    }
+    const pos = await writevAt(this.fh, bufs, seg.bytes);
     await this.fh.datasync();
     seg.bytes = pos;
     seg.lastSeq = lastSeq;
@@ -401,7 +393,21 @@ async function writeDurably(file: string, text: string): Promise<void> {
   await syncDir(path.dirname(file));
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** Write `bufs` at `pos` with writev() (IOV_CHUNK buffers a call); returns where they end. */
+export async function writevAt(fh: FileHandle, bufs: readonly Buffer[], pos: number): Promise<number> {
+  for (let i = 0; i < bufs.length; i += IOV_CHUNK) {
+    const part = bufs.slice(i, i + IOV_CHUNK);
+    const want = part.reduce((a, b) => a + b.length, 0);
+    const { bytesWritten } = await fh.writev(part, pos);
+    // A short writev of a regular file is rare; finish it from where it stopped.
+    if (bytesWritten < want) await fh.write(Buffer.concat(part).subarray(bytesWritten), 0, want - bytesWritten, pos + bytesWritten);
+    pos += want;
+  }
+  return pos;
+}
+
+/** fsync a folder: a file created, renamed or deleted in it stays so. */
+export async function syncDir(dir: string): Promise<void> {
   const d = await fsp.open(dir, 'r');
   try { await d.sync(); } finally { await d.close(); }
 }

@@ -35,6 +35,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '../../protocol/iscsi/digest.ts';
 import type { LocalCopy } from './copy.ts';
+import { syncDir, writevAt } from './journal-file.ts';
 import type { JournalRecord } from './journal.ts';
 import { UndoStream } from './undo.ts';
 import type { UndoPiece } from './undo.ts';
@@ -45,8 +46,6 @@ const DEALLOCATED = 1;
 const LAST = 2;
 /** A piece is at most one record's extent: 1 GiB of payload. */
 const MAX_PIECE = (1 << 30) + UNDO_HEADER_BYTES;
-/** Buffers per writev() call (below IOV_MAX). */
-const IOV_CHUNK = 512;
 /** A write-ahead run ends at this many records, or this many bytes of before-images held for it. */
 const AHEAD_RECORDS = 256;
 const AHEAD_BYTES = 32 << 20;
@@ -239,14 +238,7 @@ export class UndoLog {
         this.segments.push(seg);
         await syncDir(this.dir);
       }
-      let pos = seg.bytes;
-      for (let i = 0; i < bufs.length; i += IOV_CHUNK) {
-        const part = bufs.slice(i, i + IOV_CHUNK);
-        const want = part.reduce((a, b) => a + b.length, 0);
-        const { bytesWritten } = await this.fh.writev(part, pos);
-        if (bytesWritten < want) await this.fh.write(Buffer.concat(part).subarray(bytesWritten), 0, want - bytesWritten, pos + bytesWritten);
-        pos += want;
-      }
+      const pos = await writevAt(this.fh, bufs, seg.bytes);
       await this.fh.datasync();
       this.syncs++;
       let off = seg.bytes;
@@ -396,9 +388,4 @@ function overlaps(run: readonly JournalRecord[], r: JournalRecord): boolean {
   const end = r.lba + BigInt(r.blocks);
   for (const x of run) if (x.set === r.set && x.lba < end && r.lba < x.lba + BigInt(x.blocks)) return true;
   return false;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = await fsp.open(dir, 'r');
-  try { await d.sync(); } finally { await d.close(); }
 }

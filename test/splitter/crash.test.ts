@@ -19,7 +19,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -188,10 +188,15 @@ function scrambleCopyAfterCheckpoint(rig: Rig, rnd: () => number): number {
   const dir = path.join(rig.dir, 'journal');
   let cp = 0;
   try { cp = JSON.parse(readFileSync(path.join(dir, 'copy-local.json'), 'utf8')).appliedSeq; } catch { return 0; }
+  // Without undo segments (the recovery-skipped control never opens them) every record after the
+  // checkpoint may have reached the replica.
   const undoDir = path.join(dir, 'local.undo');
-  const undone = new Set<number>();
-  for (const name of readdirSync(undoDir).filter((x) => x.endsWith('.undo')).sort()) {
-    for (const e of scanUndoSegment(readFileSync(path.join(undoDir, name))).entries) undone.add(e.seq);
+  let undone: Set<number> | null = null;
+  if (existsSync(undoDir)) {
+    undone = new Set<number>();
+    for (const name of readdirSync(undoDir).filter((x) => x.endsWith('.undo')).sort()) {
+      for (const e of scanUndoSegment(readFileSync(path.join(undoDir, name))).entries) undone.add(e.seq);
+    }
   }
   const fd = openSync(path.join(dir, 'local.0.img'), 'r+');
   let n = 0;
@@ -200,7 +205,7 @@ function scrambleCopyAfterCheckpoint(rig: Rig, rnd: () => number): number {
     for (const name of readdirSync(dir).filter((x) => x.endsWith('.seg')).sort()) {
       const s = scanSegment(readFileSync(path.join(dir, name)), expect || Number(name.slice(0, 16)));
       for (const r of s.records) {
-        if (r.seq <= cp || r.kind !== 'data' || !undone.has(r.seq)) continue;
+        if (r.seq <= cp || r.kind !== 'data' || (undone && !undone.has(r.seq))) continue;
         const noise = Buffer.alloc(r.blocks * BS);
         for (let o = 0; o < noise.length; o += 4) noise.writeUInt32LE(Math.floor(rnd() * 2 ** 32), o);
         writeSync(fd, noise, 0, noise.length, Number(r.lba) * BS);

@@ -7,16 +7,14 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { StorageArray } from '../../src/array.ts';
-import { configFromFile } from '../../src/config.ts';
 import { ScsiDevice } from '../../src/initiator/index.ts';
 import type { ConsistencyGroup } from '../../src/splitter/group.ts';
 import { disableImageAccess, enableImageAccess } from '../../src/splitter/image.ts';
 import { scanUndoSegment, UNDO_HEADER_BYTES, UndoLog } from '../../src/splitter/undo-file.ts';
 import type { UndoPiece } from '../../src/splitter/undo.ts';
 import { verifyGroup } from '../../src/splitter/verify.ts';
+import { fileJournalArray } from './rig.ts';
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -153,27 +151,7 @@ describe('UndoLog: one copy\'s undo segments', () => {
 });
 
 /** A file-journaled group on a 4 MiB file LUN (512-byte blocks), started and stopped in process. */
-function groupRig() {
-  const d = tmp();
-  const f = path.join(d, 'a.yaml');
-  const target = 'iqn.2026-12.dev.arraysim:undo';
-  writeFileSync(f, [
-    'portals:', '  - listen: 127.0.0.1:0',
-    'targets:', `  - name: ${target}`, '    luns:', `      - file:${path.join(d, 'prod.img')},size=4MiB`,
-    'splitters:', '  - name: s', '    spec: rp-vnx-flare31',
-    'groups:', '  - name: g', '    splitter: s', '    journal: {type: file, path: j, size: 64MiB}', '',
-  ].join('\n'));
-  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const start = async () => {
-    const config = configFromFile(f);
-    const a = await StorageArray.create(config, log);
-    await a.start();
-    const g = a.groups.get('g')!;
-    await g.ready();
-    return { a, g, url: `iscsi://127.0.0.1:${config.portals[0].port}/${target}/0` };
-  };
-  return { d, journal: path.join(d, 'j'), start };
-}
+const groupRig = () => fileJournalArray(tmp(), 'iqn.2026-12.dev.arraysim:undo');
 
 /** 40 writes of 8 KiB (16 blocks) at LBA i*16, each filled with `fill + i`; then the copy has them all. */
 async function writeRound(url: string, g: ConsistencyGroup, fill: number): Promise<void> {
@@ -193,18 +171,28 @@ async function slot(g: ConsistencyGroup, i: number): Promise<number> {
   return b.every((x) => x === b[0]) ? b[0] : -1;
 }
 
+/**
+ * History, then a clean stop: 40 writes (fill 10+i), bookmark b1, 40 more over the same slots
+ * (fill 100+i); 80 records, each with its undo entry. Returns b1 and the last sequence.
+ */
+async function historyThenStop(rig: ReturnType<typeof groupRig>): Promise<{ b1: { seq: number; time: string }; last: number }> {
+  const { a, g, url } = await rig.start();
+  await writeRound(url, g, 10);
+  const b1 = g.bookmark('b1');
+  await writeRound(url, g, 100);
+  expect(g.copy().undo.length).toBe(80);
+  const last = g.journal.nextSeq - 1;
+  await a.stop();
+  return { b1, last };
+}
+
 describe('a file-journaled group keeps its undo data on disk across a clean restart', () => {
   it('an image bookmarked before the restart is reached after it, and reads the bookmark\'s data', async () => {
     const rig = groupRig();
-    let { a, g, url } = await rig.start();
-    await writeRound(url, g, 10);
-    const b1 = g.bookmark('b1');
-    await writeRound(url, g, 100);
-    expect(g.copy().undo.length).toBe(80);
-    await a.stop();
+    const { b1 } = await historyThenStop(rig);
     expect(readdirSync(path.join(rig.journal, 'local.undo')).length).toBeGreaterThan(0);
 
-    ({ a, g, url } = await rig.start());
+    const { a, g, url } = await rig.start();
     try {
       expect(g.recovery).toMatchObject({ reapplied: 0, sweep: false });
       expect(g.bookmarks.get('b1')).toEqual({ seq: b1.seq, time: b1.time });
@@ -236,13 +224,9 @@ describe('a file-journaled group keeps its undo data on disk across a clean rest
 
   it('negative control: without the undo segments, the image before the restart is refused', async () => {
     const rig = groupRig();
-    let { a, g, url } = await rig.start();
-    await writeRound(url, g, 10);
-    g.bookmark('b1');
-    await writeRound(url, g, 100);
-    await a.stop();
+    await historyThenStop(rig);
     rmSync(path.join(rig.journal, 'local.undo'), { recursive: true });
-    ({ a, g } = await rig.start());
+    const { a, g } = await rig.start();
     try {
       await expect(enableImageAccess(g, g.copy(), 'b1', 'logged')).rejects.toThrow(/became an image of production at seq 80/);
     } finally {
@@ -252,16 +236,12 @@ describe('a file-journaled group keeps its undo data on disk across a clean rest
 
   it('a checkpoint behind the undo entries: the replica is rolled back to it, the journal re-applied, the images stay exact', async () => {
     const rig = groupRig();
-    let { a, g, url } = await rig.start();
-    await writeRound(url, g, 10);
-    const b1 = g.bookmark('b1');
-    await writeRound(url, g, 100);
-    await a.stop();
+    const { b1 } = await historyThenStop(rig);
     // As if the stop came after the replica writes and their undo entries, before the checkpoint
     // moved: the checkpoint names a record before the bookmark.
     const cpFile = path.join(rig.journal, 'copy-local.json');
     writeFileSync(cpFile, JSON.stringify({ appliedSeq: b1.seq - 5, initialized: true }) + '\n');
-    ({ a, g, url } = await rig.start());
+    const { a, g } = await rig.start();
     try {
       expect(g.recovery).toMatchObject({ reapplied: 45, sweep: false });
       const c = g.copy();
@@ -281,20 +261,15 @@ describe('a file-journaled group keeps its undo data on disk across a clean rest
 
   it('after an unclean stop the sweep journals what differs: the images before the stop stay, and roll the sweep back too', async () => {
     const rig = groupRig();
-    let { a, g, url } = await rig.start();
-    await writeRound(url, g, 10);
-    const b1 = g.bookmark('b1');
-    await writeRound(url, g, 100);
-    const last = g.journal.nextSeq - 1;
-    await a.stop();
+    const { b1, last } = await historyThenStop(rig);
     // As after a crash: the `open` marker is still there, the checkpoint is behind the undo
     // entries, and production holds a write whose record never became durable (slot 7).
     writeFileSync(path.join(rig.journal, 'open'), '1\n');
     writeFileSync(path.join(rig.journal, 'copy-local.json'), JSON.stringify({ appliedSeq: b1.seq - 5, initialized: true }) + '\n');
-    const prod = readFileSync(path.join(rig.d, 'prod.img'));
+    const prod = readFileSync(path.join(rig.dir, 'prod.img'));
     prod.fill(0xee, 7 * 16 * 512, 8 * 16 * 512);
-    writeFileSync(path.join(rig.d, 'prod.img'), prod);
-    ({ a, g, url } = await rig.start());
+    writeFileSync(path.join(rig.dir, 'prod.img'), prod);
+    const { a, g } = await rig.start();
     try {
       expect(g.recovery).toMatchObject({ reapplied: 45, sweep: true, imagesKept: true });
       // One 1 MiB region differed: it is one journal record after the last one before the stop.
