@@ -111,7 +111,7 @@ export class StorageArray {
           replicas.push(per);
         }
       }
-      const remote = g.remote ? await this.remoteCopies(g.name, t.name, luns, g.remote) : undefined;
+      const remote = g.remote ? await this.remoteCopies(g.name, t.name, luns, g.remote, g.journalBytes) : undefined;
       const group = new ConsistencyGroup({
         name: g.name, spec: sp.spec, luns, copies: g.copies, journalBytes: g.journalBytes, journal, replicas, remote,
         startTransfer: g.startTransfer && !journal,
@@ -155,7 +155,7 @@ export class StorageArray {
    * its LUs as the replica volumes. The link logs in now when it can; when the remote array is not
    * up yet it logs in at the first record or sweep (a failure then stops the transfer: `error`).
    */
-  private async remoteCopies(group: string, target: string, luns: LogicalUnit[], remote: Record<string, RemoteCopyConfig>) {
+  private async remoteCopies(group: string, target: string, luns: LogicalUnit[], remote: Record<string, RemoteCopyConfig>, journalBytes: number) {
     const { ReplicationLink } = await import('./splitter/link.ts');
     const { RemoteStore } = await import('./splitter/remote-store.ts');
     const out: Record<string, { replicas: BackingStore[]; link: InstanceType<typeof ReplicationLink> }> = {};
@@ -168,6 +168,8 @@ export class StorageArray {
         geometry: luns.map((lu) => ({ blocks: lu.blockCount, blockSize: lu.blockSize })),
         initiatorName: `${target}.splitter.${id(group)}.${id(name)}`,
         claimFor: { group, copy: name },
+        // The remote site's copy journal keeps as much undo data as production's journal holds, unless told.
+        undoLimit: r.undoBytes ?? journalBytes,
       }, this.log.child({ component: 'splitter', group, copy: name }));
       try { await link.device(remoteLuns[0]); } catch (e) { this.log.warn({ group, copy: name, err: (e as Error).message }, 'remote copy: the remote array is not reachable yet'); }
       out[name] = { link, replicas: luns.map((lu, i) => new RemoteStore(link, remoteLuns[i], lu.blockCount, lu.blockSize)) };

@@ -80,14 +80,16 @@ export interface RemoteCopyConfig {
   luns?: number[];
   /** The link's rate limit, bytes per second each way (from `50Mbit`, `6MB`, …); absent: none. */
   rate?: number;
+  /** Undo data the remote array keeps for the copy's images (`undo: 64MiB`); absent: the group's journal size. */
+  undoBytes?: number;
 }
 
 /**
- * A remote copy from YAML (`copies:` entry {name, remote, target, luns?, rate?}) or from
- * `serve --remote-copy name=N,remote=HOST:PORT,target=IQN[,luns=0:1][,rate=50Mbit]`.
+ * A remote copy from YAML (`copies:` entry {name, remote, target, luns?, rate?, undo?}) or from
+ * `serve --remote-copy name=N,remote=HOST:PORT,target=IQN[,luns=0:1][,rate=50Mbit][,undo=64MiB]`.
  */
 export function parseRemoteCopy(o: Record<string, unknown>, err: (m: string) => Error): { name: string; remote: RemoteCopyConfig } {
-  for (const k of Object.keys(o)) if (!['name', 'remote', 'target', 'luns', 'rate'].includes(k)) throw err(`${k}: unknown field (want name, remote, target, luns, rate)`);
+  for (const k of Object.keys(o)) if (!['name', 'remote', 'target', 'luns', 'rate', 'undo'].includes(k)) throw err(`${k}: unknown field (want name, remote, target, luns, rate, undo)`);
   if (typeof o.name !== 'string' || !/^[\w.:-]{1,64}$/.test(o.name)) throw err('name must be 1-64 letters, digits, . _ : -');
   if (typeof o.remote !== 'string') throw err('remote must be the remote array\'s portal HOST:PORT');
   const { host, port } = parseHostPort(o.remote);
@@ -102,7 +104,12 @@ export function parseRemoteCopy(o: Record<string, unknown>, err: (m: string) => 
   if (o.rate !== undefined) {
     try { rate = parseRate(o.rate as string | number); } catch (e) { throw err(`rate: ${(e as Error).message}`); }
   }
-  return { name: o.name, remote: { host, port, target: o.target, luns, rate } };
+  let undoBytes: number | undefined;
+  if (o.undo !== undefined) {
+    try { undoBytes = typeof o.undo === 'number' ? o.undo : parseSize(String(o.undo)); } catch (e) { throw err(`undo: ${(e as Error).message}`); }
+    if (!(undoBytes >= 1 << 20)) throw err('undo: at least 1MiB (the remote keeps undo data in MiB)');
+  }
+  return { name: o.name, remote: { host, port, target: o.target, luns, rate, ...(undoBytes !== undefined ? { undoBytes } : {}) } };
 }
 
 /** `serve --remote-copy SPEC` (key=value,…) as parseRemoteCopy's fields. */

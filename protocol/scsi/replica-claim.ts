@@ -3,14 +3,25 @@
  * specific; C1h is REGION DIGEST, src/scsi/vendor-digest.ts): byte layouts only. What a claim
  * does to the LU is src/scsi/replica-claim.ts.
  *
- * CDB (16 bytes): byte 0 opcode C2h; byte 1 bits 4:0 ACTION (00h CLAIM, 01h RELEASE); bytes 10-13
- * PARAMETER LIST LENGTH; byte 15 CONTROL. Every other byte is reserved.
+ * CDB (16 bytes): byte 0 opcode C2h; byte 1 bits 4:0 ACTION (00h CLAIM, 01h RELEASE, 02h PRESENT
+ * IMAGE, 03h END IMAGE); bytes 10-13 PARAMETER LIST LENGTH; byte 15 CONTROL. Every other byte is
+ * reserved.
  *
- * Parameter list (both actions name the claim): byte 0 GROUP NAME LENGTH (g, 1-255); byte 1 COPY
- * NAME LENGTH (c, 1-255); byte 2 bit 0 SETBASE (CLAIM: the remote's receive queue is emptied and
- * its applied sequence becomes BASE SEQUENCE); bytes 3-7 reserved; bytes 8-15 BASE SEQUENCE;
- * bytes 16..16+g-1 GROUP NAME; then COPY NAME (UTF-8). Who claims is the I_T nexus the command
- * arrives on; its initiator name is the owner.
+ * Parameter list (every action names the claim): byte 0 GROUP NAME LENGTH (g, 1-255); byte 1 COPY
+ * NAME LENGTH (c, 1-255); byte 2 bit 0 SETBASE (CLAIM only: the remote's receive queue is emptied,
+ * its undo log too, and its applied sequence becomes SEQUENCE), bit 1 DIRECT (PRESENT IMAGE only:
+ * direct access, below); byte 3 reserved; bytes 4-7 UNDO LIMIT (CLAIM: MiB of undo data the
+ * remote keeps for the claim; 0: the remote's default); bytes 8-15 SEQUENCE (CLAIM with SETBASE:
+ * the base; PRESENT IMAGE: the image); bytes 16..16+g-1 GROUP NAME; then COPY NAME (UTF-8). Who
+ * claims is the I_T nexus the command arrives on; its initiator name is the owner.
+ *
+ * PRESENT IMAGE: the claim's LUs show the group's image at SEQUENCE (the remote's copy journal,
+ * src/scsi/replica-journal.ts): reads see that image through a read map of the claim's undo log,
+ * writes go to an overlay that END IMAGE discards (logged access); with DIRECT the volumes are
+ * rolled back to the image and written in place, and the claim's undo log is dropped (direct
+ * access). A SEQUENCE outside the remote's window: ILLEGAL REQUEST, INVALID FIELD IN PARAMETER
+ * LIST (byte 8). END IMAGE: the LUs are the replica volumes again, and the records held meanwhile
+ * are applied.
  *
  * REPLICA RECORD (C3h): one journal record of the claim's group, applied by the remote in sequence
  * order. CDB (16 bytes): byte 1 bits 1:0 KIND (00b WRITE: the blocks follow; 01b WRITE SAME: one
@@ -20,9 +31,13 @@
  * payload KIND says.
  *
  * REPLICA SEQUENCE (C4h): where the claim's receive queue is. CDB (16 bytes): bytes 10-13
- * ALLOCATION LENGTH. Data-In (16 bytes): bytes 0-7 APPLIED SEQUENCE; byte 8 bit 0 VALID (a base
- * was set or a record applied since the claim was made), bit 1 CLAIMED (by the asking initiator);
- * bytes 12-15 QUEUED (records received, waiting for their predecessor).
+ * ALLOCATION LENGTH. Data-In (48 bytes): bytes 0-7 APPLIED SEQUENCE; byte 8 bit 0 VALID (a base
+ * was set or a record applied since the claim was made), bit 1 CLAIMED (by the asking initiator),
+ * bit 2 WINDOW (OLDEST IMAGE is valid), bit 3 PRESENTED (an image is presented: IMAGE SEQUENCE),
+ * bit 4 DIRECT (presented in direct access); bytes 12-15 QUEUED (records received, waiting for
+ * their predecessor); bytes 16-23 OLDEST IMAGE (the oldest sequence PRESENT IMAGE reaches: the
+ * protection window); bytes 24-31 IMAGE SEQUENCE; bytes 32-39 UNDO BYTES (held); bytes 40-47
+ * UNDO LIMIT (bytes).
  */
 
 export const REPLICA_CLAIM_OPCODE = 0xc2;
@@ -32,6 +47,8 @@ export const REPLICA_CLAIM_HEADER = 16;
 export const enum ReplicaClaimAction {
   Claim = 0x00,
   Release = 0x01,
+  PresentImage = 0x02,
+  EndImage = 0x03,
 }
 
 export interface ReplicaClaimParams {
@@ -39,12 +56,18 @@ export interface ReplicaClaimParams {
   copy: string;
   /** CLAIM: set the receive queue's applied sequence (SETBASE). */
   base?: number;
+  /** CLAIM: MiB of undo data the remote keeps (UNDO LIMIT; absent or 0: its default). */
+  undoLimitMiB?: number;
+  /** PRESENT IMAGE: the image's sequence. */
+  image?: number;
+  /** PRESENT IMAGE: direct access. */
+  direct?: boolean;
 }
 
 export const REPLICA_RECORD_OPCODE = 0xc3;
 export const REPLICA_SEQUENCE_OPCODE = 0xc4;
 export const REPLICA_RECORD_HEADER = 16;
-export const REPLICA_SEQUENCE_LENGTH = 16;
+export const REPLICA_SEQUENCE_LENGTH = 48;
 
 export const enum ReplicaRecordKind {
   Write = 0,
@@ -80,18 +103,35 @@ export function encodeReplicaSequenceCdb(allocation = REPLICA_SEQUENCE_LENGTH): 
   return cdb;
 }
 
-export interface ReplicaSequence { applied: number; valid: boolean; claimed: boolean; queued: number }
+export interface ReplicaSequence {
+  applied: number; valid: boolean; claimed: boolean; queued: number;
+  /** The oldest image PRESENT IMAGE reaches (null: none, WINDOW clear). */
+  oldestImage: number | null;
+  /** The image presented (null: none, PRESENTED clear), and whether in direct access. */
+  image: number | null; direct: boolean;
+  undoBytes: number; undoLimit: number;
+}
 
 export function encodeReplicaSequence(s: ReplicaSequence): Buffer {
   const d = Buffer.alloc(REPLICA_SEQUENCE_LENGTH);
   d.writeBigUInt64BE(BigInt(s.applied), 0);
-  d[8] = (s.valid ? 1 : 0) | (s.claimed ? 2 : 0);
+  d[8] = (s.valid ? 1 : 0) | (s.claimed ? 2 : 0) | (s.oldestImage !== null ? 4 : 0) | (s.image !== null ? 8 : 0) | (s.direct ? 0x10 : 0);
   d.writeUInt32BE(s.queued, 12);
+  d.writeBigUInt64BE(BigInt(s.oldestImage ?? 0), 16);
+  d.writeBigUInt64BE(BigInt(s.image ?? 0), 24);
+  d.writeBigUInt64BE(BigInt(s.undoBytes), 32);
+  d.writeBigUInt64BE(BigInt(s.undoLimit), 40);
   return d;
 }
 
+/** A Data-In cut short by the allocation length reads as if its missing fields were zero. */
 export function decodeReplicaSequence(d: Buffer): ReplicaSequence {
-  return { applied: Number(d.readBigUInt64BE(0)), valid: (d[8] & 1) !== 0, claimed: (d[8] & 2) !== 0, queued: d.readUInt32BE(12) };
+  const at = (o: number) => (d.length >= o + 8 ? Number(d.readBigUInt64BE(o)) : 0);
+  return {
+    applied: at(0), valid: (d[8] & 1) !== 0, claimed: (d[8] & 2) !== 0, queued: d.readUInt32BE(12),
+    oldestImage: d[8] & 4 ? at(16) : null, image: d[8] & 8 ? at(24) : null, direct: (d[8] & 0x10) !== 0,
+    undoBytes: at(32), undoLimit: at(40),
+  };
 }
 
 /** Why a parameter list is malformed: the byte offset of the offending field (INVALID FIELD IN PARAMETER LIST). */
@@ -117,23 +157,35 @@ export function encodeReplicaClaimParams(p: ReplicaClaimParams): Buffer {
   out[0] = g.length;
   out[1] = c.length;
   if (p.base !== undefined) { out[2] = 1; out.writeBigUInt64BE(BigInt(p.base), 8); }
+  if (p.image !== undefined) out.writeBigUInt64BE(BigInt(p.image), 8);
+  if (p.direct) out[2] |= 2;
+  if (p.undoLimitMiB) out.writeUInt32BE(p.undoLimitMiB, 4);
   g.copy(out, REPLICA_CLAIM_HEADER);
   c.copy(out, REPLICA_CLAIM_HEADER + g.length);
   return out;
 }
 
-export function decodeReplicaClaimParams(d: Buffer): ReplicaClaimParams {
+/** The parameter list of `action`: the fields that action reads; a bit or field it does not is reserved. */
+export function decodeReplicaClaimParams(d: Buffer, action: ReplicaClaimAction = ReplicaClaimAction.Claim): ReplicaClaimParams {
   if (d.length < REPLICA_CLAIM_HEADER) throw new ReplicaClaimFormatError('ParameterListLengthError');
   const g = d[0];
   const c = d[1];
   if (g === 0) throw new ReplicaClaimFormatError('InvalidFieldInParameterList', 0);
   if (c === 0) throw new ReplicaClaimFormatError('InvalidFieldInParameterList', 1);
-  if (d[2] & 0xfe) throw new ReplicaClaimFormatError('InvalidFieldInParameterList', 2);
-  for (let i = 3; i < 8; i++) if (d[i] !== 0) throw new ReplicaClaimFormatError('InvalidFieldInParameterList', i);
+  const claim = action === ReplicaClaimAction.Claim;
+  const present = action === ReplicaClaimAction.PresentImage;
+  if (d[2] & ~((claim ? 1 : 0) | (present ? 2 : 0)) & 0xff) throw new ReplicaClaimFormatError('InvalidFieldInParameterList', 2);
+  if (d[3] !== 0) throw new ReplicaClaimFormatError('InvalidFieldInParameterList', 3);
+  const undo = d.readUInt32BE(4);
+  if (undo && !claim) throw new ReplicaClaimFormatError('InvalidFieldInParameterList', 4);
+  const seq = Number(d.readBigUInt64BE(8));
+  if (seq && !present && !(d[2] & 1)) throw new ReplicaClaimFormatError('InvalidFieldInParameterList', 8);
   if (d.length < REPLICA_CLAIM_HEADER + g + c) throw new ReplicaClaimFormatError('ParameterListLengthError');
   return {
     group: d.toString('utf8', REPLICA_CLAIM_HEADER, REPLICA_CLAIM_HEADER + g),
     copy: d.toString('utf8', REPLICA_CLAIM_HEADER + g, REPLICA_CLAIM_HEADER + g + c),
-    ...(d[2] & 1 ? { base: Number(d.readBigUInt64BE(8)) } : {}),
+    ...(claim && d[2] & 1 ? { base: seq } : {}),
+    ...(undo ? { undoLimitMiB: undo } : {}),
+    ...(present ? { image: seq, direct: (d[2] & 2) !== 0 } : {}),
   };
 }

@@ -195,6 +195,8 @@ export class LogicalUnit {
       this.target.alua.gate(def, this, req.nexus);
       this.reservations.gate(def, req, cmd);
       if (def.needsMedium) this.mediumGate(req.nexus);
+      // A claimed replica volume keeps other nexuses from reserving it too (they would block the link).
+      else if (this.replicaClaim !== null && (def.reservation === 'pr-out' || def.reservation === 'reserve')) this.claimGate(req.nexus);
       // EXTENDED COPY is governed by its destination LUs' protection, which may be another LU's.
       let split: SplitRecorder | null = null;
       if (def.splitter !== 'none' && (this.protection !== null || def.splitter === 'xcopy')) split = splitGate(def, cmd, this, req);
@@ -214,6 +216,16 @@ export class LogicalUnit {
     if (!this.mediumPresent) throw new SenseError('MediumNotPresent');
     if (!this.started) throw new SenseError('NotReadyInitializingCommandRequired');
     const why = this.availability?.() ?? this.claimedAgainst(nexus);
+    if (why) throw new SenseError(why);
+  }
+
+  /**
+   * PERSISTENT RESERVE OUT, RESERVE and RELEASE on a claimed LU: NOT READY (02/04/03) for every
+   * nexus but the claim's, as media commands are, so no host at the remote site can register or
+   * reserve the replica volume and so block the link's writes (RESERVATION CONFLICT).
+   */
+  private claimGate(nexus: Nexus): void {
+    const why = this.claimedAgainst(nexus);
     if (why) throw new SenseError(why);
   }
 

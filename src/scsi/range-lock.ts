@@ -187,6 +187,15 @@ export function exclusive<T>(lu: LogicalUnit, lba: bigint, blocks: number | bigi
   return rangeLockOf(lu).run(lba, blocks, 'exclusive', body);
 }
 
+/** `body` with every LU's whole range held exclusively, in order (commands in flight end first). */
+export async function allExclusive(lus: readonly LogicalUnit[], body: () => Promise<void>): Promise<void> {
+  const step = async (i: number): Promise<void> => {
+    if (i === lus.length) return body();
+    await exclusive(lus[i], 0n, lus[i].blockCount, () => step(i + 1));
+  };
+  await step(0);
+}
+
 /** Run a medium read of [lba, lba+blocks) under the LU's range lock (shared). */
 export function shared<T>(lu: LogicalUnit, lba: bigint, blocks: number | bigint, body: () => T | Promise<T>): T | Promise<T> {
   return rangeLockOf(lu).run(lba, blocks, 'shared', body);

@@ -25,6 +25,7 @@ import type { CommandDef } from './command.ts';
 import { checkRange, dataOut, invalidField, invalidParam, reserved } from './cdb.ts';
 import type { LogicalUnit } from './lu.ts';
 import { exclusive } from './range-lock.ts';
+import { ImageWindowError, ReplicaJournal } from './replica-journal.ts';
 import { MEDIA } from './sbc-common.ts';
 import type { ScsiTarget } from './target.ts';
 import { GOOD, ScsiStatus, SenseError, StatusError } from './types.ts';
@@ -66,6 +67,8 @@ export class ReplicaReceiver {
   /** The record being applied (its write has not settled). */
   private current: { seq: number; done: Promise<void> } | null = null;
   readonly counters = { received: 0, applied: 0, duplicates: 0, queuedMax: 0, dropped: 0 };
+  /** The remote site's copy journal: undo log, protection window, image presentation (replica-journal.ts). */
+  readonly journal = new ReplicaJournal();
 
   constructor(readonly key: string, private readonly log?: { info(o: object, msg: string): void }) {}
 
@@ -76,6 +79,29 @@ export class ReplicaReceiver {
     this.drop('a new base sequence was set');
     this.applied = seq;
     this.valid = true;
+    this.journal.rebase(seq);
+  }
+
+  /**
+   * PRESENT IMAGE: the claim's LUs show the image at `seq` (replica-journal.ts). Records received
+   * meanwhile wait (receive). Direct access: the volumes are no image of production any more, so
+   * the applied sequence is void until production sets a base again.
+   */
+  async present(lu: LogicalUnit, seq: number, direct: boolean): Promise<void> {
+    if (direct && this.current) await this.current.done;
+    await this.journal.present(lu, seq, direct, this.applied);
+    if (direct) this.valid = false;
+    this.log?.info({ claim: this.key, lun: lu.lun, seq, direct }, 'replica image presented');
+  }
+
+  /** END IMAGE (or the owner claims again): the LUs are the volumes again, and what waited is applied. */
+  endImage(why: string): void {
+    const p = this.journal.end();
+    if (!p) return;
+    this.log?.info({ claim: this.key, seq: p.seq, direct: p.direct, why }, 'replica image presentation ended');
+    if (p.direct) { this.drop('direct access ended: production synchronizes the volumes again'); return; }
+    const next = this.current ? undefined : this.take(this.applied);
+    if (next) this.run(next);
   }
 
   /** Drop what waits (the link's nexus is gone, or a base was set): its commands end with CHECK CONDITION. */
@@ -97,7 +123,8 @@ export class ReplicaReceiver {
     if (!this.valid) { this.applied = prev; this.valid = true; }
     if (seq <= this.applied) { this.counters.duplicates++; return GOOD; }
     if (this.current?.seq === seq) { this.counters.duplicates++; return this.current.done.then(() => GOOD); }
-    const now = prev === this.applied && !this.current;
+    // While an image is presented the volumes stay as they are: records wait (GOOD once applied).
+    const now = prev === this.applied && !this.current && !this.journal.presentation;
     if (!now && this.waiting.size >= RECEIVE_QUEUE_LIMIT) throw new StatusError(ScsiStatus.TaskSetFull);
     return new Promise<ScsiResponse>((resolve, reject) => {
       const w: Waiting = { seq, prev, apply, settle: (e) => (e ? reject(e) : resolve(GOOD)) };
@@ -121,13 +148,13 @@ export class ReplicaReceiver {
         r.then(() => {
           this.current = null;
           this.applyDone(at);
-          const next = this.take(at.seq);
+          const next = this.journal.presentation ? undefined : this.take(at.seq);
           if (next) this.run(next);
         }, (e: unknown) => { this.current = null; this.fail(at, e); });
         return;
       }
       this.applyDone(cur);
-      cur = this.take(cur.seq);
+      cur = this.journal.presentation ? undefined : this.take(cur.seq);
     }
   }
 
@@ -161,6 +188,17 @@ function receiverOf(target: ScsiTarget, key: string): ReplicaReceiver {
   return r;
 }
 
+/**
+ * The receive queue of `initiator` whose journal covers `lu` when it holds no claim there (image
+ * access released it): the one with an image presented on `lu`, or the only one it has.
+ */
+function findReceiver(lu: LogicalUnit, initiator: string): ReplicaReceiver | undefined {
+  const m = receivers.get(lu.target);
+  if (!m) return undefined;
+  const mine = [...m.values()].filter((r) => r.key.startsWith(`${initiator}|`));
+  return mine.find((r) => r.journal.presentation?.luns.has(lu)) ?? (mine.length === 1 ? mine[0] : undefined);
+}
+
 interface ReplicaClaimCmd { action: ReplicaClaimAction; length: number }
 
 /** A parameter list of at most this many bytes (two names of 255 and the header). */
@@ -174,7 +212,7 @@ const REPLICA_CLAIM: CommandDef<ReplicaClaimCmd> = {
   dataDirection: 'out', reservation: 'allowed', alua: 'unavailable-ok', ua: 'skip', splitter: 'none',
   decode: (cdb) => {
     const action = cdb[1] & 0x1f;
-    if (action !== ReplicaClaimAction.Claim && action !== ReplicaClaimAction.Release) throw invalidField(1);
+    if (action > ReplicaClaimAction.EndImage) throw invalidField(1);
     reserved(cdb, 1, 0xe0);
     for (const b of [2, 3, 4, 5, 6, 7, 8, 9, 14]) reserved(cdb, b, 0xff);
     const length = cdb.readUInt32BE(10);
@@ -184,7 +222,7 @@ const REPLICA_CLAIM: CommandDef<ReplicaClaimCmd> = {
   execute: ({ lu, req }, c) => {
     let p;
     try {
-      p = decodeReplicaClaimParams(dataOut(req, c.length));
+      p = decodeReplicaClaimParams(dataOut(req, c.length), c.action);
     } catch (e) {
       if (!(e instanceof ReplicaClaimFormatError)) throw e;
       if (e.reason === 'ParameterListLengthError') throw new SenseError('ParameterListLengthError');
@@ -198,6 +236,17 @@ const REPLICA_CLAIM: CommandDef<ReplicaClaimCmd> = {
       if (held) releaseClaim(lu, `released by ${owner}`);
       return GOOD;
     }
+    // The image actions find the claim's journal by its owner and names: production releases the
+    // claim while the image is accessed, so that the remote site's hosts see the image too.
+    if (c.action === ReplicaClaimAction.PresentImage || c.action === ReplicaClaimAction.EndImage) {
+      const receiver = held?.receiver ?? receiverOf(lu.target, `${owner}|${p.group}|${p.copy}`);
+      if (c.action === ReplicaClaimAction.EndImage) { receiver.endImage(`END IMAGE from ${owner}`); return GOOD; }
+      return receiver.present(lu, p.image!, !!p.direct).then(() => GOOD, (e: unknown) => {
+        if (!(e instanceof ImageWindowError)) throw e;
+        lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, image: p.image, err: e.message }, 'replica image refused');
+        throw invalidParam(8);
+      });
+    }
     if (held?.nexusKey !== req.nexus.key) {
       const receiver = held?.receiver ?? receiverOf(lu.target, `${owner}|${p.group}|${p.copy}`);
       // A new session of the owner: what the old one left waiting is dropped (it is sent again).
@@ -205,7 +254,12 @@ const REPLICA_CLAIM: CommandDef<ReplicaClaimCmd> = {
       lu.replicaClaim = { group: p.group, copy: p.copy, initiator: owner, nexusKey: req.nexus.key, since: held?.since ?? new Date().toISOString(), receiver };
       lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, initiator: owner, nexus: req.nexus.key, moved: !!held }, 'replica claimed');
     }
-    if (p.base !== undefined) lu.replicaClaim!.receiver.setBase(p.base);
+    const receiver = lu.replicaClaim!.receiver;
+    // The owner claims again: it distributes from now on, so an image still presented (production
+    // restarted during image access) ends.
+    receiver.endImage('claimed again');
+    if (p.undoLimitMiB) receiver.journal.limit = p.undoLimitMiB * (1 << 20);
+    if (p.base !== undefined) receiver.setBase(p.base);
     return GOOD;
   },
 };
@@ -250,15 +304,22 @@ const REPLICA_RECORD: CommandDef<ReplicaRecordCmd> = {
     if (prev >= seq) throw invalidParam(8);
     // The transport lends Data-Out until the response: a record that waits keeps its own copy.
     let body = d.subarray(REPLICA_RECORD_HEADER);
+    const journal = claim.receiver.journal;
     const apply = () => {
-      const s = lu.store;
+      // The volume itself, also while an image is presented over it.
+      const s = journal.baseStore(lu);
       lu.stats.writes++;
       lu.stats.writeBytes += c.blocks * lu.blockSize;
-      return exclusive(lu, c.lba, c.blocks, () => {
+      const write = () => {
         if (c.kind === ReplicaRecordKind.Write) return s.write(c.lba, body);
         if (c.kind === ReplicaRecordKind.WriteSame) return s.writeSame ? s.writeSame(c.lba, c.blocks, body, false) : s.write(c.lba, Buffer.alloc(c.blocks * lu.blockSize).fill(body));
         // A deallocated range reads zeros (LBPRZ=1).
         return s.unmap ? s.unmap(c.lba, c.blocks) : s.write(c.lba, Buffer.alloc(c.blocks * lu.blockSize));
+      };
+      return exclusive(lu, c.lba, c.blocks, () => {
+        // What the record overwrites goes to the claim's undo log first (the remote copy journal).
+        const saved = journal.capture(seq, lu, s, c.lba, c.blocks);
+        return saved instanceof Promise ? saved.then(write) : write();
       });
     };
     return claim.receiver.receive(seq, prev, apply, () => { body = Buffer.from(body); });
@@ -277,8 +338,14 @@ const REPLICA_SEQUENCE: CommandDef<{ allocation: number }> = {
   execute: ({ lu, req }, c) => {
     const claim = lu.replicaClaim;
     if (claim && claim.initiator !== req.nexus.initiatorName) throw new StatusError(ScsiStatus.ReservationConflict);
-    const r = claim?.receiver;
-    const data = encodeReplicaSequence({ applied: r?.applied ?? 0, valid: r?.valid ?? false, claimed: !!claim, queued: r?.queued ?? 0 });
+    // Production asks while it holds the claim, and while it released it for image access.
+    const r = claim?.receiver ?? findReceiver(lu, req.nexus.initiatorName);
+    const w = r?.journal.window();
+    const pr = r?.journal.presentation;
+    const data = encodeReplicaSequence({
+      applied: r?.applied ?? 0, valid: r?.valid ?? false, claimed: !!claim, queued: r?.queued ?? 0,
+      oldestImage: w?.oldestImage ?? null, image: pr ? pr.seq : null, direct: !!pr?.direct, undoBytes: w?.undoBytes ?? 0, undoLimit: w?.undoLimit ?? 0,
+    });
     return { status: ScsiStatus.Good, data: data.subarray(0, Math.min(data.length, c.allocation)), sense: null };
   },
 };

@@ -190,8 +190,11 @@ export function listGroups(reg: GroupRegistry): { groups: GroupStatus[] } {
   return { groups: [...reg.groups.values()].map((g) => g.status()) };
 }
 
-export function showGroup(reg: GroupRegistry, input: { group: unknown }): GroupStatus {
-  return group(reg, input.group).status();
+/** get_group_state: a remote copy's window is asked of its remote array first (when its link is up). */
+export async function showGroup(reg: GroupRegistry, input: { group: unknown }): Promise<GroupStatus> {
+  const g = group(reg, input.group);
+  await g.refreshRemote();
+  return g.status();
 }
 
 export async function verify(reg: GroupRegistry, input: { group: unknown; copy?: unknown; image?: unknown; at?: unknown }): Promise<VerifyResult | ImageVerifyResult> {

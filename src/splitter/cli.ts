@@ -119,6 +119,11 @@ export function formatGroupState(g: GroupStatus): string {
     } else {
       lines.push(`    image access: none (${c.oldestImageSeq === null ? 'no image yet' : `images from seq ${c.oldestImageSeq}`})`);
     }
+    const rj = c.remoteJournal;
+    if (rj) {
+      lines.push(`    remote journal: undo ${size(rj.undoBytes)} of ${size(rj.undoLimit)}, window ${rj.oldestImage === null ? 'empty' : `seq ${rj.oldestImage} to ${rj.applied}`}`
+        + `${rj.image !== null ? `, image seq ${rj.image} presented${rj.direct ? ' (direct)' : ''}` : ''} (as of ${rj.asOf})`);
+    }
     const l = c.link;
     if (l) {
       lines.push(`    remote: ${l.target} at ${l.portal} LUNs ${l.luns.join(', ')}, link ${l.connected ? 'up' : 'down'}, rate ${l.rate ?? 'unlimited'}; `

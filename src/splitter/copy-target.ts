@@ -85,7 +85,8 @@ export class ImageStore implements BackingStore {
     const img = this.copy.image;
     if (!img) throw new Error(`copy ${this.copy.name}: no image access`); // the LU's gate stops it first
     img.writes++;
-    if (this.copy.access !== 'logged-access') return op();
+    // A remote copy's image is presented by the remote array, which keeps the writes in its overlay.
+    if (this.copy.access !== 'logged-access' || this.copy.kind === 'remote') return op();
     const before = img.log.capture(this.replica, lba, blocks);
     if (before instanceof Promise) return before.then((p) => { img.log.push(img.writes, this.set, p); return op(); });
     img.log.push(img.writes, this.set, before);

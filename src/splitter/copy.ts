@@ -11,6 +11,7 @@ import type { LogicalUnit } from '../scsi/lu.ts';
 import type { BackingStore } from '../store/store.ts';
 import type { VirtualImage } from './image-map.ts';
 import type { JournalRecord } from './journal.ts';
+import type { ReplicaSequence } from '../../protocol/scsi/replica-claim.ts';
 import type { ReplicationLink } from './link.ts';
 import type { RemoteStore } from './remote-store.ts';
 import { UndoStream } from './undo.ts';
@@ -250,9 +251,12 @@ export const SHIP_WINDOW_BYTES = 8 << 20;
  * SEQUENCE) and goes on from there; after a synchronization (sweep, markers, clear_markers) it
  * tells the remote its new base.
  *
- * It keeps no undo data: what a record overwrote would have to be read back over the link before
- * each write (RecoverPoint keeps it in the remote site's journal). So its images are the latest
- * only: the image floor follows the records applied, and enable_image_access reaches `latest`.
+ * Its undo data is kept where RecoverPoint keeps it, in the remote site's journal: the remote
+ * array saves what each record overwrites (src/scsi/replica-journal.ts), up to the copy's undo
+ * limit, and reports its protection window (REPLICA SEQUENCE: OLDEST IMAGE). So this array keeps
+ * none for it (`undo` stays empty); image access asks the remote to present the image (PRESENT
+ * IMAGE), and the oldest image reachable is the later of imageFloor (the copy became an image of
+ * production there) and the remote's window.
  */
 export class CrrCopy extends LocalCopy {
   override readonly kind = 'remote' as const;
@@ -264,6 +268,10 @@ export class CrrCopy extends LocalCopy {
   private knownLogin = -1;
   /** Records shipped, and the most that were in flight at once. */
   readonly shipped = { records: 0, maxInFlight: 0, resumedFrom: null as number | null };
+  /** enable_image_access is bringing the remote to its image: nothing is shipped meanwhile but what it sends. */
+  quiescing = false;
+  /** The remote site's journal as it last reported it (REPLICA SEQUENCE), and when. */
+  remote: (Omit<ReplicaSequence, 'claimed' | 'queued'> & { asOf: string }) | null = null;
 
   constructor(name: string, replicas: BackingStore[], readonly link: ReplicationLink) {
     super(name, replicas);
@@ -278,6 +286,33 @@ export class CrrCopy extends LocalCopy {
     return this.ship([r], r.seq);
   }
 
+  override get distributing(): boolean { return super.distributing && !this.quiescing; }
+
+  /** The remote holds the history (its undo log): this array's journal need keep only what the remote lacks. */
+  override get heldSeq(): number { return this.appliedSeq; }
+
+  /** REPLICA SEQUENCE: where the remote's receive queue and journal are (status shows the window). */
+  async query(): Promise<ReplicaSequence> {
+    const q = await this.link.querySequence();
+    this.remote = { applied: q.applied, valid: q.valid, oldestImage: q.oldestImage, image: q.image, direct: q.direct, undoBytes: q.undoBytes, undoLimit: q.undoLimit, asOf: new Date().toISOString() };
+    return q;
+  }
+
+  /** The oldest image reachable: the later of where the copy became an image here and the remote's window (null: none). */
+  get remoteFloor(): number | null {
+    const w = this.remote?.oldestImage ?? null;
+    if (this.imageFloor === null || w === null) return null;
+    return Math.max(this.imageFloor, w);
+  }
+
+  /** A synchronization left the base unsent: send it now (before an image is asked of the remote). */
+  async sendBase(): Promise<void> {
+    if (!this.baseDirty) return;
+    await this.link.setBase(this.appliedSeq);
+    this.baseDirty = false;
+    this.knownLogin = this.link.counters.logins;
+  }
+
   /**
    * Where the remote receive queue is, before records go: after a synchronization its base is set
    * to appliedSeq; after a login (the link dropped, production restarted) it is asked, and the
@@ -285,19 +320,13 @@ export class CrrCopy extends LocalCopy {
    * queued but had not applied was dropped with the session, and goes again).
    */
   private async position(lastSeq: number): Promise<void> {
-    if (this.baseDirty) {
-      await this.link.setBase(this.appliedSeq);
-      this.baseDirty = false;
-      this.knownLogin = this.link.counters.logins;
-      return;
-    }
+    if (this.baseDirty) { await this.sendBase(); return; }
     if (this.knownLogin === this.link.counters.logins && this.link.connected) return;
-    const q = await this.link.querySequence();
+    const q = await this.query();
     if (q.valid && q.applied > this.appliedSeq && q.applied <= lastSeq) {
       this.shipped.resumedFrom = q.applied;
       this.appliedRecords += q.applied - this.appliedSeq;
       this.appliedSeq = q.applied;
-      if (this.imageFloor !== null) this.imageFloor = q.applied;
     } else if (!q.valid || q.applied !== this.appliedSeq) {
       await this.link.setBase(this.appliedSeq);
     }
@@ -325,7 +354,6 @@ export class CrrCopy extends LocalCopy {
         const { r } = inFlight.shift()!;
         this.appliedSeq = r.seq;
         this.appliedRecords++;
-        if (this.imageFloor !== null) this.imageFloor = r.seq;
       }
     };
     for (const r of batch) {

@@ -878,6 +878,16 @@ export class ConsistencyGroup {
   /** Wake the distributor (a copy can be distributed to again). */
   resume(): void { if (this.transfer === 'active') this.schedule(); }
 
+  /**
+   * Ask each remote copy whose link is up where its remote journal is (its window), for status;
+   * at most `ms` each, never logging in for it, failures left to the next look.
+   */
+  async refreshRemote(ms = 2000): Promise<void> {
+    await Promise.all(this.copies.map((c) => (c instanceof CrrCopy && c.link.connected
+      ? Promise.race([c.query().catch(() => {}), new Promise((r) => setTimeout(r, ms).unref())])
+      : null)));
+  }
+
   copy(name?: string): LocalCopy {
     const c = name === undefined ? this.copies[0] : this.copies.find((x) => x.name === name);
     if (!c) throw new Error(`group ${this.name}: no copy "${name}" (copies: ${this.copies.map((x) => x.name).join(', ')})`);
@@ -916,11 +926,12 @@ export class ConsistencyGroup {
             mapRuns: c.image.virtual.runs, mapBlocks: c.image.virtual.mapBlocks, mapMs: Math.round(c.image.virtual.buildMs * 10) / 10, overlayBlocks: c.image.virtual.overlayBlocks,
           },
         },
-        // The oldest image enable_image_access can reach (null: none until the copy is synchronized).
-        oldestImageSeq: c.imageFloor === null ? null : Math.max(c.imageFloor, this.journal.firstSeq - 1),
-        undoBytes: c.undo.bytes,
+        // The oldest image enable_image_access can reach (null: none until the copy is synchronized);
+        // a remote copy's history is the remote array's journal (its window as last reported).
+        oldestImageSeq: c instanceof CrrCopy ? c.remoteFloor : c.imageFloor === null ? null : Math.max(c.imageFloor, this.journal.firstSeq - 1),
+        undoBytes: c instanceof CrrCopy ? c.remote?.undoBytes ?? 0 : c.undo.bytes,
         synchronization: c.sync && { ...c.sync },
-        ...(c instanceof CrrCopy ? { link: c.link.status() } : {}),
+        ...(c instanceof CrrCopy ? { link: c.link.status(), remoteJournal: c.remote && { ...c.remote } } : {}),
       })),
       markers: this.copies.map((c) => ({
         copy: c.name, regions: c.markedRegions, bytes: c.markers.reduce((n, m, i) => n + m.count * m.regionBlocks * this.sets[i].lu.blockSize, 0),
@@ -949,6 +960,8 @@ export interface GroupStatus {
     synchronization: InitProgress | null;
     /** A remote copy's link: where, its rate limit, bytes that crossed it. */
     link?: LinkStatus;
+    /** A remote copy: the remote site's journal as it last reported it (REPLICA SEQUENCE), null before it was asked. */
+    remoteJournal?: { applied: number; valid: boolean; oldestImage: number | null; image: number | null; direct: boolean; undoBytes: number; undoLimit: number; asOf: string } | null;
   }>;
   /** Per copy: regions marked while paused (bytes: their size), and whether a full sweep is due. */
   markers: Array<{ copy: string; regions: number; bytes: number; fullSweep: boolean }>;

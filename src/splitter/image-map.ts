@@ -341,6 +341,24 @@ export class VirtualImage {
     this.written[set].add(Number(lba), blocks);
   }
 
+  /**
+   * Direct access from a presented image (src/scsi/replica-journal.ts): the blocks the host wrote
+   * to set `set`'s overlay, written onto `into` (1 MiB at a time; a host UNMAP's blocks as zeros).
+   */
+  async mergeOverlay(set: number, into: BackingStore): Promise<void> {
+    const ov = this.overlays[set];
+    if (!ov) return;
+    const runs: Array<[number, number]> = [];
+    this.written[set].runs(0, Number(ov.blockCount), (from, to) => { runs.push([from, to]); });
+    const step = Math.max(1, Math.floor((1 << 20) / ov.blockSize));
+    for (const [from, to] of runs) {
+      for (let at = from; at < to; at += step) {
+        const n = Math.min(step, to - at);
+        await into.write(BigInt(at), Buffer.from(ov.read(BigInt(at), n) as Buffer));
+      }
+    }
+  }
+
   /** disable_image_access: the overlay's memory goes back to the pool. */
   close(): void {
     for (const o of this.overlays) o?.close();

@@ -50,6 +50,11 @@ export async function verifyImage(g: ConsistencyGroup, copyName: string | undefi
   if (c.imageFloor === null || B < c.imageFloor || B < g.journal.firstSeq - 1) {
     throw new ImageChoiceError('image', `seq ${B} is older than the copy's history reaches (${Math.max(c.imageFloor ?? Infinity, g.journal.firstSeq - 1)})`);
   }
+  // A remote copy's undo data is at the remote array: production's image before the copy's
+  // newest cannot be rebuilt here.
+  if (c.kind === 'remote' && B < img.rolledFrom) {
+    throw new ImageStateError(`copy ${c.name} is a remote copy: its undo data is at the remote array, so verify --image checks only images at its newest sequence (${img.rolledFrom}); seq ${B} is older`);
+  }
   const per = Math.max(1, Math.floor(REGION_BYTES / g.sets[0].lu.blockSize));
   const key = (set: number, region: number) => `${set}:${region}`;
   // Undo pieces of the records (B, rolledFrom], newest first, by region they touch.

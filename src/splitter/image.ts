@@ -31,7 +31,8 @@
  *     paused, as RecoverPoint's does without startTransfer.
  */
 import type { LogicalUnit } from '../scsi/lu.ts';
-import { exclusive } from '../scsi/range-lock.ts';
+import { allExclusive } from '../scsi/range-lock.ts';
+import { CrrCopy } from './copy.ts';
 import type { AccessedImage, LocalCopy } from './copy.ts';
 import type { ConsistencyGroup } from './group.ts';
 import { buildReadMaps, VirtualImage } from './image-map.ts';
@@ -103,6 +104,7 @@ function oneAtATime<T>(c: LocalCopy, f: () => Promise<T>): Promise<T> {
 /** enable_image_access: roll the copy's replica to `image` and open its target. */
 export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: string, mode: ImageAccessMode): Promise<AccessedImage> {
   return oneAtATime(c, async () => {
+    if (c instanceof CrrCopy) return enableRemote(g, c, image, mode);
     checkAccessible(g, c);
     const { seq, bookmark } = resolveImage(g, image);
     const why = unreachable(g, c, seq);
@@ -158,6 +160,64 @@ export function enableImageAccess(g: ConsistencyGroup, c: LocalCopy, image: stri
   });
 }
 
+const MiB = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
+
+/**
+ * enable_image_access on a remote copy (CRR): the remote array presents the image from its own
+ * journal (src/scsi/replica-journal.ts: REPLICA CLAIM action PRESENT IMAGE), so nothing is read
+ * back over the link and nothing is rolled here. Distribution to the copy stops first; a remote
+ * behind the image is first sent the records up to it (while the claim still holds), then the
+ * remote's window is asked (REPLICA SEQUENCE) and an image older than it is refused, naming it.
+ * Logged (and virtual) access: the remote's LUs show the image through a read map of its undo
+ * log and keep the host's writes in an overlay; direct: the remote rolls its volumes back to
+ * the image and drops its history. The claim is released once the image is presented (the remote
+ * site's hosts see the image too); the copy's own target here reads and writes it over the link.
+ */
+async function enableRemote(g: ConsistencyGroup, c: CrrCopy, image: string, mode: ImageAccessMode): Promise<AccessedImage> {
+  checkAccessible(g, c);
+  const { seq, bookmark } = resolveImage(g, image);
+  if (c.imageFloor === null) throw new ImageChoiceError('image', `copy ${c.name} holds no image of production yet (it needs a synchronization: start_transfer)`);
+  const to = mode === 'direct' ? 'direct-access' : mode === 'virtual' ? 'virtual-access' : 'logged-access';
+  const reason = `enable_image_access image=${image}`;
+  c.quiescing = true;
+  c.enablingTo = seq;
+  let presented = false;
+  try {
+    // What is in flight ends; nothing more goes but what the image needs.
+    await c.serial;
+    await c.shipping;
+    if (c.appliedSeq < seq) await c.ship([...g.journal.after(c.appliedSeq)].filter((r) => r.seq <= seq), g.journal.nextSeq - 1);
+    if (c.appliedSeq < seq) throw new ImageStateError(`copy ${c.name} could not be brought to seq ${seq} (applied ${c.appliedSeq})`);
+    await c.sendBase();
+    const q = await c.query();
+    const floor = c.remoteFloor;
+    if (floor === null) throw new ImageChoiceError('image', `copy ${c.name}: the remote array holds no image history (its window is empty)`);
+    if (seq < floor) {
+      throw new ImageChoiceError('image', `${image} (seq ${seq}) is older than copy ${c.name}'s protection window at the remote array: images from seq ${floor} to ${c.appliedSeq} (undo data ${MiB(q.undoBytes)} of ${MiB(q.undoLimit)})`);
+    }
+    await c.link.presentImage(seq, mode === 'direct');
+    presented = true;
+    g.copyAccess(c, to, reason, { phase: 'rolling', image: { image, seq, bookmark } });
+    c.image = { image, seq, bookmark, rolledFrom: c.appliedSeq, enabledAt: new Date().toISOString(), log: new UndoStream(), writes: 0, virtual: null };
+    if (mode === 'direct') toDirect(g, c);
+    await g.checkpointOutOfStep(c);
+  } catch (e) {
+    if (!c.image) {
+      if (presented) await c.link.endImage().catch(() => {});
+      if (c.access !== 'no-access') g.copyAccess(c, 'no-access', `enable_image_access failed: ${(e as Error).message}`);
+    }
+    throw e;
+  } finally {
+    c.quiescing = false;
+    c.enablingTo = null;
+    if (!c.image) g.resume();
+  }
+  for (const lu of c.exported) lu.ua.establishAll(lu.target.nexusKeys(), 'MediumMayHaveChanged');
+  g.logInfo({ copy: c.name, image, seq, bookmark, rolledFrom: c.image.rolledFrom, mode, remoteWindow: c.remote?.oldestImage }, 'image access enabled (presented by the remote array)');
+  g.announceAccess(c, 'no-access', 'done', reason);
+  return c.image;
+}
+
 /**
  * Roll the replica back to `seq`: what each record after it overwrote, newest first. The undo
  * entries stay until disable (verify --image rebuilds production's image from them).
@@ -193,6 +253,8 @@ export function setImageAccessMode(g: ConsistencyGroup, c: LocalCopy, mode: Imag
       throw new ImageStateError(`copy ${c.name} is in direct access: its journal history is gone, logged access cannot come back; disable_image_access first`);
     }
     if (mode === 'direct' && c.access === 'logged-access') {
+      // A remote copy: the remote rolls its volumes back to the image, with the overlay's writes.
+      if (c instanceof CrrCopy) await c.link.presentImage(c.image.seq, true);
       toDirect(g, c);
       g.logInfo({ copy: c.name, image: c.image.image }, 'image access mode: direct (journal history of the copy dropped)');
     }
@@ -210,7 +272,11 @@ export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTrans
     try {
       // The copy's LUs answer NOT READY from now on; commands already running end first.
       await allExclusive(c.exported, async () => {
-        if (mode === 'logged-access') {
+        if (c instanceof CrrCopy) {
+          // The remote drops the overlay (logged); if it cannot be reached now, the claim taken
+          // again at the next login ends the presentation there.
+          await c.link.endImage().catch((e: unknown) => g.logInfo({ copy: c.name, err: (e as Error).message }, 'remote copy: END IMAGE not sent; the next claim ends it'));
+        } else if (mode === 'logged-access') {
           for (const e of img.log.newestFirst(-1)) await restorePieces(c.replicas[e.set], e.pieces);
         }
       });
@@ -220,8 +286,10 @@ export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTrans
       img.virtual?.close();
       c.image = null;
       g.copyAccess(c, 'no-access', `disable_image_access start_transfer=${startTransfer ? 'yes' : 'no'}`);
-      // File journal: the replica is the image again, so a restart need not sweep it.
-      await g.checkpointOutOfStep(c);
+      // A remote copy's LUs are claimed again before anything is shipped to them.
+      if (c instanceof CrrCopy) await g.claimsSettled();
+      // File journal: a local replica is the image again, so a restart need not sweep it.
+      else await g.checkpointOutOfStep(c);
     } finally {
       c.changing = false;
     }
@@ -231,13 +299,4 @@ export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTrans
     if (c.needsSweep || c.markedRegions > 0) void g.resyncCopy(c, !c.needsSweep).catch(() => {});
     else g.resume();
   });
-}
-
-/** `body` with every LU's whole range held exclusively (the copy's in-flight commands end first). */
-async function allExclusive(lus: readonly LogicalUnit[], body: () => Promise<void>): Promise<void> {
-  const step = async (i: number): Promise<void> => {
-    if (i === lus.length) return body();
-    await exclusive(lus[i], 0n, lus[i].blockCount, () => step(i + 1));
-  };
-  await step(0);
 }

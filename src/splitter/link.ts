@@ -40,6 +40,8 @@ export interface LinkConfig {
   initiatorName: string;
   /** The group and copy the remote LUs are claimed for (REPLICA CLAIM); absent: never claimed. */
   claimFor?: { group: string; copy: string };
+  /** Bytes of undo data the remote keeps for the copy's images (sent with every CLAIM as UNDO LIMIT, in MiB). */
+  undoLimit?: number;
 }
 
 export interface LinkStatus {
@@ -175,7 +177,7 @@ export class ReplicationLink {
 
   /** REPLICA CLAIM CLAIM or RELEASE on every remote LU of the copy, over session `s`. */
   private async sendClaim(s: Session, claim: boolean): Promise<void> {
-    const params = encodeReplicaClaimParams(this.config.claimFor!);
+    const params = encodeReplicaClaimParams({ ...this.config.claimFor!, ...(claim ? this.undoLimit() : {}) });
     const cdb = encodeReplicaClaimCdb(claim ? ReplicaClaimAction.Claim : ReplicaClaimAction.Release, params.length);
     const what = claim ? 'REPLICA CLAIM' : 'REPLICA CLAIM (release)';
     for (const lun of this.config.luns) {
@@ -213,9 +215,33 @@ export class ReplicationLink {
 
   /** CLAIM with SETBASE: the remote copy is production's image at `seq` (after a synchronization); nothing older waits there. */
   async setBase(seq: number): Promise<void> {
-    const params = encodeReplicaClaimParams({ ...this.config.claimFor!, base: seq });
+    const params = encodeReplicaClaimParams({ ...this.config.claimFor!, base: seq, ...this.undoLimit() });
     const cdb = encodeReplicaClaimCdb(ReplicaClaimAction.Claim, params.length);
     await this.run(this.config.luns[0], params.length, 0, 'REPLICA CLAIM (base)', (d) => d.raw({ cdb, dataOut: params }));
+  }
+
+  private undoLimit(): { undoLimitMiB?: number } {
+    const b = this.config.undoLimit;
+    return b ? { undoLimitMiB: Math.max(1, Math.min(0xffff_ffff, Math.floor(b / (1 << 20)))) } : {};
+  }
+
+  /**
+   * PRESENT IMAGE on every remote LU of the copy: they show the group's image at `seq` (the remote
+   * site's copy journal, src/scsi/replica-journal.ts), in logged access (reads through the image's
+   * read map, writes to an overlay) or `direct` (rolled back to it, history dropped). Refused
+   * (ILLEGAL REQUEST) for a sequence outside the remote's window.
+   */
+  async presentImage(seq: number, direct: boolean): Promise<void> {
+    const params = encodeReplicaClaimParams({ ...this.config.claimFor!, image: seq, direct });
+    const cdb = encodeReplicaClaimCdb(ReplicaClaimAction.PresentImage, params.length);
+    for (const lun of this.config.luns) await this.run(lun, params.length, 0, 'REPLICA CLAIM (present image)', (d) => d.raw({ cdb, dataOut: params }));
+  }
+
+  /** END IMAGE: the remote LUs are the replica volumes again (a logged image's overlay is dropped); once for the claim. */
+  async endImage(): Promise<void> {
+    const params = encodeReplicaClaimParams(this.config.claimFor!);
+    const cdb = encodeReplicaClaimCdb(ReplicaClaimAction.EndImage, params.length);
+    await this.run(this.config.luns[0], params.length, 0, 'REPLICA CLAIM (end image)', (d) => d.raw({ cdb, dataOut: params }));
   }
 
   status(): LinkStatus {

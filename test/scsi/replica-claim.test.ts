@@ -7,14 +7,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  decodeReplicaClaimParams, decodeReplicaSequence, encodeReplicaClaimCdb, encodeReplicaClaimParams, encodeReplicaRecordCdb,
-  encodeReplicaRecordHeader, encodeReplicaSequenceCdb, ReplicaClaimAction, ReplicaClaimFormatError, ReplicaRecordKind,
+  decodeReplicaClaimParams, decodeReplicaSequence, encodeReplicaClaimCdb, encodeReplicaClaimParams,
+  encodeReplicaSequenceCdb, ReplicaClaimAction, ReplicaClaimFormatError,
 } from '../../protocol/scsi/replica-claim.ts';
 import { RECEIVE_QUEUE_LIMIT } from '../../src/scsi/replica-claim.ts';
-import type { Nexus, ScsiRequest, ScsiResponse } from '../../src/scsi/types.ts';
-import { ScsiStatus, TaskAttribute } from '../../src/scsi/types.ts';
-import { makeNexus, senseOf, setupLun, submit } from './sbc-fixture.ts';
+import type { Nexus, ScsiResponse } from '../../src/scsi/types.ts';
+import { ScsiStatus } from '../../src/scsi/types.ts';
+import { senseOf, setupLun, submit } from './sbc-fixture.ts';
 import type { Lun } from './sbc-fixture.ts';
+import { record, up } from './replica-fixture.ts';
 
 const LINK = 'iqn.2026-01.test:prod.splitter.g1.dr';
 
@@ -23,27 +24,11 @@ function claim(l: Lun, nexus: Nexus, action = ReplicaClaimAction.Claim, base?: n
   return submit(l, encodeReplicaClaimCdb(action, p.length), { dataOut: p, nexus });
 }
 
-/** A WRITE record of `blocks` blocks of byte `fill` at `lba`; not awaited (a record that waits answers once applied). */
-function record(l: Lun, nexus: Nexus, seq: number, prev: number, lba: number, blocks: number, fill: number): Promise<ScsiResponse> {
-  const out = Buffer.alloc(16 + blocks * 512, fill);
-  encodeReplicaRecordHeader(out, seq, prev);
-  const req: ScsiRequest = {
-    lun: 0, cdb: encodeReplicaRecordCdb({ kind: ReplicaRecordKind.Write, lba: BigInt(lba), blocks }), nexus, taskTag: seq,
-    attr: TaskAttribute.Simple, expectedLength: out.length, isRead: false, isWrite: true, dataOut: out,
-  };
-  return Promise.resolve(l.lu.submit(req));
-}
 
 const tur = (l: Lun, nexus: Nexus) => submit(l, [0, 0, 0, 0, 0, 0], { nexus });
 const sequence = async (l: Lun, nexus: Nexus) => decodeReplicaSequence((await submit(l, encodeReplicaSequenceCdb(), { nexus, edtl: 16 })).data!);
 const settled = (p: Promise<unknown>) => Promise.race([p.then(() => true), new Promise((r) => setImmediate(() => r(false)))]);
 
-function up(l: Lun, initiator: string, isid: string): Nexus {
-  const n = makeNexus(initiator, isid);
-  l.target.nexusUp(n);
-  l.lu.ua.forget(n.key);
-  return n;
-}
 
 describe('REPLICA CLAIM parameter list', () => {
   it('encodes field by field (golden bytes) and decodes back', () => {
@@ -67,12 +52,30 @@ describe('REPLICA CLAIM parameter list', () => {
     expect(err(zero)).toMatchObject({ reason: 'InvalidFieldInParameterList', byte: 1 });
     const bit = Buffer.from(p); bit[2] = 0x02;
     expect(err(bit)).toMatchObject({ reason: 'InvalidFieldInParameterList', byte: 2 });
-    const res = Buffer.from(p); res[5] = 1;
-    expect(err(res)).toMatchObject({ reason: 'InvalidFieldInParameterList', byte: 5 });
+    const res = Buffer.from(p); res[3] = 1;
+    expect(err(res)).toMatchObject({ reason: 'InvalidFieldInParameterList', byte: 3 });
   });
 });
 
 describe('REPLICA CLAIM on an LU', () => {
+  it('other nexuses cannot register or reserve a claimed LU (NOT READY 02/04/03); the owner can, and everyone once it is released', async () => {
+    const l = setupLun();
+    const link = up(l, LINK, '23d000000011');
+    const other = up(l, 'iqn.2026-01.test:dr-host', '23d000000012');
+    // PERSISTENT RESERVE OUT REGISTER (service action 00h) with a 24-byte list: SERVICE ACTION RESERVATION KEY 0xabc.
+    const register = (n: Nexus, key: number) => {
+      const list = Buffer.alloc(24); list.writeUInt32BE(key, 12);
+      return submit(l, [0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0], { dataOut: list, nexus: n });
+    };
+    const reserve6 = (n: Nexus) => submit(l, [0x16, 0, 0, 0, 0, 0], { nexus: n });
+    expect((await claim(l, link)).status).toBe(ScsiStatus.Good);
+    expect(senseOf(await register(other, 0xabc))).toEqual([0x02, 0x04, 0x03]);
+    expect(senseOf(await reserve6(other))).toEqual([0x02, 0x04, 0x03]);
+    expect((await register(link, 0xdef)).status).toBe(ScsiStatus.Good);
+    expect((await claim(l, link, ReplicaClaimAction.Release)).status).toBe(ScsiStatus.Good);
+    expect((await register(other, 0xabc)).status).toBe(ScsiStatus.Good);
+  });
+
   it('other nexuses get NOT READY 02/04/03 for media commands; the owner\'s new session takes it over; another initiator conflicts', async () => {
     const l = setupLun();
     const link = up(l, LINK, '23d000000001');
@@ -113,14 +116,14 @@ describe('the receive queue', () => {
     const r13 = record(l, link, 13, 12, 2, 4, 0x13);
     expect(await settled(r12)).toBe(false);
     expect(await l.store.read(0n, 6)).toEqual(Buffer.alloc(6 * 512));
-    expect(await sequence(l, link)).toEqual({ applied: 10, valid: true, claimed: true, queued: 2 });
+    expect(await sequence(l, link)).toMatchObject({ applied: 10, valid: true, claimed: true, queued: 2 });
     // 11 comes: 11, 12, 13 are applied in that order (13 over 12 where they overlap).
     expect((await record(l, link, 11, 10, 0, 6, 0x11)).status).toBe(ScsiStatus.Good);
     expect((await r12).status).toBe(ScsiStatus.Good);
     expect((await r13).status).toBe(ScsiStatus.Good);
     const want = Buffer.concat([Buffer.alloc(2 * 512, 0x12), Buffer.alloc(4 * 512, 0x13)]);
     expect(await l.store.read(0n, 6)).toEqual(want);
-    expect(await sequence(l, link)).toEqual({ applied: 13, valid: true, claimed: true, queued: 0 });
+    expect(await sequence(l, link)).toMatchObject({ applied: 13, valid: true, claimed: true, queued: 0 });
     // 12 again (a lost acknowledgement): GOOD, and 13's blocks stay.
     expect((await record(l, link, 12, 11, 0, 4, 0x12)).status).toBe(ScsiStatus.Good);
     expect(await l.store.read(0n, 6)).toEqual(want);

@@ -28,8 +28,15 @@ export const REPLICA_CLAIM = {
     received: { type: 'integer', description: 'REPLICA RECORDs received (duplicates included)' },
     duplicates: { type: 'integer', description: 'records received that were already applied (answered GOOD, not written again)' },
     dropped: { type: 'integer', description: 'waiting records dropped (the link\'s session went, or a new base was set)' },
+    undoBytes: { type: 'integer', description: 'undo data held: what the records applied since the window\'s start overwrote (src/scsi/replica-journal.ts)' },
+    undoLimit: { type: 'integer', description: 'undo data kept at most (production\'s UNDO LIMIT, or the default); over it the oldest goes' },
+    oldestImageSeq: { type: ['integer', 'null'], description: 'the protection window: the oldest group sequence an image can be presented at (null: none)' },
+    image: {
+      type: ['object', 'null'], description: 'the image presented to production\'s image access (null: none)',
+      properties: { seq: { type: 'integer' }, direct: { type: 'boolean' } }, required: ['seq', 'direct'],
+    },
   },
-  required: ['group', 'copy', 'initiator', 'since', 'linkLoggedIn', 'appliedSeq', 'queued', 'received', 'duplicates', 'dropped'],
+  required: ['group', 'copy', 'initiator', 'since', 'linkLoggedIn', 'appliedSeq', 'queued', 'received', 'duplicates', 'dropped', 'undoBytes', 'undoLimit', 'oldestImageSeq', 'image'],
 } as const;
 
 const CLAIM_ROW = {
@@ -61,6 +68,8 @@ export function claimOf(a: StorageArray, target: string, claim: ReplicaClaim | n
   return {
     group: claim.group, copy: claim.copy, initiator: claim.initiator, since: claim.since, linkLoggedIn,
     appliedSeq: r.valid ? r.applied : null, queued: r.queued, received: r.counters.received, duplicates: r.counters.duplicates, dropped: r.counters.dropped,
+    undoBytes: r.journal.undo.bytes, undoLimit: r.journal.limit, oldestImageSeq: r.journal.floor,
+    image: r.journal.presentation && { seq: r.journal.presentation.seq, direct: r.journal.presentation.direct },
   };
 }
 

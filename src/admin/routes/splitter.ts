@@ -106,7 +106,7 @@ export const GROUP_STATUS = {
             required: ['image', 'seq', 'bookmark', 'rolledFrom', 'enabledAt', 'writes', 'logBytes'],
           },
           oldestImageSeq: { type: ['integer', 'null'], description: 'the oldest image enable_image_access can reach; null: none until the copy is synchronized' },
-          undoBytes: { type: 'integer', description: 'undo data kept for rolling the replica back (memory)' },
+          undoBytes: { type: 'integer', description: 'undo data kept for rolling the replica back (memory; a remote copy: what its remote array holds)' },
           synchronization: { ...SYNC, type: ['object', 'null'], description: 'the last synchronization of this copy alone (enable_copy, after direct access)' },
           link: {
             type: 'object', description: 'a remote copy\'s link to the remote array (absent for a local copy)',
@@ -122,6 +122,17 @@ export const GROUP_STATUS = {
               wantClaim: { type: 'boolean', description: 'whether this array wants the remote LUs claimed (group and copy enabled, no image access)' },
             },
             required: ['portal', 'target', 'luns', 'rate', 'rateBytesPerSec', 'connected', 'bytesSent', 'bytesReceived', 'commands', 'logins', 'lastError', 'claim', 'wantClaim'],
+          },
+          remoteJournal: {
+            type: ['object', 'null'], description: 'a remote copy: the remote site\'s journal as it last reported it (REPLICA SEQUENCE; get_group_state asks when the link is up); null before it was asked',
+            properties: {
+              applied: { type: 'integer', description: 'the sequence the remote applied' }, valid: { type: 'boolean' },
+              oldestImage: { type: ['integer', 'null'], description: 'the remote\'s protection window: the oldest image it can present (undo data kept back to it)' },
+              image: { type: ['integer', 'null'], description: 'the image the remote presents (image access), or null' }, direct: { type: 'boolean' },
+              undoBytes: { type: 'integer', description: 'undo data the remote holds for the copy' }, undoLimit: { type: 'integer', description: 'undo data it keeps at most' },
+              asOf: { type: 'string', description: 'when it was asked (ISO time)' },
+            },
+            required: ['applied', 'valid', 'oldestImage', 'image', 'direct', 'undoBytes', 'undoLimit', 'asOf'],
           },
         },
         required: ['name', 'kind', 'enabled', 'access', 'appliedSeq', 'lag', 'image', 'oldestImageSeq', 'undoBytes', 'synchronization'],
