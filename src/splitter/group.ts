@@ -750,7 +750,7 @@ export class ConsistencyGroup {
    * Recovery of copy `c`'s undo stream from its segments, before the records after its checkpoint
    * are re-applied; true when the history is kept (imageFloor set from it). Every record after the
    * image floor has an entry, so the entries that count are the run of consecutive sequences
-   * ending at the newest. Entries after the checkpoint are records the replica may hold in part
+   * ending at the newest, from the last `base` entry on (undo-file.ts). Entries after the checkpoint are records the replica may hold in part
    * (write-ahead: never a change without its entry): the replica is rolled back with them, newest
    * first, to the checkpoint, and re-applying the records recaptures them, so the chain stays
    * exact. History that cannot be trusted is dropped: entries lost before the newest (a segment
@@ -761,7 +761,7 @@ export class ConsistencyGroup {
     const found = undo.log.found;
     undo.log.found = [];
     let k = found.length - 1;
-    while (k > 0 && found[k - 1].seq === found[k].seq - 1) k--;
+    while (k > 0 && !found[k].base && found[k - 1].seq === found[k].seq - 1) k--;
     const run = found.slice(Math.max(k, 0));
     const newest = run.length ? run[run.length - 1].seq : cp;
     const drop = (why: string): false => {
@@ -770,10 +770,13 @@ export class ConsistencyGroup {
       return false;
     };
     if (undo.log.recovery.lostSegments) return drop('undo segments lost after a bad entry');
+    // No entry: where the floor was is not known (records up to it may still have been applied
+    // after the checkpoint, without undo data), so images start at the recovery point.
+    if (!run.length) { undo.clear(); return false; }
     if (newest < cp) return drop(`undo entries end at ${newest}, before the checkpoint ${cp}`);
-    const floor = run.length ? run[0].seq - 1 : cp;
+    const floor = run[0].seq - 1;
     undo.adopt(run);
-    if (run.length) undo.log.dropBefore(run[0].seq);
+    undo.log.dropBefore(run[0].seq);
     if (newest > cp) {
       for (const e of undo.newestFirst(cp)) await restorePieces(c.replicas[e.set], e.pieces);
       for (const s of c.replicas) await s.flush?.();

@@ -21,14 +21,17 @@
  *                                             truncateAfter; all deleted by clear()
  * An entry is one record's before-image: one or more pieces (runs that were allocated, with their
  * bytes, or deallocated, without), each a 40-byte header then its payload (little-endian):
- *    0 u32 magic "ASUN"             12 u8 flags (bit 0: deallocated, bit 1: the entry's last piece)
+ *    0 u32 magic "ASUN"             12 u8 flags (bit 0: deallocated, bit 1: the entry's last piece,
+ *                                              bit 2: the first entry after the image floor)
  *    4 u32 length (header+payload)  14 u16 replication set     24 u64 lba     36 u32 payload length
  *    8 u32 CRC32C of bytes 12..len  16 u64 sequence            32 u32 blocks
  * An entry counts only once its last piece is whole: a torn tail is cut back to the last whole entry.
  *
- * The oldest image reachable is not stored: every record after the image floor gets an entry, so
- * the entries form a run of consecutive sequences, and recovery takes the run that ends at the
- * newest entry (recoverUndo in group.ts): floor = its first sequence - 1.
+ * The oldest image reachable is not stored apart: every record after the image floor gets an
+ * entry, the first of them marked `base`, so recovery takes the run of consecutive sequences that
+ * ends at the newest entry and starts no earlier than the last base (recoverUndo in group.ts):
+ * floor = its first sequence - 1. Entries of an earlier history whose deletion a crash cut short
+ * stay out of it.
  */
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -44,6 +47,8 @@ export const UNDO_HEADER_BYTES = 40;
 const MAGIC = 0x4e555341; // "ASUN" read as little-endian u32
 const DEALLOCATED = 1;
 const LAST = 2;
+/** The first entry after the image floor (the stream was cleared, or cut back to nothing, before it). */
+const BASE = 4;
 /** A piece is at most one record's extent: 1 GiB of payload. */
 const MAX_PIECE = (1 << 30) + UNDO_HEADER_BYTES;
 /** A write-ahead run ends at this many records, or this many bytes of before-images held for it. */
@@ -51,12 +56,12 @@ const AHEAD_RECORDS = 256;
 const AHEAD_BYTES = 32 << 20;
 
 /** The header of one piece of record `seq`'s before-image, checksum included. */
-export function encodePiece(seq: number, set: number, p: UndoPiece, last: boolean): Buffer {
+export function encodePiece(seq: number, set: number, p: UndoPiece, last: boolean, base = false): Buffer {
   const payload = p.data?.length ?? 0;
   const h = Buffer.allocUnsafe(UNDO_HEADER_BYTES);
   h.writeUInt32LE(MAGIC, 0);
   h.writeUInt32LE(UNDO_HEADER_BYTES + payload, 4);
-  h.writeUInt8((p.data ? 0 : DEALLOCATED) | (last ? LAST : 0), 12);
+  h.writeUInt8((p.data ? 0 : DEALLOCATED) | (last ? LAST : 0) | (base ? BASE : 0), 12);
   h.writeUInt8(0, 13);
   h.writeUInt16LE(set, 14);
   h.writeBigUInt64LE(BigInt(seq), 16);
@@ -71,8 +76,8 @@ export function encodePiece(seq: number, set: number, p: UndoPiece, last: boolea
 
 export type UndoScanStop = 'short-header' | 'bad-magic' | 'bad-length' | 'short-piece' | 'bad-checksum' | 'out-of-order' | 'torn-entry';
 
-/** A whole entry found in a segment, at byte `offset`. */
-export interface ScannedEntry { seq: number; set: number; pieces: UndoPiece[]; offset: number }
+/** A whole entry found in a segment, at byte `offset`; `base`: the first after the image floor. */
+export interface ScannedEntry { seq: number; set: number; pieces: UndoPiece[]; offset: number; base: boolean }
 
 /**
  * The whole entries at the start of `buf` (a segment's bytes), in order, each with a sequence
@@ -96,7 +101,7 @@ export function scanUndoSegment(buf: Buffer, after = 0): { entries: ScannedEntry
     const seq = Number(buf.readBigUInt64LE(pos + 16));
     const set = buf.readUInt16LE(pos + 14);
     if (open ? seq !== open.seq || set !== open.set : seq <= after) { stop = 'out-of-order'; break; }
-    open ??= { seq, set, pieces: [], offset: pos };
+    open ??= { seq, set, pieces: [], offset: pos, base: (flags & BASE) !== 0 };
     open.pieces.push({
       lba: buf.readBigUInt64LE(pos + 24), blocks: buf.readUInt32LE(pos + 32),
       data: payload ? buf.subarray(pos + UNDO_HEADER_BYTES, pos + len) : null,
@@ -147,6 +152,8 @@ export class UndoLog {
   private failed: Error | null = null;
   /** fdatasyncs made (write-ahead runs, lone applies). */
   syncs = 0;
+  /** The next entry appended is the first after the image floor (flag BASE). */
+  base = false;
 
   /** The next segment's ordinal. */
   private ordinal = 1;
@@ -213,11 +220,12 @@ export class UndoLog {
     // A record with an empty extent saves nothing, but keeps the run of sequences whole.
     const ps = pieces.length ? pieces : [{ lba: 0n, blocks: 0, data: null }];
     for (const [i, p] of ps.entries()) {
-      this.queue.push(encodePiece(seq, set, p, i === ps.length - 1));
+      this.queue.push(encodePiece(seq, set, p, i === ps.length - 1, this.base && i === 0));
       bytes += UNDO_HEADER_BYTES;
       if (p.data) { this.queue.push(p.data); bytes += p.data.length; }
     }
     this.queued.push({ seq, at, bytes });
+    this.base = false;
   }
 
   /** Whether entries wait for a sync. */
@@ -295,6 +303,7 @@ export class UndoLog {
   clear(): Promise<void> {
     this.queue = [];
     this.queued = [];
+    this.base = true;
     const gone = this.segments.splice(0);
     this.found = [];
     if (!gone.length) return this.settled();
@@ -340,6 +349,8 @@ export class DurableUndoStream extends UndoStream {
   override truncateAfter(seq: number): void {
     super.truncateAfter(seq);
     void this.log.truncateAfter(seq).catch(() => {});
+    // Cut back to nothing: the next entry starts the history again.
+    if (!this.length) this.log.base = true;
   }
 
   override dropBefore(seq: number): void {

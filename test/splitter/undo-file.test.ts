@@ -57,6 +57,25 @@ describe('UndoLog: one copy\'s undo segments', () => {
     await k.close();
   });
 
+  it('marks the first entry after a clear as the base of the history (older entries a crash left stay out of it)', async () => {
+    const d = tmp();
+    const log = await write(d, 1, 4);
+    await log.clear();
+    log.append(5, 0, pieces(5));
+    log.append(6, 0, pieces(6));
+    await log.close();
+    let k = await UndoLog.open(d);
+    expect(k.found.map((e) => [e.seq, e.base])).toEqual([[5, true], [6, false]]);
+    // truncateAfter down to nothing: the next entry is a base again (DurableUndoStream sets it).
+    await k.truncateAfter(4);
+    k.base = true;
+    k.append(5, 0, pieces(5));
+    await k.close();
+    k = await UndoLog.open(d);
+    expect(k.found.map((e) => [e.seq, e.base])).toEqual([[5, true]]);
+    await k.close();
+  });
+
   it('cuts a torn tail back to the last whole entry: mid-piece, and between two pieces of one entry', async () => {
     const d = tmp();
     await (await write(d, 1, 5)).close();
