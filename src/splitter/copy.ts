@@ -152,8 +152,8 @@ export class LocalCopy {
   syncing = false;
   /** The last synchronization of this copy alone. */
   sync: InitProgress | null = null;
-  /** What each applied record overwrote, for rolling back to an earlier image. */
-  readonly undo = new UndoStream();
+  /** What each applied record overwrote, for rolling back to an earlier image (file journal: also on disk, undo-file.ts). */
+  undo: UndoStream = new UndoStream();
   /**
    * The oldest image the replicas can be rolled back to: the sequence at which they last became a
    * write-order consistent image of production (end of a synchronization, clear_markers,
@@ -213,10 +213,14 @@ export class LocalCopy {
 
   private applySaved(r: JournalRecord, before: UndoPiece[]): void | Promise<void> {
     this.undo.push(r.seq, r.set, before);
+    // Write-ahead: a before-image kept on disk is durable before the replica changes.
+    const ahead = this.undo.ahead();
+    if (ahead) return ahead.then(() => this.write(r));
     return this.write(r);
   }
 
-  protected write(r: JournalRecord): void | Promise<void> {
+  /** Apply `r` to its replica, saving nothing (the distributor's write-ahead runs save first, undo-file.ts). */
+  write(r: JournalRecord): void | Promise<void> {
     const s = this.replicas[r.set];
     let p: void | Promise<void>;
     if (r.kind === 'data') p = s.write(r.lba, r.data!);

@@ -288,6 +288,8 @@ export function disableImageAccess(g: ConsistencyGroup, c: LocalCopy, startTrans
       g.copyAccess(c, 'no-access', `disable_image_access start_transfer=${startTransfer ? 'yes' : 'no'}`);
       // A remote copy's LUs are claimed again before anything is shipped to them.
       if (c instanceof CrrCopy) await g.claimsSettled();
+      // File journal: a local replica is the image again, so a restart need not sweep it.
+      else await g.checkpointOutOfStep(c);
     } finally {
       c.changing = false;
     }

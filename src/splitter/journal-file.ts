@@ -11,6 +11,8 @@
  *                                    the copy's replica files are fdatasync'd (see group.ts)
  *   DIR/open                         exists while the journal is open; still there at start-up
  *                                    means the last stop was not clean
+ *   DIR/<copy>.undo/                 a local copy's undo segments (undo-file.ts)
+ *   DIR/bookmarks.json               the group's bookmarks
  *
  * A record: a 48-byte header, then the payload (little-endian):
  *    0 u32 magic "ASJR"           12 u8  kind (1 data, 2 same, 3 unmap)   24 u64 time (ms)
@@ -302,15 +304,7 @@ export class FileJournal implements Journal {
       this.segments.push(seg);
       await syncDir(this.dir);
     }
-    let pos = seg.bytes;
-    for (let i = 0; i < bufs.length; i += IOV_CHUNK) {
-      const part = bufs.slice(i, i + IOV_CHUNK);
-      const want = part.reduce((a, b) => a + b.length, 0);
-      const { bytesWritten } = await this.fh.writev(part, pos);
-      // A short writev of a regular file is rare; finish it from where it stopped.
-      if (bytesWritten < want) await this.fh.write(Buffer.concat(part).subarray(bytesWritten), 0, want - bytesWritten, pos + bytesWritten);
-      pos += want;
-    }
+    const pos = await writevAt(this.fh, bufs, seg.bytes);
     await this.fh.datasync();
     seg.bytes = pos;
     seg.lastSeq = lastSeq;
@@ -365,6 +359,21 @@ export class FileJournal implements Journal {
     return writeDurably(path.join(this.dir, `copy-${copy}.json`), JSON.stringify(c) + '\n');
   }
 
+  /** Where copy `copy` keeps its undo segments (undo-file.ts). */
+  undoPath(copy: string): string {
+    return path.join(this.dir, `${copy}.undo`);
+  }
+
+  async readBookmarks(): Promise<Array<{ name: string; seq: number; time: string }>> {
+    const b = await readJson(path.join(this.dir, 'bookmarks.json'));
+    return Array.isArray(b) ? b.filter((x) => x && typeof x.name === 'string' && Number.isInteger(x.seq) && typeof x.time === 'string') : [];
+  }
+
+  /** Every bookmark, replacing the file (few: one per operator verb). */
+  writeBookmarks(b: Array<{ name: string; seq: number; time: string }>): Promise<void> {
+    return writeDurably(path.join(this.dir, 'bookmarks.json'), JSON.stringify(b) + '\n');
+  }
+
   /** Where copy `copy`'s replica of replication set `set` lives. */
   replicaPath(copy: string, set: number): string {
     return path.join(this.dir, `${copy}.${set}.img`);
@@ -384,7 +393,21 @@ async function writeDurably(file: string, text: string): Promise<void> {
   await syncDir(path.dirname(file));
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** Write `bufs` at `pos` with writev() (IOV_CHUNK buffers a call); returns where they end. */
+export async function writevAt(fh: FileHandle, bufs: readonly Buffer[], pos: number): Promise<number> {
+  for (let i = 0; i < bufs.length; i += IOV_CHUNK) {
+    const part = bufs.slice(i, i + IOV_CHUNK);
+    const want = part.reduce((a, b) => a + b.length, 0);
+    const { bytesWritten } = await fh.writev(part, pos);
+    // A short writev of a regular file is rare; finish it from where it stopped.
+    if (bytesWritten < want) await fh.write(Buffer.concat(part).subarray(bytesWritten), 0, want - bytesWritten, pos + bytesWritten);
+    pos += want;
+  }
+  return pos;
+}
+
+/** fsync a folder: a file created, renamed or deleted in it stays so. */
+export async function syncDir(dir: string): Promise<void> {
   const d = await fsp.open(dir, 'r');
   try { await d.sync(); } finally { await d.close(); }
 }

@@ -112,6 +112,11 @@ export interface Journal {
    */
   readCheckpoint?(copy: string): Promise<CopyCheckpoint | null>;
   writeCheckpoint?(copy: string, c: CopyCheckpoint): Promise<void>;
+  /** Where a local copy keeps its undo data on disk (file journal: undo-file.ts); absent on memory journals. */
+  undoPath?(copy: string): string;
+  /** The group's bookmarks, kept with the journal so that images stay named across a restart (file). */
+  readBookmarks?(): Promise<Array<{ name: string; seq: number; time: string }>>;
+  writeBookmarks?(b: Array<{ name: string; seq: number; time: string }>): Promise<void>;
 }
 
 export interface CopyCheckpoint {

@@ -181,6 +181,12 @@ export class UndoStream {
     this.bytes += bytes;
   }
 
+  /**
+   * Where a lone apply waits before it overwrites the replica: null here (memory); a stream kept
+   * on disk makes the entries just pushed durable first (write-ahead, undo-file.ts).
+   */
+  ahead(): Promise<void> | null { return null; }
+
   /** Entries with seq > `after`, newest first. */
   *newestFirst(after: number): Generator<UndoEntry> {
     for (let i = this.entries.length - 1; i >= this.head && this.entries[i].seq > after; i--) yield this.entries[i];

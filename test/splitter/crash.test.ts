@@ -6,7 +6,9 @@
  *   - every acknowledged write is in the journal's segments (read here, straight from the files);
  *   - production holds, for every slot, the last acknowledged write or the one in flight, whole
  *     (never a mix of two writes);
- *   - after the restart (recovery, re-application, sweep) verify says the copy equals production.
+ *   - after the restart (recovery, re-application, sweep) verify says the copy equals production;
+ *   - (first test) image access to each bookmark taken before a kill, one per round, reads the
+ *     copy's image as production was at the bookmark: the copy's undo data survived the kills.
  * A failing run prints its seed; CRASH_SEED=<n> replays its kill points.
  *
  * Negative control: ARRAYSIM_TEST_JOURNAL_ACK=early makes the target acknowledge writes when
@@ -17,13 +19,14 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ScsiDevice } from '../../src/initiator/index.ts';
 import { scanSegment } from '../../src/splitter/journal-file.ts';
+import { scanUndoSegment } from '../../src/splitter/undo-file.ts';
 import { crc32c } from '../../protocol/iscsi/digest.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -176,12 +179,25 @@ function journaled(rig: Rig): Set<string> {
  * What a power cut could do to the copy that SIGKILL does not: the replica writes after the
  * copy's checkpoint were never fdatasync'd, so they may be gone. SIGKILL leaves them in the page
  * cache; this overwrites every block a record after the checkpoint wrote with noise, so that only
- * the re-application at start-up (or the sweep) can make the copy right again.
+ * the re-application at start-up (or the sweep) can make the copy right again. Only records the
+ * replica may have received: those with an undo entry on disk (write-ahead: no replica write
+ * without one, src/splitter/undo-file.ts); a block the distributor never reached is not changed
+ * by a power cut either.
  */
 function scrambleCopyAfterCheckpoint(rig: Rig, rnd: () => number): number {
   const dir = path.join(rig.dir, 'journal');
   let cp = 0;
   try { cp = JSON.parse(readFileSync(path.join(dir, 'copy-local.json'), 'utf8')).appliedSeq; } catch { return 0; }
+  // Without undo segments (the recovery-skipped control never opens them) every record after the
+  // checkpoint may have reached the replica.
+  const undoDir = path.join(dir, 'local.undo');
+  let undone: Set<number> | null = null;
+  if (existsSync(undoDir)) {
+    undone = new Set<number>();
+    for (const name of readdirSync(undoDir).filter((x) => x.endsWith('.undo')).sort()) {
+      for (const e of scanUndoSegment(readFileSync(path.join(undoDir, name))).entries) undone.add(e.seq);
+    }
+  }
   const fd = openSync(path.join(dir, 'local.0.img'), 'r+');
   let n = 0;
   try {
@@ -189,7 +205,7 @@ function scrambleCopyAfterCheckpoint(rig: Rig, rnd: () => number): number {
     for (const name of readdirSync(dir).filter((x) => x.endsWith('.seg')).sort()) {
       const s = scanSegment(readFileSync(path.join(dir, name)), expect || Number(name.slice(0, 16)));
       for (const r of s.records) {
-        if (r.seq <= cp || r.kind !== 'data') continue;
+        if (r.seq <= cp || r.kind !== 'data' || (undone && !undone.has(r.seq))) continue;
         const noise = Buffer.alloc(r.blocks * BS);
         for (let o = 0; o < noise.length; o += 4) noise.writeUInt32LE(Math.floor(rnd() * 2 ** 32), o);
         writeSync(fd, noise, 0, noise.length, Number(r.lba) * BS);
@@ -202,14 +218,34 @@ function scrambleCopyAfterCheckpoint(rig: Rig, rnd: () => number): number {
   return n;
 }
 
-interface RoundReport { acked: number; inFlight: number; missingFromJournal: string[]; scrambled: number; production: string[]; verify: any }
+interface RoundReport { acked: number; inFlight: number; missingFromJournal: string[]; scrambled: number; production: string[]; verify: any; images: string[] }
+
+/** Each slot's generation on the copy's own LU (image access), `bad` for every slot that is not `want`'s. */
+async function checkImage(rig: Rig, name: string, want: Int32Array, bad: string[]): Promise<void> {
+  await admin(rig, 'POST', '/v1/groups/crash/enable_image_access', { copy: 'local', image: name, mode: 'logged' });
+  const dev = await ScsiDevice.open(`iscsi://127.0.0.1:${rig.port}/${TARGET}-local/0`, { commandTimeoutMs: 10_000 });
+  try {
+    for (let i = 0; i < 3 && (await dev.readCapacity16()).kind !== 'good'; i++);
+    for (let slot = 0; slot < SLOTS; slot += 256) {
+      const r = await dev.read(BigInt(slot * WRITE_BLOCKS), 256 * WRITE_BLOCKS);
+      if (r.kind !== 'good') throw new Error(`image ${name} read: ${r.kind}`);
+      for (let k = 0; k < 256; k++) {
+        const gen = genOf(r.value.subarray(k * WRITE_BLOCKS * BS, (k + 1) * WRITE_BLOCKS * BS), slot + k);
+        if (gen !== want[slot + k]) bad.push(`image ${name} slot ${slot + k}: gen ${gen}, at the bookmark ${want[slot + k]}`);
+      }
+    }
+  } finally {
+    await dev.close();
+  }
+  await admin(rig, 'POST', '/v1/groups/crash/disable_image_access', { copy: 'local' });
+}
 
 /**
  * Run ROUNDS kill points on one array; returns what each check found (the caller asserts).
  * Slot state: acked[slot] the generation production must hold (the last acknowledged, or after a
  * restart what it held); flying[slot] the one in flight when the target was killed.
  */
-async function crashRounds(rig: Rig, seed: number, rounds = ROUNDS, enough?: (r: RoundReport) => boolean): Promise<RoundReport[]> {
+async function crashRounds(rig: Rig, seed: number, rounds = ROUNDS, enough?: (r: RoundReport) => boolean, images = false): Promise<RoundReport[]> {
   const rnd = prng(seed);
   // The noise has its own generator, so that the kill points replay whatever it consumed.
   const noise = prng(seed ^ 0x5bd1e995);
@@ -219,6 +255,8 @@ async function crashRounds(rig: Rig, seed: number, rounds = ROUNDS, enough?: (r:
   /** Every write the host saw acknowledged (GOOD), as "slot:gen", over all rounds. */
   const hostAcked: string[] = [];
   const reports: RoundReport[] = [];
+  /** A bookmark per round, taken before its writes, with production's generations then. */
+  const bookmarks: Array<{ name: string; gens: Int32Array }> = [];
   let proc = serve(rig);
   try {
     for (let round = 0; round <= rounds; round++) {
@@ -245,6 +283,13 @@ async function crashRounds(rig: Rig, seed: number, rounds = ROUNDS, enough?: (r:
         report = reports[reports.length - 1];
         report.production = bad;
         report.verify = { consistent: verify.consistent, diverged: verify.diverged.slice(0, 5), seq: verify.seq, journal: g.journal };
+        // Every bookmark taken before a kill, across the restarts (and their sweeps) since.
+        if (images) for (const b of bookmarks) await checkImage(rig, b.name, b.gens, report.images);
+      }
+      if (images && round < rounds) {
+        // Nothing in flight: the bookmark's image is what the slots hold now.
+        await admin(rig, 'POST', '/v1/groups/crash/bookmarks', { name: `round-${round}` });
+        bookmarks.push({ name: `round-${round}`, gens: acked.slice() });
       }
       if (round === rounds || (report && enough?.(report))) { await dev.close(); break; }
       // QD8: eight writers, each on its own slots (slot % QD), one write at a time each.
@@ -278,7 +323,7 @@ async function crashRounds(rig: Rig, seed: number, rounds = ROUNDS, enough?: (r:
       for (const k of hostAcked) if (!inJournal.has(k)) missing.push(k);
       const inFlight = flying.reduce((a, f) => a + (f ? 1 : 0), 0);
       const scrambled = scrambleCopyAfterCheckpoint(rig, noise);
-      reports.push({ acked: ackedCount, inFlight, missingFromJournal: missing, scrambled, production: [], verify: null });
+      reports.push({ acked: ackedCount, inFlight, missingFromJournal: missing, scrambled, production: [], verify: null, images: [] });
       console.log(`crash seed ${seed} round ${round}: killed after ${killAfterMs} ms, ${ackedCount} writes acknowledged, ${inFlight} in flight, `
         + `${missing.length} acknowledged writes missing from the journal, ${scrambled} copy writes after its checkpoint scrambled`);
       proc = serve(rig);
@@ -293,18 +338,19 @@ const rigs: Rig[] = [];
 afterAll(() => { for (const r of rigs) rmSync(r.dir, { recursive: true, force: true }); });
 
 describe('file journal: SIGKILL during writes', () => {
-  it('keeps every acknowledged write; after restart production is whole and the copy equals it', async () => {
+  it('keeps every acknowledged write; after restart production is whole, the copy equals it, and the images at earlier bookmarks read right', async () => {
     const seed = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
     console.log(`crash test seed ${seed} (CRASH_SEED=${seed} replays the kill points)`);
     const rig = await makeRig();
     rigs.push(rig);
-    const reports = await crashRounds(rig, seed);
+    const reports = await crashRounds(rig, seed, ROUNDS, undefined, true);
     expect(reports.length).toBe(ROUNDS);
     for (const [i, r] of reports.entries()) {
       expect(r.acked, `round ${i}: writes were acknowledged (seed ${seed})`).toBeGreaterThanOrEqual(MIN_ACKED);
       expect(r.missingFromJournal, `round ${i}: acknowledged writes missing from the journal (seed ${seed})`).toEqual([]);
       expect(r.production, `round ${i}: production after restart (seed ${seed})`).toEqual([]);
       expect(r.verify.consistent, `round ${i}: verify after restart (seed ${seed}): ${JSON.stringify(r.verify)}`).toBe(true);
+      expect(r.images.slice(0, 5), `round ${i}: images at the bookmarks before the kill (seed ${seed})`).toEqual([]);
     }
   }, 180_000);
 

@@ -7,12 +7,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import pino from 'pino';
-import { StorageArray } from '../../src/array.ts';
 import { configFromFile } from '../../src/config.ts';
 import { ScsiDevice } from '../../src/initiator/index.ts';
 import { verifyGroup } from '../../src/splitter/verify.ts';
 import { FileJournal, HEADER_BYTES, scanSegment } from '../../src/splitter/journal-file.ts';
+import { fileJournalArray } from './rig.ts';
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -173,23 +172,8 @@ describe('groups[].journal in the YAML configuration', () => {
 describe('a file-journaled group across a clean restart', () => {
   it('a clean stop while paused (markers, not journal records) sweeps the copy at the next start, and the copy then equals production', async () => {
     const d = tmp();
-    const f = path.join(d, 'a.yaml');
     const target = 'iqn.2026-12.dev.arraysim:reapply';
-    writeFileSync(f, [
-      'portals:', '  - listen: 127.0.0.1:0',
-      'targets:', `  - name: ${target}`, '    luns:', `      - file:${path.join(d, 'prod.img')},size=4MiB`,
-      'splitters:', '  - name: s', '    spec: rp-vnx-flare31',
-      'groups:', '  - name: g', '    splitter: s', '    journal: {type: file, path: j, size: 64MiB}', '',
-    ].join('\n'));
-    const log = pino({ level: 'silent' });
-    const start = async () => {
-      const config = configFromFile(f);
-      const a = await StorageArray.create(config, log);
-      await a.start();
-      const g = a.groups.get('g')!;
-      await g.ready();
-      return { a, g, port: config.portals[0].port };
-    };
+    const { start } = fileJournalArray(d, target);
     let { a, g, port } = await start();
     expect(g.transfer).toBe('active');
     // Paused: the writes are marked (in memory), not journaled; the copy does not get them before the stop.

@@ -2,10 +2,12 @@
  * A running array with a write splitter, as `serve --splitter SPEC` builds it (StorageArray from
  * configFromFlags, admin API on an ephemeral loopback port), and sessions to it.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import pino from 'pino';
 import { StorageArray } from '../../src/array.ts';
 import { AdminApi } from '../../src/admin/api.ts';
-import { configFromFlags } from '../../src/config.ts';
+import { configFromFile, configFromFlags } from '../../src/config.ts';
 import type { ConsistencyGroup } from '../../src/splitter/group.ts';
 import type { LogicalUnit } from '../../src/scsi/lu.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
@@ -68,4 +70,30 @@ export function pattern(bytes: number, seed: number): Buffer {
   const b = Buffer.alloc(bytes);
   for (let i = 0; i < bytes; i += 4) b.writeUInt32BE(((i / 4) * 2654435761 + seed * 40503) >>> 0, i);
   return b;
+}
+
+/**
+ * A file-journaled group `g` (rp-vnx-flare31, journal in DIR/j, 64 MiB) protecting one 4 MiB file
+ * LUN (DIR/prod.img, 512-byte blocks) of `target`, from a YAML in `dir`; start() starts an array
+ * on it (again, after a stop: the restart tests) once its initialization is done.
+ */
+export function fileJournalArray(dir: string, target: string) {
+  const f = path.join(dir, 'a.yaml');
+  writeFileSync(f, [
+    'portals:', '  - listen: 127.0.0.1:0',
+    'targets:', `  - name: ${target}`, '    luns:', `      - file:${path.join(dir, 'prod.img')},size=4MiB`,
+    'splitters:', '  - name: s', '    spec: rp-vnx-flare31',
+    'groups:', '  - name: g', '    splitter: s', '    journal: {type: file, path: j, size: 64MiB}', '',
+  ].join('\n'));
+  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const start = async () => {
+    const config = configFromFile(f);
+    const a = await StorageArray.create(config, log);
+    await a.start();
+    const g = a.groups.get('g')!;
+    await g.ready();
+    const port = config.portals[0].port;
+    return { a, g, port, url: `iscsi://127.0.0.1:${port}/${target}/0` };
+  };
+  return { dir, journal: path.join(dir, 'j'), start };
 }
