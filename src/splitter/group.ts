@@ -151,6 +151,8 @@ export class ConsistencyGroup {
     this.spec = o.spec;
     this.log = o.log;
     this.journal = o.journal ?? new MemoryJournal(o.journalBytes);
+    // A file journal: the distributor goes on as group commits make records durable (drainCopy).
+    if (this.journal.durableSeq !== undefined) this.journal.onDurable = () => { if (this.transfer === 'active') this.schedule(); };
     this.sets = o.luns.map((lu, i) => {
       if (lu.protection) throw new Error(`group ${o.name}: LUN ${lu.lun} of ${lu.target.name} is already protected`);
       return new ReplicationSet(this, i, lu);
@@ -337,8 +339,17 @@ export class ConsistencyGroup {
 
   /** Apply every record the copy lacks now (awaited: a file replica's writes settle later). */
   private async drainNow(c: LocalCopy): Promise<void> {
-    if (this.awaited(c)) await this.drainCopy(c, Infinity);
+    if (this.awaited(c)) await this.drainAll(c);
     else for (const r of this.journal.after(c.appliedSeq)) c.apply(r);
+  }
+
+  /** The last record copies may get: a file journal's durable end, else the journal's end. */
+  private distributable(): number { return this.journal.durableSeq ?? this.journal.nextSeq - 1; }
+
+  /** Everything journaled so far is durable (file journal; memory: at once), then drainCopy gets all of it. */
+  private async drainAll(c: LocalCopy): Promise<void> {
+    await this.journal.whenDurable(this.journal.nextSeq - 1);
+    await this.drainCopy(c, Infinity);
   }
 
   /** Whether applying a record to `c` settles later, so records go one after the other (file journal, remote copy). */
@@ -551,7 +562,7 @@ export class ConsistencyGroup {
   catchUp(copy: LocalCopy): void | Promise<void> {
     if (this.transfer !== 'active') throw new Error(`group ${this.name}: transfer is ${this.transfer}; the copy cannot be drained (start the transfer first)`);
     if (!copy.distributing) throw new Error(`group ${this.name}: copy ${copy.name} is not distributed to (${copy.enabled ? (copy.syncing ? 'synchronizing' : copy.access) : 'disabled'}); verify --image checks an accessed image`);
-    if (this.awaited(copy)) return this.drainCopy(copy, Infinity);
+    if (this.awaited(copy)) return this.drainAll(copy);
     for (const r of this.journal.after(copy.appliedSeq)) void copy.apply(r);
   }
 
@@ -573,7 +584,8 @@ export class ConsistencyGroup {
       // for a remote one's link).
       const cs = this.copies.filter((c) => c.distributing);
       await Promise.all(cs.map((c) => this.drainCopy(c, max, () => this.transfer !== 'active' || !c.distributing)));
-      const more = cs.some((c) => c.appliedSeq < this.journal.nextSeq - 1);
+      // Records not yet durable wait for their group commit (onDurable schedules again).
+      const more = cs.some((c) => c.appliedSeq < this.distributable());
       this.trimJournal(true);
       if (more) this.schedule();
     })().catch((err: unknown) => {
@@ -588,7 +600,10 @@ export class ConsistencyGroup {
   private drainCopy(c: LocalCopy, max: number, stop?: () => boolean): Promise<void> {
     const run = c.serial.then(async () => {
       // A snapshot of the records: the index may be compacted while the writes are awaited.
-      const batch = [...this.journal.after(c.appliedSeq, max)];
+      // File journal: only what is durable (durableSeq). Memory: everything.
+      const end = this.distributable();
+      const batch: JournalRecord[] = [];
+      for (const r of this.journal.after(c.appliedSeq, max)) { if (r.seq > end) break; batch.push(r); }
       // A remote copy: several records in flight, applied by the remote array in sequence order.
       if (c instanceof CrrCopy) await c.ship(batch, this.journal.nextSeq - 1, stop);
       else if (c.undo instanceof DurableUndoStream) await applyWriteAhead(c, c.undo, batch, stop);

@@ -161,6 +161,7 @@ export class FileJournal implements Journal {
   private scheduled = false;
   /** Highest sequence known durable. */
   durableSeq: number;
+  onDurable?: () => void;
   /** Set when a write or fdatasync failed: no later record can be made durable. */
   private failed: Error | null = null;
   /** Group commit figures: flushes (one fdatasync each) and records they carried. */
@@ -283,7 +284,7 @@ export class FileJournal implements Journal {
       this.queue = [];
       this.queueBytes = 0;
       this.flush(bufs, bytes, f.lastSeq).then(
-        () => { this.durableSeq = f.lastSeq; this.commits.flushes++; f.resolve(); },
+        () => { this.durableSeq = f.lastSeq; this.commits.flushes++; f.resolve(); this.onDurable?.(); },
         (err: Error) => { this.failed ??= new Error(`journal ${this.dir}: ${err.message}`); f.reject(this.failed); },
       ).finally(() => {
         this.running = null;

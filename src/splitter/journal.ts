@@ -112,6 +112,14 @@ export interface Journal {
    */
   readCheckpoint?(copy: string): Promise<CopyCheckpoint | null>;
   writeCheckpoint?(copy: string, c: CopyCheckpoint): Promise<void>;
+  /**
+   * File journal: the last sequence on disk (fdatasync'd). Copies get no record past it, so no
+   * copy holds a write never acknowledged, nor is checkpointed past the journal's end (a restart
+   * would number new records after a gap, which the next recovery would take for the end).
+   */
+  readonly durableSeq?: number;
+  /** Called each time durableSeq moves (the distributor goes on with the records now durable). */
+  onDurable?: () => void;
   /** Where a local copy keeps its undo data on disk (file journal: undo-file.ts); absent on memory journals. */
   undoPath?(copy: string): string;
   /** The group's bookmarks, kept with the journal so that images stay named across a restart (file). */

@@ -170,6 +170,36 @@ describe('groups[].journal in the YAML configuration', () => {
 });
 
 describe('a file-journaled group across a clean restart', () => {
+  it('a copy is checkpointed no further than the journal is durable (else a restart would number new records after a gap)', async () => {
+    const d = tmp();
+    const target = 'iqn.2026-12.dev.arraysim:ckpt-durable';
+    const { start } = fileJournalArray(d, target);
+    const { a, g, port } = await start();
+    const j = g.journal as unknown as { durableSeq: number; writeCheckpoint: (copy: string, c: { appliedSeq: number }) => Promise<void> };
+    const seen: Array<[number, number]> = [];
+    const write = j.writeCheckpoint.bind(j);
+    j.writeCheckpoint = (copy, c) => { seen.push([c.appliedSeq, j.durableSeq]); return write(copy, c as never); };
+    // A slow disk: each group commit takes 30 ms more, so the distributor meets records not yet durable.
+    const slow = j as unknown as { flush: (...a: unknown[]) => Promise<void> };
+    const flush = slow.flush.bind(j);
+    slow.flush = async (...args) => { await new Promise((r) => setTimeout(r, 30)); return flush(...args); };
+    try {
+      const dev = await ScsiDevice.open(`iscsi://127.0.0.1:${port}/${target}/0`);
+      await dev.readCapacity16();
+      // 16 in flight at a time: the distributor runs while group commits are still syncing.
+      for (let r = 0; r < 20; r++) {
+        const res = await Promise.all(Array.from({ length: 16 }, (_, i) => dev.write(BigInt(((r * 16 + i) % 512) * 16), Buffer.alloc(8192, r + 1))));
+        expect(res.every((x) => x.kind === 'good')).toBe(true);
+      }
+      await dev.close();
+      expect(seen.length).toBeGreaterThan(0);
+      const ahead = seen.filter(([cp, durable]) => cp > durable);
+      expect(ahead, `checkpoints past the durable end: ${JSON.stringify(ahead.slice(0, 5))}`).toEqual([]);
+    } finally {
+      await a.stop();
+    }
+  }, 60_000);
+
   it('a clean stop while paused (markers, not journal records) sweeps the copy at the next start, and the copy then equals production', async () => {
     const d = tmp();
     const target = 'iqn.2026-12.dev.arraysim:reapply';
