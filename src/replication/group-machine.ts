@@ -502,7 +502,11 @@ export class GroupMachine {
     if (!this.replicating) {
       if ((op.kind === 'write-same' || op.kind === 'unmap') && this.dirtyOps.length < MAX_DIRTY_OPS) this.dirtyOps.push(op);
       else this.markDirty(extentsOf(op));
-      out.push({ kind: 'complete', origin, outcome: OK });
+      // Acknowledged only if this array may write alone now. A write applied while the link went
+      // down without a lease, or the store failed, is on this array only: the peer may be granted
+      // the group without it (a failover, then a resync from the peer), so it was never written.
+      const alone = origin.kind === 'resync' || this.serving;
+      out.push({ kind: 'complete', origin, outcome: alone ? OK : this.storeFailure ? { kind: 'unavailable' } : { kind: 'link-lost' } });
       return;
     }
     const seq = ++this.seq;

@@ -246,3 +246,32 @@ describe('planned role swaps: restore and reverse', () => {
     void toS;
   });
 });
+
+describe('a write applied while this array stopped serving', () => {
+  const applyOf = (as: GroupAction[]) => as.find((a): a is Extract<GroupAction, { kind: 'apply' }> => a.kind === 'apply')!;
+  const completions = (as: GroupAction[]) => as.filter((a): a is Extract<GroupAction, { kind: 'complete' }> => a.kind === 'complete').map((a) => a.outcome.kind);
+
+  it('is not acknowledged when the store failed while it was being applied (the failover then takes the peer, which never had it)', () => {
+    // metro/raid-failure lost an acknowledged write this way: applied on A before the RAID set
+    // failed, answered GOOD after it (A "wrote alone"), then B took the group and A was resynchronised from B.
+    const { p } = synced();
+    step(p, { kind: 'witness', verdict: verdict({ recorded: 'Synced' }), sentAt: 1000, now: 1000 });
+    const a = applyOf(step(p, { kind: 'host-write', origin: { kind: 'local', id: 7 }, op: write, now: 1001 }));
+    step(p, { kind: 'store', volume: 0, failed: true, why: 'medium error' });
+    expect(p.serving).toBe(false);
+    expect(completions(step(p, { kind: 'applied', tag: a.tag, ok: true }))).toEqual(['unavailable']);
+  });
+
+  it('is not acknowledged when the link went down and this array may not write alone (no lease); it is when it may', () => {
+    const { p } = synced();
+    step(p, { kind: 'witness', verdict: verdict({ recorded: 'Synced' }), sentAt: 1000, now: 1000 });
+    const a = applyOf(step(p, { kind: 'host-write', origin: { kind: 'local', id: 8 }, op: write, now: 1001 }));
+    step(p, { kind: 'link-down', reason: 'cut' });
+    expect(p.serving).toBe(false); // the witness still has it Synced
+    expect(completions(step(p, { kind: 'applied', tag: a.tag, ok: true }))).toEqual(['link-lost']);
+    // Writing alone on a lease: a write applied meanwhile is acknowledged (its region is marked for the resync).
+    step(p, { kind: 'witness', verdict: verdict({ recorded: 'Stopped' }), sentAt: 1250, now: 1260 });
+    const b = applyOf(step(p, { kind: 'host-write', origin: { kind: 'local', id: 9 }, op: write, now: 1300 }));
+    expect(completions(step(p, { kind: 'applied', tag: b.tag, ok: true }))).toEqual(['ok']);
+  });
+});
