@@ -289,16 +289,23 @@ export class ReplicationGroup {
 
   /** Apply `op` to the local store and report it (`applied`, or `finish` for a tracked write) when done (synchronously for a memory store). */
   private applyNow(store: ReplicatedStore['inner'], op: WriteOp, tag: ApplyTag, finish?: (ok: boolean, err?: unknown) => void): void | Promise<void> {
-    const done = finish ?? ((ok: boolean, err?: unknown) => this.applied(tag, ok, err));
     let r: void | Promise<void>;
     try {
       // A PR state: the primary's registry already holds it (pr-replication.ts); the secondary installs it.
       if (op.kind === 'pr-state') { if (tag.from === 'peer') installPrState(this.volumes[op.volume], op.state); r = undefined; }
       else r = applyOp(store, op);
-    } catch (e) { if (tag.from === 'peer') this.peerAppliedAtOnce++; done(false, e); return; }
-    if (r instanceof Promise) return r.then(() => done(true), (e) => done(false, e));
+    } catch (e) {
+      if (tag.from === 'peer') this.peerAppliedAtOnce++;
+      if (finish) finish(false, e); else this.applied(tag, false, e);
+      return;
+    }
+    if (r instanceof Promise) {
+      const done = finish ?? ((ok: boolean, err?: unknown) => this.applied(tag, ok, err));
+      return r.then(() => done(true), (e) => done(false, e));
+    }
+    // Applied at once (a memory store): no closure per write.
     if (tag.from === 'peer') this.peerAppliedAtOnce++;
-    done(true);
+    if (finish) finish(true); else this.applied(tag, true);
   }
 
   private applied(tag: ApplyTag, ok: boolean, err?: unknown): void {
@@ -391,7 +398,7 @@ export class ReplicationGroup {
    * (a lone one as an `ack`): at QD32 a read brings several writes, and their acks were one frame
    * and one socket write each.
    */
-  private ackRun: { first: bigint; last: bigint } | null = null;
+  private ackRun: { first: bigint; last: bigint; lastN: number } | null = null;
   private readonly flushAcks = (): void => {
     const r = this.ackRun;
     if (!r) return;
@@ -399,12 +406,14 @@ export class ReplicationGroup {
     this.sendNow(r.first === r.last ? { type: 'ack', forwarded: false, seq: r.first, status: 'ok' } : { type: 'acks', first: r.first, last: r.last });
   };
 
+  /** `seq` is the message's own BigInt: compared as a number (no BigInt sum per write), kept for the frame. */
   private ackLater(seq: bigint): void {
     const r = this.ackRun;
-    if (r && seq === r.last + 1n) { r.last = seq; return; }
+    const n = Number(seq);
+    if (r && n === r.lastN + 1) { r.last = seq; r.lastN = n; return; }
     if (r) this.flushAcks();
     else process.nextTick(this.flushAcks);
-    this.ackRun = { first: seq, last: seq };
+    this.ackRun = { first: seq, last: seq, lastN: n };
   }
 
   private sendNow(m: LinkMessage): void {

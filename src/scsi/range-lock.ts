@@ -73,7 +73,7 @@ export class RangeLock {
    */
   run<T>(lba: bigint, blocks: number | bigint, mode: LockMode, body: () => T | Promise<T>): T | Promise<T> {
     const e = entry(lba, blocks, mode, true);
-    if (!this.entries.some((o) => conflicts(e, o))) {
+    if (!this.conflicting(e)) {
       const r = body();
       if (!(r instanceof Promise)) return r;
       this.entries.push(e);
@@ -88,6 +88,12 @@ export class RangeLock {
         release();
       }
     });
+  }
+
+  /** Whether anything held or queued conflicts with `e` (a loop, not some(): no closure per call). */
+  private conflicting(e: Entry): boolean {
+    for (const o of this.entries) if (conflicts(e, o)) return true;
+    return false;
   }
 
   /**
