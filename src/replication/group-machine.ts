@@ -18,6 +18,7 @@
 import type { AccessState } from '../scsi/alua.ts';
 import type { AckStatus, GroupSyncStatus, LinkMessage, LinkNexus, PrStateWire } from '../../protocol/replication/link.ts';
 import type { GroupReport, GroupVerdict } from '../../protocol/replication/witness.ts';
+import { SeqRing } from './seq-ring.ts';
 
 export type Role = 'primary' | 'secondary';
 export type SyncStatus = GroupSyncStatus;
@@ -272,7 +273,7 @@ export class GroupMachine {
   private seq = 0;
   private peerSeqApplied = 0;
   /** Primary: writes replicated and not yet acknowledged, by group seq. */
-  private readonly awaitingPeer = new Map<number, { origin: Origin; op: WriteOp }>();
+  private readonly awaitingPeer = new SeqRing<{ origin: Origin; op: WriteOp }>();
   /** Secondary: forwarded writes and compare-and-writes, by request id. */
   private readonly forwarded = new Map<bigint, Origin>();
   private readonly cawSent = new Map<bigint, Origin>();
@@ -708,7 +709,7 @@ export class GroupMachine {
     this.link = 'down';
     // Writes the peer has not acknowledged are not acknowledged to their hosts: the region is
     // marked for resync (it may be on this array only). No write is ever acknowledged without both.
-    for (const [, w] of this.awaitingPeer) {
+    for (const [, w] of this.awaitingPeer.entries()) {
       this.markDirty(extentsOf(w.op));
       out.push({ kind: 'complete', origin: w.origin, outcome: { kind: 'link-lost' } });
     }
