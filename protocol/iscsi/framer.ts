@@ -121,9 +121,12 @@ export class Framer {
    * else null. SPDK reads payloads the same way, header first, data into its final buffer.
    */
   directTarget(min: number): Buffer | null {
-    if (this.state !== FramerState.DataAndDataDigest) return null;
+    // A small segment that straddled the last chunk is finished from the next chunk (push), not
+    // by a read of its remainder alone: at QD32 with 4 KiB writes every 64 KiB read ends inside
+    // one, and that read (plus the header-only read after it) cost two more syscalls and
+    // callbacks per chunk, and at a replicating primary one more link frame and peer wake-up.
+    if (this.state !== FramerState.DataAndDataDigest || this.need < min) return null;
     if (this.acc === null) {
-      if (this.need < min) return null;
       this.acc = this.allocSegment();
       this.accFill = 0;
     }

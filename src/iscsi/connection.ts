@@ -69,7 +69,8 @@ export interface Task {
   unsolicitedDataSN: number;
   r2tNext: number;
   r2tSN: number;
-  readonly r2ts: Map<number, { offset: number; length: number; next: number; dataSN: number }>;
+  /** Outstanding R2Ts by TTT; made at the first (a write that arrives whole has none: no Map per command). */
+  r2ts: Map<number, { offset: number; length: number; next: number; dataSN: number }> | null;
   failure: SenseReason | null;
   /** buf came from the connection's BufferPool: give it back once the response is produced. */
   pooled: Buffer | null;

@@ -54,7 +54,7 @@ export function onScsiCommand(conn: Connection, pdu: ScsiCommandPdu, bhs: Buffer
   const task: Task = {
     itt: pdu.itt, lun: pdu.lun, cmdSN: pdu.cmdSN, immediate: pdu.immediate, cdb: pdu.cdb, edtl: pdu.edtl,
     read: pdu.read, write: pdu.write, attr: pdu.attr, buf: null, received: 0, unsolicitedEnd: 0,
-    unsolicitedNext: 0, unsolicitedDone: true, unsolicitedDataSN: 0, r2tNext: 0, r2tSN: 0, r2ts: new Map(), failure: null, pooled: null,
+    unsolicitedNext: 0, unsolicitedDone: true, unsolicitedDataSN: 0, r2tNext: 0, r2tSN: 0, r2ts: null, failure: null, pooled: null,
     started: false, state: 'collecting', aborted: false, done: null,
     cls: latency !== null ? classOfCdb(pdu.cdb) : ClassIndex.Other, startUs: conn.arrivalUs,
   };
@@ -108,12 +108,13 @@ function startTask(conn: Connection, task: Task): void {
 
 function issueR2Ts(conn: Connection, task: Task): void {
   const p = conn.session!.params;
+  const r2ts = (task.r2ts ??= new Map());
   if (conn.socket.writable) conn.socket.cork();
-  while (task.r2ts.size < p.maxOutstandingR2T && task.r2tNext < task.edtl) {
+  while (r2ts.size < p.maxOutstandingR2T && task.r2tNext < task.edtl) {
     const length = Math.min(p.maxBurstLength, task.edtl - task.r2tNext);
     const ttt = conn.nextTtt;
     conn.nextTtt = conn.nextTtt === 0xfffffffe ? 1 : conn.nextTtt + 1;
-    task.r2ts.set(ttt, { offset: task.r2tNext, length, next: task.r2tNext, dataSN: 0 });
+    r2ts.set(ttt, { offset: task.r2tNext, length, next: task.r2tNext, dataSN: 0 });
     const bhs = encodeR2T({ itt: task.itt, ttt, lun: task.lun, r2tSN: task.r2tSN++, bufferOffset: task.r2tNext, desiredLength: length }, conn.seq());
     task.r2tNext += length;
     conn.writePdu(bhs, null);
@@ -159,7 +160,7 @@ export function onDataOut(conn: Connection, pdu: DataOutPdu, bhs: Buffer): void 
       }
     }
   } else {
-    const r = task.r2ts.get(pdu.ttt);
+    const r = task.r2ts?.get(pdu.ttt);
     if (!r || off !== r.next || off + len > r.offset + r.length) {
       conn.reject(RejectReason.ProtocolError, bhs);
       return;
@@ -172,16 +173,17 @@ export function onDataOut(conn: Connection, pdu: DataOutPdu, bhs: Buffer): void 
     if (pdu.final || r.next === r.offset + r.length) {
       if (r.next !== r.offset + r.length) {
         // F bit before the requested length arrived: re-solicit the remainder.
-        task.r2ts.delete(pdu.ttt);
+        task.r2ts!.delete(pdu.ttt);
         if (r.next < task.r2tNext) task.r2tNext = Math.min(task.r2tNext, r.next);
       } else {
-        task.r2ts.delete(pdu.ttt);
+        task.r2ts!.delete(pdu.ttt);
       }
     }
   }
-  if (task.received >= task.edtl && task.r2ts.size === 0 && (task.unsolicitedDone || task.unsolicitedNext >= task.unsolicitedEnd)) {
+  const outstanding = task.r2ts?.size ?? 0;
+  if (task.received >= task.edtl && outstanding === 0 && (task.unsolicitedDone || task.unsolicitedNext >= task.unsolicitedEnd)) {
     execute(conn, task);
-  } else if (task.unsolicitedDone && task.r2ts.size < conn.session!.params.maxOutstandingR2T && task.r2tNext < task.edtl) {
+  } else if (task.unsolicitedDone && outstanding < conn.session!.params.maxOutstandingR2T && task.r2tNext < task.edtl) {
     issueR2Ts(conn, task);
   }
 }

@@ -108,10 +108,19 @@ function senseFor(o: Outcome, err?: unknown): unknown {
 }
 
 /**
- * Who waits for an origin's outcome. Settled (state 1 ok, 2 failed) before anyone awaits when the
- * machine completes it within the step that started it; otherwise `resolve`/`reject` of the promise.
+ * An origin this array waits on (a host command, a resync write), and the wait itself: the machine
+ * hands back the very Origin object it was given, so the outcome is settled on it, with no map and
+ * no second object per write. `state` 0 until completed, then 1 ok or 2 failed; `resolve`/`reject`
+ * are the promise's once someone awaits (not when the machine completed it within the step that
+ * started it).
  */
-interface Waiter { state: 0 | 1 | 2; err: unknown; resolve: (() => void) | null; reject: ((e: unknown) => void) | null }
+type Waited = Origin & { state: 0 | 1 | 2; err: unknown; resolve: (() => void) | null; reject: ((e: unknown) => void) | null };
+
+function waited(kind: 'local' | 'resync', id: number): Waited;
+function waited(kind: 'forwarded', id: bigint): Waited;
+function waited(kind: Origin['kind'], id: number | bigint): Waited {
+  return { kind, id, state: 0, err: undefined, resolve: null, reject: null } as Waited;
+}
 
 /** The checker's negative controls (ARRAYSIM_FAULT_HOOK), never set from configuration. */
 export interface FaultHooks { ackBeforePeer?: boolean; splitBrain?: boolean }
@@ -131,8 +140,6 @@ export class ReplicationGroup {
   /** The data of the writes sent on this link is in their CRC (peers.dataIntegrity, checksData). */
   dataChecked = true;
   private nextLocal = 1;
-  /** By origin: the machine hands back the very Origin object it was given (no key strings per write). */
-  private readonly waiters = new Map<Origin, Waiter>();
   private readonly localErrors = new Map<number, unknown>();
   /** Answers of PR OUTs this secondary sent to the primary, by local origin id, until their caller takes them. */
   private readonly prResults = new Map<number, PrOutResult>();
@@ -172,13 +179,13 @@ export class ReplicationGroup {
 
   /** A write from this array's LU (the caller holds its range). */
   write(op: WriteOp): void | Promise<void> {
-    const origin: Origin = { kind: 'local', id: this.nextLocal++ };
+    const origin = waited('local', this.nextLocal++);
     return this.await(origin, { kind: 'host-write', origin, op, now: Date.now() });
   }
 
   /** COMPARE AND WRITE at the secondary: executed by the primary. */
   compareAndWrite(req: CompareAndWriteReq): void | Promise<void> {
-    const origin: Origin = { kind: 'local', id: this.nextLocal++ };
+    const origin = waited('local', this.nextLocal++);
     return this.await(origin, { kind: 'host-compare-and-write', origin, req, now: Date.now() });
   }
 
@@ -186,7 +193,7 @@ export class ReplicationGroup {
   prOut(req: PrOutReq): PrOutResult | Promise<PrOutResult> {
     const id = this.nextLocal++;
     const take = (): PrOutResult => { const r = this.prResults.get(id)!; this.prResults.delete(id); return r; };
-    const origin: Origin = { kind: 'local', id };
+    const origin = waited('local', id);
     const r = this.await(origin, { kind: 'host-pr-out', origin, req });
     return r instanceof Promise ? r.then(take) : take();
   }
@@ -198,18 +205,17 @@ export class ReplicationGroup {
   get replicating(): boolean { return this.machine.replicating; }
 
   /** Run `event` for `origin`, and return when the machine completes it (synchronously if it already has). */
-  private await(origin: Origin, event: GroupEvent): void | Promise<void> {
-    const w: Waiter = { state: 0, err: undefined, resolve: null, reject: null };
-    this.waiters.set(origin, w);
+  private await(w: Waited, event: GroupEvent): void | Promise<void> {
     this.step(event);
     if (w.state === 1) return;
     if (w.state === 2) throw w.err;
     return new Promise<void>((resolve, reject) => { w.resolve = resolve; w.reject = reject; });
   }
 
-  private settle(w: Waiter, ok: boolean, err?: unknown): void {
-    if (ok) { if (w.resolve) w.resolve(); else w.state = 1; return; }
-    if (w.reject) w.reject(err); else { w.state = 2; w.err = err; }
+  private settle(w: Waited, ok: boolean, err?: unknown): void {
+    if (ok) { w.state = 1; w.resolve?.(); return; }
+    w.state = 2;
+    if (w.reject) w.reject(err); else w.err = err;
   }
 
   step(e: GroupEvent): void {
@@ -289,16 +295,23 @@ export class ReplicationGroup {
 
   /** Apply `op` to the local store and report it (`applied`, or `finish` for a tracked write) when done (synchronously for a memory store). */
   private applyNow(store: ReplicatedStore['inner'], op: WriteOp, tag: ApplyTag, finish?: (ok: boolean, err?: unknown) => void): void | Promise<void> {
-    const done = finish ?? ((ok: boolean, err?: unknown) => this.applied(tag, ok, err));
     let r: void | Promise<void>;
     try {
       // A PR state: the primary's registry already holds it (pr-replication.ts); the secondary installs it.
       if (op.kind === 'pr-state') { if (tag.from === 'peer') installPrState(this.volumes[op.volume], op.state); r = undefined; }
       else r = applyOp(store, op);
-    } catch (e) { if (tag.from === 'peer') this.peerAppliedAtOnce++; done(false, e); return; }
-    if (r instanceof Promise) return r.then(() => done(true), (e) => done(false, e));
+    } catch (e) {
+      if (tag.from === 'peer') this.peerAppliedAtOnce++;
+      if (finish) finish(false, e); else this.applied(tag, false, e);
+      return;
+    }
+    if (r instanceof Promise) {
+      const done = finish ?? ((ok: boolean, err?: unknown) => this.applied(tag, ok, err));
+      return r.then(() => done(true), (e) => done(false, e));
+    }
+    // Applied at once (a memory store): no closure per write.
     if (tag.from === 'peer') this.peerAppliedAtOnce++;
-    done(true);
+    if (finish) finish(true); else this.applied(tag, true);
   }
 
   private applied(tag: ApplyTag, ok: boolean, err?: unknown): void {
@@ -365,9 +378,9 @@ export class ReplicationGroup {
       this.send({ type: 'ack', forwarded: true, seq: origin.id, status: outcome.kind === 'ok' ? 'ok' : outcome.kind === 'unavailable' ? 'not-primary' : 'not-applied' });
     }
     if (outcome.kind === 'ok' && origin.kind !== 'resync') this.stats.replicatedWrites++;
-    const w = this.waiters.get(origin);
-    if (!w) return;
-    this.waiters.delete(origin);
+    // Every origin is made by this shell (waited()) and awaited; each is settled once.
+    const w = origin as Waited;
+    if (w.state !== 0) return;
     if (outcome.kind === 'ok') { this.settle(w, true); return; }
     if (outcome.kind === 'pr-out') { this.prResults.set(origin.id as number, outcome.result); this.settle(w, true); return; }
     const err = origin.kind === 'local' ? this.localErrors.get(origin.id) : undefined;
@@ -391,7 +404,7 @@ export class ReplicationGroup {
    * (a lone one as an `ack`): at QD32 a read brings several writes, and their acks were one frame
    * and one socket write each.
    */
-  private ackRun: { first: bigint; last: bigint } | null = null;
+  private ackRun: { first: bigint; last: bigint; lastN: number } | null = null;
   private readonly flushAcks = (): void => {
     const r = this.ackRun;
     if (!r) return;
@@ -399,12 +412,14 @@ export class ReplicationGroup {
     this.sendNow(r.first === r.last ? { type: 'ack', forwarded: false, seq: r.first, status: 'ok' } : { type: 'acks', first: r.first, last: r.last });
   };
 
+  /** `seq` is the message's own BigInt: compared as a number (no BigInt sum per write), kept for the frame. */
   private ackLater(seq: bigint): void {
     const r = this.ackRun;
-    if (r && seq === r.last + 1n) { r.last = seq; return; }
+    const n = Number(seq);
+    if (r && n === r.lastN + 1) { r.last = seq; r.lastN = n; return; }
     if (r) this.flushAcks();
     else process.nextTick(this.flushAcks);
-    this.ackRun = { first: seq, last: seq };
+    this.ackRun = { first: seq, last: seq, lastN: n };
   }
 
   private sendNow(m: LinkMessage): void {
@@ -518,7 +533,7 @@ export class ReplicationGroup {
     if (!lu) { this.send({ type: 'ack', forwarded: true, seq: m.seq, status: 'no-such-volume' }); return; }
     // Gated at the secondary by a PR state this array is replacing: refused, the host's retry is gated anew (GroupMachine.prPending).
     if (this.machine.prPending(m.volume) && !prHooks.noForwardFence) { this.send({ type: 'ack', forwarded: true, seq: m.seq, status: 'pr-changed' }); return; }
-    const origin: Origin = { kind: 'forwarded', id: m.seq };
+    const origin = waited('forwarded', m.seq);
     let op: WriteOp;
     let lba: bigint;
     let blocks: bigint;
@@ -694,7 +709,7 @@ export class ReplicationGroup {
 
   /** A write the resync sends: the data is already here, only the peer needs it (GroupMachine.hostWrite). */
   private resyncWrite(op: WriteOp): void | Promise<void> {
-    const origin: Origin = { kind: 'resync', id: this.nextLocal++ };
+    const origin = waited('resync', this.nextLocal++);
     return this.await(origin, { kind: 'host-write', origin, op });
   }
 

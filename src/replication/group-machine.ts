@@ -18,6 +18,7 @@
 import type { AccessState } from '../scsi/alua.ts';
 import type { AckStatus, GroupSyncStatus, LinkMessage, LinkNexus, PrStateWire } from '../../protocol/replication/link.ts';
 import type { GroupReport, GroupVerdict } from '../../protocol/replication/witness.ts';
+import { SeqRing } from './seq-ring.ts';
 
 export type Role = 'primary' | 'secondary';
 export type SyncStatus = GroupSyncStatus;
@@ -263,11 +264,16 @@ export class GroupMachine {
   private readonly unsafeAckBeforePeer: boolean;
   private readonly unsafeWriteAlone: boolean;
   private readonly unsafePromote: boolean;
-  /** Primary: next group sequence number to assign; secondary: the last one applied. */
-  private seq = 0n;
-  private peerSeqApplied = 0n;
+  /**
+   * Primary: the last group sequence number assigned; secondary: the last one applied. Numbers,
+   * not the link's u64 BigInts: they restart from 0 at every link-up, so they stay far below 2^53,
+   * and every replicated write looks one up in a map, compares or increments one, on both arrays
+   * (a BigInt key is hashed and compared through its digits, and every BigInt sum is a new object).
+   */
+  private seq = 0;
+  private peerSeqApplied = 0;
   /** Primary: writes replicated and not yet acknowledged, by group seq. */
-  private readonly awaitingPeer = new Map<bigint, { origin: Origin; op: WriteOp }>();
+  private readonly awaitingPeer = new SeqRing<{ origin: Origin; op: WriteOp }>();
   /** Secondary: forwarded writes and compare-and-writes, by request id. */
   private readonly forwarded = new Map<bigint, Origin>();
   private readonly cawSent = new Map<bigint, Origin>();
@@ -513,7 +519,7 @@ export class GroupMachine {
     // The op, not its extents: they are needed only if the write never reaches the peer (markDirty).
     this.awaitingPeer.set(seq, { origin, op });
     if (op.kind === 'pr-state') this.prInFlight.set(op.volume, (this.prInFlight.get(op.volume) ?? 0) + 1);
-    out.push({ kind: 'send', message: toMessage(op, false, seq) });
+    out.push({ kind: 'send', message: toMessage(op, false, BigInt(seq)) });
     if (this.unsafeAckBeforePeer) {
       this.awaitingPeer.delete(seq);
       out.push({ kind: 'complete', origin, outcome: OK });
@@ -532,11 +538,12 @@ export class GroupMachine {
           return;
         }
         if (this.role !== 'secondary') { out.push({ kind: 'drop-link', reason: 'both arrays claim the primary role' }); return; }
-        if (m.seq !== this.peerSeqApplied + 1n) {
+        const seq = Number(m.seq);
+        if (seq !== this.peerSeqApplied + 1) {
           out.push({ kind: 'drop-link', reason: `replicated write ${m.seq} after ${this.peerSeqApplied}: out of order` });
           return;
         }
-        this.peerSeqApplied = m.seq;
+        this.peerSeqApplied = seq;
         out.push({ kind: 'apply', op, tag: { from: 'peer', seq: m.seq } });
         return;
       }
@@ -548,12 +555,13 @@ export class GroupMachine {
           out.push({ kind: 'complete', origin, outcome: m.status === 'ok' ? OK : ackFailure(m.status) });
           return;
         }
-        this.peerAcked(m.seq, m.status, out);
+        this.peerAcked(Number(m.seq), m.status, out);
         return;
       }
       case 'acks':
         // In order, as the secondary applied them; a failure among them would have had its own ack.
-        for (let seq = m.first; seq <= m.last; seq++) this.peerAcked(seq, 'ok', out);
+        // Only sequence numbers assigned here can be waiting (a corrupt range cannot spin this loop).
+        for (let seq = Number(m.first), last = Math.min(Number(m.last), this.seq); seq <= last; seq++) this.peerAcked(seq, 'ok', out);
         return;
       case 'pr-out-result': {
         const origin = this.prSent.get(m.id);
@@ -595,7 +603,7 @@ export class GroupMachine {
         this.role = 'primary';
         if (m.reverse) this.naturalRole = 'primary';
         this.epoch = Math.max(this.epoch, m.epoch);
-        this.seq = 0n;
+        this.seq = 0;
         this.started = true;
         out.push({ kind: 'role', from: 'secondary', to: 'primary', epoch: this.epoch, cause: 'swap', reason: `peer: ${m.reason}` });
         // A planned swap happens Synced (both hold the same data). One offered out of sync (the old
@@ -612,7 +620,7 @@ export class GroupMachine {
   }
 
   /** Primary: the secondary acknowledged replicated write `seq`. */
-  private peerAcked(seq: bigint, status: AckStatus, out: GroupAction[]): void {
+  private peerAcked(seq: number, status: AckStatus, out: GroupAction[]): void {
     const w = this.awaitingPeer.get(seq);
     if (!w) return;
     this.awaitingPeer.delete(seq);
@@ -649,8 +657,8 @@ export class GroupMachine {
     if (this.storeFailure) { out.push({ kind: 'drop-link', reason: `this array's store has failed (${this.storeFailure})` }); return; }
     this.link = 'up';
     this.peerArray = peerArray;
-    this.seq = 0n;
-    this.peerSeqApplied = 0n;
+    this.seq = 0;
+    this.peerSeqApplied = 0;
     this.syncedAtLoss = false;
     this.failoverRequested = false;
     if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', 'replication link restored', out);
@@ -705,7 +713,7 @@ export class GroupMachine {
     this.link = 'down';
     // Writes the peer has not acknowledged are not acknowledged to their hosts: the region is
     // marked for resync (it may be on this array only). No write is ever acknowledged without both.
-    for (const [, w] of this.awaitingPeer) {
+    for (const [, w] of this.awaitingPeer.entries()) {
       this.markDirty(extentsOf(w.op));
       out.push({ kind: 'complete', origin: w.origin, outcome: { kind: 'link-lost' } });
     }
@@ -820,7 +828,7 @@ export class GroupMachine {
     this.epoch++;
     this.role = 'secondary';
     if (p.reverse) this.naturalRole = 'secondary';
-    this.peerSeqApplied = 0n;
+    this.peerSeqApplied = 0;
     this.started = false;
     out.push({ kind: 'send', message: { type: 'role-swap', epoch: this.epoch, reverse: p.reverse, reason: p.reason } });
     out.push({ kind: 'role', from: 'primary', to: 'secondary', epoch: this.epoch, cause: 'swap', reason: p.reason });
@@ -834,7 +842,7 @@ export class GroupMachine {
     this.startOnLink = false;
     this.fullResync = true;
     this.failoverRequested = false;
-    this.seq = 0n;
+    this.seq = 0;
     this.dirty = []; this.dirtyOps = [];
     out.push({ kind: 'role', from, to: 'primary', epoch, cause: 'failover', reason });
     if (this.status === 'Failsafe') this.transition('Failsafe', 'Stopped', reason, out);

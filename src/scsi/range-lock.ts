@@ -73,7 +73,7 @@ export class RangeLock {
    */
   run<T>(lba: bigint, blocks: number | bigint, mode: LockMode, body: () => T | Promise<T>): T | Promise<T> {
     const e = entry(lba, blocks, mode, true);
-    if (!this.entries.some((o) => conflicts(e, o))) {
+    if (!this.conflicting(e)) {
       const r = body();
       if (!(r instanceof Promise)) return r;
       this.entries.push(e);
@@ -88,6 +88,35 @@ export class RangeLock {
         release();
       }
     });
+  }
+
+  /**
+   * run(), answering `value` once the body is done: one promise, reaction and closure fewer per
+   * command than run(…).then(() => value). WRITE takes this path; a replicated write's store
+   * write settles only when the peer acknowledges it, so each of those is held per write in flight.
+   */
+  runThen<V>(lba: bigint, blocks: number | bigint, mode: LockMode, body: () => unknown, value: V): V | Promise<V> {
+    const e = entry(lba, blocks, mode, true);
+    if (!this.conflicting(e)) {
+      const r = body();
+      if (!(r instanceof Promise)) return value;
+      this.entries.push(e);
+      return r.then(() => { this.release(e); return value; }, (err: unknown) => { this.release(e); throw err; });
+    }
+    return this.acquire(lba, blocks, mode).then(async (release) => {
+      try {
+        await body();
+        return value;
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** Whether anything held or queued conflicts with `e` (a loop, not some(): no closure per call). */
+  private conflicting(e: Entry): boolean {
+    for (const o of this.entries) if (conflicts(e, o)) return true;
+    return false;
   }
 
   /**
@@ -194,6 +223,11 @@ export async function allExclusive(lus: readonly LogicalUnit[], body: () => Prom
     await exclusive(lus[i], 0n, lus[i].blockCount, () => step(i + 1));
   };
   await step(0);
+}
+
+/** exclusive(), answering `value` when the body is done (RangeLock.runThen). */
+export function exclusiveThen<V>(lu: LogicalUnit, lba: bigint, blocks: number | bigint, body: () => unknown, value: V): V | Promise<V> {
+  return rangeLockOf(lu).runThen(lba, blocks, 'exclusive', body, value);
 }
 
 /** Run a medium read of [lba, lba+blocks) under the LU's range lock (shared). */

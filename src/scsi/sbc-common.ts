@@ -6,7 +6,7 @@
 import type { CommandContext } from './command.ts';
 import { dataOut, wholeBlocks } from './cdb.ts';
 import type { LogicalUnit } from './lu.ts';
-import { exclusive } from './range-lock.ts';
+import { exclusiveThen } from './range-lock.ts';
 import { ScsiStatus, SenseError } from './types.ts';
 import type { ScsiResponse } from './types.ts';
 
@@ -171,7 +171,7 @@ export function writeBlocks(ctx: CommandContext, lba: bigint, blocks: number, fu
   const durable = mustBeDurable(lu, fua);
   const src = data;
   const split = ctx.split;
-  if (split === null) return respondAfter(exclusive(lu, lba, n, () => lu.store.write(lba, src, durable)), resp);
-  return respondAfter(exclusive(lu, lba, n, () => afterStore(lu.store.write(lba, src, durable), () => split.data(lu, lba, src))), resp);
+  if (split === null) return exclusiveThen(lu, lba, n, () => lu.store.write(lba, src, durable), resp);
+  return exclusiveThen(lu, lba, n, () => afterStore(lu.store.write(lba, src, durable), () => split.data(lu, lba, src)), resp);
 }
 

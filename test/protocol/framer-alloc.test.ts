@@ -93,4 +93,18 @@ describe('Framer with reused chunks and direct reads', () => {
     f.push(B.wire(B.dataOut({ final: true, dsl: 0, itt: 9, ttt: 2, expStatSN: 1, dataSN: 0, bufferOffset: 0 })).subarray(0, 48), emit);
     expect(f.directTarget(16384)).toBeNull();
   });
+
+  it('finishes a small segment that straddles chunks from the next chunk, not by a read of its own', () => {
+    const small = Buffer.alloc(4096, 5);
+    const one = B.wire(B.dataOut({ final: true, dsl: small.length, itt: 11, ttt: 3, expStatSN: 1, dataSN: 0, bufferOffset: 0 }), { data: small });
+    const f = new Framer({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 1 << 20, reusedChunks: true });
+    const got: FramedPdu[] = [];
+    const emit = (e: { kind: string; pdu?: FramedPdu }) => { if (e.kind === 'pdu') got.push(e.pdu!); };
+    f.push(one.subarray(0, 48 + 1000), emit);
+    expect(f.directTarget(16384)).toBeNull(); // the rest comes with the next chunk
+    expect(f.directTarget(1024)!.length).toBe(one.length - 48 - 1000); // above the threshold it is read in place
+    f.push(one.subarray(48 + 1000), emit);
+    expect(got).toHaveLength(1);
+    expect(got[0].data.equals(small)).toBe(true);
+  });
 });

@@ -29,6 +29,27 @@ describe('RangeLock', () => {
     expect(l.size).toBe(0);
   });
 
+  it('runThen answers its value: at once for a synchronous body, after release for an asynchronous one, and rejects as the body does', async () => {
+    const l = new RangeLock();
+    const resp = { status: 0 };
+    expect(l.runThen(0n, 8, 'exclusive', () => 1, resp)).toBe(resp);
+    expect(l.size).toBe(0);
+    let finish!: () => void;
+    const p = l.runThen(0n, 8, 'exclusive', () => new Promise<void>((r) => { finish = r; }), resp);
+    expect(p).toBeInstanceOf(Promise);
+    expect(l.size).toBe(1);
+    const order: string[] = [];
+    const q = l.runThen(2n, 1, 'exclusive', () => { order.push('overlap'); }, 'queued');
+    await tick();
+    expect(order).toEqual([]);
+    finish();
+    expect(await p).toBe(resp);
+    expect(await q).toBe('queued');
+    expect(order).toEqual(['overlap']);
+    await expect(l.runThen(0n, 1, 'exclusive', async () => { throw new Error('boom'); }, resp)).rejects.toThrow('boom');
+    expect(l.size).toBe(0);
+  });
+
   it('shared holders overlap each other but not an exclusive one', async () => {
     const l = new RangeLock();
     const r1 = await l.acquire(0n, 10, 'shared');
