@@ -161,8 +161,12 @@ export class LocalCopy {
    */
   imageFloor: number | null = null;
 
+  /** Every replica is a memory store: apply() finishes before it returns (no promise). */
+  readonly synchronous: boolean;
+
   constructor(readonly name: string, readonly replicas: BackingStore[]) {
     this.markers = replicas.map((r) => new RegionMarkers(r.blockCount, r.blockSize));
+    this.synchronous = replicas.every((r) => r.kind === 'memory');
   }
 
   /** The one place a copy's storage access changes: checked against ACCESS_EDGES; returns the change for the log. */

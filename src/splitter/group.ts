@@ -140,6 +140,11 @@ export class ConsistencyGroup {
    * active). Checked when the journal passes HIGH_LOAD_CHECK of its size.
    */
   highLoad = false;
+  /**
+   * Whether a write may be applied to caught-up local copies as it is split (appliesInline). Tests
+   * of what the distributor does with records it has not applied yet turn it off.
+   */
+  applyInline = true;
   private scheduled = false;
   private initializing: Promise<void> = Promise.resolve();
   readonly log?: Logger;
@@ -458,6 +463,47 @@ export class ConsistencyGroup {
     return this.journal.whenDurable(rec.seq);
   }
 
+  /**
+   * Whether a write can be applied to every copy as it is split, without a journal copy of its
+   * payload or a turn of the distributor: a memory journal with transfer active and no high
+   * load, and every copy a local one distributed to, on memory replicas (synchronous), with
+   * nothing left to apply. The journal still records it (sequence, extent, time) and each copy
+   * saves what it overwrote (undo), so images and the window are what the distributor would have
+   * made; only the payload's stay in the Do stream is skipped, as it ends at distribution anyway.
+   */
+  private appliesInline(): boolean {
+    if (!this.applyInline || this.transfer !== 'active' || this.highLoad || !(this.journal instanceof MemoryJournal)) return false;
+    const last = this.journal.nextSeq - 1;
+    for (const c of this.copies) {
+      if (c.kind !== 'local' || !c.synchronous || !c.distributing || c.appliedSeq !== last) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Split a write's data: applied to the copies at once when they allow it (appliesInline), else
+   * journaled for the distributor (`data` is lent: copied in unless `owned`).
+   */
+  appendData(set: number, lba: bigint, blocks: number, data: Buffer, owned: boolean): Promise<void> | null {
+    if (!this.appliesInline()) {
+      return this.append({ time: Date.now(), set, kind: 'data', lba, blocks, data: owned ? data : this.journal.copyIn(data), unmap: false });
+    }
+    const j = this.journal as MemoryJournal;
+    const rec = j.append({ time: Date.now(), set, kind: 'data', lba, blocks, data, unmap: false });
+    try {
+      for (const c of this.copies) c.apply(rec);
+    } catch (err) {
+      // As the distributor does (distribute): the copy stops where it is, and the record keeps a
+      // payload of its own for when the transfer starts again.
+      j.keepPayload(rec);
+      this.transition('active', 'error', `copy could not apply record ${rec.seq}: ${(err as Error).message}`);
+      return null;
+    }
+    j.distributed(rec);
+    if (j.bytes > j.limitBytes) this.trimJournal(false);
+    return null;
+  }
+
   logIgnored(set: ReplicationSet, c: IgnoredCommand): void {
     const p = c.primitive as Primitive;
     this.ignoredCounts[p]++;
@@ -526,8 +572,9 @@ export class ConsistencyGroup {
    * left the window goes with them.
    */
   private trimJournal(durable: boolean): void {
-    const live = this.copies.filter((c) => c.enabled);
-    this.journal.trim(live.length ? Math.min(...live.map((c) => Math.min(durable ? c.checkpointSeq : c.appliedSeq, c.heldSeq))) : Infinity);
+    let keep = Infinity;
+    for (const c of this.copies) if (c.enabled) keep = Math.min(keep, durable ? c.checkpointSeq : c.appliedSeq, c.heldSeq);
+    this.journal.trim(keep);
     for (const c of this.copies) c.undo.dropBefore(this.journal.firstSeq);
     if (this.highLoad) this.endHighLoad();
   }
@@ -854,7 +901,7 @@ export class ReplicationSet implements LuProtection {
 
   data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): Promise<void> | null {
     if (this.untracked(lba, data.length / this.lu.blockSize)) return null;
-    return this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: data.length / this.lu.blockSize, data: owned ? data : this.group.journal.copyIn(data), unmap: false });
+    return this.group.appendData(this.index, lba, data.length / this.lu.blockSize, data, owned);
   }
 
   keep(data: Buffer): Buffer { return this.group.journal.copyIn(data); }

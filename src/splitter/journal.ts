@@ -199,6 +199,22 @@ export class MemoryJournal implements Journal {
     if (r.seq <= this.releasedSeq) this.releasedSeq = r.seq - 1;
   }
 
+  /**
+   * Record `r`, the newest, was applied by every copy as it was appended, its payload lent by the
+   * caller (ConsistencyGroup.appendData): the payload goes at once, as trim() would drop it.
+   */
+  distributed(r: JournalRecord): void {
+    this.dropData(r);
+    if (r.seq === this.releasedSeq + 1) this.releasedSeq = r.seq;
+  }
+
+  /** Record `r`, appended with a lent payload, stays to be distributed later: it gets a copy of its own. */
+  keepPayload(r: JournalRecord): void {
+    if (r.arena || r.shared || r.data === null) return;
+    r.data = this.copyIn(r.data);
+    r.arena = this.arenas.arenaOf(r.data);
+  }
+
   /** Drop record `r`'s payload (its arena slice goes back when it had one). */
   private dropData(r: JournalRecord): void {
     if (r.arena) { this.arenas.release(r.arena); r.arena = undefined; }

@@ -299,9 +299,8 @@ export class MemoryStore implements BackingStore {
       const ci = Math.floor(o / this.chunkBytes);
       const start = o - ci * this.chunkBytes;
       const n = Math.min(this.chunkBytes - start, data.length - pos);
-      const seg = data.subarray(pos, pos + n);
       let chunk = this.chunks.get(ci);
-      if (this.thin && isZero(seg, this.zero)) {
+      if (this.thin && isZero(data, pos, n, this.zero)) {
         // Zeros over a deallocated range change nothing; zeros over a whole chunk free it.
         if (chunk) {
           if (n === this.chunkLen(ci)) this.freeChunk(ci);
@@ -309,7 +308,7 @@ export class MemoryStore implements BackingStore {
         }
       } else {
         chunk = chunk ? this.own(ci, chunk) : this.allocChunk(ci);
-        seg.copy(chunk, start);
+        data.copy(chunk, start, pos, pos + n);
       }
       pos += n;
       o += n;
@@ -396,7 +395,7 @@ export class MemoryStore implements BackingStore {
   writeSame(lba: bigint, blocks: number, block: Buffer, _unmap: boolean): void {
     // Deallocated blocks read as zero (LBPRZ=1), so a zero pattern is the same as an unmap
     // whether or not UNMAP was asked for (SBC-4 §4.7.3.4.2 permits either).
-    this.fillRange(lba, blocks, isZero(block, this.zero) ? null : block);
+    this.fillRange(lba, blocks, isZero(block, 0, block.length, this.zero) ? null : block);
   }
 
   private fillRange(lba: bigint, blocks: number, pattern: Buffer | null): void {
@@ -522,11 +521,16 @@ export class MemoryStore implements BackingStore {
   }
 }
 
-/** memcmp against the shared zero buffer. */
-function isZero(b: Buffer, zero: Buffer): boolean {
-  for (let o = 0; o < b.length; o += zero.length) {
-    const n = Math.min(zero.length, b.length - o);
-    if (!b.subarray(o, o + n).equals(zero.subarray(0, n))) return false;
+/**
+ * Whether b[from, from+len) is all zeros: memcmp against the shared zero buffer, after a look at
+ * its first and last bytes (most data is not zeros, and says so there).
+ */
+function isZero(b: Buffer, from: number, len: number, zero: Buffer): boolean {
+  if (len === 0) return true;
+  if (b[from] !== 0 || b[from + len - 1] !== 0) return false;
+  for (let o = 0; o < len; o += zero.length) {
+    const n = Math.min(zero.length, len - o);
+    if (zero.compare(b, from + o, from + o + n, 0, n) !== 0) return false;
   }
   return true;
 }

@@ -11,26 +11,13 @@ import type { GroupChange } from '../../src/splitter/group.ts';
 import { disableImageAccess, enableImageAccess } from '../../src/splitter/image.ts';
 import { parseSplitterSpec } from '../../src/splitter/policy.ts';
 import { verifyGroup } from '../../src/splitter/verify.ts';
-import { ScsiTarget } from '../../src/scsi/target.ts';
-import { ScsiStatus, TaskAttribute } from '../../src/scsi/types.ts';
-import { MemoryStore } from '../../src/store/memory.ts';
-import { cdb16 } from '../helpers/cdb.ts';
-import { makeNexus } from '../scsi/sbc-fixture.ts';
-import { pattern } from './rig.ts';
+import { inProcessLun, pattern } from './rig.ts';
 
 const MiB = 1 << 20;
 const LIMIT = 1 * MiB;
 
 function protectedLun(blocks: number, copies = ['local']) {
-  const t = new ScsiTarget('iqn.2026-11.dev.arraysim:high-load');
-  const lu = t.addLun({ lun: 0, store: new MemoryStore(BigInt(blocks)), naa: '6001405000000e10', serial: 'H0' });
-  const nexus = makeNexus();
-  t.nexusUp(nexus);
-  lu.ua.forget(nexus.key);
-  const write = async (lba: number, data: Buffer) => {
-    const r = await lu.submit({ lun: 0, cdb: cdb16(0x8a, lba, data.length / 512), nexus, taskTag: 1, attr: TaskAttribute.Simple, expectedLength: data.length, isRead: false, isWrite: true, dataOut: data });
-    expect(r.status).toBe(ScsiStatus.Good);
-  };
+  const { lu, write } = inProcessLun(blocks, '6001405000000e10', 'H0');
   const g = new ConsistencyGroup({ name: 'g', spec: parseSplitterSpec('ats=support'), luns: [lu], copies, journalBytes: LIMIT, startTransfer: true });
   const changes: GroupChange[] = [];
   g.listeners.add((e) => changes.push(e));

@@ -10,7 +10,13 @@ import { AdminApi } from '../../src/admin/api.ts';
 import { configFromFile, configFromFlags } from '../../src/config.ts';
 import type { ConsistencyGroup } from '../../src/splitter/group.ts';
 import type { LogicalUnit } from '../../src/scsi/lu.ts';
+import { ScsiTarget } from '../../src/scsi/target.ts';
+import { ScsiStatus, TaskAttribute } from '../../src/scsi/types.ts';
+import { MemoryStore } from '../../src/store/memory.ts';
+import { expect } from 'vitest';
+import { cdb16 } from '../helpers/cdb.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
+import { makeNexus } from '../scsi/sbc-fixture.ts';
 import type { ScsiResult } from '../helpers/initiator.ts';
 
 export const TARGET = 'iqn.2026-11.dev.arraysim:splitter-test';
@@ -96,4 +102,23 @@ export function fileJournalArray(dir: string, target: string) {
     return { a, g, port, url: `iscsi://127.0.0.1:${port}/${target}/0` };
   };
   return { dir, journal: path.join(dir, 'j'), start };
+}
+
+/**
+ * One memory LU of a fresh target, in process (no transport), with a nexus that has seen its
+ * power-on unit attention: `submit` runs a command through lu.submit and expects GOOD, `write`
+ * is a WRITE(16) of `data` at `lba`. Protect it with a ConsistencyGroup over [lu].
+ */
+export function inProcessLun(blocks: number, naa: string, serial: string) {
+  const t = new ScsiTarget(`iqn.2026-11.dev.arraysim:${serial.toLowerCase()}`);
+  const lu = t.addLun({ lun: 0, store: new MemoryStore(BigInt(blocks)), naa, serial });
+  const nexus = makeNexus();
+  t.nexusUp(nexus);
+  lu.ua.forget(nexus.key);
+  const submit = async (cdb: Buffer, dataOut: Buffer | null) => {
+    const r = await lu.submit({ lun: 0, cdb, nexus, taskTag: 1, attr: TaskAttribute.Simple, expectedLength: dataOut?.length ?? 0, isRead: false, isWrite: !!dataOut, dataOut });
+    expect(r.status).toBe(ScsiStatus.Good);
+  };
+  const write = (lba: number, data: Buffer) => submit(cdb16(0x8a, lba, data.length / 512), data);
+  return { lu, submit, write };
 }
