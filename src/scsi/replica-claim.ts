@@ -254,6 +254,12 @@ const REPLICA_CLAIM: CommandDef<ReplicaClaimCmd> = {
       lu.replicaClaim = { group: p.group, copy: p.copy, initiator: owner, nexusKey: req.nexus.key, since: held?.since ?? new Date().toISOString(), receiver };
       lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, initiator: owner, nexus: req.nexus.key, moved: !!held }, 'replica claimed');
     }
+    // What other nexuses reserved or registered while no claim held goes (the claim's gate kept
+    // them from doing so since): the link's writes never meet their RESERVATION CONFLICT.
+    const cleared = lu.reservations.clearForClaim(req.nexus);
+    if (cleared.registrations || cleared.legacyHolder) {
+      lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, ...cleared }, 'replica claimed: other nexuses\' reservations cleared');
+    }
     const receiver = lu.replicaClaim!.receiver;
     // The owner claims again: it distributes from now on, so an image still presented (production
     // restarted during image access) ends.
