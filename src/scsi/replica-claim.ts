@@ -18,8 +18,9 @@
  * in memory: a restarted remote array has none until production's link claims again.
  */
 import {
-  decodeReplicaClaimParams, decodeReplicaRecordHeader, encodeReplicaSequence, REPLICA_CLAIM_OPCODE, REPLICA_RECORD_HEADER,
-  REPLICA_RECORD_OPCODE, REPLICA_SEQUENCE_OPCODE, ReplicaClaimAction, ReplicaClaimFormatError, ReplicaRecordKind,
+  decodeReplicaClaimParams, decodeReplicaRecordHeader, encodeReplicaSequence, encodeReplicaUndo, REPLICA_CLAIM_OPCODE, REPLICA_RECORD_HEADER,
+  REPLICA_RECORD_OPCODE, REPLICA_SEQUENCE_OPCODE, REPLICA_UNDO_HEADER, REPLICA_UNDO_OPCODE, ReplicaClaimAction, ReplicaClaimFormatError,
+  ReplicaRecordKind, replicaUndoLength,
 } from '../../protocol/scsi/replica-claim.ts';
 import type { CommandDef } from './command.ts';
 import { checkRange, dataOut, invalidField, invalidParam, reserved } from './cdb.ts';
@@ -356,4 +357,30 @@ const REPLICA_SEQUENCE: CommandDef<{ allocation: number }> = {
   },
 };
 
-export const REPLICA_COMMANDS: CommandDef[] = [REPLICA_CLAIM, REPLICA_RECORD, REPLICA_SEQUENCE];
+/**
+ * REPLICA UNDO: the undo data of the asking initiator's claim on this LU (protocol/scsi/replica-claim.ts),
+ * so that production rebuilds its image at an older sequence for verify --image. Asked while the
+ * claim holds and while image access released it, as REPLICA SEQUENCE is; another initiator's
+ * claim: RESERVATION CONFLICT.
+ */
+const REPLICA_UNDO: CommandDef<{ after: number; allocation: number }> = {
+  opcode: REPLICA_UNDO_OPCODE, name: 'REPLICA UNDO (vendor specific)', cdbLength: 16,
+  usage: [REPLICA_UNDO_OPCODE, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x04],
+  dataDirection: 'in', reservation: 'allowed', alua: 'unavailable-ok', ua: 'skip', splitter: 'none',
+  decode: (cdb) => {
+    for (const b of [1, 14]) reserved(cdb, b, 0xff);
+    const allocation = cdb.readUInt32BE(10);
+    if (allocation < REPLICA_UNDO_HEADER) throw invalidField(10);
+    return { after: Number(cdb.readBigUInt64BE(2)), allocation };
+  },
+  execute: ({ lu, req }, c) => {
+    const claim = lu.replicaClaim;
+    if (claim && claim.initiator !== req.nexus.initiatorName) throw new StatusError(ScsiStatus.ReservationConflict);
+    const r = claim?.receiver ?? findReceiver(lu, req.nexus.initiatorName);
+    const size = (p: { blocks: number; data: Buffer | null }) => replicaUndoLength(p, lu.blockSize);
+    const got = r ? r.journal.undoOf(lu, c.after, c.allocation - REPLICA_UNDO_HEADER, size) : { pieces: [], more: false, next: 0 };
+    return { status: ScsiStatus.Good, data: encodeReplicaUndo(got.pieces, lu.blockSize, got.more, got.next), sense: null };
+  },
+};
+
+export const REPLICA_COMMANDS: CommandDef[] = [REPLICA_CLAIM, REPLICA_RECORD, REPLICA_SEQUENCE, REPLICA_UNDO];
