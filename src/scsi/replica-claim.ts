@@ -12,7 +12,11 @@
  * volumes stay production's image at some sequence; a host at the remote site does not write into
  * them by accident). It belongs to the initiator name, not the session: production's link logs in
  * again (a new I_T nexus) and claims again, which moves the claim to the new nexus. Another
- * initiator's CLAIM or RELEASE while it holds is RESERVATION CONFLICT. What frees a claim whose
+ * initiator's CLAIM or RELEASE while it holds is RESERVATION CONFLICT. Every CLAIM clears what
+ * other nexuses registered or reserved on the LU while no claim held (image access released it),
+ * as a PERSISTENT RESERVE OUT CLEAR would, with RESERVATIONS PREEMPTED to them (pr.ts
+ * clearForClaim): else their reservation would answer the link's records with RESERVATION
+ * CONFLICT and outlive the image. What frees a claim whose
  * production is gone is the remote operator (`arraysim replica-claims release`, POST
  * /v1/replica-claims/release), as RecoverPoint's failover is run from the remote site. Claims live
  * in memory: a restarted remote array has none until production's link claims again.

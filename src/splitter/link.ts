@@ -249,8 +249,12 @@ export class ReplicationLink {
     const out: ReplicaUndoPiece[] = [];
     for (let from = after, room = 1 << 20; ;) {
       const allocation = REPLICA_UNDO_HEADER + room;
-      const page = await this.run(lun, 0, allocation, 'REPLICA UNDO', (d) => d.raw({ cdb: encodeReplicaUndoCdb(from, allocation), dataIn: allocation }))
-        .then((d) => decodeReplicaUndo(d, bs));
+      const data = await this.run(lun, 0, 0, 'REPLICA UNDO', (d) => d.raw({ cdb: encodeReplicaUndoCdb(from, allocation), dataIn: allocation }));
+      // What came back is metered once it is known (the allocation is only a bound).
+      this.counters.bytesReceived += data.length;
+      const i = this.in?.take(data.length);
+      if (i) await i;
+      const page = decodeReplicaUndo(data, bs);
       out.push(...page.pieces);
       if (!page.more) return out;
       if (page.pieces.length) from = page.pieces[page.pieces.length - 1].seq;
