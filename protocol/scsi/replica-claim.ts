@@ -38,6 +38,17 @@
  * their predecessor); bytes 16-23 OLDEST IMAGE (the oldest sequence PRESENT IMAGE reaches: the
  * protection window); bytes 24-31 IMAGE SEQUENCE; bytes 32-39 UNDO BYTES (held); bytes 40-47
  * UNDO LIMIT (bytes).
+ *
+ * REPLICA UNDO (C5h): the undo data the remote journal of the asking initiator's claim holds for
+ * this LU, so that production can rebuild its own image at an older sequence (verify --image of a
+ * remote copy, src/splitter/image-verify.ts). CDB (16 bytes): bytes 2-9 AFTER SEQUENCE (entries of
+ * records after it); bytes 10-13 ALLOCATION LENGTH; byte 15 CONTROL. Data-In: a 16-byte header,
+ * bytes 0-3 DATA LENGTH (the bytes after the header in this response), byte 4 bit 0 MORE (entries
+ * remain: ask again AFTER the last SEQUENCE returned), bytes 8-11 NEXT ENTRY LENGTH (what the first
+ * entry not returned needs, header included, when not even it fitted: ask with at least that);
+ * then whole entries, oldest first, one descriptor per piece: bytes 0-7 SEQUENCE, 8-15 LOGICAL
+ * BLOCK ADDRESS, 16-19 NUMBER OF LOGICAL BLOCKS, byte 20 bit 0 DEALLOCATED (the range read zeros:
+ * no data follows), bytes 21-23 reserved, then the blocks the record overwrote.
  */
 
 export const REPLICA_CLAIM_OPCODE = 0xc2;
@@ -66,6 +77,9 @@ export interface ReplicaClaimParams {
 
 export const REPLICA_RECORD_OPCODE = 0xc3;
 export const REPLICA_SEQUENCE_OPCODE = 0xc4;
+export const REPLICA_UNDO_OPCODE = 0xc5;
+export const REPLICA_UNDO_HEADER = 16;
+export const REPLICA_UNDO_DESCRIPTOR = 24;
 export const REPLICA_RECORD_HEADER = 16;
 export const REPLICA_SEQUENCE_LENGTH = 48;
 
@@ -188,4 +202,59 @@ export function decodeReplicaClaimParams(d: Buffer, action: ReplicaClaimAction =
     ...(undo ? { undoLimitMiB: undo } : {}),
     ...(present ? { image: seq, direct: (d[2] & 2) !== 0 } : {}),
   };
+}
+
+/** One piece of undo data REPLICA UNDO returns: what record `seq` overwrote in [lba, lba+blocks) (data null: the range read zeros). */
+export interface ReplicaUndoPiece { seq: number; lba: bigint; blocks: number; data: Buffer | null }
+
+export function encodeReplicaUndoCdb(after: number, allocation: number): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = REPLICA_UNDO_OPCODE;
+  cdb.writeBigUInt64BE(BigInt(after), 2);
+  cdb.writeUInt32BE(allocation, 10);
+  return cdb;
+}
+
+/** The bytes piece `p` takes in a REPLICA UNDO response. */
+export function replicaUndoLength(p: { blocks: number; data: Buffer | null }, blockSize: number): number {
+  return REPLICA_UNDO_DESCRIPTOR + (p.data ? p.blocks * blockSize : 0);
+}
+
+/** A REPLICA UNDO response holding `pieces` (they fit: the caller counted with replicaUndoLength). */
+export function encodeReplicaUndo(pieces: readonly ReplicaUndoPiece[], blockSize: number, more: boolean, nextLength: number): Buffer {
+  let len = 0;
+  for (const p of pieces) len += replicaUndoLength(p, blockSize);
+  const d = Buffer.alloc(REPLICA_UNDO_HEADER + len);
+  d.writeUInt32BE(len, 0);
+  d[4] = more ? 1 : 0;
+  d.writeUInt32BE(nextLength, 8);
+  let o = REPLICA_UNDO_HEADER;
+  for (const p of pieces) {
+    d.writeBigUInt64BE(BigInt(p.seq), o);
+    d.writeBigUInt64BE(p.lba, o + 8);
+    d.writeUInt32BE(p.blocks, o + 16);
+    d[o + 20] = p.data ? 0 : 1;
+    o += REPLICA_UNDO_DESCRIPTOR;
+    if (p.data) { p.data.copy(d, o, 0, p.blocks * blockSize); o += p.blocks * blockSize; }
+  }
+  return d;
+}
+
+export function decodeReplicaUndo(d: Buffer, blockSize: number): { pieces: ReplicaUndoPiece[]; more: boolean; nextLength: number } {
+  if (d.length < REPLICA_UNDO_HEADER) throw new RangeError('REPLICA UNDO: short header');
+  const end = REPLICA_UNDO_HEADER + d.readUInt32BE(0);
+  if (end > d.length) throw new RangeError(`REPLICA UNDO: ${d.length} bytes, the header says ${end}`);
+  const pieces: ReplicaUndoPiece[] = [];
+  for (let o = REPLICA_UNDO_HEADER; o < end;) {
+    const seq = Number(d.readBigUInt64BE(o));
+    const lba = d.readBigUInt64BE(o + 8);
+    const blocks = d.readUInt32BE(o + 16);
+    const dealloc = (d[o + 20] & 1) !== 0;
+    o += REPLICA_UNDO_DESCRIPTOR;
+    const data = dealloc ? null : d.subarray(o, o + blocks * blockSize);
+    if (!dealloc) o += blocks * blockSize;
+    if (o > end) throw new RangeError('REPLICA UNDO: a piece runs past the data length');
+    pieces.push({ seq, lba, blocks, data });
+  }
+  return { pieces, more: (d[4] & 1) !== 0, nextLength: d.readUInt32BE(8) };
 }

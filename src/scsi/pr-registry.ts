@@ -194,6 +194,23 @@ export class PersistentReservations {
   }
 
   /**
+   * A replica claim is taken by `n` (REPLICA CLAIM, src/scsi/replica-claim.ts): every registration
+   * of another I_T nexus goes, and the reservation with its holder, as if `n` had sent CLEAR
+   * (§5.14.11.6): those nexuses get RESERVATIONS PREEMPTED, as CLEAR raises (and LIO's
+   * core_scsi3_emulate_pro_clear). `n`'s own registration stays. Returns what was removed.
+   */
+  clearOthers(n: Nexus): readonly Registration[] {
+    const victims = this.registrations.filter((r) => !matches(r, n));
+    if (victims.length === 0) return victims;
+    const res = this.reservation;
+    this.drop(victims);
+    if (res && !isAllRegistrants(res.type) && victims.includes(res.holder)) this.reservation = null;
+    this.notify(victims, 'ReservationsPreempted', n);
+    this.bump();
+    return victims;
+  }
+
+  /**
    * REGISTER AND MOVE (§5.14.8): register the destination I_T nexus and hand it the
    * reservation. `portName` resolves the RELATIVE TARGET PORT IDENTIFIER to a target port.
    */

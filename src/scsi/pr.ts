@@ -127,6 +127,23 @@ export class Reservations {
     return this.pr.holds(reg) || (!!reg && isRegistrantType(res.type));
   }
 
+  /**
+   * `n` claims the LU as a replica volume (REPLICA CLAIM, src/scsi/replica-claim.ts): what other
+   * I_T nexuses reserved or registered while no claim held (image access released it) goes, so
+   * that it cannot block the link's writes with RESERVATION CONFLICT nor outlive the image. A
+   * RESERVE holder gets RESERVATIONS PREEMPTED too (SPC-2 defines no unit attention for a
+   * reservation the device server drops; this one says what happened); persistent ones:
+   * PersistentReservations.clearOthers. Returns what was dropped, for the log.
+   */
+  clearForClaim(n: Nexus): { registrations: number; legacyHolder: string | null } {
+    const legacyHolder = this.legacyHolder !== null && this.legacyHolder !== n.key ? this.legacyHolder : null;
+    if (legacyHolder !== null) {
+      this.legacyHolder = null;
+      this.lu.ua.establish(legacyHolder, 'ReservationsPreempted');
+    }
+    return { registrations: this.pr.clearOthers(n).length, legacyHolder };
+  }
+
   /** Logical unit reset (SAM-5 §6.6): RESERVE/RELEASE reservations go; persistent ones stay. */
   onLogicalUnitReset(): void {
     this.legacyHolder = null;

@@ -12,14 +12,19 @@
  * volumes stay production's image at some sequence; a host at the remote site does not write into
  * them by accident). It belongs to the initiator name, not the session: production's link logs in
  * again (a new I_T nexus) and claims again, which moves the claim to the new nexus. Another
- * initiator's CLAIM or RELEASE while it holds is RESERVATION CONFLICT. What frees a claim whose
+ * initiator's CLAIM or RELEASE while it holds is RESERVATION CONFLICT. Every CLAIM clears what
+ * other nexuses registered or reserved on the LU while no claim held (image access released it),
+ * as a PERSISTENT RESERVE OUT CLEAR would, with RESERVATIONS PREEMPTED to them (pr.ts
+ * clearForClaim): else their reservation would answer the link's records with RESERVATION
+ * CONFLICT and outlive the image. What frees a claim whose
  * production is gone is the remote operator (`arraysim replica-claims release`, POST
  * /v1/replica-claims/release), as RecoverPoint's failover is run from the remote site. Claims live
  * in memory: a restarted remote array has none until production's link claims again.
  */
 import {
-  decodeReplicaClaimParams, decodeReplicaRecordHeader, encodeReplicaSequence, REPLICA_CLAIM_OPCODE, REPLICA_RECORD_HEADER,
-  REPLICA_RECORD_OPCODE, REPLICA_SEQUENCE_OPCODE, ReplicaClaimAction, ReplicaClaimFormatError, ReplicaRecordKind,
+  decodeReplicaClaimParams, decodeReplicaRecordHeader, encodeReplicaSequence, encodeReplicaUndo, REPLICA_CLAIM_OPCODE, REPLICA_RECORD_HEADER,
+  REPLICA_RECORD_OPCODE, REPLICA_SEQUENCE_OPCODE, REPLICA_UNDO_HEADER, REPLICA_UNDO_OPCODE, ReplicaClaimAction, ReplicaClaimFormatError,
+  ReplicaRecordKind, replicaUndoLength,
 } from '../../protocol/scsi/replica-claim.ts';
 import type { CommandDef } from './command.ts';
 import { checkRange, dataOut, invalidField, invalidParam, reserved } from './cdb.ts';
@@ -254,6 +259,12 @@ const REPLICA_CLAIM: CommandDef<ReplicaClaimCmd> = {
       lu.replicaClaim = { group: p.group, copy: p.copy, initiator: owner, nexusKey: req.nexus.key, since: held?.since ?? new Date().toISOString(), receiver };
       lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, initiator: owner, nexus: req.nexus.key, moved: !!held }, 'replica claimed');
     }
+    // What other nexuses reserved or registered while no claim held goes (the claim's gate kept
+    // them from doing so since): the link's writes never meet their RESERVATION CONFLICT.
+    const cleared = lu.reservations.clearForClaim(req.nexus);
+    if (cleared.registrations || cleared.legacyHolder) {
+      lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, ...cleared }, 'replica claimed: other nexuses\' reservations cleared');
+    }
     const receiver = lu.replicaClaim!.receiver;
     // The owner claims again: it distributes from now on, so an image still presented (production
     // restarted during image access) ends.
@@ -350,4 +361,30 @@ const REPLICA_SEQUENCE: CommandDef<{ allocation: number }> = {
   },
 };
 
-export const REPLICA_COMMANDS: CommandDef[] = [REPLICA_CLAIM, REPLICA_RECORD, REPLICA_SEQUENCE];
+/**
+ * REPLICA UNDO: the undo data of the asking initiator's claim on this LU (protocol/scsi/replica-claim.ts),
+ * so that production rebuilds its image at an older sequence for verify --image. Asked while the
+ * claim holds and while image access released it, as REPLICA SEQUENCE is; another initiator's
+ * claim: RESERVATION CONFLICT.
+ */
+const REPLICA_UNDO: CommandDef<{ after: number; allocation: number }> = {
+  opcode: REPLICA_UNDO_OPCODE, name: 'REPLICA UNDO (vendor specific)', cdbLength: 16,
+  usage: [REPLICA_UNDO_OPCODE, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x04],
+  dataDirection: 'in', reservation: 'allowed', alua: 'unavailable-ok', ua: 'skip', splitter: 'none',
+  decode: (cdb) => {
+    for (const b of [1, 14]) reserved(cdb, b, 0xff);
+    const allocation = cdb.readUInt32BE(10);
+    if (allocation < REPLICA_UNDO_HEADER) throw invalidField(10);
+    return { after: Number(cdb.readBigUInt64BE(2)), allocation };
+  },
+  execute: ({ lu, req }, c) => {
+    const claim = lu.replicaClaim;
+    if (claim && claim.initiator !== req.nexus.initiatorName) throw new StatusError(ScsiStatus.ReservationConflict);
+    const r = claim?.receiver ?? findReceiver(lu, req.nexus.initiatorName);
+    const size = (p: { blocks: number; data: Buffer | null }) => replicaUndoLength(p, lu.blockSize);
+    const got = r ? r.journal.undoOf(lu, c.after, c.allocation - REPLICA_UNDO_HEADER, size) : { pieces: [], more: false, next: 0 };
+    return { status: ScsiStatus.Good, data: encodeReplicaUndo(got.pieces, lu.blockSize, got.more, got.next), sense: null };
+  },
+};
+
+export const REPLICA_COMMANDS: CommandDef[] = [REPLICA_CLAIM, REPLICA_RECORD, REPLICA_SEQUENCE, REPLICA_UNDO];

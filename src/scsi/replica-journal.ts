@@ -64,6 +64,25 @@ export class ReplicaJournal {
     return this.lus.length - 1;
   }
 
+  /**
+   * REPLICA UNDO: what the records after `after` overwrote on `lu`, oldest first, as whole entries
+   * while they fit in `room` bytes (`size`: a piece's bytes in the response). `next`: the bytes the
+   * first entry left out needs (0: none left out).
+   */
+  undoOf(lu: LogicalUnit, after: number, room: number, size: (p: UndoPiece) => number): { pieces: Array<UndoPiece & { seq: number }>; more: boolean; next: number } {
+    const set = this.lus.indexOf(lu);
+    const entries = set < 0 ? [] : [...this.undo.newestFirst(after)].filter((e) => e.set === set).reverse();
+    const pieces: Array<UndoPiece & { seq: number }> = [];
+    let used = 0;
+    for (const e of entries) {
+      const need = e.pieces.reduce((n, p) => n + size(p), 0);
+      if (used + need > room) return { pieces, more: true, next: pieces.length ? 0 : need };
+      used += need;
+      for (const p of e.pieces) pieces.push({ ...p, seq: e.seq });
+    }
+    return { pieces, more: false, next: 0 };
+  }
+
   /** The replica volume of `lu` (its store, or the one under the image presented). */
   baseStore(lu: LogicalUnit): BackingStore { return this.presentation?.luns.get(lu)?.base ?? lu.store; }
 

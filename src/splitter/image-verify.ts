@@ -13,9 +13,17 @@
  * Production writes journaled after the roll (seq > rolledFrom) were never applied to the copy,
  * so their undo data does not exist: the blocks they touched are not compared, and the result
  * says how many (blocksNotCompared). Direct access drops the history the rebuild needs: refused.
+ *
+ * A remote copy (CRR): the image is presented by the remote array from its own journal, and the
+ * undo data of (B, rolledFrom] is that journal's (REPLICA UNDO over the link, paged, only what
+ * the records after B overwrote); the comparison is the same. Its meaning is the local copy's:
+ * the copy's undo log is the record of production's data before each write, so a remote volume
+ * that drifted from production, host writes to the image, or an image presented at the wrong
+ * point show as diverged extents. An undo log that is itself wrong is not caught (for a local
+ * copy neither): the image and the rebuild read the same pieces.
  */
 import { shared } from '../scsi/range-lock.ts';
-import { REGION_BYTES } from './copy.ts';
+import { CrrCopy, REGION_BYTES } from './copy.ts';
 import { regionDigest as digest, unmappedRun } from './digest.ts';
 import type { ConsistencyGroup } from './group.ts';
 import { ImageChoiceError, ImageStateError, resolveImage } from './image.ts';
@@ -50,16 +58,14 @@ export async function verifyImage(g: ConsistencyGroup, copyName: string | undefi
   if (c.imageFloor === null || B < c.imageFloor || B < g.journal.firstSeq - 1) {
     throw new ImageChoiceError('image', `seq ${B} is older than the copy's history reaches (${Math.max(c.imageFloor ?? Infinity, g.journal.firstSeq - 1)})`);
   }
-  // A remote copy's undo data is at the remote array: production's image before the copy's
-  // newest cannot be rebuilt here.
-  if (c.kind === 'remote' && B < img.rolledFrom) {
-    throw new ImageStateError(`copy ${c.name} is a remote copy: its undo data is at the remote array, so verify --image checks only images at its newest sequence (${img.rolledFrom}); seq ${B} is older`);
-  }
   const per = Math.max(1, Math.floor(REGION_BYTES / g.sets[0].lu.blockSize));
   const key = (set: number, region: number) => `${set}:${region}`;
-  // Undo pieces of the records (B, rolledFrom], newest first, by region they touch.
+  // Undo pieces of the records (B, rolledFrom], newest first, by region they touch. A remote
+  // copy's are at the remote array (its journal, the one its image is presented from): they are
+  // read back over the link (REPLICA UNDO), as RecoverPoint's remote journal holds them.
+  const entries = c instanceof CrrCopy && B < img.rolledFrom ? await remoteUndo(c, B) : c.undo.newestFirst(B);
   const pieces = new Map<string, UndoPiece[]>();
-  for (const e of c.undo.newestFirst(B)) {
+  for (const e of entries) {
     if (e.seq > img.rolledFrom) continue;
     for (const p of e.pieces) {
       for (let r = Number(p.lba / BigInt(per)); BigInt(r * per) < p.lba + BigInt(p.blocks); r++) {
@@ -135,6 +141,23 @@ export async function verifyImage(g: ConsistencyGroup, copyName: string | undefi
   res.consistent = res.diverged.length === 0;
   res.ms = Math.round(performance.now() - t0);
   return res;
+}
+
+/**
+ * The remote journal's undo entries of the records after `B`, newest first (one per piece), after
+ * a check that the remote's window still reaches `B` (pieces missing would show as divergence).
+ */
+async function remoteUndo(c: CrrCopy, B: number): Promise<Array<{ seq: number; set: number; pieces: UndoPiece[] }>> {
+  const q = await c.query();
+  const floor = c.remoteFloor;
+  if (floor === null || B < floor) {
+    throw new ImageChoiceError('image', `seq ${B} is older than copy ${c.name}'s protection window at the remote array (${floor === null ? 'empty' : `images from seq ${floor} to ${q.applied}`})`);
+  }
+  const out: Array<{ seq: number; set: number; pieces: UndoPiece[] }> = [];
+  for (let set = 0; set < c.replicas.length; set++) {
+    for (const p of await c.link.readUndo(set, B)) out.push({ seq: p.seq, set, pieces: [p] });
+  }
+  return out.sort((x, y) => y.seq - x.seq);
 }
 
 /** Lay undo piece `p` over `buf` (blocks [lba, lba+n)): its data, or zeros for a deallocated run. */

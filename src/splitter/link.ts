@@ -13,9 +13,10 @@
  */
 import type { Logger } from 'pino';
 import {
-  decodeReplicaSequence, encodeReplicaClaimCdb, encodeReplicaClaimParams, encodeReplicaSequenceCdb, REPLICA_SEQUENCE_LENGTH, ReplicaClaimAction,
+  decodeReplicaSequence, decodeReplicaUndo, encodeReplicaClaimCdb, encodeReplicaClaimParams, encodeReplicaSequenceCdb, encodeReplicaUndoCdb,
+  REPLICA_SEQUENCE_LENGTH, REPLICA_UNDO_HEADER, ReplicaClaimAction,
 } from '../../protocol/scsi/replica-claim.ts';
-import type { ReplicaSequence } from '../../protocol/scsi/replica-claim.ts';
+import type { ReplicaSequence, ReplicaUndoPiece } from '../../protocol/scsi/replica-claim.ts';
 import { SenseKey } from '../../protocol/scsi/sense.ts';
 import { ScsiCommandError, ScsiDevice, Session } from '../initiator/index.ts';
 import type { ScsiResult } from '../initiator/index.ts';
@@ -235,6 +236,30 @@ export class ReplicationLink {
     const params = encodeReplicaClaimParams({ ...this.config.claimFor!, image: seq, direct });
     const cdb = encodeReplicaClaimCdb(ReplicaClaimAction.PresentImage, params.length);
     for (const lun of this.config.luns) await this.run(lun, params.length, 0, 'REPLICA CLAIM (present image)', (d) => d.raw({ cdb, dataOut: params }));
+  }
+
+  /**
+   * REPLICA UNDO on the remote LU of replication set `set`: what the records after `after` (up to
+   * the remote's applied sequence) overwrote there, oldest first, page by page (1 MiB, or what an
+   * entry larger than that needs).
+   */
+  async readUndo(set: number, after: number): Promise<ReplicaUndoPiece[]> {
+    const lun = this.config.luns[set];
+    const bs = this.config.geometry[set].blockSize;
+    const out: ReplicaUndoPiece[] = [];
+    for (let from = after, room = 1 << 20; ;) {
+      const allocation = REPLICA_UNDO_HEADER + room;
+      const data = await this.run(lun, 0, 0, 'REPLICA UNDO', (d) => d.raw({ cdb: encodeReplicaUndoCdb(from, allocation), dataIn: allocation }));
+      // What came back is metered once it is known (the allocation is only a bound).
+      this.counters.bytesReceived += data.length;
+      const i = this.in?.take(data.length);
+      if (i) await i;
+      const page = decodeReplicaUndo(data, bs);
+      out.push(...page.pieces);
+      if (!page.more) return out;
+      if (page.pieces.length) from = page.pieces[page.pieces.length - 1].seq;
+      else room = page.nextLength;
+    }
   }
 
   /** END IMAGE: the remote LUs are the replica volumes again (a logged image's overlay is dropped); once for the claim. */

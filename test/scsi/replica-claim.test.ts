@@ -7,8 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  decodeReplicaClaimParams, decodeReplicaSequence, encodeReplicaClaimCdb, encodeReplicaClaimParams,
-  encodeReplicaSequenceCdb, ReplicaClaimAction, ReplicaClaimFormatError,
+  decodeReplicaClaimParams, decodeReplicaSequence, decodeReplicaUndo, encodeReplicaClaimCdb, encodeReplicaClaimParams,
+  encodeReplicaSequenceCdb, encodeReplicaUndo, encodeReplicaUndoCdb, ReplicaClaimAction, ReplicaClaimFormatError,
 } from '../../protocol/scsi/replica-claim.ts';
 import { RECEIVE_QUEUE_LIMIT } from '../../src/scsi/replica-claim.ts';
 import type { Nexus, ScsiResponse } from '../../src/scsi/types.ts';
@@ -157,5 +157,41 @@ describe('the receive queue', () => {
     expect((await record(l, link, 2, 1, 0, 1, 2)).status).toBe(ScsiStatus.Good);
     for (const w of waiting) expect((await w).status).toBe(ScsiStatus.Good);
     expect(await sequence(l, link)).toMatchObject({ applied: RECEIVE_QUEUE_LIMIT + 2, queued: 0 });
+  });
+});
+
+describe('REPLICA UNDO (C5h)', () => {
+  it('encodes field by field (golden bytes) and decodes back; a response cut short is refused', () => {
+    const d = encodeReplicaUndo([{ seq: 7, lba: 0x10n, blocks: 1, data: Buffer.alloc(4, 0xaa) }, { seq: 8, lba: 0x20n, blocks: 2, data: null }], 4, true, 0);
+    expect([...d]).toEqual([
+      0, 0, 0, 52, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // DATA LENGTH 52, MORE, NEXT ENTRY LENGTH 0
+      0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 1, 0, 0, 0, 0, // seq 7, LBA 10h, 1 block, data
+      0xaa, 0xaa, 0xaa, 0xaa,
+      0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 2, 0x01, 0, 0, 0, // seq 8, LBA 20h, 2 blocks, DEALLOCATED
+    ]);
+    const back = decodeReplicaUndo(d, 4);
+    expect(back).toMatchObject({ more: true, nextLength: 0, pieces: [{ seq: 7, lba: 0x10n, blocks: 1 }, { seq: 8, lba: 0x20n, blocks: 2, data: null }] });
+    expect([...back.pieces[0].data!]).toEqual([0xaa, 0xaa, 0xaa, 0xaa]);
+    expect(() => decodeReplicaUndo(d.subarray(0, 50), 4)).toThrow(RangeError);
+  });
+
+  it('returns what each record overwrote, oldest first, page by page; another initiator\'s claim: RESERVATION CONFLICT', async () => {
+    const l = setupLun();
+    const link = up(l, LINK, '23d000000001');
+    const other = up(l, 'iqn.2026-01.test:dr-host', '23d000000002');
+    const undo = (n: Nexus, after: number, allocation: number) => submit(l, encodeReplicaUndoCdb(after, allocation), { nexus: n, edtl: allocation });
+    await claim(l, link, ReplicaClaimAction.Claim, 0);
+    for (const [seq, fill] of [[1, 0x11], [2, 0x22], [3, 0x33]]) expect((await record(l, link, seq, seq - 1, 0, 2, fill)).status).toBe(ScsiStatus.Good);
+    const all = decodeReplicaUndo((await undo(link, 0, 4096)).data!, 512);
+    expect(all.more).toBe(false);
+    // Record 1 overwrote unallocated blocks (DEALLOCATED, no data); 2 and 3 their predecessor's.
+    expect(all.pieces.map((p) => [p.seq, p.data?.[0] ?? null])).toEqual([[1, null], [2, 0x11], [3, 0x22]]);
+    // Room for one entry (24 + 1024 bytes): seq 2 only, MORE; then after 2: seq 3.
+    const one = decodeReplicaUndo((await undo(link, 1, 16 + 1048)).data!, 512);
+    expect(one).toMatchObject({ more: true, pieces: [{ seq: 2 }] });
+    expect(decodeReplicaUndo((await undo(link, 2, 16 + 1048)).data!, 512)).toMatchObject({ more: false, pieces: [{ seq: 3 }] });
+    // Not even one entry fits: none, MORE, and the length it needs.
+    expect(decodeReplicaUndo((await undo(link, 1, 16 + 100)).data!, 512)).toMatchObject({ more: true, pieces: [], nextLength: 1048 });
+    expect((await undo(other, 0, 4096)).status).toBe(ScsiStatus.ReservationConflict);
   });
 });

@@ -4,11 +4,14 @@
  * the DR site would be. While production's link holds the claim (REPLICA CLAIM, C2h), the remote
  * LUs answer that host's media commands with NOT READY 02/04/03 (INQUIRY and REQUEST SENSE as
  * usual), and the link goes on writing them; enable_image_access and disable_group release the
- * claim, disable_image_access takes it again; a lost link leaves it in place, and the remote
- * array's operator releases it when production is gone.
+ * claim, disable_image_access takes it again; what the dr-host registered or reserved meanwhile is
+ * cleared when the link claims again (RESERVATIONS PREEMPTED); a lost link leaves the claim in
+ * place, and the remote array's operator releases it when production is gone.
  *
- * Negative control (by hand, README "Remote copies (CRR)"): with LogicalUnit.claimedAgainst
- * answering null, the first test fails at the dr-host's TEST UNIT READY.
+ * Negative controls (by hand, README "Remote copies (CRR)"): with LogicalUnit.claimedAgainst
+ * answering null, the first test fails at the dr-host's TEST UNIT READY; without
+ * Reservations.clearForClaim in the CLAIM action, the PR test fails at drained() (the remote's
+ * REPLICA RECORD answers RESERVATION CONFLICT and the transfer goes to error).
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -97,6 +100,22 @@ const tur = (h: TestInitiator, lun = 0) => h.scsi(lun, [0x00, 0, 0, 0, 0, 0]).th
 const write = (h: TestInitiator, lun: number, lba: number, data: Buffer) => h.scsi(lun, cdb16(0x8a, lba, data.length / BS), { write: data }).then(senseOf);
 const read = (h: TestInitiator, lun: number, lba: number, blocks: number) => h.scsi(lun, cdb16(0x88, lba, blocks), { read: blocks * BS });
 
+/** PERSISTENT RESERVE OUT (SPC-5 §6.17) with the 24-byte basic parameter list: RESERVATION KEY, SERVICE ACTION RESERVATION KEY. */
+function prout(h: TestInitiator, lun: number, action: number, type: number, key: bigint, saKey: bigint): Promise<string> {
+  const list = Buffer.alloc(24);
+  list.writeBigUInt64BE(key, 0);
+  list.writeBigUInt64BE(saKey, 8);
+  return h.scsi(lun, [0x5f, action, type, 0, 0, 0, 0, 0, 24, 0], { write: list }).then(senseOf);
+}
+
+/** PERSISTENT RESERVE IN READ KEYS (SPC-5 §6.16.2): PRGENERATION and the registered keys. */
+async function readKeys(h: TestInitiator, lun: number): Promise<{ generation: number; keys: bigint[] }> {
+  const r = await h.scsi(lun, [0x5e, 0x00, 0, 0, 0, 0, 0, 0x01, 0x00, 0], { read: 256 });
+  if (r.status !== 0) throw new Error(`READ KEYS: ${senseOf(r)}`);
+  const n = r.data.readUInt32BE(4) / 8;
+  return { generation: r.data.readUInt32BE(0), keys: Array.from({ length: n }, (_, i) => r.data.readBigUInt64BE(8 + 8 * i)) };
+}
+
 async function post(addr: string, path: string, body: object = {}): Promise<{ status: number; body: any }> {
   const r = await fetch(`http://${addr}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: r.status, body: await r.json() };
@@ -167,6 +186,37 @@ describe('remote copy (CRR): the replica claim on the remote array', () => {
     // enable_group: claimed again.
     expect((await post(prodAdmin, '/v1/groups/default/enable_group', { start_transfer: 'no' })).status).toBe(200);
     expect(await tur(drHost, 1)).toBe(NOT_READY);
+  }, 60_000);
+
+  it('a PR registration and reservations a DR host took while image access released the claim are cleared when the link claims again (UA 2A/03), and production\'s writes reach the remote LUs', async () => {
+    pair = await startPair();
+    const { group, copy, host, drHost, prodAdmin, dr } = pair;
+    expect((await post(prodAdmin, '/v1/groups/default/enable_image_access', { copy: 'dr' })).status).toBe(200);
+    expect(copy.link.status()).toMatchObject({ claim: 'released' });
+    // The DR site's host, while the claim is released: REGISTER key 0xabc and RESERVE Write
+    // Exclusive on LUN 0 (PERSISTENT RESERVE OUT), SPC-2 RESERVE(6) on LUN 1.
+    expect(await prout(drHost, 0, 0x00, 0, 0n, 0xabcn)).toBe('status 0');
+    expect(await prout(drHost, 0, 0x01, 1, 0xabcn, 0n)).toBe('status 0');
+    expect(senseOf(await drHost.scsi(1, [0x16, 0, 0, 0, 0, 0]))).toBe('status 0');
+    expect((await readKeys(drHost, 0)).keys).toEqual([0xabcn]);
+    // disable_image_access: the link claims again, and production writes on both LUNs.
+    expect((await post(prodAdmin, '/v1/groups/default/disable_image_access', { copy: 'dr', start_transfer: 'yes' })).status).toBe(200);
+    expect(copy.link.status()).toMatchObject({ claim: 'held' });
+    for (let i = 0; i < 10; i++) expect(await write(host, i % 2, 300 + i * 8, pattern(8 * BS, 40 + i))).toBe('status 0');
+    await drained(group, copy, 10_000);
+    expect(await dr.stores[0].read(300n, 8)).toEqual(pattern(8 * BS, 40));
+    expect(await dr.stores[1].read(308n, 8)).toEqual(pattern(8 * BS, 41));
+    // The DR host is told once per LU (RESERVATIONS PREEMPTED, as after a CLEAR), then sees the claim.
+    for (const lun of [0, 1]) {
+      expect(await tur(drHost, lun)).toBe('06/2a/03');
+      expect(await tur(drHost, lun)).toBe(NOT_READY);
+    }
+    // Nothing of it is left: no key, and after the claim is released again the host reserves afresh.
+    const keys = await readKeys(drHost, 0);
+    expect(keys.keys).toEqual([]);
+    expect((await post(prodAdmin, '/v1/groups/default/disable_group')).status).toBe(200);
+    expect(senseOf(await drHost.scsi(1, [0x16, 0, 0, 0, 0, 0]))).toBe('status 0');
+    expect(await prout(drHost, 0, 0x01, 1, 0xabcn, 0n)).toBe('status 24'); // RESERVATION CONFLICT: not registered any more
   }, 60_000);
 
   it('a lost link leaves the claim in place (the next login moves it to the new session); with production gone, the remote operator releases it', async () => {

@@ -12,9 +12,15 @@
  * - the window: with `undo=1MiB` an image whose undo data fell out is refused, naming the window;
  * - direct access: the remote rolls back to the image, keeps the image's writes, and after
  *   disable the synchronization makes it production again;
+ * - verify --image at the bookmark: production rebuilt from the remote journal's undo data (read
+ *   back with REPLICA UNDO) equals the image; against `latest`, and after a host write to the
+ *   image (CLI exit 1), it diverges where it should; a point older than the window is refused;
  * - negative control: with the remote's undo capture off (replicaJournalHooks.captureUndo, a test
  *   hook) the same image reads B, not A: the first test's check fails without the undo data.
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdminApi } from '../../src/admin/api.ts';
@@ -106,6 +112,9 @@ const verb = (p: Pair, v: string, body: object) => adminCall(p.prodAdmin, 'POST'
 const patternA = (lun: number) => pattern(SPAN * BS, 100 + lun);
 const patternB = (lun: number) => pattern(SPAN * BS, 200 + lun);
 
+const cli = (args: string[]) => promisify(execFile)(process.execPath, ['bin/arraysim.js', ...args], { cwd: join(import.meta.dirname, '../..') })
+  .then((r) => ({ code: 0, out: r.stdout }), (e) => ({ code: e.code as number, out: String(e.stdout) + String(e.stderr) }));
+
 /** A on both LUNs, bookmark `a`, B over it; everything on the remote. */
 async function aThenB(p: Pair): Promise<number> {
   for (const lun of [0, 1]) await p.write(lun, 0, patternA(lun));
@@ -175,6 +184,30 @@ describe('remote copy (CRR): images from the remote site\'s journal', () => {
     expect((await verb(p, 'disable_image_access', { copy: 'dr' })).status).toBe(200);
   }, 90_000);
 
+  it('verify --image at an older bookmark: production rebuilt with the remote journal\'s undo data (REPLICA UNDO) equals the image; another point, and a host write to the image, diverge', async () => {
+    pair = await startPair();
+    const p = pair;
+    const a = await aThenB(p);
+    expect((await verb(p, 'enable_image_access', { copy: 'dr', image: 'a' })).status).toBe(200);
+    expect(p.copy.image!.rolledFrom).toBeGreaterThan(a);
+    // The image's own point (bookmark a): the image shows production at a.
+    const own = await verb(p, 'verify', { copy: 'dr', image: true });
+    expect(own.status, JSON.stringify(own.json)).toBe(200);
+    expect(own.json).toMatchObject({ consistent: true, seq: a, image: { at: 'a', accessedSeq: a, mode: 'logged-access' } });
+    expect(own.json.regions.compared).toBeGreaterThan(0);
+    // Negative control: against production now (B), the same image differs over both patterns.
+    const latest = await verb(p, 'verify', { copy: 'dr', image: true, at: 'latest' });
+    expect(latest.json.consistent).toBe(false);
+    expect(latest.json.diverged.map((d: { lun: number; lba: string; lbaEnd: string }) => [d.lun, d.lba, d.lbaEnd])).toEqual([[0, '0', String(SPAN - 1)], [1, '0', String(SPAN - 1)]]);
+    // A host write to the image: those blocks, and only they, differ from production at a (CLI: exit 1).
+    const img = await imageLu(p, 0);
+    good(await img.write(16n, Buffer.alloc(8 * BS, 0x5a)));
+    const r = await cli(['verify', '--admin', p.prodAdmin, '--copy', 'dr', '--image', 'a', '--json']);
+    expect(r.code, r.out).toBe(1);
+    expect(JSON.parse(r.out).diverged.map((d: { lun: number; lba: string; lbaEnd: string }) => [d.lun, d.lba, d.lbaEnd])).toEqual([[0, '16', '23']]);
+    expect((await verb(p, 'disable_image_access', { copy: 'dr' })).status).toBe(200);
+  }, 90_000);
+
   it('negative control: with the remote\'s undo capture off, the bookmark\'s image reads B, not A', async () => {
     replicaJournalHooks.captureUndo = false;
     pair = await startPair();
@@ -210,6 +243,14 @@ describe('remote copy (CRR): images from the remote site\'s journal', () => {
     expect((await verb(p, 'enable_image_access', { copy: 'dr', image: 'b' })).status).toBe(200);
     const img = await imageLu(p, 0);
     expect(good(await img.read(0n, MiB / BS)).equals(pattern(MiB, 2))).toBe(true);
+    // verify --image reads the remote's undo data back: one 1 MiB entry, more than REPLICA UNDO's
+    // first 1 MiB page holds (the next page is asked with the length the remote names).
+    const v = await verb(p, 'verify', { copy: 'dr', image: true });
+    expect(v.json, JSON.stringify(v.json)).toMatchObject({ consistent: true, seq: b });
+    // A point whose undo data fell out of the remote's window: refused, naming it (not a false divergence).
+    const old = await verb(p, 'verify', { copy: 'dr', image: true, at: 'a' });
+    expect(old.status).toBe(400);
+    expect(JSON.stringify(old.json)).toMatch(/older than copy dr's protection window at the remote array/);
     expect((await verb(p, 'disable_image_access', { copy: 'dr' })).status).toBe(200);
   }, 60_000);
 
