@@ -244,6 +244,9 @@ export class ReplicaJournal {
       }
       return;
     }
+    // The history goes with the rollback: off the disk first, so that a restart in the middle of
+    // it takes back no entries the volumes no longer match (none: production synchronizes them).
+    await this.log?.clear();
     await allExclusive(this.lus, async () => {
       // Back to the image: what each record after it overwrote, newest first.
       for (const e of this.undo.newestFirst(seq)) await restorePieces(this.baseStore(this.lus[e.set]), e.pieces);
@@ -254,7 +257,7 @@ export class ReplicaJournal {
         l.store = x.base;
       }
     });
-    this.clearUndo();
+    this.undo.clear();
     this.floor = null;
     this.presentation = { seq, direct: true, maps: [], buildMs: 0, luns: new Map() };
   }

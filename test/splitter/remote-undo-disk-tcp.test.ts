@@ -9,6 +9,8 @@
  * - SIGKILL of a remote array run as a child process (`arraysim serve --config`), while
  *   production writes: records whose undo entry was durable but whose write had not reached the
  *   volume are rolled back at the claim, and the copy equals production after the drain;
+ * - direct access drops the history on disk too: after a restart the image before it is refused,
+ *   one taken after the synchronization is reached;
  * - negative controls: without the folder, and with the reload skipped (replicaJournalHooks.reload,
  *   a test hook), the same image is refused as outside the window (HTTP 400).
  */
@@ -222,6 +224,33 @@ describe('remote copy (CRR): the remote site\'s undo log on disk', () => {
     expect(image.status).toBe(400);
   }, 90_000);
 
+  it('direct access drops the history on disk too: after a restart the bookmark before it is refused, one after the synchronization is reached', async () => {
+    const dir = tmp();
+    const dr = inProcessRemote(dir, true, await freePort(DR_HOST));
+    await dr.restart();
+    const p = await startProduction(dr.port);
+    await aThenB(p);
+    expect((await verb(p, 'enable_image_access', { copy: 'dr', image: 'a' })).status).toBe(200);
+    expect((await verb(p, 'set_image_access_mode', { copy: 'dr', mode: 'direct' })).status).toBe(200);
+    expect((await verb(p, 'disable_image_access', { copy: 'dr' })).status).toBe(200);
+    const end = Date.now() + 30_000;
+    while (p.copy.needsSweep || p.copy.syncing || p.group.transfer !== 'active') {
+      if (Date.now() > end) throw new Error('the synchronization did not end');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (const lun of [0, 1]) await p.write(lun, 0, patternA(lun));
+    expect((await verb(p, 'bookmarks', { name: 'c' })).status).toBe(200);
+    await p.write(0, 0, patternB(0));
+    await drained(p.group, p.copy);
+    await dr.restart();
+    await p.write(1, 4096, pattern(8 * BS, 3));
+    await drained(p.group, p.copy);
+    expect((await imageAt(p, 'a')).status).toBe(400);
+    const c = await imageAt(p, 'c');
+    expect(c.status, JSON.stringify(c.json)).toBe(200);
+    for (const lun of [0, 1]) expect(c.data![lun].equals(patternA(lun))).toBe(true);
+  }, 90_000);
+
   it('SIGKILL of the remote array (a child process) during writes: the bookmark\'s image reads A after the restart, and the copy equals production after the drain', async () => {
     const dir = tmp();
     const dr = childRemote(dir, await freePort(DR_HOST), await freePort(DR_HOST));
@@ -235,6 +264,8 @@ describe('remote copy (CRR): the remote site\'s undo log on disk', () => {
       for (let k = 0; !stop; k++) {
         await p.write(k % 2, (k * 24) % 4096, pattern(24 * BS, 5000 + k));
         acked++;
+        // Paced: hundreds of records reach the journal while the remote restarts, not tens of thousands.
+        await new Promise((r) => setTimeout(r, 2));
       }
     })();
     while (acked < 40) await new Promise((r) => setTimeout(r, 5));
