@@ -208,6 +208,11 @@ describe('remote copy (CRR): the remote site\'s undo log on disk', () => {
     expect(after.remoteJournal.oldestImage).toBe(before.remoteJournal.oldestImage);
     expect(after.oldestImageSeq).toBeLessThanOrEqual(a);
     expect(after.remoteJournal.undoBytes).toBeGreaterThan(before.remoteJournal.undoBytes);
+    // verify --image at the bookmark: production rebuilt at `a` from the undo data taken back (REPLICA UNDO) equals the image.
+    expect((await verb(p, 'enable_image_access', { copy: 'dr', image: 'a' })).status).toBe(200);
+    const v = await verb(p, 'verify', { copy: 'dr', image: true });
+    expect(v.json, JSON.stringify(v.json)).toMatchObject({ consistent: true, seq: a });
+    expect((await verb(p, 'disable_image_access', { copy: 'dr' })).status).toBe(200);
     await drained(p.group, p.copy);
     expect((await verifyGroup(p.group, 'dr')).consistent).toBe(true);
   }, 90_000);
