@@ -79,7 +79,7 @@ function inProcessRemote(dir: string, journal: boolean, port: number): Remote {
   };
 }
 
-function childRemote(dir: string, port: number, adminPort: number): Remote & { kill(): void } {
+function childRemote(dir: string, port: number, adminPort: number): Remote & { kill(): void; admin: string } {
   const config = path.join(dir, 'dr.yaml');
   writeFileSync(config, [
     'portals:', `  - listen: ${DR_HOST}:${port}`,
@@ -107,7 +107,7 @@ function childRemote(dir: string, port: number, adminPort: number): Remote & { k
     if (c && c.exitCode === null && c.signalCode === null) { c.kill('SIGTERM'); await new Promise((r) => c.once('exit', r)); }
   });
   return {
-    port, kill,
+    port, kill, admin: `${DR_HOST}:${adminPort}`,
     async restart() {
       const c = child as ChildProcess | null;
       if (c && c.exitCode === null && c.signalCode === null) { c.kill('SIGKILL'); await new Promise((r) => c.once('exit', r)); }
@@ -285,6 +285,13 @@ describe('remote copy (CRR): the remote site\'s undo log on disk', () => {
     await writing;
     await drained(p.group, p.copy);
     expect((await verifyGroup(p.group, 'dr')).consistent).toBe(true);
+    // The restarted remote array took its undo log back: its claims show the folder and a window from before `a`.
+    const claims = (await adminCall(dr.admin, 'GET', '/v1/replica-claims')).json.claims;
+    expect(claims).toHaveLength(2);
+    for (const c of claims) {
+      expect(c.claim.undoLog).toContain(path.join(dir, 'replica-journal'));
+      expect(c.claim.oldestImageSeq).toBeLessThanOrEqual(a);
+    }
     // The writes after `a` overwrote the pattern region on production; the image at `a` is A.
     const image = await imageAt(p, 'a');
     expect(image.status, JSON.stringify(image.json)).toBe(200);
