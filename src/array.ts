@@ -1,4 +1,5 @@
 /** The running array: stores, SCSI targets and the iSCSI server, built from an ArrayConfig. */
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ArrayConfig, RemoteCopyConfig } from './config.ts';
 import type { LogicalUnit } from './scsi/lu.ts';
@@ -6,6 +7,7 @@ import { lunIdentity } from './config.ts';
 import { IscsiServer } from './iscsi/server.ts';
 import { ScsiTarget } from './scsi/target.ts';
 import { joinCopyDomain } from './scsi/xcopy.ts';
+import { closeReplicaJournals, keepReplicaJournals } from './scsi/replica-claim.ts';
 import { AluaModel } from './scsi/alua.ts';
 import { ArrayEvents } from './events.ts';
 import type { BackingStore } from './store/store.ts';
@@ -43,6 +45,8 @@ export class StorageArray {
     const a = new StorageArray(config, log);
     for (const t of config.targets) {
       const scsi = new ScsiTarget(t.name, log.child({ target: t.name }));
+      // As a remote array: the claims on this target keep their undo logs on disk (file-backed LUs).
+      if (config.replicaJournal) keepReplicaJournals(scsi, path.join(config.replicaJournal, t.name.replace(/[^A-Za-z0-9.-]+/g, '_')));
       for (const [i, l] of t.luns.entries()) {
         let store;
         const spec = parseLunSpec(l.spec);
@@ -201,6 +205,7 @@ export class StorageArray {
   async stop(): Promise<void> {
     await this.rcopy?.stop();
     await this.server.close();
+    for (const t of this.scsiTargets.values()) await closeReplicaJournals(t);
     for (const g of this.groups.values()) await g.close();
     for (const s of this.stores) {
       await s.flush?.();

@@ -3,7 +3,7 @@
  * src/array.ts turns into running objects. Documented in README.md ("Configuration").
  */
 import { readFileSync } from 'node:fs';
-import path, { dirname } from 'node:path';
+import path, { dirname, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { ChapConfig, IscsiTuning, PortalConfig } from './iscsi/config.ts';
@@ -145,6 +145,11 @@ export interface ArrayConfig {
   rcopy?: RcopyConfig;
   /** Prometheus metrics (src/metrics, GET /metrics); false: none, and no latency timestamps per command. Default true. */
   metrics?: boolean;
+  /**
+   * A folder (absolute) where this array, as the remote array of remote copies, keeps each
+   * claim's undo log on file-backed LUs (src/scsi/replica-journal.ts); absent: in memory only.
+   */
+  replicaJournal?: string;
 }
 
 /** Journal size limit when none is given: 256 MiB of history per group (memory journal). */
@@ -352,7 +357,9 @@ export function configFromFile(path: string): ArrayConfig {
   const iscsi = { ...(doc.iscsi ?? {}) };
   if (iscsi.keys) iscsi.keys = Object.fromEntries(Object.entries(iscsi.keys).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? 'Yes' : 'No') : String(v)]));
   if (doc.metrics !== undefined && typeof doc.metrics !== 'boolean') throw err('metrics must be true or false');
+  if (doc.replicaJournal !== undefined && (typeof doc.replicaJournal !== 'string' || !doc.replicaJournal)) throw err('replicaJournal must be a folder');
   return {
+    ...(doc.replicaJournal ? { replicaJournal: resolve(dirname(path), doc.replicaJournal) } : {}),
     portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', admin: adminSection(doc.admin, path, err),
     ...splitterSections(doc, targets, err, dirname(path)), metrics: doc.metrics ?? true, ...rcopySections(doc, targets[0].name, err),
   };

@@ -19,22 +19,31 @@
  * CONFLICT and outlive the image. What frees a claim whose
  * production is gone is the remote operator (`arraysim replica-claims release`, POST
  * /v1/replica-claims/release), as RecoverPoint's failover is run from the remote site. Claims live
- * in memory: a restarted remote array has none until production's link claims again.
+ * in memory: a restarted remote array has none until production's link claims again. With a
+ * `replicaJournal` folder (keepReplicaJournals) and file-backed LUs, each claim's undo log is kept
+ * there too (replica-journal.ts), and that claim takes it back: the applied sequence and the
+ * window are what they were before the restart.
  */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
 import {
   decodeReplicaClaimParams, decodeReplicaRecordHeader, encodeReplicaSequence, encodeReplicaUndo, REPLICA_CLAIM_OPCODE, REPLICA_RECORD_HEADER,
   REPLICA_RECORD_OPCODE, REPLICA_SEQUENCE_OPCODE, REPLICA_UNDO_HEADER, REPLICA_UNDO_OPCODE, ReplicaClaimAction, ReplicaClaimFormatError,
   ReplicaRecordKind, replicaUndoLength,
 } from '../../protocol/scsi/replica-claim.ts';
+import { crc32c } from '../../protocol/iscsi/digest.ts';
+import type { BackingStore } from '../store/store.ts';
 import type { CommandDef } from './command.ts';
 import { checkRange, dataOut, invalidField, invalidParam, reserved } from './cdb.ts';
 import type { LogicalUnit } from './lu.ts';
 import { exclusive } from './range-lock.ts';
 import { ImageWindowError, ReplicaJournal } from './replica-journal.ts';
+import type { RecordNote } from './replica-journal.ts';
+import { AHEAD_BYTES, AHEAD_RECORDS } from '../splitter/undo-file.ts';
 import { MEDIA } from './sbc-common.ts';
 import type { ScsiTarget } from './target.ts';
 import { GOOD, ScsiStatus, SenseError, StatusError } from './types.ts';
-import type { ScsiResponse } from './types.ts';
+import type { Nexus, ScsiResponse } from './types.ts';
 
 /** The claim on one LU, as status shows it. */
 export interface ReplicaClaim {
@@ -52,7 +61,15 @@ export interface ReplicaClaim {
 /** Records received ahead of their predecessor that one claim holds at most (production keeps 16 in flight). */
 export const RECEIVE_QUEUE_LIMIT = 256;
 
-interface Waiting { seq: number; prev: number; apply: () => void | Promise<void>; settle: (e?: unknown) => void }
+/**
+ * A record as the receive queue applies it: `apply` does it all (undo in memory), or, with the
+ * undo log on disk, `staged` in two steps, so that a run of them is captured, synced once, then
+ * written (write-ahead).
+ */
+interface Waiting {
+  seq: number; prev: number; apply: () => void | Promise<void>; settle: (e?: unknown) => void;
+  staged?: { lu: LogicalUnit; lba: bigint; blocks: number; capture: () => void | Promise<void>; write: () => void | Promise<void> };
+}
 
 /**
  * The first piece of the remote site's journal: the receive queue of one claim (owner, group,
@@ -75,7 +92,24 @@ export class ReplicaReceiver {
   /** The remote site's copy journal: undo log, protection window, image presentation (replica-journal.ts). */
   readonly journal = new ReplicaJournal();
 
-  constructor(readonly key: string, private readonly log?: { info(o: object, msg: string): void }) {}
+  /** Taking back the undo log on disk (the first CLAIM after the array started waits for it). */
+  loading: Promise<void> | null = null;
+
+  constructor(readonly key: string, private readonly log?: { info(o: object, msg: string): void; warn(o: object, msg: string): void }) {}
+
+  /** Keep the claim's undo log in `dir`, taking back what is there (replica-journal.ts reload). */
+  keepJournal(dir: string, lunOf: (lun: number) => LogicalUnit | undefined): Promise<void> {
+    this.loading ??= this.journal.reload(dir, lunOf).then((r) => {
+      if (r.applied !== null && !this.valid) { this.applied = r.applied; this.valid = true; }
+      if (r.dropped) this.log?.warn({ claim: this.key, dir, why: r.dropped }, 'replica undo log dropped: images start at the present');
+      else if (r.applied !== null) this.log?.info({ claim: this.key, dir, ...r }, 'replica undo log taken back');
+    }, (e: unknown) => {
+      // The folder cannot be used: the undo data lives in memory, as without one.
+      this.journal.log = null;
+      this.log?.warn({ claim: this.key, dir, err: (e as Error).message }, 'replica undo log not opened: undo data in memory only');
+    });
+    return this.loading;
+  }
 
   get queued(): number { return this.waiting.size; }
 
@@ -123,16 +157,17 @@ export class ReplicaReceiver {
    * One record: GOOD once it is applied (at once if it was). `keep` is called before the record
    * waits (its payload must outlive the transport's buffer).
    */
-  receive(seq: number, prev: number, apply: () => void | Promise<void>, keep: () => void): ScsiResponse | Promise<ScsiResponse> {
+  receive(seq: number, prev: number, apply: () => void | Promise<void>, keep: () => void, staged?: Waiting['staged']): ScsiResponse | Promise<ScsiResponse> {
     this.counters.received++;
     if (!this.valid) { this.applied = prev; this.valid = true; }
     if (seq <= this.applied) { this.counters.duplicates++; return GOOD; }
-    if (this.current?.seq === seq) { this.counters.duplicates++; return this.current.done.then(() => GOOD); }
+    // Being applied (current.seq: the last record of the run being applied).
+    if (this.current && seq <= this.current.seq) { this.counters.duplicates++; return this.current.done.then(() => GOOD); }
     // While an image is presented the volumes stay as they are: records wait (GOOD once applied).
     const now = prev === this.applied && !this.current && !this.journal.presentation;
     if (!now && this.waiting.size >= RECEIVE_QUEUE_LIMIT) throw new StatusError(ScsiStatus.TaskSetFull);
     return new Promise<ScsiResponse>((resolve, reject) => {
-      const w: Waiting = { seq, prev, apply, settle: (e) => (e ? reject(e) : resolve(GOOD)) };
+      const w: Waiting = { seq, prev, apply, staged, settle: (e) => (e ? reject(e) : resolve(GOOD)) };
       if (now) { this.run(w); return; }
       keep();
       const old = this.waiting.get(prev);
@@ -144,6 +179,7 @@ export class ReplicaReceiver {
 
   /** Apply `w`, then every waiting record that follows it, in order, one write at a time. */
   private run(w: Waiting): void {
+    if (this.journal.log && w.staged) { this.runAhead(w); return; }
     for (let cur: Waiting | undefined = w; cur;) {
       let r: void | Promise<void>;
       try { r = cur.apply(); } catch (e) { this.fail(cur, e); return; }
@@ -161,6 +197,46 @@ export class ReplicaReceiver {
       this.applyDone(cur);
       cur = this.journal.presentation ? undefined : this.take(cur.seq);
     }
+  }
+
+  /**
+   * With the undo log on disk: `w` and the records waiting behind it whose extents overlap none
+   * before them (up to AHEAD_RECORDS, AHEAD_BYTES) form a run; their before-images are captured
+   * and made durable with one fdatasync, then the volumes are written in order (undo-file.ts
+   * applyWriteAhead, the local copy's rule). Within a run no extent overlaps another, so each
+   * before-image is what the volume holds with every earlier record applied.
+   */
+  private runAhead(w: Waiting): void {
+    const batch = [w];
+    let bytes = w.staged!.blocks * w.staged!.lu.blockSize;
+    for (;;) {
+      const n = this.waiting.get(batch[batch.length - 1].seq);
+      if (!n?.staged || batch.length >= AHEAD_RECORDS || bytes >= AHEAD_BYTES || batch.some((x) => overlaps(x.staged!, n.staged!))) break;
+      this.waiting.delete(n.prev);
+      batch.push(n);
+      bytes += n.staged.blocks * n.staged.lu.blockSize;
+    }
+    let k = 0;
+    const done = (async () => {
+      for (const x of batch) await x.staged!.capture();
+      await this.journal.ahead();
+      for (; k < batch.length; k++) {
+        await batch[k].staged!.write();
+        this.applyDone(batch[k]);
+      }
+    })();
+    this.current = { seq: batch[batch.length - 1].seq, done: done.then(() => {}, () => {}) };
+    done.then(() => {
+      this.current = null;
+      const next = this.journal.presentation ? undefined : this.take(this.applied);
+      if (next) this.run(next);
+    }, (e: unknown) => {
+      this.current = null;
+      // What was captured and not applied is no undo data of the volume.
+      this.journal.forget(this.applied);
+      for (const x of batch.slice(k + 1)) x.settle(new SenseError('CommandSequenceError'));
+      this.fail(batch[k], e);
+    });
   }
 
   private applyDone(w: Waiting): void {
@@ -182,14 +258,45 @@ export class ReplicaReceiver {
   }
 }
 
+function overlaps(a: { lu: LogicalUnit; lba: bigint; blocks: number }, b: { lu: LogicalUnit; lba: bigint; blocks: number }): boolean {
+  return a.lu === b.lu && a.lba < b.lba + BigInt(b.blocks) && b.lba < a.lba + BigInt(a.blocks);
+}
+
 /** The receive queues of a target's claims, by owner, group and copy. */
 const receivers = new WeakMap<ScsiTarget, Map<string, ReplicaReceiver>>();
+/** The folder a target's claims keep their undo logs in (the array's `replicaJournal`, keepReplicaJournals). */
+const journalDirs = new WeakMap<ScsiTarget, string>();
 
-function receiverOf(target: ScsiTarget, key: string): ReplicaReceiver {
+/** The claims of `target` keep their undo logs on disk, one folder each under `dir` (file-backed LUs only). */
+export function keepReplicaJournals(target: ScsiTarget, dir: string): void { journalDirs.set(target, dir); }
+
+/** The array stops: every claim's undo log is synced and closed. */
+export async function closeReplicaJournals(target: ScsiTarget): Promise<void> {
+  for (const r of receivers.get(target)?.values() ?? []) {
+    await r.loading?.catch(() => {});
+    await r.journal.log?.close().catch((e: unknown) => target.log?.warn({ claim: r.key, err: (e as Error).message }, 'replica undo log not closed cleanly'));
+  }
+}
+
+/** A claim's folder: its names made safe, and a hash of the key so that two keys never share one. */
+function journalFolder(key: string): string {
+  const safe = key.replace(/[^A-Za-z0-9.-]+/g, '_').slice(0, 160);
+  return `${safe}-${createHash('sha256').update(key).digest('hex').slice(0, 12)}.undo`;
+}
+
+/**
+ * The receive queue of `key` on `target`; a new one keeps its undo log on disk when the target
+ * has a journal folder and `lu` (the claiming LU) is file-backed: its volumes survive a restart.
+ */
+function receiverOf(target: ScsiTarget, key: string, lu?: LogicalUnit): ReplicaReceiver {
   let m = receivers.get(target);
   if (!m) receivers.set(target, m = new Map());
   let r = m.get(key);
-  if (!r) m.set(key, r = new ReplicaReceiver(key, target.log));
+  if (!r) {
+    m.set(key, r = new ReplicaReceiver(key, target.log));
+    const dir = journalDirs.get(target);
+    if (dir && lu?.store.kind === 'file') void r.keepJournal(path.join(dir, journalFolder(key)), (n) => target.luns.get(n)).catch(() => {});
+  }
   return r;
 }
 
@@ -243,37 +350,49 @@ const REPLICA_CLAIM: CommandDef<ReplicaClaimCmd> = {
     }
     // The image actions find the claim's journal by its owner and names: production releases the
     // claim while the image is accessed, so that the remote site's hosts see the image too.
-    if (c.action === ReplicaClaimAction.PresentImage || c.action === ReplicaClaimAction.EndImage) {
-      const receiver = held?.receiver ?? receiverOf(lu.target, `${owner}|${p.group}|${p.copy}`);
-      if (c.action === ReplicaClaimAction.EndImage) { receiver.endImage(`END IMAGE from ${owner}`); return GOOD; }
-      return receiver.present(lu, p.image!, !!p.direct).then(() => GOOD, (e: unknown) => {
-        if (!(e instanceof ImageWindowError)) throw e;
-        lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, image: p.image, err: e.message }, 'replica image refused');
-        throw invalidParam(8);
-      });
-    }
-    if (held?.nexusKey !== req.nexus.key) {
-      const receiver = held?.receiver ?? receiverOf(lu.target, `${owner}|${p.group}|${p.copy}`);
-      // A new session of the owner: what the old one left waiting is dropped (it is sent again).
-      if (held) receiver.drop('the claim moved to a new session');
-      lu.replicaClaim = { group: p.group, copy: p.copy, initiator: owner, nexusKey: req.nexus.key, since: held?.since ?? new Date().toISOString(), receiver };
-      lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, initiator: owner, nexus: req.nexus.key, moved: !!held }, 'replica claimed');
-    }
-    // What other nexuses reserved or registered while no claim held goes (the claim's gate kept
-    // them from doing so since): the link's writes never meet their RESERVATION CONFLICT.
-    const cleared = lu.reservations.clearForClaim(req.nexus);
-    if (cleared.registrations || cleared.legacyHolder) {
-      lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, ...cleared }, 'replica claimed: other nexuses\' reservations cleared');
-    }
-    const receiver = lu.replicaClaim!.receiver;
-    // The owner claims again: it distributes from now on, so an image still presented (production
-    // restarted during image access) ends.
-    receiver.endImage('claimed again');
-    if (p.undoLimitMiB) receiver.journal.limit = p.undoLimitMiB * (1 << 20);
-    if (p.base !== undefined) receiver.setBase(p.base);
-    return GOOD;
+    const known = held?.receiver ?? receiverOf(lu.target, `${owner}|${p.group}|${p.copy}`, lu);
+    // The claim's undo log on disk is being taken back: nothing goes on before it is.
+    if (known.loading) return known.loading.then(() => claimAction(lu, req.nexus, c, p, known));
+    return claimAction(lu, req.nexus, c, p, known);
   },
 };
+
+/** REPLICA CLAIM's actions once the claim's receive queue is ready (its undo log taken back). */
+function claimAction(lu: LogicalUnit, nexus: Nexus, c: ReplicaClaimCmd, p: ReturnType<typeof decodeReplicaClaimParams>, known: ReplicaReceiver): ScsiResponse | Promise<ScsiResponse> {
+  // Again: another owner may have claimed while the undo log was taken back.
+  const held = lu.replicaClaim;
+  const owner = nexus.initiatorName;
+  if (held && !(held.initiator === owner && held.group === p.group && held.copy === p.copy)) throw new StatusError(ScsiStatus.ReservationConflict);
+  if (c.action === ReplicaClaimAction.PresentImage || c.action === ReplicaClaimAction.EndImage) {
+    const receiver = held?.receiver ?? known;
+    if (c.action === ReplicaClaimAction.EndImage) { receiver.endImage(`END IMAGE from ${owner}`); return GOOD; }
+    return receiver.present(lu, p.image!, !!p.direct).then(() => GOOD, (e: unknown) => {
+      if (!(e instanceof ImageWindowError)) throw e;
+      lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, image: p.image, err: e.message }, 'replica image refused');
+      throw invalidParam(8);
+    });
+  }
+  if (held?.nexusKey !== nexus.key) {
+    const receiver = held?.receiver ?? known;
+    // A new session of the owner: what the old one left waiting is dropped (it is sent again).
+    if (held) receiver.drop('the claim moved to a new session');
+    lu.replicaClaim = { group: p.group, copy: p.copy, initiator: owner, nexusKey: nexus.key, since: held?.since ?? new Date().toISOString(), receiver };
+    lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, initiator: owner, nexus: nexus.key, moved: !!held }, 'replica claimed');
+  }
+  // What other nexuses reserved or registered while no claim held goes (the claim's gate kept
+  // them from doing so since): the link's writes never meet their RESERVATION CONFLICT.
+  const cleared = lu.reservations.clearForClaim(nexus);
+  if (cleared.registrations || cleared.legacyHolder) {
+    lu.target.log?.info({ lun: lu.lun, group: p.group, copy: p.copy, ...cleared }, 'replica claimed: other nexuses\' reservations cleared');
+  }
+  const receiver = lu.replicaClaim!.receiver;
+  // The owner claims again: it distributes from now on, so an image still presented (production
+  // restarted during image access) ends.
+  receiver.endImage('claimed again');
+  if (p.undoLimitMiB) receiver.journal.limit = p.undoLimitMiB * (1 << 20);
+  if (p.base !== undefined) receiver.setBase(p.base);
+  return GOOD;
+}
 
 /** Drop the claim on `lu` (the owner's RELEASE, or the operator). Returns the claim dropped. */
 export function releaseClaim(lu: LogicalUnit, reason: string): ReplicaClaim | null {
@@ -316,24 +435,33 @@ const REPLICA_RECORD: CommandDef<ReplicaRecordCmd> = {
     // The transport lends Data-Out until the response: a record that waits keeps its own copy.
     let body = d.subarray(REPLICA_RECORD_HEADER);
     const journal = claim.receiver.journal;
-    const apply = () => {
-      // The volume itself, also while an image is presented over it.
-      const s = journal.baseStore(lu);
+    // The volume itself, also while an image is presented over it.
+    const write = (s: BackingStore) => {
       lu.stats.writes++;
       lu.stats.writeBytes += c.blocks * lu.blockSize;
-      const write = () => {
-        if (c.kind === ReplicaRecordKind.Write) return s.write(c.lba, body);
-        if (c.kind === ReplicaRecordKind.WriteSame) return s.writeSame ? s.writeSame(c.lba, c.blocks, body, false) : s.write(c.lba, Buffer.alloc(c.blocks * lu.blockSize).fill(body));
-        // A deallocated range reads zeros (LBPRZ=1).
-        return s.unmap ? s.unmap(c.lba, c.blocks) : s.write(c.lba, Buffer.alloc(c.blocks * lu.blockSize));
-      };
+      if (c.kind === ReplicaRecordKind.Write) return s.write(c.lba, body);
+      if (c.kind === ReplicaRecordKind.WriteSame) return s.writeSame ? s.writeSame(c.lba, c.blocks, body, false) : s.write(c.lba, Buffer.alloc(c.blocks * lu.blockSize).fill(body));
+      // A deallocated range reads zeros (LBPRZ=1).
+      return s.unmap ? s.unmap(c.lba, c.blocks) : s.write(c.lba, Buffer.alloc(c.blocks * lu.blockSize));
+    };
+    const apply = () => {
+      const s = journal.baseStore(lu);
       return exclusive(lu, c.lba, c.blocks, () => {
         // What the record overwrites goes to the claim's undo log first (the remote copy journal).
         const saved = journal.capture(seq, lu, s, c.lba, c.blocks);
-        return saved instanceof Promise ? saved.then(write) : write();
+        return saved instanceof Promise ? saved.then(() => write(s)) : write(s);
       });
     };
-    return claim.receiver.receive(seq, prev, apply, () => { body = Buffer.from(body); });
+    // The undo log on disk: captured with the record's note, written once the run's entries are durable.
+    const staged = journal.log ? {
+      lu, lba: c.lba, blocks: c.blocks,
+      capture: () => journal.capture(seq, lu, journal.baseStore(lu), c.lba, c.blocks, {
+        prev, kind: c.kind === ReplicaRecordKind.Write ? 'write' : c.kind === ReplicaRecordKind.WriteSame ? 'same' : 'deallocate',
+        crc: c.kind === ReplicaRecordKind.Write ? crc32c(body) : 0, block: c.kind === ReplicaRecordKind.WriteSame ? body : undefined,
+      } satisfies RecordNote),
+      write: () => exclusive(lu, c.lba, c.blocks, () => write(journal.baseStore(lu))),
+    } : undefined;
+    return claim.receiver.receive(seq, prev, apply, () => { body = Buffer.from(body); }, staged);
   },
 };
 

@@ -27,6 +27,14 @@
  *    8 u32 CRC32C of bytes 12..len  16 u64 sequence            32 u32 blocks
  * An entry counts only once its last piece is whole: a torn tail is cut back to the last whole entry.
  *
+ * The remote site's copy journal (src/scsi/replica-journal.ts) keeps its undo log in the same
+ * segments, with one more piece first in each entry, the record itself (flag bit 3): `set` is the
+ * LUN, lba and blocks the record's extent, byte 13 its kind (1 write, 2 write same, 3 deallocate),
+ * and a payload of u64 the sequence shipped before it, u32 CRC32C of the data it writes (write),
+ * u32 flags (bit 0: the first entry of a write-ahead run), then the block a write same repeats.
+ * The remote receives records one after another, so recovery takes the entries whose `prev`
+ * chains them, and checks the last run's extents against what they wrote (replica-journal.ts).
+ *
  * The oldest image reachable is not stored apart: every record after the image floor gets an
  * entry, the first of them marked `base`, so recovery takes the run of consecutive sequences that
  * ends at the newest entry and starts no earlier than the last base (recoverUndo in group.ts):
@@ -49,11 +57,15 @@ const DEALLOCATED = 1;
 const LAST = 2;
 /** The first entry after the image floor (the stream was cleared, or cut back to nothing, before it). */
 const BASE = 4;
+/** The piece is the record itself (the remote copy journal's entries: RecordMeta), not undo data. */
+const META = 8;
+const META_PAYLOAD = 16;
+const META_KINDS = ['write', 'same', 'deallocate'] as const;
 /** A piece is at most one record's extent: 1 GiB of payload. */
 const MAX_PIECE = (1 << 30) + UNDO_HEADER_BYTES;
 /** A write-ahead run ends at this many records, or this many bytes of before-images held for it. */
-const AHEAD_RECORDS = 256;
-const AHEAD_BYTES = 32 << 20;
+export const AHEAD_RECORDS = 256;
+export const AHEAD_BYTES = 32 << 20;
 
 /** The header of one piece of record `seq`'s before-image, checksum included. */
 export function encodePiece(seq: number, set: number, p: UndoPiece, last: boolean, base = false): Buffer {
@@ -74,10 +86,63 @@ export function encodePiece(seq: number, set: number, p: UndoPiece, last: boolea
   return h;
 }
 
+/**
+ * A REPLICA RECORD as the remote copy journal notes it beside its before-image: enough to chain
+ * the entries (prev) and to tell after a crash whether the record reached the volume (the CRC of
+ * what a write wrote, the block a write same repeats; a deallocated range reads zeros).
+ */
+export interface RecordMeta {
+  prev: number;
+  lun: number;
+  lba: bigint;
+  blocks: number;
+  kind: typeof META_KINDS[number];
+  /** CRC32C of the data a write wrote (0 otherwise). */
+  crc: number;
+  /** The block a write same repeats. */
+  block?: Buffer;
+  /** The first entry of a write-ahead run (its before-images made durable by one fdatasync). */
+  run: boolean;
+}
+
+function encodeMeta(seq: number, m: RecordMeta, base: boolean): Buffer[] {
+  const payload = Buffer.alloc(META_PAYLOAD);
+  payload.writeBigUInt64LE(BigInt(m.prev), 0);
+  payload.writeUInt32LE(m.crc >>> 0, 8);
+  payload.writeUInt32LE(m.run ? 1 : 0, 12);
+  const data = m.block ? [payload, m.block] : [payload];
+  const len = data.reduce((a, b) => a + b.length, 0);
+  const h = Buffer.allocUnsafe(UNDO_HEADER_BYTES);
+  h.writeUInt32LE(MAGIC, 0);
+  h.writeUInt32LE(UNDO_HEADER_BYTES + len, 4);
+  h.writeUInt8(META | (base ? BASE : 0), 12);
+  h.writeUInt8(META_KINDS.indexOf(m.kind) + 1, 13);
+  h.writeUInt16LE(m.lun, 14);
+  h.writeBigUInt64LE(BigInt(seq), 16);
+  h.writeBigUInt64LE(m.lba, 24);
+  h.writeUInt32LE(m.blocks, 32);
+  h.writeUInt32LE(len, 36);
+  let crc = crc32c(h.subarray(12));
+  for (const d of data) crc = crc32c(d, crc);
+  h.writeUInt32LE(crc, 8);
+  return [h, ...data];
+}
+
+function decodeMeta(buf: Buffer, pos: number, len: number): RecordMeta | null {
+  const kind = META_KINDS[buf.readUInt8(pos + 13) - 1];
+  if (!kind || len < UNDO_HEADER_BYTES + META_PAYLOAD) return null;
+  const p = pos + UNDO_HEADER_BYTES;
+  return {
+    prev: Number(buf.readBigUInt64LE(p)), lun: buf.readUInt16LE(pos + 14), lba: buf.readBigUInt64LE(pos + 24), blocks: buf.readUInt32LE(pos + 32),
+    kind, crc: buf.readUInt32LE(p + 8), run: (buf.readUInt32LE(p + 12) & 1) !== 0,
+    block: len > UNDO_HEADER_BYTES + META_PAYLOAD ? buf.subarray(p + META_PAYLOAD, pos + len) : undefined,
+  };
+}
+
 export type UndoScanStop = 'short-header' | 'bad-magic' | 'bad-length' | 'short-piece' | 'bad-checksum' | 'out-of-order' | 'torn-entry';
 
-/** A whole entry found in a segment, at byte `offset`; `base`: the first after the image floor. */
-export interface ScannedEntry { seq: number; set: number; pieces: UndoPiece[]; offset: number; base: boolean }
+/** A whole entry found in a segment, at byte `offset`; `base`: the first after the image floor; `meta`: the record (remote copy journal). */
+export interface ScannedEntry { seq: number; set: number; pieces: UndoPiece[]; offset: number; base: boolean; meta?: RecordMeta }
 
 /**
  * The whole entries at the start of `buf` (a segment's bytes), in order, each with a sequence
@@ -95,12 +160,21 @@ export function scanUndoSegment(buf: Buffer, after = 0): { entries: ScannedEntry
     const len = buf.readUInt32LE(pos + 4);
     const payload = buf.readUInt32LE(pos + 36);
     const flags = buf.readUInt8(pos + 12);
-    if (len < UNDO_HEADER_BYTES || len > MAX_PIECE || len !== UNDO_HEADER_BYTES + payload || ((flags & DEALLOCATED) !== 0) !== (payload === 0)) { stop = 'bad-length'; break; }
+    const meta = (flags & META) !== 0;
+    if (len < UNDO_HEADER_BYTES || len > MAX_PIECE || len !== UNDO_HEADER_BYTES + payload || (!meta && ((flags & DEALLOCATED) !== 0) !== (payload === 0))) { stop = 'bad-length'; break; }
     if (pos + len > buf.length) { stop = 'short-piece'; break; }
     if (crc32c(buf.subarray(pos + 12, pos + len)) !== buf.readUInt32LE(pos + 8)) { stop = 'bad-checksum'; break; }
     const seq = Number(buf.readBigUInt64LE(pos + 16));
     const set = buf.readUInt16LE(pos + 14);
-    if (open ? seq !== open.seq || set !== open.set : seq <= after) { stop = 'out-of-order'; break; }
+    if (meta) {
+      // The record comes first in its entry, and opens it.
+      const m: RecordMeta | null = open || seq <= after ? null : decodeMeta(buf, pos, len);
+      if (!m) { stop = open || seq <= after ? 'out-of-order' : 'bad-length'; break; }
+      open = { seq, set, pieces: [], offset: pos, base: (flags & BASE) !== 0, meta: m };
+      pos += len;
+      continue;
+    }
+    if (open ? seq !== open.seq || (!open.meta && set !== open.set) : seq <= after) { stop = 'out-of-order'; break; }
     open ??= { seq, set, pieces: [], offset: pos, base: (flags & BASE) !== 0 };
     open.pieces.push({
       lba: buf.readBigUInt64LE(pos + 24), blocks: buf.readUInt32LE(pos + 32),
@@ -213,10 +287,14 @@ export class UndoLog {
     return run;
   }
 
-  /** Queue record `seq`'s before-image (written at the next sync). */
-  append(seq: number, set: number, pieces: readonly UndoPiece[]): void {
+  /** Queue record `seq`'s before-image (written at the next sync); `meta`: the record itself, first (the remote copy journal). */
+  append(seq: number, set: number, pieces: readonly UndoPiece[], meta?: RecordMeta): void {
     const at = this.queue.length;
     let bytes = 0;
+    if (meta) {
+      for (const b of encodeMeta(seq, meta, this.base)) { this.queue.push(b); bytes += b.length; }
+      this.base = false;
+    }
     // A record with an empty extent saves nothing, but keeps the run of sequences whole.
     const ps = pieces.length ? pieces : [{ lba: 0n, blocks: 0, data: null }];
     for (const [i, p] of ps.entries()) {

@@ -27,14 +27,13 @@ import { AdminApi } from '../../src/admin/api.ts';
 import { StorageArray } from '../../src/array.ts';
 import { configFromFlags } from '../../src/config.ts';
 import { ScsiDevice } from '../../src/initiator/index.ts';
-import type { ScsiResult } from '../../src/initiator/index.ts';
 import { replicaJournalHooks } from '../../src/scsi/replica-journal.ts';
 import { formatGroupState } from '../../src/splitter/cli.ts';
 import type { ConsistencyGroup, CrrCopy } from '../../src/splitter/group.ts';
 import { verifyGroup } from '../../src/splitter/verify.ts';
 import { cdb16 } from '../helpers/cdb.ts';
 import { TestInitiator } from '../helpers/initiator.ts';
-import { adminCall, pattern } from './rig.ts';
+import { adminCall, crrDrained, good, pattern } from './rig.ts';
 
 const BS = 512;
 const MiB = 1 << 20;
@@ -88,18 +87,7 @@ async function startPair(undo?: string): Promise<Pair> {
   };
 }
 
-async function drained(g: ConsistencyGroup, c: CrrCopy, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (c.appliedSeq < g.journal.nextSeq - 1) {
-    if (Date.now() > end) throw new Error(`copy at ${c.appliedSeq} of ${g.journal.nextSeq - 1}; transfer ${g.transfer}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const good = <T>(r: ScsiResult<T>): T => {
-  if (r.kind !== 'good') throw new Error(`not GOOD: ${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
-  return r.value;
-};
+const drained = crrDrained;
 
 async function imageLu(p: Pair, lun: number): Promise<ScsiDevice> {
   const d = await ScsiDevice.open(`iscsi://127.0.0.1:${p.port}/${PROD}-dr/${lun}`, { initiatorName: 'iqn.2026-11.dev.arraysim:host-b' });

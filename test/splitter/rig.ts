@@ -8,7 +8,8 @@ import pino from 'pino';
 import { StorageArray } from '../../src/array.ts';
 import { AdminApi } from '../../src/admin/api.ts';
 import { configFromFile, configFromFlags } from '../../src/config.ts';
-import type { ConsistencyGroup } from '../../src/splitter/group.ts';
+import type { ConsistencyGroup, CrrCopy } from '../../src/splitter/group.ts';
+import type { ScsiResult as InitiatorResult } from '../../src/initiator/index.ts';
 import type { LogicalUnit } from '../../src/scsi/lu.ts';
 import { ScsiTarget } from '../../src/scsi/target.ts';
 import { ScsiStatus, TaskAttribute } from '../../src/scsi/types.ts';
@@ -70,6 +71,21 @@ export async function adminCall(addr: string, method: string, path: string, body
   const res = await fetch(`http://${addr}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, json: await res.json() };
 }
+
+/** Until remote copy `c` has applied every record of `g`'s journal (throws after `ms`). */
+export async function crrDrained(g: ConsistencyGroup, c: CrrCopy, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (c.appliedSeq < g.journal.nextSeq - 1) {
+    if (Date.now() > end) throw new Error(`copy at ${c.appliedSeq} of ${g.journal.nextSeq - 1}; transfer ${g.transfer}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The value of an initiator result that must be GOOD. */
+export const good = <T>(r: InitiatorResult<T>): T => {
+  if (r.kind !== 'good') throw new Error(`not GOOD: ${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+  return r.value;
+};
 
 /** A recognisable block pattern. */
 export function pattern(bytes: number, seed: number): Buffer {

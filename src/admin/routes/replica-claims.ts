@@ -31,6 +31,7 @@ export const REPLICA_CLAIM = {
     undoBytes: { type: 'integer', description: 'undo data held: what the records applied since the window\'s start overwrote (src/scsi/replica-journal.ts)' },
     undoLimit: { type: 'integer', description: 'undo data kept at most (production\'s UNDO LIMIT, or the default); over it the oldest goes' },
     oldestImageSeq: { type: ['integer', 'null'], description: 'the protection window: the oldest group sequence an image can be presented at (null: none)' },
+    undoLog: { type: ['string', 'null'], description: 'the folder the undo log is also kept in on disk, and taken back from after a restart (the array\'s replicaJournal, file-backed LUs); null: memory only' },
     image: {
       type: ['object', 'null'], description: 'the image presented to production\'s image access (null: none)',
       properties: { seq: { type: 'integer' }, direct: { type: 'boolean' } }, required: ['seq', 'direct'],
@@ -68,7 +69,7 @@ export function claimOf(a: StorageArray, target: string, claim: ReplicaClaim | n
   return {
     group: claim.group, copy: claim.copy, initiator: claim.initiator, since: claim.since, linkLoggedIn,
     appliedSeq: r.valid ? r.applied : null, queued: r.queued, received: r.counters.received, duplicates: r.counters.duplicates, dropped: r.counters.dropped,
-    undoBytes: r.journal.undo.bytes, undoLimit: r.journal.limit, oldestImageSeq: r.journal.floor,
+    undoBytes: r.journal.undo.bytes, undoLimit: r.journal.limit, oldestImageSeq: r.journal.floor, undoLog: r.journal.log?.dir ?? null,
     image: r.journal.presentation && { seq: r.journal.presentation.seq, direct: r.journal.presentation.direct },
   };
 }
