@@ -27,7 +27,7 @@ import type { GroupReport, GroupVerdict } from '../../protocol/replication/witne
 import { SeqRing } from './seq-ring.ts';
 import { DEFAULT_LEASE_MS, defaultPolicies } from './group-types.ts';
 import type {
-  ApplyTag, CompareAndWriteReq, DirtyExtent, DirtyOp, GroupAction, GroupEvent, GroupMachineOptions, GroupPolicies, GroupSnapshot,
+  CompareAndWriteReq, DirtyExtent, DirtyOp, GroupAction, GroupEvent, GroupMachineOptions, GroupPolicies, GroupSnapshot,
   Origin, Outcome, PrOutReq, Proximity, Role, SyncStatus, WitnessView, WriteOp,
 } from './group-types.ts';
 import { linkDown, linkUp, storeChanged, tick } from './group-link.ts';
