@@ -6,7 +6,7 @@
  *     listen: 127.0.1.1:5260       # link listener (the secondary of a group needs one)
  *     peer: 127.0.2.1:5260         # the other array's link listener (the primary dials it)
  *     witness: 127.0.3.1:5300      # the quorum witness (optional): automatic failover, Failsafe
- *     dataIntegrity: auto          # auto | crc32c | none: write data in the link CRC (engine.ts checksData)
+ *     dataIntegrity: auto          # auto | crc32c | none: write data in the link CRC (link-session.ts checksData)
  *   rcopy:
  *     groups:
  *       - name: rcg1

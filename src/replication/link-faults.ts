@@ -1,7 +1,8 @@
 /**
  * Replication link fault injection (POST /v1/rcopy/link, `arraysim rcopy link`): what one array
- * does to the link frames it sends and receives. The engine (engine.ts) hands every encoded frame
- * to a LinkShaper and registers every link socket here; nothing else in the engine knows faults.
+ * does to the link frames it sends and receives. The engine (replication-group.ts,
+ * link-session.ts) hands every encoded frame to a LinkShaper and registers every link socket
+ * here; nothing else in the engine knows faults.
  *
  * The model, and why it is what TCP does:
  * - cut: the connection is dropped and the primary's dialler stays away until restore.

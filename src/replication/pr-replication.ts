@@ -43,7 +43,7 @@ const LEGACY_OPCODES = new Set([0x16, 0x17, 0x56, 0x57]);
 const OP_RELEASE6 = 0x17;
 const isReservationCommand = (op: number): boolean => op === OP_PERSISTENT_RESERVE_OUT || LEGACY_OPCODES.has(op);
 
-/** What the PR interception needs from the volume's group (engine.ts ReplicationGroup). */
+/** What the PR interception needs from the volume's group (replication-group.ts ReplicationGroup). */
 export interface PrSink {
   readonly role: 'primary' | 'secondary';
   /** The group serves host I/O on this array now (group-machine.ts `serving`). */

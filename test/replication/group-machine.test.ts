@@ -85,7 +85,7 @@ describe('group machine: synchronous writes', () => {
     const seqs = s.outbox.filter((m) => m.type === 'ack').map((m) => (m as { seq: bigint }).seq);
     expect(seqs).toHaveLength(4);
     s.outbox.length = 0;
-    // What the shell sends for the first three acks of one tick (engine.ts ackLater).
+    // What the shell sends for the first three acks of one tick (replication-group.ts ackLater).
     p.step({ kind: 'peer', message: { type: 'acks', first: seqs[0], last: seqs[2] } });
     expect(p.completed.map((c) => c.origin)).toEqual([1, 2, 3].map((id) => ({ kind: 'local', id })));
     expect(p.m.inFlight).toBe(1);

@@ -141,7 +141,7 @@ export const ACTIVE_SYNC_SCENARIOS: readonly MetroScenario[] = [
       'host-b': { ...cutOff('host-b', ['unavailable']), midway: HEALTHY['host-b'] },
     },
     paper: 'the paper is silent on a lost witness. Expected from the arbiter\'s rules, as for Active Peer Persistence: while the link is up the witness is not needed (midway: no path changes); once the link fails the primary can neither have its status recorded nor hold a lease and the secondary gets no grant: both go Failsafe, every path unavailable, both hosts lose I/O until healed; RPO=0 (HPE: an isolated primary goes failsafe)',
-    source: 'src/replication/witness-arbiter.ts, group-machine.ts (mayWriteAlone, failsafeCheck); replication-anchors.md §4 "Failsafe" (techhub RCrecovery)',
+    source: 'src/replication/witness-arbiter.ts, group-machine.ts (mayWriteAlone), group-roles.ts (failsafeCheck); replication-anchors.md §4 "Failsafe" (techhub RCrecovery)',
   }),
   scenario({
     name: 'metro-sync/witness-lost-after-link-failure',

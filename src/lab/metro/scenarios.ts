@@ -168,7 +168,7 @@ export const METRO_SCENARIOS: readonly MetroScenario[] = [
       'host-b': { before: HEALTHY['host-b'], midway: HEALTHY['host-b'], during: { A: ['unavailable'], B: ['unavailable'] }, after: HEALTHY['host-b'], keepsIo: false },
     },
     paper: 'the Active Peer Persistence list is silent on a lost witness. Taken from the arbiter\'s rules: while the link is up the witness is not needed (midway: no path changes); with the witness gone the primary cannot have its status recorded nor hold a lease, so it may not write alone (an unreachable witness might be granting the secondary a failover), and the secondary gets no grant: both go Failsafe, every path unavailable, both hosts lose I/O until the link or the witness returns; RPO=0. HPE\'s own note: an isolated primary (RC links and witness both down) goes failsafe',
-    source: 'src/replication/witness-arbiter.ts, group-machine.ts (mayWriteAlone, failsafeCheck); replication-anchors.md §4 "Failsafe" (techhub RCrecovery)',
+    source: 'src/replication/witness-arbiter.ts, group-machine.ts (mayWriteAlone), group-roles.ts (failsafeCheck); replication-anchors.md §4 "Failsafe" (techhub RCrecovery)',
   },
   {
     name: 'metro/witness-lost-after-link-failure',
