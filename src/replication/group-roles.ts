@@ -12,17 +12,25 @@ import { defaultPolicies } from './group-types.ts';
 import type { GroupAction, OperatorCommand } from './group-types.ts';
 import { startReplication, stopReplication } from './group-resync.ts';
 
+/**
+ * startgroup and recover, once their own checks passed: a failsafe group is refused; otherwise the
+ * group is started, now or, remembered whatever auto_recover says (the operator asked for it now),
+ * when the link returns (`does`: what the refusal says the group then does).
+ */
+function startNowOrOnLink(m: GroupMachine, does: string, reason: string, out: GroupAction[]): void {
+  if (m.status === 'Failsafe') { out.push({ kind: 'refuse', why: 'group is failsafe' }); return; }
+  m.started = true;
+  if (m.link !== 'up') { m.startOnLink = true; out.push({ kind: 'refuse', why: `replication link is down; the group ${does} when it returns` }); return; }
+  if (m.status === 'Synced' || m.status === 'Syncing') return;
+  startReplication(m, reason, out);
+}
+
 /** An operator verb (rcopy CLI, admin API); a refusal is a `refuse` action the shell reports. */
 export function operatorCommand(m: GroupMachine, c: OperatorCommand, out: GroupAction[]): void {
   switch (c.verb) {
     case 'start':
       if (m.role !== 'primary') { out.push({ kind: 'refuse', why: 'startgroup is run on the primary array' }); return; }
-      if (m.status === 'Failsafe') { out.push({ kind: 'refuse', why: 'group is failsafe' }); return; }
-      m.started = true;
-      // Remembered: the group starts when the link returns, whatever auto_recover says (the operator asked for it now).
-      if (m.link !== 'up') { m.startOnLink = true; out.push({ kind: 'refuse', why: 'replication link is down; the group starts when it returns' }); return; }
-      if (m.status === 'Synced' || m.status === 'Syncing') return;
-      startReplication(m, 'startgroup', out);
+      startNowOrOnLink(m, 'starts', 'startgroup', out);
       return;
     case 'stop':
       if (m.role !== 'primary') { out.push({ kind: 'refuse', why: 'stopgroup is run on the primary array' }); return; }
@@ -61,11 +69,7 @@ export function operatorCommand(m: GroupMachine, c: OperatorCommand, out: GroupA
     case 'recover':
       if (m.role !== 'primary') { out.push({ kind: 'refuse', why: 'recover is run on the array the group failed over to (this one is secondary)' }); return; }
       if (m.role === m.naturalRole && !m.fullResync) { out.push({ kind: 'refuse', why: 'the group has not failed over here (use startgroup)' }); return; }
-      if (m.status === 'Failsafe') { out.push({ kind: 'refuse', why: 'group is failsafe' }); return; }
-      m.started = true;
-      if (m.link !== 'up') { m.startOnLink = true; out.push({ kind: 'refuse', why: 'replication link is down; the group recovers when it returns' }); return; }
-      if (m.status === 'Synced' || m.status === 'Syncing') return;
-      startReplication(m, 'setrcopygroup recover', out);
+      startNowOrOnLink(m, 'recovers', 'setrcopygroup recover', out);
       return;
     case 'restore': case 'reverse': {
       if (m.role !== 'primary') { out.push({ kind: 'refuse', why: `${c.verb} is run on the primary array` }); return; }

@@ -490,14 +490,16 @@ export class ConsistencyGroup {
     }
     const j = this.journal as MemoryJournal;
     const rec = j.append({ time: Date.now(), set, kind: 'data', lba, blocks, data, unmap: false });
-    try {
-      for (const c of this.copies) c.apply(rec);
-    } catch (err) {
-      // As the distributor does (distribute): the copy stops where it is, and the record keeps a
-      // payload of its own for when the transfer starts again.
-      j.keepPayload(rec);
-      this.transition('active', 'error', `copy could not apply record ${rec.seq}: ${(err as Error).message}`);
-      return null;
+    for (const c of this.copies) {
+      try {
+        c.apply(rec);
+      } catch (err) {
+        // As the distributor does (distribute): the copy stops where it is, and the record keeps a
+        // payload of its own for when the transfer starts again.
+        j.keepPayload(rec);
+        this.transition('active', 'error', `copy ${c.name} could not apply record ${rec.seq}: ${(err as Error).message}`);
+        return null;
+      }
     }
     j.distributed(rec);
     if (j.bytes > j.limitBytes) this.trimJournal(false);
