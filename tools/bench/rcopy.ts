@@ -22,6 +22,8 @@
  * - QD32 IOPS: U against A, and CPU per write of each array process (utime+stime from
  *   /proc/PID/stat over the run, the same figure process.cpuUsage() gives inside it), and of this
  *   client process. Goal: A ≥ 60% of U.
+ * - QD32 floor: the bare relays again, with 32 requests outstanding: how much of the IOPS ratio
+ *   the extra process and its two hops cost on this machine before any array code runs.
  * - Resync: cut the link, write --resync-percent of the volume in distinct 4 KiB writes at QD32
  *   through A, restore, and read A's lastResyncBytes / lastResyncMs (the resync alone, Syncing to
  *   Synced) and the wall time from restore to both Synced (that includes the redial, up to 200 ms,
@@ -230,6 +232,39 @@ async function relayQd1(port: number, seconds: number): Promise<number[]> {
   return lat;
 }
 
+/**
+ * QD32 through a bare relay for `seconds`: requests per second, with QD requests outstanding, as
+ * the arrays' QD32 row keeps them (a new request as each answer comes back, one socket write each,
+ * as the test initiator sends a PDU).
+ */
+async function relayQd32(port: number, seconds: number): Promise<number> {
+  const s = net.connect(port, '127.0.0.1');
+  s.setNoDelay(true);
+  await new Promise((r) => s.once('connect', r));
+  const req = Buffer.alloc(4096 + 48);
+  let done = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await new Promise<void>((resolve) => {
+    let have = 0;
+    let outstanding = QD;
+    s.on('data', (c: Buffer) => {
+      have += c.length;
+      const now = performance.now();
+      for (; have >= 48; have -= 48) {
+        done++;
+        outstanding--;
+        if (now < end) { outstanding++; s.write(req); }
+      }
+      if (outstanding === 0) resolve();
+    });
+    for (let i = 0; i < QD; i++) s.write(req);
+  });
+  const secs = (performance.now() - t0) / 1000;
+  s.destroy();
+  return done / secs;
+}
+
 async function main(): Promise<void> {
   prioritize();
   const dir = mkdtempSync(path.join(tmpdir(), 'arraysim-rcbench-'));
@@ -260,9 +295,10 @@ async function main(): Promise<void> {
 
   const q1: Record<'U' | 'A' | 'B' | 'Alat' | 'RU' | 'RA', number[][]> = { U: [], A: [], B: [], Alat: [], RU: [], RA: [] };
   const q32: Record<'U' | 'A', { iops: number; cpuUs: number[]; clientUs: number }[]> = { U: [], A: [] };
-  // On a terminal, a bar over the measurements (8 a round, then the resync) with the time left;
+  const r32: Record<'RU' | 'RA', number[]> = { RU: [], RA: [] };
+  // On a terminal, a bar over the measurements (10 a round, then the resync) with the time left;
   // the per-round lines go to stderr through it, so stdout holds the table.
-  const progress = Progress.start({ label: 'rcopy bench', total: QD32_ONLY ? ROUNDS * 2 : ROUNDS * 8 + 1, noun: 'measurements' });
+  const progress = Progress.start({ label: 'rcopy bench', total: QD32_ONLY ? ROUNDS * 4 : ROUNDS * 10 + 1, noun: 'measurements' });
   const say = (line: string): void => { progress.note(line); progress.tick(); };
   // Without the QD1 measurements first, the first QD32 round would pay the arrays' JIT warm-up.
   if (QD32_ONLY) for (const k of ['U', 'A'] as const) await qd32(ini[k], 1, [], 999);
@@ -273,17 +309,25 @@ async function main(): Promise<void> {
       q32[k].push(r);
       say(`round ${round + 1} QD32 ${k}: ${Math.round(r.iops)} IOPS, CPU/write ${r.cpuUs.map((x) => x.toFixed(1)).join(' + ')} µs (client ${r.clientUs.toFixed(1)} µs; load ${load()})`);
     }
+    for (const [k, r] of (round % 2 ? [['RA', relayA], ['RU', relayU]] : [['RU', relayU], ['RA', relayA]]) as ['RU' | 'RA', typeof relayU][]) {
+      const n = await relayQd32(r.port, SECONDS);
+      r32[k].push(n);
+      say(`round ${round + 1} QD32 bare relay ${k === 'RU' ? 'client→P→client' : 'client→P→Q→P→client'}: ${Math.round(n)} requests/s (load ${load()})`);
+    }
   }
+  const relay32 = { unreplicated: median(r32.RU), replicated: median(r32.RA) };
   const pick = (xs: { iops: number; cpuUs: number[]; clientUs: number }[]) => { const s = [...xs].sort((a, b) => a.iops - b.iops); return s[Math.floor(s.length / 2)]; };
   const iops = { U: pick(q32.U), A: pick(q32.A) };
   const rowsQd32 = [
     `| QD32 4 KiB random write IOPS | ${Math.round(iops.U.iops)} | ${Math.round(iops.A.iops)} | ${(100 * iops.A.iops / iops.U.iops).toFixed(0)}% / ≥ 60% |`,
+    `| QD32 floor: the bare relay with the same hops, requests/s | ${Math.round(relay32.unreplicated)} | ${Math.round(relay32.replicated)} | ${(100 * relay32.replicated / relay32.unreplicated).toFixed(0)}% |`,
     `| CPU per write (array process) | ${iops.U.cpuUs[0].toFixed(1)} µs | A ${iops.A.cpuUs[0].toFixed(1)} µs + B ${iops.A.cpuUs[1].toFixed(1)} µs | client ${iops.U.clientUs.toFixed(1)} / ${iops.A.clientUs.toFixed(1)} µs |`,
   ];
   const qd32Result = {
     unreplicatedIops: iops.U.iops, replicatedIops: iops.A.iops, ratio: iops.A.iops / iops.U.iops, goalRatio: 0.6,
     cpuUsPerWrite: { unreplicated: iops.U.cpuUs[0], primary: iops.A.cpuUs[0], secondary: iops.A.cpuUs[1], clientUnreplicated: iops.U.clientUs, clientReplicated: iops.A.clientUs },
-    rounds: { U: q32.U.map((r) => Math.round(r.iops)), A: q32.A.map((r) => Math.round(r.iops)) },
+    rounds: { U: q32.U.map((r) => Math.round(r.iops)), A: q32.A.map((r) => Math.round(r.iops)), RU: r32.RU.map(Math.round), RA: r32.RA.map(Math.round) },
+    bareRelay: { unreplicated: relay32.unreplicated, replicated: relay32.replicated, ratio: relay32.replicated / relay32.unreplicated },
   };
   const header = ['| measurement | unreplicated (U) | replicated (A, primary) | ratio / goal |', '|---|---|---|---|'];
   if (QD32_ONLY) {
