@@ -144,9 +144,9 @@ export function siteArgs(configPath: string): string[] {
   return ['serve', '--config', configPath];
 }
 
-/** The arguments after the CLI's entry point that run the witness (the agreed interface: `witness --listen HOST:PORT`). */
-export function witnessArgs(listen: HostPort): string[] {
-  return ['witness', '--listen', hostPort(listen)];
+/** The arguments after the CLI's entry point that run the witness (the agreed interface: `witness --listen HOST:PORT`, and `--state FILE` to keep owners and epochs across its restarts). */
+export function witnessArgs(listen: HostPort, stateFile?: string): string[] {
+  return ['witness', '--listen', hostPort(listen), ...(stateFile ? ['--state', stateFile] : [])];
 }
 
 /** The line the witness prints on stdout once it listens (agreed interface). */

@@ -92,7 +92,7 @@ export async function labUp(o: LabUpOptions, print: (s: string) => void = (s) =>
     }
     const started = (async () => {
       if (plan.witness) {
-        const w = new LabChild('witness', entry, witnessArgs(plan.witness), path.join(dir, 'witness.log'));
+        const w = new LabChild('witness', entry, witnessArgs(plan.witness, path.join(dir, 'witness-state.json')), path.join(dir, 'witness.log'));
         children.push(w);
         await w.line(WITNESS_READY);
       }

@@ -27,6 +27,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '../../protocol/iscsi/digest.ts';
+import { writeDurably } from '../store/durable.ts';
 import type { DirtyExtent, Role } from './group-machine.ts';
 
 const MAGIC = 0x4d475241; // 'ARGM' read as u32 LE
@@ -271,13 +272,8 @@ export class GroupMeta {
   }
 
   private async writeFile(b: Buffer): Promise<void> {
-    const tmp = `${this.file}.tmp`;
     try {
-      const fh = await fsp.open(tmp, 'w');
-      try { await fh.writeFile(b); await fh.sync(); } finally { await fh.close(); }
-      await fsp.rename(tmp, this.file);
-      const dir = await fsp.open(path.dirname(this.file), 'r');
-      try { await dir.sync(); } finally { await dir.close(); }
+      await writeDurably(this.file, b);
       this.lastError = null;
     } catch (e) {
       // A write waiting on this flush must not go ahead unrecorded: the caller fails it.

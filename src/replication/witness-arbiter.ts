@@ -21,6 +21,12 @@
  * An owner that restarts comes back as its configured role with epoch 0 (roles and epochs live in
  * memory); reporting secondary with an older epoch, it is judged by its last report as primary.
  * A grant makes the requester the owner with epoch + 1, once: two arrays are never both owners.
+ *
+ * The owner and epoch of each group are what a restarted witness must not forget (witness-state.ts
+ * keeps them on disk, the shell writes them before it answers with a changed verdict): `records`
+ * gives them, `restore` takes them back before the first heartbeat. A group restored with an owner
+ * is not handed to the first primary that reports after the start-up grace; only the rules above
+ * move it.
  */
 import type { GroupReport, GroupVerdict, PeerSight } from '../../protocol/replication/witness.ts';
 
@@ -57,6 +63,16 @@ export class WitnessArbiter {
   constructor(o: ArbiterOptions) {
     this.failTimeoutMs = o.failTimeoutMs ?? DEFAULT_FAIL_TIMEOUT_MS;
     this.startedAt = o.startedAt;
+  }
+
+  /** What a restarted witness must know again: each group's owner and epoch. */
+  records(): { group: string; owner: string; epoch: number }[] {
+    return [...this.groups].map(([group, g]) => ({ group, owner: g.owner, epoch: g.epoch }));
+  }
+
+  /** Take back `records` (a witness restarted with its state file), before any heartbeat. */
+  restore(records: readonly { group: string; owner: string; epoch: number }[]): void {
+    for (const r of records) this.groups.set(r.group, { owner: r.owner, epoch: r.epoch, members: new Map() });
   }
 
   /** One heartbeat from `array` at `now`: record it, decide, and answer each group. */

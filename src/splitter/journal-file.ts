@@ -41,6 +41,7 @@ import path from 'node:path';
 import { crc32c } from '../../protocol/iscsi/digest.ts';
 import { MemoryJournal } from './journal.ts';
 import type { CopyCheckpoint, Journal, JournalRecord, ProtectionWindow, RecordKind } from './journal.ts';
+import { syncDir, writeDurably } from '../store/durable.ts';
 
 export const HEADER_BYTES = 48;
 const MAGIC = 0x524a5341; // "ASJR" read as little-endian u32
@@ -385,15 +386,6 @@ async function readJson(file: string): Promise<any> {
   try { return JSON.parse(await fsp.readFile(file, 'utf8')); } catch { return null; }
 }
 
-/** Replace `file` atomically and durably: temp file, fdatasync, rename, fsync of the folder. */
-async function writeDurably(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const fh = await fsp.open(tmp, 'w');
-  try { await fh.writeFile(text); await fh.datasync(); } finally { await fh.close(); }
-  await fsp.rename(tmp, file);
-  await syncDir(path.dirname(file));
-}
-
 /** Write `bufs` at `pos` with writev() (IOV_CHUNK buffers a call); returns where they end. */
 export async function writevAt(fh: FileHandle, bufs: readonly Buffer[], pos: number): Promise<number> {
   for (let i = 0; i < bufs.length; i += IOV_CHUNK) {
@@ -407,8 +399,3 @@ export async function writevAt(fh: FileHandle, bufs: readonly Buffer[], pos: num
   return pos;
 }
 
-/** fsync a folder: a file created, renamed or deleted in it stays so. */
-export async function syncDir(dir: string): Promise<void> {
-  const d = await fsp.open(dir, 'r');
-  try { await d.sync(); } finally { await d.close(); }
-}

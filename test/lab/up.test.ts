@@ -124,13 +124,14 @@ describe('lab up', () => {
     const dir = path.dirname(report.sites[0].config);
     const pids = [...report.sites.map((s) => s.pid), ...(report.witness ? [report.witness.pid] : [])];
     expect(pids.every(alive)).toBe(true);
-    expect(processesMentioning(dir).length).toBe(2); // the two arrays run from configs in the lab's directory
+    // The two arrays run from configs in the lab's directory, and the witness keeps its state file there.
+    expect(processesMentioning(dir).length).toBe(report.witness ? 3 : 2);
     // Each child runs this CLI with the arguments the shared builders make (docker-compose.yml uses the same ones).
     const argv = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
     for (const s of report.sites) expect(argv(s.pid)).toEqual([process.execPath, bin, ...siteArgs(s.config)]);
     if (report.witness) {
       const [host, port] = report.witness.address.split(':');
-      expect(argv(report.witness.pid)).toEqual([process.execPath, bin, ...witnessArgs({ host, port: Number(port) })]);
+      expect(argv(report.witness.pid)).toEqual([process.execPath, bin, ...witnessArgs({ host, port: Number(port) }, path.join(dir, 'witness-state.json'))]);
     }
     proc.kill('SIGTERM');
     expect(await exitOf(proc)).toBe(0);
