@@ -264,7 +264,7 @@ export const SHIP_WINDOW_BYTES = 8 << 20;
  */
 export class CrrCopy extends LocalCopy {
   override readonly kind = 'remote' as const;
-  /** The distributor's shipment to it, while one runs (group.ts ship). */
+  /** The distributor's shipment to it, while one runs (group-distribute.ts ship). */
   shipping: Promise<void> | null = null;
   /** The replicas became an image by another way than records (a synchronization): the remote must be told the new base. */
   private baseDirty = false;

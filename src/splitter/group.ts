@@ -19,31 +19,39 @@
  * either side is digested on both (CRC32C per 64 KiB, as verify does) and only regions that differ
  * are sent. clear_markers declares a copy identical to production (the field notes' dd seeding):
  * no sweep, no marked regions.
+ *
+ * By phase, as LIO splits its target: this file holds the group's state, its transitions, the
+ * operator's verbs (enable/disable group and copy, start/pause transfer, clear_markers,
+ * bookmarks) and close; the splitter side, which runs for every write (replication sets, journal
+ * or inline apply, markers, the ignored log), is group-split.ts; the distributor and high load
+ * group-distribute.ts; initialization (full sweep, marked regions, one copy's resync)
+ * group-init.ts; start-up of a file-journaled group recovery.ts; status() group-status.ts; and
+ * the words they share group-types.ts. The phase modules are functions that take the group.
  */
 import type { Logger } from 'pino';
-import type { SenseReason } from '../../protocol/scsi/sense.ts';
-import type { LogicalUnit } from '../scsi/lu.ts';
-import { shared } from '../scsi/range-lock.ts';
-import type { IgnoredCommand, LuProtection, SplitPrimitive, SplitterClass } from '../scsi/split.ts';
-import { MemoryStore, releaseShared } from '../store/memory.ts';
-import type { BackingStore } from '../store/store.ts';
+import { MemoryStore } from '../store/memory.ts';
 import { CrrCopy, LocalCopy, REGION_BYTES, RegionMarkers } from './copy.ts';
 import type { AccessedImage, InitProgress, StorageAccessState } from './copy.ts';
-import { regionDigest, replicaDigest, unmappedRun } from './digest.ts';
 import { MemoryJournal } from './journal.ts';
-import type { Journal, JournalRecord, ProtectionWindow } from './journal.ts';
+import type { Journal, JournalRecord } from './journal.ts';
 import { PRIMITIVES } from './policy.ts';
 import type { Primitive, SplitterSpec } from './policy.ts';
-import { formatSpec } from './policy.ts';
-import { applyWriteAhead, DurableUndoStream } from './undo-file.ts';
+import { DurableUndoStream } from './undo-file.ts';
 import { recoverGroup } from './recovery.ts';
-import type { LinkStatus, ReplicationLink } from './link.ts';
+import type { IgnoredCommand } from '../scsi/split.ts';
+import type { GroupChange, GroupEvent, GroupOptions, GroupState, IgnoredEntry, ImageRef, TransferState } from './group-types.ts';
+import { append, appendData, logIgnored, mark, ReplicationSet } from './group-split.ts';
+import { initialize, resyncCopy } from './group-init.ts';
+import { catchUp, distribute, drainCopy, schedule, trimJournal } from './group-distribute.ts';
+import { groupStatus } from './group-status.ts';
+import type { GroupStatus } from './group-status.ts';
 
-export { CrrCopy, LocalCopy, REGION_BYTES, RegionMarkers };
+// The group's vocabulary lives in group-types.ts, its phases in group-split.ts, group-init.ts,
+// group-distribute.ts and group-status.ts; this module stays the one to import the group from.
+export * from './group-types.ts';
+export type { GroupStatus };
+export { CrrCopy, LocalCopy, REGION_BYTES, RegionMarkers, ReplicationSet };
 export type { InitProgress };
-
-export type GroupState = 'enabled' | 'disabled';
-export type TransferState = 'init' | 'active' | 'paused' | 'error';
 
 /** Which transfer changes are legal, and nothing else. */
 const TRANSFER_EDGES: Record<TransferState, readonly TransferState[]> = {
@@ -53,62 +61,6 @@ const TRANSFER_EDGES: Record<TransferState, readonly TransferState[]> = {
   // start_transfer after an error with nothing to synchronize (a remote copy's lost link) resumes at once.
   error: ['init', 'paused', 'active'],
 };
-
-/** One entry of the group's "ignored" log: a command production ran that no copy received. */
-export interface IgnoredEntry {
-  /** The group's write sequence when it ran: it came after journal record `seq`, before seq+1. */
-  seq: number;
-  primitive: Primitive;
-  name: string;
-  opcode: number;
-  serviceAction?: number;
-  lun: number;
-  extents: Array<{ lba: bigint; blocks: number }>;
-  initiator: string;
-  time: Date;
-}
-
-/** How many ignored entries the log keeps (counts go on beyond it). */
-export const IGNORED_LOG_LIMIT = 10_000;
-
-/** The distributor applies at most this many records per event-loop turn. */
-const DISTRIBUTE_BATCH = 4096;
-/** The journal's bytes, as a multiple of its size, past which a write asks whether it is full (checkFull). */
-const HIGH_LOAD_CHECK = 1.125;
-
-export interface GroupOptions {
-  name: string;
-  spec: SplitterSpec;
-  /** Production LUs, in replication-set order. */
-  luns: LogicalUnit[];
-  copies: string[];
-  journalBytes: number;
-  /** The journal, when not a memory journal of journalBytes (a FileJournal, journal-file.ts). */
-  journal?: Journal;
-  /** Replica volumes per copy (in `copies` order), when not thin memory stores. */
-  replicas?: BackingStore[][];
-  /** Remote copies (CRR) by name: their replica volumes on the remote array and the link to it. */
-  remote?: Record<string, { replicas: BackingStore[]; link: ReplicationLink }>;
-  /** Start the transfer (first initialization, then active) at once; else paused. */
-  startTransfer: boolean;
-  log?: Logger;
-}
-
-/** A state change, as listeners (the admin event bus) get it. */
-export interface GroupEvent { group: string; from: TransferState; to: TransferState; reason: string; time: string }
-
-/** The image a copy gives access to, as events name it. */
-export interface ImageRef { image: string; seq: number; bookmark: string | null }
-
-/** A change of the group or of one of its copies, as listeners (the admin event bus) get it. */
-export type GroupChange =
-  | ({ kind: 'transfer' } & GroupEvent)
-  /** A copy's storage access (image access, image.ts): `rolling` while the replica is rolled to the image, then `done`. */
-  | { kind: 'copy-access'; group: string; copy: string; from: StorageAccessState; to: StorageAccessState; phase: 'rolling' | 'done'; image: ImageRef | null; reason: string }
-  /** disable_copy / enable_copy. */
-  | { kind: 'copy-state'; group: string; copy: string; from: 'enabled' | 'disabled'; to: 'enabled' | 'disabled'; markedRegions: number; reason: string }
-  /** High load began (writes marked: the journal is full of writes not yet distributed) or ended. */
-  | { kind: 'high-load'; group: string; highLoad: boolean; reason: string; time: string };
 
 const imageRef = (img: AccessedImage | null): ImageRef | null => (img ? { image: img.image, seq: img.seq, bookmark: img.bookmark } : null);
 
@@ -137,15 +89,20 @@ export class ConsistencyGroup {
    * journal, a copy in error). Writes then mark their regions instead of growing the journal
    * without bound; once every copy distributed to has caught up and the journal is within its
    * size again, a short initialization sends the marked regions (transfer active -> init ->
-   * active). Checked when the journal passes HIGH_LOAD_CHECK of its size.
+   * active). Checked when the journal passes HIGH_LOAD_CHECK of its size (group-split.ts).
    */
   highLoad = false;
   /**
-   * Whether a write may be applied to caught-up local copies as it is split (appliesInline). Tests
+   * Whether a write may be applied to caught-up local copies as it is split (appliesInline, group-split.ts). Tests
    * of what the distributor does with records it has not applied yet turn it off.
    */
   applyInline = true;
-  private scheduled = false;
+  /**
+   * The distributor's own (group-distribute.ts): a turn is scheduled, and the file journal's
+   * distributor run in progress (close waits for it). Written there only.
+   */
+  scheduled = false;
+  durableRun: Promise<void> | null = null;
   private initializing: Promise<void> = Promise.resolve();
   readonly log?: Logger;
 
@@ -157,7 +114,7 @@ export class ConsistencyGroup {
     this.log = o.log;
     this.journal = o.journal ?? new MemoryJournal(o.journalBytes);
     // A file journal: the distributor goes on as group commits make records durable (drainCopy).
-    if (this.journal.durableSeq !== undefined) this.journal.onDurable = () => { if (this.transfer === 'active') this.schedule(); };
+    if (this.journal.durableSeq !== undefined) this.journal.onDurable = () => { if (this.transfer === 'active') schedule(this); };
     this.sets = o.luns.map((lu, i) => {
       if (lu.protection) throw new Error(`group ${o.name}: LUN ${lu.lun} of ${lu.target.name} is already protected`);
       return new ReplicationSet(this, i, lu);
@@ -203,10 +160,11 @@ export class ConsistencyGroup {
     if (this.history.length > 100) this.history.shift();
     this.log?.info({ group: this.name, from, to, reason }, 'consistency group transfer state');
     this.announce({ kind: 'transfer', ...e });
-    if (to === 'active') this.schedule();
+    if (to === 'active') schedule(this);
   }
 
-  private announce(e: GroupChange): void {
+  /** Tell the listeners (the admin event bus); the distributor announces high load through it. */
+  announce(e: GroupChange): void {
     for (const l of this.listeners) l(e);
   }
 
@@ -239,10 +197,13 @@ export class ConsistencyGroup {
     return this.beginInit(reason);
   }
 
-  /** Transfer `init`: the sweep or the marked regions go to the copies, then `active`. */
-  private beginInit(reason: string): Promise<void> {
+  /**
+   * Transfer `init`: the sweep or the marked regions go to the copies (group-init.ts), then
+   * `active`. Also the short initialization at the end of high load (group-distribute.ts).
+   */
+  beginInit(reason: string): Promise<void> {
     this.transition(this.transfer, 'init', reason);
-    return this.initializing = this.initialize().then(
+    return this.initializing = initialize(this).then(
       () => {
         if (this.transfer !== 'init') return;
         this.transition('init', 'active', 'initialization complete');
@@ -314,368 +275,42 @@ export class ConsistencyGroup {
       c.appliedSeq = last;
       c.consistentAt(last);
     }
-    this.trimJournal(false);
+    trimJournal(this, false);
     this.log?.info({ group: this.name, copies: cs.map((c) => c.name) }, 'markers cleared: copies declared identical to production');
     return cs;
   }
 
-  private async initialize(): Promise<void> {
-    // A copy with image access or disabled waits: it is synchronized when it is distributed to again.
-    const cs = this.copies.filter((c) => c.distributing);
-    const sweep = cs.some((c) => c.needsSweep);
-    const init: InitProgress = this.init = { kind: sweep ? 'full-sweep' : 'markers', regions: 0, regionsCompared: 0, bytesSent: 0, volumeBytes: 0, done: false };
-    const live = () => this.transfer === 'init';
-    // Records journaled before the pause are older than anything marked since: applied first
-    // (in order, and awaited: a file replica's writes settle later).
-    for (const c of cs) await this.drainNow(c);
-    for (const s of this.sets) {
-      init.volumeBytes += Number(s.lu.blockCount) * s.lu.blockSize;
-      for (const c of cs) {
-        if (c.needsSweep) await this.sweep(s, c, init, live);
-        else await this.sendMarked(s, c, init, live);
-        if (!live()) return;
-      }
-    }
-    // The records journaled meanwhile are applied on top, in order: from the journal's end on, the
-    // replicas are an image of production, and each record's undo data is kept (image access).
-    for (const c of cs) { c.needsSweep = false; c.consistentAt(this.journal.nextSeq - 1); }
-    init.done = true;
-  }
+  /** Synchronize one copy alone while the others are distributed to (group-init.ts). */
+  resyncCopy(c: LocalCopy, drain: boolean): Promise<void> { return resyncCopy(this, c, drain); }
 
-  /** Apply every record the copy lacks now (awaited: a file replica's writes settle later). */
-  private async drainNow(c: LocalCopy): Promise<void> {
-    if (this.awaited(c)) await this.drainAll(c);
-    else for (const r of this.journal.after(c.appliedSeq)) c.apply(r);
-  }
-
-  /** The last record copies may get: a file journal's durable end, else the journal's end. */
-  private distributable(): number { return this.journal.durableSeq ?? this.journal.nextSeq - 1; }
-
-  /** Everything journaled so far is durable (file journal; memory: at once), then drainCopy gets all of it. */
-  private async drainAll(c: LocalCopy): Promise<void> {
-    await this.journal.whenDurable(this.journal.nextSeq - 1);
-    await this.drainCopy(c, Infinity);
-  }
-
-  /** Whether applying a record to `c` settles later, so records go one after the other (file journal, remote copy). */
-  private awaited(c: LocalCopy): boolean { return !!this.journal.writeCheckpoint || c.kind === 'remote'; }
-
-  /**
-   * Synchronize one copy while the group goes on distributing to the others (enable_copy, the end
-   * of direct image access): `drain` first applies what the journal holds for it (older than
-   * anything marked); then its full sweep or its marked regions are sent, and the records
-   * journaled meanwhile are applied on top once it is distributed to again.
-   */
-  async resyncCopy(c: LocalCopy, drain: boolean): Promise<void> {
-    if (c.syncing) return;
-    if (this.transfer !== 'active') return; // start_transfer synchronizes it with the others
-    c.syncing = true;
-    const sync: InitProgress = c.sync = { kind: c.needsSweep ? 'full-sweep' : 'markers', regions: 0, regionsCompared: 0, bytesSent: 0, volumeBytes: 0, done: false };
-    const live = () => this.transfer === 'active' && c.enabled && c.access === 'no-access';
-    try {
-      if (drain) await this.drainNow(c);
-      else c.appliedSeq = this.journal.nextSeq - 1;
-      c.imageFloor = null;
-      c.undo.clear();
-      for (const s of this.sets) {
-        sync.volumeBytes += Number(s.lu.blockCount) * s.lu.blockSize;
-        if (c.needsSweep) await this.sweep(s, c, sync, live);
-        else await this.sendMarked(s, c, sync, live);
-        if (!live()) return;
-      }
-      c.needsSweep = false;
-      c.consistentAt(this.journal.nextSeq - 1);
-      sync.done = true;
-      this.log?.info({ group: this.name, copy: c.name, ...sync }, 'copy synchronized');
-    } finally {
-      c.syncing = false;
-      this.schedule();
-    }
-  }
-
-  /**
-   * Copy region [at, at+n) of set `s` from production to copy `c`'s replica, if `compare` only when
-   * their digests differ. Shared: no write is half applied while the region is read, and none can
-   * change it (a memory store's read is a view) until the replica has it; a write waiting for the
-   * region is journaled after it, and applied on top.
-   */
-  private async syncRegion(s: ReplicationSet, c: LocalCopy, at: bigint, n: number, compare: boolean, progress: InitProgress): Promise<void> {
-    const lu = s.lu;
-    const replica = c.replicas[s.index];
-    await shared(lu, at, n, async () => {
-      const d = await lu.store.read(at, n);
-      if (compare) {
-        progress.regionsCompared++;
-        // A remote replica digests its side where it is: 4 bytes per 64 KiB cross the link, not the data.
-        if (regionDigest(d).equals(await replicaDigest(replica, at, n))) return;
-      }
-      await replica.write(at, d);
-      progress.regions++;
-      progress.bytesSent += n * lu.blockSize;
-    });
-    await new Promise<void>((r) => setImmediate(r));
-  }
-
-  /** Full sweep: every region allocated on either side, compared by digest; only those that differ are sent. */
-  private async sweep(s: ReplicationSet, c: LocalCopy, progress: InitProgress, live: () => boolean): Promise<void> {
-    const lu = s.lu;
-    const replica = c.replicas[s.index];
-    const per = BigInt(c.markers[s.index].regionBlocks);
-    for (let lba = 0n; lba < lu.blockCount;) {
-      if (!live()) return;
-      const a = unmappedRun(lu.store, lba);
-      const b = unmappedRun(replica, lba);
-      const skip = ((a < b ? a : b) / per) * per;
-      if (skip > 0n) { lba += skip; continue; }
-      const n = Number(lu.blockCount - lba < per ? lu.blockCount - lba : per);
-      await this.syncRegion(s, c, lba, n, true, progress);
-      lba += BigInt(n);
-    }
-    // Marks made before the sweep began are covered by it.
-    c.markers[s.index].clear();
-  }
-
-  /** The regions marked while paused, sent whole; a mark is cleared once its region is on the replica. */
-  private async sendMarked(s: ReplicationSet, c: LocalCopy, progress: InitProgress, live: () => boolean): Promise<void> {
-    const m = c.markers[s.index];
-    for (const i of [...m.marked()]) {
-      if (!live()) return;
-      const [at, n] = m.region(i);
-      await this.syncRegion(s, c, at, n, false, progress);
-      m.unmark(i);
-    }
-  }
-
-  // ---- the splitter side ---------------------------------------------------------------------
+  // ---- the splitter side (group-split.ts) -----------------------------------------------------
 
   /** Track a write that is not journaled (transfer paused): its regions are marked in every copy. */
-  mark(set: number, lba: bigint, blocks: number): void {
-    for (const c of this.copies) c.markers[set].mark(lba, blocks);
-  }
+  mark(set: number, lba: bigint, blocks: number): void { mark(this, set, lba, blocks); }
 
   /** Journal a split write; a promise when the host must wait for the record to be durable. */
-  append(r: Omit<JournalRecord, 'seq' | 'bytes'>): Promise<void> | null {
-    const rec = this.journal.append(r);
-    // A disabled copy is not distributed to: the write marks its regions for enable_copy.
-    for (const c of this.copies) if (!c.enabled) c.markers[r.set].mark(r.lba, r.blocks);
-    if (this.journal.bytes > this.journal.limitBytes * HIGH_LOAD_CHECK) this.checkFull();
-    if (this.transfer === 'active') this.schedule();
-    return this.journal.whenDurable(rec.seq);
-  }
+  append(r: Omit<JournalRecord, 'seq' | 'bytes'>): Promise<void> | null { return append(this, r); }
 
-  /**
-   * Whether a write can be applied to every copy as it is split, without a journal copy of its
-   * payload or a turn of the distributor: a memory journal with transfer active and no high
-   * load, and every copy a local one distributed to, on memory replicas (synchronous), with
-   * nothing left to apply. The journal still records it (sequence, extent, time) and each copy
-   * saves what it overwrote (undo), so images and the window are what the distributor would have
-   * made; only the payload's stay in the Do stream is skipped, as it ends at distribution anyway.
-   */
-  private appliesInline(): boolean {
-    if (!this.applyInline || this.transfer !== 'active' || this.highLoad || !(this.journal instanceof MemoryJournal)) return false;
-    const last = this.journal.nextSeq - 1;
-    for (const c of this.copies) {
-      if (c.kind !== 'local' || !c.synchronous || !c.distributing || c.appliedSeq !== last) return false;
-    }
-    return true;
-  }
-
-  /**
-   * Split a write's data: applied to the copies at once when they allow it (appliesInline), else
-   * journaled for the distributor (`data` is lent: copied in unless `owned`).
-   */
+  /** Split a write's data: applied inline or journaled (`data` is lent: copied in unless `owned`). */
   appendData(set: number, lba: bigint, blocks: number, data: Buffer, owned: boolean): Promise<void> | null {
-    if (!this.appliesInline()) {
-      return this.append({ time: Date.now(), set, kind: 'data', lba, blocks, data: owned ? data : this.journal.copyIn(data), unmap: false });
-    }
-    const j = this.journal as MemoryJournal;
-    const rec = j.append({ time: Date.now(), set, kind: 'data', lba, blocks, data, unmap: false });
-    for (const c of this.copies) {
-      try {
-        c.apply(rec);
-      } catch (err) {
-        // As the distributor does (distribute): the copy stops where it is, and the record keeps a
-        // payload of its own for when the transfer starts again.
-        j.keepPayload(rec);
-        this.transition('active', 'error', `copy ${c.name} could not apply record ${rec.seq}: ${(err as Error).message}`);
-        return null;
-      }
-    }
-    j.distributed(rec);
-    if (j.bytes > j.limitBytes) this.trimJournal(false);
-    return null;
+    return appendData(this, set, lba, blocks, data, owned);
   }
 
-  logIgnored(set: ReplicationSet, c: IgnoredCommand): void {
-    const p = c.primitive as Primitive;
-    this.ignoredCounts[p]++;
-    if (this.ignoredLog.length >= IGNORED_LOG_LIMIT) this.ignoredLog.shift();
-    this.ignoredLog.push({
-      seq: this.journal.nextSeq - 1, primitive: p, name: c.name, opcode: c.opcode, serviceAction: c.serviceAction,
-      lun: set.lu.lun, extents: c.extents, initiator: c.initiator, time: c.time,
-    });
-  }
+  /** The ignored log: a command production ran that no copy received (ReplicationSet.ignored). */
+  logIgnored(set: ReplicationSet, c: IgnoredCommand): void { logIgnored(this, set, c); }
 
-  // ---- the distributor -------------------------------------------------------------------------
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => { this.scheduled = false; this.distribute(DISTRIBUTE_BATCH); });
-  }
+  // ---- the distributor (group-distribute.ts) --------------------------------------------------
 
   /** Apply up to `max` records per copy; reschedule when more are left. */
-  distribute(max: number): void {
-    if (this.transfer !== 'active') return;
-    if (this.journal.writeCheckpoint) { this.distributeDurable(max); return; }
-    let more = false;
-    for (const c of this.copies) {
-      if (!c.distributing) continue;
-      if (c instanceof CrrCopy) { this.ship(c, max); continue; }
-      try {
-        for (const r of this.journal.after(c.appliedSeq, max)) c.apply(r);
-      } catch (err) {
-        // A replica that cannot take a record (its thin pool is exhausted): the copy stops where
-        // it is, production goes on, and the transfer says so.
-        this.transition('active', 'error', `copy ${c.name} could not apply record ${c.appliedSeq + 1}: ${(err as Error).message}`);
-        return;
-      }
-      if (c.appliedSeq < this.journal.nextSeq - 1) more = true;
-    }
-    this.trimJournal(false);
-    if (more) this.schedule();
-  }
-
-  /**
-   * A remote copy (CRR) of a memory-journaled group: up to `max` records go over its link in
-   * write order, several in flight and applied by the remote array in sequence order (CrrCopy.ship),
-   * off the distributor's turn; the local copies do not wait for it. A record the remote array
-   * refuses, or a lost link, stops the transfer (`error`); start_transfer resumes from where the
-   * remote array says it is.
-   */
-  private ship(c: CrrCopy, max: number): void {
-    if (c.shipping) return;
-    const stop = () => this.transfer !== 'active' || !c.distributing;
-    c.shipping = this.drainCopy(c, max, stop).then(
-      () => {
-        this.trimJournal(false);
-        if (!stop() && c.appliedSeq < this.journal.nextSeq - 1) this.schedule();
-      },
-      (err: unknown) => {
-        if (this.transfer === 'active') this.transition('active', 'error', `copy ${c.name} could not apply record ${c.appliedSeq + 1}: ${(err as Error).message}`);
-      },
-    ).finally(() => { c.shipping = null; });
-  }
-
-  /**
-   * Drop the oldest records while over the size limit, but none an enabled copy still needs
-   * (`durable`: none past its checkpoint); a copy with image access holds the journal where its
-   * image is, as RecoverPoint's journal fills while an image is accessed. Undo data of images that
-   * left the window goes with them.
-   */
-  private trimJournal(durable: boolean): void {
-    let keep = Infinity;
-    for (const c of this.copies) if (c.enabled) keep = Math.min(keep, durable ? c.checkpointSeq : c.appliedSeq, c.heldSeq);
-    this.journal.trim(keep);
-    for (const c of this.copies) c.undo.dropBefore(this.journal.firstSeq);
-    if (this.highLoad) this.endHighLoad();
-  }
-
-  /** The journal is past HIGH_LOAD_CHECK of its size: history is dropped first; what is left over the size is undistributed (high load). */
-  private checkFull(): void {
-    if (this.highLoad) return;
-    // The distributor first: a burst of writes within one event-loop turn has not given it its turn yet.
-    if (this.transfer === 'active' && !this.journal.writeCheckpoint) this.distribute(DISTRIBUTE_BATCH);
-    this.trimJournal(!!this.journal.writeCheckpoint);
-    if (this.journal.bytes <= this.journal.limitBytes) return;
-    this.highLoad = true;
-    const lagging = this.copies.filter((c) => c.enabled && c.appliedSeq < this.journal.nextSeq - 1).map((c) => c.name);
-    this.log?.warn({ group: this.name, journalBytes: this.journal.bytes, limitBytes: this.journal.limitBytes, lagging }, 'high load: the journal is full of writes not yet distributed; writes are marked');
-    this.announce({ kind: 'high-load', group: this.name, highLoad: true, reason: `journal full (${this.journal.bytes} of ${this.journal.limitBytes} bytes) with writes not yet distributed to ${lagging.join(', ') || 'no copy'}`, time: new Date().toISOString() });
-  }
-
-  /** High load ends once every copy distributed to has caught up and the journal is within its size; the marked regions follow. */
-  private endHighLoad(): void {
-    if (this.journal.bytes > this.journal.limitBytes) return;
-    const last = this.journal.nextSeq - 1;
-    if (this.copies.some((c) => c.distributing && c.appliedSeq < last)) return;
-    this.highLoad = false;
-    this.log?.info({ group: this.name }, 'high load over');
-    this.announce({ kind: 'high-load', group: this.name, highLoad: false, reason: 'the copies caught up', time: new Date().toISOString() });
-    if (this.transfer === 'active' && this.copies.some((c) => c.distributing && (c.needsSweep || c.markedRegions > 0))) {
-      void this.beginInit('high load over: the regions marked meanwhile are sent (short initialization)').catch(() => {});
-    }
-  }
+  distribute(max: number): void { distribute(this, max); }
 
   /** Apply everything journaled so far to `copy` now (verify's drain). Only with transfer active. */
-  catchUp(copy: LocalCopy): void | Promise<void> {
-    if (this.transfer !== 'active') throw new Error(`group ${this.name}: transfer is ${this.transfer}; the copy cannot be drained (start the transfer first)`);
-    if (!copy.distributing) throw new Error(`group ${this.name}: copy ${copy.name} is not distributed to (${copy.enabled ? (copy.syncing ? 'synchronizing' : copy.access) : 'disabled'}); verify --image checks an accessed image`);
-    if (this.awaited(copy)) return this.drainAll(copy);
-    for (const r of this.journal.after(copy.appliedSeq)) void copy.apply(r);
-  }
+  catchUp(copy: LocalCopy): void | Promise<void> { return catchUp(this, copy); }
 
-  // ---- file journal: durable copies, checkpoints, recovery (journal-file.ts) ----------------
+  // ---- file journal: checkpoints (group-distribute.ts), recovery (recovery.ts), bookmarks -----
 
-  private durableRun: Promise<void> | null = null;
-
-  /**
-   * The distributor of a file-journaled group: replicas are file stores, so each record is
-   * written in order (two writes to one block must not race in the thread pool), then the
-   * replicas are fdatasync'd and only then the copy's checkpoint moves; the journal drops no
-   * record past the lowest checkpoint, so a crash at any point leaves every record a copy may
-   * lack still in the journal, to be re-applied at start-up.
-   */
-  private distributeDurable(max: number): void {
-    if (this.durableRun) return;
-    this.durableRun = (async () => {
-      // Each copy's records go in order; the copies go side by side (a local copy does not wait
-      // for a remote one's link).
-      const cs = this.copies.filter((c) => c.distributing);
-      await Promise.all(cs.map((c) => this.drainCopy(c, max, () => this.transfer !== 'active' || !c.distributing)));
-      // Records not yet durable wait for their group commit (onDurable schedules again).
-      const more = cs.some((c) => c.appliedSeq < this.distributable());
-      this.trimJournal(true);
-      if (more) this.schedule();
-    })().catch((err: unknown) => {
-      if (this.transfer === 'active') this.transition('active', 'error', `copy could not apply a record: ${(err as Error).message}`);
-    }).finally(() => { this.durableRun = null; });
-  }
-
-  /**
-   * Apply up to `max` records to `copy` (until `stop` says so), then, with a file journal, sync its
-   * replicas and move its checkpoint. One drain at a time per copy.
-   */
-  drainCopy(c: LocalCopy, max: number, stop?: () => boolean): Promise<void> {
-    const run = c.serial.then(async () => {
-      // A snapshot of the records: the index may be compacted while the writes are awaited.
-      // File journal: only what is durable (durableSeq). Memory: everything.
-      const end = this.distributable();
-      const batch: JournalRecord[] = [];
-      for (const r of this.journal.after(c.appliedSeq, max)) { if (r.seq > end) break; batch.push(r); }
-      // A remote copy: several records in flight, applied by the remote array in sequence order.
-      if (c instanceof CrrCopy) await c.ship(batch, this.journal.nextSeq - 1, stop);
-      else if (c.undo instanceof DurableUndoStream) await applyWriteAhead(c, c.undo, batch, stop);
-      else {
-        for (const r of batch) {
-          if (stop?.()) break;
-          await c.apply(r);
-        }
-      }
-      if (!this.journal.writeCheckpoint) return;
-      // A copy out of step with the journal (image access, disabled, marked, synchronizing) is
-      // checkpointed as not initialized: a restart sweeps it.
-      const initialized = this.init.done && c.inStep;
-      if (c.checkpointSeq === c.appliedSeq && c.checkpointInitialized === initialized) return;
-      for (const s of c.replicas) await s.flush?.();
-      const cp = { appliedSeq: c.appliedSeq, initialized };
-      await this.journal.writeCheckpoint!(c.name, cp);
-      c.checkpointSeq = cp.appliedSeq;
-      c.checkpointInitialized = cp.initialized;
-    });
-    c.serial = run.catch(() => {});
-    return run;
-  }
+  /** Apply up to `max` records to `copy`, then (file journal) sync its replicas and move its checkpoint. */
+  drainCopy(c: LocalCopy, max: number, stop?: () => boolean): Promise<void> { return drainCopy(this, c, max, stop); }
 
   /** What recover() found and did (status shows it). */
   recovery: { reapplied: number; sweep: boolean; reason: string; imagesKept?: boolean } | null = null;
@@ -768,7 +403,7 @@ export class ConsistencyGroup {
   logInfo(o: object, msg: string): void { this.log?.info({ group: this.name, ...o }, msg); }
 
   /** Wake the distributor (a copy can be distributed to again). */
-  resume(): void { if (this.transfer === 'active') this.schedule(); }
+  resume(): void { if (this.transfer === 'active') schedule(this); }
 
   /**
    * Ask each remote copy whose link is up where its remote journal is (its window), for status;
@@ -796,137 +431,8 @@ export class ConsistencyGroup {
     return { name, ...b };
   }
 
-  status(): GroupStatus {
-    const last = this.journal.nextSeq - 1;
-    return {
-      name: this.name,
-      state: this.state,
-      transfer: this.transfer,
-      splitter: { spec: formatSpec(this.spec), kind: this.spec.kind },
-      replicationSets: this.sets.map((s) => ({ lun: s.lu.lun, target: s.lu.target.name, blocks: String(s.lu.blockCount), blockSize: s.lu.blockSize })),
-      journal: {
-        kind: this.journal.kind, bytes: this.journal.bytes, limitBytes: this.journal.limitBytes, records: this.journal.length,
-        lastSeq: last, evictedRecords: this.journal.evicted, protectionWindow: this.journal.window(),
-      },
-      copies: this.copies.map((c) => ({
-        name: c.name, kind: c.kind, enabled: c.enabled, access: c.access, appliedSeq: c.appliedSeq,
-        lag: { records: last - c.appliedSeq, bytes: this.journal.bytesAfter(c.appliedSeq) },
-        image: c.image && {
-          image: c.image.image, seq: c.image.seq, bookmark: c.image.bookmark, rolledFrom: c.image.rolledFrom,
-          enabledAt: c.image.enabledAt, writes: c.image.writes, logBytes: c.image.log.bytes,
-          virtual: c.image.virtual && {
-            mapRuns: c.image.virtual.runs, mapBlocks: c.image.virtual.mapBlocks, mapMs: Math.round(c.image.virtual.buildMs * 10) / 10, overlayBlocks: c.image.virtual.overlayBlocks,
-          },
-        },
-        // The oldest image enable_image_access can reach (null: none until the copy is synchronized);
-        // a remote copy's history is the remote array's journal (its window as last reported).
-        oldestImageSeq: c instanceof CrrCopy ? c.remoteFloor : c.imageFloor === null ? null : Math.max(c.imageFloor, this.journal.firstSeq - 1),
-        undoBytes: c instanceof CrrCopy ? c.remote?.undoBytes ?? 0 : c.undo.bytes,
-        synchronization: c.sync && { ...c.sync },
-        ...(c instanceof CrrCopy ? { link: c.link.status(), remoteJournal: c.remote && { ...c.remote } } : {}),
-      })),
-      markers: this.copies.map((c) => ({
-        copy: c.name, regions: c.markedRegions, bytes: c.markers.reduce((n, m, i) => n + m.count * m.regionBlocks * this.sets[i].lu.blockSize, 0),
-        fullSweep: c.needsSweep,
-      })),
-      highLoad: this.highLoad,
-      initialization: { ...this.init, percent: this.init.volumeBytes ? Math.round((10000 * this.init.bytesSent) / this.init.volumeBytes) / 100 : 0 },
-      bookmarks: [...this.bookmarks].map(([name, b]) => ({ name, ...b })),
-      ignored: { ...this.ignoredCounts },
-      history: this.history.slice(-10),
-    };
-  }
-}
-
-export interface GroupStatus {
-  name: string;
-  state: GroupState;
-  transfer: TransferState;
-  splitter: { spec: string; kind: string };
-  replicationSets: Array<{ lun: number; target: string; blocks: string; blockSize: number }>;
-  journal: { kind: 'memory' | 'file'; bytes: number; limitBytes: number; records: number; lastSeq: number; evictedRecords: number; protectionWindow: ProtectionWindow };
-  copies: Array<{
-    name: string; kind: string; enabled: boolean; access: StorageAccessState; appliedSeq: number; lag: { records: number; bytes: number };
-    image: (Omit<AccessedImage, 'log' | 'virtual'> & { logBytes: number; virtual: { mapRuns: number; mapBlocks: number; mapMs: number; overlayBlocks: number } | null }) | null;
-    oldestImageSeq: number | null; undoBytes: number;
-    synchronization: InitProgress | null;
-    /** A remote copy's link: where, its rate limit, bytes that crossed it. */
-    link?: LinkStatus;
-    /** A remote copy: the remote site's journal as it last reported it (REPLICA SEQUENCE), null before it was asked. */
-    remoteJournal?: { applied: number; valid: boolean; oldestImage: number | null; image: number | null; direct: boolean; undoBytes: number; undoLimit: number; asOf: string } | null;
-  }>;
-  /** Per copy: regions marked while paused (bytes: their size), and whether a full sweep is due. */
-  markers: Array<{ copy: string; regions: number; bytes: number; fullSweep: boolean }>;
-  /** Writes are marked, not journaled: the journal is full of writes not yet distributed (ConsistencyGroup.highLoad). */
-  highLoad: boolean;
-  initialization: InitProgress & { percent: number };
-  bookmarks: Array<{ name: string; seq: number; time: string }>;
-  ignored: Record<Primitive, number>;
-  history: GroupEvent[];
-}
-
-/** One production LU of a group: its protection (the splitter gate asks it). */
-export class ReplicationSet implements LuProtection {
-  constructor(readonly group: ConsistencyGroup, readonly index: number, readonly lu: LogicalUnit) {}
-
-  policy(p: SplitPrimitive) { return this.group.spec.policies[p]; }
-
-  rejectReason(p: SplitPrimitive): SenseReason {
-    // COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE: see XcopyReject in policy.ts.
-    return p === 'xcopy' && this.group.spec.xcopyReject === 'copy-aborted' ? 'CopyTargetDeviceNotReachable' : 'InvalidOpcode';
-  }
-
-  hides(p: SplitPrimitive): boolean {
-    return !this.group.spec.advertiseRejected && this.group.spec.policies[p] === 'reject';
-  }
-
-  ignored(c: IgnoredCommand): void { this.group.logIgnored(this, c); }
-
-  arrived(p: SplitPrimitive): void {
-    // rp-flare30-pre509: CAS (ATS) through the FLARE 30 array splitter made consistency groups fail
-    // to initialize (recoverpoint-vaai-update-2011.md). The command itself runs on production.
-    if (p === 'ats' && this.group.transfer === 'init' && this.group.spec.quirks?.atsFailsInitialization) {
-      this.group.transition('init', 'error', 'initialization failed: COMPARE AND WRITE (ATS) arrived through the FLARE 30 array splitter (fixed in 4.30.000.5.509)');
-    }
-  }
-
-  /** Whether a write goes no further than production: disabled group, or paused transfer (markers instead). */
-  private untracked(lba: bigint, blocks: number): boolean {
-    const g = this.group;
-    if (g.state === 'disabled') return true;
-    if (g.marking) { g.mark(this.index, lba, blocks); return true; }
-    return false;
-  }
-
-  /** A file journal: the host's write waits for its record to be durable (split.ts acknowledge). */
-  get waitsForDurability(): boolean { return this.group.journal.kind === 'file'; }
-
-  data(lba: bigint, data: Buffer, cls: SplitterClass, owned: boolean): Promise<void> | null {
-    if (this.untracked(lba, data.length / this.lu.blockSize)) return null;
-    return this.group.appendData(this.index, lba, data.length / this.lu.blockSize, data, owned);
-  }
-
-  keep(data: Buffer): Buffer { return this.group.journal.copyIn(data); }
-
-  discard(kept: Buffer): void { this.group.journal.discard(kept); }
-
-  /** A memory journal holds shared chunks (a file journal's queue would outlive the record's payload). */
-  get sharesChunks(): boolean { return this.group.journal.kind === 'memory'; }
-
-  shared(lba: bigint, chunk: Buffer, cls: SplitterClass): Promise<void> | null {
-    if (this.untracked(lba, chunk.length / this.lu.blockSize)) { releaseShared(chunk); return null; }
-    return this.group.append({ time: Date.now(), set: this.index, kind: 'data', lba, blocks: chunk.length / this.lu.blockSize, data: chunk, unmap: false, shared: true });
-  }
-
-  same(lba: bigint, blocks: number, block: Buffer, unmap: boolean, cls: SplitterClass): Promise<void> | null {
-    if (this.untracked(lba, blocks)) return null;
-    return this.group.append({ time: Date.now(), set: this.index, kind: 'same', lba, blocks, data: unmap ? null : this.group.journal.copyIn(block), unmap });
-  }
-
-  unmap(lba: bigint, blocks: number, cls: SplitterClass): Promise<void> | null {
-    if (this.untracked(lba, blocks)) return null;
-    return this.group.append({ time: Date.now(), set: this.index, kind: 'unmap', lba, blocks, data: null, unmap: true });
-  }
+  /** What the admin API, the CLI and verify show of the group (group-status.ts). */
+  status(): GroupStatus { return groupStatus(this); }
 }
 
 export { PRIMITIVES };

@@ -8,7 +8,7 @@
  *                                    current one would pass `segmentBytes`; deleted once every
  *                                    record in it has been trimmed
  *   DIR/copy-<name>.json             a copy's checkpoint {appliedSeq, initialized}: written after
- *                                    the copy's replica files are fdatasync'd (see group.ts)
+ *                                    the copy's replica files are fdatasync'd (see group-distribute.ts)
  *   DIR/open                         exists while the journal is open; still there at start-up
  *                                    means the last stop was not clean
  *   DIR/<copy>.undo/                 a local copy's undo segments (undo-file.ts)

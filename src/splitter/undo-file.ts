@@ -37,7 +37,7 @@
  *
  * The oldest image reachable is not stored apart: every record after the image floor gets an
  * entry, the first of them marked `base`, so recovery takes the run of consecutive sequences that
- * ends at the newest entry and starts no earlier than the last base (recoverUndo in group.ts):
+ * ends at the newest entry and starts no earlier than the last base (recoverUndo in recovery.ts):
  * floor = its first sequence - 1. Entries of an earlier history whose deletion a crash cut short
  * stay out of it.
  */
