@@ -322,7 +322,7 @@ export class RemoteCopy {
   async stop(): Promise<void> {
     this.witness?.stop();
     for (const g of this.groups.values()) g.stop();
-    for (const g of this.groups.values()) await g.meta?.settled();
+    for (const g of this.groups.values()) { await g.meta?.settled(); await g.al?.settled(); }
     for (const s of this.accepted) s.destroy();
     if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
   }

@@ -10,10 +10,11 @@
  * dirty): while the pair is out of sync, a primary writes a region only after the bitmap that
  * names it is on disk (fsync, then rename). Bits are set in memory and flushed in batches, one
  * flush at a time; a write to a region already marked waits for nothing. While the pair is Synced
- * and that is on disk, nothing is written at all (a write is only counted while it is applied,
- * `untracked`): the file says `outOfSync: false`, and a restart
- * from that state (writes may have been in flight to the peer when the process died) copies the
- * group whole, as a missing or corrupt file does. When the pair loses sync, the writes in flight
+ * and that is on disk, nothing is written here (a write is only counted while it is applied,
+ * `untracked`): the file says `outOfSync: false`, and a restart from that state (writes may have
+ * been in flight to the peer when the process died) resends the extents of the primary's activity
+ * log (activity-log.ts, its own file beside this one), or copies the group whole without a log it
+ * can trust, as a missing or corrupt file does. When the pair loses sync, the writes in flight
  * to the peer are marked at once; those still being applied here when it happened are marked when
  * they finish (before the machine may acknowledge them), and until the last has, the file keeps
  * saying its bitmap is incomplete. A restarted array never trusts a bitmap it cannot verify.

@@ -14,12 +14,16 @@ import type { Origin } from './group-types.ts';
  * are the promise's once someone awaits (not when the machine completed it within the step that
  * started it).
  */
-export type Waited = Origin & { state: 0 | 1 | 2; err: unknown; resolve: (() => void) | null; reject: ((e: unknown) => void) | null };
+export type Waited = Origin & {
+  state: 0 | 1 | 2; err: unknown; resolve: (() => void) | null; reject: ((e: unknown) => void) | null;
+  /** A host write's extents pinned in the primary's activity log (activity-log.ts), until it completes. */
+  pin: readonly number[] | null;
+};
 
 export function waited(kind: 'local' | 'resync', id: number): Waited;
 export function waited(kind: 'forwarded', id: bigint): Waited;
 export function waited(kind: Origin['kind'], id: number | bigint): Waited {
-  return { kind, id, state: 0, err: undefined, resolve: null, reject: null } as Waited;
+  return { kind, id, state: 0, err: undefined, resolve: null, reject: null, pin: null } as Waited;
 }
 
 /** Settle `w` once: at once for whoever awaits it, or kept for ReplicationGroup.await to return or throw. */

@@ -21,7 +21,8 @@ import { FileStore } from '../store/file.ts';
 import type { BackingStore } from '../store/store.ts';
 import type { RcopyGroupConfig, RemoteCopy } from './engine.ts';
 import { GroupMachine } from './group-machine.ts';
-import type { ApplyTag, CompareAndWriteReq, GroupAction, GroupEvent, GroupSnapshot, Origin, Outcome, PrOutReq, PrOutResult, Role, WriteOp } from './group-types.ts';
+import type { ApplyTag, CompareAndWriteReq, DirtyExtent, GroupAction, GroupEvent, GroupSnapshot, Origin, Outcome, PrOutReq, PrOutResult, Role, WriteOp } from './group-types.ts';
+import { ActivityLog } from './activity-log.ts';
 import { bitmapExtents, GroupMeta } from './group-meta.ts';
 import { extentsOf } from './group-resync.ts';
 import type { LinkShaper } from './link-faults.ts';
@@ -85,6 +86,8 @@ export class ReplicationGroup {
   peerPorts: readonly number[] = [];
   /** The group's metadata file (group-meta.ts): null for a group on memory volumes. */
   meta: GroupMeta | null = null;
+  /** The primary's activity log (activity-log.ts), beside the metadata file: null with it. */
+  al: ActivityLog | null = null;
   /** What loading it found, for status. */
   metaLoad = 'not loaded';
   /** Counters for status and the resync proof. */
@@ -185,7 +188,7 @@ export class ReplicationGroup {
     const { op, tag } = a;
     if (!store) { this.applied(tag, false, new Error(`no volume ${op.volume}`)); return; }
     if (tag.from !== 'peer') {
-      if (this.meta) this.applyTracked(this.meta, store, op, tag);
+      if (this.meta) this.applyLogged(this.meta, store, op, tag);
       else void this.applyNow(store, op, tag);
       return;
     }
@@ -205,6 +208,19 @@ export class ReplicationGroup {
    * machine hears it was (the pair may have lost sync meanwhile, and the machine then
    * acknowledges it): group-meta.ts.
    */
+  /** A host write on a group with a metadata file: its extents in the activity log first, then applyTracked. */
+  private applyLogged(meta: GroupMeta, store: ReplicatedStore['inner'], op: WriteOp, tag: Extract<ApplyTag, { from: 'host' }>): void {
+    const al = this.al;
+    if (!al || op.kind === 'pr-state') { this.applyTracked(meta, store, op, tag); return; }
+    const w = tag.origin as Waited;
+    const pin = al.cover(extentsOf(op));
+    if (!(pin instanceof Promise)) { w.pin = pin; this.applyTracked(meta, store, op, tag); return; }
+    pin.then((p) => { w.pin = p; this.applyTracked(meta, store, op, tag); }, (e) => {
+      this.log.error({ group: this.cfg.name, file: al.file, err: e instanceof Error ? e.message : String(e) }, 'Remote Copy activity log not written: the write fails');
+      this.applied(tag, false, e);
+    });
+  }
+
   private applyTracked(meta: GroupMeta, store: ReplicatedStore['inner'], op: WriteOp, tag: ApplyTag): void {
     const untracked = !meta.tracking;
     if (untracked) meta.untracked++;
@@ -249,9 +265,12 @@ export class ReplicationGroup {
   /**
    * Load the group's metadata file (group-meta.ts) and restore the machine from it, before the
    * array serves anything: the role and epoch it had, and the dirty map when the file's bitmap can
-   * be trusted (written out of sync by a primary). Otherwise (missing, unreadable, or Synced when
-   * the process died) a primary copies the group whole at the first link-up; unreadable, it also
-   * does not serve alone until it has reached the peer. Groups on memory volumes keep no file.
+   * be trusted (written out of sync by a primary), or, for a primary that was Synced when it
+   * stopped, the extents of its activity log (activity-log.ts: every write the peer may lack is in
+   * one). Otherwise (missing, unreadable, a Synced primary without a log it can trust) a primary
+   * copies the group whole at the first link-up; unreadable, it also does not serve alone until it
+   * has reached the peer. Then the log starts again from what is pinned (nothing), once the
+   * metadata file names what the old log did. Groups on memory volumes keep neither file.
    */
   async loadMeta(): Promise<void> {
     const files = this.stores.map((s) => fileOf(s));
@@ -259,12 +278,20 @@ export class ReplicationGroup {
     const shapes = this.volumes.map((lu) => ({ blockCount: lu.blockCount, blockSize: lu.blockSize }));
     const file = GroupMeta.pathFor(files[0]!, this.cfg.name);
     const r = await GroupMeta.read(file, shapes);
+    const alFile = ActivityLog.pathFor(file);
     const m = this.machine;
+    let fromLog: DirtyExtent[] | null = null;
     if (r.kind === 'loaded') {
       const s = r.state;
       const trusted = s.role === 'primary' && s.outOfSync && !s.full;
-      m.restore({ role: s.role, naturalRole: s.naturalRole, epoch: s.epoch, full: s.full, dirty: trusted ? bitmapExtents(s) : null });
-      this.metaLoad = trusted ? 'restored with its dirty map' : s.role === 'primary' ? 'restored (Synced when it stopped, or a whole copy pending: copy the group whole)' : 'restored';
+      let why = 'Synced when it stopped, or a whole copy pending: copy the group whole';
+      if (s.role === 'primary' && !s.outOfSync && !s.full) {
+        const l = await ActivityLog.read(alFile, shapes);
+        if (l.kind === 'loaded') fromLog = l.extents;
+        else why = `Synced when it stopped, activity log ${l.kind === 'missing' ? 'missing' : `unreadable (${l.why})`}: copy the group whole`;
+      }
+      m.restore({ role: s.role, naturalRole: s.naturalRole, epoch: s.epoch, full: s.full, dirty: trusted ? bitmapExtents(s) : fromLog });
+      this.metaLoad = trusted ? 'restored with its dirty map' : fromLog ? `restored with its activity log (${fromLog.length} extent(s))` : s.role === 'primary' ? `restored (${why})` : 'restored';
     } else {
       m.restore({ role: this.cfg.role, naturalRole: this.cfg.role, epoch: 0, full: true, dirty: null, unsure: r.kind === 'invalid' });
       this.metaLoad = r.kind === 'missing' ? 'missing (new group): copy the group whole' : `unreadable (${r.why}): copy the group whole, and serve alone only after reaching the peer`;
@@ -272,7 +299,10 @@ export class ReplicationGroup {
     (r.kind === 'invalid' ? this.log.error : this.log.info).call(this.log, { group: this.cfg.name, file, load: this.metaLoad, role: m.role, epoch: m.epoch, dirtyBlocks: m.snapshot().dirtyBlocks }, 'Remote Copy group metadata');
     this.meta = new GroupMeta(file, shapes, { role: m.role, naturalRole: m.naturalRole, epoch: m.epoch, full: m.wholeCopyPending });
     if (r.kind === 'loaded') this.meta.adopt(r.state);
-    await this.meta.flush();
+    // The old log's extents go into the bitmap (out of sync) before the new log replaces it.
+    if (fromLog) await this.meta.outOfSync(fromLog); else await this.meta.flush();
+    this.al = new ActivityLog(alFile, shapes);
+    await this.al.reset();
     const a = m.alua();
     this.rc.applyAlua(this, a.state, a.hosts, `restored from ${file}`);
   }
@@ -287,7 +317,7 @@ export class ReplicationGroup {
   private metaTransition(from: string, to: string): void {
     if (!this.meta) return;
     let p: Promise<void> | undefined;
-    if (to === 'Synced') p = this.meta.synced();
+    if (to === 'Synced') { p = this.meta.synced(); this.al?.synced(); }
     // Writes in flight at a link loss are in the machine's dirty map now: the file names them too.
     else if (this.role === 'primary' && (from === 'Synced' || from === 'Syncing')) p = this.meta.outOfSync(this.machine.dirtyExtents());
     p?.catch((e) => this.metaFailed(e));
@@ -305,6 +335,11 @@ export class ReplicationGroup {
     if (outcome.kind === 'ok' && origin.kind !== 'resync') this.stats.replicatedWrites++;
     // Every origin is made by this shell (waited()) and awaited; each is settled once.
     const w = origin as Waited;
+    if (w.pin) {
+      // Ok while replicating: the peer acknowledged it. Otherwise it may be here alone until the next resync.
+      if (outcome.kind === 'ok' && this.machine.replicating) this.al?.release(w.pin); else this.al?.hold(w.pin);
+      w.pin = null;
+    }
     if (w.state !== 0) return;
     if (outcome.kind === 'ok') { settle(w, true); return; }
     if (outcome.kind === 'pr-out') { this.prResults.set(origin.id as number, outcome.result); settle(w, true); return; }
@@ -373,10 +408,14 @@ export class ReplicationGroup {
   /** Fault injection: drop the link now (the dialler stays away until restore). */
   cut(): void { this.socket?.destroy(); }
 
-  snapshot(): GroupSnapshot & { volumes: { target: string; lun: number; wwn: string }[]; stats: ReplicationGroup['stats']; meta: { file: string | null; load: string; flushes: number; error: string | null } } {
+  snapshot(): GroupSnapshot & { volumes: { target: string; lun: number; wwn: string }[]; stats: ReplicationGroup['stats']; meta: { file: string | null; load: string; flushes: number; error: string | null; activityLog: { extents: number; transactions: number; error: string | null } | null } } {
+    const al = this.al;
     return {
       ...this.machine.snapshot(),
-      meta: { file: this.meta?.file ?? null, load: this.metaLoad, flushes: this.meta?.flushes ?? 0, error: this.meta?.lastError ?? null },
+      meta: {
+        file: this.meta?.file ?? null, load: this.metaLoad, flushes: this.meta?.flushes ?? 0, error: this.meta?.lastError ?? null,
+        activityLog: al ? { extents: al.size, transactions: al.transactions, error: al.lastError } : null,
+      },
       volumes: this.volumes.map((lu, i) => ({ target: this.cfg.volumes[i].target, lun: lu.lun, wwn: lu.naa })),
       stats: { ...this.stats },
     };

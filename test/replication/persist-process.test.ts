@@ -10,12 +10,13 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminCall } from '../../src/admin/client.ts';
 import { freePort } from '../../src/check/cluster.ts';
+import { AL_EXTENT_BYTES, encodeAl } from '../../src/replication/activity-log.ts';
 import { ScsiDevice } from '../../src/initiator/index.ts';
 import { block, senseOf, settled, until } from './pair.ts';
 
@@ -229,7 +230,7 @@ describe('restarts on file volumes keep the group\'s role, epoch and dirty map (
     await readsBack(da, want);
   }, 120_000);
 
-  it('primary stopped with SIGTERM while Synced resends nothing; killed with SIGKILL while Synced, it copies the group whole', async () => {
+  it('primary stopped with SIGTERM while Synced resends nothing; killed with SIGKILL while Synced and idle, its empty activity log resends nothing; without the log it copies the group whole', async () => {
     const { a, b } = await startPair();
     const da = await a.open();
     const want = new Map([[24n, block('Synced, before SIGTERM', 8)]]);
@@ -242,14 +243,75 @@ describe('restarts on file volumes keep the group\'s role, epoch and dirty map (
     expect(g.stats.resyncBytes, 'bytes resent after a clean stop').toBe(0);
     await b.until((x) => x.status === 'Synced', 'B Synced');
     sameVolumes(a, b, want);
-    // Killed while Synced, writes may have been in flight to B: no bitmap names them.
+    // Killed while Synced and idle: the activity log names no extent, nothing is resent.
     await a.kill();
     await a.start();
-    expect((await a.group()).meta.load).toMatch(/^restored \(Synced when it stopped/);
+    expect((await a.group()).meta.load).toBe('restored with its activity log (0 extent(s))');
     g = await a.until((x) => x.status === 'Synced', 'Synced after the SIGKILL restart');
+    expect(g.stats.resyncBytes).toBe(0);
+    // Without a log (an older arraysim's files): nothing names the writes that may have been in flight.
+    await a.kill();
+    rmSync(`${a.metaFile}.al`);
+    await a.start();
+    expect((await a.group()).meta.load).toMatch(/^restored \(Synced when it stopped, activity log missing: copy the group whole/);
+    g = await a.until((x) => x.status === 'Synced', 'Synced after the SIGKILL restart without a log');
     expect(g.stats.resyncBytes).toBe(VOLUME_BYTES);
     sameVolumes(a, b, want);
   }, 120_000);
+
+  /**
+   * Host writes at QD8 into the first 4 MiB extent until A is killed; returns the acknowledged
+   * ones once the two volume files differ right after the kill (writes A applied that B never
+   * got: what the restart must resend), trying again (more writes, another kill) if they do not.
+   */
+  async function killMidWrites(a: Site, b: Site, tag: string): Promise<Map<bigint, Buffer>> {
+    const want = new Map<bigint, Buffer>();
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (attempt) { await a.start(); await a.until((x) => x.status === 'Synced', 'Synced before another try'); }
+      const d = await a.open();
+      let stop = false;
+      let next = attempt * 1024;
+      const writers = Array.from({ length: 8 }, async () => {
+        while (!stop) {
+          const slot = next++ % 1024;
+          const lba = BigInt(slot * 8);
+          const data = block(`${tag} ${attempt} ${slot} ${next}`, 8);
+          want.delete(lba); // until acknowledged, either the old data or this may be there
+          try {
+            const r = await d.write(lba, data);
+            if (r.kind === 'good') want.set(lba, data);
+          } catch { return; }
+        }
+      });
+      await new Promise((r) => setTimeout(r, 400));
+      await a.kill();
+      stop = true;
+      await Promise.all(writers);
+      await d.close().catch(() => {});
+      if (!readFileSync(a.volume).equals(readFileSync(b.volume))) return want;
+    }
+    throw new Error('four kills mid-writes and the volumes were equal each time: no write in flight was caught');
+  }
+
+  it('primary killed (SIGKILL) while Synced with writes in flight: it resends the extents of its activity log, not the group, and the volumes end equal; a log emptied before the restart leaves them different (negative control)', async () => {
+    const { a, b } = await startPair();
+    const want = await killMidWrites(a, b, 'in flight');
+    await a.start();
+    const g = await a.group();
+    expect(g.meta.load).toBe('restored with its activity log (1 extent(s))');
+    await resynced(a, b, want, AL_EXTENT_BYTES);
+    expect(AL_EXTENT_BYTES).toBeLessThan(VOLUME_BYTES);
+
+    // Negative control: the same kill, then the log replaced by an empty one: nothing is resent.
+    const lost = await killMidWrites(a, b, 'forgotten');
+    writeFileSync(`${a.metaFile}.al`, encodeAl([AL_EXTENT_BYTES / 512], [], false));
+    await a.start();
+    expect((await a.group()).meta.load).toBe('restored with its activity log (0 extent(s))');
+    await a.until((x) => x.status === 'Synced', 'Synced after the restart with the emptied log');
+    await b.until((x) => x.status === 'Synced', 'B Synced');
+    expect(lost.size).toBeGreaterThan(0);
+    expect(readFileSync(a.volume).equals(readFileSync(b.volume)), 'volumes after a restart whose log forgot the writes in flight').toBe(false);
+  }, 180_000);
 
   it('a corrupt metadata file is not trusted: the primary does not serve alone, and the group is copied whole', async () => {
     const { a, b } = await startPair();

@@ -80,8 +80,16 @@ export const GROUP_REPLY = {
     meta: {
       type: 'object',
       description: 'the group\'s metadata file (role, epoch, dirty bitmap; README "Peer replication", restarts): null file for a group on memory volumes',
-      properties: { file: { type: ['string', 'null'] }, load: { type: 'string', description: 'what this process found at start' }, flushes: { type: 'integer', minimum: 0 }, error: { type: ['string', 'null'] } },
-      required: ['file', 'load', 'flushes', 'error'],
+      properties: {
+        file: { type: ['string', 'null'] }, load: { type: 'string', description: 'what this process found at start' }, flushes: { type: 'integer', minimum: 0 }, error: { type: ['string', 'null'] },
+        activityLog: {
+          type: ['object', 'null'],
+          description: 'the primary\'s activity log beside the metadata file (extents that may hold writes the peer lacks; resent after a kill while Synced): null with no metadata file',
+          properties: { extents: { type: 'integer', minimum: 0 }, transactions: { type: 'integer', minimum: 0 }, error: { type: ['string', 'null'] } },
+          required: ['extents', 'transactions', 'error'],
+        },
+      },
+      required: ['file', 'load', 'flushes', 'error', 'activityLog'],
     },
   },
   required: ['name', 'role', 'naturalRole', 'roleName', 'epoch', 'serving', 'witness', 'status', 'started', 'link', 'peerArray', 'policies', 'hosts', 'seq', 'pending', 'dirtyExtents', 'dirtyBlocks', 'operatorNeeded', 'storeFailure', 'volumes', 'stats'],
