@@ -525,6 +525,20 @@ export class GroupMachine {
   /** admitvv (runtime-groups.ts): the secondary holds nothing of a volume admitted now, so the group's first start copies it whole. */
   admitted(volume: number, blocks: number): void { markDirty(this, [{ volume, lba: 0n, blocks }]); }
 
+  /**
+   * dismissvv (runtime-groups.ts): volume `volume` left the stopped group and the ones after it
+   * moved down one place (the same order on both arrays). Its dirty regions go; the others'
+   * follow their volume.
+   */
+  dismissed(volume: number): void {
+    const moved = <T extends { volume: number }>(x: T): T => (x.volume > volume ? { ...x, volume: x.volume - 1 } : x);
+    this.dirty = this.dirty.filter((x) => x.volume !== volume).map(moved);
+    this.dirtyOps = this.dirtyOps.filter((x) => x.volume !== volume).map(moved);
+    const pr = [...this.prInFlight].filter(([v]) => v !== volume);
+    this.prInFlight.clear();
+    for (const [v, n] of pr) this.prInFlight.set(v > volume ? v - 1 : v, n);
+  }
+
   /** The WRITE SAMEs and UNMAPs kept as records for the resync. */
   get dirtyOpCount(): number { return this.dirtyOps.length; }
 
