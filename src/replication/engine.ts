@@ -248,6 +248,9 @@ export class RemoteCopy {
       g.stores[i].volume = i;
     });
     g.machine.dismissed(index);
+    // The group may be served again (its failed volume dismissed): its remaining targets show it.
+    const a = g.machine.alua();
+    this.applyAlua(g, a.state, a.hosts, reason);
     this.release(v.target, `rcopy ${g.cfg.name}: ${reason}`);
     return lu;
   }

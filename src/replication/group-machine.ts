@@ -144,6 +144,8 @@ export class GroupMachine {
   private aluaKey = -1;
   /** A volume's store has failed: this array is a failed array for the group until it is repaired. */
   storeFailure: string | null = null;
+  /** The volume `storeFailure` names (-1: none). */
+  storeFailedVolume = -1;
   /** Restored from the group's metadata (group-meta.ts) with a dirty map that covers every region the peer may lack. */
   dirtyKnown = false;
   /** The metadata could not be read: a primary does not serve alone until the peer has been reached. */
@@ -537,6 +539,12 @@ export class GroupMachine {
     const pr = [...this.prInFlight].filter(([v]) => v !== volume);
     this.prInFlight.clear();
     for (const [v, n] of pr) this.prInFlight.set(v > volume ? v - 1 : v, n);
+    // A failed volume dismissed no longer keeps the group from being served (the shell shows the new ALUA).
+    if (this.storeFailedVolume === volume) { this.storeFailure = null; this.storeFailedVolume = -1; }
+    else if (this.storeFailure && this.storeFailedVolume > volume) {
+      this.storeFailedVolume--;
+      this.storeFailure = this.storeFailure.replace(/^volume \d+/, `volume ${this.storeFailedVolume}`);
+    }
   }
 
   /** The WRITE SAMEs and UNMAPs kept as records for the resync. */

@@ -5,7 +5,7 @@
  * (`arraysim rcopy`, a process) and the admin API. A group of two volumes on two targets is made,
  * copied and stopped; its first volume is dismissed (the second moves down one place on both
  * arrays, and replicates still), then the last; the group is removed; a group with a volume is
- * removed with -f. After a dismiss the secondary volume answers INQUIRY with its own NAA again and
+ * removed with -f, after its failed volume is dismissed. After a dismiss the secondary volume answers INQUIRY with its own NAA again and
  * both volumes take writes that no longer reach each other. And the refusals: started (409), on
  * the secondary (409), a group of the configuration (409), unknown group or volume (404), bad
  * bodies (400 naming the field).
@@ -155,6 +155,7 @@ describe('dismissvv and removegroup (two arrays over TCP)', () => {
     const before = randomBytes(32 * 512);
     await writeOk(await open('a', T1), 50n, before);
     const stateB0 = await tpgState('b', T1);
+    expect(stateB0).toBe('active/optimized');
 
     // Made with the admin API (runtime-groups.test.ts runs these verbs through the CLI).
     await ok('/v1/rcopy/groups', { name: 'rcgd', peer: 'site-b' });
@@ -178,6 +179,8 @@ describe('dismissvv and removegroup (two arrays over TCP)', () => {
     }
     expect((await ok('/v1/rcopy/groups/rcgd/stop')).started).toBe(false);
     await until(async () => (await groupOn('b', 'rcgd')).status === 'Stopped', 'rcgd Stopped on B', 20_000);
+    // Stopped, B does not serve the group: its paths on both targets are unavailable.
+    expect([await tpgState('b', T1), await tpgState('b', T2)]).toEqual(['unavailable', 'unavailable']);
     expect((await api('b', 'POST', '/v1/rcopy/groups/rcgd/dismiss', { volume: { target: T1, lun: 0 } })).status).toBe(409);
 
     // Unknown volume and group: 404.
@@ -247,15 +250,23 @@ describe('dismissvv and removegroup (two arrays over TCP)', () => {
     expect(await groupOn('b', 'rcgd')).toBeUndefined();
   }, 90_000);
 
-  it('removegroup -f dismisses the volumes it still has, on both arrays', async () => {
+  it('a failed volume dismissed no longer holds the group; removegroup -f dismisses the volumes it still has, on both arrays', async () => {
     await ok('/v1/rcopy/groups', { name: 'rcgf', peer: 'site-b' });
-    await ok('/v1/rcopy/groups/rcgf/volumes', { volume: { target: T1, lun: 1 }, peer: 'site-b', secondaryVolume: { target: T1, lun: 1 } });
+    for (const [t, lun] of [[T1, 1], [T2, 0]] as const) await ok('/v1/rcopy/groups/rcgf/volumes', { volume: { target: t, lun }, peer: 'site-b', secondaryVolume: { target: t, lun } });
     expect((await lunOn('b', T1, 1)).naa).toBe(NAA.a[1]);
+    // A's store under the group's first volume fails: the group is not served here until it is repaired, or dismissed.
+    await ok('/v1/stores/fault', { target: T1, lun: 1, action: 'fail' });
+    await until(async () => (await groupOn('a', 'rcgf')).storeFailure !== null, 'the store failure seen by the group', 20_000);
+    expect((await groupOn('a', 'rcgf')).serving).toBe(false);
+    expect(await cli('dismissvv', `${T1}/1`, 'rcgf')).toMatchObject({ serving: true, storeFailure: null, volumes: [{ target: T2, lun: 0, wwn: NAA.a[2] }] });
+    await ok('/v1/stores/fault', { target: T1, lun: 1, action: 'repair' });
+
     expect((await api('a', 'POST', '/v1/rcopy/groups/rcgf/remove', { force: false })).status).toBe(409);
-    expect(await cli('removegroup', '-f', 'rcgf')).toEqual({ name: 'rcgf', dismissed: [{ target: T1, lun: 1, wwn: NAA.a[1] }] });
+    expect(await cli('removegroup', '-f', 'rcgf')).toEqual({ name: 'rcgf', dismissed: [{ target: T2, lun: 0, wwn: NAA.a[2] }] });
     expect(await groupOn('a', 'rcgf')).toBeUndefined();
     expect(await groupOn('b', 'rcgf')).toBeUndefined();
     expect(await lunOn('b', T1, 1)).toMatchObject({ naa: NAA.b[1], serial: SERIAL.b[1] });
+    expect(await lunOn('b', T2, 0)).toMatchObject({ naa: NAA.b[2], serial: SERIAL.b[2] });
     // Both serve, apart.
     const [viaA, viaB] = [await open('a', T1, 1), await open('b', T1, 1)];
     const x = randomBytes(4 * 512);
