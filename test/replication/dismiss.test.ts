@@ -12,6 +12,8 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
@@ -28,6 +30,9 @@ const BIN = path.join(ROOT, 'bin/arraysim.js');
 const T1 = 'iqn.2026-12.dev.arraysim:dismiss-1';
 const T2 = 'iqn.2026-12.dev.arraysim:dismiss-2';
 const T3 = 'iqn.2026-12.dev.arraysim:dismiss-cfg';
+/** A's LUN here is a file written through (each write waits for the disk: some are in flight when a dismiss comes). */
+const T4 = 'iqn.2026-12.dev.arraysim:dismiss-file';
+const FILES = mkdtempSync(path.join(tmpdir(), 'arraysim-dismiss-'));
 const MiB = 1024 * 1024;
 const HOST = { a: '127.0.1.1', b: '127.0.2.1' } as const;
 type Site = 'a' | 'b';
@@ -37,6 +42,7 @@ const SERIAL = { a: ['ASIMDSA1', 'ASIMDSA2', 'ASIMDSA3'], b: ['ASIMDSB1', 'ASIMD
 
 const cleanup: (() => Promise<unknown> | void)[] = [];
 afterAll(async () => { for (const f of cleanup.reverse()) await f(); });
+cleanup.push(() => rmSync(FILES, { recursive: true, force: true }));
 const arrays: Partial<Record<Site, { array: StorageArray; admin: string }>> = {};
 
 function config(s: Site, peer?: number): ArrayConfig {
@@ -44,7 +50,8 @@ function config(s: Site, peer?: number): ArrayConfig {
   return {
     portals: [{ host: HOST[s], port: 0, tpgt: s === 'a' ? 1 : 2, targetPortGroup: s === 'a' ? 1 : 2 }],
     // T1: LUN 0 (the group's first volume), LUN 1 (removegroup -f); T2: LUN 0 (its second); T3: the configuration's group.
-    targets: [{ name: T1, luns: [lun(0), lun(1)] }, { name: T2, luns: [lun(2)] }, { name: T3, luns: [{ spec: `${MiB}`, naa: '502a7510000d0c01', serial: 'ASIMDSC1' }] }],
+    targets: [{ name: T1, luns: [lun(0), lun(1)] }, { name: T2, luns: [lun(2)] }, { name: T3, luns: [{ spec: `${MiB}`, naa: '502a7510000d0c01', serial: 'ASIMDSC1' }] },
+      { name: T4, luns: [{ spec: s === 'a' ? `file:${path.join(FILES, 'a-t4.img')},size=${4 * MiB},writethrough` : `${4 * MiB}`, naa: `502a7510000d0${s}04`, serial: `ASIMDS${s.toUpperCase()}4` }] }],
     iscsi: { nopInterval: 0 }, logLevel: 'silent',
     peers: { name: `site-${s}`, listen: { host: HOST[s], port: 0 }, peer: peer === undefined ? undefined : { host: HOST.b, port: peer } },
     rcopy: { groups: [{ name: 'cfg1', role: s === 'a' ? 'primary' : 'secondary', volumes: [{ target: T3, lun: 0 }] }] },
@@ -275,5 +282,42 @@ describe('dismissvv and removegroup (two arrays over TCP)', () => {
     expect((await readOk(viaA, 7n, 4)).equals(Buffer.alloc(4 * 512))).toBe(true);
     // The configuration's group still runs beside them.
     expect((await groupOn('a', 'cfg1')).volumes).toEqual([{ target: T3, lun: 0, wwn: '502a7510000d0c01' }]);
+  }, 60_000);
+
+  it('writes in flight while the volume before theirs is dismissed land under its new number: the resync leaves both arrays equal', async () => {
+    await ok('/v1/rcopy/groups', { name: 'rcgw', peer: 'site-b' });
+    for (const t of [T2, T4]) await ok('/v1/rcopy/groups/rcgw/volumes', { volume: { target: t, lun: 0 }, peer: 'site-b', secondaryVolume: { target: t, lun: 0 } });
+    await ok('/v1/rcopy/groups/rcgw/policies', { policy: 'active_active' });
+    await ok('/v1/rcopy/groups/rcgw/start');
+    await until(async () => (await groupOn('a', 'rcgw')).status === 'Synced' && (await groupOn('b', 'rcgw')).status === 'Synced', 'rcgw Synced', 20_000);
+    await ok('/v1/rcopy/groups/rcgw/stop');
+    await until(async () => (await groupOn('b', 'rcgw')).status === 'Stopped', 'rcgw Stopped on B', 20_000);
+
+    // Eight writers on A's T4 (volume 1, then 0), each on its own blocks, while T2 (volume 0) is dismissed.
+    const viaA = await open('a', T4);
+    let stop = false;
+    let written = 0;
+    const writer = async (w: number) => {
+      for (let k = 0; k < 120 && !(stop && k > 4); k++) {
+        await writeOk(viaA, BigInt(w * 1024 + k * 8), randomBytes(8 * 512));
+        written++;
+      }
+    };
+    const writers = [0, 1, 2, 3, 4, 5, 6, 7].map(writer);
+    await until(async () => written >= 16, 'the writers under way', 20_000);
+    expect((await ok('/v1/rcopy/groups/rcgw/dismiss', { volume: { target: T2, lun: 0 } })).volumes).toEqual([{ target: T4, lun: 0, wwn: '502a7510000d0a04' }]);
+    stop = true;
+    await Promise.all(writers);
+
+    await ok('/v1/rcopy/groups/rcgw/start');
+    await until(async () => (await groupOn('a', 'rcgw')).status === 'Synced' && (await groupOn('b', 'rcgw')).status === 'Synced', 'rcgw Synced again', 20_000);
+    expect((await groupOn('a', 'rcgw')).stats.lastResyncBytes).toBe(written * 8 * 512);
+    const viaB = await open('b', T4);
+    for (let lba = 0n; lba < 8192n; lba += 512n) {
+      expect((await readOk(viaB, lba, 512)).equals(await readOk(viaA, lba, 512)), `blocks ${lba}+512`).toBe(true);
+    }
+    await ok('/v1/rcopy/groups/rcgw/stop');
+    await until(async () => (await groupOn('b', 'rcgw')).status === 'Stopped', 'rcgw Stopped on B again', 20_000);
+    expect((await ok('/v1/rcopy/groups/rcgw/remove', { force: true })).dismissed).toEqual([{ target: T4, lun: 0, wwn: '502a7510000d0a04' }]);
   }, 60_000);
 });
