@@ -27,6 +27,7 @@ import type { AccessState } from '../scsi/alua.ts';
 import type { LogicalUnit } from '../scsi/lu.ts';
 import type { ScsiTarget } from '../scsi/target.ts';
 import { FaultStore } from '../store/fault.ts';
+import type { StoreFault } from '../store/fault.ts';
 import type { BackingStore } from '../store/store.ts';
 import { interceptCompareAndWrite } from './caw-forward.ts';
 import { PROXIMITIES } from './group-types.ts';
@@ -188,7 +189,7 @@ export class RemoteCopy {
     // A store fault (its RAID set or metadata failing) is the group's to handle (group-machine.ts, store failure).
     const inner = lu.store.inner;
     if (inner instanceof FaultStore) {
-      const listener = (f: Parameters<Parameters<typeof inner.listeners.add>[0]>[0]) => v.group.step({ kind: 'store', volume: v.index, failed: f !== null, why: f ? `injected ${f.sense}` : 'repaired' });
+      const listener = (f: StoreFault | null) => v.group.step({ kind: 'store', volume: v.index, failed: f !== null, why: f ? `injected ${f.sense}` : 'repaired' });
       inner.listeners.add(listener);
       undo.push(() => inner.listeners.delete(listener));
     }

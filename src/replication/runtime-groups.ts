@@ -322,7 +322,9 @@ async function apply(rc: RemoteCopy, r: GroupAdminRequest): Promise<void> {
 /** dismissvv and removegroup on the other array: the same checks as the primary's, then the change. */
 async function unbindHere(rc: RemoteCopy, g: ReplicationGroup, r: Extract<GroupAdminRequest, { verb: 'dismissvv' | 'removegroup' }>): Promise<void> {
   madeHereOrRefuse(g, r.verb);
-  stoppedOrRefuse(g, r.verb === 'dismissvv' ? 'a volume is dismissed from a stopped group' : 'a group is removed when stopped');
+  // Its SyncStatus only: `started` is the primary's wish, which the primary has checked (a secondary
+  // that lost the link before the stopgroup still holds the last one it heard).
+  if (g.machine.status !== 'Stopped') throw new AdminError(409, `group ${r.group} is ${g.machine.status} here`, 'group');
   if (r.count !== g.cfg.volumes.length) throw new AdminError(409, `group ${r.group} has ${g.cfg.volumes.length} volumes here, ${r.count} on the primary`, 'group');
   if (r.verb === 'removegroup') {
     hasNoVolumesOrForced(g, r.force);
