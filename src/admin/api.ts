@@ -10,7 +10,7 @@
  *                POST /v1/groups/:group/verify, POST /v1/groups/:group/bookmarks
  *   events.ts    GET  /v1/events        state changes as server-sent events
  *   rcopy.ts     GET  /v1/rcopy/groups, POST …/groups/:group/start|stop|hosts, POST /v1/rcopy/link
- *   rcopy-define.ts POST /v1/rcopy/groups, POST …/groups/:group/volumes|policies (creategroup, admitvv, setgroup)
+ *   rcopy-define.ts POST /v1/rcopy/groups, POST …/groups/:group/volumes|policies|dismiss|remove (creategroup, admitvv, setgroup, dismissvv, removegroup)
  *   replica-claims.ts GET /v1/replica-claims, POST /v1/replica-claims/release (remote copies' claims on this array's LUs)
  *   openapi.ts   GET  /v1/openapi.json  the OpenAPI 3.1 document of all of the above
  *   metrics.ts   GET  /metrics          Prometheus text format (src/metrics)

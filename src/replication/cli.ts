@@ -4,6 +4,8 @@
  *   arraysim rcopy creategroup GROUP TARGET[:sync]       (creatercopygroup; on the primary: the group on both arrays, TARGET the other's peers.name)
  *   arraysim rcopy admitvv VV GROUP TARGET:SECVV         (admitrcopyvv; on the primary, group stopped; a VV is LUN or IQN/LUN)
  *   arraysim rcopy setgroup pol [no_]POLICY GROUP        (setrcopygroup pol; on the primary, applied on both arrays)
+ *   arraysim rcopy dismissvv [-f] VV GROUP               (dismissrcopyvv; on the primary, group stopped: both volumes leave the group, kept)
+ *   arraysim rcopy removegroup [-f] GROUP                (removercopygroup; on the primary, group stopped; -f: dismiss its volumes first)
  *   arraysim rcopy showgroup [GROUP]
  *   arraysim rcopy startgroup GROUP [--wait] (startrcopygroup; run against the primary; --wait: until Synced,
  *                                             showing the resync's progress on a terminal)
@@ -16,17 +18,19 @@
  *   arraysim rcopy witness status|cut|restore                              (the quorum witness as this array sees it; fault injection)
  *   arraysim rcopy link [cut|restore] [--latency MS] [--loss PCT] [--one-way out|in|off] [--seed N]   (fault injection)
  *
- * `-proximity` is written with one dash as HPE's CLI does; `--proximity` works too.
+ * `-proximity` is written with one dash as HPE's CLI does; `--proximity` works too. dismissvv takes
+ * HPE's `-f` (do not ask) and ignores it, as arraysim never asks; removegroup's `-f` is the API's
+ * `force`. HPE's `-removevv` (delete the secondary volumes) is refused: arraysim deletes no LUN.
  */
 import type { Argv, CommandModule } from 'yargs';
 import { adminCall, defaultAdmin } from '../admin/client.ts';
 import { ADMITHOST_BODY, LINK_BODY, WITNESS_BODY } from '../admin/routes/rcopy.ts';
-import { ADMITVV_BODY, CREATEGROUP_BODY, SETGROUP_BODY } from '../admin/routes/rcopy-define.ts';
+import { ADMITVV_BODY, CREATEGROUP_BODY, DISMISSVV_BODY, REMOVEGROUP_BODY, SETGROUP_BODY } from '../admin/routes/rcopy-define.ts';
 import type { VolumeRef } from './runtime-groups.ts';
 import { waitFor } from '../admin/wait.ts';
 import type { WaitOptions, WaitSample } from '../admin/wait.ts';
 
-const VERBS = ['creategroup', 'admitvv', 'setgroup', 'showgroup', 'startgroup', 'stopgroup', 'admithost', 'failover', 'recover', 'restore', 'reverse', 'witness', 'link'] as const;
+const VERBS = ['creategroup', 'admitvv', 'setgroup', 'dismissvv', 'removegroup', 'showgroup', 'startgroup', 'stopgroup', 'admithost', 'failover', 'recover', 'restore', 'reverse', 'witness', 'link'] as const;
 
 /** HPE writes `-proximity all`: take it before yargs would read it as the short options -p -r -o …. */
 export function hpeProximity(words: string[]): { proximity?: string; rest: string[] } {
@@ -51,6 +55,19 @@ export function volumeRef(word: string, what: string): VolumeRef {
 export function targetAnd(word: string): { peer: string; rest: string | undefined } {
   const i = word.indexOf(':');
   return i < 0 ? { peer: word, rest: undefined } : { peer: word.slice(0, i), rest: word.slice(i + 1) };
+}
+
+/** HPE's `-f` before the operands (dismissrcopyvv -f, removercopygroup -f); -removevv is refused. */
+export function hpeForce(words: string[]): { force: boolean; rest: string[] } {
+  const rest: string[] = [];
+  let force = false;
+  for (const w of words) {
+    if (w === '-f' || w === '--force') force = true;
+    else if (w === '-removevv' || w === '--removevv') throw new Error('-removevv deletes the secondary volumes on HPE arrays; arraysim deletes no LUN (dismissvv and removegroup -f keep both volumes and their data)');
+    else if (w.startsWith('-') && !/^-?\d/.test(w)) throw new Error(`unknown option ${w}`);
+    else rest.push(w);
+  }
+  return { force, rest };
 }
 
 /** `--one-way out|in|off` as the API's oneWay (off heals: null). */
@@ -89,7 +106,7 @@ export async function waitSynced(admin: string, group: string, o: Partial<WaitOp
 
 export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latency?: number; loss?: number; oneWay?: string; seed?: number; wait: boolean; timeout: number }> = {
   command: 'rcopy <verb> [args..]',
-  describe: 'Remote Copy: creategroup GROUP TARGET:sync, admitvv VV GROUP TARGET:SECVV, setgroup pol POLICY GROUP, showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, failover|recover|restore|reverse GROUP, witness status|cut|restore, link cut|restore',
+  describe: 'Remote Copy: creategroup GROUP TARGET:sync, admitvv VV GROUP TARGET:SECVV, setgroup pol POLICY GROUP, dismissvv VV GROUP, removegroup [-f] GROUP, showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, failover|recover|restore|reverse GROUP, witness status|cut|restore, link cut|restore',
   builder: (y: Argv) => y
     .positional('verb', { choices: VERBS, describe: 'what to do' })
     .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or VV GROUP TARGET:SECVV, or status|cut|restore (witness), or cut|restore (link)' })
@@ -123,6 +140,18 @@ export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]
       case 'setgroup': {
         if (words.length !== 3 || words[0] !== 'pol') throw new Error('usage: arraysim rcopy setgroup pol [no_]POLICY GROUP');
         print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(words[2])}/policies`, { body: { policy: words[1] }, schema: SETGROUP_BODY }));
+        return;
+      }
+      case 'dismissvv': {
+        const { rest } = hpeForce(words);
+        if (rest.length !== 2) throw new Error('usage: arraysim rcopy dismissvv [-f] VV GROUP');
+        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(rest[1])}/dismiss`, { body: { volume: volumeRef(rest[0], 'VV') }, schema: DISMISSVV_BODY }));
+        return;
+      }
+      case 'removegroup': {
+        const { force, rest } = hpeForce(words);
+        if (rest.length !== 1) throw new Error('usage: arraysim rcopy removegroup [-f] GROUP');
+        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(rest[0])}/remove`, { body: { force }, schema: REMOVEGROUP_BODY }));
         return;
       }
       case 'showgroup': {

@@ -27,6 +27,7 @@ import type { AccessState } from '../scsi/alua.ts';
 import type { LogicalUnit } from '../scsi/lu.ts';
 import type { ScsiTarget } from '../scsi/target.ts';
 import { FaultStore } from '../store/fault.ts';
+import type { StoreFault } from '../store/fault.ts';
 import type { BackingStore } from '../store/store.ts';
 import { interceptCompareAndWrite } from './caw-forward.ts';
 import { PROXIMITIES } from './group-types.ts';
@@ -155,6 +156,12 @@ export class RemoteCopy {
    */
   admit(g: ReplicationGroup, target: string, lu: LogicalUnit): number {
     const index = g.cfg.volumes.length;
+    const t = this.targets.get(target);
+    if (t && !this.holds(target)) {
+      // transitioning is the array's own state, never requested: such a group is left as it ends.
+      this.aluaBefore.set(target, [...t.alua.groups.values()].filter((x) => x.ports.length && x.state !== 'transitioning')
+        .map((x) => ({ id: x.id, state: x.state, hosts: [...x.hosts].filter(([, st]) => st !== 'transitioning') })));
+    }
     this.claim(target, lu.lun, g, index);
     g.cfg.volumes.push({ target, lun: lu.lun });
     if (!(lu.store instanceof ReplicatedStore)) lu.store = new ReplicatedStore(lu.store);
@@ -175,11 +182,17 @@ export class RemoteCopy {
     const v = this.byVolume.get(`${target}\0${lu.lun}`);
     if (!v) return;
     if (!(lu.store instanceof ReplicatedStore)) throw new Error(`${target} LUN ${lu.lun}: store was not wrapped for replication`);
+    const undo = saved(lu);
     lu.store.volume = v.index;
     lu.store.sink = v.group;
     lu.store.serving = () => v.group.machine.serving;
     // A store fault (its RAID set or metadata failing) is the group's to handle (group-machine.ts, store failure).
-    if (lu.store.inner instanceof FaultStore) lu.store.inner.listeners.add((f) => v.group.step({ kind: 'store', volume: v.index, failed: f !== null, why: f ? `injected ${f.sense}` : 'repaired' }));
+    const inner = lu.store.inner;
+    if (inner instanceof FaultStore) {
+      const listener = (f: StoreFault | null) => v.group.step({ kind: 'store', volume: v.index, failed: f !== null, why: f ? `injected ${f.sense}` : 'repaired' });
+      inner.listeners.add(listener);
+      undo.push(() => inner.listeners.delete(listener));
+    }
     v.group.volumes[v.index] = lu;
     // Any memory volume makes the group's data volatile: a restart loses it (GroupMachine.reconcileRestart).
     if (lu.store.kind === 'memory') v.group.machine.volatile = true;
@@ -188,6 +201,83 @@ export class RemoteCopy {
     interceptPersistentReserveOut(lu, v.group, () => v.index);
     lu.reservations.peerPorts = () => v.group.peerPorts;
     gateSanitize(lu, v.group);
+    this.unbinders.set(lu, () => { for (const f of undo.reverse()) f(); });
+  }
+
+  /** What adopt() changed on each LU of a group, to put back when it leaves (unbind). */
+  private readonly unbinders = new WeakMap<LogicalUnit, () => void>();
+  /**
+   * A LU admitted as a secondary volume, and the NAA and serial it had before it took the
+   * primary's (runtime-groups.ts): dismissvv and removegroup give them back.
+   */
+  readonly ownIdentity = new WeakMap<LogicalUnit, { naa: string; serial: string }>();
+  /** A target's port group states before a group first held a volume on it (admit), put back when none does. */
+  private readonly aluaBefore = new Map<string, { id: number; state: AccessState; hosts: [string, AccessState][] }[]>();
+
+  /**
+   * dismissvv (runtime-groups.ts): volume `index` leaves the stopped group `g` and serves as a
+   * plain LU again: its store, its command interceptors and, if it borrowed the other array's
+   * identity, its own NAA and serial back. The volumes after it move down one place (the same on
+   * both arrays); a target no group holds a volume on any more gets its port group states back.
+   * The caller holds host writes (ReplicationGroup.paused) and has drained the ones in flight.
+   */
+  dismiss(g: ReplicationGroup, index: number, reason: string): LogicalUnit {
+    const lu = g.volumes[index];
+    const v = g.cfg.volumes[index];
+    const store = g.stores[index];
+    this.unbinders.get(lu)?.();
+    this.unbinders.delete(lu);
+    store.sink = null;
+    store.serving = null;
+    store.volume = -1;
+    if (lu.store === store) lu.store = store.inner;
+    const own = this.ownIdentity.get(lu);
+    if (own) {
+      this.ownIdentity.delete(lu);
+      lu.naa = own.naa;
+      lu.serial = own.serial;
+      // SPC-5 (INQUIRY): changed INQUIRY data is reported to every I_T nexus as UNIT ATTENTION 3F/03.
+      lu.ua.establishAll(lu.target.nexusKeys(), 'InquiryDataChanged');
+    }
+    this.byVolume.delete(`${v.target}\0${v.lun}`);
+    g.cfg.volumes.splice(index, 1);
+    g.volumes.splice(index, 1);
+    g.stores.splice(index, 1);
+    g.cfg.volumes.forEach((x, i) => {
+      // The entry adopt()'s closures read (PR, store faults): renumbered in place.
+      this.byVolume.get(`${x.target}\0${x.lun}`)!.index = i;
+      g.stores[i].volume = i;
+    });
+    g.machine.dismissed(index);
+    // The group may be served again (its failed volume dismissed): its remaining targets show it.
+    const a = g.machine.alua();
+    this.applyAlua(g, a.state, a.hosts, reason);
+    this.release(v.target, `rcopy ${g.cfg.name}: ${reason}`);
+    return lu;
+  }
+
+  /** removegroup (runtime-groups.ts): the group, stopped and with no volume left, goes; its link closes. */
+  removeGroup(g: ReplicationGroup): void {
+    if (g.cfg.volumes.length) throw new Error(`group ${g.cfg.name} still has volumes`);
+    g.stop();
+    this.groups.delete(g.cfg.name);
+  }
+
+  private holds(target: string): boolean {
+    for (const g of this.groups.values()) if (g.cfg.volumes.some((v) => v.target === target)) return true;
+    return false;
+  }
+
+  /** No group holds a volume on `target` any more: its port groups show what they showed before. */
+  private release(target: string, reason: string): void {
+    const before = this.aluaBefore.get(target);
+    const t = this.targets.get(target);
+    if (!before || !t || this.holds(target)) return;
+    this.aluaBefore.delete(target);
+    for (const b of before) {
+      void t.alua.transition({ tpg: b.id, state: b.state, reason, transitionMs: 0 });
+      for (const [h, st] of b.hosts) void t.alua.transition({ tpg: b.id, state: st, host: h, reason, transitionMs: 0 });
+    }
   }
 
   /** Every group's metadata file, read before the array serves (ReplicationGroup.loadMeta). */
@@ -215,7 +305,13 @@ export class RemoteCopy {
     if (!t || this.owned.has(k)) return;
     this.owned.add(k);
     const prev = t.alua.hostChangeVeto;
-    t.alua.hostChangeVeto = (tpg) => prev?.(tpg) ?? (g.machine.serving ? null : `Remote Copy group ${g.cfg.name} is not served by this array (${g.machine.status})`);
+    const group = g.cfg.name;
+    // Looked up at each STPG: the group may have lost its volumes on this target or been removed (dismissvv, removegroup).
+    t.alua.hostChangeVeto = (tpg) => {
+      const cur = this.groups.get(group);
+      const holds = cur?.cfg.volumes.some((v) => v.target === name);
+      return prev?.(tpg) ?? (!cur || !holds || cur.machine.serving ? null : `Remote Copy group ${group} is not served by this array (${cur.machine.status})`);
+    };
   }
 
   private targets = new Map<string, ScsiTarget>();
@@ -331,3 +427,20 @@ export class RemoteCopy {
 export type WitnessStatus = WitnessClientStatus & { cut: boolean; groups: ({ group: string } & WitnessView)[] };
 
 export { PROXIMITIES };
+
+/**
+ * The LU's methods the replication interceptors replace (caw-forward.ts, pr-replication.ts,
+ * sanitize-gate.ts) and its reservations' peer ports, as they are now: the returned list's
+ * functions put them back (a method the LU did not have as its own is deleted, so its class's is
+ * used again).
+ */
+function saved(lu: LogicalUnit): (() => void)[] {
+  const o = lu as unknown as Record<string, unknown>;
+  const undo = (['submit', 'logicalUnitReset', 'nexusLost'] as const).map((k) => {
+    const mine = Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined;
+    return () => { if (mine) o[k] = mine; else delete o[k]; };
+  });
+  const peerPorts = lu.reservations.peerPorts;
+  undo.push(() => { lu.reservations.peerPorts = peerPorts; });
+  return undo;
+}

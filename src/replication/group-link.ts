@@ -122,11 +122,13 @@ export function storeChanged(m: GroupMachine, e: Extract<GroupEvent, { kind: 'st
   if (!e.failed) {
     if (!m.storeFailure) return;
     m.storeFailure = null;
+    m.storeFailedVolume = -1;
     out.push({ kind: 'alua', ...m.alua(), reason: `volume ${e.volume}: store repaired` });
     return;
   }
   if (m.storeFailure) return;
   m.storeFailure = `volume ${e.volume}: ${e.why}`;
+  m.storeFailedVolume = e.volume;
   const reason = `store failed (${m.storeFailure})`;
   if (m.link === 'up') { out.push({ kind: 'drop-link', reason }); linkDown(m, reason, out); }
   else out.push({ kind: 'alua', ...m.alua(), reason });

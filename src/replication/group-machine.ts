@@ -144,6 +144,8 @@ export class GroupMachine {
   private aluaKey = -1;
   /** A volume's store has failed: this array is a failed array for the group until it is repaired. */
   storeFailure: string | null = null;
+  /** The volume `storeFailure` names (-1: none). */
+  storeFailedVolume = -1;
   /** Restored from the group's metadata (group-meta.ts) with a dirty map that covers every region the peer may lack. */
   dirtyKnown = false;
   /** The metadata could not be read: a primary does not serve alone until the peer has been reached. */
@@ -524,6 +526,26 @@ export class GroupMachine {
 
   /** admitvv (runtime-groups.ts): the secondary holds nothing of a volume admitted now, so the group's first start copies it whole. */
   admitted(volume: number, blocks: number): void { markDirty(this, [{ volume, lba: 0n, blocks }]); }
+
+  /**
+   * dismissvv (runtime-groups.ts): volume `volume` left the stopped group and the ones after it
+   * moved down one place (the same order on both arrays). Its dirty regions go; the others'
+   * follow their volume.
+   */
+  dismissed(volume: number): void {
+    const moved = <T extends { volume: number }>(x: T): T => (x.volume > volume ? { ...x, volume: x.volume - 1 } : x);
+    this.dirty = this.dirty.filter((x) => x.volume !== volume).map(moved);
+    this.dirtyOps = this.dirtyOps.filter((x) => x.volume !== volume).map(moved);
+    const pr = [...this.prInFlight].filter(([v]) => v !== volume);
+    this.prInFlight.clear();
+    for (const [v, n] of pr) this.prInFlight.set(v > volume ? v - 1 : v, n);
+    // A failed volume dismissed no longer keeps the group from being served (the shell shows the new ALUA).
+    if (this.storeFailedVolume === volume) { this.storeFailure = null; this.storeFailedVolume = -1; }
+    else if (this.storeFailure && this.storeFailedVolume > volume) {
+      this.storeFailedVolume--;
+      this.storeFailure = this.storeFailure.replace(/^volume \d+/, `volume ${this.storeFailedVolume}`);
+    }
+  }
 
   /** The WRITE SAMEs and UNMAPs kept as records for the resync. */
   get dirtyOpCount(): number { return this.dirtyOps.length; }

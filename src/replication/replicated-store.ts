@@ -19,6 +19,12 @@ import { SenseError } from '../scsi/types.ts';
 /** What the store needs from its group: order and replicate one op (void when done synchronously). */
 export interface WriteSink {
   write(op: WriteOp): void | Promise<void>;
+  /**
+   * Set while the group's volumes are renumbered or leave it (dismissvv, removegroup:
+   * runtime-groups.ts): a write waits and is then made again, with the volume's new index, or
+   * straight to its own store once it has left the group.
+   */
+  readonly paused: Promise<void> | null;
 }
 
 export class ReplicatedStore extends PassThroughStore {
@@ -41,6 +47,7 @@ export class ReplicatedStore extends PassThroughStore {
 
   override write(lba: bigint, data: Buffer, fua?: boolean): void | Promise<void> {
     if (!this.sink) return this.inner.write(lba, data, fua);
+    if (this.sink.paused) return this.sink.paused.then(() => this.write(lba, data, fua));
     return this.sink.write({ kind: 'write', volume: this.volume, lba, blocks: data.length / this.inner.blockSize, fua: !!fua, data });
   }
 
@@ -50,6 +57,7 @@ export class ReplicatedStore extends PassThroughStore {
     if (!this.inner.unmap) return undefined;
     return (lba: bigint, blocks: number) => {
       if (!this.sink) return this.inner.unmap!(lba, blocks);
+      if (this.sink.paused) return this.sink.paused.then(() => this.unmap!(lba, blocks));
       return this.sink.write({ kind: 'unmap', volume: this.volume, ranges: [{ lba, blocks }] });
     };
   }
@@ -58,6 +66,7 @@ export class ReplicatedStore extends PassThroughStore {
     if (!this.inner.writeSame) return undefined;
     return (lba: bigint, blocks: number, block: Buffer, unmap: boolean) => {
       if (!this.sink) return this.inner.writeSame!(lba, blocks, block, unmap);
+      if (this.sink.paused) return this.sink.paused.then(() => this.writeSame!(lba, blocks, block, unmap));
       return this.sink.write({ kind: 'write-same', volume: this.volume, lba, blocks, unmap, block });
     };
   }

@@ -84,6 +84,8 @@ export class ReplicationGroup {
   resyncGen = 0;
   /** The peer array's relative target ports for the group's volumes, from its last hello (REGISTER AND MOVE resolves them). */
   peerPorts: readonly number[] = [];
+  /** Host writes wait on this while volumes leave the group (ReplicatedStore, WriteSink.paused). */
+  paused: Promise<void> | null = null;
   /** The group's metadata file (group-meta.ts): null for a group on memory volumes. */
   meta: GroupMeta | null = null;
   /** The primary's activity log (activity-log.ts), beside the metadata file: null with it. */

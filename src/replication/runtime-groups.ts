@@ -19,8 +19,22 @@
  *   path_management on for good, and auto_recover and auto_synchronize on; primary paths
  *   active/optimized and secondary active/non-optimized until admithost sets a proximity).
  *
- * Groups made here live until the process ends: to keep them, write them into both arrays'
- * `rcopy.groups:` (the same volumes in the same order, and the secondary LU's naa and serial).
+ * - dismissvv VV GROUP: the inverse of admitvv (HPE dismissrcopyvv), only while the group is
+ *   stopped. Both volumes stay, with their data, as plain LUs: the secondary volume takes its own
+ *   NAA designator and serial back (UNIT ATTENTION 3F/03), the volumes after it move down one place
+ *   on both arrays, and a target no group holds a volume on any more gets back the port group
+ *   states it had before admitvv (RemoteCopy.dismiss). Host writes wait while it happens
+ *   (`held`). Dismissing the last volume leaves the group, empty.
+ * - removegroup [-f] GROUP: the inverse of creategroup (HPE removercopygroup), only while the group
+ *   is stopped. A group that still has volumes is refused unless `force` (-f), which dismisses
+ *   them all first, as dismissvv would; no LUN is ever deleted (HPE's -removevv, which deletes
+ *   the secondary volumes, is not offered).
+ *
+ * Only groups made here: one of the configuration (`rcopy.groups:`) would come back at the next
+ * restart with its volumes assumed equal, so dismissvv and removegroup refuse it (409); edit both
+ * YAML files instead. Groups made here live until the process ends: to keep them, write them into
+ * both arrays' `rcopy.groups:` (the same volumes in the same order, and the secondary LU's naa and
+ * serial).
  */
 import net from 'node:net';
 import { AdminError } from '../admin/errors.ts';
@@ -39,13 +53,18 @@ export interface VolumeRef { target?: string; lun: number }
 export type GroupAdminRequest =
   | { verb: 'creategroup'; group: string; target: string; from: string }
   | { verb: 'admitvv'; group: string; target: string; index: number; volume: VolumeRef; wwn: string; serial: string; blockSize: number; blockCount: string }
-  | { verb: 'setgroup'; group: string; policy: keyof GroupPolicies; on: boolean };
+  | { verb: 'setgroup'; group: string; policy: keyof GroupPolicies; on: boolean }
+  /** `count`: the group's volumes on the primary; `wwn`: the one leaving, which the other array must hold at `index`. */
+  | { verb: 'dismissvv'; group: string; index: number; count: number; wwn: string }
+  | { verb: 'removegroup'; group: string; count: number; force: boolean };
 
 /** The other array's answer: its name, or why it refused (status and field as the admin API gives them). */
 type GroupAdminReply = { ok: true; array: string } | { ok: false; status: number; error: string; field: string | null };
 
 /** How long the primary waits for the other array's answer. */
 const ASK_MS = 5000;
+/** How long dismissvv and removegroup wait for the host writes in flight to finish. */
+const DRAIN_MS = 5000;
 
 // ------------------------------------------------------------ on the primary (admin API)
 
@@ -61,7 +80,7 @@ export function createGroup(rc: RemoteCopy, o: { name: string; peer: string }): 
 export function admitVolume(rc: RemoteCopy, g: ReplicationGroup, o: { volume: VolumeRef; peer: string; secondaryVolume: VolumeRef }): Promise<ReplicationGroup> {
   return serialised(rc, async () => {
     if (g.role !== 'primary') throw new AdminError(409, `admitvv is run on the primary array of ${g.cfg.name} (this one is ${g.role})`, 'group', 'params');
-    stoppedOrRefuse(g);
+    stoppedOrRefuse(g, 'a volume is admitted to a stopped group; the next startgroup copies it whole');
     const target = o.volume.target ?? rc.targetNames()[0];
     const lu = rc.lu(target, o.volume.lun);
     if (!lu) throw new AdminError(404, `no LUN ${o.volume.lun} on target ${target}`, 'volume', 'body');
@@ -94,6 +113,63 @@ export function setPolicy(rc: RemoteCopy, g: ReplicationGroup, word: string): Pr
   });
 }
 
+export function dismissVolume(rc: RemoteCopy, g: ReplicationGroup, o: { volume: VolumeRef }): Promise<ReplicationGroup> {
+  return serialised(rc, async () => {
+    if (g.role !== 'primary') throw new AdminError(409, `dismissvv is run on the primary array of ${g.cfg.name} (this one is ${g.role})`, 'group', 'params');
+    madeHereOrRefuse(g, 'dismissvv');
+    stoppedOrRefuse(g, 'a volume is dismissed from a stopped group');
+    const target = o.volume.target ?? rc.targetNames()[0];
+    const index = g.cfg.volumes.findIndex((v) => v.target === target && v.lun === o.volume.lun);
+    if (index < 0) {
+      const lu = rc.lu(target, o.volume.lun);
+      const other = lu && rc.groupOf(target, lu.lun);
+      const why = !lu ? `there is no LUN ${o.volume.lun} on target ${target}` : other ? `it is in group ${other.cfg.name}` : 'it is in no group';
+      throw new AdminError(404, `${target} LUN ${o.volume.lun} is not a volume of Remote Copy group ${g.cfg.name}: ${why}`, 'volume', 'body');
+    }
+    const reason = `dismissvv ${target} LUN ${o.volume.lun}`;
+    await held(g, async () => {
+      await ask(rc, { verb: 'dismissvv', group: g.cfg.name, index, count: g.cfg.volumes.length, wwn: g.volumes[index].naa }, {});
+      rc.dismiss(g, index, reason);
+    });
+    rc.log.info({ group: g.cfg.name, target, lun: o.volume.lun }, 'volume dismissed from Remote Copy group (dismissvv)');
+    // The link's hello lists the volumes: the pair shakes hands again without it.
+    g.cut();
+    return g;
+  });
+}
+
+/** What removegroup answers: the group's name and the volumes it still had on this array, now plain LUs. */
+export interface Removed { name: string; dismissed: { target: string; lun: number; wwn: string }[] }
+
+export function removeGroup(rc: RemoteCopy, g: ReplicationGroup, o: { force?: boolean }): Promise<Removed> {
+  return serialised(rc, async () => {
+    if (g.role !== 'primary') throw new AdminError(409, `removegroup is run on the primary array of ${g.cfg.name} (this one is ${g.role})`, 'group', 'params');
+    madeHereOrRefuse(g, 'removegroup');
+    stoppedOrRefuse(g, 'a group is removed when stopped');
+    hasNoVolumesOrForced(g, !!o.force);
+    const count = g.cfg.volumes.length;
+    let dismissed: Removed['dismissed'] = [];
+    await held(g, async () => {
+      await ask(rc, { verb: 'removegroup', group: g.cfg.name, count, force: !!o.force }, {});
+      dismissed = removeHere(rc, g);
+    });
+    rc.log.info({ group: g.cfg.name, dismissed }, 'Remote Copy group removed (removegroup)');
+    return { name: g.cfg.name, dismissed };
+  });
+}
+
+/** Dismiss every volume (the last first: no renumbering), then remove the group and close its link. */
+function removeHere(rc: RemoteCopy, g: ReplicationGroup): Removed['dismissed'] {
+  const out: Removed['dismissed'] = [];
+  for (let i = g.cfg.volumes.length - 1; i >= 0; i--) {
+    const { target } = g.cfg.volumes[i];
+    const lu = rc.dismiss(g, i, 'removegroup');
+    out.unshift({ target, lun: lu.lun, wwn: lu.naa });
+  }
+  rc.removeGroup(g);
+  return out;
+}
+
 function policyOf(word: string): { policy: keyof GroupPolicies; on: boolean } {
   const on = !word.startsWith('no_');
   const policy = (on ? word : word.slice(3)) as keyof GroupPolicies;
@@ -101,9 +177,44 @@ function policyOf(word: string): { policy: keyof GroupPolicies; on: boolean } {
   return { policy, on };
 }
 
-function stoppedOrRefuse(g: ReplicationGroup): void {
+function stoppedOrRefuse(g: ReplicationGroup, why: string): void {
   if (g.machine.started || g.machine.status !== 'Stopped') {
-    throw new AdminError(409, `group ${g.cfg.name} is ${g.machine.status}${g.machine.started ? ' and started' : ''}: stopgroup first (a volume is admitted to a stopped group; the next startgroup copies it whole)`, 'group', 'params');
+    throw new AdminError(409, `group ${g.cfg.name} is ${g.machine.status}${g.machine.started ? ' and started' : ''}: stopgroup first (${why})`, 'group', 'params');
+  }
+}
+
+/** A group of the configuration would come back at the next restart with its volumes assumed equal (file comment). */
+function madeHereOrRefuse(g: ReplicationGroup, verb: string): void {
+  if (!g.cfg.runtime) {
+    throw new AdminError(409, `${verb}: group ${g.cfg.name} is in this array's configuration (rcopy.groups), and would come back at the next restart with its volumes assumed equal; remove it (or the volume) from both arrays' YAML and restart them`, 'group', 'params');
+  }
+}
+
+function hasNoVolumesOrForced(g: ReplicationGroup, force: boolean): void {
+  const n = g.cfg.volumes.length;
+  if (n && !force) {
+    throw new AdminError(409, `group ${g.cfg.name} has ${n} volume${n === 1 ? '' : 's'}: dismissvv ${n === 1 ? 'it' : 'them'} first, or removegroup -f (force: dismisses them, keeping every LUN and its data)`, 'force', 'body');
+  }
+}
+
+/**
+ * Run `f` with the group's host writes held (ReplicationGroup.paused: a write waits, then is made
+ * again with its volume's new index, or straight to its own store once it has left the group),
+ * once the writes already applying have finished: their dirty regions name volumes by index.
+ */
+async function held<T>(g: ReplicationGroup, f: () => Promise<T> | T): Promise<T> {
+  let release!: () => void;
+  g.paused = new Promise<void>((r) => { release = r; });
+  try {
+    const end = Date.now() + DRAIN_MS;
+    while (g.machine.applying > 0) {
+      if (Date.now() > end) throw new AdminError(503, `group ${g.cfg.name}: ${g.machine.applying} host writes still in flight after ${DRAIN_MS} ms; try again`, 'group', 'params');
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return await f();
+  } finally {
+    g.paused = null;
+    release();
   }
 }
 
@@ -155,7 +266,7 @@ export async function answerGroupAdmin(rc: RemoteCopy, s: net.Socket, request: s
   let reply: GroupAdminReply;
   try {
     if (rc.faults.cut) throw new AdminError(503, 'the replication link is cut', null);
-    await serialised(rc, async () => apply(rc, JSON.parse(request) as GroupAdminRequest));
+    await serialised(rc, () => apply(rc, JSON.parse(request) as GroupAdminRequest));
     reply = { ok: true, array: rc.peers.name };
   } catch (e) {
     reply = e instanceof AdminError ? { ok: false, status: e.statusCode, error: `${rc.peers.name}: ${e.message}`, field: e.field }
@@ -168,8 +279,8 @@ export async function answerGroupAdmin(rc: RemoteCopy, s: net.Socket, request: s
   }
 }
 
-function apply(rc: RemoteCopy, r: GroupAdminRequest): void {
-  if (r.verb !== 'setgroup' && r.target !== rc.peers.name) throw new AdminError(409, `this array is ${rc.peers.name}, not ${r.target}`, 'target');
+async function apply(rc: RemoteCopy, r: GroupAdminRequest): Promise<void> {
+  if ((r.verb === 'creategroup' || r.verb === 'admitvv') && r.target !== rc.peers.name) throw new AdminError(409, `this array is ${rc.peers.name}, not ${r.target}`, 'target');
   const existing = rc.groups.get(r.group);
   if (r.verb === 'creategroup') {
     if (existing) throw new AdminError(409, `there is already a Remote Copy group ${r.group} here`, 'name');
@@ -186,7 +297,8 @@ function apply(rc: RemoteCopy, r: GroupAdminRequest): void {
     if (refused) throw new AdminError(409, refused, 'policy');
     return;
   }
-  stoppedOrRefuse(g);
+  if (r.verb === 'dismissvv' || r.verb === 'removegroup') { await unbindHere(rc, g, r); return; }
+  stoppedOrRefuse(g, 'a volume is admitted to a stopped group; the next startgroup copies it whole');
   if (r.index !== g.cfg.volumes.length) throw new AdminError(409, `group ${r.group} has ${g.cfg.volumes.length} volumes here, ${r.index} on the primary`, 'group');
   const target = r.volume.target ?? rc.targetNames()[0];
   const lu = rc.lu(target, r.volume.lun);
@@ -196,11 +308,36 @@ function apply(rc: RemoteCopy, r: GroupAdminRequest): void {
   if (lu.blockSize !== r.blockSize || String(lu.blockCount) !== r.blockCount) {
     throw new AdminError(409, `${target} LUN ${lu.lun} is ${lu.blockCount} blocks of ${lu.blockSize} bytes, the primary's volume ${r.blockCount} of ${r.blockSize}: a replicated volume has the same geometry on both arrays`, 'volume');
   }
-  // One device on two arrays: the secondary volume answers INQUIRY with the primary's designators (VPD 0x80, 0x83).
+  // One device on two arrays: the secondary volume answers INQUIRY with the primary's designators
+  // (VPD 0x80, 0x83); it takes its own back when dismissed (RemoteCopy.dismiss).
+  if (!rc.ownIdentity.has(lu)) rc.ownIdentity.set(lu, { naa: lu.naa, serial: lu.serial });
   lu.naa = r.wwn;
   lu.serial = r.serial;
   // SPC-5 (INQUIRY): changed INQUIRY data is reported to every I_T nexus as UNIT ATTENTION 3F/03.
   lu.ua.establishAll(lu.target.nexusKeys(), 'InquiryDataChanged');
   rc.admit(g, target, lu);
   rc.log.info({ group: r.group, target, lun: lu.lun, wwn: r.wwn }, 'volume admitted to Remote Copy group (admitvv on the primary)');
+}
+
+/** dismissvv and removegroup on the other array: the same checks as the primary's, then the change. */
+async function unbindHere(rc: RemoteCopy, g: ReplicationGroup, r: Extract<GroupAdminRequest, { verb: 'dismissvv' | 'removegroup' }>): Promise<void> {
+  madeHereOrRefuse(g, r.verb);
+  // Its SyncStatus only: `started` is the primary's wish, which the primary has checked (a secondary
+  // that lost the link before the stopgroup still holds the last one it heard).
+  if (g.machine.status !== 'Stopped') throw new AdminError(409, `group ${r.group} is ${g.machine.status} here`, 'group');
+  if (r.count !== g.cfg.volumes.length) throw new AdminError(409, `group ${r.group} has ${g.cfg.volumes.length} volumes here, ${r.count} on the primary`, 'group');
+  if (r.verb === 'removegroup') {
+    hasNoVolumesOrForced(g, r.force);
+    await held(g, () => removeHere(rc, g));
+    rc.log.info({ group: r.group }, 'Remote Copy group removed (removegroup on the primary)');
+    return;
+  }
+  const lu = g.volumes[r.index];
+  if (!lu || lu.naa !== r.wwn) throw new AdminError(409, `volume ${r.index} of group ${r.group} here is ${lu ? lu.naa : 'missing'}, on the primary ${r.wwn}`, 'volume');
+  const v = g.cfg.volumes[r.index];
+  await held(g, () => rc.dismiss(g, r.index, `dismissvv on the primary (volume ${r.index})`));
+  // Now, before the primary applies its side: whatever it sends on the old link (a startgroup's
+  // resync with the old volume numbers) is never read here, and the next hello must agree.
+  g.cut();
+  rc.log.info({ group: r.group, target: v.target, lun: v.lun, naa: lu.naa }, 'volume dismissed from Remote Copy group (dismissvv on the primary)');
 }

@@ -91,7 +91,8 @@ describe('GET /v1/openapi.json', () => {
       'POST /v1/rcopy/groups/:group/failover', 'POST /v1/rcopy/groups/:group/recover', 'POST /v1/rcopy/groups/:group/restore', 'POST /v1/rcopy/groups/:group/reverse',
       'GET /v1/rcopy/witness', 'POST /v1/rcopy/witness', 'GET /v1/stores', 'POST /v1/stores/fault',
       'GET /v1/replica-claims', 'POST /v1/replica-claims/release',
-      'POST /v1/rcopy/groups', 'POST /v1/rcopy/groups/:group/volumes', 'POST /v1/rcopy/groups/:group/policies'].sort());
+      'POST /v1/rcopy/groups', 'POST /v1/rcopy/groups/:group/volumes', 'POST /v1/rcopy/groups/:group/policies',
+      'POST /v1/rcopy/groups/:group/dismiss', 'POST /v1/rcopy/groups/:group/remove'].sort());
     expect(coverage(doc, routes)).toEqual([]);
     expect(hidden.sort()).toEqual(['GET /', 'GET /console/:file']);
     // What a reader of the document needs to drive the API:

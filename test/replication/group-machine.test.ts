@@ -357,3 +357,21 @@ describe('persistent reservations through the machine (pr-replication.ts is the 
     expect(s.completed.pop()?.outcome.kind).toBe('retry');
   });
 });
+
+describe('dismissvv: a volume leaves the stopped group (runtime-groups.ts)', () => {
+  it('drops its dirty regions and records, moves the later volumes down one, and clears a store failure of its own', () => {
+    const m = new GroupMachine({ name: 'g', role: 'primary' });
+    m.admitted(0, 100);
+    m.admitted(1, 200);
+    m.admitted(2, 300);
+    m.dirtyOps.push({ kind: 'unmap', volume: 1, ranges: [{ lba: 5n, blocks: 2 }] }, { kind: 'unmap', volume: 2, ranges: [{ lba: 7n, blocks: 3 }] });
+    m.step({ kind: 'store', volume: 2, failed: true, why: 'injected medium-error' });
+    m.dismissed(1);
+    expect(m.dirtyExtents()).toEqual([{ volume: 0, lba: 0n, blocks: 100 }, { volume: 1, lba: 0n, blocks: 300 }]);
+    expect(m.dirtyOps).toEqual([{ kind: 'unmap', volume: 1, ranges: [{ lba: 7n, blocks: 3 }] }]);
+    expect(m.storeFailure).toBe('volume 1: injected medium-error');
+    m.dismissed(1);
+    expect(m.storeFailure).toBeNull();
+    expect(m.dirtyExtents()).toEqual([{ volume: 0, lba: 0n, blocks: 100 }]);
+  });
+});

@@ -92,9 +92,9 @@ export async function startPair(o: { hosts?: Record<string, Proximity>; unsafeAc
   return pair;
 }
 
-export async function until(f: () => boolean, what: string, ms = 5000): Promise<void> {
+export async function until(f: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
-  while (!f()) {
+  while (!(await f())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -113,6 +113,13 @@ export async function settled<T>(f: () => Promise<ScsiResult<T>>): Promise<ScsiR
     }
     if (r.kind !== 'check-condition' || r.sense?.key !== 6 || i > 8) return r;
   }
+}
+
+/** A read that must succeed (unit attentions retried): its data, or an error naming the sense. */
+export async function readOk(d: ScsiDevice, lba: bigint, blocks: number): Promise<Buffer> {
+  const r = await settled(() => d.read(lba, blocks));
+  if (r.kind !== 'good') throw new Error(`read ${lba}: ${senseOf(r)}`);
+  return r.value;
 }
 
 export function senseOf(r: ScsiResult<unknown>): string {

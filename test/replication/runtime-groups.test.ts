@@ -19,7 +19,7 @@ import type { ArrayConfig } from '../../src/config.ts';
 import { targetAnd, volumeRef } from '../../src/replication/cli.ts';
 import { admitVolume, createGroup, setPolicy } from '../../src/replication/runtime-groups.ts';
 import { startWitness } from './witness-process.ts';
-import { senseOf, settled } from './pair.ts';
+import { readOk, senseOf, settled } from './pair.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/arraysim.js');
@@ -78,12 +78,6 @@ async function open(s: 'a' | 'b', lun = 0): Promise<ScsiDevice> {
   cleanup.push(() => d.close().catch(() => {}));
   await d.clearUnitAttentions();
   return d;
-}
-
-async function readOk(d: ScsiDevice, lba: bigint, blocks: number): Promise<Buffer> {
-  const r = await settled(() => d.read(lba, blocks));
-  if (r.kind !== 'good') throw new Error(`read ${lba}: ${senseOf(r)}`);
-  return r.value;
 }
 
 describe('the verbs\' words (HPE VV and TARGET:SECVV)', () => {

@@ -4,12 +4,15 @@
  *   POST /v1/rcopy/groups                      creatercopygroup GROUP TARGET:sync  {name, peer, mode}
  *   POST /v1/rcopy/groups/:group/volumes       admitrcopyvv VV GROUP TARGET:SECVV  {volume, peer, secondaryVolume}
  *   POST /v1/rcopy/groups/:group/policies      setrcopygroup pol POLICY GROUP      {policy}
- * All answer the group as GET /v1/rcopy/groups shows it on this array.
+ *   POST /v1/rcopy/groups/:group/dismiss       dismissrcopyvv VV GROUP             {volume}
+ *   POST /v1/rcopy/groups/:group/remove        removercopygroup [-f] GROUP         {force}
+ * All but remove answer the group as GET /v1/rcopy/groups shows it on this array; remove answers
+ * the volumes it dismissed.
  */
 import type { FastifyInstance } from 'fastify';
 import type { AdminDeps } from '../api.ts';
 import { group, GROUP_PARAMS, GROUP_REPLY, remoteCopy } from './rcopy.ts';
-import { admitVolume, createGroup, POLICY_WORDS, setPolicy } from '../../replication/runtime-groups.ts';
+import { admitVolume, createGroup, dismissVolume, POLICY_WORDS, removeGroup, setPolicy } from '../../replication/runtime-groups.ts';
 import type { VolumeRef } from '../../replication/runtime-groups.ts';
 
 const NAME = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$', description: 'Remote Copy group name (letters, digits, _ . -)' } as const;
@@ -54,6 +57,28 @@ export const SETGROUP_BODY = {
   required: ['policy'],
 } as const;
 
+export const DISMISSVV_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { volume: { ...VOLUME, description: 'the primary volume (HPE VV), on this array; its secondary leaves the group with it' } },
+  required: ['volume'],
+} as const;
+
+export const REMOVEGROUP_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { force: { type: 'boolean', default: false, description: 'a group that still has volumes: dismiss them first (no LUN is deleted); without it such a group is refused' } },
+} as const;
+
+const REMOVED_REPLY = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    dismissed: { type: 'array', description: 'the volumes the group still had on this array, now plain LUs', items: { type: 'object', properties: { target: { type: 'string' }, lun: { type: 'integer' }, wwn: { type: 'string' } }, required: ['target', 'lun', 'wwn'] } },
+  },
+  required: ['name', 'dismissed'],
+} as const;
+
 export function register(app: FastifyInstance, deps: AdminDeps): void {
   const tags = ['rcopy'];
   app.post<{ Body: { name: string; peer: string; mode: 'sync' } }>('/v1/rcopy/groups',
@@ -69,4 +94,12 @@ export function register(app: FastifyInstance, deps: AdminDeps): void {
     async (req) => {
       return (await setPolicy(remoteCopy(deps), group(deps, req.params.group), req.body.policy)).snapshot();
     });
+  app.post<{ Params: { group: string }; Body: { volume: VolumeRef } }>('/v1/rcopy/groups/:group/dismiss',
+    { schema: { tags, params: GROUP_PARAMS, body: DISMISSVV_BODY, response: { 200: GROUP_REPLY }, summary: 'dismissrcopyvv VV GROUP (primary, group stopped, a group made at runtime): both volumes leave the group and serve as plain LUs; the secondary takes its own WWN and serial back' } },
+    async (req) => {
+      return (await dismissVolume(remoteCopy(deps), group(deps, req.params.group), req.body)).snapshot();
+    });
+  app.post<{ Params: { group: string }; Body: { force?: boolean } }>('/v1/rcopy/groups/:group/remove',
+    { schema: { tags, params: GROUP_PARAMS, body: REMOVEGROUP_BODY, response: { 200: REMOVED_REPLY }, summary: 'removercopygroup [-f] GROUP (primary, group stopped, a group made at runtime): the group goes from both arrays; with volumes only with force, which dismisses them' } },
+    async (req) => removeGroup(remoteCopy(deps), group(deps, req.params.group), req.body ?? {}));
 }
