@@ -115,6 +115,7 @@ let isid = 0;
 async function session(s: Site): Promise<TestInitiator> {
   const ini = await TestInitiator.connect(s.port, s.host);
   ini.isid = Buffer.from([0x80, 0, 0, 0, 0x43, isid++]);
+  ini.answerPings = true; // a session idle while the others are measured must not be dropped by the target's NOP-In timeout
   await ini.login(IQN, BENCH_KEYS);
   for (let i = 0; i < 4; i++) await ini.scsi(0, [0x00, 0, 0, 0, 0, 0]); // unit attentions (power on, ALUA changes)
   return ini;
