@@ -204,12 +204,6 @@ export class ReplicationGroup {
     }
   }
 
-  /**
-   * A host write on a group with a metadata file. Out of sync (or not yet known on disk to be
-   * Synced), its regions are in the metadata file before the write is applied, and before the
-   * machine hears it was (the pair may have lost sync meanwhile, and the machine then
-   * acknowledges it): group-meta.ts.
-   */
   /** A host write on a group with a metadata file: its extents in the activity log first, then applyTracked. */
   private applyLogged(meta: GroupMeta, store: ReplicatedStore['inner'], op: WriteOp, tag: Extract<ApplyTag, { from: 'host' }>): void {
     const al = this.al;
@@ -223,6 +217,12 @@ export class ReplicationGroup {
     });
   }
 
+  /**
+   * A host write on a group with a metadata file. Out of sync (or not yet known on disk to be
+   * Synced), its regions are in the metadata file before the write is applied, and before the
+   * machine hears it was (the pair may have lost sync meanwhile, and the machine then
+   * acknowledges it): group-meta.ts.
+   */
   private applyTracked(meta: GroupMeta, store: ReplicatedStore['inner'], op: WriteOp, tag: ApplyTag): void {
     const untracked = !meta.tracking;
     if (untracked) meta.untracked++;
