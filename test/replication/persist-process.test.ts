@@ -263,12 +263,17 @@ describe('restarts on file volumes keep the group\'s role, epoch and dirty map (
    * Host writes at QD8 into the first 4 MiB extent until A is killed; returns the acknowledged
    * ones once the two volume files differ right after the kill (writes A applied that B never
    * got: what the restart must resend), trying again (more writes, another kill) if they do not.
+   * Writes go to B 20 ms late, so the kill almost always lands with some A applied and B did not.
    */
   async function killMidWrites(a: Site, b: Site, tag: string): Promise<Map<bigint, Buffer>> {
     const want = new Map<bigint, Buffer>();
     for (let attempt = 0; attempt < 4; attempt++) {
       if (attempt) { await a.start(); await a.until((x) => x.status === 'Synced', 'Synced before another try'); }
       const d = await a.open();
+      // 20 ms added to what A sends: each write A applies stays unapplied on B for at least that
+      // long, so a kill lands with writes in flight however loaded the machine is (a restart
+      // brings a clean link back). Without it, a busy CI machine caught none in four kills.
+      await adminCall(a.base, 'POST', '/v1/rcopy/link', { body: { latencyMs: 20 } });
       let stop = false;
       let next = attempt * 1024;
       const writers = Array.from({ length: 8 }, async () => {
