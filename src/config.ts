@@ -361,7 +361,7 @@ export function configFromFile(path: string): ArrayConfig {
   return {
     ...(doc.replicaJournal ? { replicaJournal: resolve(dirname(path), doc.replicaJournal) } : {}),
     portals, targets, iscsi, logLevel: doc.log?.level ?? 'info', admin: adminSection(doc.admin, path, err),
-    ...splitterSections(doc, targets, err, dirname(path)), metrics: doc.metrics ?? true, ...rcopySections(doc, targets[0].name, err),
+    ...splitterSections(doc, targets, err, dirname(path)), metrics: doc.metrics ?? true, ...rcopySections(doc, targets[0].name, err, dirname(path)),
   };
 }
 

@@ -15,6 +15,7 @@
  *         policies: [active_active]          # or {auto_recover: false, …}
  *         hosts: {iqn.1994-05.com.example:h1: all}   # admithost -proximity
  */
+import path from 'node:path';
 import { parseHostPort } from '../config.ts';
 import { PROXIMITIES } from './group-machine.ts';
 import type { GroupPolicies, Proximity } from './group-machine.ts';
@@ -23,12 +24,13 @@ import type { PeersConfig, RcopyConfig, RcopyGroupConfig } from './engine.ts';
 
 const POLICIES: readonly (keyof GroupPolicies)[] = ['active_active', 'path_management', 'auto_failover', 'auto_recover', 'auto_synchronize'];
 
-export function rcopySections(doc: any, defaultTarget: string, err: (m: string) => Error): { peers?: PeersConfig; rcopy?: RcopyConfig } {
+export function rcopySections(doc: any, defaultTarget: string, err: (m: string) => Error, baseDir = '.'): { peers?: PeersConfig; rcopy?: RcopyConfig } {
   const p = doc.peers;
   const r = doc.rcopy;
   if (p === undefined && r === undefined) return {};
   if (typeof p !== 'object' || p === null || Array.isArray(p)) throw err('peers must be a mapping (name, listen, peer) when rcopy is configured');
-  for (const k of Object.keys(p)) if (!['name', 'listen', 'peer', 'witness', 'dataIntegrity'].includes(k)) throw err(`peers.${k} is not a known key (want name, listen, peer, witness, dataIntegrity)`);
+  for (const k of Object.keys(p)) if (!['name', 'listen', 'peer', 'witness', 'dataIntegrity', 'state'].includes(k)) throw err(`peers.${k} is not a known key (want name, listen, peer, witness, dataIntegrity, state)`);
+  if (p.state !== undefined && (typeof p.state !== 'string' || !p.state)) throw err('peers.state must be a file path (where the groups the rcopy verbs make are kept)');
   if (p.dataIntegrity !== undefined && !DATA_INTEGRITY.includes(p.dataIntegrity)) throw err(`peers.dataIntegrity must be one of ${DATA_INTEGRITY.join(', ')}`);
   if (typeof p.name !== 'string' || !p.name) throw err('peers.name must name this array');
   const addr = (v: unknown, w: string) => {
@@ -36,7 +38,8 @@ export function rcopySections(doc: any, defaultTarget: string, err: (m: string) 
     if (typeof v !== 'string') throw err(`${w} must be "HOST:PORT"`);
     try { return parseHostPort(v); } catch (e) { throw err(`${w}: ${(e as Error).message}`); }
   };
-  const peers: PeersConfig = { name: p.name, listen: addr(p.listen, 'peers.listen'), peer: addr(p.peer, 'peers.peer'), witness: addr(p.witness, 'peers.witness'), dataIntegrity: p.dataIntegrity };
+  const peers: PeersConfig = { name: p.name, listen: addr(p.listen, 'peers.listen'), peer: addr(p.peer, 'peers.peer'), witness: addr(p.witness, 'peers.witness'), dataIntegrity: p.dataIntegrity,
+    ...(p.state ? { state: path.resolve(baseDir, p.state) } : {}) };
   if (peers.witness && !/:\d+$/.test(p.witness)) throw err('peers.witness must be "HOST:PORT" (the witness listens on 5300 by default)');
   // peers: alone is an array ready for `rcopy creategroup` (runtime-groups.ts): no group yet.
   if (r === undefined) return { peers, rcopy: { groups: [] } };

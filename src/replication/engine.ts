@@ -26,6 +26,7 @@ import type { ArrayEvents } from '../events.ts';
 import type { AccessState } from '../scsi/alua.ts';
 import type { LogicalUnit } from '../scsi/lu.ts';
 import type { ScsiTarget } from '../scsi/target.ts';
+import { AdminError } from '../admin/errors.ts';
 import { FaultStore } from '../store/fault.ts';
 import type { StoreFault } from '../store/fault.ts';
 import type { BackingStore } from '../store/store.ts';
@@ -40,6 +41,8 @@ import { interceptPersistentReserveOut } from './pr-replication.ts';
 import { ReplicatedStore } from './replicated-store.ts';
 import { ReplicationGroup } from './replication-group.ts';
 import { answerGroupAdmin } from './runtime-groups.ts';
+import { readRuntimeState, RuntimeStateFile } from './runtime-state.ts';
+import type { SavedGroup } from './runtime-state.ts';
 import { gateSanitize } from './sanitize-gate.ts';
 import { WitnessClient } from './witness-client.ts';
 import type { WitnessClientStatus } from './witness-client.ts';
@@ -64,20 +67,30 @@ export interface PeersConfig {
    * (default) unless the link is on loopback. Headers, fields and other messages are always checked.
    */
   dataIntegrity?: DataIntegrity;
+  /**
+   * The file that keeps the groups the rcopy verbs make (runtime-state.ts), so that they survive a
+   * restart. Without it they live until the process ends.
+   */
+  state?: string;
 }
 
 
 export interface RcopyGroupConfig {
   name: string;
   role: Role;
-  /** The group's volumes in order: the same order on both arrays. */
-  volumes: { target: string; lun: number }[];
+  /**
+   * The group's volumes in order: the same order on both arrays. `naa` and `serial`: the identity a
+   * secondary volume presents, the primary's (admitvv; peers.state brings it back at a restart).
+   */
+  volumes: { target: string; lun: number; naa?: string; serial?: string }[];
   policies?: Partial<GroupPolicies>;
   hosts?: Record<string, Proximity>;
   /** Start replicating as soon as the link is up (default true; the primary decides). */
   start?: boolean;
-  /** Made by `rcopy creategroup` in this process (runtime-groups.ts), not by a restart: no data was lost. */
+  /** Made by `rcopy creategroup` (runtime-groups.ts), in this process unless `restored`: dismissvv and removegroup may undo it. */
   runtime?: boolean;
+  /** A runtime group brought back from peers.state at start (runtime-state.ts): a restart, as for a configured group. */
+  restored?: boolean;
 }
 
 export interface RcopyConfig {
@@ -114,6 +127,14 @@ export class RemoteCopy {
       log.warn('ARRAYSIM_FAULT_HOOK=split-brain: a secondary takes over on link loss without the witness, and a primary writes alone without it (test hook)');
     }
     for (const g of cfg.groups) this.addGroup(g);
+    if (peers.state) {
+      this.state = new RuntimeStateFile(peers.state, peers.name);
+      for (const g of readRuntimeState(peers.state, peers.name)) {
+        if (this.groups.has(g.name)) throw new Error(`peers.state ${peers.state}: group ${g.name} is also in rcopy.groups (one or the other)`);
+        this.addGroup({ ...g, runtime: true, restored: true });
+        log.info({ group: g.name, role: g.role, volumes: g.volumes.length, file: peers.state }, 'Remote Copy group made by the rcopy verbs, restored from peers.state');
+      }
+    }
     this.witness = peers.witness ? new WitnessClient(peers.witness, peers.name, {
       reports: () => [...this.groups.values()].filter((g) => g.machine.reportsToWitness).map((g) => g.machine.witnessReport()),
       verdict: (v: GroupVerdict, sentAt: number, now: number) => {
@@ -122,6 +143,35 @@ export class RemoteCopy {
         g?.metaHeader(); // the witness may have raised the epoch
       },
     }, log.child({ component: 'witness-client' })) : null;
+  }
+
+  /** peers.state: where the groups made by the verbs are kept (runtime-state.ts), or null. */
+  readonly state: RuntimeStateFile | null = null;
+
+  /**
+   * A group made by the verbs changed (runtime-groups.ts, and startgroup, stopgroup, admithost on
+   * one): write every such group to peers.state before the verb answers. Without peers.state,
+   * nothing to do: they live until the process ends.
+   */
+  async saveRuntime(): Promise<void> {
+    if (!this.state) return;
+    try {
+      await this.state.save(() => [...this.groups.values()].filter((g) => g.cfg.runtime).map((g) => this.savedGroup(g)));
+    } catch (e) {
+      this.log.error({ file: this.state.file, err: (e as Error).message }, 'peers.state not written');
+      throw new AdminError(500, `the change is made, but peers.state ${this.state.file} was not written (${(e as Error).message}): a restart would not have it`, null);
+    }
+  }
+
+  private savedGroup(g: ReplicationGroup): SavedGroup {
+    const m = g.machine;
+    return {
+      name: g.cfg.name, role: g.cfg.role, start: m.started, policies: { ...m.policies }, hosts: Object.fromEntries(m.hosts),
+      volumes: g.cfg.volumes.map((v, i) => {
+        const lu = g.volumes[i];
+        return { target: v.target, lun: v.lun, ...(lu && this.ownIdentity.has(lu) ? { naa: lu.naa, serial: lu.serial } : {}) };
+      }),
+    };
   }
 
   /** A group of the configuration, or one `rcopy creategroup` makes (runtime-groups.ts: started at once if the array runs). */
@@ -183,6 +233,13 @@ export class RemoteCopy {
     if (!v) return;
     if (!(lu.store instanceof ReplicatedStore)) throw new Error(`${target} LUN ${lu.lun}: store was not wrapped for replication`);
     const undo = saved(lu);
+    // A secondary volume of a group peers.state brought back: the primary's identity, as admitvv gave it.
+    const id = v.group.cfg.volumes[v.index];
+    if (id.naa && id.serial !== undefined && (id.naa !== lu.naa || id.serial !== lu.serial)) {
+      this.ownIdentity.set(lu, { naa: lu.naa, serial: lu.serial });
+      lu.naa = id.naa;
+      lu.serial = id.serial;
+    }
     lu.store.volume = v.index;
     lu.store.sink = v.group;
     lu.store.serving = () => v.group.machine.serving;

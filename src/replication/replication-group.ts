@@ -10,13 +10,16 @@
  * dial, hello and loss are link-session.ts, the peer's requests peer-requests.ts, the resync
  * resync-sender.ts.
  */
+import { promises as fsp } from 'node:fs';
 import type net from 'node:net';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { encodeMessage } from '../../protocol/replication/link.ts';
 import type { LinkFramer, LinkMessage, VolumeGeometry } from '../../protocol/replication/link.ts';
 import { miscompare } from '../scsi/sbc-verify.ts';
 import type { LogicalUnit } from '../scsi/lu.ts';
 import { SenseError } from '../scsi/types.ts';
+import { syncDir } from '../store/durable.ts';
 import { FileStore } from '../store/file.ts';
 import type { BackingStore } from '../store/store.ts';
 import type { RcopyGroupConfig, RemoteCopy } from './engine.ts';
@@ -97,7 +100,7 @@ export class ReplicationGroup {
 
   constructor(readonly rc: RemoteCopy, readonly cfg: RcopyGroupConfig, readonly log: Logger, hooks: FaultHooks = {}) {
     this.machine = new GroupMachine({
-      name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, array: rc.peers.name, witness: !!rc.peers.witness, restarted: !cfg.runtime,
+      name: cfg.name, role: cfg.role, policies: cfg.policies, hosts: cfg.hosts, array: rc.peers.name, witness: !!rc.peers.witness, restarted: !cfg.runtime || !!cfg.restored,
       unsafeAckBeforePeer: hooks.ackBeforePeer, unsafeWriteAloneWithoutWitness: hooks.splitBrain, unsafePromoteOnLinkDown: hooks.splitBrain,
     });
     this.machine.started = cfg.role === 'primary' && cfg.start !== false;
@@ -309,6 +312,35 @@ export class ReplicationGroup {
     this.rc.applyAlua(this, a.state, a.hosts, `restored from ${file}`);
   }
 
+  /**
+   * The group's volumes changed (admitvv, dismissvv, removegroup: runtime-groups.ts, the group
+   * stopped and its host writes held): a metadata file and an activity log for the volumes it has
+   * now, from the machine's state (role, epoch, dirty map), as loadMeta leaves them, so that a
+   * restart (peers.state brings the group back) finds what a configured group's restart finds.
+   * Groups with a memory volume, or none, keep no file; a file of a former first volume is removed.
+   */
+  async remakeMeta(why: string): Promise<void> {
+    const old = this.meta;
+    const files = this.stores.map((s) => fileOf(s));
+    const file = files.length && files.every((f) => f !== null) ? GroupMeta.pathFor(files[0]!, this.cfg.name) : null;
+    await old?.settled();
+    this.meta = null;
+    this.al = null;
+    if (old && old.file !== file) await removeMetaFiles(old.file);
+    if (!file) { this.metaLoad = files.length ? 'none (memory volumes: a restart loses their data)' : 'none (no volume)'; return; }
+    const m = this.machine;
+    const shapes = this.volumes.map((lu) => ({ blockCount: lu.blockCount, blockSize: lu.blockSize }));
+    const meta = new GroupMeta(file, shapes, { role: m.role, naturalRole: m.naturalRole, epoch: m.epoch, full: m.wholeCopyPending });
+    // Stopped: never Synced since the change, so the file says out of sync with the machine's dirty map.
+    await meta.outOfSync(m.dirtyExtents());
+    const al = new ActivityLog(ActivityLog.pathFor(file), shapes);
+    await al.reset();
+    this.meta = meta;
+    this.al = al;
+    this.metaLoad = `written (${why})`;
+    this.log.info({ group: this.cfg.name, file, why }, 'Remote Copy group metadata written for its volumes now');
+  }
+
   /** Role, epoch or the whole-copy flag may have changed. */
   metaHeader(): void {
     const m = this.machine;
@@ -422,6 +454,12 @@ export class ReplicationGroup {
       stats: { ...this.stats },
     };
   }
+}
+
+/** A group's metadata file and its activity log, when it leaves (removegroup) or its first volume does (dismissvv). */
+export async function removeMetaFiles(file: string): Promise<void> {
+  for (const f of [file, ActivityLog.pathFor(file)]) await fsp.rm(f, { force: true });
+  await syncDir(path.dirname(file)).catch(() => {});
 }
 
 /** The file under a volume's store wrappers (replication, fault injection), or null: not a file volume. */

@@ -32,9 +32,10 @@
  *
  * Only groups made here: one of the configuration (`rcopy.groups:`) would come back at the next
  * restart with its volumes assumed equal, so dismissvv and removegroup refuse it (409); edit both
- * YAML files instead. Groups made here live until the process ends: to keep them, write them into
- * both arrays' `rcopy.groups:` (the same volumes in the same order, and the secondary LU's naa and
- * serial).
+ * YAML files instead. With `peers.state` each array writes the groups made here to that file
+ * (runtime-state.ts) before it answers, and each group's metadata file for its volumes now
+ * (ReplicationGroup.remakeMeta), so a restart brings them back as it brings a configured group;
+ * without it they live until the process ends.
  */
 import net from 'node:net';
 import { AdminError } from '../admin/errors.ts';
@@ -73,7 +74,9 @@ export function createGroup(rc: RemoteCopy, o: { name: string; peer: string }): 
     if (!rc.peers.peer) throw new AdminError(409, 'creategroup is run on the primary array, which needs peers.peer (the other array\'s link listener) in its configuration', 'peer', 'body');
     if (rc.groups.has(o.name)) throw new AdminError(409, `there is already a Remote Copy group ${o.name} on this array`, 'name', 'body');
     await ask(rc, { verb: 'creategroup', group: o.name, target: o.peer, from: rc.peers.name }, { target: 'peer' });
-    return rc.addGroup({ name: o.name, role: 'primary', volumes: [], policies: {}, hosts: {}, start: false, runtime: true });
+    const g = rc.addGroup({ name: o.name, role: 'primary', volumes: [], policies: {}, hosts: {}, start: false, runtime: true });
+    await rc.saveRuntime();
+    return g;
   });
 }
 
@@ -90,10 +93,14 @@ export function admitVolume(rc: RemoteCopy, g: ReplicationGroup, o: { volume: Vo
       verb: 'admitvv', group: g.cfg.name, target: o.peer, index: g.cfg.volumes.length, volume: o.secondaryVolume,
       wwn: lu.naa, serial: lu.serial, blockSize: lu.blockSize, blockCount: String(lu.blockCount),
     }, { target: 'peer', volume: 'secondaryVolume' });
-    const index = rc.admit(g, target, lu);
-    g.machine.admitted(index, Number(lu.blockCount));
+    await held(g, async () => {
+      const index = rc.admit(g, target, lu);
+      g.machine.admitted(index, Number(lu.blockCount));
+      await g.remakeMeta(`admitvv ${target} LUN ${lu.lun}`);
+    });
     // The link's hello lists the volumes: the pair shakes hands again with the new one.
     g.cut();
+    await rc.saveRuntime();
     return g;
   });
 }
@@ -108,6 +115,8 @@ export function setPolicy(rc: RemoteCopy, g: ReplicationGroup, word: string): Pr
       await ask(rc, { verb: 'setgroup', group: g.cfg.name, policy, on }, {});
     } catch (e) {
       throw new AdminError(502, `setgroup pol ${word} is applied on this array but not on the other: ${(e as Error).message}; run it again when that array answers`, 'policy', 'body');
+    } finally {
+      await rc.saveRuntime();
     }
     return g;
   });
@@ -130,10 +139,12 @@ export function dismissVolume(rc: RemoteCopy, g: ReplicationGroup, o: { volume: 
     await held(g, async () => {
       await ask(rc, { verb: 'dismissvv', group: g.cfg.name, index, count: g.cfg.volumes.length, wwn: g.volumes[index].naa }, {});
       rc.dismiss(g, index, reason);
+      await g.remakeMeta(reason);
     });
     rc.log.info({ group: g.cfg.name, target, lun: o.volume.lun }, 'volume dismissed from Remote Copy group (dismissvv)');
     // The link's hello lists the volumes: the pair shakes hands again without it.
     g.cut();
+    await rc.saveRuntime();
     return g;
   });
 }
@@ -151,15 +162,16 @@ export function removeGroup(rc: RemoteCopy, g: ReplicationGroup, o: { force?: bo
     let dismissed: Removed['dismissed'] = [];
     await held(g, async () => {
       await ask(rc, { verb: 'removegroup', group: g.cfg.name, count, force: !!o.force }, {});
-      dismissed = removeHere(rc, g);
+      dismissed = await removeHere(rc, g);
     });
+    await rc.saveRuntime();
     rc.log.info({ group: g.cfg.name, dismissed }, 'Remote Copy group removed (removegroup)');
     return { name: g.cfg.name, dismissed };
   });
 }
 
-/** Dismiss every volume (the last first: no renumbering), then remove the group and close its link. */
-function removeHere(rc: RemoteCopy, g: ReplicationGroup): Removed['dismissed'] {
+/** Dismiss every volume (the last first: no renumbering), then remove the group, its metadata files, and close its link. */
+async function removeHere(rc: RemoteCopy, g: ReplicationGroup): Promise<Removed['dismissed']> {
   const out: Removed['dismissed'] = [];
   for (let i = g.cfg.volumes.length - 1; i >= 0; i--) {
     const { target } = g.cfg.volumes[i];
@@ -167,6 +179,7 @@ function removeHere(rc: RemoteCopy, g: ReplicationGroup): Removed['dismissed'] {
     out.unshift({ target, lun: lu.lun, wwn: lu.naa });
   }
   rc.removeGroup(g);
+  await g.remakeMeta('removegroup');
   return out;
 }
 
@@ -286,6 +299,7 @@ async function apply(rc: RemoteCopy, r: GroupAdminRequest): Promise<void> {
     if (existing) throw new AdminError(409, `there is already a Remote Copy group ${r.group} here`, 'name');
     if (!rc.peers.listen) throw new AdminError(409, 'a secondary needs peers.listen', 'peer');
     rc.addGroup({ name: r.group, role: 'secondary', volumes: [], policies: {}, hosts: {}, start: false, runtime: true });
+    await rc.saveRuntime();
     rc.log.info({ group: r.group, primary: r.from }, 'Remote Copy group created (creategroup on the primary)');
     return;
   }
@@ -295,6 +309,7 @@ async function apply(rc: RemoteCopy, r: GroupAdminRequest): Promise<void> {
   if (r.verb === 'setgroup') {
     const refused = g.operator({ kind: 'operator', command: { verb: 'setpolicy', policy: r.policy, on: r.on } });
     if (refused) throw new AdminError(409, refused, 'policy');
+    await rc.saveRuntime();
     return;
   }
   if (r.verb === 'dismissvv' || r.verb === 'removegroup') { await unbindHere(rc, g, r); return; }
@@ -315,7 +330,9 @@ async function apply(rc: RemoteCopy, r: GroupAdminRequest): Promise<void> {
   lu.serial = r.serial;
   // SPC-5 (INQUIRY): changed INQUIRY data is reported to every I_T nexus as UNIT ATTENTION 3F/03.
   lu.ua.establishAll(lu.target.nexusKeys(), 'InquiryDataChanged');
-  rc.admit(g, target, lu);
+  const index = rc.admit(g, target, lu);
+  await g.remakeMeta(`admitvv on the primary (volume ${index})`);
+  await rc.saveRuntime();
   rc.log.info({ group: r.group, target, lun: lu.lun, wwn: r.wwn }, 'volume admitted to Remote Copy group (admitvv on the primary)');
 }
 
@@ -329,13 +346,18 @@ async function unbindHere(rc: RemoteCopy, g: ReplicationGroup, r: Extract<GroupA
   if (r.verb === 'removegroup') {
     hasNoVolumesOrForced(g, r.force);
     await held(g, () => removeHere(rc, g));
+    await rc.saveRuntime();
     rc.log.info({ group: r.group }, 'Remote Copy group removed (removegroup on the primary)');
     return;
   }
   const lu = g.volumes[r.index];
   if (!lu || lu.naa !== r.wwn) throw new AdminError(409, `volume ${r.index} of group ${r.group} here is ${lu ? lu.naa : 'missing'}, on the primary ${r.wwn}`, 'volume');
   const v = g.cfg.volumes[r.index];
-  await held(g, () => rc.dismiss(g, r.index, `dismissvv on the primary (volume ${r.index})`));
+  await held(g, async () => {
+    rc.dismiss(g, r.index, `dismissvv on the primary (volume ${r.index})`);
+    await g.remakeMeta(`dismissvv on the primary (volume ${r.index})`);
+  });
+  await rc.saveRuntime();
   // Now, before the primary applies its side: whatever it sends on the old link (a startgroup's
   // resync with the old volume numbers) is never read here, and the next hello must agree.
   g.cut();

@@ -8,8 +8,6 @@
  * a whole copy of the volume), and the old primary of a reversed group came back primary with
  * epoch 0 and served its stale blocks.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,6 +16,7 @@ import { adminCall } from '../../src/admin/client.ts';
 import { freePort } from '../../src/check/cluster.ts';
 import { AL_EXTENT_BYTES, encodeAl } from '../../src/replication/activity-log.ts';
 import { ScsiDevice } from '../../src/initiator/index.ts';
+import { ServeProcess } from './serve-process.ts';
 import { block, senseOf, settled, until } from './pair.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -38,35 +37,16 @@ interface GroupStatus {
 }
 
 class Site {
-  proc: ChildProcess | null = null;
-  err = '';
-  constructor(readonly name: 'A' | 'B', readonly host: string, readonly iscsi: number, readonly admin: number, readonly yaml: string, readonly volume: string) {}
+  constructor(readonly name: 'A' | 'B', readonly host: string, readonly iscsi: number, readonly admin: number, readonly yaml: string, readonly volume: string) {
+    this.server = new ServeProcess(name, yaml, `${host}:${admin}`, (kill) => cleanup.push(kill));
+  }
 
+  readonly server: ServeProcess;
   get base(): string { return `${this.host}:${this.admin}`; }
   get metaFile(): string { return `${this.volume}.rcopy-rcg1.meta`; }
-
-  async start(): Promise<void> {
-    this.err = '';
-    const p = spawn(process.execPath, [path.join(ROOT, 'bin/arraysim.js'), 'serve', '--config', this.yaml, '--admin', this.base], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    p.stderr!.on('data', (d) => { this.err += d; if (this.err.length > 100_000) this.err = this.err.slice(-50_000); });
-    this.proc = p;
-    cleanup.push(() => this.kill());
-    const end = Date.now() + 60_000;
-    for (;;) {
-      try { await this.group(); return; } catch (e) {
-        if (p.exitCode !== null || Date.now() > end) throw new Error(`site ${this.name} did not start: ${this.err.slice(-2000)} (${e instanceof Error ? e.message : e})`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  }
-
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const gone = new Promise((r) => p.once('exit', r));
-    p.kill(signal);
-    await gone;
-  }
+  get err(): string { return this.server.err; }
+  start(): Promise<void> { return this.server.start(() => this.group()); }
+  kill(signal?: NodeJS.Signals): Promise<void> { return this.server.kill(signal); }
 
   async group(): Promise<GroupStatus> {
     const s = await adminCall(this.base, 'GET', '/v1/rcopy/groups') as { groups: GroupStatus[] };

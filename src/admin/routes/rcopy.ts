@@ -194,6 +194,12 @@ function verb(deps: AdminDeps, name: string, command: Parameters<ReplicationGrou
   return g;
 }
 
+/** A group the verbs made keeps whether it is started, and its hosts, in peers.state (runtime-state.ts). */
+async function kept(deps: AdminDeps, g: ReplicationGroup): Promise<ReplicationGroup> {
+  if (g.cfg.runtime) await remoteCopy(deps).saveRuntime();
+  return g;
+}
+
 /** Wait for the machine to reach a state (a witness grant, a role swap), up to `ms`. */
 async function waitFor(f: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
@@ -208,12 +214,12 @@ export function register(app: FastifyInstance, deps: AdminDeps): void {
   const one = { tags: ['rcopy'], params: GROUP_PARAMS, response: { 200: GROUP_REPLY } } as const;
   app.get('/v1/rcopy/groups', { schema: { summary: 'showrcopy: this array\'s groups and link', tags: ['rcopy'], response: { 200: GROUPS_REPLY } } }, async () => remoteCopy(deps).status());
   app.post<{ Params: { group: string } }>('/v1/rcopy/groups/:group/start', { schema: { ...one, summary: 'startrcopygroup (primary): start replicating, resync what the secondary lacks' } },
-    async (req) => verb(deps, req.params.group, { verb: 'start' }).snapshot());
+    async (req) => (await kept(deps, verb(deps, req.params.group, { verb: 'start' }))).snapshot());
   app.post<{ Params: { group: string } }>('/v1/rcopy/groups/:group/stop', { schema: { ...one, summary: 'stoprcopygroup (primary): stop replicating; the secondary stops serving' } },
-    async (req) => verb(deps, req.params.group, { verb: 'stop' }).snapshot());
+    async (req) => (await kept(deps, verb(deps, req.params.group, { verb: 'stop' }))).snapshot());
   app.post<{ Params: { group: string }; Body: { host: string; proximity: Proximity } }>('/v1/rcopy/groups/:group/hosts',
     { schema: { ...one, body: ADMITHOST_BODY, summary: 'admitrcopyhost -proximity primary|secondary|all HOST GROUP' } },
-    async (req) => verb(deps, req.params.group, { verb: 'admithost', host: req.body.host, proximity: req.body.proximity }).snapshot());
+    async (req) => (await kept(deps, verb(deps, req.params.group, { verb: 'admithost', host: req.body.host, proximity: req.body.proximity }))).snapshot());
   app.post<{ Params: { group: string } }>('/v1/rcopy/groups/:group/failover',
     { schema: { ...one, summary: 'setrcopygroup failover (secondary): become primary. With a quorum witness, only when it grants (the primary array is lost and this one was Synced); answers 409 if it does not within its fail timeout' } },
     async (req) => {
