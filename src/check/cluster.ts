@@ -180,17 +180,28 @@ export class Site {
  * The quorum witness as a child process (`arraysim witness --listen HOST:PORT`, lab up's command
  * line, which prints `witness listening on HOST:PORT` when ready). A build without the verb exits
  * at once: then there is no witness, the arrays' YAML names none, and the witness faults are left out.
+ * With `stateFile` it keeps its owners and epochs there (`--state`, as lab up runs it), so the
+ * witness-kill fault restarts it as users run it; a build whose witness has no --state is asked
+ * again without it.
  */
 export class Witness {
   proc: LabChild | null = null;
-  constructor(readonly listen: HostPort, readonly logPath: string) {}
+  private withState: boolean;
+  constructor(readonly listen: HostPort, readonly logPath: string, readonly stateFile?: string) { this.withState = !!stateFile; }
 
   get running(): boolean { return this.proc?.running ?? false; }
 
   /** true once it says it listens; false when this build has no witness (it exited first) or it is silent for `timeoutMs`. */
   async start(timeoutMs = 30000): Promise<boolean> {
     if (this.running) return true;
-    const p = new LabChild('witness', cliEntry(), witnessArgs(this.listen), this.logPath);
+    const ok = await this.spawn(timeoutMs);
+    if (ok || !this.withState) return ok;
+    this.withState = false;
+    return this.spawn(timeoutMs);
+  }
+
+  private async spawn(timeoutMs: number): Promise<boolean> {
+    const p = new LabChild('witness', cliEntry(), witnessArgs(this.listen, this.withState ? this.stateFile : undefined), this.logPath);
     this.proc = p;
     let timer: NodeJS.Timeout | undefined;
     const silent = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
@@ -227,7 +238,7 @@ export async function startCluster(dir: string, history: History, o: { volumeByt
   const env = o.env ?? {};
   let witness: Witness | null = null;
   if (o.witness !== false) {
-    const w = new Witness({ host: '127.0.3.1', port: await freePort('127.0.3.1') }, path.join(dir, 'witness.log'));
+    const w = new Witness({ host: '127.0.3.1', port: await freePort('127.0.3.1') }, path.join(dir, 'witness.log'), path.join(dir, 'witness-state.json'));
     if (await w.start()) witness = w;
   }
   const plan = checkPlan(o.topology ?? 'metro', A, B, witness?.listen ?? null);

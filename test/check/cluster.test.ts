@@ -1,6 +1,6 @@
 /**
  * The checker's processes are started as `lab up` starts them: each array runs this CLI with
- * siteArgs(its config) and the witness with witnessArgs(its address), the builders that
+ * siteArgs(its config) and the witness with witnessArgs(its address and state file), the builders that
  * test/lab/up.test.ts holds `lab up` to and test/lab/compose.test.ts holds docker-compose.yml to.
  * A SIGKILLed array and witness start again on the same log files (the witness's readiness is its
  * own line, not its predecessor's), and the checker's extra environment reaches the arrays.
@@ -32,7 +32,7 @@ describe('check metro: the pair and the witness as processes', () => {
     const c = cluster;
     const bin = cliEntry();
     expect(c.witness).not.toBeNull();
-    expect(argv(c.witness!.proc!.pid)).toEqual([process.execPath, bin, ...witnessArgs(c.plan.witness!)]);
+    expect(argv(c.witness!.proc!.pid)).toEqual([process.execPath, bin, ...witnessArgs(c.plan.witness!, path.join(c.dir, 'witness-state.json'))]);
     for (const s of c.sites) {
       expect(argv(s.proc!.pid)).toEqual([process.execPath, bin, ...siteArgs(s.configPath)]);
       expect(environ(s.proc!.pid)).toContain('ARRAYSIM_CLUSTER_TEST=yes');
