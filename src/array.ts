@@ -13,6 +13,7 @@ import { ArrayEvents } from './events.ts';
 import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
 import { RemoteCopy } from './replication/engine.ts';
+import { GroupMeta } from './replication/group-meta.ts';
 import { ConsistencyGroup } from './splitter/group.ts';
 import { exportCopy } from './splitter/copy-target.ts';
 import { FileJournal } from './splitter/journal-file.ts';
@@ -77,9 +78,31 @@ export class StorageArray {
     joinCopyDomain([...a.scsiTargets.values()]);
     a.rcopy?.bind(a.scsiTargets);
     await a.rcopy?.loadMeta();
+    await a.warnGroupMetaStrangers();
     await a.createGroups();
     if (config.metrics !== false) a.server.commandLatency = new CommandLatency();
     return a;
+  }
+
+  /**
+   * A file volume beside the metadata file of a Remote Copy group this array does not have
+   * (GroupMeta.strangers): say so at start. Most often a group made by the rcopy verbs on an array
+   * without peers.state, lost at this restart while the other array still holds it: hosts may
+   * now reach this volume alone under the group's WWN.
+   */
+  private async warnGroupMetaStrangers(): Promise<void> {
+    for (const [name, t] of this.scsiTargets) {
+      for (const lu of t.luns.values()) {
+        let file: string | null = null;
+        for (let x: unknown = lu.store; x; x = (x as { inner?: unknown }).inner) if (x instanceof FileStore) { file = x.path; break; }
+        if (!file) continue;
+        const group = this.rcopy?.groupOf(name, lu.lun);
+        const found = await GroupMeta.strangers(file, group?.cfg.name);
+        if (found.length) {
+          this.log.warn({ target: name, lun: lu.lun, files: found }, 'this volume carries the metadata file of a Remote Copy group this array does not have (made by the rcopy verbs without peers.state, or removed from the YAML): if the other array still holds the group, hosts may reach this volume alone under its WWN; remove the file once the group is gone from both arrays');
+        }
+      }
+    }
   }
 
   /** Protect the configured LUNs: one ConsistencyGroup per `groups:` entry (or `--splitter`). */

@@ -38,6 +38,8 @@ const FLAGS = { outOfSync: 1, full: 2, primary: 4, naturalPrimary: 8 } as const;
 const REGION_BYTES = 4096;
 const MAX_BITMAP_BYTES = 256 * 1024;
 
+function fileSafe(group: string): string { return group.replace(/[^A-Za-z0-9._-]/g, '_'); }
+
 export interface VolumeShape { blockCount: bigint; blockSize: number }
 
 /** What the file holds. `outOfSync`: every region that may differ on the peer is in `bitmaps`. `full`: the peer must get the group whole. */
@@ -165,7 +167,20 @@ export class GroupMeta {
 
   /** The metadata file of a group whose first volume is the file `store`. */
   static pathFor(store: string, group: string): string {
-    return path.join(path.dirname(store), `${path.basename(store)}.rcopy-${group.replace(/[^A-Za-z0-9._-]/g, '_')}.meta`);
+    return path.join(path.dirname(store), `${path.basename(store)}.rcopy-${fileSafe(group)}.meta`);
+  }
+
+  /**
+   * Metadata files beside the file `store` of groups other than `group` (its own, if it is a
+   * group's first volume): a group this array had and does not have now. Made by the verbs
+   * without peers.state, or taken out of the YAML; the other array may still hold it.
+   */
+  static async strangers(store: string, group: string | undefined): Promise<string[]> {
+    const prefix = `${path.basename(store)}.rcopy-`;
+    let names: string[];
+    try { names = await fsp.readdir(path.dirname(store)); } catch { return []; }
+    const own = group === undefined ? null : `${prefix}${fileSafe(group)}.meta`;
+    return names.filter((n) => n.startsWith(prefix) && n.endsWith('.meta') && n !== own).map((n) => path.join(path.dirname(store), n));
   }
 
   static async read(file: string, shapes: readonly VolumeShape[]): Promise<MetaLoad> {

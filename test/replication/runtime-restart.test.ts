@@ -7,7 +7,8 @@
  * device to the hosts), and the primary, written alone while the secondary was down and then
  * killed, resending only what was written meanwhile. removegroup -f empties the file and removes
  * the group's metadata files. Negative control: the same arrays without peers.state come back
- * without the group, the primary's volume served as a plain LU under the group's WWN.
+ * without the group, the primary's volume served as a plain LU under the group's WWN (the array
+ * warns at start that the volume carries a group's metadata file it does not have).
  */
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -180,6 +181,7 @@ describe('groups made by the rcopy verbs across restarts (peers.state)', () => {
     await a.kill();
     await a.start();
     expect(await a.groups()).toEqual([]);
+    expect(a.err, 'no warning once the group is gone from both arrays').not.toMatch(/carries the metadata file/);
     gb = (await b.groups())[0];
     expect(gb).toBeUndefined();
   }, 180_000);
@@ -200,6 +202,8 @@ describe('groups made by the rcopy verbs across restarts (peers.state)', () => {
     await a.start();
     expect(await a.groups()).toEqual([]);
     expect(existsSync(`${a.volume}.rcopy-rt1.meta`), 'the metadata file admitvv wrote is still there').toBe(true);
+    // It says so at start (array.ts warnGroupMetaStrangers).
+    expect(a.err).toMatch(/carries the metadata file of a Remote Copy group this array does not have/);
     const da = await a.open();
     expect(senseOf(await settled(() => da.write(0n, block('unreplicated', 8))))).toBe('good');
     expect(await serialOf(da)).toBe(SERIAL.A);
