@@ -14,6 +14,7 @@ import type { BackingStore } from './store/store.ts';
 import { openStore, parseLunSpec } from './store/lun-spec.ts';
 import { RemoteCopy } from './replication/engine.ts';
 import { GroupMeta } from './replication/group-meta.ts';
+import { fileOf } from './replication/replication-group.ts';
 import { ConsistencyGroup } from './splitter/group.ts';
 import { exportCopy } from './splitter/copy-target.ts';
 import { FileJournal } from './splitter/journal-file.ts';
@@ -93,8 +94,7 @@ export class StorageArray {
   private async warnGroupMetaStrangers(): Promise<void> {
     for (const [name, t] of this.scsiTargets) {
       for (const lu of t.luns.values()) {
-        let file: string | null = null;
-        for (let x: unknown = lu.store; x; x = (x as { inner?: unknown }).inner) if (x instanceof FileStore) { file = x.path; break; }
+        const file = fileOf(lu.store);
         if (!file) continue;
         const group = this.rcopy?.groupOf(name, lu.lun);
         const found = await GroupMeta.strangers(file, group?.cfg.name);

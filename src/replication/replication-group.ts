@@ -463,7 +463,7 @@ export async function removeMetaFiles(file: string): Promise<void> {
 }
 
 /** The file under a volume's store wrappers (replication, fault injection), or null: not a file volume. */
-function fileOf(s: BackingStore): string | null {
+export function fileOf(s: BackingStore): string | null {
   for (let x: unknown = s; x; x = (x as { inner?: unknown }).inner) if (x instanceof FileStore) return x.path;
   return null;
 }

@@ -18,11 +18,11 @@
 import { readFileSync } from 'node:fs';
 import { writeDurably } from '../store/durable.ts';
 import { PROXIMITIES } from './group-types.ts';
+import { POLICY_NAMES } from './runtime-groups.ts';
 import type { GroupPolicies, Proximity, Role } from './group-types.ts';
 
 const FORMAT = 'arraysim-rcopy-groups';
 const VERSION = 1;
-const POLICY_KEYS: readonly (keyof GroupPolicies)[] = ['active_active', 'path_management', 'auto_failover', 'auto_recover', 'auto_synchronize'];
 
 /** A volume as saved: the identity it presents when that is not its own (a secondary volume's). */
 export interface SavedVolume { target: string; lun: number; naa?: string; serial?: string }
@@ -62,7 +62,7 @@ export function decodeRuntimeState(text: string, array: string): SavedGroup[] {
     const policies = g.policies as Record<string, unknown>;
     if (typeof policies !== 'object' || policies === null) throw new Error(`${w}.policies must be an object`);
     for (const [k, v] of Object.entries(policies)) {
-      if (!POLICY_KEYS.includes(k as keyof GroupPolicies) || typeof v !== 'boolean') throw new Error(`${w}.policies.${k} is not a policy set to true or false`);
+      if (!POLICY_NAMES.includes(k as keyof GroupPolicies) || typeof v !== 'boolean') throw new Error(`${w}.policies.${k} is not a policy set to true or false`);
     }
     const hosts = g.hosts as Record<string, unknown>;
     if (typeof hosts !== 'object' || hosts === null) throw new Error(`${w}.hosts must be an object`);
