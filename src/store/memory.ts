@@ -52,6 +52,8 @@ export interface MemoryStoreOptions {
 }
 
 interface Slab {
+  /** Its index in `slabs`. */
+  k: number;
   buf: Buffer;
   /** Chunks of this slab in `chunks`, plus retired slots (detach) not yet given back. */
   live: number;
@@ -156,8 +158,9 @@ export class MemoryStore implements BackingStore {
       const full = Math.floor(this.bytes / this.chunkBytes);
       const n = Math.min(this.slabChunks, full - k * this.slabChunks);
       if (n <= slot) return null;
-      slab = { buf: Buffer.alloc(n * this.chunkBytes), live: 0, used: new Uint8Array(n), retired: new Uint8Array(n) };
+      slab = { k, buf: Buffer.alloc(n * this.chunkBytes), live: 0, used: new Uint8Array(n), retired: new Uint8Array(n) };
       this.slabs.set(k, slab);
+      this.slabByMemory.set(slab.buf.buffer, slab);
     }
     if (slot >= slab.used.length || slab.retired[slot]) return null;
     const b = slab.buf.subarray(slot * this.chunkBytes, (slot + 1) * this.chunkBytes);
@@ -173,29 +176,49 @@ export class MemoryStore implements BackingStore {
     this.chunks.delete(c);
     this.allocated -= b.length;
     memoryPool.used -= b.length;
-    this.letGo(c, b);
+    this.letGo(b);
+  }
+
+  /** This store's slabs by their memory: which slab slot a chunk's memory is, whatever chunk holds it. */
+  private readonly slabByMemory = new Map<ArrayBufferLike, Slab>();
+
+  /**
+   * The slab slot memory `b` occupies, or null when it is not one of this store's (a copy, or a
+   * chunk adopted from another store). Found from the memory, not from the chunk holding it: a
+   * chunk adopts another chunk's memory (an EXTENDED COPY within one LU), and retiring the
+   * holder's slot instead of the memory's let the memory's own slot be reused, zeroed and
+   * written while a journal record still held it (the splitter soak's wrong bookmark images).
+   */
+  private slotOf(b: Buffer): { slab: Slab; slot: number } | null {
+    const slab = this.slabByMemory.get(b.buffer);
+    if (slab === undefined || this.slabs.get(slab.k) !== slab) return null;
+    return { slab, slot: (b.byteOffset - slab.buf.byteOffset) / this.chunkBytes };
+  }
+
+  /** A slab slot nobody holds any more: reusable, and the slab goes with its last one. */
+  private freeSlot(slab: Slab, slot: number): void {
+    slab.retired[slot] = 0;
+    if (--slab.live === 0 && this.slabs.get(slab.k) === slab) {
+      this.slabs.delete(slab.k);
+      this.slabByMemory.delete(slab.buf.buffer);
+    }
   }
 
   /**
-   * Chunk c no longer uses memory `b`. Its slab slot is free again, unless `b` is shared: then the
+   * A chunk no longer uses memory `b`. Its slab slot is free again, unless `b` is shared: then the
    * slot stays out of use (retired) until the last holder lets go.
    */
-  private letGo(c: number, b: Buffer): void {
-    const k = Math.floor(c / this.slabChunks);
-    const slab = this.slabs.get(k);
-    const inSlab = slab !== undefined && b.buffer === slab.buf.buffer;
+  private letGo(b: Buffer): void {
+    const home = this.slotOf(b);
     const s = shares.get(b);
     if (!s) {
-      if (inSlab && --slab.live === 0) this.slabs.delete(k);
+      if (home) this.freeSlot(home.slab, home.slot);
       return;
     }
-    if (inSlab) {
-      const slot = c - k * this.slabChunks;
-      slab.retired[slot] = 1;
-      s.onFree = () => {
-        slab.retired[slot] = 0;
-        if (--slab.live === 0 && this.slabs.get(k) === slab) this.slabs.delete(k);
-      };
+    if (home) {
+      // Whichever chunk of this store lets go, the memory is the same slot: the same onFree.
+      home.slab.retired[home.slot] = 1;
+      s.onFree = () => this.freeSlot(home.slab, home.slot);
     }
     releaseShared(b);
   }
@@ -208,7 +231,7 @@ export class MemoryStore implements BackingStore {
     if (!this.mayShare) return chunk;
     const s = shares.get(chunk);
     if (!s || s.refs === 1) return chunk;
-    this.letGo(ci, chunk);
+    this.letGo(chunk);
     // Its own slab slot, unless that slot is the shared memory itself (then retired by letGo).
     const mine = (chunk.length === this.chunkBytes ? this.slabChunk(ci) : null) ?? Buffer.allocUnsafeSlow(chunk.length);
     chunk.copy(mine);
@@ -364,12 +387,9 @@ export class MemoryStore implements BackingStore {
     old.copy(copy);
     this.chunks.set(c, copy);
     memoryPool.used += old.length;
-    const k = Math.floor(c / this.slabChunks);
-    const slot = c - k * this.slabChunks;
-    const slab = this.slabs.get(k);
     // The slot keeps counting in slab.live until freed, so the slab stays while the view lives.
-    const inSlab = slab !== undefined && old.buffer === slab.buf.buffer;
-    if (inSlab) slab.retired[slot] = 1;
+    const home = this.slotOf(old);
+    if (home) home.slab.retired[home.slot] = 1;
     let byOffset = this.retired.get(old.buffer);
     if (!byOffset) this.retired.set(old.buffer, (byOffset = new Map()));
     const r = {
@@ -378,9 +398,7 @@ export class MemoryStore implements BackingStore {
         byOffset.delete(old.byteOffset);
         if (byOffset.size === 0 && this.retired.get(old.buffer) === byOffset) this.retired.delete(old.buffer);
         memoryPool.used -= old.length;
-        if (!inSlab) return;
-        slab.retired[slot] = 0;
-        if (--slab.live === 0 && this.slabs.get(k) === slab) this.slabs.delete(k);
+        if (home) this.freeSlot(home.slab, home.slot);
       },
     };
     byOffset.set(old.byteOffset, r);
@@ -516,6 +534,7 @@ export class MemoryStore implements BackingStore {
     for (const b of this.chunks.values()) releaseShared(b);
     this.chunks.clear();
     this.slabs.clear();
+    this.slabByMemory.clear();
     memoryPool.used -= this.allocated;
     this.allocated = 0;
   }

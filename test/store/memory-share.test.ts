@@ -108,6 +108,35 @@ describe('MemoryStore copy-on-write sharing', () => {
     expect(all(now.subarray(512), 0)).toBe(true);
   });
 
+  it('a chunk that adopted another chunk of its own store retires the slot of that memory, not its own', () => {
+    // An EXTENDED COPY of chunk 0 onto chunk 1 of one LU: chunk 1 adopts chunk 0's memory (slot 0)
+    // while a record still holds chunk 1's old memory (slot 1). Slot 1 must stay out of use until
+    // that record lets go, whatever happens to the memory of slot 0. (Retiring the slot of the
+    // chunk instead of the memory's let slot 1 be zeroed and rewritten under the record: the
+    // splitter soak's wrong bookmark images.)
+    const s = new MemoryStore(BigInt(4 * C));
+    s.write(BigInt(C), filled(1));
+    const j1 = s.share(BigInt(C), C)!; // a record holds slot 1's memory
+    s.write(0n, filled(2));
+    const j0 = s.share(0n, C)!; // a record holds slot 0's memory
+    s.write(BigInt(C), j0); // chunk 1 adopts it
+    s.unmap(0n, C); // chunk 0 lets go of slot 0's memory
+    s.write(BigInt(C), Buffer.alloc(512, 3)); // chunk 1 moves to a copy of its own
+    releaseShared(j0); // the last holder of slot 0's memory
+    s.unmap(BigInt(C), C);
+    s.write(BigInt(C), filled(4)); // chunk 1 needs memory again
+    expect(all(j1, 1)).toBe(true);
+    expect(all(s.read(BigInt(C), C) as Buffer, 4)).toBe(true);
+    // Slot 0 is free again (its last holder let go) and is reused; slot 1 is not while j1 holds it.
+    expect((s.read(BigInt(C), C) as Buffer).buffer).not.toBe(j1.buffer); // chunk 1: memory outside the slab
+    s.write(0n, filled(5));
+    const c0 = s.read(0n, C) as Buffer;
+    expect(c0.buffer).toBe(j1.buffer);
+    expect(c0.byteOffset).toBe(j1.byteOffset - MiB);
+    expect(all(j1, 1)).toBe(true);
+    releaseShared(j1);
+  });
+
   it('a detached view of a shared chunk holds it: the last other holder writing moves to a copy', () => {
     const { prod, replica } = adopted(4);
     const view = replica.read(0n, C) as Buffer; // a READ's Data-In, still queued
