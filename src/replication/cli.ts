@@ -5,7 +5,8 @@
  *   arraysim rcopy admitvv VV GROUP TARGET:SECVV         (admitrcopyvv; on the primary, group stopped; a VV is LUN or IQN/LUN)
  *   arraysim rcopy setgroup pol [no_]POLICY GROUP        (setrcopygroup pol; on the primary, applied on both arrays)
  *   arraysim rcopy dismissvv [-f] VV GROUP               (dismissrcopyvv; on the primary, group stopped: both volumes leave the group, kept)
- *   arraysim rcopy removegroup [-f] GROUP                (removercopygroup; on the primary, group stopped; -f: dismiss its volumes first)
+ *   arraysim rcopy removegroup [-f] [-local] GROUP       (removercopygroup; on the primary, group stopped; -f: dismiss its volumes first;
+ *                                                        -local: the other array is gone, this array only, either role)
  *   arraysim rcopy showgroup [GROUP]
  *   arraysim rcopy startgroup GROUP [--wait] (startrcopygroup; run against the primary; --wait: until Synced,
  *                                             showing the resync's progress on a terminal)
@@ -57,17 +58,22 @@ export function targetAnd(word: string): { peer: string; rest: string | undefine
   return i < 0 ? { peer: word, rest: undefined } : { peer: word.slice(0, i), rest: word.slice(i + 1) };
 }
 
-/** HPE's `-f` before the operands (dismissrcopyvv -f, removercopygroup -f); -removevv is refused. */
-export function hpeForce(words: string[]): { force: boolean; rest: string[] } {
+/**
+ * HPE's `-f` before the operands (dismissrcopyvv -f, removercopygroup -f), and removegroup's
+ * `-local` (the other array is gone: this array only); -removevv is refused.
+ */
+export function hpeForce(words: string[]): { force: boolean; local: boolean; rest: string[] } {
   const rest: string[] = [];
   let force = false;
+  let local = false;
   for (const w of words) {
     if (w === '-f' || w === '--force') force = true;
+    else if (w === '-local' || w === '--local') local = true;
     else if (w === '-removevv' || w === '--removevv') throw new Error('-removevv deletes the secondary volumes on HPE arrays; arraysim deletes no LUN (dismissvv and removegroup -f keep both volumes and their data)');
     else if (w.startsWith('-') && !/^-?\d/.test(w)) throw new Error(`unknown option ${w}`);
     else rest.push(w);
   }
-  return { force, rest };
+  return { force, local, rest };
 }
 
 /** `--one-way out|in|off` as the API's oneWay (off heals: null). */
@@ -106,7 +112,7 @@ export async function waitSynced(admin: string, group: string, o: Partial<WaitOp
 
 export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]; admin: string; latency?: number; loss?: number; oneWay?: string; seed?: number; wait: boolean; timeout: number }> = {
   command: 'rcopy <verb> [args..]',
-  describe: 'Remote Copy: creategroup GROUP TARGET:sync, admitvv VV GROUP TARGET:SECVV, setgroup pol POLICY GROUP, dismissvv VV GROUP, removegroup [-f] GROUP, showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, failover|recover|restore|reverse GROUP, witness status|cut|restore, link cut|restore',
+  describe: 'Remote Copy: creategroup GROUP TARGET:sync, admitvv VV GROUP TARGET:SECVV, setgroup pol POLICY GROUP, dismissvv VV GROUP, removegroup [-f] [-local] GROUP, showgroup, startgroup, stopgroup, admithost -proximity P HOST GROUP, failover|recover|restore|reverse GROUP, witness status|cut|restore, link cut|restore',
   builder: (y: Argv) => y
     .positional('verb', { choices: VERBS, describe: 'what to do' })
     .positional('args', { type: 'string', array: true, describe: 'GROUP, or HOST GROUP, or VV GROUP TARGET:SECVV, or status|cut|restore (witness), or cut|restore (link)' })
@@ -143,15 +149,16 @@ export const RCOPY_COMMAND: CommandModule<object, { verb: string; args: string[]
         return;
       }
       case 'dismissvv': {
-        const { rest } = hpeForce(words);
+        const { local, rest } = hpeForce(words);
+        if (local) throw new Error('-local is removegroup\'s (the other array is gone): removegroup -local -f GROUP dismisses every volume on this array');
         if (rest.length !== 2) throw new Error('usage: arraysim rcopy dismissvv [-f] VV GROUP');
         print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(rest[1])}/dismiss`, { body: { volume: volumeRef(rest[0], 'VV') }, schema: DISMISSVV_BODY }));
         return;
       }
       case 'removegroup': {
-        const { force, rest } = hpeForce(words);
-        if (rest.length !== 1) throw new Error('usage: arraysim rcopy removegroup [-f] GROUP');
-        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(rest[0])}/remove`, { body: { force }, schema: REMOVEGROUP_BODY }));
+        const { force, local, rest } = hpeForce(words);
+        if (rest.length !== 1) throw new Error('usage: arraysim rcopy removegroup [-f] [-local] GROUP');
+        print(await adminCall(a.admin, 'POST', `/v1/rcopy/groups/${encodeURIComponent(rest[0])}/remove`, { body: local ? { force, local } : { force }, schema: REMOVEGROUP_BODY }));
         return;
       }
       case 'showgroup': {

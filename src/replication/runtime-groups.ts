@@ -30,6 +30,9 @@
  *   them all first, as dismissvv would; no LUN is ever deleted (HPE's -removevv, which deletes
  *   the secondary volumes, is not offered).
  *
+ * - removegroup -local [-f] GROUP: the other array is gone; the group goes from this array only
+ *   (removeLocally).
+ *
  * Only groups made here: one of the configuration (`rcopy.groups:`) would come back at the next
  * restart with its volumes assumed equal, so dismissvv and removegroup refuse it (409); edit both
  * YAML files instead. With `peers.state` each array writes the groups made here to that file
@@ -152,8 +155,9 @@ export function dismissVolume(rc: RemoteCopy, g: ReplicationGroup, o: { volume: 
 /** What removegroup answers: the group's name and the volumes it still had on this array, now plain LUs. */
 export interface Removed { name: string; dismissed: { target: string; lun: number; wwn: string }[] }
 
-export function removeGroup(rc: RemoteCopy, g: ReplicationGroup, o: { force?: boolean }): Promise<Removed> {
+export function removeGroup(rc: RemoteCopy, g: ReplicationGroup, o: { force?: boolean; local?: boolean }): Promise<Removed> {
   return serialised(rc, async () => {
+    if (o.local) return removeLocally(rc, g, !!o.force);
     if (g.role !== 'primary') throw new AdminError(409, `removegroup is run on the primary array of ${g.cfg.name} (this one is ${g.role})`, 'group', 'params');
     madeHereOrRefuse(g, 'removegroup');
     stoppedOrRefuse(g, 'a group is removed when stopped');
@@ -168,6 +172,42 @@ export function removeGroup(rc: RemoteCopy, g: ReplicationGroup, o: { force?: bo
     rc.log.info({ group: g.cfg.name, dismissed }, 'Remote Copy group removed (removegroup)');
     return { name: g.cfg.name, dismissed };
   });
+}
+
+/**
+ * removegroup -local: the other array is gone (for good, or for longer than the operator will
+ * wait), so the group goes from this array only, and the other array keeps it until the same is
+ * run there. Only with the replication link down. Not on a primary that does not serve the group
+ * alone now (Failsafe, not the witness's owner, a failed store, restarted without its data): its
+ * volumes would serve unreplicated while the other array may have taken the group over. A primary
+ * that does serve alone has, with a witness, had "no longer Synced" recorded there (mayWriteAlone),
+ * which the witness keeps after this array stops reporting the group: the other array is never
+ * granted a failover. A secondary's volumes take their own designators back, as after dismissvv,
+ * so it never serves the group's device again.
+ */
+async function removeLocally(rc: RemoteCopy, g: ReplicationGroup, force: boolean): Promise<Removed> {
+  const name = g.cfg.name;
+  madeHereOrRefuse(g, 'removegroup');
+  if (g.machine.link !== 'down') {
+    throw new AdminError(409, `removegroup -local removes a group whose other array is gone, and group ${name}'s replication link is up: removegroup without -local removes it from both arrays`, 'local', 'body');
+  }
+  if (g.role === 'primary') {
+    stoppedOrRefuse(g, 'a group is removed when stopped');
+    const m = g.machine;
+    if (!m.serving) {
+      const why = m.status === 'Failsafe' ? 'Failsafe: it reaches neither the other array nor the witness'
+        : m.storeFailure ? 'a volume\'s store failed'
+          : m.dataLost ? 'restarted on memory volumes, it lost their data'
+            : `the witness has not left it to write alone: owner on record ${m.owner || 'none'}`;
+      throw new AdminError(409, `group ${name}: this array (primary) does not serve it alone now (${why}), so the other array may have taken it over; removed here, its volumes would serve unreplicated beside it`, 'local', 'body');
+    }
+  }
+  hasNoVolumesOrForced(g, force);
+  let dismissed: Removed['dismissed'] = [];
+  await held(g, async () => { dismissed = await removeHere(rc, g); });
+  await rc.saveRuntime();
+  rc.log.warn({ group: name, role: g.role, dismissed }, 'Remote Copy group removed from this array only (removegroup -local): the other array keeps it until removegroup -local is run there');
+  return { name, dismissed };
 }
 
 /** Dismiss every volume (the last first: no renumbering), then remove the group, its metadata files, and close its link. */

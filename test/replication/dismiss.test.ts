@@ -8,7 +8,8 @@
  * removed with -f, after its failed volume is dismissed. After a dismiss the secondary volume answers INQUIRY with its own NAA again and
  * both volumes take writes that no longer reach each other. And the refusals: started (409), on
  * the secondary (409), a group of the configuration (409), unknown group or volume (404), bad
- * bodies (400 naming the field).
+ * bodies (400 naming the field). And removegroup -local with the link down: each array removes
+ * its own side (the primary only while it serves the group alone), refused while the link is up.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -32,6 +33,8 @@ const T2 = 'iqn.2026-12.dev.arraysim:dismiss-2';
 const T3 = 'iqn.2026-12.dev.arraysim:dismiss-cfg';
 /** A's LUN here is a file written through (each write waits for the disk: some are in flight when a dismiss comes). */
 const T4 = 'iqn.2026-12.dev.arraysim:dismiss-file';
+/** removegroup -local: a group whose other array is gone. */
+const T5 = 'iqn.2026-12.dev.arraysim:dismiss-local';
 const FILES = mkdtempSync(path.join(tmpdir(), 'arraysim-dismiss-'));
 const MiB = 1024 * 1024;
 const HOST = { a: '127.0.1.1', b: '127.0.2.1' } as const;
@@ -51,7 +54,8 @@ function config(s: Site, peer?: number): ArrayConfig {
     portals: [{ host: HOST[s], port: 0, tpgt: s === 'a' ? 1 : 2, targetPortGroup: s === 'a' ? 1 : 2 }],
     // T1: LUN 0 (the group's first volume), LUN 1 (removegroup -f); T2: LUN 0 (its second); T3: the configuration's group.
     targets: [{ name: T1, luns: [lun(0), lun(1)] }, { name: T2, luns: [lun(2)] }, { name: T3, luns: [{ spec: `${MiB}`, naa: '502a7510000d0c01', serial: 'ASIMDSC1' }] },
-      { name: T4, luns: [{ spec: s === 'a' ? `file:${path.join(FILES, 'a-t4.img')},size=${4 * MiB},writethrough` : `${4 * MiB}`, naa: `502a7510000d0${s}04`, serial: `ASIMDS${s.toUpperCase()}4` }] }],
+      { name: T4, luns: [{ spec: s === 'a' ? `file:${path.join(FILES, 'a-t4.img')},size=${4 * MiB},writethrough` : `${4 * MiB}`, naa: `502a7510000d0${s}04`, serial: `ASIMDS${s.toUpperCase()}4` }] },
+      { name: T5, luns: [{ spec: `${4 * MiB}`, naa: `502a7510000d0${s}05`, serial: `ASIMDS${s.toUpperCase()}5` }] }],
     iscsi: { nopInterval: 0 }, logLevel: 'silent',
     peers: { name: `site-${s}`, listen: { host: HOST[s], port: 0 }, peer: peer === undefined ? undefined : { host: HOST.b, port: peer } },
     rcopy: { groups: [{ name: 'cfg1', role: s === 'a' ? 'primary' : 'secondary', volumes: [{ target: T3, lun: 0 }] }] },
@@ -111,8 +115,9 @@ const writeOk = async (d: ScsiDevice, lba: bigint, data: Buffer) => expect(sense
 
 describe('HPE -f and -removevv on the CLI', () => {
   it('takes -f before the operands and refuses -removevv (arraysim deletes no LUN)', () => {
-    expect(hpeForce(['-f', 'g1'])).toEqual({ force: true, rest: ['g1'] });
-    expect(hpeForce(['0', 'g1'])).toEqual({ force: false, rest: ['0', 'g1'] });
+    expect(hpeForce(['-f', 'g1'])).toEqual({ force: true, local: false, rest: ['g1'] });
+    expect(hpeForce(['0', 'g1'])).toEqual({ force: false, local: false, rest: ['0', 'g1'] });
+    expect(hpeForce(['-f', '-local', 'g1'])).toEqual({ force: true, local: true, rest: ['g1'] });
     expect(() => hpeForce(['-removevv', 'g1'])).toThrow(/deletes no LUN/);
     expect(() => hpeForce(['-x', 'g1'])).toThrow(/unknown option -x/);
   });
@@ -319,5 +324,64 @@ describe('dismissvv and removegroup (two arrays over TCP)', () => {
     await ok('/v1/rcopy/groups/rcgw/stop');
     await until(async () => (await groupOn('b', 'rcgw')).status === 'Stopped', 'rcgw Stopped on B again', 20_000);
     expect((await ok('/v1/rcopy/groups/rcgw/remove', { force: true })).dismissed).toEqual([{ target: T4, lun: 0, wwn: '502a7510000d0a04' }]);
+  }, 60_000);
+
+  it('removegroup -local: the other array gone, each array removes the group on its own side, and only then', async () => {
+    await ok('/v1/rcopy/groups', { name: 'rcgl', peer: 'site-b' });
+    await ok('/v1/rcopy/groups/rcgl/volumes', { volume: { target: T5, lun: 0 }, peer: 'site-b', secondaryVolume: { target: T5, lun: 0 } });
+    await ok('/v1/rcopy/groups/rcgl/start');
+    await until(async () => (await groupOn('a', 'rcgl')).status === 'Synced', 'rcgl Synced', 20_000);
+    expect((await lunOn('b', T5, 0)).naa).toBe('502a7510000d0a05');
+    await ok('/v1/rcopy/groups/rcgl/stop');
+    await until(async () => (await groupOn('b', 'rcgl')).status === 'Stopped', 'rcgl Stopped on B', 20_000);
+    // While the other array answers: refused on both, naming the field.
+    for (const s of ['a', 'b'] as const) {
+      const r = await api(s, 'POST', '/v1/rcopy/groups/rcgl/remove', { force: true, local: true });
+      expect(r.status, s).toBe(409);
+      expect(r.body.field).toBe('local');
+      expect(r.body.error).toMatch(/link is up/);
+    }
+
+    // The link goes (A's side cut: B loses it too).
+    expect((await api('a', 'POST', '/v1/rcopy/link', { action: 'cut' })).status).toBe(200);
+    await until(async () => (await groupOn('a', 'rcgl')).link === 'down' && (await groupOn('b', 'rcgl')).link === 'down', 'the link down on both', 20_000);
+    // removegroup without -local needs the other array.
+    const both = await api('a', 'POST', '/v1/rcopy/groups/rcgl/remove', { force: true });
+    expect(both.status).toBeGreaterThanOrEqual(500);
+    expect(await groupOn('a', 'rcgl')).toBeDefined();
+
+    // A primary that does not serve the group alone is refused: a failed store here.
+    await ok('/v1/stores/fault', { target: T5, lun: 0, action: 'fail' });
+    await until(async () => (await groupOn('a', 'rcgl')).serving === false, 'A not serving', 20_000);
+    const notServing = await api('a', 'POST', '/v1/rcopy/groups/rcgl/remove', { force: true, local: true });
+    expect(notServing.status).toBe(409);
+    expect(notServing.body.error).toMatch(/does not serve it alone now \(a volume's store failed\)/);
+    await ok('/v1/stores/fault', { target: T5, lun: 0, action: 'repair' });
+    await until(async () => (await groupOn('a', 'rcgl')).serving === true, 'A serving alone again', 20_000);
+
+    // Without -f a group with volumes is refused; the CLI takes -local.
+    expect((await api('a', 'POST', '/v1/rcopy/groups/rcgl/remove', { local: true })).body.field).toBe('force');
+    expect(await cli('removegroup', '-f', '-local', 'rcgl')).toEqual({ name: 'rcgl', dismissed: [{ target: T5, lun: 0, wwn: '502a7510000d0a05' }] });
+    expect(await groupOn('a', 'rcgl')).toBeUndefined();
+    // B still has it (it heard nothing), its volume still the group's device.
+    expect(await groupOn('b', 'rcgl')).toMatchObject({ role: 'secondary', link: 'down' });
+    expect((await lunOn('b', T5, 0)).naa).toBe('502a7510000d0a05');
+    // A's volume: a plain LU, its own designator, taking writes.
+    const viaA = await open('a', T5);
+    expect(await vpdNaa(viaA)).toBe('502a7510000d0a05');
+    const x = randomBytes(8 * 512);
+    await writeOk(viaA, 16n, x);
+
+    // B, the secondary, removes its side: its volume takes its own designator back.
+    const r = await api('b', 'POST', '/v1/rcopy/groups/rcgl/remove', { force: true, local: true });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toEqual({ name: 'rcgl', dismissed: [{ target: T5, lun: 0, wwn: '502a7510000d0b05' }] });
+    expect(await groupOn('b', 'rcgl')).toBeUndefined();
+    expect(await lunOn('b', T5, 0)).toMatchObject({ naa: '502a7510000d0b05', serial: 'ASIMDSB5' });
+    // The link back: nothing of the group on either, and the configuration's group is linked again.
+    expect((await api('a', 'POST', '/v1/rcopy/link', { action: 'restore' })).status).toBe(200);
+    await until(async () => (await groupOn('a', 'cfg1')).link === 'up', 'cfg1 linked again', 20_000);
+    expect(await groupOn('a', 'rcgl')).toBeUndefined();
+    expect((await readOk(viaA, 16n, 8)).equals(x)).toBe(true);
   }, 60_000);
 });

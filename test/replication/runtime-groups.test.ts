@@ -17,7 +17,7 @@ import pino from 'pino';
 import { StorageArray } from '../../src/array.ts';
 import type { ArrayConfig } from '../../src/config.ts';
 import { targetAnd, volumeRef } from '../../src/replication/cli.ts';
-import { admitVolume, createGroup, setPolicy } from '../../src/replication/runtime-groups.ts';
+import { admitVolume, createGroup, removeGroup, setPolicy } from '../../src/replication/runtime-groups.ts';
 import { startWitness } from './witness-process.ts';
 import { readOk, senseOf, settled } from './pair.ts';
 
@@ -215,50 +215,85 @@ describe('Remote Copy groups defined at runtime (two serve processes)', () => {
 });
 
 /**
+ * The witness (its own process) and two arrays in this process with only peers: sections; an
+ * active_active group of one volume made on A with the functions the admin routes call, started,
+ * Synced and so recorded by the witness. `tag` names the target and the group, `id` the NAAs.
+ */
+async function witnessPair(tag: string, id: string) {
+  const witness = await startWitness();
+  cleanup.push(async () => { await witness.stop(); });
+  const log = pino({ level: 'silent' });
+  const config = (s: 'a' | 'b', peer?: number): ArrayConfig => ({
+    portals: [{ host: site[s].host, port: 0, tpgt: s === 'a' ? 1 : 2, targetPortGroup: s === 'a' ? 1 : 2 }],
+    targets: [{ name: `${TARGET}-${tag}`, luns: [{ spec: `${4 * MiB}`, naa: `502a7510000b0${s}${id}`, serial: `ASIMRT${tag.toUpperCase()}${s}` }] }],
+    iscsi: { nopInterval: 0 }, logLevel: 'silent',
+    peers: { name: `site-${s}`, listen: { host: site[s].host, port: 0 }, peer: peer === undefined ? undefined : { host: site.b.host, port: peer }, witness: { host: witness.host, port: witness.port } },
+    rcopy: { groups: [] },
+  });
+  const b = await StorageArray.create(config('b'), log);
+  await b.start();
+  cleanup.push(() => b.stop());
+  const a = await StorageArray.create(config('a', b.config.peers!.listen!.port), log);
+  await a.start();
+  let aStopped = false;
+  cleanup.push(() => (aStopped ? undefined : a.stop()));
+  const ga = await createGroup(a.rcopy!, { name: `rcg${tag}`, peer: 'site-b' });
+  await admitVolume(a.rcopy!, ga, { volume: { lun: 0 }, peer: 'site-b', secondaryVolume: { lun: 0 } });
+  await setPolicy(a.rcopy!, ga, 'active_active'); // auto_failover on, for good
+  const gb = b.rcopy!.groups.get(`rcg${tag}`)!;
+  await until(async () => ga.machine.link === 'up', 'the link up again after admitvv');
+  expect(ga.operator({ kind: 'operator', command: { verb: 'start' } })).toBeNull();
+  await until(async () => ga.machine.status === 'Synced' && gb.machine.status === 'Synced'
+    && ga.machine.snapshot().witness?.recorded === 'Synced' && gb.machine.snapshot().witness?.recorded === 'Synced', `rcg${tag} Synced, and so recorded by the witness`);
+  const open = async (s: 'a' | 'b') => {
+    const d = await ScsiDevice.open(`iscsi://${site[s].host}:${(s === 'a' ? a : b).config.portals[0].port}/${TARGET}-${tag}/0`);
+    cleanup.push(() => d.close().catch(() => {}));
+    await d.clearUnitAttentions();
+    return d;
+  };
+  return { witness, a, b, ga, gb, open, stopA: async () => { aStopped = true; await a.stop(); } };
+}
+
+/**
  * A group made at runtime fails over like one of the YAML: the arrays in this process (peers:
  * sections only), the witness as its own process; the group is defined with the functions the
- * admin routes call, started, and the primary array is stopped.
+ * admin routes call, started, and the primary array is stopped. And removed from the primary alone
+ * (removegroup -local, the link cut): the witness keeps refusing the secondary a failover.
  */
 describe('a group made at runtime, with the quorum witness', () => {
   it('the witness grants the secondary a failover when the primary array fails, and it serves the data', async () => {
-    const witness = await startWitness();
-    cleanup.push(async () => { await witness.stop(); });
-    const log = pino({ level: 'silent' });
-    const config = (s: 'a' | 'b', peer?: number): ArrayConfig => ({
-      portals: [{ host: site[s].host, port: 0, tpgt: s === 'a' ? 1 : 2, targetPortGroup: s === 'a' ? 1 : 2 }],
-      targets: [{ name: `${TARGET}-w`, luns: [{ spec: `${4 * MiB}`, naa: s === 'a' ? '502a7510000b0a10' : '502a7510000b0b10', serial: `ASIMRTW${s}` }] }],
-      iscsi: { nopInterval: 0 }, logLevel: 'silent',
-      peers: { name: `site-${s}`, listen: { host: site[s].host, port: 0 }, peer: peer === undefined ? undefined : { host: site.b.host, port: peer }, witness: { host: witness.host, port: witness.port } },
-      rcopy: { groups: [] },
-    });
-    const b = await StorageArray.create(config('b'), log);
-    await b.start();
-    cleanup.push(() => b.stop());
-    const a = await StorageArray.create(config('a', b.config.peers!.listen!.port), log);
-    await a.start();
-    let aStopped = false;
-    cleanup.push(() => (aStopped ? undefined : a.stop()));
-
-    const ga = await createGroup(a.rcopy!, { name: 'rcgw', peer: 'site-b' });
-    await admitVolume(a.rcopy!, ga, { volume: { lun: 0 }, peer: 'site-b', secondaryVolume: { lun: 0 } });
-    await setPolicy(a.rcopy!, ga, 'active_active');
-    const gb = b.rcopy!.groups.get('rcgw')!;
-    await until(async () => ga.machine.link === 'up', 'the link up again after admitvv');
-    expect(ga.operator({ kind: 'operator', command: { verb: 'start' } })).toBeNull();
-    await until(async () => ga.machine.status === 'Synced' && gb.machine.status === 'Synced'
-      && ga.machine.snapshot().witness?.recorded === 'Synced' && gb.machine.snapshot().witness?.recorded === 'Synced', 'rcgw Synced, and so recorded by the witness');
-    const db = await ScsiDevice.open(`iscsi://${site.b.host}:${b.config.portals[0].port}/${TARGET}-w/0`);
-    cleanup.push(() => db.close().catch(() => {}));
-    await db.clearUnitAttentions();
+    const { witness, gb, open, stopA } = await witnessPair('w', '10');
+    const db = await open('b');
     const before = randomBytes(16 * 512);
     expect(senseOf(await settled(() => db.write(40n, before)))).toBe('good');
 
-    aStopped = true;
-    await a.stop();
+    await stopA();
     await until(async () => gb.role === 'primary', `B failed over; witness: ${witness.log().split('\n').filter((l) => /owner|grant/.test(l)).slice(-3).join(' | ')}`, 20_000);
     expect(gb.snapshot()).toMatchObject({ roleName: 'Primary-Rev', epoch: 1, serving: true, witness: { owner: 'site-b' } });
     const after = randomBytes(16 * 512);
     expect(senseOf(await settled(() => db.write(56n, after)))).toBe('good');
     expect((await readOk(db, 40n, 32)).equals(Buffer.concat([before, after]))).toBe(true);
+  }, 60_000);
+
+  it('removegroup -local on a primary serving alone: the witness never grants the secondary a failover afterwards', async () => {
+    const { witness, a, ga, gb, open } = await witnessPair('l', '11');
+    // The link goes; A, still the witness's owner, serves alone once the witness has recorded it so.
+    a.rcopy!.setLink({ action: 'cut' });
+    await until(async () => ga.machine.link === 'down' && gb.machine.link === 'down', 'the link down on both');
+    expect(ga.operator({ kind: 'operator', command: { verb: 'stop' } })).toBeNull();
+    await until(async () => ga.machine.serving, 'A serving alone');
+    const da = await open('a');
+    expect(senseOf(await settled(() => da.write(8n, randomBytes(8 * 512))))).toBe('good');
+    expect((await removeGroup(a.rcopy!, ga, { force: true, local: true })).dismissed).toHaveLength(1);
+    expect(a.rcopy!.groups.has('rcgl')).toBe(false);
+    // A now reports nothing of the group; B asks for it (auto_failover) once A is lost to the
+    // witness, and is refused: A's last report was not Synced, it may have written alone. It does.
+    expect(senseOf(await settled(() => da.write(16n, randomBytes(8 * 512))))).toBe('good');
+    await until(async () => /"group":"rcgl","array":"site-b","reason":"the other array last reported Stopped with its link down: it may have written alone","msg":"failover not granted"/.test(witness.log()),
+      `the witness refusing B for A's last report; witness: ${witness.log().split('\n').slice(-2).join(' | ')}`, 20_000);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(gb.role).toBe('secondary');
+    expect(gb.machine.serving).toBe(false);
+    expect(witness.log()).not.toMatch(/failover granted/);
   }, 60_000);
 });

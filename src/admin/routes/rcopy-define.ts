@@ -5,7 +5,7 @@
  *   POST /v1/rcopy/groups/:group/volumes       admitrcopyvv VV GROUP TARGET:SECVV  {volume, peer, secondaryVolume}
  *   POST /v1/rcopy/groups/:group/policies      setrcopygroup pol POLICY GROUP      {policy}
  *   POST /v1/rcopy/groups/:group/dismiss       dismissrcopyvv VV GROUP             {volume}
- *   POST /v1/rcopy/groups/:group/remove        removercopygroup [-f] GROUP         {force}
+ *   POST /v1/rcopy/groups/:group/remove        removercopygroup [-f] [-local] GROUP {force, local}
  * All but remove answer the group as GET /v1/rcopy/groups shows it on this array; remove answers
  * the volumes it dismissed.
  */
@@ -67,7 +67,10 @@ export const DISMISSVV_BODY = {
 export const REMOVEGROUP_BODY = {
   type: 'object',
   additionalProperties: false,
-  properties: { force: { type: 'boolean', default: false, description: 'a group that still has volumes: dismiss them first (no LUN is deleted); without it such a group is refused' } },
+  properties: {
+    force: { type: 'boolean', default: false, description: 'a group that still has volumes: dismiss them first (no LUN is deleted); without it such a group is refused' },
+    local: { type: 'boolean', default: false, description: 'the other array is gone: remove the group from this array only (either role, replication link down; a primary must be stopped and serving alone); the other array keeps it until the same is run there' },
+  },
 } as const;
 
 const REMOVED_REPLY = {
@@ -99,7 +102,7 @@ export function register(app: FastifyInstance, deps: AdminDeps): void {
     async (req) => {
       return (await dismissVolume(remoteCopy(deps), group(deps, req.params.group), req.body)).snapshot();
     });
-  app.post<{ Params: { group: string }; Body: { force?: boolean } }>('/v1/rcopy/groups/:group/remove',
-    { schema: { tags, params: GROUP_PARAMS, body: REMOVEGROUP_BODY, response: { 200: REMOVED_REPLY }, summary: 'removercopygroup [-f] GROUP (primary, group stopped, a group made at runtime): the group goes from both arrays; with volumes only with force, which dismisses them' } },
+  app.post<{ Params: { group: string }; Body: { force?: boolean; local?: boolean } }>('/v1/rcopy/groups/:group/remove',
+    { schema: { tags, params: GROUP_PARAMS, body: REMOVEGROUP_BODY, response: { 200: REMOVED_REPLY }, summary: 'removercopygroup [-f] [-local] GROUP (primary, group stopped, a group made at runtime): the group goes from both arrays; with volumes only with force, which dismisses them; local: from this array only, when the other is gone' } },
     async (req) => removeGroup(remoteCopy(deps), group(deps, req.params.group), req.body ?? {}));
 }
