@@ -57,7 +57,11 @@ export class WitnessArbiter {
   readonly failTimeoutMs: number;
   private readonly startedAt: number;
   private readonly groups = new Map<string, GroupRecord>();
-  /** The last reason a request was denied, per group and array (so a steady refusal is logged once). */
+  /**
+   * The rule by which a request was last denied, per group and array, so a steady refusal is
+   * logged once: the reason's text changes with every heartbeat ("heard 249 ms ago"), the rule
+   * does not (before, a link failure logged four lines a second per group).
+   */
   private readonly lastDenied = new Map<string, string>();
 
   constructor(o: ArbiterOptions) {
@@ -114,11 +118,11 @@ export class WitnessArbiter {
     }
 
     if (r.failover && r.role === 'secondary') {
-      const why = this.denial(array, r, g, pm, now);
+      const denied = this.denial(array, r, g, pm, now);
       const key = `${r.group}\0${array}`;
-      if (why) {
-        if (this.lastDenied.get(key) !== why) events.push({ kind: 'denied', group: r.group, array, reason: why });
-        this.lastDenied.set(key, why);
+      if (denied) {
+        if (this.lastDenied.get(key) !== denied.rule) events.push({ kind: 'denied', group: r.group, array, reason: denied.why });
+        this.lastDenied.set(key, denied.rule);
       } else {
         this.lastDenied.delete(key);
         g.owner = array;
@@ -140,11 +144,11 @@ export class WitnessArbiter {
     return false;
   }
 
-  /** Why a failover request is refused, or null to grant it. */
-  private denial(array: string, r: GroupReport, g: GroupRecord, pm: Member | undefined, now: number): string | null {
-    if (r.link) return 'the requester\'s replication link is up';
-    if (!r.syncedAtLoss) return 'the requester was not Synced when it lost the link: it may lack acknowledged writes';
-    if (!pm) return 'the witness has never heard from the other array: it cannot tell whether that array wrote alone';
+  /** Why a failover request is refused (the rule, and the words for the log), or null to grant it. */
+  private denial(array: string, r: GroupReport, g: GroupRecord, pm: Member | undefined, now: number): { rule: string; why: string } | null {
+    if (r.link) return { rule: 'link-up', why: 'the requester\'s replication link is up' };
+    if (!r.syncedAtLoss) return { rule: 'not-synced', why: 'the requester was not Synced when it lost the link: it may lack acknowledged writes' };
+    if (!pm) return { rule: 'never-heard', why: 'the witness has never heard from the other array: it cannot tell whether that array wrote alone' };
     // The owner came back from a restart as a secondary with an older epoch: its process lost the
     // role (roles and epochs live in memory), and the one that held it is gone. Judge that one, as
     // if the owner had not been heard since its last report as primary. The new process serves
@@ -153,8 +157,8 @@ export class WitnessArbiter {
     const seen = restartedOwner ? pm.asPrimary!.seen : pm.lastSeen;
     const last = restartedOwner ? pm.asPrimary!.report : pm.report;
     const silent = now - seen;
-    if (silent <= this.failTimeoutMs) return `the other array was heard ${silent} ms ago${restartedOwner ? ' as primary' : ''}: a link failure, not an array failure (the primary keeps serving)`;
-    if (!(last.link && last.status === 'Synced')) return `the other array last reported ${last.status} with its link ${last.link ? 'up' : 'down'}${restartedOwner ? ' as primary' : ''}: it may have written alone`;
+    if (silent <= this.failTimeoutMs) return { rule: `heard${restartedOwner ? ' as primary' : ''}`, why: `the other array was heard ${silent} ms ago${restartedOwner ? ' as primary' : ''}: a link failure, not an array failure (the primary keeps serving)` };
+    if (!(last.link && last.status === 'Synced')) return { rule: `wrote-alone ${last.status} ${last.link}${restartedOwner ? ' as primary' : ''}`, why: `the other array last reported ${last.status} with its link ${last.link ? 'up' : 'down'}${restartedOwner ? ' as primary' : ''}: it may have written alone` };
     return null;
   }
 

@@ -24,13 +24,22 @@ describe('witness arbiter', () => {
     expect(w.heartbeat('B', [report({ role: 'secondary' })], 2700).verdicts[0]).toMatchObject({ peerSight: 'lost' });
   });
 
-  it('link failure (both arrays still heard): no failover, the primary keeps the group', () => {
+  it('link failure (both arrays still heard): no failover, the primary keeps the group; the refusal is one event, not one per heartbeat', () => {
     const w = new WitnessArbiter({ startedAt: -10_000 });
+    const denied: string[] = [];
     for (let t = 0; t < 10_000; t += 250) {
       w.heartbeat('A', [report({ status: t < 1000 ? 'Synced' : 'Stopped', link: t < 1000 })], t);
-      const v = w.heartbeat('B', [t < 1000 ? report({ role: 'secondary' }) : S_ASKS], t + 1).verdicts[0];
-      expect(v).toMatchObject({ owner: 'A', granted: false });
+      // B's heartbeat comes a varying time after A's: the reason's text changes each time.
+      const { verdicts, events } = w.heartbeat('B', [t < 1000 ? report({ role: 'secondary' }) : S_ASKS], t + 1 + (t % 7));
+      expect(verdicts[0]).toMatchObject({ owner: 'A', granted: false });
+      for (const e of events) if (e.kind === 'denied') denied.push(e.reason);
     }
+    expect(denied).toHaveLength(1);
+    expect(denied[0]).toMatch(/heard \d+ ms ago: a link failure/);
+    // A goes silent: a new rule, one more event.
+    const later = w.heartbeat('B', [S_ASKS], 20_000);
+    expect(later.events).toEqual([expect.objectContaining({ kind: 'denied', reason: expect.stringMatching(/last reported Stopped with its link down/) })]);
+    expect(w.heartbeat('B', [S_ASKS], 20_250).events).toEqual([]);
   });
 
   it('array failure: granted once the primary has been silent for the fail timeout, and only then; epoch + 1', () => {
