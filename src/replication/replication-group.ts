@@ -27,6 +27,7 @@ import { GroupMachine } from './group-machine.ts';
 import type { ApplyTag, CompareAndWriteReq, DirtyExtent, GroupAction, GroupEvent, GroupSnapshot, Origin, Outcome, PrOutReq, PrOutResult, Role, WriteOp } from './group-types.ts';
 import { ActivityLog } from './activity-log.ts';
 import { bitmapExtents, GroupMeta } from './group-meta.ts';
+import type { MetaHeader } from './group-meta.ts';
 import { extentsOf } from './group-resync.ts';
 import type { LinkShaper } from './link-faults.ts';
 import type { LinkReader } from './link-reader.ts';
@@ -302,7 +303,7 @@ export class ReplicationGroup {
       this.metaLoad = r.kind === 'missing' ? 'missing (new group): copy the group whole' : `unreadable (${r.why}): copy the group whole, and serve alone only after reaching the peer`;
     }
     (r.kind === 'invalid' ? this.log.error : this.log.info).call(this.log, { group: this.cfg.name, file, load: this.metaLoad, role: m.role, epoch: m.epoch, dirtyBlocks: m.snapshot().dirtyBlocks }, 'Remote Copy group metadata');
-    this.meta = new GroupMeta(file, shapes, { role: m.role, naturalRole: m.naturalRole, epoch: m.epoch, full: m.wholeCopyPending });
+    this.meta = new GroupMeta(file, shapes, this.headerNow());
     if (r.kind === 'loaded') this.meta.adopt(r.state);
     // The old log's extents go into the bitmap (out of sync) before the new log replaces it.
     if (fromLog) await this.meta.outOfSync(fromLog); else await this.meta.flush();
@@ -330,7 +331,7 @@ export class ReplicationGroup {
     if (!file) { this.metaLoad = files.length ? 'none (memory volumes: a restart loses their data)' : 'none (no volume)'; return; }
     const m = this.machine;
     const shapes = this.volumes.map((lu) => ({ blockCount: lu.blockCount, blockSize: lu.blockSize }));
-    const meta = new GroupMeta(file, shapes, { role: m.role, naturalRole: m.naturalRole, epoch: m.epoch, full: m.wholeCopyPending });
+    const meta = new GroupMeta(file, shapes, this.headerNow());
     // Stopped: never Synced since the change, so the file says out of sync with the machine's dirty map.
     await meta.outOfSync(m.dirtyExtents());
     const al = new ActivityLog(ActivityLog.pathFor(file), shapes);
@@ -341,10 +342,15 @@ export class ReplicationGroup {
     this.log.info({ group: this.cfg.name, file, why }, 'Remote Copy group metadata written for its volumes now');
   }
 
+  /** What the metadata file's header says now: the machine's roles, epoch and whole-copy flag. */
+  private headerNow(): MetaHeader {
+    const m = this.machine;
+    return { role: m.role, naturalRole: m.naturalRole, epoch: m.epoch, full: m.wholeCopyPending };
+  }
+
   /** Role, epoch or the whole-copy flag may have changed. */
   metaHeader(): void {
-    const m = this.machine;
-    const p = this.meta?.header({ role: m.role, naturalRole: m.naturalRole, epoch: m.epoch, full: m.wholeCopyPending });
+    const p = this.meta?.header(this.headerNow());
     if (p) p.catch((e) => this.metaFailed(e));
   }
 
