@@ -55,7 +55,7 @@ interface Slab {
   /** Its index in `slabs`. */
   k: number;
   buf: Buffer;
-  /** Chunks of this slab in `chunks`, plus retired slots (detach) not yet given back. */
+  /** Slots in use: memory handed out (slabChunk) whose last holder (a chunk, a shared record, a detached view) has not let go. */
   live: number;
   /** Slots written before (zeroed again when reused). */
   used: Uint8Array;
