@@ -19,6 +19,10 @@
  *   12 crc      u32     CRC32C of header bytes 0..11 and the payload (LSB first, as iSCSI digests)
  *
  * Payload integers are big-endian; strings are u16 length + UTF-8.
+ *
+ * A heartbeat may end with a list of groups to forget (u16 count + names): groups this array
+ * removed from both arrays (removegroup), whose record the witness may drop. The list is written
+ * only when it is not empty, so a heartbeat without it is byte for byte what it was before.
  */
 import { crc32c, readDigest } from '../iscsi/digest.ts';
 import { GROUP_SYNC_STATUS } from './link.ts';
@@ -68,7 +72,7 @@ export interface GroupVerdict {
 }
 
 export type WitnessMessage =
-  | { type: 'heartbeat'; array: string; nonce: bigint; groups: GroupReport[] }
+  | { type: 'heartbeat'; array: string; nonce: bigint; groups: GroupReport[]; forget?: string[] }
   | { type: 'verdict'; nonce: bigint; witness: string; groups: GroupVerdict[] }
   | { type: 'error'; message: string };
 
@@ -124,6 +128,10 @@ export function encodeWitness(m: WitnessMessage): Buffer {
         const flags = (g.link ? 1 : 0) | (g.syncedAtLoss ? 2 : 0) | (g.failover ? 4 : 0);
         o.str(g.group).u8(g.role === 'primary' ? 1 : 2).u8(GROUP_SYNC_STATUS.indexOf(g.status)).u8(flags).u32(g.epoch);
       }
+      if (m.forget?.length) {
+        o.u16(m.forget.length);
+        for (const f of m.forget) o.str(f);
+      }
       return o.done(WitnessType.Heartbeat);
     case 'verdict':
       o.u64(m.nonce).str(m.witness).u16(m.groups.length);
@@ -169,6 +177,13 @@ export function decodeWitnessPayload(type: number, p: Buffer): WitnessMessage {
         groups.push({ group, role: r === 1 ? 'primary' : 'secondary', status, link: !!(f & 1), syncedAtLoss: !!(f & 2), failover: !!(f & 4), epoch });
       }
       m = { type: 'heartbeat', array, nonce, groups };
+      if (i.o < p.length) {
+        const k = i.u16();
+        if (k === 0) throw new WitnessProtocolError('bad-payload', 'an empty list of groups to forget (it is left out instead)');
+        const forget: string[] = [];
+        for (let f = 0; f < k; f++) forget.push(i.str());
+        m.forget = forget;
+      }
       break;
     }
     case WitnessType.Verdict: {

@@ -169,6 +169,9 @@ export function removeGroup(rc: RemoteCopy, g: ReplicationGroup, o: { force?: bo
       dismissed = await removeHere(rc, g);
     });
     await rc.saveRuntime();
+    // Gone from both arrays: the witness may drop its record (owner, epoch), so a group made again
+    // under the name starts as a new one. Not after removegroup -local: the other array still has it.
+    rc.witness?.forget(g.cfg.name);
     rc.log.info({ group: g.cfg.name, dismissed }, 'Remote Copy group removed (removegroup)');
     return { name: g.cfg.name, dismissed };
   });

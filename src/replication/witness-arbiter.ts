@@ -49,7 +49,9 @@ interface GroupRecord { owner: string; epoch: number; members: Map<string, Membe
 /** Something the shell logs and shows (witness status). */
 export type ArbiterEvent =
   | { kind: 'owner'; group: string; owner: string; epoch: number; reason: string }
-  | { kind: 'denied'; group: string; array: string; reason: string };
+  | { kind: 'denied'; group: string; array: string; reason: string }
+  | { kind: 'forgotten'; group: string; array: string }
+  | { kind: 'forget-refused'; group: string; array: string; reason: string };
 
 export const DEFAULT_FAIL_TIMEOUT_MS = 2500;
 
@@ -79,10 +81,23 @@ export class WitnessArbiter {
     for (const r of records) this.groups.set(r.group, { owner: r.owner, epoch: r.epoch, members: new Map() });
   }
 
-  /** One heartbeat from `array` at `now`: record it, decide, and answer each group. */
-  heartbeat(array: string, reports: readonly GroupReport[], now: number): { verdicts: GroupVerdict[]; events: ArbiterEvent[] } {
+  /**
+   * One heartbeat from `array` at `now`: record it, decide, and answer each group. `forget`: groups
+   * `array` removed from both arrays (removegroup); each record goes if `array` is its owner (or
+   * it has none), so a group made again under the name starts as a new one. Not otherwise: a
+   * record the other array may still act on stays (removegroup -local never asks).
+   */
+  heartbeat(array: string, reports: readonly GroupReport[], now: number, forget: readonly string[] = []): { verdicts: GroupVerdict[]; events: ArbiterEvent[] } {
     const events: ArbiterEvent[] = [];
     const verdicts = reports.map((r) => this.one(array, r, now, events));
+    for (const group of forget) {
+      const g = this.groups.get(group);
+      if (!g) continue;
+      if (g.owner && g.owner !== array) { events.push({ kind: 'forget-refused', group, array, reason: `${g.owner} owns it` }); continue; }
+      this.groups.delete(group);
+      for (const k of [...this.lastDenied.keys()]) if (k.startsWith(`${group}\0`)) this.lastDenied.delete(k);
+      events.push({ kind: 'forgotten', group, array });
+    }
     return { verdicts, events };
   }
 

@@ -12,6 +12,8 @@ import type { GroupReport, GroupVerdict } from '../../protocol/replication/witne
 
 export const WITNESS_HEARTBEAT_MS = 250;
 const REDIAL_MS = 300;
+/** Heartbeats that carry one group to forget before the array gives up on it. */
+const FORGET_TRIES = 5;
 
 /** What the client needs of the groups (RemoteCopy gives it). */
 export interface WitnessGroups {
@@ -36,6 +38,10 @@ export class WitnessClient {
   private closed = false;
   private nonce = 0n;
   private readonly sent = new Map<bigint, number>();
+  /** Groups removed from both arrays, for the witness to forget: sent with each heartbeat until one is answered (forget()). */
+  private readonly forgetting = new Map<string, number>();
+  /** The names each unanswered heartbeat carried. */
+  private readonly forgetSent = new Map<bigint, string[]>();
   private witnessName: string | null = null;
   private lastVerdictAt = 0;
   private counts = { heartbeats: 0, verdicts: 0 };
@@ -68,6 +74,9 @@ export class WitnessClient {
       const sentAt = this.sent.get(m.nonce);
       if (sentAt === undefined) return; // an answer to a heartbeat from before a reconnect
       this.sent.delete(m.nonce);
+      // Answered: the witness has acted on the names it carried (forgotten, or kept and logged why).
+      for (const g of this.forgetSent.get(m.nonce) ?? []) this.forgetting.delete(g);
+      this.forgetSent.delete(m.nonce);
       // Older unanswered heartbeats will not be answered on this connection (answers come in order).
       for (const n of this.sent.keys()) if (n < m.nonce) this.sent.delete(n);
       const now = Date.now();
@@ -80,6 +89,7 @@ export class WitnessClient {
       if (this.socket === s) this.socket = null;
       if (this.timer) { clearInterval(this.timer); this.timer = null; }
       this.sent.clear();
+      this.forgetSent.clear();
       if (!this.closed) {
         if (this.lastVerdictAt) this.log.warn({ witness: this.addr() }, 'lost touch with the quorum witness');
         this.redial();
@@ -99,7 +109,27 @@ export class WitnessClient {
     const nonce = ++this.nonce;
     this.sent.set(nonce, Date.now());
     this.counts.heartbeats++;
-    s.write(encodeWitness({ type: 'heartbeat', array: this.array, nonce, groups: this.groups.reports() }));
+    let forget: string[] | undefined;
+    if (this.forgetting.size) {
+      forget = [];
+      // A witness of an older build refuses the list and closes the connection: a few tries, then the record stays.
+      for (const [g, tries] of this.forgetting) {
+        if (tries >= FORGET_TRIES) { this.forgetting.delete(g); this.log.warn({ group: g }, 'the witness did not take the group to forget; its record stays'); continue; }
+        this.forgetting.set(g, tries + 1);
+        forget.push(g);
+      }
+      this.forgetSent.set(nonce, forget);
+    }
+    s.write(encodeWitness({ type: 'heartbeat', array: this.array, nonce, groups: this.groups.reports(), forget }));
+  }
+
+  /**
+   * `group` was removed from both arrays (removegroup): ask the witness to forget its record, so a
+   * group made again under the name starts with no owner and epoch 0, as a new one does. The
+   * witness does so only if this array owns the group on record (witness-arbiter.ts).
+   */
+  forget(group: string): void {
+    this.forgetting.set(group, 0);
   }
 
   /** Fault injection: drop the witness connection and stay away until restored. */

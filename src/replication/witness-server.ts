@@ -95,11 +95,11 @@ export class WitnessServer {
         this.o.log.info({ array: m.array, groups: m.groups.map((g) => g.group) }, 'array in touch with the witness');
         array = m.array;
       }
-      const { verdicts, events } = this.arbiter.heartbeat(m.array, m.groups, Date.now());
+      const { verdicts, events } = this.arbiter.heartbeat(m.array, m.groups, Date.now(), m.forget);
       for (const e of events) this.logEvent(e);
       const frame = encodeWitness({ type: 'verdict', nonce: m.nonce, witness: this.name, groups: verdicts });
       if (!this.state) { s.write(frame); return; }
-      const stored = events.some((e) => e.kind === 'owner') ? this.state.save() : this.state.written();
+      const stored = events.some((e) => e.kind === 'owner' || e.kind === 'forgotten') ? this.state.save() : this.state.written();
       stored.catch(() => {}); // handled below, in this connection's order
       sending = sending.then(() => stored).then(() => { if (!s.destroyed) s.write(frame); }, (e) => this.stateFailed(e, s));
     }));
@@ -114,7 +114,9 @@ export class WitnessServer {
 
   private logEvent(e: ArbiterEvent): void {
     if (e.kind === 'owner') this.o.log.warn({ group: e.group, owner: e.owner, epoch: e.epoch, reason: e.reason }, 'group owner');
-    else this.o.log.info({ group: e.group, array: e.array, reason: e.reason }, 'failover not granted');
+    else if (e.kind === 'denied') this.o.log.info({ group: e.group, array: e.array, reason: e.reason }, 'failover not granted');
+    else if (e.kind === 'forgotten') this.o.log.warn({ group: e.group, array: e.array }, 'group record forgotten (removegroup)');
+    else this.o.log.warn({ group: e.group, array: e.array, reason: e.reason }, 'group record kept: only its owner may have it forgotten');
   }
 
   status(): ReturnType<WitnessArbiter['status']> & { name: string; listen: string; state: { file: string | null; load: string; writes: number } } {

@@ -258,7 +258,8 @@ async function witnessPair(tag: string, id: string) {
  * A group made at runtime fails over like one of the YAML: the arrays in this process (peers:
  * sections only), the witness as its own process; the group is defined with the functions the
  * admin routes call, started, and the primary array is stopped. And removed from the primary alone
- * (removegroup -local, the link cut): the witness keeps refusing the secondary a failover.
+ * (removegroup -local, the link cut): the witness keeps refusing the secondary a failover. And
+ * removed from both (removegroup): the witness forgets its record.
  */
 describe('a group made at runtime, with the quorum witness', () => {
   it('the witness grants the secondary a failover when the primary array fails, and it serves the data', async () => {
@@ -295,5 +296,23 @@ describe('a group made at runtime, with the quorum witness', () => {
     expect(gb.role).toBe('secondary');
     expect(gb.machine.serving).toBe(false);
     expect(witness.log()).not.toMatch(/failover granted/);
+    // -local does not ask the witness to forget the group: its record is what refuses B.
+    expect(witness.log()).not.toMatch(/group record forgotten/);
+  }, 60_000);
+
+  it('removegroup on both arrays has the witness forget the group\'s record; made again, the group starts new', async () => {
+    const { witness, a, ga, gb } = await witnessPair('f', '12');
+    expect(ga.operator({ kind: 'operator', command: { verb: 'stop' } })).toBeNull();
+    await until(async () => gb.machine.status === 'Stopped', 'rcgf Stopped on B');
+    await removeGroup(a.rcopy!, ga, { force: true });
+    await until(async () => /"group":"rcgf","array":"site-a","msg":"group record forgotten \(removegroup\)"/.test(witness.log()), `the witness forgetting rcgf; witness: ${witness.log().split('\n').slice(-2).join(' | ')}`);
+    expect(witness.log()).not.toMatch(/group record kept/);
+    // Made again under the name: a new group, owned by its primary at epoch 0.
+    const again = await createGroup(a.rcopy!, { name: 'rcgf', peer: 'site-b' });
+    await admitVolume(a.rcopy!, again, { volume: { lun: 0 }, peer: 'site-b', secondaryVolume: { lun: 0 } });
+    await until(async () => again.machine.link === 'up', 'the link up after admitvv');
+    expect(again.operator({ kind: 'operator', command: { verb: 'start' } })).toBeNull();
+    await until(async () => again.machine.status === 'Synced' && again.machine.snapshot().witness?.owner === 'site-a', 'rcgf again Synced, owned by site-a');
+    expect(again.machine.snapshot().witness).toMatchObject({ owner: 'site-a', epoch: 0 });
   }, 60_000);
 });

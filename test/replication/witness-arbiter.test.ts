@@ -42,6 +42,27 @@ describe('witness arbiter', () => {
     expect(w.heartbeat('B', [S_ASKS], 20_250).events).toEqual([]);
   });
 
+  it('forget: the owner has a removed group\'s record dropped (a group made again under the name starts new); anyone else is refused', () => {
+    const w = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
+    w.heartbeat('A', [P], 1000);
+    w.heartbeat('B', [report({ role: 'secondary' })], 1000);
+    // A failover: B owns the group at epoch 1.
+    w.heartbeat('B', [S_ASKS], 4000);
+    expect(w.records()).toEqual([{ group: 'rcg', owner: 'B', epoch: 1 }]);
+    // A (not the owner) asks: refused, the record stays.
+    const refused = w.heartbeat('A', [], 4100, ['rcg']);
+    expect(refused.events).toEqual([{ kind: 'forget-refused', group: 'rcg', array: 'A', reason: 'B owns it' }]);
+    expect(w.records()).toHaveLength(1);
+    // B, the owner, after removegroup on both arrays: forgotten; a name never heard of: nothing.
+    const done = w.heartbeat('B', [], 4200, ['rcg', 'nope']);
+    expect(done.events).toEqual([{ kind: 'forgotten', group: 'rcg', array: 'B' }]);
+    expect(w.records()).toEqual([]);
+    expect(w.status(4200).groups).toEqual([]);
+    // Made again with A primary: A owns it at epoch 0, as a new group (before, B at epoch 1 would
+    // have stayed owner until the pair was Synced).
+    expect(w.heartbeat('A', [report({ status: 'Syncing' })], 4300).verdicts[0]).toMatchObject({ owner: 'A', epoch: 0 });
+  });
+
   it('array failure: granted once the primary has been silent for the fail timeout, and only then; epoch + 1', () => {
     const w = new WitnessArbiter({ startedAt: -10_000, failTimeoutMs: 2500 });
     w.heartbeat('A', [P], 1000);

@@ -35,6 +35,12 @@ const VECTORS: { name: string; m: WitnessMessage; bytes: Buffer }[] = [
       ['str', 'rcg2'], ['u8', 1], ['u8', 3], ['u8', 0], ['u32', 0x01020304])),
   },
   {
+    name: 'heartbeat from site-a with groups to forget (removed from both arrays): no group reported, two named after',
+    m: { type: 'heartbeat', array: 'site-a', nonce: 8n, groups: [], forget: ['rcg1', 'rcg9'] },
+    //                      array             nonce        0 groups      2 to forget   names
+    bytes: wframe(1, fields(['str', 'site-a'], ['u64', 8n], ['u16', 0], ['u16', 2], ['str', 'rcg1'], ['str', 'rcg9'])),
+  },
+  {
     name: 'verdict: owner site-b epoch 4 granted, peer site-a lost (its link was up), recorded Stopped',
     m: { type: 'verdict', nonce: 9n, witness: 'w1', groups: [{ group: 'rcg1', owner: 'site-b', epoch: 4, peer: 'site-a', peerSight: 'lost', peerLink: true, recorded: 'Stopped', granted: true }] },
     //                 nonce        witness       1 group       name            owner             epoch       peer              lost=2     Stopped=0  flags peerLink|granted
@@ -92,6 +98,11 @@ describe('witness protocol refusals', () => {
     expect(err(wframe(1, fields(['str', 'a'], ['u64', 1n], ['u16', 1], ['str', 'g'], ['u8', 1], ['u8', 2], ['u8', 8], ['u32', 0])))).toBe('bad-payload');
     expect(err(wframe(1, fields(['str', 'a'], ['u64', 1n], ['u16', 1], ['str', 'g'], ['u8', 3], ['u8', 2], ['u8', 0], ['u32', 0])))).toBe('bad-payload');
     expect(err(wframe(1, fields(['str', 'a'], ['u64', 1n], ['u16', 2], ['str', 'g'], ['u8', 1], ['u8', 2], ['u8', 0], ['u32', 0])))).toBe('bad-payload');
+    // After the groups: a list to forget, never empty (it is left out), never cut short.
+    expect(err(wframe(1, fields(['str', 'a'], ['u64', 1n], ['u16', 0], ['u16', 0])))).toBe('bad-payload');
+    expect(err(wframe(1, fields(['str', 'a'], ['u64', 1n], ['u16', 0], ['u8', 1])))).toBe('bad-payload');
+    expect(err(wframe(1, fields(['str', 'a'], ['u64', 1n], ['u16', 0], ['u16', 2], ['str', 'g'])))).toBe('bad-payload');
+    expect(err(wframe(1, fields(['str', 'a'], ['u64', 1n], ['u16', 0], ['u16', 1], ['str', 'g'], ['u8', 0])))).toBe('bad-payload');
   });
   it('after an error the framer stays failed', () => {
     const f = new WitnessFramer();
