@@ -147,6 +147,9 @@ export const WITNESS_COMMAND: CommandModule<object, WitnessArgs> = {
     if (a.failTimeoutMs !== undefined && !(Number.isFinite(a.failTimeoutMs) && a.failTimeoutMs >= 500)) throw new Error('--fail-timeout-ms must be a number of ms, at least 500');
     const log = createLogger(a.logLevel).child({ component: 'witness' });
     const w = new WitnessServer({ host: at.host, port: at.port, name: a.name, failTimeoutMs: a.failTimeoutMs, stateFile: a.state, log });
+    if (!a.state) {
+      log.warn('no --state: owners and epochs live in memory only; if this witness restarts while an array it failed a group over from is the only one reporting the primary role, it can name that array owner again after its grace (README "The witness\'s state file")');
+    }
     const addr = await w.start();
     process.stdout.write(`witness listening on ${addr.host}:${addr.port}\n`);
     let stopping = false;

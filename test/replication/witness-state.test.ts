@@ -145,6 +145,16 @@ describe('witness state: a restarted witness keeps owners and epochs', () => {
       expect(await beatUntil(b, OLD_PRIMARY, (v) => v.owner === 'B', 1500)).toMatchObject({ owner: 'A' });
       b.close();
       expect(w2.log()).toMatch(/"load":"1 group\(s\) restored"/);
+      expect(w2.log()).not.toMatch(/no --state/);
     } finally { await w2.stop(); }
+  });
+
+  it('process: `arraysim witness` without --state says at start what that risks', { timeout: 60_000 }, async () => {
+    const w = await startWitness('127.0.3.1:0');
+    try {
+      const said = /"level":40,.*"msg":"no --state: owners and epochs live in memory only; if this witness restarts/;
+      for (let i = 0; i < 100 && !said.test(w.log()); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(w.log()).toMatch(said);
+    } finally { await w.stop(); }
   });
 });
