@@ -22,6 +22,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
 COPY bin/arraysim.js bin/
 COPY examples/ examples/
 COPY --from=build /src/dist/ dist/
+# The witness's state file lives here (docker-compose.yml mounts a named volume, which takes this owner).
+RUN mkdir -p /var/lib/arraysim && chown node:node /var/lib/arraysim
 USER node
 ENTRYPOINT ["node", "/app/bin/arraysim.js"]
 CMD ["--help"]

@@ -62,6 +62,11 @@ function arrayService(command: string[], addresses: string[], extra: Record<stri
   };
 }
 
+/** Where the witness container keeps its state file: a named volume, made writable for the image's user (Dockerfile). */
+const WITNESS_STATE_DIR = '/var/lib/arraysim';
+/** The witness container's --state, as `lab up` gives its witness one in the lab's folder. */
+export const COMPOSE_WITNESS_STATE = `${WITNESS_STATE_DIR}/witness-state.json`;
+
 export function composeDocument(plan = composePlan()): Record<string, unknown> {
   const configIn = (name: SiteName) => `${CONFIG_DIR}/${name}.yaml`;
   const siteService = (name: SiteName) => {
@@ -73,7 +78,10 @@ export function composeDocument(plan = composePlan()): Record<string, unknown> {
   };
   return {
     services: {
-      witness: arrayService(witnessArgs(plan.witness!), [plan.witness!.host]),
+      // Owners and epochs survive the witness container's restarts (README "The witness's state file").
+      witness: arrayService(witnessArgs(plan.witness!, COMPOSE_WITNESS_STATE), [plan.witness!.host], {
+        volumes: [`witness-state:${WITNESS_STATE_DIR}`],
+      }),
       'site-a': siteService('site-a'),
       'site-b': siteService('site-b'),
       initiator: {
@@ -87,6 +95,7 @@ export function composeDocument(plan = composePlan()): Record<string, unknown> {
       },
     },
     networks: Object.fromEntries((Object.keys(NET) as Net[]).map((n) => [n, { internal: true, ipam: { config: [{ subnet: `${NET[n]}.0/24` }] } }])),
+    volumes: { 'witness-state': {} },
   };
 }
 

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { configFromFile } from '../../src/config.ts';
-import { composeFiles, composePlan, CONFIG_DIR, TOKEN_VAR } from '../../src/lab/compose.ts';
+import { COMPOSE_WITNESS_STATE, composeFiles, composePlan, CONFIG_DIR, TOKEN_VAR } from '../../src/lab/compose.ts';
 import { siteArgs, siteConfig, witnessArgs } from '../../src/lab/topology.ts';
 import type { LabPlan } from '../../src/lab/topology.ts';
 
@@ -44,7 +44,7 @@ function commandProblems(doc: any, plan: LabPlan): string[] {
     if (svc.build?.target !== 'array') continue;
     const cmd: string[] = svc.command;
     if (name === 'witness') {
-      if (JSON.stringify(cmd) !== JSON.stringify(witnessArgs(plan.witness!))) problems.push(`witness: ${JSON.stringify(cmd)} is not lab up's witness command`);
+      if (JSON.stringify(cmd) !== JSON.stringify(witnessArgs(plan.witness!, COMPOSE_WITNESS_STATE))) problems.push(`witness: ${JSON.stringify(cmd)} is not lab up's witness command`);
       continue;
     }
     const s = plan.sites.find((x) => x.name === name);
