@@ -195,7 +195,7 @@ async function removeLocally(rc: RemoteCopy, g: ReplicationGroup, force: boolean
     throw new AdminError(409, `removegroup -local removes a group whose other array is gone, and group ${name}'s replication link is up: removegroup without -local removes it from both arrays`, 'local', 'body');
   }
   if (g.role === 'primary') {
-    stoppedOrRefuse(g, 'a group is removed when stopped');
+    // Not serving first: stopgroup would not help a primary in Failsafe, and the reason is the news.
     const m = g.machine;
     if (!m.serving) {
       const why = m.status === 'Failsafe' ? 'Failsafe: it reaches neither the other array nor the witness'
@@ -204,6 +204,7 @@ async function removeLocally(rc: RemoteCopy, g: ReplicationGroup, force: boolean
             : `the witness has not left it to write alone: owner on record ${m.owner || 'none'}`;
       throw new AdminError(409, `group ${name}: this array (primary) does not serve it alone now (${why}), so the other array may have taken it over; removed here, its volumes would serve unreplicated beside it`, 'local', 'body');
     }
+    stoppedOrRefuse(g, 'a group is removed when stopped');
   }
   hasNoVolumesOrForced(g, force);
   let dismissed: Removed['dismissed'] = [];

@@ -332,8 +332,6 @@ describe('dismissvv and removegroup (two arrays over TCP)', () => {
     await ok('/v1/rcopy/groups/rcgl/start');
     await until(async () => (await groupOn('a', 'rcgl')).status === 'Synced', 'rcgl Synced', 20_000);
     expect((await lunOn('b', T5, 0)).naa).toBe('502a7510000d0a05');
-    await ok('/v1/rcopy/groups/rcgl/stop');
-    await until(async () => (await groupOn('b', 'rcgl')).status === 'Stopped', 'rcgl Stopped on B', 20_000);
     // While the other array answers: refused on both, naming the field.
     for (const s of ['a', 'b'] as const) {
       const r = await api(s, 'POST', '/v1/rcopy/groups/rcgl/remove', { force: true, local: true });
@@ -345,6 +343,13 @@ describe('dismissvv and removegroup (two arrays over TCP)', () => {
     // The link goes (A's side cut: B loses it too).
     expect((await api('a', 'POST', '/v1/rcopy/link', { action: 'cut' })).status).toBe(200);
     await until(async () => (await groupOn('a', 'rcgl')).link === 'down' && (await groupOn('b', 'rcgl')).link === 'down', 'the link down on both', 20_000);
+    // A serves alone, still started: stopgroup first.
+    await until(async () => (await groupOn('a', 'rcgl')).serving === true, 'A serving alone', 20_000);
+    const started = await api('a', 'POST', '/v1/rcopy/groups/rcgl/remove', { force: true, local: true });
+    expect(started.status).toBe(409);
+    expect(started.body.error).toMatch(/stopgroup first/);
+    await ok('/v1/rcopy/groups/rcgl/stop');
+    await until(async () => (await groupOn('b', 'rcgl')).status === 'Stopped', 'rcgl Stopped on B', 20_000);
     // removegroup without -local needs the other array.
     const both = await api('a', 'POST', '/v1/rcopy/groups/rcgl/remove', { force: true });
     expect(both.status).toBeGreaterThanOrEqual(500);
